@@ -1,0 +1,310 @@
+"""The storage contract every kleio backend implements.
+
+A store holds three things:
+
+* **trials**: one JSON-compatible document per trial (see :data:`TRIAL_FIELDS`), created once.
+  Its identity fields never change; a few *cached* fields (``status``, ``heartbeat_at``,
+  ``runner``, ``started_at``, ``ended_at``, ``exit_code``) are updated so that listing and
+  filtering are served by the database instead of replaying the journal.
+* **events**: the append-only journal. Every event has a per-trial integer ``seq`` and the key
+  ``(trial_id, seq)`` is unique. Kinds are listed in :data:`EVENT_KINDS`.
+* **blobs**: content-addressed bytes (sha256 hex digest), stored once whatever the number of
+  trials and artifacts that refer to them.
+
+Sequence numbers are composite: ``seq = (execution << 32) | counter``. Execution 0 holds the
+``new`` status written at creation; each reservation opens the next execution by appending its
+first event at ``execution << 32``. Racing reservations compute the same key, so exactly one
+insert wins (see :mod:`kleio.reservation`); events spooled by a dead runner keep their own
+execution number and can be replayed later without colliding with its successor.
+
+Backends implement the abstract primitives; the helpers at the bottom of :class:`Store` are
+built on them and shared by every backend.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+SCHEMA_VERSION = 1
+
+EXECUTION_SHIFT = 32
+
+EVENT_KINDS = ("status", "stdout", "stderr", "statistic", "artifact")
+
+STATUSES = (
+    "new",
+    "reserved",
+    "running",
+    "completed",
+    "broken",
+    "interrupted",
+    "suspended",
+    "failover",
+)
+
+#: Trial document fields that can change after creation (a cache of the journal).
+MUTABLE_FIELDS = frozenset(
+    {"status", "status_at", "heartbeat_at", "runner", "started_at", "ended_at", "exit_code",
+     "tags"}
+)
+
+#: Fields ``find_trials`` can sort on (prefix with ``-`` for descending).
+SORTABLE_FIELDS = ("created_at", "started_at", "ended_at", "status", "id", "heartbeat_at")
+
+#: A new event as handed to a store: (seq, kind, time, data as JSON text).
+NewEvent = tuple[int, str, float, str]
+
+
+def execution_of(seq: int) -> int:
+    """Return the execution number encoded in a sequence number."""
+    return seq >> EXECUTION_SHIFT
+
+
+def first_seq(execution: int) -> int:
+    """Return the sequence number of the first event of ``execution``."""
+    return execution << EXECUTION_SHIFT
+
+
+@dataclass(frozen=True)
+class Event:
+    """One journal event as read back from a store."""
+
+    trial_id: str
+    seq: int
+    kind: str
+    time: float
+    data: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "trial_id": self.trial_id,
+            "seq": self.seq,
+            "kind": self.kind,
+            "time": self.time,
+            "data": self.data,
+        }
+
+
+def encode(data: dict[str, Any]) -> str:
+    """Encode event data the way every backend expects it (compact JSON text).
+
+    ``ensure_ascii`` keeps undecodable output bytes (kept as lone surrogates) representable.
+    """
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=True)
+
+
+class Store(abc.ABC):
+    """Abstract journal. All methods are keyword-only after ``self``.
+
+    A store instance is used by one thread at a time; open one per thread or process.
+    """
+
+    #: The URI the store was opened with, password masked.
+    uri: str = ""
+
+    # -- trials ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_trial(self, *, doc: dict[str, Any]) -> bool:
+        """Insert a trial document; return False if a trial with ``doc["id"]`` exists.
+
+        The existing document is left untouched in that case.
+        """
+
+    @abc.abstractmethod
+    def get_trial(self, *, trial_id: str) -> dict[str, Any] | None:
+        """Return the trial document with exactly this id, or None."""
+
+    @abc.abstractmethod
+    def update_trial(self, *, trial_id: str, fields: dict[str, Any]) -> None:
+        """Set cached fields (a subset of :data:`MUTABLE_FIELDS`) of a trial."""
+
+    @abc.abstractmethod
+    def find_trials(
+        self,
+        *,
+        id_prefix: str | None = None,
+        statuses: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        parent_id: str | None = None,
+        sort: str = "-created_at",
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return trial documents matching every given filter, sorted and limited.
+
+        Args:
+            id_prefix: keep trials whose id starts with this.
+            statuses: keep trials whose cached status is one of these.
+            tags: keep trials carrying every one of these tags.
+            parent_id: keep the direct branches of this trial.
+            sort: a field of :data:`SORTABLE_FIELDS`, ``-`` prefixed for descending.
+            limit: at most this many documents.
+        """
+
+    # -- events ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def try_append(
+        self, *, trial_id: str, event: NewEvent, fields: dict[str, Any] | None = None
+    ) -> bool:
+        """Append one event unless its key exists: the compare-and-append of reservations.
+
+        Returns True if this call inserted the event (and then applied ``fields`` to the
+        trial document like :meth:`update_trial`), False if ``(trial_id, seq)`` was taken.
+        """
+
+    @abc.abstractmethod
+    def append_events(self, *, trial_id: str, events: Sequence[NewEvent]) -> int:
+        """Append a batch of events; keys that already exist are skipped, never doubled.
+
+        Returns the number of events actually inserted. Replaying a batch is therefore safe.
+        """
+
+    @abc.abstractmethod
+    def read_events(
+        self,
+        *,
+        trial_id: str,
+        kinds: Sequence[str] | None = None,
+        after: int | None = None,
+        upto: int | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> list[Event]:
+        """Return the events of one trial (not its ancestors) in ``seq`` order.
+
+        Args:
+            kinds: only these kinds.
+            after: only ``seq > after``.
+            upto: only ``seq <= upto``.
+            limit: at most this many events (the first ones, or the last ones if reverse).
+            reverse: newest first.
+        """
+
+    @abc.abstractmethod
+    def count_events(self, *, trial_id: str, kind: str, upto: int | None = None) -> int:
+        """Count the events of one kind of one trial (not its ancestors)."""
+
+    @abc.abstractmethod
+    def last_seq(self, *, trial_id: str) -> int | None:
+        """Return the highest ``seq`` of a trial's own events, or None if it has none."""
+
+    # -- blobs ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def put_blob(self, *, fileobj: IO[bytes]) -> tuple[str, int]:
+        """Store the bytes read from ``fileobj``; return (sha256 hex digest, size).
+
+        Identical content is stored once.
+        """
+
+    @abc.abstractmethod
+    def open_blob(self, *, sha256: str) -> IO[bytes]:
+        """Open stored bytes for reading. Raises KeyError if unknown."""
+
+    @abc.abstractmethod
+    def has_blob(self, *, sha256: str) -> bool:
+        """Tell whether bytes with this digest are stored."""
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections and files."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- helpers built on the primitives ---------------------------------------------------
+
+    def lineage(self, *, trial_id: str) -> list[tuple[dict[str, Any], int | None]]:
+        """Return ``[(trial_doc, upto), ...]`` from the oldest ancestor to this trial.
+
+        ``upto`` is the cut inherited from the child (None for the trial itself): reading a
+        lineage yields each ancestor's events up to the cut of the branch below it.
+        """
+        chain: list[tuple[dict[str, Any], int | None]] = []
+        upto: int | None = None
+        current: str | None = trial_id
+        seen: set[str] = set()
+        while current is not None and current not in seen:
+            seen.add(current)
+            doc = self.get_trial(trial_id=current)
+            if doc is None:
+                break
+            chain.append((doc, upto))
+            parent = doc.get("parent") or None
+            if parent:
+                current = parent["id"]
+                # Sequence numbers are per trial: the cut applies to the parent only.
+                upto = parent.get("cut")
+            else:
+                current = None
+        chain.reverse()
+        return chain
+
+    def iter_lineage_events(
+        self,
+        *,
+        trial_id: str,
+        kinds: Sequence[str] | None = None,
+        batch: int = 5000,
+    ) -> Iterator[Event]:
+        """Yield the events of a trial's whole lineage: ancestors up to their cut, then its own.
+
+        Events are read in batches so memory stays bounded whatever the journal's size.
+        """
+        for doc, upto in self.lineage(trial_id=trial_id):
+            after: int | None = None
+            while True:
+                events = self.read_events(
+                    trial_id=doc["id"], kinds=kinds, after=after, upto=upto, limit=batch
+                )
+                yield from events
+                if len(events) < batch:
+                    break
+                after = events[-1].seq
+
+    def tail_lineage_events(
+        self, *, trial_id: str, kinds: Sequence[str], count: int
+    ) -> list[Event]:
+        """Return the last ``count`` events of the given kinds over a trial's lineage."""
+        result: list[Event] = []
+        for doc, upto in reversed(self.lineage(trial_id=trial_id)):
+            need = count - len(result)
+            if need <= 0:
+                break
+            events = self.read_events(
+                trial_id=doc["id"], kinds=kinds, upto=upto, limit=need, reverse=True
+            )
+            result.extend(events)
+        result.reverse()
+        return result[-count:] if count else []
+
+    def last_status(self, *, trial_id: str) -> Event | None:
+        """Return the newest status event of a trial (its own, not its ancestors')."""
+        events = self.read_events(trial_id=trial_id, kinds=("status",), limit=1, reverse=True)
+        return events[0] if events else None
+
+    def resolve_id(self, *, prefix: str) -> list[str]:
+        """Return the ids of the trials whose id starts with ``prefix`` (at most 10)."""
+        return [doc["id"] for doc in self.find_trials(id_prefix=prefix, sort="id", limit=10)]
+
+
+def iter_chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Split an iterable in lists of at most ``size`` items."""
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

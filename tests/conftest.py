@@ -1,0 +1,75 @@
+"""Shared fixtures: every test runs with its own HOME, XDG directories and no KLEIO_* leak."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """Isolate HOME, XDG dirs and every KLEIO_* variable in ``tmp_path``."""
+    for name in list(os.environ):
+        if name.startswith("KLEIO_") and name != "KLEIO_TEST_MONGODB_URI":
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    (tmp_path / "run").mkdir()
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "kleio test")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "test@kleio.invalid")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "kleio test")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "test@kleio.invalid")
+    return home
+
+
+def git(cwd, *args):
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
+
+
+@pytest.fixture
+def git_repo(tmp_path, monkeypatch):
+    """A clean git repository with one commit holding ``train.py``; cwd is set to it."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "remote", "add", "origin", "https://example.invalid/team/project.git")
+    (repo / "train.py").write_text(
+        "import sys\nprint('args', sys.argv[1:])\n", encoding="utf-8"
+    )
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-q", "-m", "initial")
+    monkeypatch.chdir(repo)
+    return repo
+
+
+@pytest.fixture
+def db_uri(tmp_path, monkeypatch):
+    """An SQLite journal in tmp_path, exported as KLEIO_DB for subprocesses."""
+    uri = "sqlite://" + str(tmp_path / "journal" / "kleio.db")
+    monkeypatch.setenv("KLEIO_DB", uri)
+    return uri
+
+
+def run_kleio(*args, cwd=None, env=None, timeout=60, input=None):
+    """Run the real ``kleio`` entry point as a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "kleio", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+    )
