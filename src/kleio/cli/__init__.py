@@ -1,0 +1,125 @@
+"""The ``kleio`` command line: the only place that parses arguments and prints errors.
+
+``kleio CMD ...`` means ``kleio run CMD ...`` unless ``CMD`` is a subcommand; use
+``kleio run -- CMD ...`` when a program's name collides with one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from kleio import __version__
+from kleio.errors import EXIT_INTERNAL, EXIT_USAGE, KleioError, UsageError
+
+#: subcommand -> module under kleio.cli (imported only when used, for start-up speed).
+COMMANDS: dict[str, str] = {
+    "run": "run",
+    "ls": "ls",
+    "list": "ls",
+    "info": "info",
+    "cat": "cat",
+    "tail": "tail",
+    "config": "config_cmd",
+    "sync": "sync",
+}
+
+GLOBAL_HELP = f"""usage: kleio [--db URI] [--debug] COMMAND [ARGS...]
+       kleio [--db URI] PROGRAM [ARGS...]      (same as: kleio run PROGRAM ARGS...)
+
+kleio {__version__}: run any command as a reproducible, searchable trial.
+
+commands:
+  run       run a command as a trial, or resume a trial by id
+  ls        list trials (alias: list)
+  info      show a trial's command, status history, code, environment and host
+  cat       print a trial's journalled output or statistics
+  tail      print the last lines of a trial's output; -f follows it
+  config    show every setting, its value and where it came from
+  sync      replay events a dead runner left in the local spool
+
+global options:
+  --db URI   journal to use (sqlite://PATH, mongodb://..., mongodb+srv://...)
+  --debug    show tracebacks of errors (also KLEIO_DEBUG=1)
+  --version  print kleio's version
+  -h, --help show this help; 'kleio COMMAND --help' for a command's options
+"""
+
+
+def _split_globals(argv: list[str]) -> tuple[dict[str, object], list[str]]:
+    flags: dict[str, object] = {"db": None, "debug": False}
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--db":
+            if i + 1 >= len(argv):
+                raise UsageError("--db needs a URI", "e.g. --db sqlite:///tmp/kleio.db")
+            flags["db"] = argv[i + 1]
+            i += 2
+        elif token.startswith("--db="):
+            flags["db"] = token[len("--db="):]
+            i += 1
+        elif token == "--debug":
+            flags["debug"] = True
+            i += 1
+        else:
+            break
+    return flags, argv[i:]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kleio`` console script; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("KLEIO_DEBUG", "") not in ("", "0")
+    try:
+        flags, rest = _split_globals(args)
+        debug = debug or bool(flags["debug"])
+        if not rest or rest[0] in ("-h", "--help", "help"):
+            if not rest:
+                sys.stderr.write(GLOBAL_HELP)
+                return EXIT_USAGE
+            sys.stdout.write(GLOBAL_HELP)
+            return 0
+        if rest[0] == "--version":
+            print(f"kleio {__version__}")
+            return 0
+        if rest[0] in COMMANDS:
+            name, rest = rest[0], rest[1:]
+        elif rest[0].startswith("-") and rest[0] != "--":
+            raise UsageError(
+                f"unknown option {rest[0]!r}", "see 'kleio --help' for the valid options"
+            )
+        else:
+            name = "run"
+        import importlib
+
+        module = importlib.import_module(f"kleio.cli.{COMMANDS[name]}")
+        code: int = module.main(rest, flags)
+        return code
+    except KleioError as error:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        sys.stderr.write(f"error: {error}\n")
+        return error.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted.\n")
+        return 130
+    except BrokenPipeError:
+        # `kleio cat ID | head`: the reader left; that is not an error. Point stdout at
+        # /dev/null so the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as error:  # a bug: one line, plus the traceback with --debug
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        sys.stderr.write(
+            f"error: internal error: {type(error).__name__}: {error}. "
+            "Run again with --debug for the traceback and please report it.\n"
+        )
+        return EXIT_INTERNAL

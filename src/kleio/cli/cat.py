@@ -1,0 +1,83 @@
+"""``kleio cat ID``: the journalled output (or statistics) of a trial's whole lineage."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from kleio.cli.common import parser, store_from, table, write_line
+from kleio.trial import resolve_trial
+
+
+def sort_key(key: str):  # noqa: ANN201 - a key function
+    """Order statistics by ``key``: numbers, then strings, then others; missing last."""
+
+    def order(stat: dict[str, Any]) -> tuple[int, Any]:
+        if key not in stat or stat[key] is None:
+            return (3, 0)
+        value = stat[key]
+        if isinstance(value, bool):
+            return (0, int(value))
+        if isinstance(value, (int, float)):
+            return (0, value)
+        if isinstance(value, str):
+            return (1, value)
+        return (2, json.dumps(value, sort_keys=True))
+
+    return order
+
+
+def statistics_table(stats: list[dict[str, Any]]) -> str:
+    columns: dict[str, None] = {}
+    for stat in stats:
+        for key in stat:
+            columns.setdefault(key, None)
+    headers = list(columns)
+    rows = [["" if key not in s else _cell(s[key]) for key in headers] for s in stats]
+    return table([h.upper() for h in headers], rows, max_last=200)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def main(argv: list[str], flags: dict[str, Any]) -> int:
+    p = parser("cat", "Print a trial's journalled output, or its statistics.")
+    p.add_argument("id", help="trial id or a unique prefix of it")
+    p.add_argument("--stderr", action="store_true", help="print the error output instead")
+    p.add_argument("--statistics", action="store_true", help="print the logged statistics")
+    p.add_argument("--sort", metavar="KEY", help="sort statistics by this key")
+    args = p.parse_args(argv)
+    if args.sort and not args.statistics:
+        p.error("--sort applies to --statistics")
+    store, _ = store_from(flags)
+    with store:
+        doc = resolve_trial(store, args.id)
+        if args.statistics:
+            stats = [e.data for e in store.iter_lineage_events(trial_id=doc["id"],
+                                                                kinds=("statistic",))]
+            if args.sort:
+                stats.sort(key=sort_key(args.sort))
+            if args.json:
+                out = sys.stdout
+                for stat in stats:
+                    out.write(json.dumps(stat, ensure_ascii=False) + "\n")
+            elif stats:
+                sys.stdout.write(statistics_table(stats))
+            else:
+                sys.stderr.write(f"trial {doc['id'][:7]} has no statistics yet\n")
+            return 0
+        kind = "stderr" if args.stderr else "stdout"
+        for event in store.iter_lineage_events(trial_id=doc["id"], kinds=(kind,)):
+            if args.json:
+                sys.stdout.write(json.dumps({"stream": kind, "time": event.time,
+                                             "line": event.data.get("line", "")}) + "\n")
+            else:
+                write_line(event.data.get("line", ""))
+    sys.stdout.flush()
+    return 0

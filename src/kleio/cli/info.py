@@ -1,0 +1,137 @@
+"""``kleio info ID``: everything kleio knows about one trial."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from kleio.cli.common import duration, parser, print_json, store_from, when
+from kleio.reservation import display_status, hostname
+from kleio.storage import Store
+from kleio.trial import resolve_trial
+
+
+def describe(store: Store, doc: dict[str, Any], *, host: str, stale_after: float
+             ) -> dict[str, Any]:
+    """The JSON shape of ``kleio info --json`` (kept stable, tested)."""
+    trial_id = doc["id"]
+    history = [
+        {"status": e.data.get("status"), "time": e.time, "seq": e.seq,
+         **({"host": e.data["runner"].get("host"), "pid": e.data["runner"].get("pid")}
+            if isinstance(e.data.get("runner"), dict) else {}),
+         **({"exit_code": e.data["exit_code"]} if "exit_code" in e.data else {})}
+        for e in store.read_events(trial_id=trial_id, kinds=("status",))
+    ]
+    lineage = store.lineage(trial_id=trial_id)
+    ancestors = [{"id": d["id"], "cut": (d.get("parent") or {}).get("cut")}
+                 for d, _ in lineage[:-1]]
+    counts = {kind: sum(store.count_events(trial_id=d["id"], kind=kind, upto=upto)
+                        for d, upto in lineage)
+              for kind in ("statistic", "artifact", "stdout", "stderr")}
+    return {
+        "id": trial_id,
+        "short_id": trial_id[:7],
+        "status": display_status(doc, host=host, stale_after=stale_after),
+        "command": list(doc.get("argv") or doc.get("command") or []),
+        "normalized_command": list(doc.get("command") or []),
+        "project": doc.get("project"),
+        "cwd": doc.get("cwd"),
+        "config": doc.get("config") or {},
+        "config_files": doc.get("config_files") or {},
+        "tags": list(doc.get("tags") or []),
+        "parent": doc.get("parent"),
+        "ancestors": ancestors,
+        "created_at": doc.get("created_at"),
+        "started_at": doc.get("started_at"),
+        "ended_at": doc.get("ended_at"),
+        "exit_code": doc.get("exit_code"),
+        "runner": doc.get("runner"),
+        "heartbeat_at": doc.get("heartbeat_at"),
+        "history": history,
+        "code": doc.get("code") or {},
+        "env": doc.get("env") or {},
+        "host": doc.get("host") or {},
+        "counts": counts,
+    }
+
+
+def render(info: dict[str, Any]) -> str:
+    out: list[str] = []
+    add = out.append
+    add(f"trial    {info['id']}")
+    add(f"status   {info['status']}"
+        + (f" (exit code {info['exit_code']})" if info["exit_code"] is not None else ""))
+    add(f"command  {shlex.join(info['command'])}")
+    if info["cwd"] not in (None, "", "."):
+        add(f"cwd      {info['cwd']}")
+    add(f"project  {info['project']}")
+    if info["tags"]:
+        add(f"tags     {', '.join(info['tags'])}")
+    if info["ancestors"]:
+        chain = " -> ".join(f"{a['id'][:7]}@{a['cut']}" if a["cut"] is not None
+                            else a["id"][:7] for a in info["ancestors"])
+        add(f"lineage  {chain} -> {info['short_id']}")
+    started, ended = info["started_at"], info["ended_at"]
+    add(f"started  {when(started)}   ended {when(ended)}   "
+        f"duration {duration((ended - started) if started and ended else None)}")
+    if info["config"]:
+        add("\nconfiguration")
+        for key, value in info["config"].items():
+            add(f"  {key} = {value}")
+    for path, digest in info["config_files"].items():
+        add(f"  config file {path} (sha256 {str(digest)[:12]})")
+    add("\nstatus history")
+    for item in info["history"]:
+        where = f"  on {item['host']} pid {item['pid']}" if item.get("host") else ""
+        code = f"  exit {item['exit_code']}" if item.get("exit_code") is not None else ""
+        add(f"  {when(item['time'])}  {item['status']}{where}{code}")
+    code = info["code"]
+    add("\ncode")
+    if code.get("vcs") == "git":
+        add(f"  repository {code.get('repository')}")
+        add(f"  commit     {code.get('commit')}  branch {code.get('branch') or '(detached)'}")
+        dirty = code.get("dirty")
+        add(f"  dirty      {'yes' if dirty else 'no'}")
+        for item in code.get("diffstat") or []:
+            add(f"    {item.get('path')} (+{item.get('added')} -{item.get('removed')})")
+        for item in code.get("untracked") or []:
+            add(f"    untracked {item.get('path')} ({item.get('size')} bytes)")
+    else:
+        add(f"  no git repository; script {code.get('script')} "
+            f"sha256 {str(code.get('script_sha256'))[:12]}")
+    env = info["env"]
+    python = env.get("python") or {}
+    add("\nenvironment")
+    add(f"  python     {python.get('version')} ({python.get('executable')})")
+    platform = env.get("platform") or {}
+    add(f"  platform   {platform.get('system')} {platform.get('release')} "
+        f"{platform.get('machine')}")
+    add(f"  packages   {len(env.get('packages') or {})} installed")
+    for name, value in (env.get("variables") or {}).items():
+        add(f"  {name}={value}")
+    host = info["host"]
+    add("\nhost")
+    add(f"  {host.get('hostname')}  user {host.get('user')}  cpus {host.get('cpus')}  "
+        f"memory {round((host.get('memory_bytes') or 0) / 2**30, 1)} GiB")
+    for gpu in host.get("gpus") or []:
+        add(f"  gpu {gpu.get('name')} {gpu.get('memory')}")
+    counts = info["counts"]
+    add(f"\njournal  {counts['statistic']} statistics, {counts['artifact']} artifacts, "
+        f"{counts['stdout']} stdout lines, {counts['stderr']} stderr lines")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str], flags: dict[str, Any]) -> int:
+    p = parser("info", "Show a trial's command, status history, code, environment and host.")
+    p.add_argument("id", help="trial id or a unique prefix of it")
+    args = p.parse_args(argv)
+    store, config = store_from(flags)
+    with store:
+        doc = resolve_trial(store, args.id)
+        info = describe(store, doc, host=hostname(config["hostname"]),
+                        stale_after=float(config["stale_after"]))
+    if args.json:
+        print_json(info)
+    else:
+        print(render(info), end="")
+    return 0

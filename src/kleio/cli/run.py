@@ -1,0 +1,155 @@
+"""``kleio run``: run a command as a trial, or resume a trial by id.
+
+Options are parsed by hand, not by argparse: everything after the first non-option token
+belongs to the program, untouched, and the hot path stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from typing import Any
+
+from kleio.errors import UsageError
+
+HELP = """usage: kleio run [OPTIONS] [--] PROGRAM [ARGS...]
+       kleio run [OPTIONS] ID
+
+Run PROGRAM as a trial (the same command is the same trial: running it again resumes it),
+or resume the trial whose id starts with ID.
+
+options:
+  --allow-code-change  the code changed since the trial's last run: branch it and run the branch
+  --allow-env-change   the environment changed: branch it and run the branch
+  --allow-any-change   code or environment changed: branch it and run the branch
+  --allow-broken       run a trial again whose last run failed
+  --tag TAG            tag a new trial (repeatable)
+  -q, --quiet          do not print the 'trial reserved' line
+  -h, --help           show this help
+"""
+
+FLAGS = {
+    "--allow-code-change": "allow_code_change",
+    "--allow-env-change": "allow_env_change",
+    "--allow-any-change": "allow_any_change",
+    "--allow-broken": "allow_broken",
+    "-q": "quiet",
+    "--quiet": "quiet",
+}
+
+
+def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
+    options: dict[str, Any] = {name: False for name in FLAGS.values()}
+    options["tags"] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            i += 1
+            break
+        if token in ("-h", "--help"):
+            options["help"] = True
+            return options, []
+        if token in FLAGS:
+            options[FLAGS[token]] = True
+        elif token == "--tag" and i + 1 < len(argv):
+            options["tags"].append(argv[i + 1])
+            i += 1
+        elif token.startswith("--tag="):
+            options["tags"].append(token[len("--tag="):])
+        elif token.startswith("-"):
+            valid = ", ".join(sorted(set(FLAGS) | {"--tag"}))
+            raise UsageError(
+                f"unknown option {token!r} for kleio run",
+                f"valid options are {valid}; put '--' before a program whose name starts "
+                "with '-'",
+            )
+        else:
+            break
+        i += 1
+    return options, argv[i:]
+
+
+def main(argv: list[str], flags: dict[str, Any]) -> int:
+    options, command = parse(argv)
+    if options.get("help"):
+        sys.stdout.write(HELP)
+        return 0
+    if not command:
+        raise UsageError("no command to run", "give one, e.g. 'kleio python train.py'")
+    from kleio.config import load_config
+    from kleio.storage import open_store
+    from kleio.trial import (
+        build_trial,
+        check_executable,
+        execution_dir,
+        looks_like_id,
+        resolve_trial,
+        store_trial,
+    )
+
+    config = load_config({"db": flags.get("db")})
+    cwd = os.getcwd()
+    by_id = (
+        len(command) == 1
+        and looks_like_id(command[0])
+        and shutil.which(command[0]) is None
+        and not os.path.exists(command[0])
+    )
+    if not by_id:
+        check_executable(command, cwd)
+    store = open_store(config.db)
+    try:
+        if by_id:
+            doc = resolve_trial(store, command[0])
+            if doc.get("redacted"):
+                raise UsageError(
+                    f"trial {doc['id'][:7]}'s command held secrets that were not journalled",
+                    "run it again with its full command line",
+                )
+            command = list(doc["argv"])
+            cwd = execution_dir(doc, cwd)
+        else:
+            new, blobs = build_trial(command, cwd, config, options["tags"])
+            if new["code"].get("vcs") is None:
+                _warn("not a git repository: the code is identified by a hash of the script "
+                      "only")
+            store_trial(store, new, blobs)
+            doc = store.get_trial(trial_id=new["id"]) or new
+        return _execute(store, config, doc, command, cwd, options)
+    finally:
+        store.close()
+
+
+def _execute(store: Any, config: Any, doc: dict[str, Any], argv: list[str], cwd: str,
+             options: dict[str, Any]) -> int:
+    from kleio.reservation import hostname, reserve, runner_identity
+    from kleio.runner import Runner
+
+    host = hostname(config["hostname"])
+    runner = runner_identity(host)
+    reservation = reserve(store, doc["id"], runner=runner,
+                          stale_after=float(config["stale_after"]),
+                          allow_broken=options["allow_broken"])
+    if reservation.failover_of:
+        held = reservation.failover_of
+        _warn(f"trial {doc['id'][:7]} was held by a dead runner (host {held.get('host')}, "
+              f"pid {held.get('pid')}); taking it over")
+    if not options["quiet"]:
+        sys.stderr.write(f"trial reserved with id: {doc['id'][:7]}\n")
+        sys.stderr.flush()
+    return Runner(
+        store=store,
+        trial_id=doc["id"],
+        execution=reservation.execution,
+        next_seq=reservation.next_seq,
+        argv=argv,
+        cwd=cwd,
+        config=config,
+        runner_info=runner,
+    ).run()
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"kleio: warning: {message}\n")

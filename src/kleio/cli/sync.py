@@ -1,0 +1,43 @@
+"""``kleio sync``: replay the events a dead runner left in the local spool."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from kleio.cli.common import parser, print_json, store_from
+from kleio.spool import leftover_files, replay_file
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def main(argv: list[str], flags: dict[str, Any]) -> int:
+    p = parser("sync", "Replay spooled events of runners that are no longer alive.")
+    args = p.parse_args(argv)
+    store, config = store_from(flags)
+    replayed = []
+    skipped = []
+    with store:
+        for path, pid in leftover_files(str(config["spool_dir"])):
+            if _alive(pid) and pid != os.getpid():
+                skipped.append(path)  # its runner is still at work and will replay it
+                continue
+            replayed.append({"file": path, "events": replay_file(store, path)})
+    if args.json:
+        print_json({"replayed": replayed, "skipped": skipped})
+    elif not replayed and not skipped:
+        print("nothing to sync: the spool is empty")
+    else:
+        for item in replayed:
+            print(f"replayed {item['events']} events from {item['file']}")
+        for path in skipped:
+            print(f"skipped {path}: its runner is still alive")
+    return 0

@@ -1,0 +1,1 @@
+"""The in-program client of kleio (imports nothing heavy)."""

@@ -1,0 +1,190 @@
+"""Reservation of a trial: an optimistic compare-and-append on the journal (DESIGN §3).
+
+Every execution of a trial starts with a status event at ``first_seq(execution)``. To
+reserve, a runner reads the trial's newest status event, checks it may take the trial, and
+appends the first event of the next execution. The key ``(trial_id, seq)`` is unique in every
+backend, so of N racing runners exactly one insert succeeds; the others re-read, see a live
+holder, and fail with :class:`~kleio.errors.TrialBusy`.
+
+A holder is dead when its heartbeat is older than ``stale_after`` seconds, or when it ran on
+this host and its pid is gone (or was reused by another process). A dead holder is taken
+over: the execution then starts with a ``failover`` event followed by ``reserved``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from kleio.errors import NotReservable, TrialBusy, TrialNotFound
+from kleio.storage.base import Store, encode, execution_of, first_seq
+
+RESERVABLE = ("new", "interrupted", "suspended", "failover")
+HELD = ("reserved", "running")
+
+
+def hostname(configured: str = "") -> str:
+    """The host name recorded for runners (``KLEIO_HOSTNAME`` overrides the machine's)."""
+    return configured or os.uname().nodename
+
+
+def process_start(pid: int) -> float | None:
+    """Return a stable start stamp of a process (to tell a reused pid apart), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+        # Field 22 (starttime), counted after the parenthesised command name.
+        return float(stat.rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        pass
+    try:
+        import psutil
+
+        return float(psutil.Process(pid).create_time())
+    except Exception:
+        return None
+
+
+def runner_identity(host: str) -> dict[str, Any]:
+    pid = os.getpid()
+    return {"host": host, "pid": pid, "pid_start": process_start(pid), "since": time.time()}
+
+
+def holder_alive(
+    runner: dict[str, Any] | None,
+    heartbeat_at: float | None,
+    *,
+    host: str,
+    stale_after: float,
+    now: float | None = None,
+) -> bool:
+    """Tell whether the runner holding a trial is still alive."""
+    now = time.time() if now is None else now
+    if not runner:
+        return False
+    last = heartbeat_at or runner.get("since") or 0.0
+    if now - last > stale_after:
+        return False
+    if runner.get("host") == host:
+        pid = runner.get("pid")
+        if not isinstance(pid, int):
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        started = runner.get("pid_start")
+        if started is not None and process_start(pid) not in (None, started):
+            return False
+    return True
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600} h ago"
+
+
+def busy_error(trial_id: str, runner: dict[str, Any], heartbeat_at: float | None) -> TrialBusy:
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(runner.get("since") or 0))
+    beat = _ago(time.time() - heartbeat_at) if heartbeat_at else "none yet"
+    short = trial_id[:7]
+    return TrialBusy(
+        f"trial {short} is already running on host {runner.get('host')} "
+        f"(pid {runner.get('pid')}) since {since}, last heartbeat {beat}",
+        f"follow it with 'kleio tail -f {short}'",
+    )
+
+
+@dataclass(frozen=True)
+class Reservation:
+    execution: int
+    next_seq: int
+    previous_status: str
+    failover_of: dict[str, Any] | None
+
+
+def reserve(
+    store: Store,
+    trial_id: str,
+    *,
+    runner: dict[str, Any],
+    stale_after: float,
+    allow_broken: bool = False,
+    attempts: int = 5,
+) -> Reservation:
+    """Reserve ``trial_id`` for ``runner`` or raise why it cannot be.
+
+    Raises:
+        TrialNotFound: no such trial.
+        TrialBusy: a live runner holds it.
+        NotReservable: it is completed, or broken without ``allow_broken``.
+    """
+    short = trial_id[:7]
+    for _ in range(attempts):
+        doc = store.get_trial(trial_id=trial_id)
+        if doc is None:
+            raise TrialNotFound(f"no trial with id {short}")
+        last = store.last_status(trial_id=trial_id)
+        status = last.data.get("status", "new") if last else "new"
+        execution = execution_of(last.seq) + 1 if last else 1
+        failover_of = None
+        if status in HELD:
+            holder = doc.get("runner") or (last.data.get("runner") if last else None) or {}
+            if holder_alive(holder, doc.get("heartbeat_at"), host=runner["host"],
+                            stale_after=stale_after):
+                raise busy_error(trial_id, holder, doc.get("heartbeat_at"))
+            failover_of = holder
+        elif status == "completed":
+            raise NotReservable(
+                f"trial {short} is completed and is not run again",
+                f"read it with 'kleio cat {short}', or start a new trial with "
+                f"'kleio branch {short} --OPTION VALUE'",
+            )
+        elif status == "broken" and not allow_broken:
+            raise NotReservable(
+                f"trial {short} is broken (its last run exited with code "
+                f"{doc.get('exit_code')})",
+                f"run it again with 'kleio run --allow-broken {short}'",
+            )
+        seq = first_seq(execution)
+        now = time.time()
+        fields = {"status": "reserved", "status_at": now, "runner": runner,
+                  "heartbeat_at": now, "ended_at": None, "exit_code": None}
+        if failover_of is not None:
+            first = (seq, "status", now, encode({"status": "failover", "runner": failover_of}))
+            if not store.try_append(trial_id=trial_id, event=first):
+                continue
+            seq += 1
+            if not store.try_append(
+                trial_id=trial_id,
+                event=(seq, "status", now, encode({"status": "reserved", "runner": runner})),
+                fields=fields,
+            ):  # pragma: no cover - only we write in this execution now
+                continue
+        elif not store.try_append(
+            trial_id=trial_id,
+            event=(seq, "status", now, encode({"status": "reserved", "runner": runner})),
+            fields=fields,
+        ):
+            continue
+        return Reservation(execution, seq + 1, status, failover_of)
+    doc = store.get_trial(trial_id=trial_id) or {}
+    raise busy_error(trial_id, doc.get("runner") or {}, doc.get("heartbeat_at"))
+
+
+def display_status(doc: dict[str, Any], *, host: str, stale_after: float) -> str:
+    """The status to show a person: a held trial whose runner is dead shows as ``lost``."""
+    status = str(doc.get("status", "new"))
+    if status in HELD and not holder_alive(
+        doc.get("runner"), doc.get("heartbeat_at"), host=host, stale_after=stale_after
+    ):
+        return "lost"
+    return status

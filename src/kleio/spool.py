@@ -1,0 +1,102 @@
+"""Local spool: events wait here while the journal is unreachable, then are replayed.
+
+One JSON-lines file per runner execution, ``<trial>-<execution>-<pid>.jsonl`` in the spool
+directory. Each line is one record:
+
+* ``{"events": [[seq, kind, time, data_json], ...]}``
+* ``{"blob": path}``: bytes to store before the events that follow refer to them;
+* ``{"fields": {...}}``: cached trial fields to set.
+
+Replaying is idempotent because event keys are unique: a replayed duplicate is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from kleio.storage.base import NewEvent, Store
+
+
+class Spool:
+    """Append-only spool file of one runner."""
+
+    def __init__(self, directory: str, trial_id: str, execution: int) -> None:
+        self.directory = directory
+        self.trial_id = trial_id
+        self.path = os.path.join(directory, f"{trial_id}-{execution}-{os.getpid()}.jsonl")
+        self._handle: Any = None
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self._handle is None:
+            os.makedirs(self.directory, exist_ok=True)
+            self._handle = open(self.path, "a", encoding="ascii")
+        self._handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._handle.flush()
+
+    def add_events(self, events: list[NewEvent]) -> None:
+        self._write({"trial": self.trial_id, "events": [list(e) for e in events]})
+
+    def add_blob(self, path: str) -> None:
+        self._write({"trial": self.trial_id, "blob": path})
+
+    def add_fields(self, fields: dict[str, Any]) -> None:
+        self._write({"trial": self.trial_id, "fields": fields})
+
+    @property
+    def pending(self) -> bool:
+        return self._handle is not None
+
+    def replay(self, store: Store) -> int:
+        """Replay the spool into ``store`` and delete it; return events inserted."""
+        if self._handle is None:
+            return 0
+        self._handle.close()
+        self._handle = None
+        inserted = replay_file(store, self.path)
+        return inserted
+
+
+def replay_file(store: Store, path: str) -> int:
+    """Replay one spool file into ``store``, then remove it (and its blob files)."""
+    inserted = 0
+    blobs: list[str] = []
+    with open(path, encoding="ascii") as handle:
+        for line in handle:
+            if not line.endswith("\n"):
+                break  # a torn last line from a killed runner: everything before it counts
+            record = json.loads(line)
+            trial_id = record["trial"]
+            if "events" in record:
+                events = [(int(s), str(k), float(t), str(d)) for s, k, t, d in record["events"]]
+                inserted += store.append_events(trial_id=trial_id, events=events)
+            elif "blob" in record:
+                blob = record["blob"]
+                if os.path.exists(blob):
+                    with open(blob, "rb") as data:
+                        store.put_blob(fileobj=data)
+                    blobs.append(blob)
+            elif "fields" in record:
+                store.update_trial(trial_id=trial_id, fields=record["fields"])
+    os.remove(path)
+    for blob in blobs:
+        os.remove(blob)
+    return inserted
+
+
+def leftover_files(directory: str) -> list[tuple[str, int]]:
+    """Return ``(path, pid)`` of the spool files in ``directory``."""
+    found = []
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+    for name in names:
+        if name.endswith(".jsonl"):
+            try:
+                pid = int(name[: -len(".jsonl")].rsplit("-", 1)[1])
+            except (IndexError, ValueError):
+                continue
+            found.append((os.path.join(directory, name), pid))
+    return found

@@ -1,0 +1,146 @@
+"""Start or resume a trial: identify, snapshot, create, reserve, run.
+
+This is the public Python API under ``kleio run``; the CLI only parses arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kleio.config import Config
+from kleio.errors import CannotExecute, CommandNotFound, TrialNotFound, UsageError
+from kleio.storage.base import SCHEMA_VERSION, Store, encode
+
+
+@dataclass
+class RunOptions:
+    allow_code_change: bool = False
+    allow_env_change: bool = False
+    allow_broken: bool = False
+    tags: list[str] = field(default_factory=list)
+    quiet: bool = False
+
+
+def check_executable(argv: list[str], cwd: str) -> None:
+    """Fail like a shell would (127, 126) before anything is recorded."""
+    if not argv or not argv[0]:
+        raise UsageError("no command to run", "give one, e.g. 'kleio python train.py'")
+    program = argv[0]
+    if os.sep in program:
+        path = program if os.path.isabs(program) else os.path.join(cwd, program)
+        if not os.path.exists(path):
+            raise CommandNotFound(f"command not found: {program}")
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            raise CannotExecute(f"cannot execute {program}: permission denied or not a file")
+    elif shutil.which(program) is None:
+        raise CommandNotFound(
+            f"command not found: {program}", "check its spelling and your PATH"
+        )
+
+
+def resolve_trial(store: Store, prefix: str) -> dict[str, Any]:
+    """Return the trial whose id starts with ``prefix``; errors list the candidates."""
+    from kleio.errors import AmbiguousId
+
+    ids = store.resolve_id(prefix=prefix.lower())
+    if not ids:
+        raise TrialNotFound(
+            f"no trial matches id {prefix!r}", "list trials with 'kleio ls'"
+        )
+    if len(ids) > 1:
+        listed = ", ".join(i[:12] for i in ids[:5])
+        more = " ..." if len(ids) > 5 else ""
+        raise AmbiguousId(
+            f"id prefix {prefix!r} matches {len(ids)} trials ({listed}{more})",
+            "give more characters of the id",
+        )
+    doc = store.get_trial(trial_id=ids[0])
+    assert doc is not None
+    return doc
+
+
+def looks_like_id(token: str) -> bool:
+    return 4 <= len(token) <= 64 and all(c in "0123456789abcdef" for c in token.lower())
+
+
+def build_trial(argv: list[str], cwd: str, config: Config,
+                tags: list[str] | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Describe and snapshot a command: the trial document and the blobs it refers to."""
+    from kleio.identity import describe_command
+    from kleio.redact import redact_argv
+    from kleio.snapshot import code_snapshot, env_snapshot, host_snapshot
+
+    described = describe_command(argv, cwd)
+    script = _script_of(argv, cwd)
+    code, blobs = code_snapshot(cwd, described["root"], script)
+    safe_argv, redacted = redact_argv(list(argv))
+    now = time.time()
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "id": described["id"],
+        "created_at": now,
+        "project": described["project"],
+        "root": described["root"],
+        "command": described["command"],
+        "argv": safe_argv,
+        "cwd": described["cwd"],
+        "config": described["config"],
+        "config_files": described["config_files"],
+        "redacted": redacted,
+        "parent": None,
+        "tags": sorted(set(tags or [])),
+        "code": code,
+        "env": env_snapshot(),
+        "host": host_snapshot(),
+        "status": "new",
+        "status_at": now,
+        "heartbeat_at": None,
+        "runner": None,
+        "started_at": None,
+        "ended_at": None,
+        "exit_code": None,
+    }
+    return doc, blobs
+
+
+def _script_of(argv: list[str], cwd: str) -> str | None:
+    name = os.path.basename(argv[0])
+    candidate = argv[1] if name.startswith("python") and len(argv) > 1 else argv[0]
+    path = candidate if os.path.isabs(candidate) else os.path.join(cwd, candidate)
+    return path if os.path.isfile(path) else None
+
+
+def store_trial(store: Store, doc: dict[str, Any], blobs: dict[str, bytes]) -> bool:
+    """Create the trial (with its ``new`` status event) unless it exists; True if created."""
+    import io
+
+    for content in blobs.values():
+        store.put_blob(fileobj=io.BytesIO(content))
+    created = store.create_trial(doc=doc)
+    if created:
+        store.append_events(
+            trial_id=doc["id"],
+            events=[(0, "status", doc["created_at"], encode({"status": "new"}))],
+        )
+    return created
+
+
+def execution_dir(doc: dict[str, Any], cwd: str) -> str:
+    """Where to run a recorded trial: its directory in this checkout of its project."""
+    from kleio.config import find_project_root
+
+    rel = doc.get("cwd") or "."
+    if os.path.isabs(rel):
+        return rel
+    root = find_project_root(cwd) or doc.get("root") or cwd
+    path = os.path.join(root, rel)
+    return path if os.path.isdir(path) else cwd
+
+
+def warn(message: str) -> None:
+    sys.stderr.write(f"kleio: warning: {message}\n")
