@@ -619,10 +619,12 @@ class Runner:
                 os.close(master)
             except OSError:
                 pass
-        if code == 0:
-            final = "completed"
-        elif interrupted is not None or code - 128 in INTERRUPTS:
+        # A program that exits cleanly after being asked to stop has not finished its work:
+        # it stays resumable.
+        if interrupted is not None or code - 128 in INTERRUPTS:
             final = "interrupted"
+        elif code == 0:
+            final = "completed"
         else:
             final = "broken"
         writer.call("status", final, ended, {"exit_code": code},

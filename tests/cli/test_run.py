@@ -1,0 +1,351 @@
+"""End-to-end tests of ``kleio run`` through the real entry point, with real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from kleio import errors
+from tests.conftest import run_kleio
+
+
+def write(path, text):
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def ls(cwd):
+    result = run_kleio("ls", "--json", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def info(cwd, trial):
+    result = run_kleio("info", trial, "--json", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def short_id(stderr):
+    for line in stderr.splitlines():
+        if line.startswith("trial reserved with id: "):
+            return line.split(": ", 1)[1].strip()
+    raise AssertionError(f"no reservation line in {stderr!r}")
+
+
+def test_run_is_transparent_and_journalled(git_repo, db_uri):
+    write(git_repo / "hello.py", """
+        import sys
+        print("out:", sys.argv[1:])
+        print("err line", file=sys.stderr)
+        sys.exit(3)
+    """)
+    result = run_kleio("python", "hello.py", "--name", "two words", "--lr=0.1", cwd=git_repo)
+    assert result.returncode == 3
+    assert result.stdout == "out: ['--name', 'two words', '--lr=0.1']\n"
+    assert "err line" in result.stderr
+    trial = short_id(result.stderr)
+    assert len(trial) == 7
+    [row] = ls(git_repo)
+    assert row["id"].startswith(trial)
+    assert row["status"] == "broken"
+    assert row["command"] == ["python", "hello.py", "--name", "two words", "--lr=0.1"]
+    cat = run_kleio("cat", trial, cwd=git_repo)
+    assert cat.stdout == "out: ['--name', 'two words', '--lr=0.1']\n"
+    cat_err = run_kleio("cat", trial, "--stderr", cwd=git_repo)
+    assert cat_err.stdout == "err line\n"
+    details = info(git_repo, trial)
+    for key in ("id", "status", "command", "code", "env", "host"):
+        assert key in details
+    assert details["code"]["vcs"] == "git"
+    assert details["exit_code"] == 3
+    statuses = [h["status"] for h in details["history"]]
+    assert statuses == ["new", "reserved", "running", "broken"]
+
+
+def test_same_command_is_same_trial_and_completed_is_not_rerun(git_repo, db_uri):
+    first = run_kleio("python", "train.py", "--lr", "0.1", cwd=git_repo)
+    assert first.returncode == 0, first.stderr
+    again = run_kleio("python", "train.py", "--lr", "0.1", cwd=git_repo)
+    assert again.returncode == errors.EXIT_NOT_RESERVABLE
+    assert again.stderr.startswith("error: trial ")
+    assert "completed" in again.stderr
+    assert "Traceback" not in again.stderr
+    other = run_kleio("python", "train.py", "--lr", "0.2", cwd=git_repo)
+    assert other.returncode == 0
+    assert short_id(other.stderr) != short_id(first.stderr)
+    assert len(ls(git_repo)) == 2
+
+
+def test_resume_interrupted_trial_by_id_prefix(git_repo, db_uri):
+    marker = git_repo / "marker"
+    write(git_repo / "once.py", f"""
+        import os, signal
+        if not os.path.exists({str(marker)!r}):
+            open({str(marker)!r}, "w").close()
+            os.kill(os.getpid(), signal.SIGTERM)
+        print("second run")
+    """)
+    first = run_kleio("python", "once.py", cwd=git_repo)
+    assert first.returncode == 128 + signal.SIGTERM
+    trial = short_id(first.stderr)
+    assert ls(git_repo)[0]["status"] == "interrupted"
+    resumed = run_kleio("run", trial[:5], cwd=git_repo)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout == "second run\n"
+    assert short_id(resumed.stderr) == trial
+    assert ls(git_repo)[0]["status"] == "completed"
+
+
+def test_broken_trial_needs_allow_broken(git_repo, db_uri):
+    write(git_repo / "fail.py", "raise SystemExit(2)\n")
+    assert run_kleio("python", "fail.py", cwd=git_repo).returncode == 2
+    refused = run_kleio("python", "fail.py", cwd=git_repo)
+    assert refused.returncode == errors.EXIT_NOT_RESERVABLE
+    assert "--allow-broken" in refused.stderr
+    assert run_kleio("run", "--allow-broken", "python", "fail.py", cwd=git_repo).returncode == 2
+
+
+@pytest.mark.parametrize(
+    "args, code, text",
+    [
+        ([], errors.EXIT_USAGE, "usage"),
+        (["run"], errors.EXIT_USAGE, "no command to run"),
+        (["no-such-program-kleio"], 127, "command not found"),
+        (["./missing.sh"], 127, "command not found"),
+        (["info", "ffffffff"], errors.EXIT_NOT_FOUND, "no trial matches"),
+        (["cat", "zz"], errors.EXIT_NOT_FOUND, "no trial matches"),
+        (["run", "--bogus", "python"], errors.EXIT_USAGE, "unknown option"),
+        (["ls", "--sort", "nope"], errors.EXIT_USAGE, "cannot sort"),
+        (["--frob"], errors.EXIT_USAGE, "unknown option"),
+    ],
+)
+def test_user_mistakes_are_one_line_errors(git_repo, db_uri, args, code, text):
+    result = run_kleio(*args, cwd=git_repo)
+    assert result.returncode == code, result.stderr
+    assert text in result.stderr
+    assert "Traceback" not in result.stderr
+    if code != errors.EXIT_USAGE or args:
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+
+
+def test_ambiguous_prefix_lists_candidates(git_repo, db_uri):
+    ids = set()
+    for lr in range(40):
+        result = run_kleio("python", "train.py", "--lr", str(lr), cwd=git_repo)
+        ids.add(short_id(result.stderr))
+        firsts = [i[0] for i in ids]
+        if len(set(firsts)) < len(firsts):
+            break
+    prefix = next(c for c in "0123456789abcdef" if sum(i[0] == c for i in ids) > 1)
+    result = run_kleio("info", prefix, cwd=git_repo)
+    assert result.returncode == errors.EXIT_AMBIGUOUS
+    assert "matches" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_not_a_git_repository_works_and_warns_once(tmp_path, db_uri):
+    work = tmp_path / "plain"
+    work.mkdir()
+    write(work / "job.py", "print('ok')\n")
+    result = run_kleio("python", "job.py", cwd=work)
+    assert result.returncode == 0
+    assert result.stdout == "ok\n"
+    assert result.stderr.count("not a git repository") == 1
+    assert info(work, short_id(result.stderr))["code"]["vcs"] is None
+
+
+def test_invalid_config_file_is_reported(git_repo, db_uri):
+    (git_repo / "kleio.yaml").write_text("db: [unclosed\n", encoding="utf-8")
+    result = run_kleio("ls", cwd=git_repo)
+    assert result.returncode == errors.EXIT_CONFIG
+    assert "not valid YAML" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_database_in_unusable_directory(git_repo, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv("KLEIO_DB", f"sqlite://{blocker}/sub/kleio.db")
+    result = run_kleio("python", "train.py", cwd=git_repo)
+    assert result.returncode == errors.EXIT_STORE
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert result.stdout == ""  # nothing ran
+
+
+def test_child_killed_by_sigkill(git_repo, db_uri):
+    write(git_repo / "die.py", "import os, signal\nprint('bye', flush=True)\n"
+                               "os.kill(os.getpid(), signal.SIGKILL)\n")
+    result = run_kleio("python", "die.py", cwd=git_repo)
+    assert result.returncode == 128 + signal.SIGKILL
+    [row] = ls(git_repo)
+    assert row["status"] == "broken"
+    assert run_kleio("cat", row["id"], cwd=git_repo).stdout == "bye\n"
+
+
+def test_sigterm_to_runner_is_forwarded(git_repo, db_uri, tmp_path):
+    flag = tmp_path / "got-term"
+    write(git_repo / "wait.py", f"""
+        import signal, sys, time
+        def handler(signo, frame):
+            open({str(flag)!r}, "w").write(str(signo))
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, handler)
+        print("ready", flush=True)
+        time.sleep(30)
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "kleio", "python", "wait.py"],
+                            cwd=git_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert flag.read_text() == str(int(signal.SIGTERM))
+    assert proc.returncode == 0
+    assert ls(git_repo)[0]["status"] == "interrupted"
+
+
+def test_ten_thousand_statistics_then_os_exit(git_repo, db_uri):
+    write(git_repo / "burst.py", """
+        import os
+        from kleio.client.logger import kleio_logger
+        for i in range(10000):
+            kleio_logger.log_statistic(step=i, loss=1.0 / (i + 1))
+        os._exit(1)
+    """)
+    result = run_kleio("python", "burst.py", cwd=git_repo)
+    assert result.returncode == 1
+    trial = short_id(result.stderr)
+    stats = run_kleio("cat", trial, "--statistics", "--json", cwd=git_repo)
+    lines = stats.stdout.splitlines()
+    assert len(lines) == 10000
+    assert json.loads(lines[0]) == {"step": 0, "loss": 1.0}
+    assert json.loads(lines[-1])["step"] == 9999
+
+
+def test_statistics_sorted_and_shape(git_repo, db_uri):
+    write(git_repo / "stats.py", """
+        from kleio.client.logger import kleio_logger
+        for epoch, loss in [(1, 0.5), (2, 0.2), (3, 0.9)]:
+            kleio_logger.log_statistic(epoch=epoch, loss=loss)
+    """)
+    trial = short_id(run_kleio("python", "stats.py", cwd=git_repo).stderr)
+    result = run_kleio("cat", trial, "--statistics", "--sort", "loss", "--json", cwd=git_repo)
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        {"epoch": 2, "loss": 0.2}, {"epoch": 1, "loss": 0.5}, {"epoch": 3, "loss": 0.9}]
+    table = run_kleio("cat", trial, "--statistics", cwd=git_repo).stdout
+    assert table.splitlines()[0].split() == ["EPOCH", "LOSS"]
+
+
+def test_sixteen_concurrent_starts_run_exactly_once(git_repo, db_uri):
+    write(git_repo / "slow.py", "import time\nprint('running', flush=True)\ntime.sleep(3)\n")
+    procs = [subprocess.Popen([sys.executable, "-m", "kleio", "python", "slow.py"],
+                              cwd=git_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(16)]
+    results = [(p.wait(timeout=90), *p.communicate()) for p in procs]
+    codes = sorted(code for code, _, _ in results)
+    assert codes.count(0) == 1, results
+    assert codes.count(errors.EXIT_BUSY) == 15, results
+    for code, out, err in results:
+        if code == errors.EXIT_BUSY:
+            assert "already running on host" in err and "kleio tail -f" in err
+            assert out == ""
+    assert len(ls(git_repo)) == 1
+
+
+def test_runner_killed_by_sigkill_is_failed_over(git_repo, db_uri, tmp_path):
+    alive = tmp_path / "alive"
+    write(git_repo / "long.py", f"""
+        import time
+        from kleio.client.logger import kleio_logger
+        for i in range(3):
+            kleio_logger.log_statistic(step=i)
+        print("logged", flush=True)
+        while True:
+            open({str(alive)!r}, "w").write(str(time.time()))
+            time.sleep(0.1)
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "kleio", "python", "long.py"],
+                            cwd=git_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline() == b"logged\n"
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    time.sleep(0.5)
+    stamp = float(alive.read_text())
+    time.sleep(0.5)
+    assert float(alive.read_text()) == stamp, "the child kept running without its runner"
+    [row] = ls(git_repo)
+    assert row["status"] == "lost"
+    stats = run_kleio("cat", row["id"], "--statistics", "--json", cwd=git_repo)
+    assert len(stats.stdout.splitlines()) == 3
+    assert run_kleio("cat", row["id"], cwd=git_repo).stdout == "logged\n"
+    write(git_repo / "long.py", "print('again')\n")  # (code change detection is separate)
+    again = run_kleio("run", row["id"][:8], cwd=git_repo)
+    assert again.returncode == 0, again.stderr
+    assert "taking it over" in again.stderr
+    history = [h["status"] for h in info(git_repo, row["id"])["history"]]
+    assert history[-4:] == ["failover", "reserved", "running", "completed"]
+
+
+def test_tail_follows_a_running_trial(git_repo, db_uri):
+    write(git_repo / "ticks.py", """
+        import time
+        for i in range(6):
+            print("tick", i, flush=True)
+            time.sleep(0.3)
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "kleio", "python", "ticks.py"],
+                            cwd=git_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline() == "tick 0\n"
+    trial = ls(git_repo)[0]["id"]
+    follow = run_kleio("tail", "-f", "-n", "1", trial, cwd=git_repo, timeout=30)
+    proc.wait(timeout=30)
+    assert follow.returncode == 0
+    assert follow.stdout.splitlines()[-1] == "tick 5"
+    last = run_kleio("tail", "-n", "2", trial, cwd=git_repo)
+    assert last.stdout == "tick 4\ntick 5\n"
+
+
+def test_python_m_kleio_and_version(db_uri):
+    result = subprocess.run([sys.executable, "-m", "kleio", "--version"], capture_output=True,
+                            text=True)
+    assert result.returncode == 0 and result.stdout.startswith("kleio ")
+
+
+def test_config_masks_passwords(git_repo, monkeypatch):
+    monkeypatch.setenv("KLEIO_DB", "mongodb://alice:s3cret@db.example.invalid/kleio")
+    result = run_kleio("config", "--json", cwd=git_repo)
+    assert result.returncode == 0
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["db"]["value"] == "mongodb://alice:***@db.example.invalid/kleio"
+    assert rows["db"]["source"] == "KLEIO_DB"
+    assert "s3cret" not in result.stdout
+    assert rows["stale_after"]["source"] == "default"
+
+
+def test_undecodable_output_is_kept(git_repo, db_uri):
+    write(git_repo / "bytes.py", "import sys\nsys.stdout.buffer.write(b'ok \\xff\\xfe end\\n')\n"
+                                 "sys.stdout.buffer.write(b'10%\\r50%\\r100%\\n')\n")
+    result = subprocess.run([sys.executable, "-m", "kleio", "python", "bytes.py"],
+                            cwd=git_repo, capture_output=True)
+    assert result.returncode == 0
+    trial = short_id(result.stderr.decode())
+    cat = subprocess.run([sys.executable, "-m", "kleio", "cat", trial], cwd=git_repo,
+                         capture_output=True)
+    assert cat.stdout == b"ok \xff\xfe end\n100%\n"
+
+
+def test_environment_of_child(git_repo, db_uri):
+    write(git_repo / "env.py", "import os\nprint(os.environ['KLEIO_TRIAL_ID'])\n"
+                               "print(os.getcwd())\n")
+    result = run_kleio("python", "env.py", cwd=git_repo)
+    trial_id, cwd = result.stdout.splitlines()
+    assert trial_id.startswith(short_id(result.stderr))
+    assert os.path.realpath(cwd) == os.path.realpath(git_repo)
