@@ -23,6 +23,12 @@ COMMANDS: dict[str, str] = {
     "tail": "tail",
     "config": "config_cmd",
     "sync": "sync",
+    "branch": "branch",
+    "diff": "diff",
+    "checkout": "checkout",
+    "pdb": "pdb",
+    "save": "save",
+    "worker": "worker",
 }
 
 GLOBAL_HELP = f"""usage: kleio [--db URI] [--debug] COMMAND [ARGS...]
@@ -38,6 +44,12 @@ commands:
   tail      print the last lines of a trial's output; -f follows it
   config    show every setting, its value and where it came from
   sync      replay events a dead runner left in the local spool
+  branch    make a new trial from another: new option values, or a cut of its history
+  diff      compare two trials: command, code, environment, statistics
+  checkout  materialize a trial's code state into a new directory
+  pdb       explore a trial in a debugger, or re-run it under one
+  save      register a trial without running it (for workers)
+  worker    run registered trials until none is left
 
 global options:
   --db URI   journal to use (sqlite://PATH, mongodb://..., mongodb+srv://...)
