@@ -1,0 +1,343 @@
+"""SQLite backend specifics: pragmas, schema versions, files on disk, several processes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import multiprocessing
+import os
+import re
+import sqlite3
+import sys
+
+import pytest
+
+from kleio.errors import SchemaVersionError, StoreUnavailable
+from kleio.storage import open_store
+from kleio.storage.base import SCHEMA_VERSION, encode, first_seq
+from kleio.storage.sqlite import MIGRATIONS, SQLiteStore
+
+WORKERS = 8
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return str(tmp_path / "journal" / "kleio.db")
+
+
+@pytest.fixture
+def sqlite_store(db_path):
+    store = SQLiteStore("sqlite://" + db_path)
+    yield store
+    store.close()
+
+
+def raw(path):
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def doc(trial_id, **fields):
+    return {
+        "schema_version": 1,
+        "id": trial_id,
+        "created_at": 1.0,
+        "command": ["x"],
+        "status": "new",
+        "tags": [],
+        "parent": None,
+        **fields,
+    }
+
+
+# -- opening --------------------------------------------------------------------------------
+
+
+def test_creates_the_directory_and_uses_wal(sqlite_store, db_path):
+    assert os.path.isfile(db_path)
+    with raw(db_path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn = sqlite_store._db
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+
+
+def test_timeout_is_configurable(db_path):
+    with SQLiteStore(db_path, timeout=2.5) as store:
+        assert store._db.execute("PRAGMA busy_timeout").fetchone()[0] == 2500
+
+
+def test_bare_paths_and_uris_name_the_same_file(db_path):
+    with open_store(db_path) as store:
+        store.create_trial(doc=doc("t1"))
+    with open_store("sqlite://" + db_path) as store:
+        assert store.get_trial(trial_id="t1") == doc("t1")
+        assert isinstance(store, SQLiteStore)
+        assert store.uri == "sqlite://" + db_path
+
+
+def test_unwritable_location_is_store_unavailable(tmp_path):
+    # A path under a regular file fails even for root, unlike a chmod'ed directory.
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a directory")
+    path = str(blocker / "sub" / "kleio.db")
+    with pytest.raises(StoreUnavailable) as info:
+        SQLiteStore("sqlite://" + path)
+    message = str(info.value)
+    assert message.startswith(f"cannot open the journal at {path} (")
+    assert "choose another journal with --db or KLEIO_DB." in message
+    assert "Traceback" not in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root ignores directory modes"
+)
+def test_read_only_directory_is_store_unavailable(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(StoreUnavailable, match="cannot open the journal at"):
+            SQLiteStore(str(folder / "kleio.db"))
+    finally:
+        folder.chmod(0o700)
+
+
+def test_a_file_that_is_not_a_database_is_store_unavailable(tmp_path):
+    path = tmp_path / "kleio.db"
+    path.write_bytes(b"this is no sqlite file at all" * 100)
+    with pytest.raises(StoreUnavailable, match="cannot open the journal at .*kleio.db"):
+        SQLiteStore(str(path))
+
+
+def test_using_a_closed_store_is_store_unavailable(db_path):
+    store = SQLiteStore(db_path)
+    store.close()
+    with pytest.raises(StoreUnavailable, match="closed"):
+        store.get_trial(trial_id="t1")
+
+
+# -- schema ---------------------------------------------------------------------------------
+
+
+def test_schema_version_and_migrations_are_recorded(sqlite_store, db_path):
+    assert len(MIGRATIONS) == SCHEMA_VERSION
+    with raw(db_path) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+        assert int(version.fetchone()[0]) == SCHEMA_VERSION
+        names = [row[0] for row in conn.execute("SELECT name FROM migrations ORDER BY name")]
+    assert names == [name for name, _ in MIGRATIONS]
+
+
+def test_reopening_keeps_data_and_does_not_migrate_again(db_path):
+    with SQLiteStore(db_path) as store:
+        store.create_trial(doc=doc("t1"))
+    with SQLiteStore(db_path) as store:
+        assert store.get_trial(trial_id="t1") == doc("t1")
+    with raw(db_path) as conn:
+        assert conn.execute("SELECT count(*) FROM migrations").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_newer_schema_is_refused(db_path):
+    SQLiteStore(db_path).close()
+    with raw(db_path) as conn:
+        conn.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),)
+        )
+    with pytest.raises(SchemaVersionError) as info:
+        SQLiteStore(db_path)
+    assert str(info.value) == (
+        f"journal at {db_path} was written by a newer kleio "
+        f"(schema {SCHEMA_VERSION + 1} > {SCHEMA_VERSION}). Upgrade kleio."
+    )
+    assert isinstance(info.value, StoreUnavailable)
+
+
+def test_cached_fields_are_real_columns(sqlite_store, db_path):
+    sqlite_store.create_trial(doc=doc("c1", tags=["a"], parent={"id": "p1", "cut": 3}))
+    sqlite_store.update_trial(
+        trial_id="c1",
+        fields={"status": "running", "heartbeat_at": 5.0, "started_at": 4.0, "tags": ["a", "b"]},
+    )
+    with raw(db_path) as conn:
+        row = conn.execute(
+            "SELECT status, heartbeat_at, started_at, ended_at, parent_id, tags, created_at"
+            " FROM trials WHERE id = 'c1'"
+        ).fetchone()
+    assert row == ("running", 5.0, 4.0, None, "p1", '["a","b"]', 1.0)
+
+
+def plan_of(store, call):
+    """Run ``call`` and return the query plan of the one SELECT it ran."""
+    statements = []
+    store._db.set_trace_callback(statements.append)
+    try:
+        call()
+    finally:
+        store._db.set_trace_callback(None)
+    [sql] = [s for s in statements if s.startswith("SELECT")]
+    return " / ".join(row[-1] for row in store._db.execute("EXPLAIN QUERY PLAN " + sql))
+
+
+needs_bound_trace = pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="the trace shows bound values from Python 3.11"
+)
+
+
+@needs_bound_trace
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"id_prefix": "abc"},
+        {"statuses": ["new", "running"]},
+        {"parent_id": "abc"},
+        {"sort": "-created_at", "limit": 10},
+        {"sort": "id", "limit": 10},
+    ],
+)
+def test_find_trials_is_served_by_indexes(sqlite_store, query):
+    plan = plan_of(sqlite_store, lambda: sqlite_store.find_trials(**query))
+    assert "INDEX" in plan, plan
+    assert not re.search(r"SCAN trials(?! USING)", plan), plan
+    assert "TEMP B-TREE" not in plan or "sort" not in query, plan
+
+
+@needs_bound_trace
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"kinds": ["status"], "limit": 1, "reverse": True},
+        {"kinds": ["stdout", "stderr"], "after": 5, "limit": 100},
+        {"kinds": ["statistic"], "upto": 5},
+        {"after": 5, "upto": 9},
+    ],
+)
+def test_read_events_reads_only_what_it_returns(sqlite_store, query):
+    plan = plan_of(sqlite_store, lambda: sqlite_store.read_events(trial_id="t1", **query))
+    # Index ranges merged in order: no scan of the trial's whole journal, no sort.
+    assert "SCAN" not in plan and "TEMP B-TREE" not in plan, plan
+    if "kinds" in query:
+        assert plan.count("USING INDEX events_kind") == len(query["kinds"]), plan
+    last = plan_of(sqlite_store, lambda: sqlite_store.last_seq(trial_id="t1"))
+    assert "TEMP B-TREE" not in last, last
+
+
+# -- blobs ----------------------------------------------------------------------------------
+
+
+def test_blobs_are_files_beside_the_database(sqlite_store, db_path):
+    content = b"some weights"
+    digest, size = sqlite_store.put_blob(fileobj=io.BytesIO(content))
+    sqlite_store.put_blob(fileobj=io.BytesIO(content))
+    assert digest == hashlib.sha256(content).hexdigest()
+    blob_dir = db_path + ".blobs"
+    path = os.path.join(blob_dir, digest[:2], digest)
+    with open(path, "rb") as f:
+        assert f.read() == content
+    files = [os.path.join(d, name) for d, _, names in os.walk(blob_dir) for name in names]
+    assert files == [path]  # stored once, no temporary file left behind
+
+
+def test_an_interrupted_blob_leaves_no_file(sqlite_store, db_path):
+    class Broken(io.BytesIO):
+        def read(self, size=-1):
+            if self.tell() >= 3:
+                raise KeyboardInterrupt
+            return super().read(3)
+
+    with pytest.raises(KeyboardInterrupt):
+        sqlite_store.put_blob(fileobj=Broken(b"0123456789"))
+    assert [names for _, _, names in os.walk(db_path + ".blobs")] == [[]]
+
+
+def test_unwritable_blob_directory_is_store_unavailable(sqlite_store, db_path):
+    with open(db_path + ".blobs", "w") as f:
+        f.write("in the way")
+    with pytest.raises(StoreUnavailable, match="cannot write an artifact to the journal"):
+        sqlite_store.put_blob(fileobj=io.BytesIO(b"x"))
+
+
+# -- several processes ----------------------------------------------------------------------
+
+
+def _race_for(path, barrier, results):
+    with SQLiteStore(path) as store:
+        barrier.wait()
+        won = store.try_append(
+            trial_id="t1",
+            event=(first_seq(1), "status", 1.0, encode({"status": "reserved", "pid": os.getpid()})),
+            fields={"status": "reserved", "runner": {"pid": os.getpid()}},
+        )
+        results.put((os.getpid(), won))
+
+
+def _open_at_once(path, barrier, results):
+    barrier.wait()
+    with SQLiteStore(path) as store:
+        results.put((os.getpid(), store.create_trial(doc=doc(f"t{os.getpid()}"))))
+
+
+def _append_many(path, barrier, results, worker):
+    with SQLiteStore(path) as store:
+        barrier.wait()
+        inserted = 0
+        for batch in range(20):
+            # Each worker owns its seqs on "own", and all of them write the same ones on
+            # "shared": every key must land exactly once whoever wins.
+            base = first_seq(worker + 1) + batch * 100
+            events = [
+                (base + i, "statistic", 1.0, encode({"w": worker, "i": i})) for i in range(100)
+            ]
+            inserted += store.append_events(trial_id="own", events=events)
+            shared = [(batch * 100 + i, "stdout", 1.0, encode({"w": worker})) for i in range(100)]
+            inserted += store.append_events(trial_id="shared", events=shared)
+        results.put((worker, inserted))
+
+
+def _run(target, *args, extra=None):
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(WORKERS)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(target=target, args=(*args, barrier, results, *([n] if extra else [])))
+        for n in range(WORKERS)
+    ]
+    for proc in procs:
+        proc.start()
+    out = [results.get(timeout=60) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=60)
+        assert proc.exitcode == 0
+    return out
+
+
+def test_concurrent_first_opens_migrate_once(db_path):
+    out = _run(_open_at_once, db_path)
+    assert all(created for _, created in out)
+    with SQLiteStore(db_path) as store:
+        assert len(store.find_trials()) == WORKERS
+    with raw(db_path) as conn:
+        assert conn.execute("SELECT count(*) FROM migrations").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_exactly_one_process_wins_a_reservation_race(db_path):
+    with SQLiteStore(db_path) as store:
+        store.create_trial(doc=doc("t1"))
+    out = _run(_race_for, db_path)
+    winners = [pid for pid, won in out if won]
+    assert len(winners) == 1
+    with SQLiteStore(db_path) as store:
+        assert store.get_trial(trial_id="t1")["runner"] == {"pid": winners[0]}
+        [event] = store.read_events(trial_id="t1")
+        assert event.data["pid"] == winners[0]
+
+
+def test_concurrent_writers_lose_and_double_nothing(db_path):
+    with SQLiteStore(db_path) as store:
+        store.create_trial(doc=doc("own"))
+        store.create_trial(doc=doc("shared"))
+    out = _run(_append_many, db_path, extra=True)
+    with SQLiteStore(db_path) as store:
+        assert store.count_events(trial_id="own", kind="statistic") == WORKERS * 2000
+        assert store.count_events(trial_id="shared", kind="stdout") == 2000
+    assert sum(inserted for _, inserted in out) == WORKERS * 2000 + 2000
