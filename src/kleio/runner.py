@@ -367,12 +367,19 @@ class IOThread(threading.Thread):
         self.selector = selectors.DefaultSelector()
         self.child_exited = threading.Event()
         self.exit_deadline = 0.0
+        # Written to when the child exits, so the select loop wakes at once.
+        self._wake_r, self._wake_w = os.pipe()
+
+    def child_ended(self) -> None:
+        self.child_exited.set()
+        os.write(self._wake_w, b"x")
 
     def run(self) -> None:
         sel = self.selector
         listener = self.listener
         listener.setblocking(False)
         sel.register(listener, selectors.EVENT_READ, "listen")
+        sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         cutters = {}
         for fd, (kind, _) in self.outputs.items():
             sel.register(fd, selectors.EVENT_READ, "output")
@@ -387,9 +394,11 @@ class IOThread(threading.Thread):
                     self.exit_deadline = time.monotonic() + DRAIN_AFTER_EXIT
                 elif time.monotonic() > self.exit_deadline:
                     break
-            for key, _ in sel.select(timeout=0.1):
+            for key, _ in sel.select(timeout=0.5):
                 tag = key.data
-                if tag == "listen":
+                if tag == "wake":
+                    os.read(self._wake_r, 64)
+                elif tag == "listen":
                     try:
                         sock, _addr = listener.accept()
                     except OSError:
@@ -434,6 +443,8 @@ class IOThread(threading.Thread):
                 self.writer.events(self.outputs[fd][0], time.time(),
                                    [encode({"line": line}) for line in lines])
         sel.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -612,7 +623,7 @@ class Runner:
                     _kill(pid, signo)
         code = _exit_code(status)
         ended = time.time()
-        io_thread.child_exited.set()
+        io_thread.child_ended()
         io_thread.join()
         for master in child.outputs:
             try:

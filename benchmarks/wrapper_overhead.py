@@ -1,0 +1,63 @@
+"""Wall time of `kleio python trivial.py` against bare `python trivial.py`.
+
+    python benchmarks/wrapper_overhead.py [--runs 30] [--db URI]
+
+Runs both commands alternately in a fresh temporary git repository, each trial run once
+(kleio resumes nothing: every run uses a new option value, so every run is a new trial, the
+realistic case), and prints medians and their ratio. The package-list cache is warmed first,
+as it is on any machine after the first run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def timed(argv: list[str], cwd: str, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--db", default=None, help="journal URI (default: a temporary SQLite)")
+    args = parser.parse_args()
+    python = sys.executable
+    kleio = [python, "-m", "kleio"]
+    with tempfile.TemporaryDirectory() as work:
+        subprocess.run(["git", "init", "-q"], cwd=work, check=True)
+        with open(os.path.join(work, "trivial.py"), "w") as handle:
+            handle.write("import sys\n")
+        env = dict(os.environ)
+        env["KLEIO_DB"] = args.db or "sqlite://" + os.path.join(work, "kleio.db")
+        env["XDG_CACHE_HOME"] = os.path.join(work, "cache")
+        # Installed packages ship compiled bytecode; measure that, not the compiler.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        import kleio as package
+
+        subprocess.run([python, "-m", "compileall", "-q", os.path.dirname(package.__file__)],
+                       check=True, env=env)
+        timed([*kleio, "python", "trivial.py", "--warmup"], work, env)
+        bare, wrapped = [], []
+        for i in range(args.runs):
+            bare.append(timed([python, "trivial.py", f"--run={i}"], work, env))
+            wrapped.append(timed([*kleio, "run", "-q", python, "trivial.py", f"--run={i}"],
+                                 work, env))
+    b, k = statistics.median(bare), statistics.median(wrapped)
+    print(f"bare python trivial.py         median {b * 1000:7.1f} ms")
+    print(f"kleio run python trivial.py    median {k * 1000:7.1f} ms")
+    print(f"added by kleio                        {(k - b) * 1000:7.1f} ms")
+    print(f"ratio                                 {k / b:7.2f}x  (target <= 4x)")
+
+
+if __name__ == "__main__":
+    main()
