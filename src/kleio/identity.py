@@ -1,0 +1,445 @@
+"""Trial identity: the same command in the same project is the same trial (DESIGN §2).
+
+A trial id is the sha256 of the canonical JSON of
+
+* the **project**: the repository's origin URL without credentials and in one spelling
+  (``git@github.com:a/b.git`` and ``https://github.com/a/b`` are both ``github.com/a/b``), else
+  the repository root, else the working directory;
+* the **normalized command**: paths to files inside the repository are relative to its root,
+  so any checkout location and any working directory inside the repository give the same id;
+  a path to a Python interpreter is reduced to its name (``/opt/venv/bin/python`` is
+  ``python``); secrets are masked (a rotated token is not a new experiment, and an id must not allow
+  anyone to guess a password by hashing candidates);
+* the content hash of every YAML/JSON **config file** named on the command line;
+* the **parent** reference ``{"id", "cut"}`` of a branch.
+
+Everything here is pure Python on the start path of every run: no git subprocess (the origin
+is read from ``.git/config``), a handful of ``stat`` calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+
+from kleio.redact import redact_argv
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds at import; annotations are strings anyway
+    from typing import Any
+
+_PYTHON = re.compile(r"^(?:python|pypy)[0-9.]*w?(?:\.exe)?$", re.IGNORECASE)
+_CONFIG_EXTENSIONS = (".yaml", ".yml", ".json")
+# Python options that take a separate argument (``python -W ignore train.py``).
+_PYTHON_OPTIONS_WITH_ARGUMENT = frozenset({"-W", "-X", "--check-hash-based-pycs"})
+# A config file larger than this is identified by its size only: hashing a multi-gigabyte
+# JSON dataset on every start would defeat the purpose of a fast wrapper.
+_MAX_HASHED_CONFIG = 64 * 1024 * 1024
+
+_SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?(?P<host>[^/:]+):(?P<path>(?!//).*)$")
+
+
+def find_repo_root(cwd: str) -> str | None:
+    """Return the root of the git repository holding ``cwd`` (the closest ``.git``), or None.
+
+    The same walk as :func:`kleio.config.find_project_root`, repeated here so that identity
+    does not import the configuration machinery (dataclasses cost milliseconds at start).
+    """
+    path = os.path.abspath(cwd)
+    while True:
+        if os.path.exists(os.path.join(path, ".git")):
+            return path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+
+
+def is_python(program: str) -> bool:
+    """Tell whether ``program`` (a name or a path) is a Python interpreter."""
+    return bool(_PYTHON.match(os.path.basename(program)))
+
+
+# -- project -------------------------------------------------------------------------------
+
+
+def _git_dir(root: str) -> str | None:
+    """The directory holding the repository's ``config``, for plain, worktree and submodule."""
+    dot_git = os.path.join(root, ".git")
+    if os.path.isdir(dot_git):
+        return dot_git
+    try:
+        with open(dot_git, encoding="utf-8") as handle:
+            line = handle.readline().strip()
+    except OSError:
+        return None
+    if not line.startswith("gitdir:"):
+        return None
+    git_dir = os.path.normpath(os.path.join(root, line[len("gitdir:") :].strip()))
+    # A linked worktree keeps its config in the common directory of the main repository.
+    try:
+        with open(os.path.join(git_dir, "commondir"), encoding="utf-8") as handle:
+            return os.path.normpath(os.path.join(git_dir, handle.read().strip()))
+    except OSError:
+        return git_dir
+
+
+def _origin_from_config(text: str) -> str | None:
+    section = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            section = line.strip("[]").strip()
+            continue
+        if section in ('remote "origin"', "remote.origin"):
+            key, eq, value = line.partition("=")
+            if eq and key.strip().lower() == "url":
+                value = value.strip()
+                if len(value) >= 2 and value[0] == value[-1] == '"':
+                    value = value[1:-1]
+                return value
+    return None
+
+
+def origin_url(root: str) -> str | None:
+    """Return the raw ``remote.origin.url`` of the repository at ``root``, or None.
+
+    Read from the config file directly (a ``git`` process costs milliseconds); ``git config``
+    answers only when the file uses ``include`` directives this reader does not follow.
+    """
+    git_dir = _git_dir(root)
+    if git_dir is None:
+        return None
+    try:
+        with open(os.path.join(git_dir, "config"), encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    url = _origin_from_config(text)
+    if url is None and "[include" in text.lower():
+        import subprocess
+
+        try:
+            result = subprocess.run(
+                ["git", "config", "--get", "remote.origin.url"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        url = result.stdout.strip() or None
+    return url
+
+
+def normalize_remote(url: str) -> str:
+    """Spell a git remote URL one way, without credentials: ``host/owner/name``.
+
+    ``git@github.com:a/b.git``, ``ssh://git@github.com:22/a/b``, ``https://user:pw@github.com/a/b/``
+    all become ``github.com/a/b``. A local path stays a path (without a trailing ``.git``).
+    """
+    url = url.strip()
+    if "://" in url:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        if parts.scheme == "file":
+            path = parts.path
+        else:
+            host = (parts.hostname or "").lower()
+            path = host + "/" + parts.path.lstrip("/")
+    else:
+        match = _SCP_LIKE.match(url)
+        # ``C:/x`` is a Windows path, not host ``C``.
+        if match and len(match.group("host")) > 1:
+            path = match.group("host").lower() + "/" + match.group("path").lstrip("/")
+        else:
+            path = url
+    path = path.rstrip("/")
+    if path.endswith(".git"):
+        path = path[: -len(".git")]
+    return path.rstrip("/")
+
+
+def project_of(root: str | None, cwd: str) -> str:
+    """Name the project: the normalized origin URL, else the repository root, else ``cwd``."""
+    if root is not None:
+        url = origin_url(root)
+        if url:
+            return normalize_remote(url)
+        return os.path.abspath(root)
+    return os.path.abspath(cwd)
+
+
+# -- command -------------------------------------------------------------------------------
+
+
+def _is_option(token: str) -> bool:
+    if len(token) < 2 or not token.startswith("-"):
+        return False
+    try:
+        float(token)
+    except ValueError:
+        return True
+    return False
+
+
+def _inside(path: str, root: str) -> str | None:
+    """``path`` relative to ``root`` when it lies inside, else None."""
+    if path == root:
+        return "."
+    if path.startswith(root.rstrip(os.sep) + os.sep):
+        return os.path.relpath(path, root)
+    return None
+
+
+def _normalize_path(value: str, cwd: str, root: str | None) -> str | None:
+    """The repository-relative spelling of ``value`` if it names an existing path inside it."""
+    if root is None or not value or "\0" in value:
+        return None
+    path = os.path.normpath(os.path.join(cwd, os.path.expanduser(value)))
+    try:
+        if not os.path.exists(path):
+            return None
+    except (OSError, ValueError):
+        return None
+    relative = _inside(path, os.path.abspath(root))
+    if relative is None:
+        # A symlinked checkout or working directory: compare the resolved paths.
+        relative = _inside(os.path.realpath(path), os.path.realpath(root))
+    return relative
+
+
+def normalize_command(argv: list[str], cwd: str, root: str | None) -> list[str]:
+    """Spell a command so that it is the same from any checkout location and working directory.
+
+    Arguments (and ``--option=value`` values) naming existing paths inside the repository
+    become relative to its root; a path to a Python interpreter (absolute, or relative such as
+    ``../venv/bin/python``, which would depend on the working directory) becomes its base
+    name; everything else is kept as typed. The result identifies the command; it is not
+    meant to be executed.
+    """
+    result: list[str] = []
+    for index, token in enumerate(argv):
+        if index == 0 and is_python(token):
+            result.append(os.path.basename(token))
+            continue
+        if _is_option(token):
+            name, eq, value = token.partition("=")
+            if eq:
+                normalized = _normalize_path(value, cwd, root)
+                if normalized is not None:
+                    token = name + "=" + normalized
+            result.append(token)
+            continue
+        normalized = _normalize_path(token, cwd, root)
+        result.append(token if normalized is None else normalized)
+    return result
+
+
+def _split_program(argv: list[str]) -> tuple[str | None, int]:
+    """Return (script or module, index of its first argument) for a command line.
+
+    For ``python [options] script args``, ``python -m module args``, ``python -c code args``
+    the script is what Python runs; for any other program it is the program itself.
+    """
+    if not argv:
+        return None, 0
+    if not is_python(argv[0]):
+        return argv[0], 1
+    index = 1
+    while index < len(argv):
+        token = argv[index]
+        if token in ("-m", "-c"):
+            if index + 1 < len(argv):
+                return (argv[index + 1] if token == "-m" else None), index + 2
+            return None, len(argv)
+        if token.startswith("-m") and len(token) > 2:
+            return token[2:], index + 1
+        if token.startswith("-c") and len(token) > 2:
+            return None, index + 1
+        if token == "-":
+            return None, index + 1
+        if token == "--":
+            index += 1
+            break
+        if not token.startswith("-"):
+            break
+        index += 2 if token in _PYTHON_OPTIONS_WITH_ARGUMENT else 1
+    if index < len(argv):
+        return argv[index], index + 1
+    return None, len(argv)
+
+
+def script_of(argv: list[str]) -> str | None:
+    """The script a command runs, as typed (``train.py`` in ``python -u train.py``), or None.
+
+    For ``python -m module`` it is the module name; for ``python -c`` or a bare interpreter,
+    None; for any other program, the program itself.
+    """
+    return _split_program(argv)[0]
+
+
+def parse_config(argv: list[str]) -> dict[str, Any]:
+    """Extract the configuration of a command: its options and positional arguments.
+
+    ``--lr 0.1`` and ``--lr=0.1`` give ``{"lr": "0.1"}``; a flag followed by another option
+    or by nothing gives ``True``; ``-x 3`` gives ``{"x": "3"}``; a repeated option gives a
+    list; arguments after the script go to ``"_pos"``. Values are kept as typed strings. The
+    program, the interpreter's own options and the script (or ``-m`` module) are not part of
+    the configuration.
+    """
+    _, start = _split_program(argv)
+    config: dict[str, Any] = {}
+    positionals: list[str] = []
+
+    def add(name: str, value: Any) -> None:
+        if name not in config:
+            config[name] = value
+        elif isinstance(config[name], list):
+            config[name].append(value)
+        else:
+            config[name] = [config[name], value]
+
+    args = argv[start:]
+    index = 0
+    while index < len(args):
+        token = args[index]
+        index += 1
+        if token == "--":
+            positionals.extend(args[index:])
+            break
+        if not _is_option(token):
+            positionals.append(token)
+            continue
+        name, eq, value = token.lstrip("-").partition("=")
+        if eq:
+            add(name, value)
+        elif index < len(args) and not _is_option(args[index]) and args[index] != "--":
+            add(name, args[index])
+            index += 1
+        else:
+            add(name, True)
+    if positionals:
+        config["_pos"] = positionals
+    return config
+
+
+def _sha256_file(path: str) -> str | None:
+    try:
+        size = os.path.getsize(path)
+        if size > _MAX_HASHED_CONFIG:
+            return f"size:{size}"
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def _config_files(argv: list[str], cwd: str, root: str | None) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for token in argv[1:]:
+        value = token.partition("=")[2] if _is_option(token) else token
+        if not value.lower().endswith(_CONFIG_EXTENSIONS):
+            continue
+        path = os.path.join(cwd, os.path.expanduser(value))
+        if not os.path.isfile(path):
+            continue
+        digest = _sha256_file(path)
+        if digest is not None:
+            found[_normalize_path(value, cwd, root) or value] = digest
+    return found
+
+
+def config_files(argv: list[str], cwd: str) -> dict[str, str]:
+    """Map every YAML/JSON file named by an argument to the sha256 of its content.
+
+    Keys are spelled as :func:`normalize_command` spells them (relative to the repository
+    root when inside it), so that editing a config file makes a new trial while moving the
+    checkout does not.
+    """
+    return _config_files(argv, cwd, find_repo_root(cwd))
+
+
+def trial_id(
+    *,
+    project: str,
+    command: list[str],
+    config_files: dict[str, str],
+    parent: dict[str, Any] | None = None,
+) -> str:
+    """Return the id of a trial: the sha256 hex digest of its identity as canonical JSON.
+
+    Args:
+        project: from :func:`project_of`.
+        command: from :func:`normalize_command` (and redacted).
+        config_files: from :func:`config_files`.
+        parent: ``{"id": ..., "cut": ...}`` for a branch, else None.
+    """
+    identity = {
+        "project": project,
+        "command": list(command),
+        "config_files": dict(config_files),
+        "parent": parent,
+    }
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def short_id(trial_id: str) -> str:
+    """The 7-character form of an id shown to people."""
+    return trial_id[:7]
+
+
+def describe_command(
+    argv: list[str], cwd: str, *, parent: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Everything the runner needs to know about a command's identity, in one call.
+
+    Returns:
+        A JSON-compatible dict: ``root`` (repository root or None), ``project``, ``command``
+        (normalized and redacted), ``argv`` (as typed, redacted), ``redacted`` (whether
+        anything was masked: such a command cannot be replayed from the journal), ``cwd``
+        (relative to the root, or absolute without a repository), ``script`` (as typed, or
+        None), ``config`` (parsed from ``command``), ``config_files`` and ``id``.
+    """
+    cwd = os.path.abspath(cwd)
+    root = find_repo_root(cwd)
+    project = project_of(root, cwd)
+    redacted_argv, redacted = redact_argv(list(argv))
+    command = normalize_command(redacted_argv, cwd, root)
+    files = _config_files(list(argv), cwd, root)
+    relative_cwd = (_inside(cwd, os.path.abspath(root)) or cwd) if root is not None else cwd
+    return {
+        "root": root,
+        "project": project,
+        "command": command,
+        "argv": redacted_argv,
+        "redacted": redacted,
+        "cwd": relative_cwd,
+        "script": script_of(redacted_argv),
+        "config": parse_config(command),
+        "config_files": files,
+        "id": trial_id(project=project, command=command, config_files=files, parent=parent),
+    }
+
+
+__all__ = [
+    "config_files",
+    "describe_command",
+    "find_repo_root",
+    "is_python",
+    "normalize_command",
+    "normalize_remote",
+    "origin_url",
+    "parse_config",
+    "project_of",
+    "script_of",
+    "short_id",
+    "trial_id",
+]

@@ -1,0 +1,624 @@
+"""Snapshots taken at every start: code, environment and host (DESIGN §2).
+
+This runs before every wrapped command, so it is built for speed:
+
+* git is asked once (``git status --porcelain=v2``), plus one ``git diff`` only when the
+  working tree is dirty; GitPython is never imported;
+* the installed distributions are listed once per interpreter and cached in
+  ``$XDG_CACHE_HOME/kleio/packages-<hash>.json``, valid while ``sys.executable`` and the
+  ``mtime`` of every ``sys.path`` directory are unchanged (installing, removing or upgrading a
+  distribution adds or removes a ``*.dist-info`` entry, which changes its directory's mtime);
+* the GPUs are asked to ``nvidia-smi`` only on machines with an NVIDIA driver, once per boot;
+* memory and CPUs come from ``os.sysconf`` and ``/proc``, not psutil.
+
+:func:`changes` compares two snapshots for change detection on resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+from kleio.identity import project_of
+from kleio.redact import redact_env
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds at import; annotations are strings anyway
+    from typing import Any
+
+#: Untracked files larger than this, binary, or not source code are not recorded.
+MAX_UNTRACKED_SIZE = 256 * 1024
+#: At most this many untracked files are recorded (sorted by path).
+MAX_UNTRACKED_FILES = 50
+#: A diff larger than this is hashed but not stored.
+MAX_DIFF_BLOB = 32 * 1024 * 1024
+#: Without git, the script's content is stored when it is at most this large.
+MAX_SCRIPT_BLOB = 256 * 1024
+
+# Untracked files worth recording: code, not data. Formats a program commonly writes into its
+# own working directory (.json, .yaml, .csv, .txt, .log) are left out, or a trial's own output
+# would count as a code change on resume; config files named on the command line are part of
+# the trial's identity anyway (kleio.identity.config_files).
+SOURCE_EXTENSIONS = frozenset(
+    {
+        ".py", ".pyx", ".pxd", ".pyi", ".c", ".cc", ".cpp", ".cxx", ".h", ".hh", ".hpp",
+        ".cu", ".cuh", ".f", ".f90", ".jl", ".r", ".lua", ".rs", ".go", ".java", ".scala",
+        ".js", ".ts", ".sh", ".bash", ".zsh", ".toml", ".cfg", ".ini",
+    }
+)  # fmt: skip
+SOURCE_NAMES = frozenset({"Makefile", "Dockerfile", "CMakeLists.txt", "requirements.txt"})
+
+#: Environment variables recorded in the env snapshot (after redaction).
+ENV_VARIABLES = (
+    "CUDA_VISIBLE_DEVICES",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "PYTHONHASHSEED",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "CONDA_DEFAULT_ENV",
+    "SLURM_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+)
+# Of those, the ones that change results and so count as an environment change. The others
+# legitimately differ between two executions of one trial (job ids, devices, thread counts).
+_REPRODUCIBILITY_VARIABLES = ("PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG")
+
+# Distributions whose version never makes a different experiment.
+_IGNORED_PACKAGES = frozenset({"kleio", "pip"})
+
+_EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+_GIT_TIMEOUT = 30.0
+_NVIDIA_TIMEOUT = 5.0
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base or not os.path.isabs(base):
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "kleio")
+
+
+def _read_json(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: str, data: Any) -> None:
+    """Write atomically; a cache that cannot be written is simply not a cache."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        temporary = f"{path}.{os.getpid()}.tmp"
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, sort_keys=True)
+        os.replace(temporary, path)
+    except OSError:
+        pass
+
+
+# -- code ----------------------------------------------------------------------------------
+
+
+def _git(root: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        # --no-optional-locks: never write the index, so that many jobs starting at once in
+        # one checkout (a cluster array on a shared file system) do not fight for index.lock.
+        ["git", "--no-optional-locks", *args],
+        cwd=root,
+        capture_output=True,
+        timeout=_GIT_TIMEOUT,
+    )
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _parse_status(output: bytes) -> dict[str, Any]:
+    commit: str | None = None
+    branch: str | None = None
+    dirty = False
+    untracked: list[str] = []
+    records = output.split(b"\0")
+    index = 0
+    while index < len(records):
+        record = records[index]
+        index += 1
+        if record.startswith(b"# branch.oid "):
+            oid = _decode(record[len(b"# branch.oid ") :])
+            commit = None if oid == "(initial)" else oid
+        elif record.startswith(b"# branch.head "):
+            head = _decode(record[len(b"# branch.head ") :])
+            branch = None if head == "(detached)" else head
+        elif record.startswith((b"1 ", b"u ")):
+            dirty = True
+        elif record.startswith(b"2 "):
+            dirty = True
+            index += 1  # a rename or copy is followed by its original path
+        elif record.startswith(b"? "):
+            untracked.append(_decode(record[2:]))
+    return {"commit": commit, "branch": branch, "dirty": dirty, "untracked": untracked}
+
+
+def _parse_numstat(output: bytes) -> list[dict[str, Any]]:
+    stats = []
+    for record in output.split(b"\0"):
+        if not record:
+            continue
+        added, removed, path = record.split(b"\t", 2)
+        stats.append(
+            {
+                "path": _decode(path),
+                # "-" marks a binary file: git counts no lines for it.
+                "added": None if added == b"-" else int(added),
+                "removed": None if removed == b"-" else int(removed),
+            }
+        )
+    return stats
+
+
+def _is_source(path: str) -> bool:
+    name = os.path.basename(path)
+    return name in SOURCE_NAMES or os.path.splitext(name)[1].lower() in SOURCE_EXTENSIONS
+
+
+def _untracked_sources(
+    root: str, paths: list[str], blobs: dict[str, bytes]
+) -> tuple[list[dict[str, Any]], int]:
+    recorded: list[dict[str, Any]] = []
+    skipped = 0
+    for path in sorted(paths):
+        if not _is_source(path):
+            continue
+        if len(recorded) >= MAX_UNTRACKED_FILES:
+            skipped += 1
+            continue
+        full = os.path.join(root, path)
+        try:
+            if os.path.getsize(full) > MAX_UNTRACKED_SIZE:
+                continue
+            with open(full, "rb") as handle:
+                content = handle.read(MAX_UNTRACKED_SIZE + 1)
+        except OSError:
+            continue
+        if len(content) > MAX_UNTRACKED_SIZE or b"\0" in content[:8192]:
+            continue
+        digest = _sha256(content)
+        blobs[digest] = content
+        recorded.append({"path": path, "sha256": digest, "size": len(content)})
+    return recorded, skipped
+
+
+def _script_snapshot(cwd: str, script: str | None, blobs: dict[str, bytes]) -> dict[str, Any]:
+    doc: dict[str, Any] = {"vcs": None, "script": None, "script_sha256": None}
+    if not script:
+        return doc
+    path = os.path.normpath(os.path.join(cwd, script))
+    doc["script"] = path
+    try:
+        with open(path, "rb") as handle:
+            content = handle.read()
+    except OSError:
+        return doc  # a module name (python -m) or a program on PATH: nothing to hash
+    digest = _sha256(content)
+    doc["script_sha256"] = digest
+    if len(content) <= MAX_SCRIPT_BLOB:
+        blobs[digest] = content
+    return doc
+
+
+def code_snapshot(cwd: str, root: str | None, script: str | None) -> tuple[dict, dict[str, bytes]]:
+    """Describe the code a trial runs.
+
+    Args:
+        cwd: the command's working directory.
+        root: the repository root (:func:`kleio.identity.find_repo_root`), or None.
+        script: the script as typed (:func:`kleio.identity.script_of`), used without git.
+
+    Returns:
+        ``(doc, blobs)``: the JSON-compatible snapshot and the bytes it refers to by sha256
+        (the diff, small untracked sources, or the script), for the caller to store. With git
+        the doc holds ``vcs`` ("git"), ``repository``, ``branch`` (None when detached),
+        ``commit`` (None before the first commit), ``detached``, ``dirty``, ``diff_sha256``,
+        ``diff_size``, ``diffstat`` (``[{"path", "added", "removed"}]``), ``untracked``
+        (``[{"path", "sha256", "size"}]``) and ``untracked_skipped``. Without git (or when git
+        cannot be run) it holds ``vcs`` (None), ``script`` (absolute) and ``script_sha256``;
+        the caller should warn once that the code is only known by the script's hash.
+    """
+    blobs: dict[str, bytes] = {}
+    if root is None:
+        return _script_snapshot(cwd, script, blobs), blobs
+    try:
+        status = _git(root, "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all")
+    except (OSError, subprocess.SubprocessError):
+        status = None
+    if status is None or status.returncode != 0:
+        fallback = _script_snapshot(cwd, script, blobs)
+        error = "git status failed" if status is None else _decode(status.stderr)[:500]
+        fallback["vcs_error"] = error
+        return fallback, blobs
+    state = _parse_status(status.stdout)
+    doc: dict[str, Any] = {
+        "vcs": "git",
+        "repository": project_of(root, cwd),
+        "branch": state["branch"],
+        "commit": state["commit"],
+        "detached": state["branch"] is None,
+        "dirty": state["dirty"],
+        "diff_sha256": None,
+        "diff_size": 0,
+        "diffstat": [],
+    }
+    if state["dirty"]:
+        base = state["commit"] or _EMPTY_TREE
+        try:
+            diff: subprocess.CompletedProcess[bytes] | None = _git(
+                root, "diff", base, "--no-color", "--no-ext-diff", "--no-textconv",
+                "--no-renames", "--binary", "--numstat", "-z", "-p",
+            )  # fmt: skip
+        except (OSError, subprocess.SubprocessError):
+            diff = None  # dirty, but what changed is unknown: diff_sha256 stays None
+        if diff is not None and diff.returncode == 0:
+            # --numstat -z then -p: NUL-separated stats, an empty record, then the patch.
+            stats, _, patch = diff.stdout.partition(b"\0\0")
+            doc["diffstat"] = _parse_numstat(stats)
+            doc["diff_sha256"] = _sha256(patch)
+            doc["diff_size"] = len(patch)
+            if len(patch) <= MAX_DIFF_BLOB:
+                blobs[doc["diff_sha256"]] = patch
+    doc["untracked"], doc["untracked_skipped"] = _untracked_sources(root, state["untracked"], blobs)
+    return doc, blobs
+
+
+# -- environment ---------------------------------------------------------------------------
+
+
+def _packages_key() -> str:
+    """What the installed distributions depend on: the interpreter and its path's mtimes."""
+    parts = [sys.executable]
+    try:
+        cwd = os.getcwd()
+    except OSError:  # the working directory was removed
+        cwd = ""
+    for entry in sys.path:
+        # The working directory (``python -m kleio``) changes with every file a program
+        # writes; a distribution installed there is not worth a cache miss on every start.
+        if not entry or entry == cwd:
+            continue
+        try:
+            parts.append(f"{entry}\0{os.stat(entry).st_mtime_ns}")
+        except OSError:
+            parts.append(f"{entry}\0-")
+    return _sha256("\n".join(parts).encode("utf-8", "surrogateescape"))
+
+
+def _scan_packages() -> dict[str, str]:
+    import importlib.metadata  # slow to import and slower to run: only on a cache miss
+    import re
+
+    packages: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"] if dist.metadata else None
+        if not name:
+            continue
+        # PEP 503 spelling, first one on sys.path wins (as import does).
+        packages.setdefault(re.sub(r"[-_.]+", "-", name).lower(), dist.version or "")
+    return dict(sorted(packages.items()))
+
+
+def packages_cache_path() -> str:
+    """The cache file of the current interpreter's distribution list."""
+    tag = _sha256(sys.executable.encode("utf-8", "surrogateescape"))[:16]
+    return os.path.join(_cache_dir(), f"packages-{tag}.json")
+
+
+def installed_packages() -> dict[str, str]:
+    """``{normalized name: version}`` of the current interpreter's distributions, cached."""
+    path = packages_cache_path()
+    key = _packages_key()
+    cached = _read_json(path)
+    if isinstance(cached, dict) and cached.get("key") == key:
+        packages = cached.get("packages")
+        if isinstance(packages, dict):
+            return packages
+    packages = _scan_packages()
+    _write_json(path, {"key": key, "executable": sys.executable, "packages": packages})
+    return packages
+
+
+def _boot_id() -> str | None:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
+
+
+def _has_nvidia() -> bool:
+    if os.path.exists("/proc/driver/nvidia/version"):
+        return True
+    import shutil
+
+    return shutil.which("nvidia-smi") is not None
+
+
+def _run_nvidia_smi(*args: str) -> str | None:
+    try:
+        result = subprocess.run(
+            ["nvidia-smi", *args], capture_output=True, text=True, timeout=_NVIDIA_TIMEOUT
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout if result.returncode == 0 else None
+
+
+def _probe_gpus() -> dict[str, Any] | None:
+    output = _run_nvidia_smi(
+        "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"
+    )
+    if output is None:
+        return None
+    gpus = []
+    driver = None
+    for line in output.splitlines():
+        fields = [field.strip() for field in line.split(",")]
+        if len(fields) >= 3:
+            gpus.append({"name": fields[0], "memory": fields[1]})
+            driver = fields[2]
+    cuda = None
+    summary = _run_nvidia_smi()
+    if summary:
+        import re
+
+        match = re.search(r"CUDA Version:\s*([0-9.]+)", summary)
+        cuda = match.group(1) if match else None
+    return {"driver": driver, "cuda": cuda, "gpus": gpus}
+
+
+def gpu_info() -> dict[str, Any] | None:
+    """``{"driver", "cuda", "gpus": [{"name", "memory"}]}`` of NVIDIA GPUs, or None.
+
+    Asked once per boot (keyed on the kernel's boot id) and cached: ``nvidia-smi`` takes
+    tens to hundreds of milliseconds.
+    """
+    if not _has_nvidia():
+        return None
+    boot = _boot_id()
+    path = os.path.join(_cache_dir(), f"gpu-{boot}.json") if boot else None
+    if path:
+        cached = _read_json(path)
+        if isinstance(cached, dict) and "info" in cached:
+            return cached["info"]
+    info = _probe_gpus()
+    if path:
+        _write_json(path, {"info": info})
+    return info
+
+
+def _platform() -> dict[str, str]:
+    if hasattr(os, "uname"):
+        uname = os.uname()
+        return {"system": uname.sysname, "release": uname.release, "machine": uname.machine}
+    import platform
+
+    return {
+        "system": platform.system(),
+        "release": platform.release(),
+        "machine": platform.machine(),
+    }
+
+
+def env_snapshot() -> dict[str, Any]:
+    """Describe the current interpreter and its environment.
+
+    The interpreter is this process's: when the wrapped command runs another Python, the
+    caller must say so (see the runner).
+    """
+    version = sys.version_info
+    gpu = gpu_info()
+    return {
+        "python": {
+            "version": f"{version.major}.{version.minor}.{version.micro}",
+            "implementation": sys.implementation.name,
+            "executable": sys.executable,
+        },
+        "platform": _platform(),
+        "packages": installed_packages(),
+        "variables": redact_env({k: os.environ[k] for k in ENV_VARIABLES if k in os.environ}),
+        "gpu": None if gpu is None else {"driver": gpu.get("driver"), "cuda": gpu.get("cuda")},
+    }
+
+
+# -- host ----------------------------------------------------------------------------------
+
+
+def _user() -> str | None:
+    for name in ("USER", "LOGNAME", "USERNAME"):
+        if os.environ.get(name):
+            return os.environ[name]
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, AttributeError, KeyError, OSError):
+        return None
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            head = handle.read(8192)  # the first processor is enough; the file can be huge
+    except OSError:
+        return None
+    for line in head.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "cpu model", "Hardware"):
+            return value.strip() or None
+    return None
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def hostname() -> str:
+    """The host name recorded for runners: ``$KLEIO_HOSTNAME`` or the machine's."""
+    override = os.environ.get("KLEIO_HOSTNAME")
+    if override:
+        return override
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()
+
+
+def host_snapshot() -> dict[str, Any]:
+    """Describe the machine: hostname, user, CPUs, CPU model, memory and GPUs."""
+    try:
+        available = len(os.sched_getaffinity(0))  # what a batch scheduler gave this job
+    except (AttributeError, OSError):
+        available = None
+    gpu = gpu_info()
+    return {
+        "hostname": hostname(),
+        "user": _user(),
+        "cpus": os.cpu_count(),
+        "cpus_available": available,
+        "cpu_model": _cpu_model(),
+        "memory_bytes": _memory_bytes(),
+        "gpus": [] if gpu is None else list(gpu.get("gpus") or []),
+    }
+
+
+# -- change detection ----------------------------------------------------------------------
+
+
+def _short(commit: str | None) -> str:
+    return commit[:7] if commit else "(no commit)"
+
+
+def _stat_line(stat: dict[str, Any]) -> str:
+    if stat.get("added") is None:
+        return f"{stat['path']} (binary)"
+    return f"{stat['path']} (+{stat['added']} -{stat['removed']})"
+
+
+def _code_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    if old.get("vcs") != new.get("vcs"):
+        return [f"version control: {old.get('vcs') or 'none'} → {new.get('vcs') or 'none'}"]
+    if old.get("vcs") is None:
+        if old.get("script_sha256") != new.get("script_sha256"):
+            return [f"script {new.get('script') or old.get('script')} changed"]
+        return []
+    lines = []
+    if old.get("commit") != new.get("commit"):
+        lines.append(f"commit {_short(old.get('commit'))} → {_short(new.get('commit'))}")
+    if old.get("diff_sha256") != new.get("diff_sha256"):
+        old_stats = {s["path"]: s for s in old.get("diffstat") or []}
+        new_stats = {s["path"]: s for s in new.get("diffstat") or []}
+        if not new_stats:
+            lines.append("uncommitted changes removed")
+        diff_lines = [
+            f"uncommitted change: {_stat_line(stat)}"
+            for path, stat in sorted(new_stats.items())
+            if old_stats.get(path) != stat
+        ]
+        diff_lines += [
+            f"uncommitted change reverted: {path}"
+            for path in sorted(set(old_stats) - set(new_stats))
+        ]
+        if not diff_lines:  # same line counts, other content: name every changed file
+            diff_lines = [
+                f"uncommitted change: {_stat_line(s)}" for _, s in sorted(new_stats.items())
+            ]
+        lines += diff_lines
+    old_files = {f["path"]: f["sha256"] for f in old.get("untracked") or []}
+    new_files = {f["path"]: f["sha256"] for f in new.get("untracked") or []}
+    for path in sorted(set(old_files) | set(new_files)):
+        if path not in old_files:
+            lines.append(f"untracked file added: {path}")
+        elif path not in new_files:
+            lines.append(f"untracked file removed: {path}")
+        elif old_files[path] != new_files[path]:
+            lines.append(f"untracked file changed: {path}")
+    return lines
+
+
+def _env_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    lines = []
+    old_py, new_py = old.get("python") or {}, new.get("python") or {}
+    old_version = (old_py.get("implementation"), old_py.get("version"))
+    new_version = (new_py.get("implementation"), new_py.get("version"))
+    if old_version != new_version:
+        line = f"python {' '.join(map(str, old_version))} → {' '.join(map(str, new_version))}"
+        if old_py.get("executable") != new_py.get("executable"):
+            line += f" ({old_py.get('executable')} → {new_py.get('executable')})"
+        lines.append(line)
+    old_platform, new_platform = old.get("platform") or {}, new.get("platform") or {}
+    for key in ("system", "machine"):  # the kernel release differs between nodes: ignored
+        if old_platform.get(key) != new_platform.get(key):
+            lines.append(f"platform {key} {old_platform.get(key)} → {new_platform.get(key)}")
+    old_packages, new_packages = old.get("packages") or {}, new.get("packages") or {}
+    for name in sorted((set(old_packages) | set(new_packages)) - _IGNORED_PACKAGES):
+        if name not in old_packages:
+            lines.append(f"package added: {name} {new_packages[name]}")
+        elif name not in new_packages:
+            lines.append(f"package removed: {name} {old_packages[name]}")
+        elif old_packages[name] != new_packages[name]:
+            lines.append(f"package {name} {old_packages[name]} → {new_packages[name]}")
+    old_vars, new_vars = old.get("variables") or {}, new.get("variables") or {}
+    for name in _REPRODUCIBILITY_VARIABLES:
+        if old_vars.get(name) != new_vars.get(name):
+            before = old_vars.get(name, "(unset)")
+            after = new_vars.get(name, "(unset)")
+            lines.append(f"variable {name} {before} → {after}")
+    return lines
+
+
+def changes(old: dict[str, Any], new: dict[str, Any], kind: str) -> list[str]:
+    """List, for people, what differs between two ``code`` or ``env`` snapshots.
+
+    An empty list means the same code or environment. Things that legitimately vary between
+    executions of one trial are ignored: the branch name (only the commit matters), the
+    interpreter's path when its version is the same, the kernel release, the GPU driver (a
+    cluster's nodes differ; the CUDA runtime that matters comes with a package such as
+    ``torch``), job ids, devices and thread counts, and the versions of kleio and pip.
+
+    Args:
+        old: the trial's snapshot.
+        new: the snapshot taken now.
+        kind: ``"code"`` or ``"env"``.
+    """
+    if kind == "code":
+        return _code_changes(old, new)
+    if kind == "env":
+        return _env_changes(old, new)
+    raise ValueError(f"kind must be 'code' or 'env', not {kind!r}")
+
+
+__all__ = [
+    "changes",
+    "code_snapshot",
+    "env_snapshot",
+    "gpu_info",
+    "host_snapshot",
+    "hostname",
+    "installed_packages",
+    "packages_cache_path",
+]
