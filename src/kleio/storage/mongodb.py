@@ -1,0 +1,577 @@
+"""The MongoDB backend: a replica set or Atlas cluster shared by many machines and users.
+
+URIs are ``mongodb://[user:password@]host[:port][,host...]/[database][?options]`` or
+``mongodb+srv://...``. The database is the URI's path and defaults to ``kleio``. kleio sets
+``retryWrites=true``, ``appname=kleio`` and a server selection timeout of a few seconds unless
+the URI sets them itself. This module is the only one that imports pymongo; the registry in
+:mod:`kleio.storage` imports it lazily.
+
+Layout (no multi-document transactions; no document grows without bound)::
+
+    meta          {_id: "schema", version, indexes}
+    trials        {_id: trial id, ...the trial document without "id"}
+    events        {_id: "<trial id>:<seq as 16 hex digits>", trial_id, seq (int64), kind,
+                   time, data (a sub-document)}              one event per document
+    blobs.files   GridFS bucket "blobs": filename = sha256 (unique index), _id = ObjectId
+    blobs.chunks
+
+Event keys: the fixed-width hex ``_id`` makes ``(trial_id, seq)`` unique through the one
+index every collection has (enforced by the server without relying on a secondary index
+having been built) and sorts like ``seq``, so reading a trial's journal in order is a range
+scan of that index. Filters on ``kind`` use the ``(trial_id, kind, seq)`` index.
+
+Values BSON cannot hold faithfully (strings with lone surrogates from undecodable output,
+integers beyond int64, keys starting with ``$``, containing ``.`` or NUL) are stored as
+``{"__kleio_json__": "<ASCII JSON>"}`` and decoded on read, so nothing a program logged is
+lost; documents holding such a value are flagged so ordinary reads skip the decoding walk.
+
+Least privilege: kleio needs, on its database, ``find`` + ``insert`` + ``update`` on
+``trials`` and ``meta``; ``find`` + ``insert`` on ``events`` (never update nor remove: the
+journal stays append-only); ``find`` + ``insert`` + ``listIndexes`` on ``blobs.files``;
+``find`` + ``insert`` + ``remove`` + ``listIndexes`` on ``blobs.chunks`` (remove only for
+the chunks of an upload that lost a race); and ``createIndex`` on all five the first time a
+database is used (an administrator can open it once instead).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from typing import IO, Any, TypeVar, cast
+from urllib.parse import parse_qsl, quote, unquote
+
+import gridfs
+import pymongo
+from bson import ObjectId
+from bson.int64 import Int64
+from pymongo.errors import (
+    BulkWriteError,
+    ConfigurationError,
+    DuplicateKeyError,
+    InvalidName,
+    InvalidURI,
+    OperationFailure,
+    PyMongoError,
+)
+
+from kleio.errors import ConfigError, SchemaVersionError, StoreUnavailable
+from kleio.storage import mask_uri
+from kleio.storage.base import (
+    MUTABLE_FIELDS,
+    SCHEMA_VERSION,
+    SORTABLE_FIELDS,
+    Event,
+    NewEvent,
+    Store,
+    encode,
+    iter_chunks,
+)
+
+DEFAULT_DATABASE = "kleio"
+#: Bump when :func:`ensure_indexes` gains an index: opening a database then rebuilds them.
+INDEXES_VERSION = 1
+BLOB_BUCKET = "blobs"
+_INSERT_CHUNK = 1000
+_INT64 = (-(2**63), 2**63 - 1)
+_NULLABLE_SORTS = frozenset({"started_at", "ended_at", "heartbeat_at"})
+_SENTINEL = "__kleio_json__"
+_SPOOL_BYTES = 16 << 20
+_READ_CHUNK = 1 << 20
+_AUTH_CODES = frozenset({13, 18})  # Unauthorized, AuthenticationFailed
+_CHECK_HINT = "Is the server running and reachable? Check the URI, network and credentials"
+_URI = re.compile(r"^(?P<scheme>[^:/]+://)(?P<netloc>[^/?]*)(?P<path>/[^?]*)?(?:\?(?P<query>.*))?$")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# -- URIs -------------------------------------------------------------------------------
+
+
+def _split(uri: str) -> tuple[str, str, str, str]:
+    match = _URI.match(uri)
+    if not match or not match["scheme"].lower().startswith("mongodb"):
+        raise ConfigError(
+            f"{mask_uri(uri)!r} is not a MongoDB URI",
+            "use mongodb://host[:port]/database or mongodb+srv://host/database",
+        )
+    database = unquote((match["path"] or "/")[1:])
+    return match["scheme"], match["netloc"], database, match["query"] or ""
+
+
+def database_from_uri(uri: str) -> str:
+    """Return the database named by a MongoDB URI's path, ``kleio`` when it has none."""
+    return _split(uri)[2] or DEFAULT_DATABASE
+
+
+def hosts_of(uri: str) -> str:
+    """Return the host list of a URI, without credentials (for messages)."""
+    return _split(uri)[1].rsplit("@", 1)[-1]
+
+
+def with_database(uri: str, name: str) -> str:
+    """Return ``uri`` naming database ``name`` instead, keeping hosts, credentials and options.
+
+    The path database is also MongoDB's default ``authSource``: for a ``mongodb://`` URI with
+    credentials and no explicit ``authSource``, the old one (or ``admin``) is made explicit so
+    the same user still authenticates. ``mongodb+srv://`` URIs are left to their TXT record.
+    """
+    scheme, netloc, old, query = _split(uri)
+    options = {key.lower() for key, _ in parse_qsl(query, keep_blank_values=True)}
+    if "@" in netloc and scheme.lower() == "mongodb://" and "authsource" not in options:
+        extra = "authSource=" + quote(old or "admin", safe="")
+        query = f"{query}&{extra}" if query else extra
+    return f"{scheme}{netloc}/{quote(name, safe='')}" + (f"?{query}" if query else "")
+
+
+# -- BSON-safe values ---------------------------------------------------------------------
+
+
+def _safe_str(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _safe_key(key: Any) -> bool:
+    return (
+        isinstance(key, str)
+        and key != _SENTINEL
+        and not key.startswith("$")
+        and "." not in key
+        and "\0" not in key
+        and _safe_str(key)
+    )
+
+
+def _escape(value: Any) -> tuple[Any, bool]:
+    """Return (a BSON-safe equivalent of ``value``, whether anything was escaped)."""
+    if isinstance(value, str):
+        return (value, False) if _safe_str(value) else (_wrap(value), True)
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value, False
+    if isinstance(value, int):
+        return (value, False) if _INT64[0] <= value <= _INT64[1] else (_wrap(value), True)
+    if isinstance(value, dict):
+        if not all(_safe_key(key) for key in value):
+            return _wrap(value), True
+        out, changed = {}, False
+        for key, item in value.items():
+            out[key], escaped = _escape(item)
+            changed = changed or escaped
+        return (out, True) if changed else (value, False)
+    if isinstance(value, (list, tuple)):
+        pairs = [_escape(item) for item in value]
+        if any(escaped for _, escaped in pairs):
+            return [item for item, _ in pairs], True
+        return value, False
+    return value, False  # not JSON-like: let BSON accept or reject it
+
+
+def _wrap(value: Any) -> dict[str, str]:
+    return {_SENTINEL: encode(value) if isinstance(value, dict) else json.dumps(value)}
+
+
+def _unescape(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1 and _SENTINEL in value:
+            return json.loads(value[_SENTINEL])
+        return {key: _unescape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unescape(item) for item in value]
+    return value
+
+
+# -- indexes ------------------------------------------------------------------------------
+
+
+def ensure_indexes(db: Any) -> None:
+    """Create every index kleio uses; idempotent (an existing index is left as it is)."""
+    asc = pymongo.ASCENDING
+    db.events.create_index([("trial_id", asc), ("kind", asc), ("seq", asc)], name="trial_kind_seq")
+    db.trials.create_index([("status", asc), ("created_at", asc)], name="status_created")
+    db.trials.create_index([("parent.id", asc)], name="parent")
+    db.trials.create_index([("tags", asc)], name="tags")
+    for field in ("created_at", "started_at", "ended_at", "heartbeat_at"):
+        db.trials.create_index([(field, asc)], name=field)
+    files, chunks = db[f"{BLOB_BUCKET}.files"], db[f"{BLOB_BUCKET}.chunks"]
+    files.create_index([("filename", asc)], name="sha256", unique=True)
+    # The indexes the GridFS spec asks for, made here so that uploads need no createIndex.
+    files.create_index([("filename", asc), ("uploadDate", asc)])
+    chunks.create_index([("files_id", asc), ("n", asc)], unique=True)
+
+
+# -- the store ----------------------------------------------------------------------------
+
+
+def _guarded(method: F) -> F:
+    """Turn any pymongo failure in ``method`` into one StoreUnavailable sentence."""
+
+    @functools.wraps(method)
+    def wrapper(self: MongoDBStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except PyMongoError as exc:
+            raise self._unavailable(exc) from None
+
+    return cast(F, wrapper)
+
+
+def _check_fields(fields: dict[str, Any]) -> None:
+    unknown = sorted(set(fields) - MUTABLE_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"cannot update trial field(s) {', '.join(unknown)}: "
+            f"only {', '.join(sorted(MUTABLE_FIELDS))} can change"
+        )
+
+
+def _event_key(trial_id: str, seq: int) -> str:
+    return f"{trial_id}:{seq:016x}"
+
+
+class MongoDBStore(Store):
+    """A journal in a MongoDB database.
+
+    Args:
+        uri: ``mongodb://`` or ``mongodb+srv://`` URI; its path names the database.
+        client: an existing client to use instead of connecting (tests pass mongomock's);
+            it is not closed by :meth:`close`.
+        timeout_ms: how long to wait for a reachable server before giving up.
+
+    Raises:
+        ConfigError: the URI is malformed.
+        StoreUnavailable: no server answers, the credentials are refused, or the schema is
+            newer than this kleio (:class:`~kleio.errors.SchemaVersionError`).
+    """
+
+    def __init__(self, uri: str, *, client: Any = None, timeout_ms: int = 5000) -> None:
+        self.uri = mask_uri(uri)
+        self._hosts = hosts_of(uri)
+        self._owns_client = client is None
+        if client is None:
+            options = {k.lower() for k, _ in parse_qsl(_split(uri)[3], keep_blank_values=True)}
+            defaults: dict[str, Any] = {
+                "retryWrites": True,
+                "serverSelectionTimeoutMS": timeout_ms,
+                "connectTimeoutMS": timeout_ms,
+                "appname": "kleio",
+            }
+            kwargs = {k: v for k, v in defaults.items() if k.lower() not in options}
+            try:
+                client = pymongo.MongoClient(uri, **kwargs)
+            except (InvalidURI, ValueError) as exc:
+                reason = mask_uri(str(exc)).rstrip(".")
+                raise ConfigError(f"invalid MongoDB URI {self.uri!r}: {reason}") from None
+            except ConfigurationError as exc:  # e.g. the SRV record cannot be resolved
+                raise self._unavailable(exc) from None
+        self._client = client
+        try:
+            self._db = client[database_from_uri(uri)]
+        except InvalidName:
+            self.close()
+            raise ConfigError(
+                f"invalid database name {database_from_uri(uri)!r} in {self.uri!r}",
+                'MongoDB database names cannot contain /\\. "$ or spaces',
+            ) from None
+        self._bucket: Any = None
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        if isinstance(exc, OperationFailure):
+            reason = mask_uri(str((exc.details or {}).get("errmsg") or exc))
+            if exc.code in _AUTH_CODES or "auth" in reason.lower():
+                return StoreUnavailable(
+                    f"the MongoDB server at {self._hosts} refused kleio's credentials or "
+                    f"permissions ({reason})",
+                    "check the user, password, authSource and roles in the URI",
+                )
+            return StoreUnavailable(
+                f"the MongoDB server at {self._hosts} failed a request: {reason}", _CHECK_HINT
+            )
+        return StoreUnavailable(f"cannot reach the MongoDB server at {self._hosts}", _CHECK_HINT)
+
+    @_guarded
+    def _open(self) -> None:
+        meta = self._db.meta.find_one({"_id": "schema"}) or {}
+        version = meta.get("version", SCHEMA_VERSION)
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"the journal {self.uri} has schema version {version}, newer than this kleio"
+                f" understands ({SCHEMA_VERSION})",
+                "upgrade kleio on this machine: pip install -U kleio",
+            )
+        if meta.get("indexes", 0) < INDEXES_VERSION:
+            ensure_indexes(self._db)
+            self._db.meta.update_one(
+                {"_id": "schema"},
+                {"$setOnInsert": {"version": SCHEMA_VERSION}, "$max": {"indexes": INDEXES_VERSION}},
+                upsert=True,
+            )
+
+    def drop_database(self) -> None:
+        """Delete this store's whole database (for tests)."""
+        self._client.drop_database(self._db.name)
+
+    # -- trials ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _to_mongo(fields: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        escaped_any = False
+        for key, value in fields.items():
+            if not _safe_key(key) or key in ("_id", "_esc"):
+                raise ValueError(f"trial field name {key!r} cannot be stored in MongoDB")
+            out[key], escaped = _escape(value)
+            escaped_any = escaped_any or escaped
+        if escaped_any:
+            out["_esc"] = True
+        return out
+
+    @staticmethod
+    def _from_mongo(doc: dict[str, Any]) -> dict[str, Any]:
+        trial_id = doc.pop("_id")
+        if doc.pop("_esc", False):
+            doc = _unescape(doc)
+        return {"id": trial_id, **doc}
+
+    @_guarded
+    def create_trial(self, *, doc: dict[str, Any]) -> bool:
+        body = self._to_mongo({k: v for k, v in doc.items() if k != "id"})
+        try:
+            self._db.trials.insert_one({"_id": doc["id"], **body})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    @_guarded
+    def get_trial(self, *, trial_id: str) -> dict[str, Any] | None:
+        doc = self._db.trials.find_one({"_id": trial_id})
+        return None if doc is None else self._from_mongo(doc)
+
+    @_guarded
+    def update_trial(self, *, trial_id: str, fields: dict[str, Any]) -> None:
+        _check_fields(fields)
+        if fields:
+            self._db.trials.update_one({"_id": trial_id}, {"$set": self._to_mongo(fields)})
+
+    @_guarded
+    def find_trials(
+        self,
+        *,
+        id_prefix: str | None = None,
+        statuses: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        parent_id: str | None = None,
+        sort: str = "-created_at",
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        descending = sort.startswith("-")
+        field = sort[1:] if descending else sort
+        if field not in SORTABLE_FIELDS:
+            raise ValueError(
+                f"cannot sort trials by {sort!r}: use one of {', '.join(SORTABLE_FIELDS)}"
+                " (prefix with - for descending)"
+            )
+        if limit is not None and limit <= 0:
+            return []
+        query: dict[str, Any] = {}
+        if id_prefix:
+            # An anchored, case-sensitive regex is answered by a range scan of the _id index.
+            query["_id"] = {"$regex": "^" + re.escape(id_prefix)}
+        if statuses is not None:
+            query["status"] = {"$in": list(statuses)}
+        if tags:
+            query["tags"] = {"$all": list(tags)}
+        if parent_id is not None:
+            query["parent.id"] = parent_id
+        key = "_id" if field == "id" else field
+        direction = pymongo.DESCENDING if descending else pymongo.ASCENDING
+        order = [(key, direction), ("_id", direction)] if key != "_id" else [(key, direction)]
+        if field not in _NULLABLE_SORTS:
+            docs = list(self._find(query, order, limit))
+        else:
+            # MongoDB sorts null/missing first when ascending; two index-served queries put
+            # trials that never started (ended, beat) last in both directions, like SQLite.
+            docs = list(self._find({**query, key: {"$ne": None}}, order, limit))
+            if limit is None or len(docs) < limit:
+                rest = None if limit is None else limit - len(docs)
+                docs += self._find({**query, key: None}, [("_id", direction)], rest)
+        return [self._from_mongo(doc) for doc in docs]
+
+    def _find(self, query: dict[str, Any], order: list[Any], limit: int | None) -> list[Any]:
+        cursor = self._db.trials.find(query, sort=order)
+        if limit is not None:
+            cursor = cursor.limit(limit)
+        return list(cursor)
+
+    # -- events ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _event_doc(trial_id: str, event: NewEvent) -> dict[str, Any]:
+        seq, kind, when, text = event
+        if not 0 <= seq <= _INT64[1]:
+            raise ValueError(f"event seq {seq} is outside 0..2**63-1")
+        data, escaped = _escape(json.loads(text))
+        if not isinstance(data, dict):
+            data, escaped = _wrap(data), True
+        doc = {
+            "_id": _event_key(trial_id, seq),
+            "trial_id": trial_id,
+            "seq": Int64(seq),  # one BSON type for every seq, whatever its size
+            "kind": kind,
+            "time": float(when),
+            "data": data,
+        }
+        if escaped:
+            doc["esc"] = True
+        return doc
+
+    @staticmethod
+    def _to_event(doc: dict[str, Any]) -> Event:
+        data = _unescape(doc["data"]) if doc.get("esc") else doc["data"]
+        return Event(doc["trial_id"], int(doc["seq"]), doc["kind"], doc["time"], data)
+
+    @_guarded
+    def try_append(
+        self, *, trial_id: str, event: NewEvent, fields: dict[str, Any] | None = None
+    ) -> bool:
+        if fields:
+            _check_fields(fields)
+        try:
+            self._db.events.insert_one(self._event_doc(trial_id, event))
+        except DuplicateKeyError:
+            return False
+        # Not atomic with the insert (no transactions): the journal is the truth and the
+        # trial's cached fields are rewritten by the next update if this one is lost.
+        if fields:
+            self.update_trial(trial_id=trial_id, fields=fields)
+        return True
+
+    @_guarded
+    def append_events(self, *, trial_id: str, events: Sequence[NewEvent]) -> int:
+        inserted = 0
+        for chunk in iter_chunks(events, _INSERT_CHUNK):
+            docs = [self._event_doc(trial_id, event) for event in chunk]
+            try:
+                inserted += len(self._db.events.insert_many(docs, ordered=False).inserted_ids)
+            except BulkWriteError as exc:
+                details = exc.details
+                others = [e for e in details.get("writeErrors", []) if e.get("code") != 11000]
+                if others or details.get("writeConcernErrors"):
+                    first = (others or details["writeConcernErrors"])[0]
+                    raise StoreUnavailable(
+                        f"the MongoDB server at {self._hosts} refused journal events: "
+                        f"{first.get('errmsg', first)}",
+                        "replaying the batch later is safe",
+                    ) from None
+                inserted += details.get("nInserted", 0)
+        return inserted
+
+    @_guarded
+    def read_events(
+        self,
+        *,
+        trial_id: str,
+        kinds: Sequence[str] | None = None,
+        after: int | None = None,
+        upto: int | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> list[Event]:
+        low = 0 if after is None else max(after + 1, 0)
+        high = _INT64[1] if upto is None else min(upto, _INT64[1])
+        if low > high or (limit is not None and limit <= 0):
+            return []
+        direction = pymongo.DESCENDING if reverse else pymongo.ASCENDING
+        if kinds is None:
+            # The _id index: keys sort like seq within a trial (trial_id filter for safety).
+            query: dict[str, Any] = {
+                "_id": {"$gte": _event_key(trial_id, low), "$lte": _event_key(trial_id, high)},
+                "trial_id": trial_id,
+            }
+            order = [("_id", direction)]
+        else:
+            query = {
+                "trial_id": trial_id,
+                "kind": {"$in": list(kinds)},
+                "seq": {"$gte": Int64(low), "$lte": Int64(high)},
+            }
+            order = [("seq", direction)]
+        cursor = self._db.events.find(query, sort=order)
+        if limit is not None:
+            cursor = cursor.limit(limit)
+        return [self._to_event(doc) for doc in cursor]
+
+    @_guarded
+    def count_events(self, *, trial_id: str, kind: str, upto: int | None = None) -> int:
+        query: dict[str, Any] = {"trial_id": trial_id, "kind": kind}
+        if upto is not None:
+            query["seq"] = {"$lte": Int64(min(upto, _INT64[1]))}
+        return int(self._db.events.count_documents(query))
+
+    def last_seq(self, *, trial_id: str) -> int | None:
+        events = self.read_events(trial_id=trial_id, limit=1, reverse=True)
+        return events[0].seq if events else None
+
+    # -- blobs ----------------------------------------------------------------------------
+
+    @property
+    def _blobs(self) -> Any:
+        if self._bucket is None:
+            self._bucket = gridfs.GridFSBucket(self._db, BLOB_BUCKET)
+        return self._bucket
+
+    @_guarded
+    def put_blob(self, *, fileobj: IO[bytes]) -> tuple[str, int]:
+        # Hash first (into memory, then a temporary file past 16 MB) and upload only unknown
+        # content: identical artifacts, e.g. unchanged weights, never cross the network twice.
+        digest, size = hashlib.sha256(), 0
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
+            while chunk := fileobj.read(_READ_CHUNK):
+                digest.update(chunk)
+                spool.write(chunk)
+                size += len(chunk)
+            sha = digest.hexdigest()
+            if self.has_blob(sha256=sha):
+                return sha, size
+            spool.seek(0)
+            # A fresh ObjectId keys the chunks, so a racing upload of the same bytes never
+            # touches ours; the unique filename index lets one files document win, and the
+            # loser removes only its own chunks. A crash mid-upload leaves unreachable chunks
+            # only: a blob is visible once its files document, written last, exists.
+            file_id = ObjectId()
+            try:
+                self._blobs.upload_from_stream_with_id(file_id, sha, spool)
+            except gridfs.errors.FileExists:
+                self._db[f"{BLOB_BUCKET}.chunks"].delete_many({"files_id": file_id})
+        return sha, size
+
+    @_guarded
+    def open_blob(self, *, sha256: str) -> IO[bytes]:
+        doc = self._db[f"{BLOB_BUCKET}.files"].find_one({"filename": sha256}, {"_id": 1})
+        if doc is None:
+            raise KeyError(sha256)
+        return cast(IO[bytes], self._blobs.open_download_stream(doc["_id"]))
+
+    @_guarded
+    def has_blob(self, *, sha256: str) -> bool:
+        files = self._db[f"{BLOB_BUCKET}.files"]
+        return files.find_one({"filename": sha256}, {"_id": 1}) is not None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
