@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from itertools import repeat
 from typing import Any
 
 from kleio.spool import Spool
@@ -128,10 +129,9 @@ class Writer(threading.Thread):
             if op == "events":
                 _, kind, when, datas = item
                 seq = self.next_seq
-                self.pending.extend(
-                    (seq + i, kind, when, data) for i, data in enumerate(datas)
-                )
                 self.next_seq = seq + len(datas)
+                self.pending.extend(
+                    zip(range(seq, self.next_seq), repeat(kind), repeat(when), datas))
                 now = time.monotonic()
                 if deadline is None:
                     deadline = now + self.flush_interval
@@ -289,6 +289,15 @@ class Connection:
 
     def feed(self, data: bytes) -> None:
         buffer = self.buffer + data if self.buffer else data
+        if self.artifact is None and buffer[:1] == b"S" and b"\nA" not in buffer \
+                and b"\nQ" not in buffer:
+            # Fast path, the common case: only statistics. Split them in one go.
+            last = buffer.rfind(b"\n")
+            if last >= 0:
+                lines = buffer[:last].decode("ascii", "replace").split("\n")
+                self.writer.events("statistic", time.time(), [line[1:] for line in lines])
+            self.buffer = buffer[last + 1:]
+            return
         pos = 0
         end = len(buffer)
         stats: list[str] = []

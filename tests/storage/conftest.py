@@ -18,12 +18,11 @@ def make_store(kind, tmp_path):
     if kind == "sqlite":
         return open_store("sqlite://" + str(tmp_path / "contract.db"))
     if kind == "mongomock":
-        mongomock = pytest.importorskip("mongomock")
+        pytest.importorskip("mongomock")
         from kleio.storage.mongodb import MongoDBStore
+        from tests.storage.test_mongodb import mongomock_client
 
-        return MongoDBStore(
-            "mongodb://localhost:27017/kleio_contract", client=mongomock.MongoClient()
-        )
+        return MongoDBStore("mongodb://localhost:27017/kleio_contract", client=mongomock_client())
     if kind == "mongodb":
         base = os.environ["KLEIO_TEST_MONGODB_URI"]
         from kleio.storage.mongodb import MongoDBStore, with_database

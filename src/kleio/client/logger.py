@@ -26,6 +26,7 @@ import threading
 from typing import IO, Any, Union
 
 _CHUNK = 1 << 20
+_getpid = os.getpid
 
 ArtifactSource = Union[IO[bytes], bytes, bytearray, memoryview]
 
@@ -44,6 +45,18 @@ def _to_json(value: Any) -> Any:
 
 _encoder = json.JSONEncoder(separators=(",", ":"), default=_to_json)
 _encode = _encoder.encode
+
+try:  # The C encoder, built once: json.dumps rebuilds it on every call.
+    from json.encoder import c_make_encoder as _c_make_encoder
+    from json.encoder import encode_basestring_ascii as _ascii
+
+    _c_encode = _c_make_encoder(None, _to_json, _ascii, None, ":", ",", False, False, True)
+
+    def _fast_encode(value: dict[str, Any]) -> str:
+        return "".join(_c_encode(value, 0))
+
+except (ImportError, TypeError):  # pragma: no cover - pure-Python json
+    _fast_encode = _encode
 
 
 def _bad_key(kwargs: dict[str, Any]) -> str:
@@ -70,7 +83,7 @@ class KleioLogger:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._sock: Any = None
-        self._warned = False
+        self._send: Any = None
 
     # -- state ------------------------------------------------------------------------------
 
@@ -100,7 +113,7 @@ class KleioLogger:
                 f"kleio: cannot reach the runner at {os.environ['KLEIO_CHANNEL']} ({error}); "
                 "was this program started by kleio?"
             ) from None
-        self._sock, self._pid = sock, pid
+        self._sock, self._pid, self._send = sock, pid, sock.sendall
         return sock
 
     # -- statistics -------------------------------------------------------------------------
@@ -124,18 +137,22 @@ class KleioLogger:
         if not kwargs:
             raise TypeError("log_statistic() needs at least one keyword argument, e.g. loss=0.4")
         try:
-            text = _encode(kwargs)
-        except (TypeError, ValueError):
+            text = _fast_encode(kwargs)
+        except (TypeError, ValueError, RecursionError):
             key = _bad_key(kwargs)
             raise TypeError(
                 f"log_statistic(): value of {key!r} is a {type(kwargs[key]).__name__}, which is "
                 "not JSON-like; log numbers, strings, booleans, None, or lists/dicts of them"
             ) from None
-        if not self.active:
-            print(f"kleio: statistic {_render(kwargs)}", flush=True)
-            return
-        data = b"S" + text.encode("ascii") + b"\n"
+        data = ("S" + text + "\n").encode("ascii")
         with self._lock:
+            # Hot path: one pid check and one send; (re)connect only in a new process.
+            if self._pid == _getpid() and self._send is not None:
+                self._send(data)
+                return
+            if not self.active:
+                print(f"kleio: statistic {_render(kwargs)}", flush=True)
+                return
             self._connection().sendall(data)
 
     # -- artifacts --------------------------------------------------------------------------
