@@ -213,6 +213,9 @@ def test_find_trials_is_served_by_indexes(sqlite_store, query):
     ],
 )
 def test_read_events_reads_only_what_it_returns(sqlite_store, query):
+    # Give t1 a journal, and resolve (and cache) its integer key before tracing.
+    sqlite_store.append_events(trial_id="t1", events=[(0, "status", 0.0, "{}")])
+    sqlite_store.last_seq(trial_id="t1")
     plan = plan_of(sqlite_store, lambda: sqlite_store.read_events(trial_id="t1", **query))
     # Index ranges merged in order: no scan of the trial's whole journal, no sort.
     assert "SCAN" not in plan and "TEMP B-TREE" not in plan, plan

@@ -59,17 +59,20 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             # (created_at, id) serves the default listing, newest first, ties by id, with no sort.
             "CREATE INDEX trials_created ON trials (created_at, id)",
             "CREATE INDEX trials_parent ON trials (parent_id)",
+            # Events refer to a trial by a small integer key instead of its 64-character
+            # id: rows and index entries are much smaller, and inserts twice as fast.
+            "CREATE TABLE trial_keys (key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE)",
             # WITHOUT ROWID: the key is the clustering order, so reading a trial's journal
             # in seq order is one range scan and there is no second b-tree to maintain.
             """CREATE TABLE events (
-                trial_id TEXT NOT NULL,
+                trial INTEGER NOT NULL,
                 seq INTEGER NOT NULL,
                 kind TEXT NOT NULL,
                 time REAL NOT NULL,
                 data TEXT NOT NULL,
-                PRIMARY KEY (trial_id, seq)
+                PRIMARY KEY (trial, seq)
             ) WITHOUT ROWID""",
-            "CREATE INDEX events_kind ON events (trial_id, kind, seq)",
+            "CREATE INDEX events_kind ON events (trial, kind, seq)",
         ),
     ),
 ]
@@ -80,7 +83,7 @@ _DOC_COLUMNS = ("created_at", "started_at", "ended_at", "status", "heartbeat_at"
 #: Sort fields a trial may lack (never started, never ended, no heartbeat yet).
 _NULLABLE = frozenset({"started_at", "ended_at", "heartbeat_at"})
 
-_INSERT_EVENT = "INSERT INTO events (trial_id, seq, kind, time, data) VALUES (?, ?, ?, ?, ?)"
+_INSERT_EVENT = "INSERT INTO events (trial, seq, kind, time, data) VALUES (?, ?, ?, ?, ?)"
 _INSERT_EVENT_OR_IGNORE = _INSERT_EVENT.replace("INSERT", "INSERT OR IGNORE", 1)
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -111,6 +114,7 @@ class SQLiteStore(Store):
         self.blob_dir = self.path + ".blobs"
         self.timeout = timeout
         self._conn: sqlite3.Connection | None = None
+        self._keys: dict[str, int] = {}
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             self._conn = sqlite3.connect(
@@ -324,6 +328,23 @@ class SQLiteStore(Store):
 
     # -- events ---------------------------------------------------------------------------
 
+    def _read_key(self, trial_id: str) -> int | None:
+        key = self._keys.get(trial_id)
+        if key is None:
+            rows = self._query("SELECT key FROM trial_keys WHERE id = ?", (trial_id,))
+            if rows:
+                key = self._keys[trial_id] = int(rows[0][0])
+        return key
+
+    def _write_key(self, conn: sqlite3.Connection, trial_id: str) -> int:
+        # Keys are never reused or changed, so a cached key stays valid across processes.
+        key = self._keys.get(trial_id)
+        if key is None:
+            conn.execute("INSERT OR IGNORE INTO trial_keys (id) VALUES (?)", (trial_id,))
+            row = conn.execute("SELECT key FROM trial_keys WHERE id = ?", (trial_id,)).fetchone()
+            key = self._keys[trial_id] = int(row[0])
+        return key
+
     def try_append(
         self, *, trial_id: str, event: NewEvent, fields: dict[str, Any] | None = None
     ) -> bool:
@@ -331,7 +352,7 @@ class SQLiteStore(Store):
             self._check_fields(fields)
         with self._write() as conn:
             try:
-                conn.execute(_INSERT_EVENT, (trial_id, *event))
+                conn.execute(_INSERT_EVENT, (self._write_key(conn, trial_id), *event))
             except sqlite3.IntegrityError:
                 return False
             if fields:
@@ -343,9 +364,10 @@ class SQLiteStore(Store):
         if not events:
             return 0
         with self._write() as conn:
+            key = self._write_key(conn, trial_id)
             before = conn.total_changes
             conn.executemany(
-                _INSERT_EVENT_OR_IGNORE, [(trial_id, s, k, t, d) for s, k, t, d in events]
+                _INSERT_EVENT_OR_IGNORE, [(key, s, k, t, d) for s, k, t, d in events]
             )
             return conn.total_changes - before
 
@@ -359,8 +381,11 @@ class SQLiteStore(Store):
         limit: int | None = None,
         reverse: bool = False,
     ) -> list[Event]:
-        where = "trial_id = ?"
-        params: list[Any] = [trial_id]
+        key = self._read_key(trial_id)
+        if key is None:
+            return []
+        where = "trial = ?"
+        params: list[Any] = [key]
         if after is not None:
             where += " AND seq > ?"
             params.append(after)
@@ -393,8 +418,11 @@ class SQLiteStore(Store):
         ]
 
     def count_events(self, *, trial_id: str, kind: str, upto: int | None = None) -> int:
-        sql = "SELECT count(*) FROM events WHERE trial_id = ? AND kind = ?"
-        params: list[Any] = [trial_id, kind]
+        key = self._read_key(trial_id)
+        if key is None:
+            return 0
+        sql = "SELECT count(*) FROM events WHERE trial = ? AND kind = ?"
+        params: list[Any] = [key, kind]
         if upto is not None:
             sql += " AND seq <= ?"
             params.append(upto)
@@ -402,8 +430,11 @@ class SQLiteStore(Store):
 
     def last_seq(self, *, trial_id: str) -> int | None:
         # ORDER BY ... LIMIT 1 walks the primary key backwards: one row, not the journal.
+        key = self._read_key(trial_id)
+        if key is None:
+            return None
         rows = self._query(
-            "SELECT seq FROM events WHERE trial_id = ? ORDER BY seq DESC LIMIT 1", (trial_id,)
+            "SELECT seq FROM events WHERE trial = ? ORDER BY seq DESC LIMIT 1", (key,)
         )
         return rows[0][0] if rows else None
 
