@@ -72,13 +72,15 @@ def build_trial(argv: list[str], cwd: str, config: Config,
                 tags: list[str] | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Describe and snapshot a command: the trial document and the blobs it refers to."""
     from kleio.identity import describe_command
-    from kleio.redact import redact_argv
     from kleio.snapshot import code_snapshot, env_snapshot, host_snapshot
 
     described = describe_command(argv, cwd)
-    script = _script_of(argv, cwd)
+    script = described["script"]
+    if script is not None:
+        script = script if os.path.isabs(script) else os.path.join(cwd, script)
+        if not os.path.isfile(script):  # `python -m module`: no single file to hash
+            script = None
     code, blobs = code_snapshot(cwd, described["root"], script)
-    safe_argv, redacted = redact_argv(list(argv))
     now = time.time()
     doc = {
         "schema_version": SCHEMA_VERSION,
@@ -87,11 +89,11 @@ def build_trial(argv: list[str], cwd: str, config: Config,
         "project": described["project"],
         "root": described["root"],
         "command": described["command"],
-        "argv": safe_argv,
+        "argv": described["argv"],
         "cwd": described["cwd"],
         "config": described["config"],
         "config_files": described["config_files"],
-        "redacted": redacted,
+        "redacted": described["redacted"],
         "parent": None,
         "tags": sorted(set(tags or [])),
         "code": code,
@@ -106,13 +108,6 @@ def build_trial(argv: list[str], cwd: str, config: Config,
         "exit_code": None,
     }
     return doc, blobs
-
-
-def _script_of(argv: list[str], cwd: str) -> str | None:
-    name = os.path.basename(argv[0])
-    candidate = argv[1] if name.startswith("python") and len(argv) > 1 else argv[0]
-    path = candidate if os.path.isabs(candidate) else os.path.join(cwd, candidate)
-    return path if os.path.isfile(path) else None
 
 
 def store_trial(store: Store, doc: dict[str, Any], blobs: dict[str, bytes]) -> bool:
