@@ -103,6 +103,7 @@ class Writer(threading.Thread):
         self.pending: list[NewEvent] = []
         self.store_ok = True
         self.last_retry = 0.0
+        self.retry_interval = 2.0
         self.written = 0
 
     # -- API used by the other threads ----------------------------------------------------
@@ -172,7 +173,7 @@ class Writer(threading.Thread):
         self.last_retry = time.monotonic()
 
     def _retry(self, force: bool = False) -> None:
-        if not force and time.monotonic() - self.last_retry < 2.0:
+        if not force and time.monotonic() - self.last_retry < self.retry_interval:
             return
         self.last_retry = time.monotonic()
         try:

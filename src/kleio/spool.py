@@ -46,16 +46,20 @@ class Spool:
 
     @property
     def pending(self) -> bool:
-        return self._handle is not None
+        return self._handle is not None or os.path.exists(self.path)
 
     def replay(self, store: Store) -> int:
-        """Replay the spool into ``store`` and delete it; return events inserted."""
-        if self._handle is None:
+        """Replay the spool into ``store`` and delete it; return events inserted.
+
+        If the store fails half-way, the file stays and a later replay starts it over:
+        what was already inserted is skipped as a duplicate.
+        """
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        if not os.path.exists(self.path):
             return 0
-        self._handle.close()
-        self._handle = None
-        inserted = replay_file(store, self.path)
-        return inserted
+        return replay_file(store, self.path)
 
 
 def replay_file(store: Store, path: str) -> int:

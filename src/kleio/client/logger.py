@@ -151,7 +151,7 @@ class KleioLogger:
                 self._send(data)
                 return
             if not self.active:
-                print(f"kleio: statistic {_render(kwargs)}", flush=True)
+                print(f"kleio: statistic {_render(json.loads(text))}", flush=True)
                 return
             self._connection().sendall(data)
 
@@ -180,7 +180,7 @@ class KleioLogger:
         chunks = _chunks(fileobj)
         if not self.active:
             size = sum(len(chunk) for chunk in chunks)
-            extra = f" {_render(metadata)}" if metadata else ""
+            extra = f" {_render(json.loads(header)['metadata'])}" if metadata else ""
             print(f"kleio: artifact {filename} ({size} bytes){extra}", flush=True)
             return
         with self._lock:

@@ -1,0 +1,54 @@
+"""Boundaries between layers, checked on the source (STYLE: who may import what)."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "kleio"
+
+
+def imports_of(path: pathlib.Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def full_imports_of(path: pathlib.Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_cli_never_imports_database_drivers():
+    for path in (SRC / "cli").glob("*.py"):
+        assert not imports_of(path) & {"sqlite3", "pymongo", "gridfs", "bson"}, path
+
+
+def test_core_never_imports_the_cli_framework():
+    for path in SRC.rglob("*.py"):
+        if "cli" in path.relative_to(SRC).parts:
+            continue
+        assert "argparse" not in imports_of(path), path
+        if path.name != "__main__.py":
+            assert not any(m == "kleio.cli" or m.startswith("kleio.cli.")
+                           for m in full_imports_of(path)), path
+
+
+def test_drivers_stay_in_their_backend():
+    for path in SRC.rglob("*.py"):
+        found = imports_of(path)
+        if "pymongo" in found or "gridfs" in found:
+            assert path.name == "mongodb.py", path
+        if "sqlite3" in found:
+            assert path.name == "sqlite.py", path

@@ -1,0 +1,165 @@
+"""Runner internals: line cutting, and nothing lost when the store fails."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from kleio.errors import StoreUnavailable
+from kleio.runner import LineCutter, Writer
+from kleio.spool import Spool, leftover_files
+from kleio.storage import open_store
+from kleio.storage.base import encode
+from tests.conftest import run_kleio
+
+
+def test_line_cutter_coalesces_progress_and_keeps_bytes():
+    cutter = LineCutter()
+    assert cutter.feed(b"abc") == []
+    assert cutter.feed(b"def\nxy") == ["abcdef"]
+    assert cutter.feed(b"\r\n") == ["xy"]
+    assert cutter.feed(b"10%\r20%\r") == []
+    assert len(cutter.pending) <= len(b"20%\r")
+    assert cutter.feed(b"100%\n") == ["100%"]
+    assert cutter.feed(b"bad \xff byte\n") == ["bad \udcff byte"]
+    assert cutter.feed(b"tail") == []
+    assert cutter.flush() == ["tail"]
+
+
+def test_line_cutter_bounds_an_endless_line():
+    cutter = LineCutter()
+    lines = cutter.feed(b"x" * 200_000)
+    assert sum(len(line) for line in lines) + len(cutter.pending) == 200_000
+    assert len(cutter.pending) <= 1 << 16
+
+
+class FlakyStore:
+    """Wraps a real store; writes fail while ``down`` is set (a fault-injecting store)."""
+
+    def __init__(self, store, fail_after=0):
+        self.store = store
+        self.calls = 0
+        self.fail_after = fail_after
+        self.down = False
+
+    def _check(self):
+        self.calls += 1
+        if self.down or (self.fail_after and self.calls > self.fail_after):
+            raise StoreUnavailable("injected outage")
+
+    def append_events(self, **kwargs):
+        self._check()
+        return self.store.append_events(**kwargs)
+
+    def update_trial(self, **kwargs):
+        self._check()
+        return self.store.update_trial(**kwargs)
+
+    def put_blob(self, **kwargs):
+        self._check()
+        return self.store.put_blob(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+@pytest.fixture
+def journal(tmp_path):
+    store = open_store("sqlite://" + str(tmp_path / "k.db"))
+    store.create_trial(doc={"schema_version": 1, "id": "t" * 64, "created_at": 1.0,
+                            "command": ["x"], "status": "new", "tags": [], "parent": None})
+    yield store
+    store.close()
+
+
+def test_outage_mid_run_spools_then_replays(journal, tmp_path):
+    flaky = FlakyStore(journal)
+    writer = Writer(flaky, "t" * 64, 1 << 32, Spool(str(tmp_path / "spool"), "t" * 64, 1), 0.05)
+    writer.start()
+    writer.events("statistic", 1.0, [encode({"i": i}) for i in range(100)])
+    writer.call("heartbeat", 2.0)
+    flaky.down = True
+    writer.events("statistic", 3.0, [encode({"i": i}) for i in range(100, 250)])
+    writer.call("status", "running", 3.5, {}, {})
+    writer.call("heartbeat", 4.0)
+    flaky.down = False
+    writer.events("statistic", 5.0, [encode({"i": i}) for i in range(250, 300)])
+    writer.call("stop")
+    writer.join(timeout=10)
+    assert writer.finish()
+    stats = journal.read_events(trial_id="t" * 64, kinds=("statistic",))
+    assert [e.data["i"] for e in stats] == list(range(300))
+    assert journal.last_status(trial_id="t" * 64).data["status"] == "running"
+    assert leftover_files(str(tmp_path / "spool")) == []
+
+
+def test_store_still_down_at_exit_leaves_spool_for_sync(journal, tmp_path, monkeypatch):
+    spool_dir = tmp_path / "spool"
+    flaky = FlakyStore(journal)
+    flaky.down = True
+    writer = Writer(flaky, "t" * 64, 1 << 32, Spool(str(spool_dir), "t" * 64, 1), 0.05)
+    writer.start()
+    writer.events("stdout", 1.0, [encode({"line": f"line {i}"}) for i in range(10)])
+    writer.call("stop")
+    writer.join(timeout=10)
+    assert not writer.finish()
+    [(path, pid)] = leftover_files(str(spool_dir))
+    assert pid == os.getpid()
+    # A dead runner's spool: rename it to a pid that cannot be alive, then `kleio sync`.
+    dead = path.replace(f"-{pid}.jsonl", "-999999999.jsonl")
+    os.rename(path, dead)
+    monkeypatch.setenv("KLEIO_DB", "sqlite://" + str(tmp_path / "k.db"))
+    monkeypatch.setenv("KLEIO_SPOOL_DIR", str(spool_dir))
+    result = run_kleio("sync", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["replayed"][0]["events"] == 10
+    lines = [e.data["line"] for e in journal.read_events(trial_id="t" * 64, kinds=("stdout",))]
+    assert lines == [f"line {i}" for i in range(10)]
+    again = run_kleio("sync")
+    assert "nothing to sync" in again.stdout
+
+
+def test_replaying_twice_never_doubles(journal, tmp_path):
+    spool = Spool(str(tmp_path / "s"), "t" * 64, 1)
+    events = [((1 << 32) + i, "statistic", 1.0, encode({"i": i})) for i in range(5)]
+    spool.add_events(events)
+    journal.append_events(trial_id="t" * 64, events=events[:3])  # part made it before
+    assert spool.replay(journal) == 2
+    assert journal.count_events(trial_id="t" * 64, kind="statistic") == 5
+
+
+def test_storage_failure_never_changes_the_exit_code(journal, tmp_path):
+    """The store fails for a while mid-run: exit code, output and every event survive."""
+    import sys
+
+    from kleio.config import load_config
+    from kleio.runner import Runner
+
+    class Window(FlakyStore):
+        def _check(self):
+            self.calls += 1
+            if 2 <= self.calls <= 6:
+                raise StoreUnavailable("injected outage")
+
+    config = load_config({"db": "sqlite://" + str(tmp_path / "k.db")})
+    config.values.update(spool_dir=str(tmp_path / "spool"), flush_interval=0.02,
+                         heartbeat_interval=0.05)
+    flaky = Window(journal)
+    child = ("import time\nfrom kleio.client.logger import kleio_logger as k\n"
+             "for i in range(50):\n    k.log_statistic(i=i)\n    time.sleep(0.01)\n"
+             "print('done')\nraise SystemExit(5)\n")
+    runner = Runner(store=flaky, trial_id="t" * 64, execution=1, next_seq=(1 << 32) + 1,
+                    argv=[sys.executable, "-c", child], cwd=str(tmp_path), config=config,
+                    runner_info={"host": "h", "pid": os.getpid()})
+    runner.writer.retry_interval = 0.05
+    code = runner.run()
+    assert code == 5
+    assert flaky.calls > 6, "the outage window was never reached"
+    stats = journal.read_events(trial_id="t" * 64, kinds=("statistic",))
+    assert [e.data["i"] for e in stats] == list(range(50))
+    assert [e.data["line"] for e in journal.read_events(trial_id="t" * 64,
+                                                        kinds=("stdout",))] == ["done"]
+    assert journal.last_status(trial_id="t" * 64).data["status"] == "broken"
+    assert leftover_files(str(tmp_path / "spool")) == []
