@@ -1,0 +1,104 @@
+"""``kleio save [--tag T]... [--] PROGRAM ARGS...``: register a trial without running it.
+
+The trial gets the same identity and snapshots ``kleio run`` would record, and status
+``new``: ``kleio worker`` (on any machine sharing the journal) runs it, or ``kleio run ID``.
+Options are parsed by hand, like ``kleio run``: the program's own arguments stay untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from kleio.errors import UsageError
+
+HELP = """usage: kleio save [--tag TAG]... [--] PROGRAM [ARGS...]
+
+Register PROGRAM ARGS as a trial without running it (status 'new'), with the same id and
+code/environment snapshots 'kleio run' would record. Run saved trials with 'kleio worker'
+(any number of them, on any machines sharing the journal) or 'kleio run ID'. Saving a trial
+that already exists changes nothing but adds the given tags.
+
+options:
+  --tag TAG   tag the trial (repeatable); workers can select trials by tag
+  -q, --quiet print only the trial's id
+  -h, --help  show this help
+"""
+
+
+def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
+    options: dict[str, Any] = {"tags": [], "quiet": False}
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            i += 1
+            break
+        if token in ("-h", "--help"):
+            options["help"] = True
+            return options, []
+        if token in ("-q", "--quiet"):
+            options["quiet"] = True
+        elif token == "--tag":
+            if i + 1 >= len(argv):
+                raise UsageError("--tag needs a value", "e.g. kleio save --tag sweep1 CMD")
+            options["tags"].append(argv[i + 1])
+            i += 1
+        elif token.startswith("--tag="):
+            options["tags"].append(token[len("--tag="):])
+        elif token.startswith("-"):
+            raise UsageError(
+                f"unknown option {token!r} for kleio save",
+                "valid options are --tag, --quiet; put '--' before a program whose name "
+                "starts with '-'",
+            )
+        else:
+            break
+        i += 1
+    for tag in options["tags"]:
+        if not tag.strip():
+            raise UsageError("a tag cannot be empty", "give --tag a name, e.g. --tag sweep1")
+    return options, argv[i:]
+
+
+def main(argv: list[str], flags: dict[str, Any]) -> int:
+    options, command = parse(argv)
+    if options.get("help"):
+        sys.stdout.write(HELP)
+        return 0
+    if not command:
+        raise UsageError("no command to save", "give one, e.g. 'kleio save python train.py'")
+    from kleio.config import load_config
+    from kleio.redact import redact_argv
+    from kleio.storage import open_store
+    from kleio.trial import build_trial, check_executable, store_trial, warn
+
+    cwd = os.getcwd()
+    check_executable(command, cwd)
+    if redact_argv(list(command))[1]:
+        raise UsageError(
+            "the command line holds secrets, which kleio never journals, so no worker could "
+            "run this trial",
+            "pass secrets through environment variables or a file instead",
+        )
+    config = load_config({"db": flags.get("db")})
+    doc, blobs = build_trial(command, cwd, config, options["tags"])
+    store = open_store(config.db)
+    try:
+        short = doc["id"][:7]
+        if doc["code"].get("vcs") is None:
+            warn("not a git repository: the code is identified by a hash of the script only")
+        if store_trial(store, doc, blobs):
+            message = f"trial saved with id: {short}"
+        else:
+            existing = store.get_trial(trial_id=doc["id"]) or {}
+            tags = sorted(set(existing.get("tags") or []) | set(options["tags"]))
+            if tags != sorted(existing.get("tags") or []):
+                store.update_trial(trial_id=doc["id"], fields={"tags": tags})
+            status = existing.get("status", "new")
+            message = f"trial already saved with id: {short} (status {status})"
+        sys.stdout.write((short if options["quiet"] else message) + "\n")
+        return 0
+    finally:
+        store.close()
