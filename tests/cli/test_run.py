@@ -260,15 +260,18 @@ def test_sixteen_concurrent_starts_run_exactly_once(git_repo, db_uri):
 
 def test_runner_killed_by_sigkill_is_failed_over(git_repo, db_uri, tmp_path):
     alive = tmp_path / "alive"
+    keep_going = tmp_path / "keep-going"
+    keep_going.touch()
     write(git_repo / "long.py", f"""
-        import time
+        import os, time
         from kleio.client.logger import kleio_logger
         for i in range(3):
             kleio_logger.log_statistic(step=i)
         print("logged", flush=True)
-        while True:
+        while os.path.exists({str(keep_going)!r}):
             open({str(alive)!r}, "w").write(str(time.time()))
             time.sleep(0.1)
+        print("finished")
     """)
     proc = subprocess.Popen([sys.executable, "-m", "kleio", "python", "long.py"],
                             cwd=git_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -285,12 +288,13 @@ def test_runner_killed_by_sigkill_is_failed_over(git_repo, db_uri, tmp_path):
     stats = run_kleio("cat", row["id"], "--statistics", "--json", cwd=git_repo)
     assert len(stats.stdout.splitlines()) == 3
     assert run_kleio("cat", row["id"], cwd=git_repo).stdout == "logged\n"
-    write(git_repo / "long.py", "print('again')\n")  # (code change detection is separate)
+    keep_going.unlink()
     again = run_kleio("run", row["id"][:8], cwd=git_repo)
     assert again.returncode == 0, again.stderr
     assert "taking it over" in again.stderr
     history = [h["status"] for h in info(git_repo, row["id"])["history"]]
     assert history[-4:] == ["failover", "reserved", "running", "completed"]
+    assert run_kleio("cat", row["id"], cwd=git_repo).stdout.splitlines()[-1] == "finished"
 
 
 def test_tail_follows_a_running_trial(git_repo, db_uri):
