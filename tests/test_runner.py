@@ -163,3 +163,17 @@ def test_storage_failure_never_changes_the_exit_code(journal, tmp_path):
                                                         kinds=("stdout",))] == ["done"]
     assert journal.last_status(trial_id="t" * 64).data["status"] == "broken"
     assert leftover_files(str(tmp_path / "spool")) == []
+
+
+def test_replay_of_a_dead_runner_never_overwrites_a_newer_execution(journal, tmp_path):
+    trial = "t" * 64
+    spool = Spool(str(tmp_path / "s"), trial, 1)
+    spool.add_events([((1 << 32) + 5, "status", 1.0, encode({"status": "running"}))])
+    spool.add_fields({"status": "running", "heartbeat_at": 1.0})
+    # Meanwhile another runner took the trial over (execution 2) and completed it.
+    journal.try_append(trial_id=trial, event=(2 << 32, "status", 2.0,
+                                              encode({"status": "completed"})),
+                       fields={"status": "completed"})
+    spool.replay(journal)
+    assert journal.get_trial(trial_id=trial)["status"] == "completed"
+    assert journal.count_events(trial_id=trial, kind="status") == 2

@@ -57,7 +57,8 @@ class KleioError(Exception):
     def __str__(self) -> str:
         text = self.message + "."
         if self.hint:
-            text += " " + self.hint.rstrip(".") + "."
+            hint = self.hint.rstrip(".")
+            text += " " + hint[:1].upper() + hint[1:] + "."
         return text
 
 

@@ -482,6 +482,10 @@ class ChildProcess:
         self.argv, self.cwd, self.env = argv, cwd, env
         self.outputs: dict[int, tuple[str, int]] = {}
         self.ptys: list[int] = []
+        # Without a terminal on stdin there is no job control to keep: the child gets its own
+        # process group, so a signal sent to the runner's group (``timeout``, ``kill -PGID``)
+        # reaches it once, through the runner, never twice.
+        self.own_group = not os.isatty(0)
 
     def _stdio(self, fd: int, kind: str) -> int:
         if os.isatty(fd):
@@ -502,9 +506,12 @@ class ChildProcess:
         err = self._stdio(2, "stderr")
         prctl = _prctl()
         parent = os.getpid()
+        own_group = self.own_group
 
         def setup() -> None:
             signal.pthread_sigmask(signal.SIG_SETMASK, [])
+            if own_group:
+                os.setpgid(0, 0)
             if prctl is not None:
                 prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: never run on unwatched
                 if os.getppid() != parent:
@@ -627,9 +634,9 @@ class Runner:
             else:
                 if signo in INTERRUPTS:
                     interrupted = signo
-                # A terminal's Ctrl-C already reached the child's process group: forward
-                # only what another process sent to the runner itself.
-                if info.si_code in (SI_USER, SI_QUEUE) or info.si_pid:
+                # Sharing the terminal's process group, the child already got a Ctrl-C:
+                # then forward only what another process sent to the runner itself.
+                if child.own_group or info.si_code in (SI_USER, SI_QUEUE) or info.si_pid:
                     _kill(pid, signo)
         code = _exit_code(status)
         ended = time.time()

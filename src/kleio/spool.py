@@ -16,7 +16,7 @@ import json
 import os
 from typing import Any
 
-from kleio.storage.base import NewEvent, Store
+from kleio.storage.base import NewEvent, Store, execution_of
 
 
 class Spool:
@@ -25,6 +25,7 @@ class Spool:
     def __init__(self, directory: str, trial_id: str, execution: int) -> None:
         self.directory = directory
         self.trial_id = trial_id
+        self.execution = execution
         self.path = os.path.join(directory, f"{trial_id}-{execution}-{os.getpid()}.jsonl")
         self._handle: Any = None
 
@@ -42,7 +43,7 @@ class Spool:
         self._write({"trial": self.trial_id, "blob": path})
 
     def add_fields(self, fields: dict[str, Any]) -> None:
-        self._write({"trial": self.trial_id, "fields": fields})
+        self._write({"trial": self.trial_id, "execution": self.execution, "fields": fields})
 
     @property
     def pending(self) -> bool:
@@ -82,7 +83,11 @@ def replay_file(store: Store, path: str) -> int:
                         store.put_blob(fileobj=data)
                     blobs.append(blob)
             elif "fields" in record:
-                store.update_trial(trial_id=trial_id, fields=record["fields"])
+                # The cached fields describe this execution: if another runner has taken the
+                # trial over since, they are stale and must not overwrite its state.
+                last = store.last_status(trial_id=trial_id)
+                if last is None or execution_of(last.seq) <= record.get("execution", 0):
+                    store.update_trial(trial_id=trial_id, fields=record["fields"])
     os.remove(path)
     for blob in blobs:
         os.remove(blob)

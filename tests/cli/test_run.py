@@ -353,3 +353,27 @@ def test_environment_of_child(git_repo, db_uri):
     trial_id, cwd = result.stdout.splitlines()
     assert trial_id.startswith(short_id(result.stderr))
     assert os.path.realpath(cwd) == os.path.realpath(git_repo)
+
+
+def test_signal_to_the_whole_process_group_reaches_the_child_once(git_repo, db_uri, tmp_path):
+    count = tmp_path / "count"
+    write(git_repo / "count.py", f"""
+        import signal, sys, time
+        hits = []
+        def handler(signo, frame):
+            hits.append(signo)
+        signal.signal(signal.SIGINT, handler)
+        print("ready", flush=True)
+        deadline = time.time() + 5
+        while time.time() < deadline and not hits:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        open({str(count)!r}, "w").write(str(len(hits)))
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "kleio", "python", "count.py"],
+                            cwd=git_repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.stdout.readline() == "ready\n"
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.communicate(timeout=20)
+    assert count.read_text() == "1"

@@ -37,7 +37,8 @@ def summary(doc: dict[str, Any], *, host: str, stale_after: float) -> dict[str, 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
     p = parser("ls", "List trials, newest first.")
     p.add_argument("--status", action="append", metavar="STATUS",
-                   help=f"only trials with this status (repeatable): {', '.join(STATUSES)}")
+                   help=f"only trials with this status (repeatable): {', '.join(STATUSES)}, "
+                        "or lost (held by a runner that died)")
     p.add_argument("--tag", action="append", metavar="TAG", help="only trials with this tag")
     p.add_argument("--sort", default="-created",
                    help="created, started, ended, status or id; prefix '-' for descending "
