@@ -237,6 +237,7 @@ class Worker:
         result = WorkerResult()
         started = time.time()
         idle_since = time.monotonic()
+        waiting = False
         options = self.options
         while True:
             if self._interrupted():
@@ -249,6 +250,7 @@ class Worker:
             if ran is not None:
                 result.runs.append(ran)
                 idle_since = time.monotonic()
+                waiting = False
                 if ran.status == "interrupted":
                     result.stopped = "interrupted"
                     result.signal = self._signal or _signal_of(ran.exit_code)
@@ -258,6 +260,10 @@ class Worker:
             if remaining <= 0:
                 result.stopped = "idle"
                 return result
+            if not waiting:
+                waiting = True
+                self._say(f"nothing to run; waiting up to {options.idle_timeout:g} s for new "
+                          "trials")
             if self._interrupted(min(options.poll_interval, remaining)):
                 result.stopped, result.signal = "interrupted", self._signal
                 return result

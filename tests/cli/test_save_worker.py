@@ -1,0 +1,191 @@
+"""End-to-end tests of ``kleio save`` and ``kleio worker`` through the real entry point."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+from kleio import errors
+from tests.conftest import run_kleio
+
+
+def write(path, text):
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def ls(cwd):
+    result = run_kleio("ls", "--json", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return {row["id"][:7]: row for row in json.loads(result.stdout)}
+
+
+def save(cwd, *args):
+    result = run_kleio("save", *args, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    prefix = "trial saved with id: "
+    assert result.stdout.startswith(prefix), result.stdout
+    return result.stdout[len(prefix):].strip()
+
+
+def append_script(repo, out):
+    return write(repo / "append.py", f"""
+        import sys
+        with open({str(out)!r}, "a") as handle:
+            handle.write(" ".join(sys.argv[1:]) + "\\n")
+        print("ran", *sys.argv[1:])
+    """)
+
+
+def test_save_registers_a_new_trial_without_running_it(git_repo, db_uri, tmp_path):
+    out = tmp_path / "ran.txt"
+    append_script(git_repo, out)
+    trial = save(git_repo, "--tag", "sweep", "--tag=one", "python", "append.py", "--i", "1")
+    assert len(trial) == 7 and not out.exists()
+    row = ls(git_repo)[trial]
+    assert row["status"] == "new"
+    details = json.loads(run_kleio("info", trial, "--json", cwd=git_repo).stdout)
+    assert details["tags"] == ["one", "sweep"]
+    assert details["code"]["vcs"] == "git" and details["env"] and details["host"]
+    # Saving it again changes nothing but the tags, and is not an error.
+    again = run_kleio("save", "--tag", "extra", "python", "append.py", "--i", "1", cwd=git_repo)
+    assert again.returncode == 0
+    assert again.stdout == f"trial already saved with id: {trial} (status new)\n"
+    details = json.loads(run_kleio("info", trial, "--json", cwd=git_repo).stdout)
+    assert details["tags"] == ["extra", "one", "sweep"]
+    # The same command run by `kleio run` is the same trial.
+    run = run_kleio("python", "append.py", "--i", "1", cwd=git_repo)
+    assert run.returncode == 0 and f"trial reserved with id: {trial}" in run.stderr
+    assert out.read_text() == "--i 1\n"
+
+
+def test_save_mistakes_are_one_line_errors(git_repo, db_uri):
+    cases = [
+        (["save"], errors.EXIT_USAGE, "no command to save"),
+        (["save", "--frob", "python"], errors.EXIT_USAGE, "unknown option"),
+        (["save", "no-such-program-kleio"], 127, "command not found"),
+        (["save", "python", "train.py", "--password", "hunter2"], errors.EXIT_USAGE,
+         "secrets"),
+        (["worker", "--max-trials", "0"], errors.EXIT_USAGE, "at least 1"),
+        (["worker", "--idle-timeout", "soon"], errors.EXIT_USAGE, "not a number"),
+    ]
+    for args, code, text in cases:
+        result = run_kleio(*args, cwd=git_repo)
+        assert result.returncode == code, (args, result.stderr)
+        assert result.stderr.startswith("error: ") and text in result.stderr
+        assert result.stderr.count("\n") == 1
+    assert "hunter2" not in json.dumps(ls(git_repo))
+    assert run_kleio("save", "--help").stdout.startswith("usage: kleio save")
+
+
+def test_three_worker_processes_run_eight_trials_exactly_once(git_repo, db_uri, tmp_path):
+    out = tmp_path / "ran.txt"
+    append_script(git_repo, out)
+    ids = [save(git_repo, "python", "append.py", "--i", str(i)) for i in range(8)]
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "kleio", "worker"], cwd=git_repo,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outputs = [proc.communicate(timeout=60) for proc in workers]
+    assert [proc.returncode for proc in workers] == [0, 0, 0], outputs
+    assert sorted(out.read_text().splitlines()) == sorted(f"--i {i}" for i in range(8))
+    rows = ls(git_repo)
+    assert {rows[i]["status"] for i in ids} == {"completed"}
+    ran = sum(err.count("completed (exit code 0") for _, err in outputs)
+    assert ran == 8
+    assert all("stopped: nothing left to run" in err for _, err in outputs)
+    # The children's output went through each worker's stdout.
+    assert sorted(line for o, _ in outputs for line in o.splitlines()) == sorted(
+        f"ran --i {i}" for i in range(8))
+
+
+def test_worker_tags_max_trials_and_exit_codes(git_repo, db_uri, tmp_path):
+    out = tmp_path / "ran.txt"
+    append_script(git_repo, out)
+    write(git_repo / "fail.py", "raise SystemExit(5)\n")
+    a1 = save(git_repo, "--tag", "a", "python", "append.py", "a1")
+    a2 = save(git_repo, "--tag", "a", "python", "append.py", "a2")
+    b = save(git_repo, "--tag", "b", "python", "append.py", "b")
+    broken = save(git_repo, "--tag", "a", "python", "fail.py")
+    first = run_kleio("worker", "--tag", "a", "--max-trials", "1", cwd=git_repo)
+    assert first.returncode == 0, first.stderr
+    assert out.read_text() == "a1\n"
+    assert f"trial {a1} completed (exit code 0" in first.stderr
+    assert first.stderr.endswith("ran 1 trial (1 completed); stopped: reached --max-trials\n")
+    rest = run_kleio("worker", "--tag", "a", cwd=git_repo)
+    assert rest.returncode == 0  # a trial's own failure is journalled, not the worker's
+    assert out.read_text() == "a1\na2\n"
+    assert f"trial {broken} broken (exit code 5" in rest.stderr
+    rows = ls(git_repo)
+    assert (rows[a2]["status"], rows[b]["status"], rows[broken]["status"]) == (
+        "completed", "new", "broken")
+    last = run_kleio("worker", cwd=git_repo)
+    assert out.read_text() == "a1\na2\nb\n"
+    assert "ran 1 trial" in last.stderr
+
+
+def test_idle_timeout_picks_up_trials_saved_later(git_repo, db_uri, tmp_path):
+    out = tmp_path / "ran.txt"
+    append_script(git_repo, out)
+    began = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "kleio", "worker", "--idle-timeout", "2"],
+                            cwd=git_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(0.5)
+    save(git_repo, "python", "append.py", "late")
+    _, err = proc.communicate(timeout=30)
+    elapsed = time.monotonic() - began
+    assert proc.returncode == 0, err
+    assert out.read_text() == "late\n"
+    assert 2.4 < elapsed < 15
+    assert "ran 1 trial (1 completed); stopped: nothing left to run" in err
+
+
+def test_sigterm_interrupts_the_running_trial_and_stops_the_worker(git_repo, db_uri):
+    write(git_repo / "wait.py", """
+        import sys, time
+        print("started", sys.argv[1], flush=True)
+        time.sleep(30)
+    """)
+    first = save(git_repo, "python", "wait.py", "1")
+    second = save(git_repo, "python", "wait.py", "2")
+    proc = subprocess.Popen([sys.executable, "-m", "kleio", "worker"], cwd=git_repo,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "started 1\n"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "stopped: interrupted" in err
+    rows = ls(git_repo)
+    assert rows[first]["status"] == "interrupted"  # resumable by any worker
+    assert rows[second]["status"] == "new"
+
+
+def test_worker_skips_a_trial_whose_command_held_secrets(git_repo, db_uri, tmp_path):
+    write(git_repo / "stop.py", "import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\n")
+    run = run_kleio("python", "stop.py", "--password", "hunter2", cwd=git_repo)
+    assert run.returncode == 128 + signal.SIGTERM
+    [trial] = ls(git_repo)
+    assert ls(git_repo)[trial]["status"] == "interrupted"
+    result = run_kleio("worker", cwd=git_repo)
+    assert result.returncode == 0
+    assert f"warning: skipping trial {trial}" in result.stderr and "secrets" in result.stderr
+    assert "ran 0 trials" in result.stderr
+
+
+def test_sigint_stops_an_idle_worker(git_repo, db_uri):
+    proc = subprocess.Popen([sys.executable, "-m", "kleio", "worker", "--idle-timeout", "60"],
+                            cwd=git_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    # Once it says it waits, its signals are blocked and it is ready.
+    waiting = "kleio worker: nothing to run; waiting up to 60 s for new trials\n"
+    assert proc.stderr.readline() == waiting
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 128 + signal.SIGINT
+    assert err == "kleio worker: ran 0 trials; stopped: interrupted\n"
