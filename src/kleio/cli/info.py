@@ -23,8 +23,8 @@ def describe(store: Store, doc: dict[str, Any], *, host: str, stale_after: float
         for e in store.read_events(trial_id=trial_id, kinds=("status",))
     ]
     lineage = store.lineage(trial_id=trial_id)
-    ancestors = [{"id": d["id"], "cut": (d.get("parent") or {}).get("cut")}
-                 for d, _ in lineage[:-1]]
+    # Each ancestor's cut is the one inherited from the branch below it (``upto``).
+    ancestors = [{"id": d["id"], "cut": upto} for d, upto in lineage[:-1]]
     counts = {kind: sum(store.count_events(trial_id=d["id"], kind=kind, upto=upto)
                         for d, upto in lineage)
               for kind in ("statistic", "artifact", "stdout", "stderr")}
@@ -40,6 +40,7 @@ def describe(store: Store, doc: dict[str, Any], *, host: str, stale_after: float
         "config_files": doc.get("config_files") or {},
         "tags": list(doc.get("tags") or []),
         "parent": doc.get("parent"),
+        "branch_reason": doc.get("branch_reason"),
         "ancestors": ancestors,
         "created_at": doc.get("created_at"),
         "started_at": doc.get("started_at"),
@@ -68,9 +69,11 @@ def render(info: dict[str, Any]) -> str:
     if info["tags"]:
         add(f"tags     {', '.join(info['tags'])}")
     if info["ancestors"]:
-        chain = " -> ".join(f"{a['id'][:7]}@{a['cut']}" if a["cut"] is not None
+        chain = " -> ".join(f"{a['id'][:7]} (up to {_cut(a['cut'])})" if a["cut"] is not None
                             else a["id"][:7] for a in info["ancestors"])
         add(f"lineage  {chain} -> {info['short_id']}")
+        if info.get("branch_reason"):
+            add(f"branched {info['branch_reason']}")
     started, ended = info["started_at"], info["ended_at"]
     add(f"started  {when(started)}   ended {when(ended)}   "
         f"duration {duration((ended - started) if started and ended else None)}")
@@ -119,6 +122,14 @@ def render(info: dict[str, Any]) -> str:
     add(f"\njournal  {counts['statistic']} statistics, {counts['artifact']} artifacts, "
         f"{counts['stdout']} stdout lines, {counts['stderr']} stderr lines")
     return "\n".join(out) + "\n"
+
+
+def _cut(seq: int) -> str:
+    """A cut for people: the run (execution) and the event number within it."""
+    from kleio.storage.base import EXECUTION_SHIFT
+
+    run, event = seq >> EXECUTION_SHIFT, seq & ((1 << EXECUTION_SHIFT) - 1)
+    return f"run {run} event {event}" if run else "its creation"
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:

@@ -1,0 +1,364 @@
+"""Change detection and branching: resume safely, branch for free (DESIGN §2).
+
+A *branch* is a trial whose document holds ``"parent": {"id": parent_id, "cut": seq}``.
+Reading its lineage yields the parent's events up to ``cut`` and then its own (see
+:meth:`kleio.storage.base.Store.lineage`), so creating one copies nothing: one trial
+document, its ``new`` status event and the blobs of the current code snapshot, whatever the
+size of the parent's journal.
+
+Its id is :func:`kleio.identity.trial_id` of its command with the parent reference, so the
+same parent, cut and options give the same trial again, which is then resumed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from kleio.errors import UsageError
+from kleio.storage.base import Event, Store
+
+KINDS = ("code", "env")
+
+
+# -- change detection ----------------------------------------------------------------------
+
+
+def detect_changes(doc: dict[str, Any], code: dict[str, Any], env: dict[str, Any]
+                   ) -> dict[str, list[str]]:
+    """Compare a trial's recorded snapshots with the current ones.
+
+    Args:
+        doc: the trial document (its ``code`` and ``env`` were taken at its creation).
+        code: the current code snapshot.
+        env: the current environment snapshot.
+
+    Returns:
+        ``{"code": [...], "env": [...]}`` holding only the kinds that differ, each a list of
+        lines for people (see :func:`kleio.snapshot.changes`); empty when nothing changed.
+    """
+    from kleio.snapshot import changes
+
+    found: dict[str, list[str]] = {}
+    for kind, current in (("code", code), ("env", env)):
+        lines = changes(doc.get(kind) or {}, current or {}, kind)
+        if lines:
+            found[kind] = lines
+    return found
+
+
+def summarize_changes(changed: dict[str, list[str]]) -> str:
+    """One short phrase for the ``branched A -> B (...)`` line."""
+    parts = []
+    for kind in KINDS:
+        lines = changed.get(kind) or []
+        if lines:
+            more = f" and {len(lines) - 1} more" if len(lines) > 1 else ""
+            parts.append(f"{kind} changed: {lines[0]}{more}")
+    return "; ".join(parts)
+
+
+# -- option overrides ----------------------------------------------------------------------
+
+
+def _tokens(args: Sequence[str]) -> list[tuple[str, str | None, list[str]]]:
+    """Split program arguments into ``(kind, name, tokens)`` items.
+
+    ``kind`` is ``"opt"`` (``name`` set, tokens ``["--lr", "0.1"]``, ``["--lr=0.1"]`` or
+    ``["--flag"]``), ``"pos"`` or ``"end"`` (``--`` and everything after it). An option
+    takes the next token as its value unless that is another option, the same rule as
+    :func:`kleio.identity.parse_config`.
+    """
+    from kleio.identity import _is_option
+
+    items: list[tuple[str, str | None, list[str]]] = []
+    index = 0
+    while index < len(args):
+        token = args[index]
+        index += 1
+        if token == "--":
+            items.append(("end", None, list(args[index - 1:])))
+            break
+        if not _is_option(token):
+            items.append(("pos", None, [token]))
+            continue
+        name, eq, _ = token.partition("=")
+        if not eq and index < len(args) and not _is_option(args[index]) \
+                and args[index] != "--":
+            items.append(("opt", name, [token, args[index]]))
+            index += 1
+        else:
+            items.append(("opt", name, [token]))
+    return items
+
+
+def apply_overrides(argv: Sequence[str], overrides: Sequence[str]) -> list[str]:
+    """Return ``argv`` with the option values given in ``overrides`` replaced or added.
+
+    ``--lr 0.05`` and ``--lr=0.05`` replace the parent's ``--lr`` (whatever its spelling);
+    a repeated override (``--tag a --tag b``) replaces every occurrence; options the parent
+    lacks are appended (before a ``--`` that ends its options). Positional arguments cannot
+    be changed.
+
+    Raises:
+        UsageError: ``overrides`` holds a positional argument.
+    """
+    from kleio.identity import _split_program
+
+    argv = list(argv)
+    _, start = _split_program(argv)
+    wanted: dict[str, list[list[str]]] = {}
+    for kind, name, tokens in _tokens(overrides):
+        if kind != "opt" or name is None:
+            shown = tokens[0] if kind == "pos" else "--"
+            raise UsageError(
+                f"a positional argument cannot be changed by a branch ({shown!r})",
+                "give option values only, e.g. 'kleio branch ID --lr 0.05'; run the new "
+                "command itself to change its positional arguments",
+            )
+        wanted.setdefault(name, []).append(tokens)
+    result = argv[:start]
+    done: set[str] = set()
+    tail: list[str] = []
+    for kind, name, tokens in _tokens(argv[start:]):
+        if kind == "end":
+            tail = tokens
+        elif kind == "opt" and name in wanted:
+            if name not in done:
+                done.add(name)
+                for replacement in wanted[name]:
+                    result.extend(replacement)
+        else:
+            result.extend(tokens)
+    for name, replacements in wanted.items():
+        if name not in done:
+            for replacement in replacements:
+                result.extend(replacement)
+    return result + tail
+
+
+# -- cut points ----------------------------------------------------------------------------
+
+
+def _typed(text: str, like: Any) -> Any:
+    """``text`` converted to the type of the logged value ``like``; a sentinel if it cannot."""
+    if isinstance(like, bool):
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        return _NO_MATCH
+    try:
+        if isinstance(like, int):
+            number = float(text)
+            return int(number) if number.is_integer() else _NO_MATCH
+        if isinstance(like, float):
+            return float(text)
+    except ValueError:
+        return _NO_MATCH
+    if isinstance(like, str):
+        return text
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return _NO_MATCH
+
+
+_NO_MATCH = object()
+
+
+def _matches(value: Any, text: str) -> bool:
+    if value is None:
+        return text.strip().lower() in ("none", "null")
+    converted = _typed(text, value)
+    return converted is not _NO_MATCH and converted == value
+
+
+def _nearest(values: list[Any], text: str, count: int = 5) -> list[Any]:
+    unique: list[Any] = []
+    for value in values:
+        if value not in unique:
+            unique.append(value)
+    try:
+        target = float(text)
+    except ValueError:
+        return unique[:count]
+    numbers = [v for v in unique if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if not numbers:
+        return unique[:count]
+    # Closest first, so that the hint suggests the closest value.
+    return sorted(numbers, key=lambda v: (abs(v - target), v))[:count]
+
+
+def resolve_timestamp(store: Store, doc: dict[str, Any], spec: str) -> tuple[dict[str, Any], int]:
+    """Resolve ``--timestamp KEY=VALUE`` or ``--timestamp ISO-TIME`` on a trial's lineage.
+
+    ``KEY=VALUE`` finds the last statistic whose ``KEY`` equals ``VALUE`` once converted to
+    the type of the logged value (``epoch=10`` matches ``10`` and ``10.0``, not ``"ten"``).
+    The cut keeps everything logged after that statistic until the next statistic that does
+    not carry ``KEY=VALUE``: the checkpoint and the output of epoch 10 belong to epoch 10.
+    An ISO time (``2024-05-01T12:00``, local time unless it names its zone) cuts after the
+    last event logged at or before it.
+
+    Returns:
+        ``(parent_doc, cut)``: the trial whose own events hold the cut (the trial itself, or
+        one of its ancestors when the cut lies in the inherited part) and the sequence number.
+
+    Raises:
+        UsageError: the spec is malformed, or nothing in the lineage matches it.
+    """
+    key, eq, value = spec.partition("=")
+    if eq and key.strip():
+        return _cut_at_statistic(store, doc, key.strip(), value.strip())
+    return _cut_at_time(store, doc, spec)
+
+
+def _cut_at_statistic(store: Store, doc: dict[str, Any], key: str, text: str
+                      ) -> tuple[dict[str, Any], int]:
+    lineage = store.lineage(trial_id=doc["id"])
+    uptos = {d["id"]: upto for d, upto in lineage}
+    docs = {d["id"]: d for d, _ in lineage}
+    found: Event | None = None
+    after: Event | None = None  # the first statistic past the match that does not match
+    seen: list[Any] = []
+    keys: set[str] = set()
+    for event in store.iter_lineage_events(trial_id=doc["id"], kinds=("statistic",)):
+        data = event.data
+        if key in data:
+            seen.append(data[key])
+            if _matches(data[key], text):
+                found, after = event, None
+                continue
+        elif len(keys) < 50:
+            keys.update(data)
+        if found is not None and after is None:
+            after = event
+    if found is None:
+        short = doc["id"][:7]
+        if not seen:
+            listed = ", ".join(sorted(keys)[:10]) or "none"
+            raise UsageError(
+                f"no statistic of trial {short}'s lineage has the key {key!r} "
+                f"(keys logged: {listed})",
+                f"see them with 'kleio cat {short} --statistics'",
+            )
+        nearest = _nearest(seen, text)
+        raise UsageError(
+            f"no statistic of trial {short}'s lineage has {key} == {text} "
+            f"(nearest values: {', '.join(repr(v) for v in nearest)})",
+            f"give one of the logged values, e.g. --timestamp {key}={nearest[0]}",
+        )
+    owner = found.trial_id
+    if after is not None and after.trial_id == owner:
+        cut = after.seq - 1
+    else:
+        cut = uptos[owner] if uptos[owner] is not None else (
+            store.last_seq(trial_id=owner) or found.seq)
+    return docs[owner], cut
+
+
+def _cut_at_time(store: Store, doc: dict[str, Any], spec: str) -> tuple[dict[str, Any], int]:
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(spec.strip())
+    except ValueError:
+        raise UsageError(
+            f"--timestamp {spec!r} is neither KEY=VALUE nor an ISO time",
+            "write e.g. --timestamp epoch=10 or --timestamp 2024-05-01T12:30:00",
+        ) from None
+    limit = moment.timestamp()  # a naive time is local time
+    docs = {d["id"]: d for d, _ in store.lineage(trial_id=doc["id"])}
+    cut: tuple[dict[str, Any], int] | None = None
+    for event in store.iter_lineage_events(trial_id=doc["id"]):
+        if event.time > limit:
+            break
+        cut = (docs[event.trial_id], event.seq)
+    if cut is None:
+        raise UsageError(
+            f"trial {doc['id'][:7]}'s lineage has no event at or before {spec}",
+            "give a later time (see 'kleio info ID' for its history)",
+        )
+    return cut
+
+
+# -- branches ------------------------------------------------------------------------------
+
+
+def make_branch(
+    store: Store,
+    parent_doc: dict[str, Any],
+    *,
+    cut: int,
+    argv_overrides: Sequence[str] = (),
+    reason: str,
+    argv: Sequence[str] | None = None,
+    cwd: str | None = None,
+    current: tuple[dict[str, Any], dict[str, bytes]] | None = None,
+    tags: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Create (or find again) the branch of ``parent_doc`` cut at ``cut``.
+
+    Args:
+        store: the journal.
+        parent_doc: the trial branched from.
+        cut: the last ``seq`` of the parent's own events the branch inherits.
+        argv_overrides: option tokens replacing or adding to the parent's (see
+            :func:`apply_overrides`).
+        reason: why the branch was made, kept in the document (``branch_reason``).
+        argv: the command to branch, as typed, when the caller has it unredacted (``kleio
+            run --allow-code-change python ...``); by default the parent's recorded one.
+        cwd: where the command runs; by default the parent's directory in this checkout.
+        current: ``(doc, blobs)`` from :func:`kleio.trial.build_trial` for the same command,
+            when the caller already took the current snapshot.
+        tags: tags added to the parent's.
+
+    Returns:
+        The branch's trial document, as stored. It holds the *current* code, environment and
+        host snapshots, and ``parent = {"id": parent id, "cut": cut}``.
+
+    Raises:
+        UsageError: the parent's command held secrets (it cannot be replayed), or an
+            override is a positional argument.
+    """
+    from kleio.identity import trial_id
+    from kleio.redact import redact_argv
+    from kleio.trial import build_trial, execution_dir, store_trial
+
+    short = parent_doc["id"][:7]
+    if argv is None:
+        if parent_doc.get("redacted"):
+            raise UsageError(
+                f"trial {short}'s command held secrets that were not journalled, so it "
+                "cannot be branched by id",
+                "run the full command again with --allow-any-change, or run a new command",
+            )
+        argv = parent_doc.get("argv") or parent_doc.get("command") or []
+    child_argv = apply_overrides(argv, argv_overrides)
+    if cwd is None:
+        cwd = execution_dir(parent_doc, os.getcwd())
+    if current is not None and current[0].get("argv") == redact_argv(list(child_argv))[0]:
+        doc, blobs = dict(current[0]), current[1]
+    else:
+        doc, blobs = build_trial(child_argv, cwd, None, [])  # type: ignore[arg-type]
+    parent = {"id": parent_doc["id"], "cut": int(cut)}
+    doc["parent"] = parent
+    doc["id"] = trial_id(project=doc["project"], command=doc["command"],
+                         config_files=doc["config_files"], parent=parent)
+    doc["branch_reason"] = reason
+    doc["tags"] = sorted(set(parent_doc.get("tags") or []) | set(tags))
+    store_trial(store, doc, blobs)
+    return store.get_trial(trial_id=doc["id"]) or doc
+
+
+__all__ = [
+    "apply_overrides",
+    "detect_changes",
+    "make_branch",
+    "resolve_timestamp",
+    "summarize_changes",
+]

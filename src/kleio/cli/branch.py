@@ -1,0 +1,140 @@
+"""``kleio branch ID``: a new trial from another, with new option values or a cut history.
+
+Options are parsed by hand: kleio's own options (``--timestamp``, ``--no-run``, ``--tag``,
+``-q``) come before or after the id; every other token is an option of the program whose
+value replaces the parent's. After ``--`` every token belongs to the program, for a program
+that has an option of the same name as one of kleio's.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from typing import Any
+
+from kleio.errors import UsageError
+
+HELP = """usage: kleio branch [--timestamp KEY=VALUE|ISO-TIME] [--no-run] [-q] [--tag TAG]
+                    ID [--OPTION VALUE | --OPTION=VALUE | --FLAG ...] [-- ...]
+
+Make a new trial from trial ID: the same command with the given option values replaced or
+added (positional arguments cannot be changed), inheriting ID's history (statistics, output,
+artifacts) up to the cut, then run it. Branching copies nothing. The same parent, cut and
+options give the same branch again, which is then resumed.
+
+options:
+  --timestamp KEY=VALUE  cut after the statistic where KEY == VALUE (e.g. epoch=10), and the
+                         events that follow it until the next statistic
+  --timestamp ISO-TIME   cut after the last event logged at or before this time
+                         (default: cut at ID's last event, inheriting its whole history)
+  --no-run               create the branch and print its id, do not run it
+  --tag TAG              tag the branch (repeatable; the parent's tags are kept)
+  -q, --quiet            do not print the 'trial reserved' line
+  -h, --help             show this help
+  --                     every token after it is an option of the program
+"""
+
+
+def parse(argv: list[str]) -> tuple[dict[str, Any], str | None, list[str]]:
+    options: dict[str, Any] = {"timestamp": None, "no_run": False, "tags": [], "quiet": False}
+    trial: str | None = None
+    overrides: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        if token == "--":
+            overrides.extend(argv[i:])
+            break
+        if token in ("-h", "--help") and trial is None:
+            options["help"] = True
+            return options, None, []
+        if token in ("--timestamp", "--tag"):
+            if i >= len(argv):
+                raise UsageError(f"{token} needs a value", "see 'kleio branch --help'")
+            key = "timestamp" if token == "--timestamp" else "tags"
+            if key == "tags":
+                options["tags"].append(argv[i])
+            else:
+                options["timestamp"] = argv[i]
+            i += 1
+        elif token.startswith("--timestamp="):
+            options["timestamp"] = token.partition("=")[2]
+        elif token.startswith("--tag="):
+            options["tags"].append(token.partition("=")[2])
+        elif token == "--no-run":
+            options["no_run"] = True
+        elif token in ("-q", "--quiet"):
+            options["quiet"] = True
+        elif trial is None:
+            if token.startswith("-"):
+                raise UsageError(
+                    f"unknown option {token!r} before the trial id",
+                    "kleio branch's options are --timestamp, --no-run, --tag and -q; give "
+                    "the program's options after the id",
+                )
+            trial = token
+        else:
+            overrides.append(token)
+    return options, trial, overrides
+
+
+def main(argv: list[str], flags: dict[str, Any]) -> int:
+    options, prefix, overrides = parse(argv)
+    if options.get("help"):
+        sys.stdout.write(HELP)
+        return 0
+    if prefix is None:
+        raise UsageError("no trial id to branch", "give one, e.g. 'kleio branch 3f2a --lr 0.05'")
+    from kleio.branching import apply_overrides, make_branch, resolve_timestamp
+    from kleio.cli.run import _execute, check_changes
+    from kleio.config import load_config
+    from kleio.storage import open_store
+    from kleio.trial import build_trial, execution_dir, resolve_trial
+
+    config = load_config({"db": flags.get("db")})
+    store = open_store(config.db)
+    try:
+        given = resolve_trial(store, prefix)
+        if options["timestamp"] is not None:
+            parent, cut = resolve_timestamp(store, given, options["timestamp"])
+        else:
+            parent, cut = given, store.last_seq(trial_id=given["id"]) or 0
+        reason = _reason(given, parent, cut, options["timestamp"], overrides)
+        cwd = execution_dir(given, os.getcwd())
+        if given.get("redacted"):
+            make_branch(store, given, cut=cut, reason=reason)  # raises: nothing to replay
+        command = apply_overrides(given.get("argv") or given.get("command") or [], overrides)
+        current = build_trial(command, cwd, config, options["tags"])
+        child = make_branch(store, parent, cut=cut, reason=reason, argv=command, cwd=cwd,
+                            current=current, tags=options["tags"])
+        sys.stderr.write(f"branched {given['id'][:7]} -> {child['id'][:7]} ({reason})\n")
+        sys.stderr.flush()
+        if options["no_run"]:
+            print(child["id"])
+            return 0
+        run_options = {"allow_code_change": False, "allow_env_change": False,
+                       "allow_any_change": False, "allow_broken": False,
+                       "tags": options["tags"], "quiet": options["quiet"]}
+        # A branch made earlier with the same parent, cut and options is resumed: like any
+        # resume, it must still have its own code and environment.
+        child = check_changes(store, child, current, command, cwd, run_options)
+        return _execute(store, config, child, command, cwd, run_options)
+    finally:
+        store.close()
+
+
+def _reason(given: dict[str, Any], parent: dict[str, Any], cut: int, timestamp: str | None,
+            overrides: list[str]) -> str:
+    parts = []
+    if overrides:
+        parts.append(shlex.join(overrides))
+    if timestamp is not None:
+        where = timestamp
+        if parent["id"] != given["id"]:
+            where += f" of ancestor {parent['id'][:7]}"
+        parts.append(f"cut at {where}")
+    else:
+        parts.append("cut at its last event")
+    return "; ".join(parts)
