@@ -14,8 +14,7 @@ PyYAML is imported only when a configuration file exists, to keep start-up fast.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from kleio.errors import ConfigError
 
@@ -54,8 +53,7 @@ def _string(name: str, value: Any) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     name: str
     env: str
     default: Callable[[], Any]
@@ -155,12 +153,12 @@ def read_config_file(path: str) -> dict[str, Any]:
     return data
 
 
-@dataclass
 class Config:
     """Effective settings and where each came from."""
 
-    values: dict[str, Any] = field(default_factory=dict)
-    sources: dict[str, str] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.sources: dict[str, str] = {}
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from kleio.errors import NotReservable, TrialBusy, TrialNotFound
 from kleio.storage.base import Store, encode, execution_of, first_seq
@@ -103,8 +102,7 @@ def busy_error(trial_id: str, runner: dict[str, Any], heartbeat_at: float | None
     )
 
 
-@dataclass(frozen=True)
-class Reservation:
+class Reservation(NamedTuple):
     execution: int
     next_seq: int
     previous_status: str

@@ -9,21 +9,11 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from kleio.config import Config
 from kleio.errors import CannotExecute, CommandNotFound, TrialNotFound, UsageError
 from kleio.storage.base import SCHEMA_VERSION, Store, encode
-
-
-@dataclass
-class RunOptions:
-    allow_code_change: bool = False
-    allow_env_change: bool = False
-    allow_broken: bool = False
-    tags: list[str] = field(default_factory=list)
-    quiet: bool = False
 
 
 def check_executable(argv: list[str], cwd: str) -> None:

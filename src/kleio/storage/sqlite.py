@@ -21,7 +21,6 @@ import os
 import re
 import sqlite3
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
@@ -115,25 +114,38 @@ class SQLiteStore(Store):
         self.timeout = timeout
         self._conn: sqlite3.Connection | None = None
         self._keys: dict[str, int] = {}
-        try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            self._conn = sqlite3.connect(
-                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            # Switching to WAL is persistent and needs the write lock once; later opens
-            # find it already set.
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            # In WAL mode NORMAL is safe against corruption; a power loss may only drop
-            # the last commits, which the runner's spool covers.
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._migrate()
-        except (OSError, sqlite3.Error) as exc:
-            self.close()
-            raise self._unavailable("open", exc) from None
-        except SchemaVersionError:
-            self.close()
-            raise
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._open(timeout)
+                return
+            except sqlite3.OperationalError as exc:
+                # The very first opens of a new file race to switch it to WAL, which SQLite
+                # may refuse at once with "locked" instead of waiting: try again.
+                self.close()
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise self._unavailable("open", exc) from None
+                time.sleep(0.05)
+            except (OSError, sqlite3.Error) as exc:
+                self.close()
+                raise self._unavailable("open", exc) from None
+            except SchemaVersionError:
+                self.close()
+                raise
+
+    def _open(self, timeout: float) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self._conn = sqlite3.connect(
+            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        # Switching to WAL is persistent and needs the write lock once; later opens
+        # find it already set.
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        # In WAL mode NORMAL is safe against corruption; a power loss may only drop
+        # the last commits, which the runner's spool covers.
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._migrate()
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -446,7 +458,7 @@ class SQLiteStore(Store):
     def put_blob(self, *, fileobj: IO[bytes]) -> tuple[str, int]:
         digest = hashlib.sha256()
         size = 0
-        tmp = os.path.join(self.blob_dir, f".tmp-{uuid.uuid4().hex}")
+        tmp = os.path.join(self.blob_dir, f".tmp-{os.urandom(16).hex()}")
         try:
             os.makedirs(self.blob_dir, exist_ok=True)
             # os.open with 0o666 lets the umask decide, so a shared journal stays readable.
