@@ -489,9 +489,7 @@ class ChildProcess:
 
     def _stdio(self, fd: int, kind: str) -> int:
         if os.isatty(fd):
-            import pty
-
-            master, slave = pty.openpty()
+            master, slave = os.openpty()
             _copy_winsize(fd, master)
             self.ptys.append(master)
         else:

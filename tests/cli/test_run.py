@@ -377,3 +377,37 @@ def test_signal_to_the_whole_process_group_reaches_the_child_once(git_repo, db_u
     os.killpg(proc.pid, signal.SIGINT)
     proc.communicate(timeout=20)
     assert count.read_text() == "1"
+
+
+def test_program_named_like_a_subcommand_runs_after_double_dash(git_repo, db_uri):
+    result = run_kleio("run", "--", "ls", "-d", ".", cwd=git_repo)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ".\n"
+    assert ls(git_repo)[0]["command"] == ["ls", "-d", "."]
+
+
+def test_a_terminal_stays_a_terminal_for_the_child(git_repo, db_uri):
+    import pty
+
+    write(git_repo / "term.py", "import sys\nprint('tty', sys.stdout.isatty(), sys.stderr.isatty())\n"
+                               "print('\\x1b[31mred\\x1b[0m')\n")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "kleio", "python", "term.py"], cwd=git_repo,
+                            stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    proc.wait(timeout=20)
+    os.close(master)
+    assert proc.returncode == 0
+    assert b"tty True True" in output
+    trial = ls(git_repo)[0]["id"]
+    journal = run_kleio("cat", trial, cwd=git_repo).stdout
+    assert journal == "tty True True\n\x1b[31mred\x1b[0m\n"
