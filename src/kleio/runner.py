@@ -99,7 +99,7 @@ class Writer(threading.Thread):
         self.flush_interval = flush_interval
         # Bounded: when the store is slower than the program, the I/O thread blocks, the
         # socket buffer fills, and the program waits instead of memory growing.
-        self.queue: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=256)
+        self.queue: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=16)
         self.pending: list[NewEvent] = []
         self.store_ok = True
         self.last_retry = 0.0
