@@ -390,8 +390,8 @@ class IOThread(threading.Thread):
         listener.setblocking(False)
         sel.register(listener, selectors.EVENT_READ, "listen")
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
-        cutters = {}
-        for fd, (kind, _) in self.outputs.items():
+        cutters: dict[int, LineCutter] = {}
+        for fd in self.outputs:
             sel.register(fd, selectors.EVENT_READ, "output")
             cutters[fd] = LineCutter()
         connections: dict[int, Connection] = {}

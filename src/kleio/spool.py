@@ -32,7 +32,7 @@ class Spool:
     def _write(self, record: dict[str, Any]) -> None:
         if self._handle is None:
             os.makedirs(self.directory, exist_ok=True)
-            self._handle = open(self.path, "a", encoding="ascii")
+            self._handle = open(self.path, "a", encoding="ascii")  # noqa: SIM115 - kept open
         self._handle.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._handle.flush()
 

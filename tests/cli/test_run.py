@@ -389,8 +389,9 @@ def test_program_named_like_a_subcommand_runs_after_double_dash(git_repo, db_uri
 def test_a_terminal_stays_a_terminal_for_the_child(git_repo, db_uri):
     import pty
 
-    write(git_repo / "term.py", "import sys\nprint('tty', sys.stdout.isatty(), sys.stderr.isatty())\n"
-                               "print('\\x1b[31mred\\x1b[0m')\n")
+    write(git_repo / "term.py",
+          "import sys\nprint('tty', sys.stdout.isatty(), sys.stderr.isatty())\n"
+          "print('\\x1b[31mred\\x1b[0m')\n")
     master, slave = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "kleio", "python", "term.py"], cwd=git_repo,
                             stdin=slave, stdout=slave, stderr=slave)

@@ -47,7 +47,7 @@ _encoder = json.JSONEncoder(separators=(",", ":"), default=_to_json)
 _encode = _encoder.encode
 
 try:  # The C encoder, built once: json.dumps rebuilds it on every call.
-    from json.encoder import c_make_encoder as _c_make_encoder
+    from json.encoder import c_make_encoder as _c_make_encoder  # type: ignore[attr-defined]
     from json.encoder import encode_basestring_ascii as _ascii
 
     _c_encode = _c_make_encoder(None, _to_json, _ascii, None, ":", ",", False, False, True)
@@ -56,7 +56,9 @@ try:  # The C encoder, built once: json.dumps rebuilds it on every call.
         return "".join(_c_encode(value, 0))
 
 except (ImportError, TypeError):  # pragma: no cover - pure-Python json
-    _fast_encode = _encode
+
+    def _fast_encode(value: dict[str, Any]) -> str:
+        return _encode(value)
 
 
 def _bad_key(kwargs: dict[str, Any]) -> str:
