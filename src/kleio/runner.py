@@ -575,6 +575,7 @@ class Runner:
         self.spool = Spool(spool_dir, trial_id, execution)
         self.writer = Writer(store, trial_id, next_seq, self.spool,
                              float(config["flush_interval"]))
+        self.stopped_by: int | None = None
 
     def run(self) -> int:
         """Run the child to its end; return the exit code kleio must exit with."""
@@ -653,8 +654,13 @@ class Runner:
             final = "completed"
         else:
             final = "broken"
-        writer.call("status", final, ended, {"exit_code": code},
-                    {"ended_at": ended, "exit_code": code})
+        # ``stopped_by``: the signal another process (a person, a scheduler) sent to stop
+        # the run, as opposed to the program dying of a signal on its own.
+        self.stopped_by = interrupted
+        data: dict[str, Any] = {"exit_code": code}
+        if interrupted is not None:
+            data["stopped_by"] = int(interrupted)
+        writer.call("status", final, ended, data, {"ended_at": ended, "exit_code": code})
         writer.call("stop")
         writer.join()
         if not writer.finish():

@@ -90,6 +90,7 @@ class TrialRun:
     status: str
     exit_code: int
     seconds: float
+    stopped_by: int | None = None
 
 
 @dataclass
@@ -251,9 +252,9 @@ class Worker:
                 result.runs.append(ran)
                 idle_since = time.monotonic()
                 waiting = False
-                if ran.status == "interrupted":
+                if ran.stopped_by is not None:  # the worker was asked to stop mid-trial
                     result.stopped = "interrupted"
-                    result.signal = self._signal or _signal_of(ran.exit_code)
+                    result.signal = self._signal or ran.stopped_by
                     return result
                 continue
             remaining = options.idle_timeout - (time.monotonic() - idle_since)
@@ -334,21 +335,22 @@ class Worker:
         began = time.monotonic()
         code = self.execute(self.store, self.config, doc, reservation, runner, argv, cwd)
         seconds = time.monotonic() - began
-        status = self._final_status(doc["id"], code)
+        status, stopped_by = self._final_status(doc["id"], code)
         self._say(f"trial {short} {status} (exit code {code}, {seconds:.1f} s)")
-        return TrialRun(doc["id"], status, code, seconds)
+        return TrialRun(doc["id"], status, code, seconds, stopped_by)
 
-    def _final_status(self, trial_id: str, code: int) -> str:
+    def _final_status(self, trial_id: str, code: int) -> tuple[str, int | None]:
         try:
             last = self.store.last_status(trial_id=trial_id)
         except Exception:  # the journal is down: the Runner spooled; judge by the code
             last = None
         if last is not None and last.data.get("status") in ("completed", "broken",
                                                            "interrupted"):
-            return str(last.data["status"])
-        if _signal_of(code) is not None:
-            return "interrupted"
-        return "completed" if code == 0 else "broken"
+            return str(last.data["status"]), last.data.get("stopped_by")
+        signo = _signal_of(code)
+        if signo is not None:
+            return "interrupted", signo
+        return ("completed" if code == 0 else "broken"), None
 
 
 def _signal_of(code: int) -> int | None:

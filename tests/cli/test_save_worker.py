@@ -189,3 +189,21 @@ def test_sigint_stops_an_idle_worker(git_repo, db_uri):
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 128 + signal.SIGINT
     assert err == "kleio worker: ran 0 trials; stopped: interrupted\n"
+
+
+def test_a_trial_dying_of_a_signal_on_its_own_does_not_stop_the_worker(git_repo, db_uri,
+                                                                        tmp_path):
+    out = tmp_path / "ran.txt"
+    append_script(git_repo, out)
+    write(git_repo / "suicide.py", """
+        import os, signal
+        os.kill(os.getpid(), signal.SIGTERM)
+    """)
+    first = save(git_repo, "python", "suicide.py")
+    second = save(git_repo, "python", "append.py", "--i", "2")
+    result = run_kleio("worker", cwd=git_repo, timeout=60)
+    assert result.returncode == 0, result.stderr
+    rows = ls(git_repo)
+    assert rows[first]["status"] == "interrupted"
+    assert rows[second]["status"] == "completed"
+    assert out.read_text() == "--i 2\n"
