@@ -162,6 +162,23 @@ def code_diff(store: Store, code_a: dict[str, Any], code_b: dict[str, Any],
 
 def checkout(store: Store, doc: dict[str, Any], dest: str, candidates: list[str | None]
              ) -> str:
+    """Materialize a trial's code in the new directory ``dest`` (see :func:`_checkout`).
+
+    On failure nothing is left behind: what was written into ``dest`` is removed.
+    """
+    existed = os.path.lexists(dest)
+    try:
+        return _checkout(store, doc, dest, candidates)
+    except BaseException:
+        if not existed and os.path.isdir(dest):
+            import shutil
+
+            shutil.rmtree(dest, ignore_errors=True)
+        raise
+
+
+def _checkout(store: Store, doc: dict[str, Any], dest: str, candidates: list[str | None]
+              ) -> str:
     """Materialize a trial's code in the new directory ``dest``; return what it holds.
 
     With git, ``dest`` is a clone of the repository at the trial's commit (detached), with
