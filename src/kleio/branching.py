@@ -256,8 +256,8 @@ def _cut_at_statistic(store: Store, doc: dict[str, Any], key: str, text: str
     if after is not None and after.trial_id == owner:
         cut = after.seq - 1
     else:
-        cut = uptos[owner] if uptos[owner] is not None else (
-            store.last_seq(trial_id=owner) or found.seq)
+        limit = uptos[owner]
+        cut = limit if limit is not None else (store.last_seq(trial_id=owner) or found.seq)
     return docs[owner], cut
 
 

@@ -95,7 +95,8 @@ def test_allow_code_change_branches_and_parent_stays_resumable(git_repo, db_uri)
     assert f"lineage  {parent} (up to run 1 event" in human
     rows = {r["short_id"]: r for r in ls(git_repo)}
     assert rows[child]["parent"].startswith(parent)
-    assert f"{child}^" in run_kleio("ls", cwd=git_repo).stdout
+    listing = run_kleio("ls", cwd=git_repo).stdout
+    assert f"{child}^ " in listing and f"{parent}* " in listing
     # The same change again finds the same branch (completed: not run again).
     again = run_kleio("run", "--allow-code-change", parent, cwd=git_repo)
     assert again.returncode == errors.EXIT_NOT_RESERVABLE

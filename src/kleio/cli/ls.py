@@ -74,11 +74,14 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     if not rows:
         print("no trials yet: run one with 'kleio python train.py'")
         return 0
+    parents = {r["parent"] for r in rows if r["parent"]}
     print(table(
         ["ID", "STATUS", "STARTED", "DURATION", "COMMAND"],
-        [[r["short_id"] + ("^" if r["parent"] else ""), r["status"], when(r["started_at"]),
-          duration(r["duration"]), shlex.join(r["command"])] for r in rows],
+        [[r["short_id"] + ("^" if r["parent"] else "") + ("*" if r["id"] in parents else ""),
+          r["status"], when(r["started_at"]), duration(r["duration"]),
+          shlex.join(r["command"])] for r in rows],
     ), end="")
-    if any(r["parent"] for r in rows):
-        print("^ a branch of another trial ('kleio info ID' shows its parent)")
+    if parents:
+        print("^ a branch of another trial, * a trial with branches "
+              "('kleio info ID' shows the lineage)")
     return 0
