@@ -390,15 +390,15 @@ class IOThread(threading.Thread):
         listener.setblocking(False)
         sel.register(listener, selectors.EVENT_READ, "listen")
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
-        cutters: dict[int, LineCutter] = {}
+        self.cutters = {fd: LineCutter() for fd in self.outputs}
         for fd in self.outputs:
+            os.set_blocking(fd, False)
             sel.register(fd, selectors.EVENT_READ, "output")
-            cutters[fd] = LineCutter()
         connections: dict[int, Connection] = {}
-        open_outputs = set(self.outputs)
+        self.open_outputs = set(self.outputs)
         while True:
             if self.child_exited.is_set():
-                if not open_outputs and not connections:
+                if not self.open_outputs and not connections:
                     break
                 if self.exit_deadline == 0.0:
                     self.exit_deadline = time.monotonic() + DRAIN_AFTER_EXIT
@@ -417,23 +417,14 @@ class IOThread(threading.Thread):
                     connections[sock.fileno()] = Connection(sock, self.writer, self.spool_dir)
                     sel.register(sock, selectors.EVENT_READ, "client")
                 elif tag == "output":
-                    fd = key.fd
-                    try:
-                        data = os.read(fd, 1 << 16)
-                    except OSError:  # EIO: the pty's other end is closed
-                        data = b""
-                    kind, terminal = self.outputs[fd]
-                    if not data:
-                        sel.unregister(fd)
-                        open_outputs.discard(fd)
-                        lines = cutters[fd].flush()
-                    else:
-                        _write_all(terminal, data)
-                        lines = cutters[fd].feed(data)
-                    if lines:
-                        self.writer.events(kind, time.time(),
-                                           [encode({"line": line}) for line in lines])
+                    if key.fd in self.open_outputs:
+                        self._read_output(key.fd)
                 else:
+                    # What the program printed before it logged this is already in the
+                    # pipe: journal it first, so output and statistics stay in step.
+                    for fd in list(self.open_outputs):
+                        while self._read_output(fd):
+                            pass
                     conn = connections[key.fd]
                     try:
                         data = conn.sock.recv(1 << 20)
@@ -447,14 +438,34 @@ class IOThread(threading.Thread):
                         conn.close()
         for conn in connections.values():
             conn.close()
-        for fd in open_outputs:
-            lines = cutters[fd].flush()
-            if lines:
-                self.writer.events(self.outputs[fd][0], time.time(),
-                                   [encode({"line": line}) for line in lines])
+        for fd in self.open_outputs:
+            self._journal(fd, self.cutters[fd].flush())
         sel.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
+
+
+    def _read_output(self, fd: int) -> bool:
+        """Tee and journal what is waiting on one output; False when nothing was read."""
+        try:
+            data = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return False
+        except OSError:  # EIO: the pty's other end is closed
+            data = b""
+        if not data:
+            self.selector.unregister(fd)
+            self.open_outputs.discard(fd)
+            self._journal(fd, self.cutters[fd].flush())
+            return False
+        _write_all(self.outputs[fd][1], data)
+        self._journal(fd, self.cutters[fd].feed(data))
+        return True
+
+    def _journal(self, fd: int, lines: list[str]) -> None:
+        if lines:
+            self.writer.events(self.outputs[fd][0], time.time(),
+                               [encode({"line": line}) for line in lines])
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -588,6 +599,9 @@ class Runner:
         env = dict(os.environ)
         env["KLEIO_TRIAL_ID"] = self.trial_id
         env["KLEIO_CHANNEL"] = path
+        # Python block-buffers a pipe: its output would reach the journal (and `tail -f`)
+        # late and out of step with its statistics. Line by line, unless the user chose.
+        env.setdefault("PYTHONUNBUFFERED", "1")
         child = ChildProcess(self.argv, self.cwd, env)
         # Block the signals we wait for *before* spawning, so none is lost; the child
         # unblocks them in its pre-exec hook.

@@ -412,3 +412,26 @@ def test_a_terminal_stays_a_terminal_for_the_child(git_repo, db_uri):
     trial = ls(git_repo)[0]["id"]
     journal = run_kleio("cat", trial, cwd=git_repo).stdout
     assert journal == "tty True True\n\x1b[31mred\x1b[0m\n"
+
+
+def test_output_and_statistics_are_journalled_in_step(git_repo, db_uri):
+    # Output and statistics travel on two channels: their order is kept when the program
+    # does some work between epochs (here 0.1 s), as any training loop does.
+    write(git_repo / "step.py", """
+        import time
+        from kleio.client.logger import kleio_logger
+        for epoch in range(3):
+            print("epoch", epoch)
+            kleio_logger.log_statistic(epoch=epoch)
+            time.sleep(0.1)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    result = run_kleio("python", "step.py", cwd=git_repo, env=env)
+    trial = short_id(result.stderr)
+    from kleio.storage import open_store
+
+    with open_store(db_uri) as store:
+        [doc] = store.find_trials(id_prefix=trial)
+        kinds = [e.kind for e in store.read_events(trial_id=doc["id"],
+                                                   kinds=("stdout", "statistic"))]
+    assert kinds == ["stdout", "statistic"] * 3
