@@ -24,6 +24,7 @@ import json
 import os
 import re
 
+from kleio.config import find_project_root
 from kleio.redact import redact_argv
 
 TYPE_CHECKING = False
@@ -42,19 +43,8 @@ _SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?(?P<host>[^/:]+):(?P<path>(?!//).*)$")
 
 
 def find_repo_root(cwd: str) -> str | None:
-    """Return the root of the git repository holding ``cwd`` (the closest ``.git``), or None.
-
-    The same walk as :func:`kleio.config.find_project_root`, repeated here so that identity
-    does not import the configuration machinery (dataclasses cost milliseconds at start).
-    """
-    path = os.path.abspath(cwd)
-    while True:
-        if os.path.exists(os.path.join(path, ".git")):
-            return path
-        parent = os.path.dirname(path)
-        if parent == path:
-            return None
-        path = parent
+    """Return the root of the git repository holding ``cwd`` (the closest ``.git``), or None."""
+    return find_project_root(cwd)
 
 
 def is_python(program: str) -> bool:

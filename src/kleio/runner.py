@@ -683,6 +683,21 @@ class Runner:
         return code
 
 
+def run_reserved(*, store: Store, config: Any, trial_id: str, reservation: Any,
+                 runner_info: dict[str, Any], argv: list[str], cwd: str) -> int:
+    """Run one execution of a trial reserved by :func:`kleio.reservation.reserve`."""
+    return Runner(
+        store=store,
+        trial_id=trial_id,
+        execution=reservation.execution,
+        next_seq=reservation.next_seq,
+        argv=argv,
+        cwd=cwd,
+        config=config,
+        runner_info=runner_info,
+    ).run()
+
+
 def _kill(pid: int, signo: int) -> None:
     try:
         os.kill(pid, signo)
@@ -690,4 +705,4 @@ def _kill(pid: int, signo: int) -> None:
         pass
 
 
-__all__ = ["ChildProcess", "LineCutter", "Runner", "channel_path"]
+__all__ = ["ChildProcess", "LineCutter", "Runner", "channel_path", "run_reserved"]

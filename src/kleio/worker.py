@@ -109,18 +109,10 @@ class WorkerResult:
 def run_with_runner(store: Store, config: Any, doc: dict[str, Any], reservation: Reservation,
                     runner: dict[str, Any], argv: list[str], cwd: str) -> int:
     """The default :data:`Execute`: one execution of a reserved trial with the Runner."""
-    from kleio.runner import Runner
+    from kleio.runner import run_reserved
 
-    return Runner(
-        store=store,
-        trial_id=doc["id"],
-        execution=reservation.execution,
-        next_seq=reservation.next_seq,
-        argv=argv,
-        cwd=cwd,
-        config=config,
-        runner_info=runner,
-    ).run()
+    return run_reserved(store=store, config=config, trial_id=doc["id"],
+                        reservation=reservation, runner_info=runner, argv=argv, cwd=cwd)
 
 
 def find_candidates(

@@ -11,6 +11,7 @@ import shutil
 import sys
 from typing import Any
 
+from kleio.cli.leading import parse_leading
 from kleio.errors import UsageError
 
 HELP = """usage: kleio run [OPTIONS] [--] PROGRAM [ARGS...]
@@ -40,35 +41,8 @@ FLAGS = {
 
 
 def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
-    options: dict[str, Any] = {name: False for name in FLAGS.values()}
-    options["tags"] = []
-    i = 0
-    while i < len(argv):
-        token = argv[i]
-        if token == "--":
-            i += 1
-            break
-        if token in ("-h", "--help"):
-            options["help"] = True
-            return options, []
-        if token in FLAGS:
-            options[FLAGS[token]] = True
-        elif token == "--tag" and i + 1 < len(argv):
-            options["tags"].append(argv[i + 1])
-            i += 1
-        elif token.startswith("--tag="):
-            options["tags"].append(token[len("--tag="):])
-        elif token.startswith("-"):
-            valid = ", ".join(sorted(set(FLAGS) | {"--tag"}))
-            raise UsageError(
-                f"unknown option {token!r} for kleio run",
-                f"valid options are {valid}; put '--' before a program whose name starts "
-                "with '-'",
-            )
-        else:
-            break
-        i += 1
-    return options, argv[i:]
+    return parse_leading(argv, prog="kleio run", flags=FLAGS,
+                         example="kleio run --tag sweep1 python train.py")
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
@@ -194,7 +168,7 @@ def _matching_branch(store: Any, doc: dict[str, Any], code: dict[str, Any],
 def _execute(store: Any, config: Any, doc: dict[str, Any], argv: list[str], cwd: str,
              options: dict[str, Any]) -> int:
     from kleio.reservation import hostname, reserve, runner_identity
-    from kleio.runner import Runner
+    from kleio.runner import run_reserved
 
     host = hostname(config["hostname"])
     runner = runner_identity(host)
@@ -208,16 +182,8 @@ def _execute(store: Any, config: Any, doc: dict[str, Any], argv: list[str], cwd:
     if not options["quiet"]:
         sys.stderr.write(f"trial reserved with id: {doc['id'][:7]}\n")
         sys.stderr.flush()
-    return Runner(
-        store=store,
-        trial_id=doc["id"],
-        execution=reservation.execution,
-        next_seq=reservation.next_seq,
-        argv=argv,
-        cwd=cwd,
-        config=config,
-        runner_info=runner,
-    ).run()
+    return run_reserved(store=store, config=config, trial_id=doc["id"],
+                        reservation=reservation, runner_info=runner, argv=argv, cwd=cwd)
 
 
 def _warn(message: str) -> None:

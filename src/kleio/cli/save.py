@@ -11,6 +11,7 @@ import os
 import sys
 from typing import Any
 
+from kleio.cli.leading import parse_leading
 from kleio.errors import UsageError
 
 HELP = """usage: kleio save [--tag TAG]... [--] PROGRAM [ARGS...]
@@ -28,38 +29,8 @@ options:
 
 
 def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
-    options: dict[str, Any] = {"tags": [], "quiet": False}
-    i = 0
-    while i < len(argv):
-        token = argv[i]
-        if token == "--":
-            i += 1
-            break
-        if token in ("-h", "--help"):
-            options["help"] = True
-            return options, []
-        if token in ("-q", "--quiet"):
-            options["quiet"] = True
-        elif token == "--tag":
-            if i + 1 >= len(argv):
-                raise UsageError("--tag needs a value", "e.g. kleio save --tag sweep1 CMD")
-            options["tags"].append(argv[i + 1])
-            i += 1
-        elif token.startswith("--tag="):
-            options["tags"].append(token[len("--tag="):])
-        elif token.startswith("-"):
-            raise UsageError(
-                f"unknown option {token!r} for kleio save",
-                "valid options are --tag, --quiet; put '--' before a program whose name "
-                "starts with '-'",
-            )
-        else:
-            break
-        i += 1
-    for tag in options["tags"]:
-        if not tag.strip():
-            raise UsageError("a tag cannot be empty", "give --tag a name, e.g. --tag sweep1")
-    return options, argv[i:]
+    return parse_leading(argv, prog="kleio save", flags={"-q": "quiet", "--quiet": "quiet"},
+                         example="kleio save --tag sweep1 python train.py")
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:

@@ -1,0 +1,64 @@
+"""Hand parsing of the options that come before a wrapped program's own arguments.
+
+``kleio run`` and ``kleio save`` take a few options, then a program whose arguments must stay
+untouched (argparse would try to read them). Kept free of argparse for start-up speed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kleio.errors import UsageError
+
+
+def parse_leading(
+    argv: list[str], *, prog: str, flags: dict[str, str], example: str
+) -> tuple[dict[str, Any], list[str]]:
+    """Split ``argv`` into kleio's options and the program's command line.
+
+    Args:
+        argv: the arguments after the subcommand.
+        prog: the subcommand's name, for error messages (``kleio run``).
+        flags: boolean flags, option spelling -> option name.
+        example: a command line shown when ``--tag`` lacks its value.
+
+    ``--tag TAG`` / ``--tag=TAG`` (repeatable) fill ``options["tags"]``; ``-h``/``--help``
+    sets ``options["help"]``; ``--`` ends the options.
+
+    Raises:
+        UsageError: an unknown option, or a ``--tag`` without a value or with an empty one.
+    """
+    options: dict[str, Any] = {name: False for name in flags.values()}
+    options["tags"] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            i += 1
+            break
+        if token in ("-h", "--help"):
+            options["help"] = True
+            return options, []
+        if token in flags:
+            options[flags[token]] = True
+        elif token == "--tag":
+            if i + 1 >= len(argv):
+                raise UsageError("--tag needs a value", f"e.g. {example}")
+            options["tags"].append(argv[i + 1])
+            i += 1
+        elif token.startswith("--tag="):
+            options["tags"].append(token[len("--tag="):])
+        elif token.startswith("-"):
+            valid = ", ".join(sorted(set(flags) | {"--tag"}))
+            raise UsageError(
+                f"unknown option {token!r} for {prog}",
+                f"valid options are {valid}; put '--' before a program whose name starts "
+                "with '-'",
+            )
+        else:
+            break
+        i += 1
+    for tag in options["tags"]:
+        if not tag.strip():
+            raise UsageError("a tag cannot be empty", "give --tag a name, e.g. --tag sweep1")
+    return options, argv[i:]
