@@ -24,7 +24,7 @@ from kleio.config import load_config
 from kleio.reservation import reserve, runner_identity
 from kleio.storage import open_store
 from kleio.storage.base import SCHEMA_VERSION, encode
-from kleio.trial import store_trial
+from kleio.trial import build_trial, store_trial
 from kleio.worker import Worker, WorkerOptions, find_candidates, summary
 
 BACKENDS = ["sqlite", "mongomock"]
@@ -92,14 +92,16 @@ def config(**env):
 
 
 def save(store, n, argv, cwd, *, tags=(), created_at=None, redacted=False):
-    """Register a trial like ``kleio save`` (without the snapshots, which cost time)."""
+    """Register a trial like ``kleio save``, with the snapshots of this checkout."""
     now = time.time() if created_at is None else created_at
     trial_id = f"{n:04x}" + "ab" * 30
+    snap, _ = build_trial(list(argv), str(cwd), load_config())
     doc = {
         "schema_version": SCHEMA_VERSION, "id": trial_id, "created_at": now,
         "project": str(cwd), "root": None, "command": list(argv), "argv": list(argv),
         "cwd": str(cwd), "config": {}, "config_files": {}, "redacted": redacted,
-        "parent": None, "tags": sorted(tags), "code": {"vcs": None}, "env": {}, "host": {},
+        "parent": None, "tags": sorted(tags), "code": snap["code"], "env": snap["env"],
+        "host": snap["host"],
         "status": "new", "status_at": now, "heartbeat_at": None, "runner": None,
         "started_at": None, "ended_at": None, "exit_code": None,
     }

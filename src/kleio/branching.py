@@ -13,6 +13,7 @@ same parent, cut and options give the same trial again, which is then resumed.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -362,3 +363,73 @@ __all__ = [
     "resolve_timestamp",
     "summarize_changes",
 ]
+
+
+def allowed_changes(options: dict[str, Any]) -> set[str]:
+    """The kinds of change (``code``, ``env``) the ``allow_*_change`` options accept."""
+    allowed = set()
+    if options.get("allow_code_change") or options.get("allow_any_change"):
+        allowed.add("code")
+    if options.get("allow_env_change") or options.get("allow_any_change"):
+        allowed.add("env")
+    return allowed
+
+
+def resolve_changes(store: Store, doc: dict[str, Any], current: tuple[dict[str, Any], Any],
+                    *, argv: list[str], cwd: str, allowed: set[str], tags: list[str],
+                    out: Any = None) -> dict[str, Any]:
+    """Return the trial to run: ``doc`` if its code and environment are unchanged.
+
+    A change refuses the run (listing what differs on ``out``, stderr by default) unless
+    its kind is ``allowed``: then the trial is branched at its last event and the branch is
+    returned. A branch made earlier for the same change is found again (its id is
+    deterministic), and checked in turn.
+
+    Raises:
+        ChangeRefused: a change of a kind not allowed.
+    """
+    from kleio.errors import ChangeRefused
+
+    out = out or sys.stderr
+    code, env = current[0].get("code") or {}, current[0].get("env") or {}
+    for _ in range(16):  # a chain of branches, each made for an older change
+        changed = detect_changes(doc, code, env)
+        if not changed:
+            return doc
+        short = doc["id"][:7]
+        refused = [kind for kind in changed if kind not in allowed]
+        if refused:
+            what = " and ".join("environment" if k == "env" else k for k in changed)
+            out.write(f"kleio: the {what} of trial {short} changed since it was "
+                             "created:\n")
+            for kind in changed:
+                for line in changed[kind]:
+                    out.write(f"  {kind}: {line}\n")
+            flag = ("--allow-any-change" if len(changed) > 1
+                    else f"--allow-{next(iter(changed))}-change")
+            hint = f"run again with {flag} to branch it and run the branch"
+            match = _matching_branch(store, doc, code, env)
+            if match is not None:
+                hint += f", or resume its branch made for this change: 'kleio run {match}'"
+            count = sum(len(v) for v in changed.values())
+            raise ChangeRefused(
+                f"the {what} of trial {short} changed since it was created "
+                f"({count} difference{'s' if count > 1 else ''}, listed above)",
+                hint + "; restore them to resume it as it is",
+            )
+        cut = store.last_seq(trial_id=doc["id"]) or 0
+        reason = summarize_changes(changed)
+        child = make_branch(store, doc, cut=cut, argv_overrides=(), reason=reason,
+                            argv=argv, cwd=cwd, current=current, tags=tags)
+        out.write(f"branched {short} -> {child['id'][:7]} ({reason})\n")
+        out.flush()
+        doc = child
+    return doc
+
+
+def _matching_branch(store: Store, doc: dict[str, Any], code: dict[str, Any],
+                     env: dict[str, Any]) -> str | None:
+    for child in store.find_trials(parent_id=doc["id"], limit=20):
+        if not detect_changes(child, code, env):
+            return str(child["id"][:7])
+    return None

@@ -31,6 +31,7 @@ This module is the Python API under ``kleio worker``; it parses no arguments.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sys
@@ -73,6 +74,8 @@ class WorkerOptions:
         idle_timeout: stop after this many seconds with nothing to run (0: at once).
         allow_broken: also re-run trials that were broken when the worker started.
         poll_interval: seconds between two looks at the journal while idle.
+        allow_changes: kinds of change (``code``, ``env``) between a trial's snapshot and
+            the worker's checkout that branch the trial instead of skipping it.
     """
 
     tags: list[str] = field(default_factory=list)
@@ -80,6 +83,7 @@ class WorkerOptions:
     idle_timeout: float = 0.0
     allow_broken: bool = False
     poll_interval: float = 0.5
+    allow_changes: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -275,11 +279,16 @@ class Worker:
             if not candidates:
                 return None
             for doc in candidates:
+                original = doc["id"]
                 prepared = self._prepare(doc)
                 if prepared is None:
-                    self.excluded.add(doc["id"])
+                    self.excluded.add(original)
                     continue
-                argv, cwd = prepared
+                doc, argv, cwd = prepared
+                if doc["id"] != original:
+                    # Branched for a change: the parent is not looked at again this session
+                    # (its branch is run below, or was already by another worker).
+                    self.excluded.add(original)
                 runner = runner_identity(self.host)
                 try:
                     reservation = reserve(self.store, doc["id"], runner=runner,
@@ -297,9 +306,17 @@ class Worker:
                 return self._execute(doc, reservation, runner, argv, cwd)
             # Every candidate was taken by others meanwhile: look again.
 
-    def _prepare(self, doc: dict[str, Any]) -> tuple[list[str], str] | None:
-        """The argv and directory to run a trial with, or None (with a warning) to skip it."""
-        from kleio.trial import check_executable, execution_dir
+    def _prepare(self, doc: dict[str, Any]
+                 ) -> tuple[dict[str, Any], list[str], str] | None:
+        """The trial, argv and directory to run, or None (with a warning) to skip the trial.
+
+        Like ``kleio run``, a worker never runs a trial with other code or another
+        environment than its snapshot: such a trial is skipped, or branched when the worker
+        allows that kind of change (the branch is run instead).
+        """
+        from kleio.branching import resolve_changes
+        from kleio.errors import ChangeRefused
+        from kleio.trial import build_trial, check_executable, execution_dir
 
         short = doc["id"][:7]
         if doc.get("redacted"):
@@ -314,7 +331,19 @@ class Worker:
         except (CommandNotFound, CannotExecute) as error:
             self._say(f"warning: skipping trial {short}: {error}")
             return None
-        return argv, cwd
+        current = build_trial(argv, cwd, self.config)
+        details = io.StringIO()
+        try:
+            doc = resolve_changes(self.store, doc, current, argv=argv, cwd=cwd,
+                                  allowed=self.options.allow_changes, tags=[], out=details)
+        except ChangeRefused as error:
+            self._say(f"warning: skipping trial {short}: {error}")
+            for line in details.getvalue().splitlines()[1:]:
+                self._say(line)
+            return None
+        for line in details.getvalue().splitlines():
+            self._say(line)
+        return doc, argv, cwd
 
     def _execute(self, doc: dict[str, Any], reservation: Reservation,
                  runner: dict[str, Any], argv: list[str], cwd: str) -> TrialRun:

@@ -207,3 +207,27 @@ def test_a_trial_dying_of_a_signal_on_its_own_does_not_stop_the_worker(git_repo,
     assert rows[first]["status"] == "interrupted"
     assert rows[second]["status"] == "completed"
     assert out.read_text() == "--i 2\n"
+
+
+def test_worker_never_runs_a_trial_with_changed_code(git_repo, db_uri, tmp_path):
+    out = tmp_path / "ran.txt"
+    append_script(git_repo, out)
+    subprocess.run(["git", "add", "append.py"], cwd=git_repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "append"], cwd=git_repo, check=True)
+    trial = save(git_repo, "python", "append.py", "--i", "1")
+    with (git_repo / "append.py").open("a") as handle:
+        handle.write("print('new code')\n")
+    skipped = run_kleio("worker", cwd=git_repo, timeout=60)
+    assert skipped.returncode == 0, skipped.stderr
+    assert f"skipping trial {trial}" in skipped.stderr
+    assert "append.py (+1 -0)" in skipped.stderr
+    assert not out.exists()
+    assert ls(git_repo)[trial]["status"] == "new"
+    branched = run_kleio("worker", "--allow-code-change", cwd=git_repo, timeout=60)
+    assert branched.returncode == 0, branched.stderr
+    assert f"branched {trial} -> " in branched.stderr
+    assert out.read_text() == "--i 1\n"
+    rows = ls(git_repo)
+    assert rows[trial]["status"] == "new"  # the parent keeps its own code, still resumable
+    [child] = [row for row in rows.values() if row["parent"]]
+    assert child["status"] == "completed" and child["parent"].startswith(trial)

@@ -87,8 +87,15 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         return 0
     if prefix is None:
         raise UsageError("no trial id to branch", "give one, e.g. 'kleio branch 3f2a --lr 0.05'")
-    from kleio.branching import apply_overrides, make_branch, resolve_timestamp
-    from kleio.cli.run import _execute, check_changes
+    from kleio.branching import (
+        apply_overrides,
+        detect_changes,
+        make_branch,
+        resolve_changes,
+        resolve_timestamp,
+        summarize_changes,
+    )
+    from kleio.cli.run import _execute
     from kleio.config import load_config
     from kleio.storage import open_store
     from kleio.trial import build_trial, execution_dir, resolve_trial
@@ -110,6 +117,12 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         child = make_branch(store, parent, cut=cut, reason=reason, argv=command, cwd=cwd,
                             current=current, tags=options["tags"])
         sys.stderr.write(f"branched {given['id'][:7]} -> {child['id'][:7]} ({reason})\n")
+        changed = detect_changes(parent, current[0].get("code") or {},
+                                 current[0].get("env") or {})
+        if changed:
+            sys.stderr.write(f"kleio: note: the branch records and runs the current code and "
+                             f"environment, not {parent['id'][:7]}'s "
+                             f"({summarize_changes(changed)})\n")
         sys.stderr.flush()
         if options["no_run"]:
             print(child["id"])
@@ -119,7 +132,8 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
                        "tags": options["tags"], "quiet": options["quiet"]}
         # A branch made earlier with the same parent, cut and options is resumed: like any
         # resume, it must still have its own code and environment.
-        child = check_changes(store, child, current, command, cwd, run_options)
+        child = resolve_changes(store, child, current, argv=command, cwd=cwd, allowed=set(),
+                                tags=options["tags"])
         return _execute(store, config, child, command, cwd, run_options)
     finally:
         store.close()

@@ -96,73 +96,13 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             doc = store.get_trial(trial_id=new["id"]) or new
             current = (new, blobs)
         if not created:
-            doc = check_changes(store, doc, current, command, cwd, options)
+            from kleio.branching import allowed_changes, resolve_changes
+
+            doc = resolve_changes(store, doc, current, argv=command, cwd=cwd,
+                                  allowed=allowed_changes(options), tags=options["tags"])
         return _execute(store, config, doc, command, cwd, options)
     finally:
         store.close()
-
-
-def check_changes(store: Any, doc: dict[str, Any], current: tuple[dict[str, Any], Any],
-                  command: list[str], cwd: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Return the trial to run: ``doc`` if its code and environment are unchanged.
-
-    A change refuses the run (listing what differs on stderr) unless the matching
-    ``--allow-*-change`` option was given: then the trial is branched at its last event and
-    the branch is returned. A branch made earlier for the same change is found again (its id
-    is deterministic), and checked in turn.
-    """
-    from kleio.branching import detect_changes, make_branch, summarize_changes
-    from kleio.errors import ChangeRefused
-
-    allowed = set()
-    if options.get("allow_code_change") or options.get("allow_any_change"):
-        allowed.add("code")
-    if options.get("allow_env_change") or options.get("allow_any_change"):
-        allowed.add("env")
-    code, env = current[0].get("code") or {}, current[0].get("env") or {}
-    for _ in range(16):  # a chain of branches, each made for an older change
-        changed = detect_changes(doc, code, env)
-        if not changed:
-            return doc
-        short = doc["id"][:7]
-        refused = [kind for kind in changed if kind not in allowed]
-        if refused:
-            what = " and ".join("environment" if k == "env" else k for k in changed)
-            sys.stderr.write(f"kleio: the {what} of trial {short} changed since it was "
-                             "created:\n")
-            for kind in changed:
-                for line in changed[kind]:
-                    sys.stderr.write(f"  {kind}: {line}\n")
-            flag = ("--allow-any-change" if len(changed) > 1
-                    else f"--allow-{next(iter(changed))}-change")
-            hint = f"run again with {flag} to branch it and run the branch"
-            match = _matching_branch(store, doc, code, env)
-            if match is not None:
-                hint += f", or resume its branch made for this change: 'kleio run {match}'"
-            count = sum(len(v) for v in changed.values())
-            raise ChangeRefused(
-                f"the {what} of trial {short} changed since it was created "
-                f"({count} difference{'s' if count > 1 else ''}, listed above)",
-                hint + "; restore them to resume it as it is",
-            )
-        cut = store.last_seq(trial_id=doc["id"]) or 0
-        reason = summarize_changes(changed)
-        child = make_branch(store, doc, cut=cut, argv_overrides=(), reason=reason,
-                            argv=command, cwd=cwd, current=current, tags=options["tags"])
-        sys.stderr.write(f"branched {short} -> {child['id'][:7]} ({reason})\n")
-        sys.stderr.flush()
-        doc = child
-    return doc
-
-
-def _matching_branch(store: Any, doc: dict[str, Any], code: dict[str, Any],
-                     env: dict[str, Any]) -> str | None:
-    from kleio.branching import detect_changes
-
-    for child in store.find_trials(parent_id=doc["id"], limit=20):
-        if not detect_changes(child, code, env):
-            return str(child["id"][:7])
-    return None
 
 
 def _execute(store: Any, config: Any, doc: dict[str, Any], argv: list[str], cwd: str,
