@@ -58,7 +58,8 @@ class KleioError(Exception):
         text = self.message + "."
         if self.hint:
             hint = self.hint.rstrip(".")
-            text += " " + hint[:1].upper() + hint[1:] + "."
+            end = "" if hint.endswith(("?", "!")) else "."
+            text += " " + hint[:1].upper() + hint[1:] + end
         return text
 
 

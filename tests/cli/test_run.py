@@ -128,6 +128,7 @@ def test_broken_trial_needs_allow_broken(git_repo, db_uri):
     ],
 )
 def test_user_mistakes_are_one_line_errors(git_repo, db_uri, args, code, text):
+    assert run_kleio("python", "train.py", cwd=git_repo).returncode == 0  # a journal exists
     result = run_kleio(*args, cwd=git_repo)
     assert result.returncode == code, result.stderr
     assert text in result.stderr
@@ -435,3 +436,43 @@ def test_output_and_statistics_are_journalled_in_step(git_repo, db_uri):
         kinds = [e.kind for e in store.read_events(trial_id=doc["id"],
                                                    kinds=("stdout", "statistic"))]
     assert kinds == ["stdout", "statistic"] * 3
+
+
+def test_sorting_descending_and_unknown_keys(git_repo, db_uri):
+    write(git_repo / "stats.py", """
+        from kleio.client.logger import kleio_logger
+        for epoch, loss in [(1, 0.5), (2, 0.2), (3, 0.9)]:
+            kleio_logger.log_statistic(epoch=epoch, loss=loss)
+        kleio_logger.log_statistic(note="no loss here")
+    """)
+    trial = short_id(run_kleio("python", "stats.py", cwd=git_repo).stderr)
+    result = run_kleio("cat", trial, "--statistics", "--sort", "-loss", "--json", cwd=git_repo)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line).get("loss") for line in result.stdout.splitlines()] == [
+        0.9, 0.5, 0.2, None]
+    bad = run_kleio("cat", trial, "--statistics", "--sort", "acc", cwd=git_repo)
+    assert bad.returncode == errors.EXIT_USAGE
+    assert "has the key 'acc'" in bad.stderr and "epoch, loss, note" in bad.stderr
+    listing = run_kleio("ls", "--sort", "-created", "--json", cwd=git_repo)
+    assert listing.returncode == 0, listing.stderr
+
+
+def test_reading_commands_never_create_a_journal(git_repo, tmp_path, monkeypatch):
+    missing = tmp_path / "typo" / "kleio.db"
+    monkeypatch.setenv("KLEIO_DB", f"sqlite://{missing}")
+    listing = run_kleio("ls", "--json", cwd=git_repo)
+    assert listing.returncode == 0 and listing.stdout == "[]\n"
+    details = run_kleio("info", "abcd", cwd=git_repo)
+    assert details.returncode == errors.EXIT_STORE
+    assert "there is no journal at" in details.stderr
+    assert not missing.parent.exists()
+
+
+@pytest.mark.parametrize("args, hint", [
+    (["lss"], "Did you mean 'kleio ls'?\n"),
+    (["run", "64437c2", "--allow-broken"], "For example 'kleio run --allow-broken 64437c2'.\n"),
+])
+def test_not_found_explains_the_likely_mistake(git_repo, db_uri, args, hint):
+    result = run_kleio(*args, cwd=git_repo)
+    assert result.returncode == 127
+    assert result.stderr.startswith("error: ") and result.stderr.endswith(hint)

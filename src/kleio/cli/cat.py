@@ -28,6 +28,22 @@ def sort_key(key: str):  # noqa: ANN201 - a key function
     return order
 
 
+def sort_statistics(stats: list[dict[str, Any]], spec: str, trial_id: str
+                    ) -> list[dict[str, Any]]:
+    """Sort by ``KEY`` (``-KEY`` descending); statistics without the key come last."""
+    from kleio.errors import UsageError
+
+    key = spec[1:] if spec.startswith("-") else spec
+    if stats and not any(key in stat for stat in stats):
+        keys = sorted({k for stat in stats for k in stat})
+        raise UsageError(f"no statistic of trial {trial_id[:7]} has the key {key!r}",
+                         f"sort by one of: {', '.join(keys)}")
+    present = [s for s in stats if s.get(key) is not None]
+    missing = [s for s in stats if s.get(key) is None]
+    present.sort(key=sort_key(key), reverse=spec.startswith("-"))
+    return present + missing
+
+
 def statistics_table(stats: list[dict[str, Any]]) -> str:
     columns: dict[str, None] = {}
     for stat in stats:
@@ -51,7 +67,8 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     p.add_argument("id", help="trial id or a unique prefix of it")
     p.add_argument("--stderr", action="store_true", help="print the error output instead")
     p.add_argument("--statistics", action="store_true", help="print the logged statistics")
-    p.add_argument("--sort", metavar="KEY", help="sort statistics by this key")
+    p.add_argument("--sort", metavar="KEY",
+                   help="sort statistics by this key; prefix '-' for descending")
     args = p.parse_args(argv)
     if args.sort and not args.statistics:
         p.error("--sort applies to --statistics")
@@ -62,7 +79,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             stats = [e.data for e in store.iter_lineage_events(trial_id=doc["id"],
                                                                 kinds=("statistic",))]
             if args.sort:
-                stats.sort(key=sort_key(args.sort))
+                stats = sort_statistics(stats, args.sort, doc["id"])
             if args.json:
                 out = sys.stdout
                 for stat in stats:

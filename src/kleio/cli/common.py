@@ -4,17 +4,42 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any, NoReturn
 
 from kleio.config import Config, load_config
-from kleio.errors import UsageError
-from kleio.storage import Store, open_store
+from kleio.errors import StoreUnavailable, UsageError
+from kleio.storage import Store, open_store, scheme_of, sqlite_path
+
+
+class NoJournal(StoreUnavailable):
+    """The SQLite journal a reading command was pointed at does not exist."""
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors become one-line KleioErrors (exit code 64)."""
+    """An ArgumentParser whose errors become one-line KleioErrors (exit code 64).
+
+    ``--sort -created`` works: argparse alone would take ``-created`` for an option.
+    """
+
+    DASH_VALUES = ("--sort",)
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        given = list(sys.argv[1:] if args is None else args)
+        joined: list[str] = []
+        i = 0
+        while i < len(given):
+            token = given[i]
+            if (token in self.DASH_VALUES and i + 1 < len(given)
+                    and given[i + 1].startswith("-") and len(given[i + 1]) > 1):
+                joined.append(f"{token}={given[i + 1]}")
+                i += 2
+            else:
+                joined.append(token)
+                i += 1
+        return super().parse_args(joined, namespace)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}", f"see '{self.prog} --help'")
@@ -31,8 +56,24 @@ def config_from(flags: dict[str, Any]) -> Config:
     return load_config({"db": flags.get("db")})
 
 
-def store_from(flags: dict[str, Any]) -> tuple[Store, Config]:
+def store_from(flags: dict[str, Any], *, create: bool = False) -> tuple[Store, Config]:
+    """Open the configured journal.
+
+    Reading commands never create an SQLite journal: a mistyped ``--db`` path must not
+    answer "no trials" from a new, empty file.
+
+    Raises:
+        NoJournal: the SQLite file does not exist and ``create`` is false.
+    """
     config = config_from(flags)
+    if not create and scheme_of(config.db) == "sqlite":
+        path = sqlite_path(config.db)
+        if not os.path.exists(path):
+            raise NoJournal(
+                f"there is no journal at {path} yet",
+                "run a trial first (e.g. 'kleio python train.py'), or point --db or KLEIO_DB "
+                "at an existing journal",
+            )
     return open_store(config.db), config
 
 

@@ -6,7 +6,15 @@ import shlex
 import time
 from typing import Any
 
-from kleio.cli.common import duration, parser, print_json, store_from, table, when
+from kleio.cli.common import (
+    NoJournal,
+    duration,
+    parser,
+    print_json,
+    store_from,
+    table,
+    when,
+)
 from kleio.reservation import display_status, hostname
 from kleio.storage.base import SORTABLE_FIELDS, STATUSES
 
@@ -58,7 +66,14 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
                           | ({"reserved"} if "lost" in args.status else set()))
     if args.limit is not None and args.limit < 0:
         p.error("--limit must be positive")
-    store, config = store_from(flags)
+    try:
+        store, config = store_from(flags)
+    except NoJournal as error:
+        if args.json:
+            print_json([])
+        else:
+            print(f"no trials yet: {error}")
+        return 0
     with store:
         docs = store.find_trials(statuses=statuses, tags=args.tag,
                                  sort=("-" if descending else "") + key, limit=args.limit)

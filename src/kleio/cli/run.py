@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from kleio.cli.leading import parse_leading
-from kleio.errors import UsageError
+from kleio.errors import CommandNotFound, UsageError
 
 HELP = """usage: kleio run [OPTIONS] [--] PROGRAM [ARGS...]
        kleio run [OPTIONS] ID
@@ -72,7 +72,10 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         and not os.path.exists(command[0])
     )
     if not by_id:
-        check_executable(command, cwd)
+        try:
+            check_executable(command, cwd)
+        except CommandNotFound as error:
+            raise _explain_not_found(error, command) from None
     store = open_store(config.db)
     try:
         if by_id:
@@ -103,6 +106,25 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         return _execute(store, config, doc, command, cwd, options)
     finally:
         store.close()
+
+
+def _explain_not_found(error: CommandNotFound, command: list[str]) -> CommandNotFound:
+    """Add the likely reason to a 'command not found': a typo of a subcommand, or an id."""
+    import difflib
+
+    from kleio.cli import COMMANDS
+    from kleio.trial import looks_like_id
+
+    program = command[0]
+    close = difflib.get_close_matches(program, list(COMMANDS), n=1)
+    if close:
+        return CommandNotFound(error.message, f"did you mean 'kleio {close[0]}'?")
+    if looks_like_id(program) and len(command) > 1:
+        return CommandNotFound(
+            f"{program!r} is not a program; if it is a trial id, kleio's options go before it",
+            f"for example 'kleio run {' '.join(command[1:])} {program}'",
+        )
+    return error
 
 
 def _execute(store: Any, config: Any, doc: dict[str, Any], argv: list[str], cwd: str,

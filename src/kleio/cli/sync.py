@@ -22,7 +22,7 @@ def _alive(pid: int) -> bool:
 def main(argv: list[str], flags: dict[str, Any]) -> int:
     p = parser("sync", "Replay spooled events of runners that are no longer alive.")
     args = p.parse_args(argv)
-    store, config = store_from(flags)
+    store, config = store_from(flags, create=True)
     replayed = []
     skipped = []
     with store:

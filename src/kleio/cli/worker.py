@@ -65,7 +65,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     options = WorkerOptions(tags=list(args.tag), max_trials=args.max_trials,
                             idle_timeout=args.idle_timeout, allow_broken=args.allow_broken,
                             allow_changes=allowed_changes(vars(args)))
-    store, config = store_from(flags)
+    store, config = store_from(flags, create=True)
     with store:
         result = Worker(store, config, options).run()
     sys.stderr.write(f"kleio worker: {summary(result)}\n")
