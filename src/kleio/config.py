@@ -39,9 +39,7 @@ def _positive_float(name: str, value: Any) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"setting {name!r} must be a number, not {value!r}", f"fix {name} and try again"
-        ) from None
+        raise ConfigError(f"setting {name!r} must be a number, not {value!r}") from None
     if number <= 0:
         raise ConfigError(f"setting {name!r} must be positive, not {value!r}")
     return number
@@ -184,7 +182,12 @@ def load_config(flags: dict[str, Any] | None = None, cwd: str | None = None) -> 
         for source, values in layers:
             if setting.name in values:
                 label = f"{setting.env}" if source == "environment" else source
-                config.values[setting.name] = setting.parse(setting.name, values[setting.name])
+                try:
+                    value = setting.parse(setting.name, values[setting.name])
+                except ConfigError as error:
+                    raise ConfigError(f"{error.message} (set by {label})",
+                                      f"fix it in {label}") from None
+                config.values[setting.name] = value
                 config.sources[setting.name] = label
                 break
         else:

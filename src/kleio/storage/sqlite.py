@@ -151,6 +151,11 @@ class SQLiteStore(Store):
 
     def _unavailable(self, action: str, exc: BaseException) -> StoreUnavailable:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        if "not a database" in reason:
+            return StoreUnavailable(
+                f"{self.path} is not a kleio journal ({reason})",
+                "point --db or KLEIO_DB at a journal file, or at a new path to start one",
+            )
         return StoreUnavailable(
             f"cannot {action} the journal at {self.path} ({reason})",
             "check that its directory exists and is writable and the disk is not full, "
