@@ -71,7 +71,7 @@ def _tokens(args: Sequence[str]) -> list[tuple[str, str | None, list[str]]]:
     takes the next token as its value unless that is another option, the same rule as
     :func:`kleio.identity.parse_config`.
     """
-    from kleio.identity import _is_option
+    from kleio.redact import is_option
 
     items: list[tuple[str, str | None, list[str]]] = []
     index = 0
@@ -81,11 +81,11 @@ def _tokens(args: Sequence[str]) -> list[tuple[str, str | None, list[str]]]:
         if token == "--":
             items.append(("end", None, list(args[index - 1:])))
             break
-        if not _is_option(token):
+        if not is_option(token):
             items.append(("pos", None, [token]))
             continue
         name, eq, _ = token.partition("=")
-        if not eq and index < len(args) and not _is_option(args[index]) \
+        if not eq and index < len(args) and not is_option(args[index]) \
                 and args[index] != "--":
             items.append(("opt", name, [token, args[index]]))
             index += 1
@@ -105,10 +105,10 @@ def apply_overrides(argv: Sequence[str], overrides: Sequence[str]) -> list[str]:
     Raises:
         UsageError: ``overrides`` holds a positional argument.
     """
-    from kleio.identity import _split_program
+    from kleio.identity import split_program
 
     argv = list(argv)
-    _, start = _split_program(argv)
+    _, start = split_program(argv)
     wanted: dict[str, list[list[str]]] = {}
     for kind, name, tokens in _tokens(overrides):
         if kind != "opt" or name is None:

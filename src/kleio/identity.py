@@ -25,7 +25,7 @@ import os
 import re
 
 from kleio.config import find_project_root
-from kleio.redact import redact_argv
+from kleio.redact import is_option, redact_argv
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at import; annotations are strings anyway
@@ -169,16 +169,6 @@ def project_of(root: str | None, cwd: str) -> str:
 # -- command -------------------------------------------------------------------------------
 
 
-def _is_option(token: str) -> bool:
-    if len(token) < 2 or not token.startswith("-"):
-        return False
-    try:
-        float(token)
-    except ValueError:
-        return True
-    return False
-
-
 def _inside(path: str, root: str) -> str | None:
     """``path`` relative to ``root`` when it lies inside, else None."""
     if path == root:
@@ -219,7 +209,7 @@ def normalize_command(argv: list[str], cwd: str, root: str | None) -> list[str]:
         if index == 0 and is_python(token):
             result.append(os.path.basename(token))
             continue
-        if _is_option(token):
+        if is_option(token):
             name, eq, value = token.partition("=")
             if eq:
                 normalized = _normalize_path(value, cwd, root)
@@ -232,7 +222,7 @@ def normalize_command(argv: list[str], cwd: str, root: str | None) -> list[str]:
     return result
 
 
-def _split_program(argv: list[str]) -> tuple[str | None, int]:
+def split_program(argv: list[str]) -> tuple[str | None, int]:
     """Return (script or module, index of its first argument) for a command line.
 
     For ``python [options] script args``, ``python -m module args``, ``python -c code args``
@@ -272,7 +262,7 @@ def script_of(argv: list[str]) -> str | None:
     For ``python -m module`` it is the module name; for ``python -c`` or a bare interpreter,
     None; for any other program, the program itself.
     """
-    return _split_program(argv)[0]
+    return split_program(argv)[0]
 
 
 def parse_config(argv: list[str]) -> dict[str, Any]:
@@ -284,7 +274,7 @@ def parse_config(argv: list[str]) -> dict[str, Any]:
     program, the interpreter's own options and the script (or ``-m`` module) are not part of
     the configuration.
     """
-    _, start = _split_program(argv)
+    _, start = split_program(argv)
     config: dict[str, Any] = {}
     positionals: list[str] = []
 
@@ -304,13 +294,13 @@ def parse_config(argv: list[str]) -> dict[str, Any]:
         if token == "--":
             positionals.extend(args[index:])
             break
-        if not _is_option(token):
+        if not is_option(token):
             positionals.append(token)
             continue
         name, eq, value = token.lstrip("-").partition("=")
         if eq:
             add(name, value)
-        elif index < len(args) and not _is_option(args[index]) and args[index] != "--":
+        elif index < len(args) and not is_option(args[index]) and args[index] != "--":
             add(name, args[index])
             index += 1
         else:
@@ -334,7 +324,7 @@ def _sha256_file(path: str) -> str | None:
 def _config_files(argv: list[str], cwd: str, root: str | None) -> dict[str, str]:
     found: dict[str, str] = {}
     for token in argv[1:]:
-        value = token.partition("=")[2] if _is_option(token) else token
+        value = token.partition("=")[2] if is_option(token) else token
         if not value.lower().endswith(_CONFIG_EXTENSIONS):
             continue
         path = os.path.join(cwd, os.path.expanduser(value))

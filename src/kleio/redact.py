@@ -232,7 +232,8 @@ def redact_env(mapping: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def _is_option(token: str) -> bool:
+def is_option(token: str) -> bool:
+    """Tell whether a command-line token is an option (``-x``, ``--lr``), not a value like -1."""
     if len(token) < 2 or not token.startswith("-"):
         return False
     try:
@@ -258,11 +259,11 @@ def redact_argv(argv: list[str]) -> tuple[list[str], bool]:
     for token in argv:
         if mask_next:
             mask_next = False
-            if not _is_option(token):
+            if not is_option(token):
                 result.append(REDACTED)
                 changed = changed or token != REDACTED
                 continue
-        if _is_option(token) and token != "--":
+        if is_option(token) and token != "--":
             name, eq, value = token.partition("=")
             if is_secret_name(name):
                 if eq:

@@ -133,7 +133,7 @@ def _rerun(doc: dict[str, Any]) -> int:
     import shutil
     import subprocess
 
-    from kleio.identity import _split_program, is_python
+    from kleio.identity import is_python, split_program
     from kleio.trial import execution_dir
 
     short = doc["id"][:7]
@@ -144,7 +144,7 @@ def _rerun(doc: dict[str, Any]) -> int:
     if not argv or not is_python(argv[0]):
         raise UsageError(f"trial {short} does not run Python ({' '.join(argv[:1])})",
                          "kleio pdb --rerun debugs Python commands only")
-    target, start = _split_program(argv)
+    target, start = split_program(argv)
     if target is None:
         raise UsageError(f"trial {short} runs Python code given with -c or stdin",
                          "kleio pdb --rerun needs a script or a -m module")
