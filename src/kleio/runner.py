@@ -632,7 +632,12 @@ class Runner:
         while status is None:
             info = signal.sigtimedwait(WAITED, max(0.0, next_beat - time.monotonic()))
             if info is None:
-                writer.call("heartbeat", time.time())
+                # Never block the signal loop on a journal that is slow: a heartbeat that
+                # does not fit in the queue is skipped, the next one will do.
+                try:
+                    writer.queue.put_nowait(("heartbeat", time.time()))
+                except queue.Full:
+                    pass
                 next_beat = time.monotonic() + interval
                 continue
             signo = info.si_signo
