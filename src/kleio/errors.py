@@ -19,6 +19,7 @@ EXIT_CHANGED = 70
 EXIT_STORE = 71
 EXIT_INTERNAL = 72
 EXIT_NO_TTY = 73
+EXIT_NOT_RUNNING = 74
 # Codes borrowed from the shell for a command that cannot be started.
 EXIT_CANNOT_EXECUTE = 126
 EXIT_COMMAND_NOT_FOUND = 127
@@ -34,6 +35,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_STORE: "the journal (database) cannot be opened or reached",
     EXIT_INTERNAL: "an unexpected internal error (a bug: please report it)",
     EXIT_NO_TTY: "an interactive command was started without a terminal",
+    EXIT_NOT_RUNNING: "the trial is not running, so there is nothing to stop",
     EXIT_CANNOT_EXECUTE: "the command exists but cannot be executed",
     EXIT_COMMAND_NOT_FOUND: "the command was not found",
 }
@@ -111,6 +113,10 @@ class CommandNotFound(KleioError):
 
 class CannotExecute(KleioError):
     exit_code = EXIT_CANNOT_EXECUTE
+
+
+class NotRunning(KleioError):
+    exit_code = EXIT_NOT_RUNNING
 
 
 class NoTerminal(KleioError):

@@ -155,7 +155,8 @@ def reserve(
         seq = first_seq(execution)
         now = time.time()
         fields = {"status": "reserved", "status_at": now, "runner": runner,
-                  "heartbeat_at": now, "ended_at": None, "exit_code": None}
+                  "heartbeat_at": now, "ended_at": None, "exit_code": None,
+                  "stop_requested": None}
         if failover_of is not None:
             first = (seq, "status", now, encode({"status": "failover", "runner": failover_of}))
             if not store.try_append(trial_id=trial_id, event=first):

@@ -105,6 +105,8 @@ class Writer(threading.Thread):
         self.last_retry = 0.0
         self.retry_interval = 2.0
         self.written = 0
+        self.child_pid: int | None = None
+        self.stop_request: dict[str, Any] | None = None
 
     # -- API used by the other threads ----------------------------------------------------
 
@@ -197,6 +199,18 @@ class Writer(threading.Thread):
         self._fields({"heartbeat_at": when})
         if not self.store_ok:
             self._retry()
+            return
+        # `kleio stop ID`, from any machine sharing the journal, asks through the trial's
+        # document; the runner answers at its next heartbeat by stopping the program.
+        try:
+            doc = self.store.get_trial(trial_id=self.trial_id) or {}
+        except Exception as error:
+            self._down(error)
+            return
+        request = doc.get("stop_requested")
+        if request and self.stop_request is None and self.child_pid is not None:
+            self.stop_request = dict(request)
+            _kill(self.child_pid, signal.SIGTERM)
 
     def _op_status(self, status: str, when: float, data: dict[str, Any],
                    fields: dict[str, Any]) -> None:
@@ -620,6 +634,7 @@ class Runner:
         writer = self.writer
         pid = child.spawn()
         started = time.time()
+        writer.child_pid = pid
         writer.start()
         io_thread = IOThread(writer, listener, child.outputs, self.spool_dir)
         io_thread.start()
@@ -667,7 +682,9 @@ class Runner:
                 pass
         # A program that exits cleanly after being asked to stop has not finished its work:
         # it stays resumable.
-        if interrupted is not None or code - 128 in INTERRUPTS:
+        if writer.stop_request is not None:
+            final = "suspended"  # stopped by `kleio stop`: resumable, like an interruption
+        elif interrupted is not None or code - 128 in INTERRUPTS:
             final = "interrupted"
         elif code == 0:
             final = "completed"
@@ -679,6 +696,8 @@ class Runner:
         data: dict[str, Any] = {"exit_code": code}
         if interrupted is not None:
             data["stopped_by"] = int(interrupted)
+        if writer.stop_request is not None:
+            data["stop_requested"] = writer.stop_request
         writer.call("status", final, ended, data, {"ended_at": ended, "exit_code": code})
         writer.call("stop")
         writer.join()

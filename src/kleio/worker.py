@@ -337,9 +337,9 @@ class Worker:
             doc = resolve_changes(self.store, doc, current, argv=argv, cwd=cwd,
                                   allowed=self.options.allow_changes, tags=[], out=details)
         except ChangeRefused as error:
-            self._say(f"warning: skipping trial {short}: {error}")
-            for line in details.getvalue().splitlines()[1:]:
+            for line in details.getvalue().splitlines():
                 self._say(line)
+            self._say(f"warning: skipping trial {short}: {error}")
             return None
         for line in details.getvalue().splitlines():
             self._say(line)

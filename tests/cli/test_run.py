@@ -476,3 +476,36 @@ def test_not_found_explains_the_likely_mistake(git_repo, db_uri, args, hint):
     result = run_kleio(*args, cwd=git_repo)
     assert result.returncode == 127
     assert result.stderr.startswith("error: ") and result.stderr.endswith(hint)
+
+
+def test_stop_suspends_a_running_trial_which_resumes(git_repo, db_uri, monkeypatch, tmp_path):
+    monkeypatch.setenv("KLEIO_HEARTBEAT_INTERVAL", "0.2")
+    keep_going = tmp_path / "keep-going"
+    keep_going.touch()
+    write(git_repo / "loop.py", f"""
+        import os, time
+        print("started", flush=True)
+        while os.path.exists({str(keep_going)!r}):
+            time.sleep(0.05)
+        print("finished")
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "kleio", "python", "loop.py"],
+                            cwd=git_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline() == "started\n"
+    trial = ls(git_repo)[0]["id"][:7]
+    stopped = run_kleio("stop", trial, "--wait", cwd=git_repo, timeout=30)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout.splitlines()[-1] == f"trial {trial} is suspended"
+    proc.communicate(timeout=20)
+    assert proc.returncode == 128 + signal.SIGTERM
+    again = run_kleio("stop", trial, cwd=git_repo)
+    assert again.returncode == errors.EXIT_NOT_RUNNING
+    assert "is not running (status suspended)" in again.stderr
+    keep_going.unlink()
+    resumed = run_kleio("run", trial, cwd=git_repo)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout == "started\nfinished\n"
+    history = [h["status"] for h in info(git_repo, trial)["history"]]
+    assert history == ["new", "reserved", "running", "suspended", "reserved", "running",
+                       "completed"]

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "pdb": "pdb",
     "save": "save",
     "worker": "worker",
+    "stop": "stop",
 }
 
 GLOBAL_HELP = f"""usage: kleio [--db URI] [--debug] COMMAND [ARGS...]
@@ -50,6 +51,7 @@ commands:
   pdb       explore a trial in a debugger, or re-run it under one
   save      register a trial without running it (for workers)
   worker    run registered trials until none is left
+  stop      ask a running trial to stop (it becomes 'suspended', resumable)
 
 global options:
   --db URI   journal to use (sqlite://PATH, mongodb://..., mongodb+srv://...)

@@ -37,7 +37,8 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         "worker",
         "Run saved trials ('kleio save'), oldest first, one after the other, until none is "
         "left. Any number of workers on any machines sharing the journal run every trial "
-        "exactly once. SIGINT or SIGTERM interrupts the running trial (it stays resumable) "
+        "exactly once. SIGINT, SIGTERM or SIGHUP interrupts the running trial (it stays "
+        "resumable) "
         "and stops the worker.",
         json_output=False,
     )

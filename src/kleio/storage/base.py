@@ -48,7 +48,7 @@ STATUSES = (
 #: Trial document fields that can change after creation (a cache of the journal).
 MUTABLE_FIELDS = frozenset(
     {"status", "status_at", "heartbeat_at", "runner", "started_at", "ended_at", "exit_code",
-     "tags"}
+     "tags", "stop_requested"}
 )
 
 #: Fields ``find_trials`` can sort on (prefix with ``-`` for descending).
