@@ -39,6 +39,7 @@ SI_USER, SI_QUEUE = 0, -1
 MAX_LINE = 1 << 16
 BATCH = 5000
 DRAIN_AFTER_EXIT = 2.0
+DUPLICATE_WINDOW = 0.2
 
 
 def _warn(message: str) -> None:
@@ -643,6 +644,7 @@ class Runner:
         interval = float(self.config["heartbeat_interval"])
         interrupted = None
         status = None
+        last_forwarded: dict[tuple[int, int], float] = {}
         next_beat = time.monotonic() + interval
         while status is None:
             info = signal.sigtimedwait(WAITED, max(0.0, next_beat - time.monotonic()))
@@ -667,9 +669,17 @@ class Runner:
             else:
                 if signo in INTERRUPTS:
                     interrupted = signo
+                # `timeout` and some schedulers signal both the runner and its process group:
+                # the runner gets the same signal twice from one sender within microseconds.
+                # Forward it once.
+                now = time.monotonic()
+                key = (signo, info.si_pid)
+                duplicate = now - last_forwarded.get(key, -1.0) < DUPLICATE_WINDOW
+                last_forwarded[key] = now
                 # Sharing the terminal's process group, the child already got a Ctrl-C:
                 # then forward only what another process sent to the runner itself.
-                if child.own_group or info.si_code in (SI_USER, SI_QUEUE) or info.si_pid:
+                if not duplicate and (child.own_group or info.si_code in (SI_USER, SI_QUEUE)
+                                      or info.si_pid):
                     _kill(pid, signo)
         code = _exit_code(status)
         ended = time.time()

@@ -375,6 +375,9 @@ def test_signal_to_the_whole_process_group_reaches_the_child_once(git_repo, db_u
                             cwd=git_repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     assert proc.stdout.readline() == "ready\n"
+    # What `timeout -s INT` does: signal the runner, then its whole process group.
+    os.kill(proc.pid, signal.SIGINT)
+    time.sleep(0.05)  # the runner has handled the first one: not merged as a pending signal
     os.killpg(proc.pid, signal.SIGINT)
     proc.communicate(timeout=20)
     assert count.read_text() == "1"
