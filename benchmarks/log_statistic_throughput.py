@@ -1,6 +1,6 @@
 """Sustained ``log_statistic`` throughput into the journal, and the runner's memory.
 
-    python benchmarks/log_statistic_throughput.py [--count 300000] [--db URI]
+    python benchmarks/log_statistic_throughput.py [--count 1000000] [--db URI]
 
 A child logs ``--count`` statistics as fast as it can under ``kleio run``. Reported:
 
@@ -40,7 +40,7 @@ CHILD = textwrap.dedent("""
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--count", type=int, default=300_000)
+    parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--db", default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
