@@ -177,3 +177,18 @@ def test_replay_of_a_dead_runner_never_overwrites_a_newer_execution(journal, tmp
     spool.replay(journal)
     assert journal.get_trial(trial_id=trial)["status"] == "completed"
     assert journal.count_events(trial_id=trial, kind="status") == 2
+
+
+def test_a_spool_being_replayed_elsewhere_is_skipped(journal, tmp_path):
+    from filelock import FileLock
+
+    from kleio.spool import replay_file
+
+    spool = Spool(str(tmp_path / "s"), "t" * 64, 1)
+    spool.add_events([((1 << 32), "statistic", 1.0, encode({"i": 0}))])
+    spool.close()
+    with FileLock(spool.path + ".lock"):
+        assert replay_file(journal, spool.path) == 0  # another process holds it
+    assert replay_file(journal, spool.path) == 1
+    assert not os.path.exists(spool.path)
+    assert replay_file(journal, spool.path) == 0  # already replayed: nothing, no error

@@ -45,6 +45,12 @@ class Spool:
     def add_fields(self, fields: dict[str, Any]) -> None:
         self._write({"trial": self.trial_id, "execution": self.execution, "fields": fields})
 
+    def close(self) -> None:
+        """Close the file (it stays on disk until replayed)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
     @property
     def pending(self) -> bool:
         return self._handle is not None or os.path.exists(self.path)
@@ -55,16 +61,36 @@ class Spool:
         If the store fails half-way, the file stays and a later replay starts it over:
         what was already inserted is skipped as a duplicate.
         """
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-        if not os.path.exists(self.path):
-            return 0
+        self.close()
         return replay_file(store, self.path)
 
 
 def replay_file(store: Store, path: str) -> int:
-    """Replay one spool file into ``store``, then remove it (and its blob files)."""
+    """Replay one spool file into ``store``, then remove it (and its blob files).
+
+    A file lock keeps two processes (two ``kleio sync``, or a sync and a runner that came
+    back) from replaying the same file at once; the one that finds it locked skips it.
+    """
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(path + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return 0
+    try:
+        if not os.path.exists(path):  # replayed by another process meanwhile
+            return 0
+        return _replay(store, path)
+    finally:
+        lock.release()
+        try:
+            os.remove(path + ".lock")
+        except OSError:
+            pass
+
+
+def _replay(store: Store, path: str) -> int:
     inserted = 0
     blobs: list[str] = []
     with open(path, encoding="ascii") as handle:
