@@ -134,6 +134,12 @@ def reserve(
         status = last.data.get("status", "new") if last else "new"
         execution = execution_of(last.seq) + 1 if last else 1
         failover_of = None
+        if status == "failover" and last is not None and (
+            time.time() - last.time < stale_after
+        ):
+            # Another runner is taking the trial over right now (its 'reserved' follows).
+            taker = last.data.get("by") or {}
+            raise busy_error(trial_id, taker, last.time)
         if status in HELD:
             holder = doc.get("runner") or (last.data.get("runner") if last else None) or {}
             if holder_alive(holder, doc.get("heartbeat_at"), host=runner["host"],
@@ -158,7 +164,8 @@ def reserve(
                   "heartbeat_at": now, "ended_at": None, "exit_code": None,
                   "stop_requested": None}
         if failover_of is not None:
-            first = (seq, "status", now, encode({"status": "failover", "runner": failover_of}))
+            first = (seq, "status", now,
+                     encode({"status": "failover", "runner": failover_of, "by": runner}))
             if not store.try_append(trial_id=trial_id, event=first):
                 continue
             seq += 1

@@ -436,21 +436,28 @@ class IOThread(threading.Thread):
                         self._read_output(key.fd)
                 else:
                     # What the program printed before it logged this is already in the
-                    # pipe: journal it first, so output and statistics stay in step.
+                    # pipe: journal it first, so output and statistics stay in step. One
+                    # read each: a grandchild that never stops printing must not starve us.
                     for fd in list(self.open_outputs):
-                        while self._read_output(fd):
-                            pass
+                        self._read_output(fd)
                     conn = connections[key.fd]
                     try:
                         data = conn.sock.recv(1 << 20)
                     except OSError:
                         data = b""
                     if data:
-                        conn.feed(data)
-                    else:
+                        try:
+                            conn.feed(data)
+                        except Exception as error:  # never let one client stop the tee
+                            _warn(f"dropped a client connection after an error: {error}")
+                            data = b""
+                    if not data:
                         sel.unregister(conn.sock)
                         del connections[key.fd]
-                        conn.close()
+                        try:
+                            conn.close()
+                        except OSError:
+                            pass
         for conn in connections.values():
             conn.close()
         for fd in self.open_outputs:
@@ -633,7 +640,23 @@ class Runner:
 
     def _supervise(self, child: ChildProcess, listener: socket.socket, path: str) -> int:
         writer = self.writer
-        pid = child.spawn()
+        try:
+            pid = child.spawn()
+        except OSError as error:
+            # ENOEXEC (a script without '#!'), EACCES...: the trial must not stay reserved.
+            now = time.time()
+            data = {"status": "broken", "exit_code": 126, "error": str(error)}
+            self.store.append_events(trial_id=self.trial_id,
+                                     events=[(writer.next_seq, "status", now, encode(data))])
+            self.store.update_trial(trial_id=self.trial_id, fields={
+                "status": "broken", "status_at": now, "ended_at": now, "exit_code": 126})
+            from kleio.errors import CannotExecute
+
+            raise CannotExecute(
+                f"cannot execute {self.argv[0]}: {error.strerror or error}",
+                "give a script a '#!' line, or run it through its interpreter "
+                "(e.g. 'kleio bash script.sh')",
+            ) from None
         started = time.time()
         writer.child_pid = pid
         writer.start()
@@ -666,7 +689,7 @@ class Runner:
                 for master in child.ptys:
                     _copy_winsize(child.outputs[master][1], master)
                 _kill(pid, signo)
-            else:
+            elif signo in FORWARDED:
                 if signo in INTERRUPTS:
                     interrupted = signo
                 # `timeout` and some schedulers signal both the runner and its process group:
@@ -681,6 +704,10 @@ class Runner:
                 if not duplicate and (child.own_group or info.si_code in (SI_USER, SI_QUEUE)
                                       or info.si_pid):
                     _kill(pid, signo)
+            elif os.environ.get("KLEIO_DEBUG"):
+                # After SIGSTOP/SIGCONT, CPython's sigtimedwait can return a struct of
+                # garbage (seen on 3.11): never act on a signal we did not ask for.
+                _warn(f"ignored an unexpected wake-up: {info}")
         code = _exit_code(status)
         ended = time.time()
         io_thread.child_ended()

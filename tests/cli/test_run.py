@@ -512,3 +512,25 @@ def test_stop_suspends_a_running_trial_which_resumes(git_repo, db_uri, monkeypat
     history = [h["status"] for h in info(git_repo, trial)["history"]]
     assert history == ["new", "reserved", "running", "suspended", "reserved", "running",
                        "completed"]
+
+
+def test_a_paused_and_resumed_runner_carries_on(git_repo, db_uri, monkeypatch):
+    """Ctrl-Z then fg, or a scheduler suspending a job: SIGSTOP, then SIGCONT."""
+    monkeypatch.setenv("KLEIO_HEARTBEAT_INTERVAL", "0.5")
+    write(git_repo / "ticks.py", """
+        import time
+        for i in range(30):
+            print("tick", i, flush=True)
+            time.sleep(0.1)
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "kleio", "python", "ticks.py"],
+                            cwd=git_repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "tick 0\n"
+    proc.send_signal(signal.SIGSTOP)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGCONT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert out.splitlines()[-1] == "tick 29"
+    assert ls(git_repo)[0]["status"] == "completed"

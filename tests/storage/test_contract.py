@@ -540,3 +540,19 @@ def test_store_is_a_context_manager_and_close_is_idempotent(store):
     with store as same:
         assert same is store
     store.close()  # the fixture closes it once more
+
+
+def test_damaged_event_data_never_makes_a_trial_unreadable(store):
+    store.create_trial(doc={"schema_version": 1, "id": "dmg", "created_at": 1.0,
+                            "command": ["x"], "status": "new", "tags": [], "parent": None})
+    store.append_events(trial_id="dmg", events=[
+        (1, "statistic", 1.0, '{"loss": 0.5}'),
+        (2, "statistic", 1.0, '{"loss": 0.'),  # a torn line
+        (3, "statistic", 1.0, '[1, 2]'),
+        (4, "status", 1.0, '{"status": "completed"}'),
+    ])
+    events = store.read_events(trial_id="dmg")
+    assert [e.data for e in events] == [
+        {"loss": 0.5}, {"invalid_data": '{"loss": 0.'}, {"invalid_data": "[1, 2]"},
+        {"status": "completed"}]
+    assert store.last_status(trial_id="dmg").data["status"] == "completed"

@@ -82,10 +82,27 @@ class KleioLogger:
     """
 
     def __init__(self) -> None:
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            # A fork while another thread holds the lock would leave the child's copy locked
+            # for ever: every child starts with a fresh lock and its own connection.
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._sock: Any = None
         self._send: Any = None
+
+    def _drop(self) -> None:
+        """Forget a connection whose last message may be partial: the runner discards it."""
+        sock = self._sock
+        self._sock = self._pid = self._send = None
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
 
     # -- state ------------------------------------------------------------------------------
 
@@ -149,13 +166,19 @@ class KleioLogger:
         data = ("S" + text + "\n").encode("ascii")
         with self._lock:
             # Hot path: one pid check and one send; (re)connect only in a new process.
-            if self._pid == _getpid() and self._send is not None:
-                self._send(data)
-                return
-            if not self.active:
-                print(f"kleio: statistic {_render(json.loads(text))}", flush=True)
-                return
-            self._connection().sendall(data)
+            try:
+                if self._pid == _getpid() and self._send is not None:
+                    self._send(data)
+                    return
+                if not self.active:
+                    print(f"kleio: statistic {_render(json.loads(text))}", flush=True)
+                    return
+                self._connection().sendall(data)
+            except BaseException:
+                # Interrupted mid-send (a signal handler raising, say): start over on a new
+                # connection so no later message is read as the rest of this one.
+                self._drop()
+                raise
 
     # -- artifacts --------------------------------------------------------------------------
 
@@ -186,27 +209,35 @@ class KleioLogger:
             print(f"kleio: artifact {filename} ({size} bytes){extra}", flush=True)
             return
         with self._lock:
-            sock = self._connection()
-            sock.sendall(b"A" + header.encode("ascii") + b"\n")
-            for chunk in chunks:
-                if chunk:
-                    sock.sendall(len(chunk).to_bytes(8, "big") + bytes(chunk))
-            sock.sendall(b"\0" * 8)
+            try:
+                sock = self._connection()
+                sock.sendall(b"A" + header.encode("ascii") + b"\n")
+                for chunk in chunks:
+                    if chunk:
+                        sock.sendall(len(chunk).to_bytes(8, "big") + bytes(chunk))
+                sock.sendall(b"\0" * 8)
+            except BaseException:
+                self._drop()  # the runner discards the partial artifact with the connection
+                raise
 
     # -- resume support ---------------------------------------------------------------------
 
     def _query(self, request: dict[str, Any]) -> tuple[Any, bytes | None]:
         with self._lock:
-            sock = self._connection()
-            sock.sendall(b"Q" + _encode(request).encode("ascii") + b"\n")
-            reader = sock.makefile("rb")
             try:
-                reply = json.loads(reader.readline())
-                payload = None
-                if isinstance(reply, dict) and reply.get("size") is not None:
-                    payload = reader.read(reply["size"])
-            finally:
-                reader.close()
+                sock = self._connection()
+                sock.sendall(b"Q" + _encode(request).encode("ascii") + b"\n")
+                reader = sock.makefile("rb")
+                try:
+                    reply = json.loads(reader.readline())
+                    payload = None
+                    if isinstance(reply, dict) and reply.get("size") is not None:
+                        payload = reader.read(reply["size"])
+                finally:
+                    reader.close()
+            except BaseException:
+                self._drop()
+                raise
         if isinstance(reply, dict) and reply.get("error"):
             raise RuntimeError(f"kleio: {reply['error']}")
         return reply, payload

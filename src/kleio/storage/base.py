@@ -95,6 +95,19 @@ def encode(data: dict[str, Any]) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=True)
 
 
+def decode(text: str) -> dict[str, Any]:
+    """Decode event data; text that is not a JSON object is kept, never fatal.
+
+    The runner stores what clients send without parsing it (speed); a damaged line must not
+    make a whole trial unreadable, so it comes back as ``{"invalid_data": text}``.
+    """
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {"invalid_data": text}
+    return data if isinstance(data, dict) else {"invalid_data": text}
+
+
 class Store(abc.ABC):
     """Abstract journal. All methods are keyword-only after ``self``.
 

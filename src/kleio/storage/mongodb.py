@@ -67,6 +67,7 @@ from kleio.storage.base import (
     Event,
     NewEvent,
     Store,
+    decode,
     encode,
     iter_chunks,
 )
@@ -423,7 +424,7 @@ class MongoDBStore(Store):
         seq, kind, when, text = event
         if not 0 <= seq <= _INT64[1]:
             raise ValueError(f"event seq {seq} is outside 0..2**63-1")
-        data, escaped = _escape(json.loads(text))
+        data, escaped = _escape(decode(text))
         if not isinstance(data, dict):
             data, escaped = _wrap(data), True
         doc = {

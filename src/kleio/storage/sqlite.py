@@ -33,6 +33,7 @@ from kleio.storage.base import (
     Event,
     NewEvent,
     Store,
+    decode,
 )
 
 #: Named, ordered migrations; ``schema_version`` is the number applied. Never edit one that
@@ -430,7 +431,7 @@ class SQLiteStore(Store):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        loads = json.loads
+        loads = decode
         return [
             Event(trial_id, seq, kind, when, loads(data))
             for seq, kind, when, data in self._query(sql, params)
