@@ -1,0 +1,85 @@
+"""Reservation: compare-and-append, liveness, failover."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from kleio.errors import NotReservable, TrialBusy
+from kleio.reservation import holder_alive, reserve, runner_identity
+from kleio.storage import open_store
+from kleio.storage.base import encode, first_seq
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = open_store("sqlite://" + str(tmp_path / "k.db"))
+    store.create_trial(doc={"schema_version": 1, "id": "r" * 64, "created_at": 1.0,
+                            "command": ["x"], "status": "new", "tags": [], "parent": None})
+    store.append_events(trial_id="r" * 64, events=[(0, "status", 1.0, encode({"status": "new"}))])
+    yield store
+    store.close()
+
+
+def dead_runner(host="host-a"):
+    return {"host": host, "pid": 999_999_999, "pid_start": None, "since": time.time() - 600}
+
+
+def test_one_reservation_then_busy(store):
+    me = runner_identity("host-a")
+    got = reserve(store, "r" * 64, runner=me, stale_after=60)
+    assert got.execution == 1 and got.next_seq == first_seq(1) + 1
+    with pytest.raises(TrialBusy, match="already running on host host-a"):
+        reserve(store, "r" * 64, runner=runner_identity("host-a"), stale_after=60)
+
+
+def test_a_takeover_in_progress_is_not_taken_over_twice(store):
+    trial = "r" * 64
+    store.try_append(trial_id=trial, event=(first_seq(1), "status", time.time(),
+                                            encode({"status": "reserved"})),
+                     fields={"status": "running", "runner": dead_runner(),
+                             "heartbeat_at": time.time() - 600})
+    # Runner A has written 'failover' and not yet 'reserved' (two appends): B must wait.
+    taker = runner_identity("host-a")
+    store.try_append(trial_id=trial, event=(first_seq(2), "status", time.time(),
+                                            encode({"status": "failover",
+                                                    "runner": dead_runner(), "by": taker})))
+    with pytest.raises(TrialBusy):
+        reserve(store, trial, runner=runner_identity("host-b"), stale_after=60)
+    # A failover whose taker died too is stale after stale_after: it can be taken.
+    got = reserve(store, trial, runner=runner_identity("host-b"), stale_after=0.0001)
+    assert got.execution == 3
+
+
+def test_dead_pid_on_this_host_is_failed_over_at_once(store):
+    trial = "r" * 64
+    store.try_append(trial_id=trial, event=(first_seq(1), "status", time.time(),
+                                            encode({"status": "running"})),
+                     fields={"status": "running", "heartbeat_at": time.time(),
+                             "runner": {**dead_runner(), "since": time.time()}})
+    got = reserve(store, trial, runner=runner_identity("host-a"), stale_after=60)
+    assert got.failover_of["pid"] == 999_999_999
+    statuses = [e.data["status"] for e in store.read_events(trial_id=trial, kinds=("status",))]
+    assert statuses == ["new", "running", "failover", "reserved"]
+
+
+def test_liveness_rules():
+    now = time.time()
+    me = {"host": "h", "pid": os.getpid(), "since": now}
+    assert holder_alive(me, now, host="h", stale_after=60)
+    assert not holder_alive(me, now - 120, host="h", stale_after=60)  # stale heartbeat
+    other = {"host": "elsewhere", "pid": 999_999_999, "since": now}
+    assert holder_alive(other, now, host="h", stale_after=60)  # a pid elsewhere is not ours
+    assert not holder_alive({**me, "pid_start": -1.0}, now, host="h", stale_after=60)  # reused
+    assert not holder_alive(None, now, host="h", stale_after=60)
+
+
+def test_completed_is_not_reserved(store):
+    trial = "r" * 64
+    store.try_append(trial_id=trial, event=(first_seq(1), "status", time.time(),
+                                            encode({"status": "completed"})),
+                     fields={"status": "completed"})
+    with pytest.raises(NotReservable, match="completed"):
+        reserve(store, trial, runner=runner_identity("h"), stale_after=60)
