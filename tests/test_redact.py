@@ -157,3 +157,11 @@ def test_redact_argv_hydra_style_pair():
     redacted, changed = redact_argv(["python", "run.py", "db.password=x", "model.max_tokens=8"])
     assert changed
     assert redacted[2:] == ["db.password=***", "model.max_tokens=8"]
+
+
+def test_a_password_holding_an_at_sign_is_masked_whole():
+    from kleio.storage import mask_uri
+
+    assert mask_uri("mongodb://u:s3cr@t@127.0.0.1:1/x") == "mongodb://u:***@127.0.0.1:1/x"
+    assert mask_uri("a mongodb://a:b@h/x and https://c:d@e/f") == (
+        "a mongodb://a:***@h/x and https://c:***@e/f")

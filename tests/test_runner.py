@@ -192,3 +192,16 @@ def test_a_spool_being_replayed_elsewhere_is_skipped(journal, tmp_path):
     assert replay_file(journal, spool.path) == 1
     assert not os.path.exists(spool.path)
     assert replay_file(journal, spool.path) == 0  # already replayed: nothing, no error
+
+
+def test_sync_removes_partial_artifacts_of_dead_runners(tmp_path, monkeypatch):
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    (spool_dir / "artifact-999999999-abc").write_bytes(b"partial")
+    (spool_dir / f"artifact-{os.getppid()}-def").write_bytes(b"in progress")
+    monkeypatch.setenv("KLEIO_DB", "sqlite://" + str(tmp_path / "k.db"))
+    monkeypatch.setenv("KLEIO_SPOOL_DIR", str(spool_dir))
+    result = run_kleio("sync", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["removed"] == ["artifact-999999999-abc"]
+    assert sorted(p.name for p in spool_dir.iterdir()) == [f"artifact-{os.getppid()}-def"]

@@ -108,6 +108,8 @@ class Writer(threading.Thread):
         self.written = 0
         self.child_pid: int | None = None
         self.stop_request: dict[str, Any] | None = None
+        self.runner_info: dict[str, Any] = {}
+        self.displaced: dict[str, Any] | None = None
 
     # -- API used by the other threads ----------------------------------------------------
 
@@ -188,6 +190,8 @@ class Writer(threading.Thread):
         self.store_ok = True
 
     def _fields(self, fields: dict[str, Any]) -> None:
+        if self.displaced is not None:
+            return  # the trial's document now describes its new runner's execution
         if self.store_ok:
             try:
                 self.store.update_trial(trial_id=self.trial_id, fields=fields)
@@ -211,6 +215,17 @@ class Writer(threading.Thread):
         request = doc.get("stop_requested")
         if request and self.stop_request is None and self.child_pid is not None:
             self.stop_request = dict(request)
+            _kill(self.child_pid, signal.SIGTERM)
+        holder = doc.get("runner") or {}
+        mine = self.runner_info
+        if (self.displaced is None and mine and self.child_pid is not None and holder
+                and (holder.get("host"), holder.get("pid"), holder.get("since"))
+                != (mine.get("host"), mine.get("pid"), mine.get("since"))):
+            # Another runner took the trial over (this one looked dead: a heartbeat older
+            # than its stale_after). Two runs of one trial must not go on: stop ours.
+            self.displaced = dict(holder)
+            _warn(f"trial {self.trial_id[:7]} was taken over by a runner on "
+                  f"{holder.get('host')} (pid {holder.get('pid')}); stopping this run")
             _kill(self.child_pid, signal.SIGTERM)
 
     def _op_status(self, status: str, when: float, data: dict[str, Any],
@@ -345,7 +360,8 @@ class Connection:
 
     def _start_artifact(self, header: dict[str, Any]) -> None:
         os.makedirs(self.spool_dir, exist_ok=True)
-        fd, path = tempfile.mkstemp(prefix="artifact-", dir=self.spool_dir)
+        # The pid in the name lets `kleio sync` remove what a killed runner left.
+        fd, path = tempfile.mkstemp(prefix=f"artifact-{os.getpid()}-", dir=self.spool_dir)
         self.artifact = {"header": header, "file": os.fdopen(fd, "wb"), "path": path,
                          "left": None}
 
@@ -608,6 +624,7 @@ class Runner:
         self.spool = Spool(spool_dir, trial_id, execution)
         self.writer = Writer(store, trial_id, next_seq, self.spool,
                              float(config["flush_interval"]))
+        self.writer.runner_info = runner_info
         self.stopped_by: int | None = None
 
     def run(self) -> int:
@@ -645,9 +662,9 @@ class Runner:
         except OSError as error:
             # ENOEXEC (a script without '#!'), EACCES...: the trial must not stay reserved.
             now = time.time()
-            data = {"status": "broken", "exit_code": 126, "error": str(error)}
+            failed = {"status": "broken", "exit_code": 126, "error": str(error)}
             self.store.append_events(trial_id=self.trial_id,
-                                     events=[(writer.next_seq, "status", now, encode(data))])
+                                     events=[(writer.next_seq, "status", now, encode(failed))])
             self.store.update_trial(trial_id=self.trial_id, fields={
                 "status": "broken", "status_at": now, "ended_at": now, "exit_code": 126})
             from kleio.errors import CannotExecute

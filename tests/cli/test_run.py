@@ -534,3 +534,35 @@ def test_a_paused_and_resumed_runner_carries_on(git_repo, db_uri, monkeypatch):
     assert proc.returncode == 0, err
     assert out.splitlines()[-1] == "tick 29"
     assert ls(git_repo)[0]["status"] == "completed"
+
+
+def test_a_runner_taken_over_stops_its_run(git_repo, db_uri, monkeypatch):
+    """A too small stale_after elsewhere fails a live runner over: the first one stops."""
+    monkeypatch.setenv("KLEIO_HEARTBEAT_INTERVAL", "0.3")
+    write(git_repo / "long.py", """
+        import time
+        print("started", flush=True)
+        time.sleep(20)
+    """)
+    env = dict(os.environ, KLEIO_HOSTNAME="host-a")
+    first = subprocess.Popen([sys.executable, "-m", "kleio", "python", "long.py"],
+                             cwd=git_repo, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    assert first.stdout.readline() == "started\n"
+    trial = ls(git_repo)[0]["id"][:7]
+    other = dict(os.environ, KLEIO_HOSTNAME="host-b", KLEIO_STALE_AFTER="0.01")
+    second = subprocess.Popen([sys.executable, "-m", "kleio", "run", trial], cwd=git_repo,
+                              env=other, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    assert second.stdout.readline() == "started\n"
+    out, err = first.communicate(timeout=20)
+    assert "was taken over by a runner on host-b" in err
+    second.send_signal(signal.SIGTERM)
+    second.communicate(timeout=20)
+    assert info(git_repo, trial)["runner"]["host"] == "host-b"
+
+
+def test_ls_says_when_filters_match_nothing(git_repo, db_uri):
+    assert run_kleio("python", "train.py", cwd=git_repo).returncode == 0
+    result = run_kleio("ls", "--status", "broken", cwd=git_repo)
+    assert result.returncode == 0 and result.stdout == "no trials match these filters\n"

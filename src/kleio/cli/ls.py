@@ -25,12 +25,15 @@ SORT_KEYS = {"created": "created_at", "started": "started_at", "ended": "ended_a
 def summary(doc: dict[str, Any], *, host: str, stale_after: float) -> dict[str, Any]:
     """The JSON shape of one trial in ``kleio ls --json`` (kept stable, tested)."""
     started, ended = doc.get("started_at"), doc.get("ended_at")
-    end = ended or (time.time() if started else None)
+    status = display_status(doc, host=host, stale_after=stale_after)
+    # A lost trial stopped at its last heartbeat; a running one is still going.
+    end = ended or ((doc.get("heartbeat_at") if status == "lost" else time.time())
+                    if started else None)
     parent = doc.get("parent") or None
     return {
         "id": doc["id"],
         "short_id": doc["id"][:7],
-        "status": display_status(doc, host=host, stale_after=stale_after),
+        "status": status,
         "command": list(doc.get("argv") or doc.get("command") or []),
         "created_at": doc.get("created_at"),
         "started_at": started,
@@ -87,7 +90,10 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         print_json(rows)
         return 0
     if not rows:
-        print("no trials yet: run one with 'kleio python train.py'")
+        if args.status or args.tag or args.limit == 0:
+            print("no trials match these filters")
+        else:
+            print("no trials yet: run one with 'kleio python train.py'")
         return 0
     parents = {r["parent"] for r in rows if r["parent"]}
     print(table(

@@ -19,6 +19,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _remove_orphan_artifacts(directory: str) -> list[str]:
+    """Delete artifact files a killed runner was receiving (never referenced by any event)."""
+    removed: list[str] = []
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return removed
+    for name in names:
+        parts = name.split("-")
+        if parts[0] != "artifact" or len(parts) < 3 or not parts[1].isdigit():
+            continue
+        if int(parts[1]) == os.getpid() or _alive(int(parts[1])):
+            continue
+        try:
+            os.remove(os.path.join(directory, name))
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
+
+
 def main(argv: list[str], flags: dict[str, Any]) -> int:
     p = parser("sync", "Replay spooled events of runners that are no longer alive.")
     args = p.parse_args(argv)
@@ -31,10 +52,13 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
                 skipped.append(path)  # its runner is still at work and will replay it
                 continue
             replayed.append({"file": path, "events": replay_file(store, path)})
+        removed = _remove_orphan_artifacts(str(config["spool_dir"]))
     if args.json:
-        print_json({"replayed": replayed, "skipped": skipped})
+        print_json({"replayed": replayed, "skipped": skipped, "removed": removed})
     elif not replayed and not skipped:
-        print("nothing to sync: the spool is empty")
+        print("nothing to sync: the spool is empty"
+              + (f" (removed {len(removed)} partial artifact files of dead runners)"
+                 if removed else ""))
     else:
         for item in replayed:
             print(f"replayed {item['events']} events from {item['file']}")

@@ -47,6 +47,9 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         if not args.follow:
             return 0
         last = store.last_seq(trial_id=trial_id) or 0
+        if doc.get("status") == "new":
+            sys.stderr.write(f"kleio: trial {trial_id[:7]} has not started yet; waiting for it "
+                             "(Ctrl-C to stop)\n")
         while True:
             fresh = store.read_events(trial_id=trial_id, after=last)
             for event in fresh:

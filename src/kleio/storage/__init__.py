@@ -19,7 +19,9 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "mongodb+srv": ("kleio.storage.mongodb", "MongoDBStore"),
 }
 
-_PASSWORD_IN_URI = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)@")
+# The password runs to the *last* '@' of the authority: an unescaped '@' inside a password
+# must not leave its tail visible.
+_PASSWORD_IN_URI = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^\s/]*)@")
 
 
 def mask_uri(uri: str) -> str:
