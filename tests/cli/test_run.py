@@ -566,3 +566,14 @@ def test_ls_says_when_filters_match_nothing(git_repo, db_uri):
     assert run_kleio("python", "train.py", cwd=git_repo).returncode == 0
     result = run_kleio("ls", "--status", "broken", cwd=git_repo)
     assert result.returncode == 0 and result.stdout == "no trials match these filters\n"
+
+
+def test_a_script_without_shebang_is_126_and_broken(git_repo, db_uri):
+    script = git_repo / "noshebang.sh"
+    script.write_text("echo hi\n", encoding="utf-8")
+    script.chmod(0o755)
+    result = run_kleio("./noshebang.sh", cwd=git_repo)
+    assert result.returncode == 126
+    assert result.stderr.splitlines()[-1].startswith("error: cannot execute ./noshebang.sh")
+    assert "Traceback" not in result.stderr
+    assert ls(git_repo)[0]["status"] == "broken"

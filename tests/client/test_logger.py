@@ -149,3 +149,33 @@ def test_example_resumes_from_its_checkpoint(git_repo, db_uri, tmp_path):
     stats = run_kleio("cat", trial, "--statistics", "--json", cwd=git_repo).stdout.splitlines()
     epochs = [json.loads(line)["epoch"] for line in stats]
     assert epochs[-8:] == list(range(5, 13))
+
+
+def test_fork_while_another_thread_logs_does_not_deadlock(git_repo, db_uri):
+    (git_repo / "forky.py").write_text(textwrap.dedent("""
+        import os, threading
+        from kleio.client.logger import kleio_logger as k
+        k.log_statistic(step=-1)
+        held = threading.Event()
+        release = threading.Event()
+        def hold():
+            with k._lock:      # what a thread in the middle of a send looks like
+                held.set()
+                release.wait()
+        threading.Thread(target=hold).start()
+        held.wait()
+        pid = os.fork()
+        if pid == 0:
+            signal_alarm = __import__("signal").alarm(5)  # a deadlock dies here, not hangs
+            k.log_statistic(step=1, child=True)
+            os._exit(0)
+        release.set()
+        _, status = os.waitpid(pid, 0)
+        print("child exit", os.waitstatus_to_exitcode(status))
+    """), encoding="utf-8")
+    result = run_kleio("python", "forky.py", cwd=git_repo, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "child exit 0\n"
+    trial = json.loads(run_kleio("ls", "--json", cwd=git_repo).stdout)[0]["id"]
+    stats = run_kleio("cat", trial, "--statistics", "--json", cwd=git_repo).stdout
+    assert '"child": true' in stats
