@@ -415,7 +415,7 @@ def resolve_changes(store: Store, doc: dict[str, Any], current: tuple[dict[str, 
             raise ChangeRefused(
                 f"the {what} of trial {short} changed since it was created "
                 f"({count} difference{'s' if count > 1 else ''}, listed above)",
-                hint + "; restore them to resume it as it is",
+                hint + "; or restore the code and environment it had to resume it",
             )
         cut = store.last_seq(trial_id=doc["id"]) or 0
         reason = summarize_changes(changed)

@@ -338,7 +338,7 @@ class Worker:
                                   allowed=self.options.allow_changes, tags=[], out=details)
         except ChangeRefused as error:
             for line in details.getvalue().splitlines():
-                self._say(line)
+                self._say(line.removeprefix("kleio: "))
             self._say(f"warning: skipping trial {short}: {error}")
             return None
         for line in details.getvalue().splitlines():
