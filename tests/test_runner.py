@@ -7,11 +7,12 @@ import os
 
 import pytest
 
+from kleio.channel import LineCutter
 from kleio.errors import StoreUnavailable
-from kleio.runner import LineCutter, Writer
 from kleio.spool import Spool, leftover_files
 from kleio.storage import open_store
 from kleio.storage.base import encode
+from kleio.writer import Writer
 from tests.conftest import run_kleio
 
 
