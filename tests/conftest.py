@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -60,6 +61,12 @@ def db_uri(tmp_path, monkeypatch):
     uri = "sqlite://" + str(tmp_path / "journal" / "kleio.db")
     monkeypatch.setenv("KLEIO_DB", uri)
     return uri
+
+
+def write(path, text):
+    """Write ``text`` (dedented) to ``path`` and return the path."""
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
 
 
 def run_kleio(*args, cwd=None, env=None, timeout=60, input=None):

@@ -11,11 +11,10 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 from kleio import errors
-from tests.conftest import run_kleio
+from tests.conftest import run_kleio, write
 
 
 def env_for(host, **extra):
@@ -42,10 +41,6 @@ def status_on(host, cwd, trial, **extra):
     result = kleio("ls", "--json", host=host, cwd=cwd, **extra)
     [row] = [r for r in json.loads(result.stdout) if r["id"].startswith(trial)]
     return row["status"]
-
-
-def write(path, text):
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
 
 
 def test_tail_follows_a_trial_running_on_another_host(git_repo, db_uri, tmp_path):

@@ -129,7 +129,6 @@ class Runner:
         self.writer = Writer(store, trial_id, next_seq, self.spool,
                              float(config["flush_interval"]))
         self.writer.runner_info = runner_info
-        self.stopped_by: int | None = None
 
     def run(self) -> int:
         """Run the child to its end; return the exit code kleio must exit with."""
@@ -248,9 +247,8 @@ class Runner:
             final = "completed"
         else:
             final = "broken"
-        # ``stopped_by``: the signal another process (a person, a scheduler) sent to stop
-        # the run, as opposed to the program dying of a signal on its own.
-        self.stopped_by = interrupted
+        # ``stopped_by`` in the journal: the signal another process (a person, a scheduler)
+        # sent to stop the run, as opposed to the program dying of a signal on its own.
         data: dict[str, Any] = {"exit_code": code}
         if interrupted is not None:
             data["stopped_by"] = int(interrupted)

@@ -58,7 +58,6 @@ class Writer(threading.Thread):
         self.store_ok = True
         self.last_retry = 0.0
         self.retry_interval = 2.0
-        self.written = 0
         self.child_pid: int | None = None
         self.stop_request: dict[str, Any] | None = None
         self.runner_info: dict[str, Any] = {}
@@ -116,7 +115,6 @@ class Writer(threading.Thread):
         if self.store_ok:
             try:
                 self.store.append_events(trial_id=self.trial_id, events=batch)
-                self.written += len(batch)
                 return
             except Exception as error:
                 self._down(error)

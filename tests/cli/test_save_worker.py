@@ -6,16 +6,10 @@ import json
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 from kleio import errors
-from tests.conftest import run_kleio
-
-
-def write(path, text):
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
+from tests.conftest import run_kleio, write
 
 
 def ls(cwd):
