@@ -13,7 +13,9 @@ PyYAML is imported only when a configuration file exists, to keep start-up fast.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from typing import Any, Callable, NamedTuple
 
 from kleio.errors import ConfigError
@@ -35,20 +37,115 @@ def _default_spool() -> str:
     return os.path.join(xdg_dir("XDG_STATE_HOME", ".local/state"), "kleio", "spool")
 
 
-def _positive_float(name: str, value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"setting {name!r} must be a number, not {value!r}") from None
-    if number <= 0:
-        raise ConfigError(f"setting {name!r} must be positive, not {value!r}")
-    return number
+class Bounds(NamedTuple):
+    """The documented range of a numeric setting (both ends included)."""
+
+    low: float
+    high: float
+    unit: str
+
+
+def _shown(value: Any) -> str:
+    """A bad value as an error message quotes it: its repr, clipped to stay one short line."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:50] + "…" + text[-9:]
+
+
+def _plain(number: float) -> str:
+    """A bound as the docs write it: 3600, 0.05, 2592000 (never 2.592e+06)."""
+    return str(int(number)) if number == int(number) else repr(number)
+
+
+def _bounded_float(bounds: Bounds) -> Callable[[str, Any], float]:
+    """A parser for a finite number of ``bounds.unit`` between ``bounds.low`` and ``.high``.
+
+    ``nan``, ``inf`` and values such as ``1e308`` are refused: an infinite flush interval
+    journals nothing, and a heartbeat interval beyond what a timer accepts crashes the runner.
+    """
+
+    def parse(name: str, value: Any) -> float:
+        # bool is an int to Python, but 'heartbeat_interval: yes' is a mistake, not 1 second.
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"setting {name!r} must be a number, not {_shown(value)}")
+        try:
+            number = float(value)
+        except (ValueError, OverflowError):
+            raise ConfigError(f"setting {name!r} must be a number, not {_shown(value)}") from None
+        if not (math.isfinite(number) and bounds.low <= number <= bounds.high):
+            raise ConfigError(
+                f"setting {name!r} must be a finite number from {_plain(bounds.low)} to "
+                f"{_plain(bounds.high)} {bounds.unit}, not {_shown(value)}"
+            )
+        return number
+
+    return parse
+
+
+_SIZE = re.compile(r"\s*([0-9]+)\s*((?:[km]i?)?b)?\s*", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2}
+
+
+def _bounded_size(bounds: Bounds) -> Callable[[str, Any], int]:
+    """A parser for a whole number of bytes: ``1048576``, ``512KiB``, ``4MiB``, ``4MB``."""
+
+    def parse(name: str, value: Any) -> int:
+        number: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str):
+            match = _SIZE.fullmatch(value)
+            if match:
+                # More digits than any bound has: out of range, without converting a huge
+                # string (int() refuses more than 4300 digits).
+                digits = match.group(1).lstrip("0") or "0"
+                number = (int(digits) if len(digits) <= 20 else 10**20) * _SIZE_UNITS[
+                    (match.group(2) or "").lower()]
+        if number is None:
+            raise ConfigError(
+                f"setting {name!r} must be a whole number of bytes (e.g. 1048576 or 1MiB), "
+                f"not {_shown(value)}"
+            )
+        if not bounds.low <= number <= bounds.high:
+            raise ConfigError(
+                f"setting {name!r} must be from {_plain(bounds.low)} to {_plain(bounds.high)} "
+                f"{bounds.unit}, not {_shown(value)}"
+            )
+        return number
+
+    return parse
 
 
 def _string(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"setting {name!r} must be a non-empty string, not {value!r}")
+        raise ConfigError(f"setting {name!r} must be a non-empty string, not {_shown(value)}")
+    if "\x00" in value:
+        raise ConfigError(f"setting {name!r} must not hold a NUL character")
     return value
+
+
+def _hostname(name: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ConfigError(f"setting {name!r} must be a host name, not {_shown(value)}")
+    text = str(value)
+    # The name is shown in tables and compared with the holder's: no line breaks or NULs.
+    if any(ord(char) < 32 or ord(char) == 127 for char in text):
+        raise ConfigError(f"setting {name!r} must not hold control characters, not {_shown(text)}")
+    return text
+
+
+#: Documented ranges (docs/reference/configuration.rst); ``tests/test_config.py`` checks both
+#: ends of each.
+BOUNDS: dict[str, Bounds] = {
+    "heartbeat_interval": Bounds(0.05, 3600.0, "seconds"),
+    # The smallest stale_after must stay tiny: a test (and a user) may shorten it on another
+    # host to fail a trial over at once. It is not checked against heartbeat_interval: the
+    # two are read on different machines (the runner's and whoever judges its heartbeat).
+    "stale_after": Bounds(0.01, 2592000.0, "seconds"),
+    "flush_interval": Bounds(0.001, 60.0, "seconds"),
+    "stop_grace": Bounds(0.1, 3600.0, "seconds"),
+    # The upper end stays below MongoDB's 16 MiB document limit (one event per statistic).
+    "max_statistic_size": Bounds(1024, 16_000_000, "bytes"),
+}
 
 
 class Setting(NamedTuple):
@@ -65,27 +162,41 @@ SETTINGS: tuple[Setting, ...] = (
         "heartbeat_interval",
         "KLEIO_HEARTBEAT_INTERVAL",
         lambda: 5.0,
-        _positive_float,
+        _bounded_float(BOUNDS["heartbeat_interval"]),
         "seconds between two heartbeats of a runner",
     ),
     Setting(
         "stale_after",
         "KLEIO_STALE_AFTER",
         lambda: 60.0,
-        _positive_float,
+        _bounded_float(BOUNDS["stale_after"]),
         "seconds without heartbeat after which a runner is considered dead",
     ),
     Setting(
         "flush_interval",
         "KLEIO_FLUSH_INTERVAL",
         lambda: 0.2,
-        _positive_float,
+        _bounded_float(BOUNDS["flush_interval"]),
         "longest delay, in seconds, before a received event is written to the journal",
     ),
     Setting("spool_dir", "KLEIO_SPOOL_DIR", _default_spool, _string,
             "where events wait while the journal is unreachable"),
-    Setting("hostname", "KLEIO_HOSTNAME", lambda: "", lambda n, v: str(v),
+    Setting("hostname", "KLEIO_HOSTNAME", lambda: "", _hostname,
             "host name recorded for runners (default: the machine's)"),
+    Setting(
+        "max_statistic_size",
+        "KLEIO_MAX_STATISTIC_SIZE",
+        lambda: 1048576,
+        _bounded_size(BOUNDS["max_statistic_size"]),
+        "largest encoded size, in bytes, of one logged statistic",
+    ),
+    Setting(
+        "stop_grace",
+        "KLEIO_STOP_GRACE",
+        lambda: 10.0,
+        _bounded_float(BOUNDS["stop_grace"]),
+        "seconds a program asked to stop has after SIGTERM before it gets SIGKILL",
+    ),
 )
 
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -113,16 +224,28 @@ def project_config_path(cwd: str | None = None) -> str:
 
 
 def read_config_file(path: str) -> dict[str, Any]:
-    """Read one YAML configuration file; a missing file is empty."""
+    """Read one YAML configuration file; a missing file is empty.
+
+    A setting given an empty value (``stale_after:``) counts as unset, like an empty
+    environment variable.
+    """
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        with open(path, "rb") as handle:
+            raw = handle.read()
     except FileNotFoundError:
         return {}
     except OSError as error:
         raise ConfigError(
             f"cannot read configuration file {path}: {error.strerror}",
             "fix its permissions or remove it",
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"configuration file {path} is not UTF-8 text (byte 0x{raw[error.start]:02x} at "
+            f"offset {error.start})",
+            "save it as UTF-8",
         ) from None
     import yaml
 
@@ -134,6 +257,12 @@ def read_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(
             f"configuration file {path} is not valid YAML{where}", "fix or remove it"
         ) from None
+    except (ValueError, RecursionError) as error:
+        # PyYAML lets these through: an integer of more than 4300 digits, deep nesting.
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise ConfigError(
+            f"configuration file {path} cannot be read as YAML ({reason})", "fix or remove it"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -141,14 +270,15 @@ def read_config_file(path: str) -> dict[str, Any]:
             f"configuration file {path} must hold a mapping of settings",
             "write it as 'db: sqlite:///path/to/kleio.db'",
         )
-    unknown = sorted(set(data) - set(SETTINGS_BY_NAME))
+    # Keys may be numbers or dates in YAML; compare their text so sorting never fails.
+    unknown = sorted(str(key) for key in data if key not in SETTINGS_BY_NAME)
     if unknown:
         valid = ", ".join(SETTINGS_BY_NAME)
         raise ConfigError(
             f"configuration file {path} has unknown setting {unknown[0]!r}",
             f"valid settings are: {valid}",
         )
-    return data
+    return {key: value for key, value in data.items() if value is not None and value != ""}
 
 
 class Config:
@@ -185,8 +315,9 @@ def load_config(flags: dict[str, Any] | None = None, cwd: str | None = None) -> 
                 try:
                     value = setting.parse(setting.name, values[setting.name])
                 except ConfigError as error:
-                    raise ConfigError(f"{error.message} (set by {label})",
-                                      f"fix it in {label}") from None
+                    where = f"--{setting.name}" if source == "command line" else label
+                    raise ConfigError(f"{error.message} (set by {where})",
+                                      f"fix it in {where}") from None
                 config.values[setting.name] = value
                 config.sources[setting.name] = label
                 break
