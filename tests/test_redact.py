@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from kleio.redact import REDACTED, is_secret_name, redact_argv, redact_env, redact_value
+from kleio.redact import (
+    REDACTED,
+    is_secret_name,
+    redact_argv,
+    redact_env,
+    redact_message,
+    redact_value,
+)
 
 
 @pytest.mark.parametrize(
@@ -165,3 +172,152 @@ def test_a_password_holding_an_at_sign_is_masked_whole():
     assert mask_uri("mongodb://u:s3cr@t@127.0.0.1:1/x") == "mongodb://u:***@127.0.0.1:1/x"
     assert mask_uri("a mongodb://a:b@h/x and https://c:d@e/f") == (
         "a mongodb://a:***@h/x and https://c:***@e/f")
+
+
+def test_a_password_holding_a_slash_is_masked_whole():
+    from kleio.storage import mask_uri
+
+    assert mask_uri("mongodb://u:pa/ss@host/db") == "mongodb://u:***@host/db"
+    assert mask_uri("mongodb://u:a/b@c/d@host:1/db?x=1") == "mongodb://u:***@host:1/db?x=1"
+    # Two URIs in one word: the first password stops where the second URI begins.
+    assert mask_uri("a=x://u:p@h,b=y://c:d@e") == "a=x://u:***@h,b=y://c:***@e"
+    for text in ["ssh://git@host:22/x", "https://example.com/a/b", "://u:p@h", "u:p@h", ""]:
+        assert mask_uri(text) == text
+
+
+PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\nq9Zx\n-----END RSA PRIVATE KEY-----\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        # A value named a password is one even when it starts with '-'.
+        (["p", "--password", "-x"], ["p", "--password", REDACTED]),
+        (["p", "--api-key", "-5"], ["p", "--api-key", REDACTED]),
+        (["p", "--key", PEM], ["p", "--key", REDACTED]),
+        (["p", "--pass=-x"], ["p", "--pass=" + REDACTED]),
+        # An option that is often a flag takes no option for its value, but no option
+        # looks like this.
+        (["p", "--auth", "-----BEGIN"], ["p", "--auth", REDACTED]),
+        # Short -p: a password only for programs that take one there.
+        (["mysql", "-uroot", "-phunter2", "db"], ["mysql", "-uroot", "-p" + REDACTED, "db"]),
+        (["/usr/bin/mongosh", "-u", "a", "-p", "s3"], ["/usr/bin/mongosh", "-u", "a", "-p",
+                                                         REDACTED]),
+        (["sudo", "-u", "me", "mysqldump", "-pX"], ["sudo", "-u", "me", "mysqldump",
+                                                     "-p" + REDACTED]),
+        (["sshpass", "-p", "-s3", "ssh", "h"], ["sshpass", "-p", REDACTED, "ssh", "h"]),
+        (["redis-cli", "-a", "pw", "-p", "6379"], ["redis-cli", "-a", REDACTED, "-p", "6379"]),
+        (["docker", "login", "-u", "me", "-p", "pw"], ["docker", "login", "-u", "me", "-p",
+                                                       REDACTED]),
+        (["curl", "-u", "me:pw", "https://h"], ["curl", "-u", "me:" + REDACTED, "https://h"]),
+        (["curl", "--user=me:pw"], ["curl", "--user=me:" + REDACTED]),
+        (["openssl", "rsa", "-passin", "pass:pw"], ["openssl", "rsa", "-passin", REDACTED]),
+    ],
+)
+def test_redact_argv_masks_values_wherever_they_are_secrets(argv, expected):
+    assert redact_argv(argv) == (expected, True)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["mkdir", "-p", "dir"],
+        ["prog", "--private", "--lr", "0.1"],  # --private is often a flag
+        ["prog", "--password", "--", "x"],  # '--' ends the options: no value
+        ["mysql", "-p", "db"],  # mysql prompts; db is the database
+        ["ssh", "-p", "22", "host"],
+        ["psql", "--password", "-h", "host", "-p", "5432"],  # a flag that forces a prompt
+        ["psql", "-W", "-U", "me", "db"],
+        ["docker", "run", "-p", "8080:80", "image"],
+        ["python", "train.py", "-p", "0.5", "--patience", "3"],
+        ["python", "train.py", "--backend", "mongo", "-p", "27017"],  # mongo is a value here
+        ["curl", "-u", "me", "https://h"],  # curl prompts for the password
+    ],
+)
+def test_short_options_of_other_programs_are_left_alone(argv):
+    assert redact_argv(argv) == (argv, False)
+
+
+def test_pem_keys_are_masked_anywhere():
+    masked = redact_value("key=" + PEM)
+    assert "MIIE" not in masked and "q9Zx" not in masked
+    assert redact_value(PEM).splitlines() == [
+        "-----BEGIN RSA PRIVATE KEY-----", REDACTED, REDACTED, "-----END RSA PRIVATE KEY-----"
+    ]
+    assert "MIIE" not in redact_value(PEM.replace("\n", ""))  # one line, no newlines
+    assert "AAAB3" not in redact_value("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAB3")  # no END
+    certificate = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
+    assert redact_value(certificate) == certificate  # public
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("kleio ls: unrecognized arguments: --password hunter2. See 'kleio ls --help'.",
+         "kleio ls: unrecognized arguments: --password ***. See 'kleio ls --help'."),
+        ("command not found: mongodb://u:pa/ss@h/db.", "command not found: mongodb://u:***@h/db."),
+        ("for example 'kleio run --token=abc python t.py 1a2b3c4'",
+         "for example 'kleio run --token=*** python t.py 1a2b3c4'"),
+        ("in ['mysql', '-pX', 'db']", "in ['mysql', '-p***', 'db']"),
+        ("nothing to hide here: --lr 0.1", "nothing to hide here: --lr 0.1"),
+    ],
+)
+def test_redact_message(message, expected):
+    assert redact_message(message) == expected
+
+
+def test_errors_never_echo_a_secret(tmp_path):
+    from tests.conftest import run_kleio
+
+    typed = run_kleio("ls", "--password", "hunter2", "--db=mongodb://u:pa/ss@h/x", cwd=tmp_path)
+    assert typed.returncode == 64
+    assert "hunter2" not in typed.stderr and "pa/ss" not in typed.stderr
+    assert "--password ***" in typed.stderr and "mongodb://u:***@h/x" in typed.stderr
+    scheme = run_kleio("--debug", "--db", "x://u:pa/ss@h/db", "ls", cwd=tmp_path)
+    assert scheme.returncode == 65 and "Traceback" in scheme.stderr
+    assert "pa/ss" not in scheme.stderr and "x://u:***@h/db" in scheme.stderr
+    suggestion = run_kleio("1a2b3c4", "--token", "t0ps3cret", cwd=tmp_path)
+    assert suggestion.returncode == 127 and "t0ps3cret" not in suggestion.stderr
+    assert "kleio run --token *** 1a2b3c4" in suggestion.stderr
+
+
+# Inputs on which the patterns this module used to have backtracked quadratically (a 120,000
+# character argument delayed the start by 10 s): each scanned a long run once per position.
+PATHOLOGICAL = [
+    "a" * 200_000 + "://",  # a scheme-like run before '://'
+    "x://u:" + "b" * 200_000,  # a password without '@'
+    "x://u:" + "@" * 200_000,
+    "a://b" * 40_000,
+    "eyJ-" * 50_000,  # JWT starts in one run
+    "a" * 200_000 + " =",  # a key-like run without '='
+    "k=" * 100_000,
+    ("token" + " " * 10) * 13_334,
+    "password" + " " * 200_000 + ":",
+    'password="' * 20_000,
+    "-----BEGIN " * 20_000,
+    "1" * 200_000,
+    "--" + "password" * 25_000,
+]
+
+
+def test_redaction_runs_in_linear_time():
+    import time
+
+    from kleio.redact import redact_text
+    from kleio.storage import mask_uri
+
+    # Process CPU time, not wall-clock: other processes on the machine do not count. Each call
+    # takes at most about 0.1 s here; the quadratic patterns took minutes on these inputs.
+    calls = [
+        mask_uri,
+        lambda text: redact_argv(["prog", text, "--password", text]),
+        redact_message,
+        lambda text: redact_text(text, "train.py"),
+        lambda text: redact_text(text, "config.yaml"),
+    ]
+    for text in PATHOLOGICAL:
+        assert len(text) >= 200_000
+        for call in calls:
+            start = time.process_time()
+            call(text)
+            assert time.process_time() - start < 2.0, (text[:20], call)

@@ -1,7 +1,8 @@
-"""Masking of secrets in names, values, environments and command lines.
+"""Masking of secrets in names, values, environments, command lines, messages and code.
 
-Whatever kleio records (command lines, environment variables, repository URLs) goes through
-this module first. Two mistakes are possible and both are costly:
+Whatever kleio records or prints (command lines, environment variables, repository URLs, the
+uncommitted diff and untracked sources, error messages) goes through this module first. Two
+mistakes are possible and both are costly:
 
 * a *missed* secret ends up in a journal that a whole team, or a cluster, can read;
 * a *false alarm* on a command-line option masks a real hyper-parameter, and since trial ids are
@@ -11,10 +12,29 @@ So names are matched word by word (``MY_API_TOKEN`` is ``my``/``api``/``token``;
 one word, not ``key``), and a few neutral words cancel the match (``--max-tokens``,
 ``--pad-token``, ``--sort-key``, ``--password-file`` name sizes, vocabulary and paths, not
 secrets).
+
+Command lines follow these rules (docs/reference/journal-schema.rst, "Secrets"):
+
+* ``--NAME=VALUE`` and ``--NAME VALUE`` lose VALUE when NAME looks like a secret. VALUE is
+  masked even when it starts with ``-`` (``--password -x``, a PEM key) if NAME names a value
+  (password, token, key, secret...): as getopt does for an option with a required argument.
+  Only names that are often plain flags (``--private``, ``--auth``, ``--session``) let a
+  following ``--option`` be an option.
+* Short options are letters, not names: ``-p`` is a port (``ssh``, ``psql``), a flag
+  (``mkdir -p``) or anything in a script. It is a password only after a program known to
+  take one there (:data:`PASSWORD_OPTIONS`: ``mysql -pSECRET``, ``mongosh -p SECRET``,
+  ``sshpass -p SECRET``, ``redis-cli -a SECRET``...), and ``psql --password`` is a flag.
+* URIs lose their password, token shapes (GitHub, AWS, OpenAI...) and PEM private keys are
+  masked wherever they appear.
+
+Every function here runs in time linear in its input: a command line is redacted before every
+start, and its arguments can be long. Patterns are anchored so that a failed attempt is never
+retried from inside the same run of characters, and have no nested quantifiers.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 
@@ -23,119 +43,40 @@ REDACTED = "***"
 # Words that name a secret on their own.
 _SECRET_WORDS = frozenset(
     {
-        "token",
-        "secret",
-        "secrets",
-        "password",
-        "passwords",
-        "passwd",
-        "passphrase",
-        "pass",
-        "pw",
-        "pwd",
-        "credential",
-        "credentials",
-        "creds",
-        "auth",
-        "oauth",
-        "authorization",
-        "cookie",
-        "cookies",
-        "session",
-        "private",
-        "signature",
-        "dsn",
-        "key",
-        "apikey",
-        "accesskey",
-        "secretkey",
-        "privatekey",
-        "authkey",
-        "accesstoken",
-        "authtoken",
-        "apitoken",
-        "refreshtoken",
-        "bearer",
+        "token", "secret", "secrets", "password", "passwords", "passwd", "passphrase", "pass",
+        "passin", "passout", "pw", "pwd", "credential", "credentials", "creds", "auth", "oauth",
+        "authorization", "cookie", "cookies", "session", "private", "signature", "dsn", "key",
+        "apikey", "accesskey", "secretkey", "privatekey", "authkey", "accesstoken", "authtoken",
+        "apitoken", "refreshtoken", "bearer"
     }
-)
+)  # fmt: skip
+# Of those, the words that are often a plain on/off flag: ``--private --lr 0.1``. An option
+# named only by them takes a following ``--option`` for an option, not for its value.
+_FLAG_WORDS = frozenset({"private", "auth", "oauth", "session", "signature"})
+# Words too common in code as ordinary variables (``key = "lr"``, ``token = "[CLS]"``) to
+# mask a literal assigned to them; in code, ``api_key`` or ``secret_token`` still are secrets.
+_AMBIGUOUS_IN_CODE = frozenset(
+    {"key", "token", "pass", "pw", "pwd", "session", "private", "signature", "cookie",
+     "cookies", "auth", "oauth", "bearer", "dsn", "authorization"}
+)  # fmt: skip
 
 # Substrings that give a secret away wherever they appear in a word (``DBPASSWORD``).
 _SECRET_SUBSTRINGS = ("password", "passwd", "passphrase", "credential")
 
-# Words that turn a secret-looking name into something else: a size, a vocabulary item, a
-# path to a secret (the path itself is not one), a lookup key.
+# Words that turn a secret-looking name into something else: a size (--max-tokens), a
+# vocabulary item (--pad-token), a path to a secret (--password-file: the path is not one),
+# a lookup key (--sort-key).
 _NEUTRAL_WORDS = frozenset(
     {
-        # sizes and counts: --max-tokens, --token-budget, --num-keys
-        "max",
-        "min",
-        "num",
-        "n",
-        "count",
-        "limit",
-        "len",
-        "length",
-        "size",
-        "budget",
-        "per",
-        "timeout",
-        "ttl",
-        # vocabulary: --pad-token, --eos-token-id
-        "pad",
-        "bos",
-        "eos",
-        "unk",
-        "sep",
-        "cls",
-        "mask",
-        "special",
-        "id",
-        "ids",
-        # places and kinds, not values: --password-file, --key-path, SSH_AUTH_SOCK
-        "file",
-        "filename",
-        "path",
-        "dir",
-        "sock",
-        "type",
-        "name",
-        "names",
-        "mode",
-        "method",
-        "required",
-        # lookup keys: --sort-key, --metric-key
-        "sort",
-        "primary",
-        "foreign",
-        "metric",
-        "metrics",
-        "input",
-        "output",
-        "data",
-        "dict",
-        "hash",
-        "cache",
-        "group",
-        "partition",
-        "shard",
-        "index",
-        "column",
-        "label",
-        "target",
-        "image",
-        "text",
-        "feature",
-        "lookup",
-        "map",
-        "join",
-        "field",
-        "row",
-        "prng",
-        "rng",
-        "random",
-        "seed",
+        "max", "min", "num", "n", "count", "limit", "len", "length", "size", "budget", "per",
+        "timeout", "ttl", "pad", "bos", "eos", "unk", "sep", "cls", "mask", "special", "id",
+        "ids", "file", "filename", "path", "dir", "sock", "type", "name", "names", "mode",
+        "method", "required", "sort", "primary", "foreign", "metric", "metrics", "input",
+        "output", "data", "dict", "hash", "cache", "group", "partition", "shard", "index",
+        "column", "label", "target", "image", "text", "feature", "lookup", "map", "join",
+        "field", "row", "prng", "rng", "random", "seed"
     }
-)
+)  # fmt: skip
 
 # Working-directory variables of the shell, not passwords.
 _NOT_SECRET = frozenset({"pwd", "oldpwd"})
@@ -156,6 +97,21 @@ def _words(name: str) -> list[str]:
     return words
 
 
+def _secret_words(name: str) -> list[str] | None:
+    """The words of ``name`` that make it a secret; None when it is not one."""
+    stripped = name.strip().lstrip("-")
+    if stripped.lower() in _NOT_SECRET:
+        return None
+    words = _words(stripped)
+    if not words or any(word in _NEUTRAL_WORDS for word in words):
+        return None
+    found = [
+        word for word in words
+        if word in _SECRET_WORDS or any(sub in word for sub in _SECRET_SUBSTRINGS)
+    ]
+    return found or None
+
+
 def is_secret_name(name: str) -> bool:
     """Tell whether a variable or option name looks like it holds a credential.
 
@@ -167,51 +123,82 @@ def is_secret_name(name: str) -> bool:
         True for names such as ``GITHUB_TOKEN``, ``--password``, ``DB_PWD``, ``apiKey``;
         False for ``PWD``, ``OLDPWD``, ``KEYBOARD``, ``--max-tokens``, ``--password-file``.
     """
-    stripped = name.strip().lstrip("-")
-    if stripped.lower() in _NOT_SECRET:
-        return False
-    words = _words(stripped)
-    if not words or any(word in _NEUTRAL_WORDS for word in words):
-        return False
-    for word in words:
-        if word in _SECRET_WORDS:
-            return True
-        if any(sub in word for sub in _SECRET_SUBSTRINGS):
-            return True
-    return False
+    return _secret_words(name) is not None
 
 
-# Well-known token shapes, masked wherever they appear.
+def _takes_value(name: str) -> bool:
+    found = _secret_words(name)
+    return found is not None and any(word not in _FLAG_WORDS for word in found)
+
+
+def _is_secret_in_code(name: str) -> bool:
+    found = _secret_words(name)
+    return found is not None and not (len(_words(name)) == 1 and found[0] in _AMBIGUOUS_IN_CODE)
+
+
+# Well-known token shapes, masked wherever they appear. Every alternative starts with a
+# literal and ends with its open-ended run, so a failed attempt costs a bounded prefix; the
+# JWT, whose runs are followed by more pattern, may only start where a run of its characters
+# starts, so no run is scanned twice.
 _TOKEN_PATTERNS = re.compile(
     r"""
     \b(?:gh[pousr]_[A-Za-z0-9]{20,}          # GitHub
       |github_pat_[A-Za-z0-9_]{20,}
       |glpat-[A-Za-z0-9_-]{20,}               # GitLab
       |xox[abposr]-[A-Za-z0-9-]{10,}          # Slack
-      |sk-[A-Za-z0-9_-]{20,}                  # OpenAI and others
+      |sk-[A-Za-z0-9_-]{20,}                  # OpenAI, Anthropic and others
+      |[sr]k_(?:live|test)_[A-Za-z0-9]{10,}   # Stripe
       |hf_[A-Za-z0-9]{20,}                    # Hugging Face
-      |AKIA[0-9A-Z]{16}                       # AWS access key id
+      |npm_[A-Za-z0-9]{36}                    # npm
+      |pypi-[A-Za-z0-9_-]{50,}                # PyPI
+      |(?:AKIA|ASIA)[0-9A-Z]{16}              # AWS access key id
       |AIza[0-9A-Za-z_-]{35}                  # Google API key
-      |eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+   # JWT
     )
+    |(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+   # JWT
     """,
     re.VERBOSE,
 )
-_BEARER = re.compile(r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=-]{8,}")
-# key=value pairs inside a value: URL queries, connection strings, Hydra overrides.
-_PAIR = re.compile(r"(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)(?P<eq>=)(?P<value>[^&;,\s]+)")
+# [ \t], not \s: "token" at the end of a line of code must not swallow the next line's word.
+_BEARER = re.compile(r"(?i)\b(bearer|basic|token)([ \t]+)[A-Za-z0-9._~+/=-]{8,}")
+# key=value pairs inside a value: URL queries, connection strings, Hydra overrides. The run
+# before '=' may only start where a run of key characters starts (the look-behind), so a long
+# run without '=' is scanned once, not once per character; its leading digits, dots and dashes
+# are then dropped (``--password=x`` has the key ``password``).
+_PAIR = re.compile(r"(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z0-9_.-]+)=(?P<value>[^&;,\s]+)")
+_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
+_LINE_CONTENT = re.compile(r"[^\r\n]+")
 
 
 def _mask_pair(match: re.Match[str]) -> str:
-    if match.group("value") != REDACTED and is_secret_name(match.group("key").rsplit(".", 1)[-1]):
-        return match.group("key") + "=" + REDACTED
+    key = match.group("key").lstrip("0123456789.-")
+    if key and match.group("value") != REDACTED and is_secret_name(key.rsplit(".", 1)[-1]):
+        return match.group(0)[: match.start("value") - match.start()] + REDACTED
     return match.group(0)
 
 
+def _mask_pem(text: str) -> str:
+    """Mask the body of every PEM private key, line by line (the line count stays)."""
+    if "-----BEGIN " not in text:
+        return text
+    out: list[str] = []
+    done = 0
+    for match in _PEM_BEGIN.finditer(text):
+        if match.start() < done:
+            continue  # inside the key masked just before
+        footer = text.find("-----END ", match.end())
+        body_end = len(text) if footer == -1 else footer
+        out.append(text[done : match.end()])
+        out.append(_LINE_CONTENT.sub(REDACTED, text[match.end() : body_end]))
+        done = body_end
+    out.append(text[done:])
+    return "".join(out)
+
+
 def redact_value(text: str) -> str:
-    """Return ``text`` with URI passwords, ``secret=...`` pairs and well-known tokens masked."""
+    """Return ``text`` with URI passwords, ``secret=...`` pairs, PEM keys and tokens masked."""
     if not text:
         return text
+    text = _mask_pem(text)
     if "://" in text:
         # Imported here: kleio.storage pulls in the storage contract, which redaction of a
         # plain value never needs.
@@ -243,11 +230,57 @@ def is_option(token: str) -> bool:
     return False  # a negative number is a value, not an option
 
 
+# A token that reads as an option name: what a flag-like secret option may be followed by.
+_OPTION_SHAPE = re.compile(r"--?[A-Za-z][A-Za-z0-9_.-]*(?:=.*)?", re.DOTALL)
+
+_MYSQL = ("-p", False, None)
+_MONGO = ("-p", True, None)
+_LDAP = ("-w", True, None)
+#: Programs whose short option carries a password: ``{program: (option, the password may be
+#: the next token, only after this subcommand)}``. Without the second flag only the attached
+#: form (``mysql -pSECRET``) is one: ``mysql -p db`` prompts, and ``db`` is a database.
+PASSWORD_OPTIONS: dict[str, tuple[str, bool, str | None]] = {
+    **dict.fromkeys(
+        ["mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlshow", "mysqlcheck",
+         "mysqlpump", "mysqlslap", "mariadb", "mariadb-dump", "mariadb-admin", "7z", "7za",
+         "7zr", "rar", "unrar"], _MYSQL),
+    **dict.fromkeys(
+        ["mongo", "mongosh", "mongodump", "mongorestore", "mongoexport", "mongoimport",
+         "mongostat", "mongotop", "mongofiles", "sshpass"], _MONGO),
+    **dict.fromkeys(
+        ["ldapsearch", "ldapadd", "ldapmodify", "ldapdelete", "ldapwhoami", "ldappasswd",
+         "ldapcompare", "ldapmodrdn"], _LDAP),
+    "redis-cli": ("-a", True, None),
+    "sqlcmd": ("-P", True, None),
+    "bcp": ("-P", True, None),
+    "zip": ("-P", True, None),
+    "unzip": ("-P", True, None),
+    "docker": ("-p", True, "login"),
+    "podman": ("-p", True, "login"),
+    "nerdctl": ("-p", True, "login"),
+}  # fmt: skip
+# PostgreSQL's clients: --password (-W) only forces a prompt; -p is the port.
+_POSTGRES = frozenset(
+    {"psql", "pg_dump", "pg_dumpall", "pg_restore", "pg_basebackup", "createdb", "dropdb",
+     "createuser", "dropuser", "vacuumdb", "reindexdb", "clusterdb", "pgbench"}
+)  # fmt: skip
+# curl's credentials are USER:PASSWORD in one value.
+_USER_PASSWORD = {"curl": frozenset({"-u", "--user", "-U", "--proxy-user"})}
+
+
+def _program_of(token: str) -> str | None:
+    name = os.path.basename(token)
+    if name in PASSWORD_OPTIONS or name in _POSTGRES or name in _USER_PASSWORD:
+        return name
+    return None
+
+
 def redact_argv(argv: list[str]) -> tuple[list[str], bool]:
     """Mask the values of secret-looking options and the secrets inside every argument.
 
-    ``--password x``, ``--api-key=x`` and ``--token x`` lose their value; URIs lose their
-    password; well-known token shapes are masked anywhere.
+    ``--password x``, ``--password -x``, ``--api-key=x``, ``--token x``, ``mysql -px`` and
+    ``mongosh -p x`` lose their value (see the module's rules); URIs lose their password;
+    well-known token shapes and PEM keys are masked anywhere.
 
     Returns:
         The redacted copy of ``argv`` and whether anything was masked. A redacted command
@@ -255,28 +288,207 @@ def redact_argv(argv: list[str]) -> tuple[list[str], bool]:
     """
     result: list[str] = []
     changed = False
-    mask_next = False
-    for token in argv:
-        if mask_next:
-            mask_next = False
-            if not is_option(token):
-                result.append(REDACTED)
-                changed = changed or token != REDACTED
-                continue
-        if is_option(token) and token != "--":
-            name, eq, value = token.partition("=")
-            if is_secret_name(name):
-                if eq:
-                    result.append(name + "=" + REDACTED)
-                    changed = changed or value != REDACTED
-                else:
-                    result.append(token)
-                    mask_next = True
-                continue
-        masked = redact_value(token)
+    mask_next: str | None = None  # "any": whatever comes; "value": unless it is an option
+    program: str | None = None
+    subcommands: set[str] = set()
+    previous_option = False
+    for position, token in enumerate(argv):
+        masked: str | None = None
+        option = is_option(token)
+        if mask_next is not None:
+            mode, mask_next = mask_next, None
+            if token == "--":
+                pass  # the end of the options: the secret option had no value
+            elif mode == "user:password":
+                user, colon, _ = token.partition(":")
+                if colon and not option:
+                    masked = user + colon + REDACTED
+            elif not option or mode == "any" or _OPTION_SHAPE.fullmatch(token) is None:
+                masked = REDACTED
+        if masked is None and option and token != "--":
+            masked, mask_next = _redact_option(token, program, subcommands)
+        if masked is None and not option:
+            # A known program starts here unless the token is the value of an option
+            # (``--backend mongo`` names no program).
+            found = _program_of(token) if position == 0 or not previous_option else None
+            if found is not None:
+                program, subcommands = found, set()
+            elif program is not None:
+                subcommands.add(token)
+        previous_option = option
+        if masked is None:
+            masked = redact_value(token)
         changed = changed or masked != token
         result.append(masked)
     return result, changed
 
 
-__all__ = ["REDACTED", "is_secret_name", "redact_argv", "redact_env", "redact_value"]
+def _redact_option(token: str, program: str | None, subcommands: set[str]
+                   ) -> tuple[str | None, str | None]:
+    """``(masked token or None, how to treat the next token or None)`` for one option."""
+    name, eq, value = token.partition("=")
+    if program in _POSTGRES and name in ("--password", "-W"):
+        return (None, None)
+    if program in _USER_PASSWORD and name in _USER_PASSWORD[program]:
+        if eq:
+            user, colon, _ = value.partition(":")
+            return (name + "=" + user + colon + REDACTED if colon else None, None)
+        return (None, "user:password")
+    if program in PASSWORD_OPTIONS:
+        short, separate, subcommand = PASSWORD_OPTIONS[program]
+        if subcommand is None or subcommand in subcommands:
+            if token.startswith(short) and len(token) > len(short) and not token.startswith("--"):
+                return (short + REDACTED, None)
+            if token == short:
+                return (None, "any" if separate else None)
+    if is_secret_name(name):
+        if eq:
+            return (name + "=" + REDACTED, None)
+        return (None, "any" if _takes_value(name) else "flag")
+    return (None, None)
+
+
+# -- messages ------------------------------------------------------------------------------
+
+_WORD = re.compile(r"\S+")
+_LEADING = "'\"`([{<"
+_TRAILING = "'\"`)]}>,;.!?:"
+
+
+def redact_message(text: str) -> str:
+    """Mask the secrets in a message that may quote a command line or a URI.
+
+    Used for everything kleio prints about a user's input (errors, suggestions, tracebacks):
+    the words of ``text`` are redacted as a command line (:func:`redact_argv`), each word
+    stripped of the quotes, brackets and punctuation a message wraps it in.
+    """
+    if not text:
+        return text
+    matches = list(_WORD.finditer(text))
+    leads: list[int] = []
+    cores: list[str] = []
+    for match in matches:
+        word = match.group()
+        core = word.lstrip(_LEADING)
+        leads.append(len(word) - len(core))
+        cores.append(core.rstrip(_TRAILING) or core)
+    masked, changed = redact_argv(cores)
+    if not changed:
+        return text
+    out: list[str] = []
+    done = 0
+    for match, lead, core, new in zip(matches, leads, cores, masked):
+        if new == core:
+            continue
+        start = match.start() + lead
+        out.append(text[done:start])
+        out.append(new)
+        done = start + len(core)
+    out.append(text[done:])
+    return "".join(out)
+
+
+# -- code ----------------------------------------------------------------------------------
+
+# Files whose values are often bare words (``password: hunter2`` in YAML, ``TOKEN=x`` in a
+# .env or a shell script). In a program, a bare word is code (``password = get_password()``),
+# so there only string literals are masked.
+_CONFIG_SUFFIXES = frozenset(
+    {"", ".yaml", ".yml", ".env", ".ini", ".cfg", ".conf", ".toml", ".properties", ".json",
+     ".sh", ".bash", ".zsh", ".txt", ".netrc", ".pgpass", ".npmrc", ".pypirc", ".envrc"}
+)  # fmt: skip
+# name = value, name: value, "name": "value", name := value, os.environ["NAME"] = "value",
+# name: str = "value". Bounded runs around the name, one open-ended run for the value.
+_ASSIGNMENT = re.compile(
+    r"""(?<![A-Za-z0-9_.-])(?P<q>["']?)(?P<name>[A-Za-z_][A-Za-z0-9_.-]{0,99})(?P=q)\]?"""
+    r"""[ \t]{0,20}(?::[ \t]{0,20}[A-Za-z_][A-Za-z0-9_.\[\]]{0,60}[ \t]{0,20}(?==))?"""
+    r"""(?::=|==|=>|[:=])[ \t]{0,20}"""
+    r"""(?P<value>"[^"\r\n]*"|'[^'\r\n]*'|[^\s"'`,;#()\[\]{}]+)"""
+)
+# --password VALUE inside a script or a README.
+_TEXT_OPTION = re.compile(
+    r"""(?<![A-Za-z0-9_-])--(?P<name>[A-Za-z][A-Za-z0-9_-]{0,99})(?:=|[ \t]{1,20})"""
+    r"""(?P<value>"[^"\r\n]*"|'[^'\r\n]*'|[^\s"'`]+)"""
+)
+_LITERAL = re.compile(r""""[^"\r\n]*"|'[^'\r\n]*'""")
+_PLAIN_WORDS = frozenset({"true", "false", "null", "none", "nil", "yes", "no", "on", "off", "~"})
+
+
+def _masked_value(value: str, bare_ok: bool) -> str | None:
+    """The masked form of an assigned value, or None when it is not to be masked."""
+    quoted = value[:1] in ("'", '"')
+    inner = value[1:-1] if quoted else value
+    if not inner or inner == REDACTED or inner.startswith("$"):  # empty, done, a $REFERENCE
+        return None
+    if quoted:
+        return value[0] + REDACTED + value[0]
+    if not bare_ok or inner.lower() in _PLAIN_WORDS or inner.startswith("-"):
+        return None
+    return REDACTED
+
+
+def _redact_literal(match: re.Match[str]) -> str:
+    literal = match.group(0)
+    return literal[0] + redact_value(literal[1:-1]) + literal[-1]
+
+
+def redact_text(text: str, path: str = "") -> str:
+    """Return the text of a source or configuration file with its secrets masked.
+
+    Masks assignments of literals to secret names (``API_KEY = "sk-..."``,
+    ``password: hunter2``), ``--password VALUE``, and everything :func:`redact_value`
+    masks (URI passwords, token shapes, PEM private keys). Only characters within a line
+    change: the line count stays, so a masked diff still applies.
+
+    Args:
+        text: the file's text (decode bytes with ``surrogateescape`` to keep them exact).
+        path: the file's path; its suffix tells configuration (bare values are secrets too)
+            from code (only string literals are).
+    """
+    if not text:
+        return text
+    name = os.path.basename(path).lower()
+    bare_ok = name.startswith(".env") or os.path.splitext(name)[1] in _CONFIG_SUFFIXES
+
+    def assignment(match: re.Match[str]) -> str:
+        new = _masked_value(match.group("value"), bare_ok)
+        if new is None or not _is_secret_in_code(match.group("name").rsplit(".", 1)[-1]):
+            return match.group(0)
+        return match.group(0)[: match.start("value") - match.start()] + new
+
+    def option(match: re.Match[str]) -> str:
+        new = _masked_value(match.group("value"), True)
+        if new is None or not is_secret_name(match.group("name")):
+            return match.group(0)
+        return match.group(0)[: match.start("value") - match.start()] + new
+
+    text = _mask_pem(text)
+    if bare_ok:
+        text = redact_value(text)
+    else:
+        # In code, key=value is a keyword argument (f(api_key=api_key)): pairs are looked for
+        # inside string literals only (a URL query, a connection string); URIs and token
+        # shapes everywhere (comments, docstrings).
+        text = _LITERAL.sub(_redact_literal, text)
+        if "://" in text:
+            from kleio.storage import mask_uri
+
+            text = mask_uri(text)
+        text = _BEARER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+        text = _TOKEN_PATTERNS.sub(REDACTED, text)
+    text = _ASSIGNMENT.sub(assignment, text)
+    if "--" in text:
+        text = _TEXT_OPTION.sub(option, text)
+    return text
+
+
+__all__ = [
+    "PASSWORD_OPTIONS",
+    "REDACTED",
+    "is_secret_name",
+    "redact_argv",
+    "redact_env",
+    "redact_message",
+    "redact_text",
+    "redact_value",
+]

@@ -113,10 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except KleioError as error:
         if debug:
-            import traceback
-
-            traceback.print_exc()
-        sys.stderr.write(f"error: {error}\n")
+            _print_traceback()
+        sys.stderr.write(f"error: {_masked(str(error))}\n")
         return error.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted.\n")
@@ -129,11 +127,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as error:  # a bug: one line, plus the traceback with --debug
         if debug:
-            import traceback
-
-            traceback.print_exc()
+            _print_traceback()
         sys.stderr.write(
-            f"error: internal error: {type(error).__name__}: {error}. "
+            f"error: internal error: {type(error).__name__}: {_masked(str(error))}. "
             "Run again with --debug for the traceback and please report it.\n"
         )
         return EXIT_INTERNAL
+
+
+def _masked(text: str) -> str:
+    """``text`` with the secrets it may quote masked.
+
+    Messages quote what the user typed: a program that was not found, a suggestion to type
+    the command again, argparse's "unrecognized arguments: --password x", a --db URI. All of
+    them pass here, so that no message of any command can show a password on a screen or in
+    a CI log.
+    """
+    from kleio.redact import redact_message
+
+    try:
+        return redact_message(text)
+    except Exception:  # masking must never hide the error itself: show its class only
+        return "(message withheld: it could not be checked for secrets)"
+
+
+def _print_traceback() -> None:
+    import traceback
+
+    sys.stderr.write(_masked(traceback.format_exc()))
