@@ -79,6 +79,48 @@ def test_untracked_sources_are_recorded(git_repo):
     assert blobs[first["sha256"]] == b"X = 1\n"
 
 
+def test_secrets_in_the_diff_and_untracked_sources_are_masked_before_storing(git_repo):
+    (git_repo / "train.py").write_text('API_KEY = "sk-abcdefghijklmnopqrstuvwxyz"\nlr = 1\n',
+                                       encoding="utf-8")
+    (git_repo / "setup.sh").write_text("export DB_PASSWORD=hunter2\necho ok\n",
+                                       encoding="utf-8")
+    doc, blobs = snap(git_repo)
+    stored = b"".join(blobs.values())
+    assert b"sk-abcdefghij" not in stored and b"hunter2" not in stored
+    patch = blobs[doc["diff_sha256"]]
+    assert b'+API_KEY = "***"' in patch
+    # Content-addressed: the hashes are those of what is stored, the masked text.
+    assert hashlib.sha256(patch).hexdigest() == doc["diff_sha256"]
+    [untracked] = doc["untracked"]
+    assert blobs[untracked["sha256"]] == b"export DB_PASSWORD=***\necho ok\n"
+    assert untracked["size"] == len(blobs[untracked["sha256"]])
+    assert doc["secrets_masked"] == {"setup.sh": 1, "train.py": 1}
+    # Change detection: any other edit is a change; a new value of a masked secret is not,
+    # as a new --password is not a new trial.
+    (git_repo / "train.py").write_text('API_KEY = "sk-zyxwvutsrqponmlkjihgfedcba"\nlr = 1\n',
+                                       encoding="utf-8")
+    assert changes(doc, snap(git_repo)[0], "code") == []
+    (git_repo / "train.py").write_text('API_KEY = "sk-zyxwvutsrqponmlkjihgfedcba"\nlr = 2\n',
+                                       encoding="utf-8")
+    assert changes(doc, snap(git_repo)[0], "code") == ["uncommitted change: train.py (+2 -2)"]
+
+
+def test_the_diff_is_made_with_prefixes_git_apply_expects(git_repo):
+    git(git_repo, "config", "diff.noprefix", "true")
+    git(git_repo, "config", "diff.mnemonicPrefix", "true")
+    (git_repo / "train.py").write_text("print(2)\n", encoding="utf-8")
+    doc, blobs = snap(git_repo)
+    assert b"--- a/train.py\n+++ b/train.py\n" in blobs[doc["diff_sha256"]]
+
+
+def test_the_script_is_masked_when_stored_outside_git(tmp_path):
+    (tmp_path / "train.py").write_text("TOKEN = 'ghp_abcdefghijklmnopqrstuvwxyz01'\n",
+                                       encoding="utf-8")
+    doc, blobs = code_snapshot(str(tmp_path), None, "train.py")
+    assert blobs == {doc["script_sha256"]: b"TOKEN = '***'\n"}
+    assert doc["secrets_masked"] == {"train.py": 1}
+
+
 def test_untracked_files_are_capped(git_repo, monkeypatch):
     monkeypatch.setattr(snapshot, "MAX_UNTRACKED_FILES", 2)
     for index in range(4):

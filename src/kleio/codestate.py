@@ -9,19 +9,320 @@ written to the user's repository.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kleio.errors import KleioError, UsageError
+from kleio.redact import REDACTED, might_hold_secrets, redact_text
 from kleio.storage.base import Store
 
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
 
+# -- secrets in a recorded diff ----------------------------------------------------------------
+#
+# The diff is masked line by line (kleio.redact.redact_text), in every line of every hunk:
+# added lines, and also context and removed lines, which can quote a secret that is in the
+# commit (a key being removed from the code). A masked context or removed line would no longer
+# apply; but it is by definition a line of the commit, which any repository able to rebuild
+# the trial holds: restore_patch() puts it back from there before the patch is applied.
+
+_HUNK = re.compile(r"@@ -(\d{1,10})(?:,(\d{1,10}))? \+\d{1,10}(?:,(\d{1,10}))? @@")
+_C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+
+
+def _unquote(quoted: str) -> str | None:
+    """A path git quoted C-style ("a/\\303\\244.py"), without its quotes; None if malformed."""
+    out = bytearray()
+    i = 1
+    while i < len(quoted) - 1:
+        char = quoted[i]
+        if char != "\\":
+            out += char.encode("utf-8", "surrogateescape")
+            i += 1
+        elif quoted[i + 1 : i + 4].isdigit() and len(quoted[i + 1 : i + 4]) == 3:
+            out.append(int(quoted[i + 1 : i + 4], 8) & 0xFF)
+            i += 4
+        elif quoted[i + 1 : i + 2] in _C_ESCAPES:
+            out.append(_C_ESCAPES[quoted[i + 1]])
+            i += 2
+        else:
+            return None
+    return out.decode("utf-8", "surrogateescape")
+
+
+def _section_path(line: str) -> str | None:
+    """The path of ``diff --git a/P b/P`` (the diff is made with --no-renames: one path)."""
+    rest = line[len("diff --git ") :]
+    if rest.startswith('"'):
+        end = 1
+        while end < len(rest) and rest[end] != '"':
+            end += 2 if rest[end] == "\\" else 1
+        path = _unquote(rest[: end + 1]) if end < len(rest) else None
+    else:
+        half = (len(rest) - 1) // 2
+        path = rest[:half] if rest[half : half + 3] == " b/" else None
+    return path[2:] if path is not None and path.startswith("a/") else None
+
+
+def _hunk_lines(lines: list[str]) -> Iterator[tuple[int, int, str | None, int]]:
+    """``(index, section, old path, old line number or 0)`` of every line inside a hunk."""
+    section, path = -1, None
+    old_left = new_left = old_line = 0
+    for index, line in enumerate(lines):
+        if old_left > 0 or new_left > 0:
+            kind = line[:1]
+            if kind in (" ", ""):  # "": an empty context line (diff.suppressBlankEmpty)
+                yield index, section, path, old_line
+                old_line, old_left, new_left = old_line + 1, old_left - 1, new_left - 1
+                continue
+            if kind == "-":
+                yield index, section, path, old_line
+                old_line, old_left = old_line + 1, old_left - 1
+                continue
+            if kind == "+":
+                yield index, section, path, 0
+                new_left -= 1
+                continue
+            if kind == "\\":  # "\ No newline at end of file"
+                continue
+            old_left = new_left = 0  # not a hunk line: the hunk was shorter than it said
+        if line.startswith("diff --git "):
+            section, path = section + 1, _section_path(line)
+        elif line.startswith("@@ "):
+            match = _HUNK.match(line)
+            if match:
+                old_line = int(match.group(1))
+                old_left = int(match.group(2) or 1)
+                new_left = int(match.group(3) or 1)
+
+
+def mask_patch(patch: bytes) -> tuple[bytes, dict[str, int]]:
+    """Mask the secrets in a git patch; return it and ``{path: values masked in added lines}``.
+
+    Added lines are counted: a checkout shows them masked. Context and removed lines are
+    masked too but not counted: :func:`restore_patch` puts them back from the commit.
+
+    Only the text of hunks changes (and the function name git writes after ``@@``), within
+    lines: headers, paths, modes and binary patches are kept as git wrote them.
+    """
+    text = patch.decode("utf-8", "surrogateescape")
+    if not might_hold_secrets(text):  # the common case, at C speed
+        return patch, {}
+    lines = text.split("\n")
+    sections: dict[int, tuple[str | None, list[int]]] = {}
+    for index, section, path, _ in _hunk_lines(lines):
+        sections.setdefault(section, (path, []))[1].append(index)
+    masked: dict[str, int] = {}
+    touched: set[int] = set()
+    for section, (path, indices) in sections.items():
+        content = "\n".join(lines[i][1:] for i in indices)
+        new = redact_text(content, path or "").split("\n")
+        if len(new) != len(indices):  # cannot happen (masking keeps lines); be safe anyway
+            new = [redact_text(lines[i][1:], path or "") for i in indices]
+        count = 0
+        for i, line in zip(indices, new):
+            if line != lines[i][1:]:
+                touched.add(section)
+                if lines[i][:1] == "+":  # context and removed lines come back at checkout
+                    count += max(1, line.count(REDACTED) - lines[i].count(REDACTED))
+                lines[i] = lines[i][:1] + line
+        if count:
+            key = path or "(unknown path)"
+            masked[key] = masked.get(key, 0) + count
+    out: list[str] = []
+    section, header = -1, False
+    for line in lines:  # no hunk line starts with "diff --git ", "@@ " or "index "
+        if line.startswith("diff --git "):
+            section, header = section + 1, True
+        elif line.startswith("@@ "):
+            header = False
+            match = _HUNK.match(line)
+            if match and match.end() < len(line):  # the function name git quotes
+                line = line[: match.end()] + redact_text(line[match.end() :], "heading")
+        elif header and section in touched and line.startswith("index "):
+            # The blob ids of the file before and after: hashes of the unmasked text, which
+            # would let a reader test guesses of the secret. git apply does not need them.
+            continue
+        out.append(line)
+    return "\n".join(out).encode("utf-8", "surrogateescape"), masked
+
+
+def _matches(masked: str, original: str) -> bool:
+    """Whether ``original`` is ``masked`` with each ``***`` standing for any text."""
+    pieces = masked.split(REDACTED)
+    if len(pieces) == 1 or not original.startswith(pieces[0]):
+        return False
+    position = len(pieces[0])
+    for piece in pieces[1:-1]:
+        found = original.find(piece, position)
+        if found == -1:
+            return False
+        position = found + len(piece)
+    return len(original) - position >= len(pieces[-1]) and original.endswith(pieces[-1])
+
+
+def restore_patch(patch: bytes, base: Callable[[str], bytes | None]) -> bytes:
+    """Put back the context and removed lines that :func:`mask_patch` masked.
+
+    Args:
+        patch: the recorded diff.
+        base: the content of a path at the trial's commit (None when it has none).
+    """
+    if REDACTED.encode() not in patch:
+        return patch
+    lines = patch.decode("utf-8", "surrogateescape").split("\n")
+    cache: dict[str, list[str] | None] = {}
+    for index, _, path, old_line in _hunk_lines(lines):
+        if not old_line or path is None or REDACTED not in lines[index]:
+            continue
+        if path not in cache:
+            content = base(path)
+            cache[path] = None if content is None else \
+                content.decode("utf-8", "surrogateescape").split("\n")
+        original = cache[path]
+        if original is not None and old_line <= len(original) and \
+                _matches(lines[index][1:], original[old_line - 1]):
+            lines[index] = lines[index][:1] + original[old_line - 1]
+    return "\n".join(lines).encode("utf-8", "surrogateescape")
+
+
 class CodeUnavailable(UsageError):
     """The code of a trial cannot be rebuilt here (commit or blob missing)."""
+
+
+class UnsafeSnapshot(UsageError):
+    """The journal's code snapshot would write outside the new directory, or into ``.git``.
+
+    Only a journal edited by hand (or by someone else) says such things: kleio records paths
+    that git listed. So nothing is written, and the message says which entry it was.
+    """
+
+
+# --- what a journal may say ------------------------------------------------------------------
+#
+# The code snapshot is read from the journal, which other people (a team's MongoDB, a shared
+# file) can write. Before anything is written, every name it holds is checked: commits and
+# digests are hex, paths are relative, normalized, and stay out of .git.
+
+_COMMIT = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256 repositories
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+# Characters that macOS (HFS+) ignores in names: there ".g\u200cit" is ".git".
+_IGNORED_IN_NAMES = dict.fromkeys(
+    [*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF]
+)
+
+
+def _refuse(what: str, why: str) -> UnsafeSnapshot:
+    shown = what if len(what) <= 200 else what[:200] + "..."
+    return UnsafeSnapshot(f"refusing the trial's recorded {shown}: {why}",
+                          "the journal may have been altered; nothing was written")
+
+
+def _is_git_dir_name(part: str) -> bool:
+    # Also what a case-insensitive (macOS, Windows) or NTFS file system takes for .git.
+    name = part.translate(_IGNORED_IN_NAMES).rstrip(". ").casefold()
+    return name in (".git", "git~1")
+
+
+def safe_path(path: object, what: str) -> str:
+    """``path`` if it names a place inside a checkout and outside its ``.git``; else raise.
+
+    Raises:
+        UnsafeSnapshot: an absolute path, ``..``, ``.``, an empty part, a NUL byte, or a part
+            that is (or a file system takes for) ``.git``.
+    """
+    if not isinstance(path, str) or not path:
+        raise _refuse(f"{what} {path!r}", "it is not a path")
+    label = f"{what} {path!r}"
+    if "\0" in path:
+        raise _refuse(label, "it holds a NUL byte")
+    if path.startswith("/") or os.path.isabs(path):
+        raise _refuse(label, "it is an absolute path")
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            raise _refuse(label, "it leaves the directory or is not a normalized path")
+        if _is_git_dir_name(part):
+            raise _refuse(label, "it writes inside .git")
+    try:
+        path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise _refuse(label, "it is not a file name") from None
+    return path
+
+
+def check_snapshot(code: dict[str, Any]) -> None:
+    """Check every name a git code snapshot holds before it is used (see :func:`safe_path`)."""
+    commit = code.get("commit")
+    if commit is not None and not (isinstance(commit, str) and _COMMIT.fullmatch(commit)):
+        raise _refuse(f"commit {commit!r}", "it is not a commit id")
+    digest = code.get("diff_sha256")
+    if digest is not None and not (isinstance(digest, str) and _DIGEST.fullmatch(digest)):
+        raise _refuse(f"diff digest {digest!r}", "it is not a sha256 digest")
+    untracked = code.get("untracked") or []
+    if not isinstance(untracked, list):
+        raise _refuse("untracked files", "they are not a list")
+    for item in untracked:
+        if not isinstance(item, dict):
+            raise _refuse(f"untracked file {item!r}", "it is not a file entry")
+        safe_path(item.get("path"), "untracked file")
+        sha = item.get("sha256")
+        if not (isinstance(sha, str) and _DIGEST.fullmatch(sha)):
+            raise _refuse(f"untracked file {item.get('path')!r}", "its digest is not sha256")
+
+
+def _patch_paths(repo: str, patch: bytes, env: dict[str, str] | None) -> list[str]:
+    """The paths ``git apply`` would touch (as git itself reads the patch), each checked."""
+    listed = _git(repo, "apply", "--numstat", "-z", "-", env=env, input=patch, check=False)
+    if listed.returncode != 0:
+        raise CodeUnavailable(f"the recorded diff is not a patch git can read "
+                              f"({_last_line(listed.stderr)})")
+    records = listed.stdout.split(b"\0")
+    paths: list[str] = []
+    index = 0
+    while index < len(records):
+        fields = records[index].split(b"\t", 2)
+        index += 1
+        if len(fields) != 3:
+            continue
+        # A rename or copy: an empty path, then its two paths as records of their own.
+        names = [fields[2]] if fields[2] else records[index : index + 2]
+        index += 0 if fields[2] else 2
+        for name in names:
+            paths.append(safe_path(name.decode("utf-8", "surrogateescape"),
+                                   "diff's file"))
+    return paths
+
+
+def _last_line(stderr: bytes) -> str:
+    lines = stderr.decode("utf-8", "replace").strip().splitlines()
+    return lines[-1] if lines else "no message"
+
+
+def _base_reader(repo: str, commit: str | None, env: dict[str, str] | None
+                 ) -> Callable[[str], bytes | None]:
+    def read(path: str) -> bytes | None:
+        if commit is None:
+            return None
+        shown = _git(repo, "cat-file", "blob", f"{commit}:{path}", env=env, check=False)
+        return shown.stdout if shown.returncode == 0 else None
+
+    return read
+
+
+def _recorded_patch(store: Store, code: dict[str, Any], repo: str,
+                    env: dict[str, str] | None) -> tuple[bytes, list[str]]:
+    """The trial's diff, ready to apply at its commit, and the paths it touches."""
+    patch = blob(store, code["diff_sha256"], "recorded diff")
+    if not patch.strip():
+        return patch, []
+    patch = restore_patch(patch, _base_reader(repo, code.get("commit"), env))
+    return patch, _patch_paths(repo, patch, env)
 
 
 def _git(cwd: str, *args: str, env: dict[str, str] | None = None,
@@ -48,7 +349,7 @@ def find_repository(code: dict[str, Any], candidates: list[str | None]) -> str |
 
     roots = []
     for candidate in candidates:
-        if candidate and os.path.isdir(candidate):
+        if isinstance(candidate, str) and candidate and os.path.isdir(candidate):
             root = find_repo_root(candidate)
             if root and root not in roots:
                 roots.append(root)
@@ -84,6 +385,7 @@ class Workspace:
 
     def tree(self, store: Store, code: dict[str, Any], name: str) -> str:
         """Write the tree of a git code snapshot; return its id."""
+        check_snapshot(code)
         env = {**self.env, "GIT_INDEX_FILE": os.path.join(self.tmp.name, f"index-{name}")}
         commit = code.get("commit")
         if commit is not None and not _has_commit_env(self.repo, commit, env):
@@ -91,9 +393,9 @@ class Workspace:
                                   f"{self.repo}", "fetch it (git fetch) and try again")
         _git(self.repo, "read-tree", commit or _EMPTY_TREE, env=env)
         if code.get("diff_sha256"):
-            patch = blob(store, code["diff_sha256"], "recorded diff")
-            if patch.strip():
-                _git(self.repo, "apply", "--cached", "--binary", "-", env=env, input=patch)
+            patch, paths = _recorded_patch(store, code, self.repo, env)
+            if paths:
+                _apply(self.repo, patch, commit, "--cached", env=env)
         elif code.get("dirty") and code.get("diffstat"):
             raise CodeUnavailable("the trial's uncommitted changes were not recorded")
         for item in code.get("untracked") or []:
@@ -170,10 +472,18 @@ def checkout(store: Store, doc: dict[str, Any], dest: str, candidates: list[str 
     try:
         return _checkout(store, doc, dest, candidates)
     except BaseException:
-        if not existed and os.path.isdir(dest):
-            import shutil
+        import shutil
 
+        if not existed and os.path.isdir(dest):
             shutil.rmtree(dest, ignore_errors=True)
+        elif existed and os.path.isdir(dest) and not os.path.islink(dest):
+            # It was empty (anything else is refused before writing): empty it again.
+            for name in os.listdir(dest):
+                full = os.path.join(dest, name)
+                if os.path.isdir(full) and not os.path.islink(full):
+                    shutil.rmtree(full, ignore_errors=True)
+                else:
+                    os.unlink(full)
         raise
 
 
@@ -184,6 +494,11 @@ def _checkout(store: Store, doc: dict[str, Any], dest: str, candidates: list[str
     With git, ``dest`` is a clone of the repository at the trial's commit (detached), with
     the recorded diff applied to its working tree and the untracked sources written, and
     the trial's origin as its origin: running the trial's command there is the same trial.
+
+    Whatever the journal says, nothing is written outside ``dest`` or inside its ``.git``:
+    the snapshot's names are checked first (:func:`check_snapshot`), the paths git reads in
+    the diff too, symbolic links the diff makes must stay inside, and files are created
+    without following any symbolic link.
     """
     code = doc.get("code") or {}
     if os.path.lexists(dest) and not (os.path.isdir(dest) and not os.listdir(dest)):
@@ -192,11 +507,11 @@ def _checkout(store: Store, doc: dict[str, Any], dest: str, candidates: list[str
         content = _script_text(store, code)
         if content is None:
             raise CodeUnavailable("the trial ran outside git and its script was not stored")
+        name = safe_path(os.path.basename(str(code.get("script") or "script.py")), "script")
         os.makedirs(dest, exist_ok=True)
-        path = os.path.join(dest, os.path.basename(str(code.get("script") or "script.py")))
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.writelines(content)
-        return f"script {os.path.basename(path)}"
+        _write_new_file(dest, name, "".join(content).encode("utf-8", "surrogateescape"))
+        return f"script {name}" + _masked_note(code)
+    check_snapshot(code)
     repo = find_repository(code, candidates)
     if repo is None:
         raise CodeUnavailable(
@@ -215,20 +530,81 @@ def _checkout(store: Store, doc: dict[str, Any], dest: str, candidates: list[str
         _git(dest, "checkout", "-q", "--detach", commit)
     parts = [f"commit {commit[:12]}" if commit else "no commit"]
     if code.get("diff_sha256"):
-        patch = blob(store, code["diff_sha256"], "recorded diff")
-        if patch.strip():
-            _git(dest, "apply", "--binary", "-", input=patch)
-            parts.append(f"the recorded diff ({len(code.get('diffstat') or [])} files)")
+        patch, paths = _recorded_patch(store, code, dest, None)
+        if paths:
+            _apply(dest, patch, commit)
+            _check_links(dest, paths)
+            parts.append(f"the recorded diff ({len(paths)} files)")
     untracked = code.get("untracked") or []
-    root = os.path.realpath(dest)
     for item in untracked:
-        path = os.path.realpath(os.path.join(dest, item["path"]))
-        if not path.startswith(root + os.sep) or os.path.lexists(path):
-            raise UsageError(f"refusing to write untracked file {item['path']!r}",
-                             "the journal's path leaves the directory or exists")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as handle:
-            handle.write(blob(store, item["sha256"], f"untracked file {item['path']}"))
+        data = blob(store, item["sha256"], f"untracked file {item['path']}")
+        _write_new_file(dest, item["path"], data)
     if untracked:
         parts.append(f"{len(untracked)} untracked source file(s)")
-    return ", ".join(parts)
+    return ", ".join(parts) + _masked_note(code)
+
+
+def _apply(repo: str, patch: bytes, commit: str | None, *options: str,
+           env: dict[str, str] | None = None) -> None:
+    applied = _git(repo, "apply", *options, "--binary", "-", env=env, input=patch, check=False)
+    if applied.returncode != 0:
+        at = f"commit {commit[:12]}" if commit else "an empty repository"
+        raise CodeUnavailable(f"the recorded diff does not apply to {at} "
+                              f"({_last_line(applied.stderr)})")
+
+
+def _check_links(dest: str, paths: list[str]) -> None:
+    """Refuse the symbolic links the diff made that lead out of ``dest`` or into its .git."""
+    root = os.path.realpath(dest)
+    for path in paths:
+        full = os.path.join(dest, path)
+        if not os.path.islink(full):
+            continue
+        target = os.path.realpath(full)
+        inside = os.path.relpath(target, root) if target.startswith(root + os.sep) else None
+        if inside is None or any(_is_git_dir_name(part) for part in inside.split(os.sep)):
+            raise _refuse(f"symbolic link {path!r} -> {os.readlink(full)!r}",
+                          "it leads out of the directory or into .git")
+
+
+def _write_new_file(dest: str, path: str, content: bytes) -> None:
+    """Create ``dest/path`` (a checked path), never through a symbolic link, never over a file.
+
+    Every directory is opened with O_NOFOLLOW relative to the one before, and the file is
+    created with O_EXCL: a link planted anywhere on the way (by the diff, by the commit)
+    makes this fail instead of writing where the link points.
+    """
+    parts = path.split("/")
+    directory = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            try:
+                os.mkdir(part, dir_fd=directory)
+            except FileExistsError:
+                pass
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                            dir_fd=directory)
+            os.close(directory)
+            directory = inner
+        handle = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                         0o666, dir_fd=directory)
+        with os.fdopen(handle, "wb") as out:
+            out.write(content)
+    except FileExistsError:
+        raise _refuse(f"file {path!r}", "it exists already (the commit or the diff has it)"
+                      ) from None
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise _refuse(f"file {path!r}", "its directory is a symbolic link or a file"
+                          ) from None
+        raise CodeUnavailable(f"cannot write {path!r} in {dest}: {error.strerror}") from None
+    finally:
+        os.close(directory)
+
+
+def _masked_note(code: dict[str, Any]) -> str:
+    masked = code.get("secrets_masked")
+    if not isinstance(masked, dict) or not masked:
+        return ""
+    names = ", ".join(sorted(str(name) for name in masked))
+    return f"; secrets were masked as {REDACTED} in {names}: put them back before running it"

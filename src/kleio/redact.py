@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 from collections.abc import Mapping
 
 REDACTED = "***"
@@ -205,10 +206,20 @@ def redact_value(text: str) -> str:
         from kleio.storage import mask_uri
 
         text = mask_uri(text)
-    if "=" in text:
+    # Each pattern runs only where a word it needs is (a str.find, at C speed): the
+    # patterns cost microseconds per call, and code has many lines.
+    lower = text.lower()
+    if "=" in text and _any_in(_SECRET_WORD, lower):
         text = _PAIR.sub(_mask_pair, text)
-    text = _BEARER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
-    return _TOKEN_PATTERNS.sub(REDACTED, text)
+    if _any_in(_BEARER_WORD, lower):
+        text = _BEARER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    if _any_in(_TOKEN_WORD, lower):
+        text = _TOKEN_PATTERNS.sub(REDACTED, text)
+    return text
+
+
+def _any_in(words: re.Pattern[str], lower: str) -> bool:
+    return words.search(lower) is not None
 
 
 def redact_env(mapping: Mapping[str, str]) -> dict[str, str]:
@@ -411,6 +422,23 @@ _TEXT_OPTION = re.compile(
     r"""(?P<value>"[^"\r\n]*"|'[^'\r\n]*'|[^\s"'`]+)"""
 )
 _LITERAL = re.compile(r""""[^"\r\n]*"|'[^'\r\n]*'""")
+# Words (lower-cased) without which a pattern cannot match: every secret name holds one of
+# _SECRET_TRIGGERS, every token shape one of _TOKEN_TRIGGERS. A line with none of _TRIGGERS
+# holds no secret to mask.
+_SECRET_TRIGGERS = (
+    "key", "token", "secret", "pass", "pw", "cred", "auth", "cookie", "session", "private",
+    "signature", "dsn", "bearer",
+)  # fmt: skip
+_BEARER_TRIGGERS = ("bearer", "basic", "token")
+_TOKEN_TRIGGERS = (
+    "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xox", "sk-", "sk_",
+    "rk_", "hf_", "npm_", "pypi-", "akia", "asia", "aiza", "eyj",
+)  # fmt: skip
+_TRIGGERS = (*_SECRET_TRIGGERS, "basic", "://", *_TOKEN_TRIGGERS)
+_SECRET_WORD = re.compile("|".join(map(re.escape, _SECRET_TRIGGERS)))
+_BEARER_WORD = re.compile("|".join(_BEARER_TRIGGERS))
+_TOKEN_WORD = re.compile("|".join(map(re.escape, _TOKEN_TRIGGERS)))
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _PLAIN_WORDS = frozenset({"true", "false", "null", "none", "nil", "yes", "no", "on", "off", "~"})
 
 
@@ -432,6 +460,73 @@ def _redact_literal(match: re.Match[str]) -> str:
     return literal[0] + redact_value(literal[1:-1]) + literal[-1]
 
 
+def _candidate_lines(text: str) -> list[tuple[int, int]]:
+    """The ``(start, end)`` of the lines that hold a word any secret pattern starts with.
+
+    Programs are mostly lines with no such word: a few ``str.find`` passes (C speed) skip
+    them, and the regular expressions run on the rest only.
+    """
+    lower = text.lower()
+    if len(lower) != len(text):  # a character lower-cased to two: keep positions
+        lower = text.translate(_ASCII_LOWER)
+    spans: set[tuple[int, int]] = set()
+    for word in _TRIGGERS:
+        at = lower.find(word)
+        while at != -1:
+            start = text.rfind("\n", 0, at) + 1
+            end = text.find("\n", at)
+            end = len(text) if end == -1 else end
+            spans.add((start, end))
+            at = lower.find(word, end)  # the next line: no line is searched twice per word
+    return sorted(spans)
+
+
+def might_hold_secrets(text: str) -> bool:
+    """False when :func:`redact_text` would surely leave ``text`` unchanged (a fast test)."""
+    lower = text.lower()
+    return "-----begin " in lower or any(word in lower for word in _TRIGGERS)
+
+
+def _redact_line(line: str, bare_ok: bool) -> str:
+    def assignment(match: re.Match[str]) -> str:
+        name = match.group("name").rsplit(".", 1)[-1]
+        if _SECRET_WORD.search(name.lower()) is None:  # most names: one C call
+            return match.group(0)
+        new = _masked_value(match.group("value"), bare_ok)
+        if new is None or not _is_secret_in_code(name):
+            return match.group(0)
+        return match.group(0)[: match.start("value") - match.start()] + new
+
+    def option(match: re.Match[str]) -> str:
+        new = _masked_value(match.group("value"), True)
+        if new is None or not is_secret_name(match.group("name")):
+            return match.group(0)
+        return match.group(0)[: match.start("value") - match.start()] + new
+
+    lower = line.lower()
+    if bare_ok:
+        line = redact_value(line)
+    else:
+        # In code, key=value is a keyword argument (f(api_key=api_key)): pairs are looked for
+        # inside string literals only (a URL query, a connection string); URIs and token
+        # shapes everywhere (comments, docstrings).
+        if "=" in line and _any_in(_SECRET_WORD, lower):
+            line = _LITERAL.sub(_redact_literal, line)
+        if "://" in line:
+            from kleio.storage import mask_uri
+
+            line = mask_uri(line)
+        if _any_in(_BEARER_WORD, lower):
+            line = _BEARER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, line)
+        if _any_in(_TOKEN_WORD, lower):
+            line = _TOKEN_PATTERNS.sub(REDACTED, line)
+    if _any_in(_SECRET_WORD, lower):
+        line = _ASSIGNMENT.sub(assignment, line)
+        if "--" in line:
+            line = _TEXT_OPTION.sub(option, line)
+    return line
+
+
 def redact_text(text: str, path: str = "") -> str:
     """Return the text of a source or configuration file with its secrets masked.
 
@@ -449,43 +544,22 @@ def redact_text(text: str, path: str = "") -> str:
         return text
     name = os.path.basename(path).lower()
     bare_ok = name.startswith(".env") or os.path.splitext(name)[1] in _CONFIG_SUFFIXES
-
-    def assignment(match: re.Match[str]) -> str:
-        new = _masked_value(match.group("value"), bare_ok)
-        if new is None or not _is_secret_in_code(match.group("name").rsplit(".", 1)[-1]):
-            return match.group(0)
-        return match.group(0)[: match.start("value") - match.start()] + new
-
-    def option(match: re.Match[str]) -> str:
-        new = _masked_value(match.group("value"), True)
-        if new is None or not is_secret_name(match.group("name")):
-            return match.group(0)
-        return match.group(0)[: match.start("value") - match.start()] + new
-
-    text = _mask_pem(text)
-    if bare_ok:
-        text = redact_value(text)
-    else:
-        # In code, key=value is a keyword argument (f(api_key=api_key)): pairs are looked for
-        # inside string literals only (a URL query, a connection string); URIs and token
-        # shapes everywhere (comments, docstrings).
-        text = _LITERAL.sub(_redact_literal, text)
-        if "://" in text:
-            from kleio.storage import mask_uri
-
-            text = mask_uri(text)
-        text = _BEARER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
-        text = _TOKEN_PATTERNS.sub(REDACTED, text)
-    text = _ASSIGNMENT.sub(assignment, text)
-    if "--" in text:
-        text = _TEXT_OPTION.sub(option, text)
-    return text
+    text = _mask_pem(text)  # the one pattern that spans lines
+    out: list[str] = []
+    done = 0
+    for start, end in _candidate_lines(text):
+        out.append(text[done:start])
+        out.append(_redact_line(text[start:end], bare_ok))
+        done = end
+    out.append(text[done:])
+    return "".join(out)
 
 
 __all__ = [
     "PASSWORD_OPTIONS",
     "REDACTED",
     "is_secret_name",
+    "might_hold_secrets",
     "redact_argv",
     "redact_env",
     "redact_message",

@@ -23,7 +23,7 @@ import subprocess
 import sys
 
 from kleio.identity import project_of
-from kleio.redact import redact_env
+from kleio.redact import REDACTED, redact_env, redact_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at import; annotations are strings anyway
@@ -175,7 +175,7 @@ def _is_source(path: str) -> bool:
 
 
 def _untracked_sources(
-    root: str, paths: list[str], blobs: dict[str, bytes]
+    root: str, paths: list[str], blobs: dict[str, bytes], masked: dict[str, int]
 ) -> tuple[list[dict[str, Any]], int]:
     recorded: list[dict[str, Any]] = []
     skipped = 0
@@ -195,6 +195,12 @@ def _untracked_sources(
             continue
         if len(content) > MAX_UNTRACKED_SIZE or b"\0" in content[:8192]:
             continue
+        text = content.decode("utf-8", "surrogateescape")
+        masked_text = redact_text(text, path)
+        if masked_text != text:
+            masked[path] = max(1, masked_text.count(REDACTED) - text.count(REDACTED))
+            content = masked_text.encode("utf-8", "surrogateescape")
+        # The hash is the stored (masked) content's, as for the diff: see code_snapshot.
         digest = _sha256(content)
         blobs[digest] = content
         recorded.append({"path": path, "sha256": digest, "size": len(content)})
@@ -212,10 +218,17 @@ def _script_snapshot(cwd: str, script: str | None, blobs: dict[str, bytes]) -> d
             content = handle.read()
     except OSError:
         return doc  # a module name (python -m) or a program on PATH: nothing to hash
-    digest = _sha256(content)
-    doc["script_sha256"] = digest
     if len(content) <= MAX_SCRIPT_BLOB:
-        blobs[digest] = content
+        # Stored, so masked (unless binary), and hashed as stored (see code_snapshot).
+        text = content.decode("utf-8", "surrogateescape")
+        masked = text if b"\0" in content[:8192] else redact_text(text, path)
+        if masked != text:
+            doc["secrets_masked"] = {
+                os.path.basename(path): max(1, masked.count(REDACTED) - text.count(REDACTED))
+            }
+            content = masked.encode("utf-8", "surrogateescape")
+        blobs[_sha256(content)] = content
+    doc["script_sha256"] = _sha256(content)
     return doc
 
 
@@ -233,7 +246,10 @@ def code_snapshot(cwd: str, root: str | None, script: str | None) -> tuple[dict,
         the doc holds ``vcs`` ("git"), ``repository``, ``branch`` (None when detached),
         ``commit`` (None before the first commit), ``detached``, ``dirty``, ``diff_sha256``,
         ``diff_size``, ``diffstat`` (``[{"path", "added", "removed"}]``), ``untracked``
-        (``[{"path", "sha256", "size"}]``) and ``untracked_skipped``. Without git (or when git
+        (``[{"path", "sha256", "size"}]``), ``untracked_skipped`` and, when secrets were
+        masked, ``secrets_masked`` (``{path: values a checkout shows masked}``, see
+        :func:`kleio.codestate.mask_patch`): the blobs hold the masked text, and the hashes
+        are the blobs'. Without git (or when git
         cannot be run) it holds ``vcs`` (None), ``script`` (absolute) and ``script_sha256``;
         the caller should warn once that the code is only known by the script's hash.
     """
@@ -261,12 +277,16 @@ def code_snapshot(cwd: str, root: str | None, script: str | None) -> tuple[dict,
         "diff_size": 0,
         "diffstat": [],
     }
+    masked: dict[str, int] = {}
     if state["dirty"]:
         base = state["commit"] or _EMPTY_TREE
         try:
+            # Explicit prefixes: diff.noprefix or diff.mnemonicPrefix in the user's config
+            # would make a patch that `git apply` (which strips "a/", "b/") misplaces.
             diff: subprocess.CompletedProcess[bytes] | None = _git(
                 root, "diff", base, "--no-color", "--no-ext-diff", "--no-textconv",
-                "--no-renames", "--binary", "--numstat", "-z", "-p",
+                "--no-renames", "--binary", "--src-prefix=a/", "--dst-prefix=b/",
+                "--numstat", "-z", "-p",
             )  # fmt: skip
         except (OSError, subprocess.SubprocessError):
             diff = None  # dirty, but what changed is unknown: diff_sha256 stays None
@@ -274,11 +294,25 @@ def code_snapshot(cwd: str, root: str | None, script: str | None) -> tuple[dict,
             # --numstat -z then -p: NUL-separated stats, an empty record, then the patch.
             stats, _, patch = diff.stdout.partition(b"\0\0")
             doc["diffstat"] = _parse_numstat(stats)
+            if len(patch) <= MAX_DIFF_BLOB:
+                from kleio.codestate import mask_patch
+
+                patch, found = mask_patch(patch)
+                masked.update(found)
+                blobs[_sha256(patch)] = patch
+            # The hash is the *stored*, masked diff's. So the blob stays content-addressed, and
+            # no hash of a secret is stored: a hash of the original would let anyone who reads
+            # the journal test guesses of a short password offline against the masked text.
+            # Change detection still sees every edit but one: a new value of a masked secret
+            # alone is no code change, as a new --password is no new trial. A diff too large
+            # to store is never read back, so its hash is the original's.
             doc["diff_sha256"] = _sha256(patch)
             doc["diff_size"] = len(patch)
-            if len(patch) <= MAX_DIFF_BLOB:
-                blobs[doc["diff_sha256"]] = patch
-    doc["untracked"], doc["untracked_skipped"] = _untracked_sources(root, state["untracked"], blobs)
+    doc["untracked"], doc["untracked_skipped"] = _untracked_sources(
+        root, state["untracked"], blobs, masked
+    )
+    if masked:
+        doc["secrets_masked"] = dict(sorted(masked.items()))
     return doc, blobs
 
 
