@@ -225,6 +225,32 @@ def test_read_events_reads_only_what_it_returns(sqlite_store, query):
     assert "TEMP B-TREE" not in last, last
 
 
+@pytest.mark.parametrize("text", ["\udcff", "ab\udcfe", "\ud800"])
+def test_undecodable_ids_and_filters_match_nothing(sqlite_store, text):
+    # Undecodable argv bytes arrive as lone surrogates, which sqlite3 refuses to bind.
+    sqlite_store.create_trial(doc=doc("ab" * 32, tags=["t"]))
+    assert sqlite_store.find_trials(id_prefix=text) == []
+    assert sqlite_store.find_trials(tags=[text]) == []
+    assert sqlite_store.find_trials(parent_id=text) == []
+    assert sqlite_store.find_trials(statuses=[text]) == []
+    assert sqlite_store.get_trial(trial_id=text) is None
+    assert sqlite_store.read_events(trial_id=text) == []
+    assert sqlite_store.last_seq(trial_id=text) is None
+    assert sqlite_store.count_events(trial_id=text, kind="stdout") == 0
+
+
+def test_bounds_beyond_64_bits_mean_no_bound(sqlite_store):
+    sqlite_store.create_trial(doc=doc("t1"))
+    sqlite_store.append_events(trial_id="t1", events=[(i, "stdout", 0.0, "{}") for i in range(3)])
+    huge = 10**20
+    assert len(sqlite_store.find_trials(limit=huge)) == 1
+    assert [e.seq for e in sqlite_store.read_events(trial_id="t1", limit=huge, upto=huge)] == [
+        0, 1, 2]
+    assert sqlite_store.read_events(trial_id="t1", after=huge) == []
+    assert len(sqlite_store.read_events(trial_id="t1", after=-huge, reverse=True)) == 3
+    assert sqlite_store.count_events(trial_id="t1", kind="stdout", upto=huge) == 3
+
+
 # -- blobs ----------------------------------------------------------------------------------
 
 

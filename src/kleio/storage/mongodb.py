@@ -358,6 +358,8 @@ class MongoDBStore(Store):
 
     @_guarded
     def get_trial(self, *, trial_id: str) -> dict[str, Any] | None:
+        if not _safe_str(trial_id):  # undecodable argv bytes: BSON cannot carry them
+            return None
         doc = self._db.trials.find_one({"_id": trial_id})
         return None if doc is None else self._from_mongo(doc)
 
@@ -386,6 +388,11 @@ class MongoDBStore(Store):
                 " (prefix with - for descending)"
             )
         if limit is not None and limit <= 0:
+            return []
+        # No stored id or tag holds a lone surrogate (ids are hex, tags are escaped), and
+        # BSON cannot encode one: such a filter matches nothing.
+        if not all(_safe_str(text) for text in (id_prefix or "", parent_id or "",
+                                                 *(statuses or ()), *(tags or ()))):
             return []
         query: dict[str, Any] = {}
         if id_prefix:

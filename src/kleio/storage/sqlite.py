@@ -92,6 +92,29 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
 
 
+#: SQLite integers are signed 64-bit; a larger bound or limit means "no bound".
+_INT64_MAX = (1 << 63) - 1
+
+
+def _int64(value: int) -> int:
+    return max(-_INT64_MAX - 1, min(value, _INT64_MAX))
+
+
+def _bindable(text: str) -> bool:
+    """Tell whether the sqlite3 module can pass ``text`` (it refuses lone surrogates).
+
+    A trial id or prefix holding undecodable bytes (from argv) then matches no trial instead
+    of raising UnicodeEncodeError: no stored id can hold one.
+    """
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _dumps(doc: Any) -> str:
     # ASCII-only JSON: lone surrogates (undecodable output bytes) cannot be encoded to UTF-8
     # by the sqlite3 module, but their \\u escapes can.
@@ -255,6 +278,8 @@ class SQLiteStore(Store):
             return cursor.rowcount == 1
 
     def get_trial(self, *, trial_id: str) -> dict[str, Any] | None:
+        if not _bindable(trial_id):
+            return None
         rows = self._query("SELECT doc FROM trials WHERE id = ?", (trial_id,))
         return json.loads(rows[0][0]) if rows else None
 
@@ -311,6 +336,9 @@ class SQLiteStore(Store):
                 " (prefix with - for descending)"
             )
         order = "DESC" if sort.startswith("-") else "ASC"
+        if not all(_bindable(text) for text in (id_prefix or "", parent_id or "",
+                                                 *(statuses or ()), *(tags or ()))):
+            return []
         where: list[str] = []
         params: list[Any] = []
         if id_prefix:
@@ -343,14 +371,14 @@ class SQLiteStore(Store):
         sql += f"{field} {order}" if field == "id" else f"{field} {order}, id {order}"
         if limit is not None:
             sql += " LIMIT ?"
-            params.append(limit)
+            params.append(_int64(limit))
         return [json.loads(row[0]) for row in self._query(sql, params)]
 
     # -- events ---------------------------------------------------------------------------
 
     def _read_key(self, trial_id: str) -> int | None:
         key = self._keys.get(trial_id)
-        if key is None:
+        if key is None and _bindable(trial_id):
             rows = self._query("SELECT key FROM trial_keys WHERE id = ?", (trial_id,))
             if rows:
                 key = self._keys[trial_id] = int(rows[0][0])
@@ -407,11 +435,13 @@ class SQLiteStore(Store):
         where = "trial = ?"
         params: list[Any] = [key]
         if after is not None:
+            if after >= _INT64_MAX:
+                return []
             where += " AND seq > ?"
-            params.append(after)
+            params.append(_int64(after))
         if upto is not None:
             where += " AND seq <= ?"
-            params.append(upto)
+            params.append(_int64(upto))
         if kinds is None:
             sql = f"SELECT seq, kind, time, data FROM events WHERE {where}"
         else:
@@ -430,7 +460,7 @@ class SQLiteStore(Store):
         sql += " ORDER BY seq DESC" if reverse else " ORDER BY seq"
         if limit is not None:
             sql += " LIMIT ?"
-            params.append(limit)
+            params.append(_int64(limit))
         loads = decode
         return [
             Event(trial_id, seq, kind, when, loads(data))
@@ -445,7 +475,7 @@ class SQLiteStore(Store):
         params: list[Any] = [key, kind]
         if upto is not None:
             sql += " AND seq <= ?"
-            params.append(upto)
+            params.append(_int64(upto))
         return int(self._query(sql, params)[0][0])
 
     def last_seq(self, *, trial_id: str) -> int | None:
