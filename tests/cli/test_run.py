@@ -571,3 +571,102 @@ def test_a_script_without_shebang_is_126_and_broken(git_repo, db_uri):
     assert result.stderr.splitlines()[-1].startswith("error: cannot execute ./noshebang.sh")
     assert "Traceback" not in result.stderr
     assert ls(git_repo)[0]["status"] == "broken"
+
+
+# -- tail -f never skips what is journalled while it prints (in-process, no timing) ---------
+
+class _RacingStore:
+    """A real SQLite journal that lets the "runner" journal more at one chosen moment.
+
+    ``moment`` names the read of ``kleio tail -f`` after which the late lines are appended:
+    ``last_seq`` (before the tail is read), ``tail`` (the tail read itself) or ``follow``
+    (an empty read of the follow loop, after which the run also ends).
+    """
+
+    def __init__(self, store, trial_id, moment, late):
+        self.store, self.trial_id, self.moment, self.late = store, trial_id, moment, late
+        self.fired = False
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def _fire(self, moment):
+        if self.fired or moment != self.moment:
+            return
+        self.fired = True
+        from kleio.storage.base import encode, first_seq
+
+        last = self.store.last_seq(trial_id=self.trial_id)
+        start = first_seq(1) if last is None else last + 1  # a branch without events yet
+        self.store.append_events(trial_id=self.trial_id, events=[
+            (start + i, "stdout", 1.0, encode({"line": line}))
+            for i, line in enumerate(self.late)])
+        self.store.update_trial(trial_id=self.trial_id, fields={"status": "completed"})
+
+    def last_seq(self, **kwargs):
+        result = self.store.last_seq(**kwargs)
+        self._fire("last_seq")
+        return result
+
+    def read_events(self, **kwargs):
+        result = self.store.read_events(**kwargs)
+        if kwargs.get("reverse"):
+            self._fire("tail")
+        elif not result:
+            self._fire("follow")
+        return result
+
+
+def _journal_with_lines(tmp_path, lines, *, trial_id="a" * 64, parent=None):
+    from kleio.storage.base import encode, first_seq
+    from kleio.storage.sqlite import SQLiteStore
+
+    store = SQLiteStore(str(tmp_path / "tail.db"))
+    me = {"host": "h", "pid": os.getpid(), "pid_start": None, "since": time.time()}
+    store.create_trial(doc={"schema_version": 1, "id": trial_id, "created_at": 1.0,
+                            "command": ["x"], "status": "running", "tags": [],
+                            "parent": parent, "runner": me, "heartbeat_at": time.time()})
+    start = first_seq(1)
+    store.append_events(trial_id=trial_id, events=[
+        (start + i, "stdout", 1.0, encode({"line": line})) for i, line in enumerate(lines)])
+    return store
+
+
+@pytest.mark.parametrize("moment", ["last_seq", "tail", "follow"])
+def test_tail_follow_never_skips_lines_journalled_while_it_prints(tmp_path, moment):
+    from kleio.cli.tail import tail
+
+    lines = [f"line {i}" for i in range(50)]
+    late = [f"late {i}" for i in range(20)]
+    store = _journal_with_lines(tmp_path, lines)
+    racing = _RacingStore(store, "a" * 64, moment, late)
+    shown = []
+    code = tail(racing, store.get_trial(trial_id="a" * 64), kind="stdout", lines=30,
+                follow=True, show=lambda event: shown.append(event.data["line"]), host="h",
+                stale_after=60.0, poll=0)
+    store.close()
+    assert racing.fired and code == 0
+    assert shown == lines[-30:] + late  # every late line, once, in order
+
+
+def test_tail_follow_of_a_branch_reads_the_parent_up_to_the_cut_then_its_own(tmp_path):
+    from kleio.cli.tail import tail
+    from kleio.storage.base import encode, first_seq
+
+    parent_lines = [f"parent {i}" for i in range(10)]
+    store = _journal_with_lines(tmp_path, parent_lines, trial_id="p" * 64)
+    cut = first_seq(1) + 5  # the branch inherits parent 0..5
+    store.append_events(trial_id="p" * 64, events=[(first_seq(1) + 100, "stdout", 1.0,
+                                                    encode({"line": "after the cut"}))])
+    me = {"host": "h", "pid": os.getpid(), "pid_start": None, "since": time.time()}
+    store.create_trial(doc={"schema_version": 1, "id": "b" * 64, "created_at": 2.0,
+                            "command": ["x"], "status": "running", "tags": [],
+                            "parent": {"id": "p" * 64, "cut": cut}, "runner": me,
+                            "heartbeat_at": time.time()})
+    racing = _RacingStore(store, "b" * 64, "tail", ["own 0", "own 1"])
+    shown = []
+    tail(racing, store.get_trial(trial_id="b" * 64), kind="stdout", lines=3, follow=True,
+         show=lambda event: shown.append(event.data["line"]), host="h", stale_after=60.0,
+         poll=0)
+    store.close()
+    assert shown == ["parent 3", "parent 4", "parent 5", "own 0", "own 1"]

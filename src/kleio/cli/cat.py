@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from kleio.cli.common import parser, store_from, table, write_line
+from kleio.cli.common import TOO_DEEP, emit, json_line, parser, store_from, table, write_line
 from kleio.trial import resolve_trial
 
 
@@ -23,7 +23,7 @@ def sort_key(key: str):  # noqa: ANN201 - a key function
             return (0, value)
         if isinstance(value, str):
             return (1, value)
-        return (2, json.dumps(value, sort_keys=True))
+        return (2, _compact(value))
 
     return order
 
@@ -59,7 +59,20 @@ def _cell(value: Any) -> str:
         return f"{value:.6g}"
     if isinstance(value, str):
         return value
-    return json.dumps(value)
+    return _compact(value)
+
+
+def _compact(value: Any) -> str:
+    """A list or mapping as one cell; a value nested too deeply to encode never crashes."""
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except (RecursionError, TypeError, ValueError):
+        return TOO_DEEP
+
+
+def output_record(kind: str, event: Any) -> dict[str, Any]:
+    """The JSON shape of one output line in ``cat --json`` and ``tail --json``."""
+    return {"stream": kind, "time": event.time, "line": event.data.get("line", "")}
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
@@ -81,19 +94,18 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             if args.sort:
                 stats = sort_statistics(stats, args.sort, doc["id"])
             if args.json:
-                out = sys.stdout
+                out = sys.stdout.buffer
                 for stat in stats:
-                    out.write(json.dumps(stat, ensure_ascii=False) + "\n")
+                    out.write(json_line(stat))
             elif stats:
-                sys.stdout.write(statistics_table(stats))
+                emit(statistics_table(stats))
             else:
                 sys.stderr.write(f"trial {doc['id'][:7]} has no statistics yet\n")
             return 0
         kind = "stderr" if args.stderr else "stdout"
         for event in store.iter_lineage_events(trial_id=doc["id"], kinds=(kind,)):
             if args.json:
-                sys.stdout.write(json.dumps({"stream": kind, "time": event.time,
-                                             "line": event.data.get("line", "")}) + "\n")
+                sys.stdout.buffer.write(json_line(output_record(kind, event)))
             else:
                 write_line(event.data.get("line", ""))
     sys.stdout.flush()

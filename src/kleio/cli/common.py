@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
+import math
 import os
+import re
 import sys
 import time
 from typing import Any, NoReturn
@@ -32,17 +35,69 @@ class Parser(argparse.ArgumentParser):
         i = 0
         while i < len(given):
             token = given[i]
-            if (token in self.DASH_VALUES and i + 1 < len(given)
+            # '--' is never a value: it ends the options (argparse alone turns '--sort=--'
+            # into an empty list).
+            if (token in self.DASH_VALUES and i + 1 < len(given) and given[i + 1] != "--"
                     and given[i + 1].startswith("-") and len(given[i + 1]) > 1):
                 joined.append(f"{token}={given[i + 1]}")
                 i += 2
             else:
                 joined.append(token)
                 i += 1
-        return super().parse_args(joined, namespace)
+        parsed = super().parse_args(joined, namespace)
+        for action in self._actions:
+            # argparse drops a '--' given as '--OPTION=--' and stores [] for a one-value option.
+            value = getattr(parsed, action.dest, None)
+            values = value if isinstance(action, argparse._AppendAction) else [value]
+            if action.nargs is None and action.option_strings and any(
+                    isinstance(item, list) for item in values or ()):
+                self.error(f"argument {'/'.join(action.option_strings)}: expected one argument")
+        return parsed
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}", f"see '{self.prog} --help'")
+        raise UsageError(f"{self.prog}: {one_line(message)}", f"see '{self.prog} --help'")
+
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def one_line(text: str) -> str:
+    """Escape line breaks, control characters and undecodable bytes of user-given text.
+
+    An error must stay one line on stderr whatever argv held (a newline, ``\\xff``).
+    """
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace")
+                            .decode("ascii"), text)
+
+
+def text(value: str) -> str:
+    """An argparse type for a value compared with the journal (a tag): valid UTF-8 text.
+
+    Undecodable bytes in argv arrive as lone surrogates, which no backend can store or match.
+    """
+    if _SURROGATE.search(value):
+        raise argparse.ArgumentTypeError(f"not valid UTF-8 text: {value[:40]!r}")
+    return value
+
+
+#: The largest count a backend accepts (a signed 64-bit integer); more means "all".
+MAX_COUNT = (1 << 63) - 1
+
+
+def count(text: str) -> int:
+    """An argparse type for ``--limit``/``-n``: a whole number, 0 or more.
+
+    A count beyond what a database integer holds (20 digits) means "all of them".
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a whole number: {text[:40]!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return min(value, MAX_COUNT)
 
 
 def parser(name: str, description: str, *, json_output: bool = True) -> Parser:
@@ -77,8 +132,74 @@ def store_from(flags: dict[str, Any], *, create: bool = False) -> tuple[Store, C
     return open_store(config.db), config
 
 
+# -- JSON output ------------------------------------------------------------------------------
+#
+# ``--json`` output is RFC 8259 JSON in UTF-8 whatever the journal holds (documented in
+# docs/reference/cli.rst, "JSON output"): Python's json module would write NaN and Infinity,
+# which strict parsers reject, and lone surrogates (undecodable output bytes, kept by
+# surrogateescape) cannot be encoded to UTF-8 at all.
+
+#: Non-finite floats become these strings, the names JavaScript and most parsers print.
+NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+#: A value too deep for the encoders is cut at this depth, the rest shown as TOO_DEEP.
+MAX_JSON_DEPTH = 400
+TOO_DEEP = "<nested too deeply>"
+
+
+def _clean(value: Any, cut: int | None = None, depth: int = 0) -> Any:
+    """Return ``value`` with non-finite floats and lone surrogates replaced (see above), and
+    containers deeper than ``cut`` replaced by :data:`TOO_DEEP`."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else NON_FINITE[repr(value)]
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if cut is not None and depth >= cut:
+        return TOO_DEEP
+    if isinstance(value, dict):
+        return {_clean_key(key): _clean(item, cut, depth + 1) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(item, cut, depth + 1) for item in value]
+    return _clean(str(value))
+
+
+def _clean_key(key: Any) -> Any:
+    if isinstance(key, (str, float)):
+        return _clean(key)
+    # json.dumps accepts these keys as they are and refuses any other type.
+    return key if key is None or isinstance(key, (bool, int)) else _clean(str(key))
+
+
+# One encoder for every line: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=str)
+
+
+def _dumps(value: Any) -> bytes:
+    return _ENCODER.encode(value).encode("utf-8") + b"\n"  # UnicodeEncodeError on a surrogate
+
+
+def json_line(value: Any) -> bytes:
+    """Encode ``value`` as one line of RFC 8259 JSON in UTF-8 (with the final newline).
+
+    The common case costs one ``json.dumps``; only a value that is not valid JSON as it
+    stands (NaN, lone surrogates, a type JSON lacks) pays for :func:`_clean`, and only one
+    nested too deeply for the encoders (hundreds of levels) is cut.
+    """
+    try:
+        return _dumps(value)
+    except (ValueError, TypeError, RecursionError):  # UnicodeEncodeError is a ValueError
+        pass
+    try:
+        return _dumps(_clean(value))
+    except RecursionError:
+        return _dumps(_clean(value, cut=MAX_JSON_DEPTH))
+
+
 def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False, default=str) + "\n")
+    """Print ``value`` as JSON on stdout, as UTF-8 bytes whatever the locale's encoding."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(json_line(value))
 
 
 def when(timestamp: float | None) -> str:
@@ -117,4 +238,30 @@ def _clip(text: str, width: int) -> str:
 
 def write_line(text: str) -> None:
     """Write journalled text back as the bytes the program printed."""
+    if not isinstance(text, str):  # a damaged event: show it rather than fail on it
+        text = str(text)
     sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape") + b"\n")
+
+
+def _output_errors(error: UnicodeError) -> tuple[str | bytes, int]:
+    """Encoding errors of human output: undecodable bytes (from argv, file names, program
+    output) are written back as they were; characters the terminal's encoding lacks are
+    escaped (``\\u20ac``)."""
+    assert isinstance(error, UnicodeEncodeError)
+    chunk = error.object[error.start:error.end]
+    if all("\udc80" <= char <= "\udcff" for char in chunk):
+        return bytes(ord(char) - 0xDC00 for char in chunk), error.end
+    return codecs.backslashreplace_errors(error)
+
+
+codecs.register_error("kleio-output", _output_errors)
+
+
+def emit(text: str) -> None:
+    """Write human output (tables, reports) to stdout, whatever text it holds.
+
+    ``print`` raises UnicodeEncodeError on a lone surrogate (a command line holding
+    undecodable bytes) unless the locale is C, and on characters a non-UTF-8 locale lacks.
+    """
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text.encode(sys.stdout.encoding or "utf-8", "kleio-output"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kleio.cli.common import config_from, parser, print_json, table
+from kleio.cli.common import config_from, emit, parser, print_json, table
 from kleio.config import SETTINGS
 from kleio.storage import mask_uri
 
@@ -22,7 +22,6 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     if args.json:
         print_json(rows)
     else:
-        print(table(["SETTING", "VALUE", "SOURCE"],
-                    [[r["name"], str(r["value"]), r["source"]] for r in rows], max_last=200),
-              end="")
+        emit(table(["SETTING", "VALUE", "SOURCE"],
+                   [[r["name"], str(r["value"]), r["source"]] for r in rows], max_last=200))
     return 0

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 from typing import Any
 
-from kleio.cli.common import parser, print_json, store_from, table
+from kleio.cli.common import emit, parser, print_json, store_from, table
 from kleio.storage import Store
 from kleio.trial import resolve_trial
 
@@ -136,5 +135,5 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     if args.json:
         print_json(result)
     else:
-        sys.stdout.write(render(result))
+        emit(render(result))
     return 0

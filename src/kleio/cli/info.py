@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from kleio.cli.common import duration, parser, print_json, store_from, when
+from kleio.cli.common import duration, emit, parser, print_json, store_from, when
 from kleio.reservation import display_status, hostname
 from kleio.storage import Store
 from kleio.trial import resolve_trial
@@ -144,5 +144,5 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     if args.json:
         print_json(info)
     else:
-        print(render(info), end="")
+        emit(render(info))
     return 0

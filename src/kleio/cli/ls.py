@@ -8,11 +8,14 @@ from typing import Any
 
 from kleio.cli.common import (
     NoJournal,
+    count,
     duration,
+    emit,
     parser,
     print_json,
     store_from,
     table,
+    text,
     when,
 )
 from kleio.reservation import display_status, hostname
@@ -50,11 +53,12 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     p.add_argument("--status", action="append", metavar="STATUS",
                    help=f"only trials with this status (repeatable): {', '.join(STATUSES)}, "
                         "or lost (held by a runner that died)")
-    p.add_argument("--tag", action="append", metavar="TAG", help="only trials with this tag")
+    p.add_argument("--tag", action="append", type=text, metavar="TAG",
+                   help="only trials with this tag")
     p.add_argument("--sort", default="-created",
                    help="created, started, ended, status or id; prefix '-' for descending "
                         "(default: -created)")
-    p.add_argument("--limit", type=int, default=None, help="at most this many trials")
+    p.add_argument("--limit", type=count, default=None, help="at most this many trials")
     args = p.parse_args(argv)
     descending = args.sort.startswith("-")
     key = SORT_KEYS.get(args.sort.lstrip("-"), args.sort.lstrip("-"))
@@ -67,15 +71,13 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             p.error(f"unknown status {unknown[0]!r}; use one of {', '.join(STATUSES)}, lost")
         statuses = sorted({("running" if s == "lost" else s) for s in args.status}
                           | ({"reserved"} if "lost" in args.status else set()))
-    if args.limit is not None and args.limit < 0:
-        p.error("--limit must be positive")
     try:
         store, config = store_from(flags)
     except NoJournal as error:
         if args.json:
             print_json([])
         else:
-            print(f"no trials yet: {error}")
+            emit(f"no trials yet: {error}\n")
         return 0
     with store:
         docs = store.find_trials(statuses=statuses, tags=args.tag,
@@ -91,18 +93,18 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         return 0
     if not rows:
         if args.status or args.tag or args.limit == 0:
-            print("no trials match these filters")
+            emit("no trials match these filters\n")
         else:
-            print("no trials yet: run one with 'kleio python train.py'")
+            emit("no trials yet: run one with 'kleio python train.py'\n")
         return 0
     parents = {r["parent"] for r in rows if r["parent"]}
-    print(table(
+    emit(table(
         ["ID", "STATUS", "STARTED", "DURATION", "COMMAND"],
         [[r["short_id"] + ("^" if r["parent"] else "") + ("*" if r["id"] in parents else ""),
           r["status"], when(r["started_at"]), duration(r["duration"]),
           shlex.join(r["command"])] for r in rows],
-    ), end="")
+    ))
     if parents:
-        print("^ a branch of another trial, * a trial with branches "
-              "('kleio info ID' shows the lineage)")
+        emit("^ a branch of another trial, * a trial with branches "
+             "('kleio info ID' shows the lineage)\n")
     return 0

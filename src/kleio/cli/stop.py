@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from kleio.cli.common import parser, print_json, store_from
+from kleio.cli.common import emit, parser, print_json, store_from
 from kleio.errors import NotRunning
 from kleio.reservation import HELD, display_status, hostname
 from kleio.trial import resolve_trial
@@ -40,8 +40,8 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         runner = doc.get("runner") or {}
         within = float(config["heartbeat_interval"])
         if not args.json:
-            print(f"asked trial {short} to stop: its runner on {runner.get('host')} stops it "
-                  f"within about {within:g} s; resume it later with 'kleio run {short}'")
+            emit(f"asked trial {short} to stop: its runner on {runner.get('host')} stops it "
+                 f"within about {within:g} s; resume it later with 'kleio run {short}'\n")
         sys.stdout.flush()
         while args.wait:
             time.sleep(0.2)
@@ -53,5 +53,5 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             print_json({"id": doc["id"], "stop_requested": request,
                         "status": display_status(doc, host=host, stale_after=stale)})
         elif args.wait:
-            print(f"trial {short} is {status}")
+            emit(f"trial {short} is {status}\n")
     return 0

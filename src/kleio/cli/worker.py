@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from kleio.cli.common import parser, store_from
+from kleio.cli.common import parser, store_from, text
 
 
 def _count(text: str) -> int:
@@ -42,7 +42,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         "and stops the worker.",
         json_output=False,
     )
-    p.add_argument("--tag", action="append", default=[], metavar="TAG",
+    p.add_argument("--tag", action="append", default=[], type=text, metavar="TAG",
                    help="run only trials carrying this tag (repeatable: every tag given)")
     p.add_argument("--max-trials", type=_count, default=None, metavar="N",
                    help="stop after running N trials")
