@@ -1,8 +1,10 @@
 """The I/O side of a runner: tee and journal the program's output, read its clients.
 
 One thread copies the child's stdout/stderr to the terminal as they come and cuts them into
-journal lines, and reads statistics, artifacts and queries from the Unix-domain socket every
-process of the program connects to (wire format in :mod:`kleio.client.logger`).
+journal lines, tails the ledger files every process of the program appends its statistics
+and artifacts to (:mod:`kleio.ledger`), and answers the queries that come over the
+Unix-domain socket (wire format in :mod:`kleio.client.logger`). Only processes of the user
+may connect: the socket's directory is private and checked, and every peer's uid is checked.
 """
 
 from __future__ import annotations
@@ -11,16 +13,21 @@ import json
 import os
 import selectors
 import socket
+import struct
 import tempfile
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
+from kleio.ledger import LedgerReader
+from kleio.private import private_dir
 from kleio.storage.base import encode
 from kleio.writer import Writer, warn
 
 MAX_LINE = 1 << 16
 DRAIN_AFTER_EXIT = 2.0
+#: How often the ledger files are looked at while the program runs (seconds).
+LEDGER_POLL = 0.05
 
 
 class LineCutter:
@@ -63,10 +70,14 @@ class LineCutter:
 class Connection:
     """One client connection: a small state machine over the wire format."""
 
-    def __init__(self, sock: socket.socket, writer: Writer, spool_dir: str) -> None:
+    def __init__(self, sock: socket.socket, writer: Writer, spool_dir: str,
+                 before_query: Callable[[], None] = lambda: None) -> None:
         self.sock = sock
         self.writer = writer
         self.spool_dir = spool_dir
+        # Read-your-writes: what the program logged before it asked must be journalled
+        # before the answer is read from the journal.
+        self.before_query = before_query
         self.buffer = b""
         self.artifact: dict[str, Any] | None = None
 
@@ -104,6 +115,7 @@ class Connection:
                 if tag == b"A":
                     self._start_artifact(json.loads(body))
                 elif tag == b"Q":
+                    self.before_query()
                     self.writer.call("query", self.sock, json.loads(body))
             pos = newline + 1
         if stats:
@@ -111,7 +123,7 @@ class Connection:
         self.buffer = buffer[pos:]
 
     def _start_artifact(self, header: dict[str, Any]) -> None:
-        os.makedirs(self.spool_dir, exist_ok=True)
+        private_dir(self.spool_dir, "spool directory")
         # The pid in the name lets `kleio sync` remove what a killed runner left.
         fd, path = tempfile.mkstemp(prefix=f"artifact-{os.getpid()}-", dir=self.spool_dir)
         self.artifact = {"header": header, "file": os.fdopen(fd, "wb"), "path": path,
@@ -151,23 +163,46 @@ class IOThread(threading.Thread):
     """Tee the child's output and read the channel until everything is closed."""
 
     def __init__(self, writer: Writer, listener: socket.socket,
-                 outputs: dict[int, tuple[str, int]], spool_dir: str) -> None:
+                 outputs: dict[int, tuple[str, int]], spool_dir: str,
+                 ledger: LedgerReader | None = None) -> None:
         super().__init__(name="kleio-io", daemon=True)
         self.writer = writer
         self.listener = listener
         self.outputs = outputs  # fd -> (kind, terminal fd)
         self.spool_dir = spool_dir
+        self.ledger = ledger
         self.selector = selectors.DefaultSelector()
         self.child_exited = threading.Event()
         self.exit_deadline = 0.0
-        # Written to when the child exits, so the select loop wakes at once.
+        self.refused_peers = 0
+        # Written to when the child exits, so the select loop wakes at once. The pipe is
+        # the runner's: it is closed by close(), after this thread has ended, never by the
+        # thread itself (child_ended() may write to it at any moment until then).
         self._wake_r, self._wake_w = os.pipe()
 
     def child_ended(self) -> None:
         self.child_exited.set()
-        os.write(self._wake_w, b"x")
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Release the wake pipe; only once the thread has ended."""
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as error:  # never leave the runner without its tee silently
+            warn(f"the output and ledger reader stopped after an error: {error!r}")
+            raise
+
+    def _loop(self) -> None:
         sel = self.selector
         listener = self.listener
         listener.setblocking(False)
@@ -179,6 +214,8 @@ class IOThread(threading.Thread):
             sel.register(fd, selectors.EVENT_READ, "output")
         connections: dict[int, Connection] = {}
         self.open_outputs = set(self.outputs)
+        timeout = LEDGER_POLL if self.ledger is not None else 0.5
+        next_poll = time.monotonic()
         while True:
             if self.child_exited.is_set():
                 if not self.open_outputs and not connections:
@@ -187,18 +224,12 @@ class IOThread(threading.Thread):
                     self.exit_deadline = time.monotonic() + DRAIN_AFTER_EXIT
                 elif time.monotonic() > self.exit_deadline:
                     break
-            for key, _ in sel.select(timeout=0.5):
+            for key, _ in sel.select(timeout=timeout):
                 tag = key.data
                 if tag == "wake":
                     os.read(self._wake_r, 64)
                 elif tag == "listen":
-                    try:
-                        sock, _addr = listener.accept()
-                    except OSError:
-                        continue
-                    sock.setblocking(True)
-                    connections[sock.fileno()] = Connection(sock, self.writer, self.spool_dir)
-                    sel.register(sock, selectors.EVENT_READ, "client")
+                    self._accept(connections)
                 elif tag == "output":
                     if key.fd in self.open_outputs:
                         self._read_output(key.fd)
@@ -206,8 +237,7 @@ class IOThread(threading.Thread):
                     # What the program printed before it logged this is already in the
                     # pipe: journal it first, so output and statistics stay in step. One
                     # read each: a grandchild that never stops printing must not starve us.
-                    for fd in list(self.open_outputs):
-                        self._read_output(fd)
+                    self._read_outputs_once()
                     conn = connections[key.fd]
                     try:
                         data = conn.sock.recv(1 << 20)
@@ -226,14 +256,62 @@ class IOThread(threading.Thread):
                             conn.close()
                         except OSError:
                             pass
+            now = time.monotonic()
+            if self.ledger is not None and now >= next_poll:
+                next_poll = now + LEDGER_POLL
+                self._poll_ledger()
         for conn in connections.values():
             conn.close()
         for fd in self.open_outputs:
             self._journal(fd, self.cutters[fd].flush())
         sel.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        # Everything the program wrote to the ledger, however much and however long it
+        # takes: the program has ended, nothing is waiting for us any more.
+        self.drain_ledger(wait=True)
 
+    def _accept(self, connections: dict[int, Connection]) -> None:
+        try:
+            sock, _addr = self.listener.accept()
+        except OSError:
+            return
+        if not _same_user(sock):
+            # Another local user reached the socket (its directory is checked, but a
+            # descriptor can be passed along): never read from or answer them.
+            self.refused_peers += 1
+            if self.refused_peers == 1:
+                warn("refused a connection to the channel from another user")
+            sock.close()
+            return
+        sock.setblocking(True)
+        connections[sock.fileno()] = Connection(sock, self.writer, self.spool_dir,
+                                                self.drain_ledger)
+        self.selector.register(sock, selectors.EVENT_READ, "client")
+
+    def _read_outputs_once(self) -> None:
+        for fd in list(self.open_outputs):
+            self._read_output(fd)
+
+    def _poll_ledger(self) -> None:
+        """Hand new ledger records to the writer, if it can take them now.
+
+        When the journal is slow or down, records simply wait in the ledger files (on disk,
+        already safe): the program never waits, and memory stays bounded.
+        """
+        assert self.ledger is not None
+        if not self.writer.accepting():
+            return
+        self._read_outputs_once()
+        for chunk in self.ledger.poll():
+            self.writer.call("ledger", chunk)
+
+    def drain_ledger(self, wait: bool = False) -> None:
+        """Hand every record in the ledger to the writer (before a query, and at the end)."""
+        if self.ledger is None:
+            return
+        if not wait:
+            self._read_outputs_once()
+        for chunk in self.ledger.drain():
+            self.writer.call("ledger", chunk)
 
     def _read_output(self, fd: int) -> bool:
         """Tee and journal what is waiting on one output; False when nothing was read."""
@@ -271,14 +349,31 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+def _same_user(sock: socket.socket) -> bool:
+    """Tell whether the peer of a Unix-domain connection runs as this user (SO_PEERCRED)."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:  # pragma: no cover - not Linux: the private directory is the guard
+        return True
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
+    except OSError:
+        return False
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return uid == os.getuid()
+
+
 def channel_path(trial_id: str) -> str:
-    """A short socket path (Unix sockets are limited to ~107 bytes)."""
+    """A short socket path (Unix sockets are limited to ~107 bytes) in a private directory.
+
+    Raises:
+        UnsafeDirectory: the directory exists but is not the user's own and private.
+    """
     base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    if not os.path.isabs(base):
+        base = tempfile.gettempdir()
+    name = f"{trial_id[:12]}-{os.getpid()}.sock"
     directory = os.path.join(base, f"kleio-{os.getuid()}")
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    path = os.path.join(directory, f"{trial_id[:12]}-{os.getpid()}.sock")
-    if len(path.encode()) > 100:
+    if len(os.path.join(directory, name).encode()) > 100:
         directory = os.path.join(tempfile.gettempdir(), f"kleio-{os.getuid()}")
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        path = os.path.join(directory, f"{trial_id[:12]}-{os.getpid()}.sock")
-    return path
+    private_dir(directory, "channel directory")
+    return os.path.join(directory, name)

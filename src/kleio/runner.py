@@ -6,11 +6,17 @@ Three threads, one job each (the other two live in :mod:`kleio.channel` and
 * the **main thread** spawns the child and waits for signals with ``sigtimedwait``: SIGCHLD
   ends the run, a signal sent by another process is forwarded, a timeout is a heartbeat;
 * the **I/O thread** copies the child's stdout/stderr to the terminal as they come and cuts
-  them into lines, and reads the clients' statistics and artifacts from the channel;
+  them into lines, tails the ledger files the program's processes append their statistics
+  and artifacts to (:mod:`kleio.ledger`), and reads the clients' queries from the channel;
 * the **writer thread** owns the store: it numbers events, writes them in batches, answers
   queries, and spools to a local file whenever the store fails, replaying it when it returns.
 
 A storage failure never changes the child's exit code: the writer catches everything.
+
+Shutdown order matters (a race here once crashed 2 % of short runs): the child is reaped,
+then the I/O thread ends and is joined, then its wake pipe is closed, then the writer journals
+the final status and is joined; only then may anyone close the store. Whatever fails on the
+way, the ``finally`` clauses keep that order.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import sys
 import time
 from typing import Any
 
+from kleio import ledger
 from kleio.channel import IOThread, LineCutter, channel_path
 from kleio.spool import Spool
 from kleio.storage.base import Store, encode
@@ -125,22 +132,39 @@ class Runner:
         self.runner_info = runner_info
         spool_dir = str(config["spool_dir"])
         self.spool_dir = spool_dir
+        self.execution = execution
         self.spool = Spool(spool_dir, trial_id, execution)
         self.writer = Writer(store, trial_id, next_seq, self.spool,
                              float(config["flush_interval"]))
         self.writer.runner_info = runner_info
+        self.ledger_dir = ""
+
+    def _setting(self, name: str, default: float) -> float:
+        values = getattr(self.config, "values", self.config)
+        return float(values.get(name, default)) if hasattr(values, "get") else default
 
     def run(self) -> int:
         """Run the child to its end; return the exit code kleio must exit with."""
-        path = channel_path(self.trial_id)
+        try:
+            path = channel_path(self.trial_id)
+            self.ledger_dir = ledger.create_execution_dir(self.spool_dir, self.trial_id,
+                                                          self.execution, self.store.uri)
+        except Exception as error:
+            # The trial was reserved: give it back (resumable) before telling why.
+            self._abandon("interrupted", None, str(error))
+            raise
+        self.writer.ledger_dir = self.ledger_dir
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         if os.path.exists(path):
             os.remove(path)
         listener.bind(path)
+        os.chmod(path, 0o600)
         listener.listen(64)
         env = dict(os.environ)
         env["KLEIO_TRIAL_ID"] = self.trial_id
         env["KLEIO_CHANNEL"] = path
+        env[ledger.LEDGER_ENV] = self.ledger_dir
+        env[ledger.MAX_STATISTIC_ENV] = str(int(self._setting("max_statistic_size", 1 << 20)))
         # Python block-buffers a pipe: its output would reach the journal (and `tail -f`)
         # late and out of step with its statistics. Line by line, unless the user chose.
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -158,18 +182,30 @@ class Runner:
             except OSError:
                 pass
 
+    def _abandon(self, status: str, code: int | None, error: str) -> None:
+        """End an execution that never started its program."""
+        now = time.time()
+        data: dict[str, Any] = {"status": status, "error": error}
+        fields: dict[str, Any] = {"status": status, "status_at": now}
+        if code is not None:
+            data["exit_code"] = code
+            fields.update(ended_at=now, exit_code=code)
+        try:
+            self.store.append_events(
+                trial_id=self.trial_id,
+                events=[(self.writer.next_seq, "status", now, encode(data))])
+            self.store.update_trial(trial_id=self.trial_id, fields=fields)
+        except Exception as failure:
+            warn(f"could not journal that the run did not start: {failure}")
+
     def _supervise(self, child: ChildProcess, listener: socket.socket, path: str) -> int:
         writer = self.writer
         try:
             pid = child.spawn()
         except OSError as error:
             # ENOEXEC (a script without '#!'), EACCES...: the trial must not stay reserved.
-            now = time.time()
-            failed = {"status": "broken", "exit_code": 126, "error": str(error)}
-            self.store.append_events(trial_id=self.trial_id,
-                                     events=[(writer.next_seq, "status", now, encode(failed))])
-            self.store.update_trial(trial_id=self.trial_id, fields={
-                "status": "broken", "status_at": now, "ended_at": now, "exit_code": 126})
+            self._abandon("broken", 126, str(error))
+            ledger.finish(self.ledger_dir, None, complete=True)
             from kleio.errors import CannotExecute
 
             raise CannotExecute(
@@ -180,31 +216,91 @@ class Runner:
         started = time.time()
         writer.child_pid = pid
         writer.start()
-        io_thread = IOThread(writer, listener, child.outputs, self.spool_dir)
-        io_thread.start()
-        writer.call("status", "running", started, {"pid_child": pid, **self.runner_info},
-                    {"heartbeat_at": started, "started_at": started})
+        reader = ledger.LedgerReader(self.ledger_dir)
+        io_thread = IOThread(writer, listener, child.outputs, self.spool_dir, reader)
+        status: int | None = None
+        interrupted: int | None = None
+        try:
+            io_thread.start()
+            writer.call("status", "running", started, {"pid_child": pid, **self.runner_info},
+                        {"heartbeat_at": started, "started_at": started})
+            status, interrupted = self._wait(child, pid)
+        finally:
+            # The order of the module docstring, whatever happened above.
+            io_thread.child_ended()
+            if io_thread.ident is not None:
+                io_thread.join()
+            io_thread.close()
+            for master in child.outputs:
+                try:
+                    os.close(master)
+                except OSError:
+                    pass
+            if status is None:  # _wait raised: leave no program and no writer behind
+                kill_quietly(pid, signal.SIGKILL)
+                writer.call("stop")
+                writer.join()
+        code = _exit_code(status)
+        ended = time.time()
+        final = final_status(code, interrupted=interrupted,
+                             stop_requested=writer.stop_request is not None)
+        # ``stopped_by`` in the journal: the signal another process (a person, a scheduler)
+        # sent to stop the run, as opposed to the program dying of a signal on its own.
+        data: dict[str, Any] = {"exit_code": code}
+        if interrupted is not None:
+            data["stopped_by"] = int(interrupted)
+        if writer.stop_request is not None:
+            data["stop_requested"] = writer.stop_request
+        writer.call("status", final, ended, data, {"ended_at": ended, "exit_code": code})
+        writer.call("stop")
+        writer.join()
+        if not writer.finish():
+            warn(f"the journal is still unavailable; {writer.spool.path} holds this run's "
+                  "last events: run 'kleio sync' when the journal is back")
+        ledger.finish(self.ledger_dir, reader,
+                      complete=writer.durable and "errors" not in writer.problems)
+        if not writer.durable:
+            warn(f"some of this run's records are not journalled yet; they wait in "
+                 f"{self.ledger_dir}: run 'kleio sync' once the journal or the disk is back")
+        return code
+
+    def _wait(self, child: ChildProcess, pid: int) -> tuple[int, int | None]:
+        """Wait for the child, forwarding signals and beating; return (status, interrupt)."""
+        writer = self.writer
         interval = float(self.config["heartbeat_interval"])
+        grace = self._setting("stop_grace", 10.0)
+        killed = False
         interrupted = None
-        status = None
         last_forwarded: dict[tuple[int, int], float] = {}
         next_beat = time.monotonic() + interval
-        while status is None:
-            info = signal.sigtimedwait(WAITED, max(0.0, next_beat - time.monotonic()))
+        while True:
+            now = time.monotonic()
+            wake = next_beat
+            if writer.term_sent_at is not None and not killed:
+                # Asked to stop (kleio stop, a takeover) and still running after the grace:
+                # a program that ignores SIGTERM is killed.
+                if now >= writer.term_sent_at + grace:
+                    warn(f"the program ignored SIGTERM for {grace:g} s; killing it")
+                    kill_quietly(pid, signal.SIGKILL)
+                    killed = True
+                else:
+                    wake = min(wake, writer.term_sent_at + grace)
+            info = signal.sigtimedwait(WAITED, max(0.0, wake - now))
             if info is None:
-                # Never block the signal loop on a journal that is slow: a heartbeat that
-                # does not fit in the queue is skipped, the next one will do.
-                try:
-                    writer.queue.put_nowait(("heartbeat", time.time()))
-                except queue.Full:
-                    pass
-                next_beat = time.monotonic() + interval
+                if time.monotonic() >= next_beat:
+                    # Never block the signal loop on a journal that is slow: a heartbeat
+                    # that does not fit in the queue is skipped, the next one will do.
+                    try:
+                        writer.queue.put_nowait(("heartbeat", time.time()))
+                    except queue.Full:
+                        pass
+                    next_beat = time.monotonic() + interval
                 continue
             signo = info.si_signo
             if signo == signal.SIGCHLD:
                 done, wait_status = os.waitpid(pid, os.WNOHANG)
                 if done:
-                    status = wait_status
+                    return wait_status, interrupted
             elif signo == signal.SIGWINCH:
                 for master in child.ptys:
                     _copy_winsize(child.outputs[master][1], master)
@@ -228,44 +324,33 @@ class Runner:
                 # After SIGSTOP/SIGCONT, CPython's sigtimedwait can return a struct of
                 # garbage (seen on 3.11): never act on a signal we did not ask for.
                 warn(f"ignored an unexpected wake-up: {info}")
-        code = _exit_code(status)
-        ended = time.time()
-        io_thread.child_ended()
-        io_thread.join()
-        for master in child.outputs:
-            try:
-                os.close(master)
-            except OSError:
-                pass
-        # A program that exits cleanly after being asked to stop has not finished its work:
-        # it stays resumable.
-        if writer.stop_request is not None:
-            final = "suspended"  # stopped by `kleio stop`: resumable, like an interruption
-        elif interrupted is not None or code - 128 in INTERRUPTS:
-            final = "interrupted"
-        elif code == 0:
-            final = "completed"
-        else:
-            final = "broken"
-        # ``stopped_by`` in the journal: the signal another process (a person, a scheduler)
-        # sent to stop the run, as opposed to the program dying of a signal on its own.
-        data: dict[str, Any] = {"exit_code": code}
-        if interrupted is not None:
-            data["stopped_by"] = int(interrupted)
-        if writer.stop_request is not None:
-            data["stop_requested"] = writer.stop_request
-        writer.call("status", final, ended, data, {"ended_at": ended, "exit_code": code})
-        writer.call("stop")
-        writer.join()
-        if not writer.finish():
-            warn(f"the journal is still unavailable; {writer.spool.path} holds this run's "
-                  "last events: run 'kleio sync' when the journal is back")
-        return code
+
+
+def final_status(code: int, *, interrupted: int | None, stop_requested: bool) -> str:
+    """The status a run ends with, from its exit code and how it was stopped."""
+    # A program that exits cleanly after being asked to stop has not finished its work:
+    # it stays resumable.
+    if stop_requested:
+        return "suspended"  # stopped by `kleio stop`: resumable, like an interruption
+    if interrupted is not None or code - 128 in INTERRUPTS:
+        return "interrupted"
+    if code == 0:
+        return "completed"
+    return "broken"
 
 
 def run_reserved(*, store: Store, config: Any, trial_id: str, reservation: Any,
                  runner_info: dict[str, Any], argv: list[str], cwd: str) -> int:
-    """Run one execution of a trial reserved by :func:`kleio.reservation.reserve`."""
+    """Run one execution of a trial reserved by :func:`kleio.reservation.reserve`.
+
+    First, what earlier runs of the trial left on this host (a runner killed, the journal
+    down at its end) is journalled: it belongs before this run's events.
+    """
+    try:
+        ledger.recover_trial(store, str(config["spool_dir"]), trial_id)
+    except Exception as error:
+        warn(f"could not journal what an earlier run of this trial left on this host "
+             f"({error}); 'kleio sync' will try again")
     return Runner(
         store=store,
         trial_id=trial_id,
@@ -278,4 +363,5 @@ def run_reserved(*, store: Store, config: Any, trial_id: str, reservation: Any,
     ).run()
 
 
-__all__ = ["ChildProcess", "LineCutter", "Runner", "Writer", "channel_path", "run_reserved"]
+__all__ = ["ChildProcess", "LineCutter", "Runner", "Writer", "channel_path", "final_status",
+           "run_reserved"]

@@ -19,6 +19,14 @@ from typing import Any
 from kleio.storage.base import NewEvent, Store, execution_of
 
 
+def split_markers(events: list[NewEvent]) -> tuple[list[NewEvent], list[NewEvent]]:
+    """Separate ``ledger`` markers from the other events (markers are inserted first)."""
+    markers = [e for e in events if e[1] == "ledger"]
+    if not markers:
+        return [], events
+    return markers, [e for e in events if e[1] != "ledger"]
+
+
 class Spool:
     """Append-only spool file of one runner."""
 
@@ -31,8 +39,11 @@ class Spool:
 
     def _write(self, record: dict[str, Any]) -> None:
         if self._handle is None:
-            os.makedirs(self.directory, exist_ok=True)
-            self._handle = open(self.path, "a", encoding="ascii")  # noqa: SIM115 - kept open
+            from kleio.private import private_dir
+
+            private_dir(self.directory, "spool directory")
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            self._handle = open(fd, "a", encoding="ascii")  # noqa: SIM115 - kept open
         self._handle.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._handle.flush()
 
@@ -101,7 +112,11 @@ def _replay(store: Store, path: str) -> int:
             trial_id = record["trial"]
             if "events" in record:
                 events = [(int(s), str(k), float(t), str(d)) for s, k, t, d in record["events"]]
-                inserted += store.append_events(trial_id=trial_id, events=events)
+                # A ledger marker goes in before its events, as in the runner (kleio.ledger).
+                markers, rest = split_markers(events)
+                if markers:
+                    store.append_events(trial_id=trial_id, events=markers)
+                inserted += store.append_events(trial_id=trial_id, events=rest)
             elif "blob" in record:
                 blob = record["blob"]
                 if os.path.exists(blob):

@@ -1,9 +1,11 @@
 """The writer thread of a runner: the only code that talks to the store during a run.
 
-It numbers events, writes them in batches, answers the client's queries, applies
-``kleio stop`` requests and notices a takeover at each heartbeat, and spools to a local file
-whenever the store fails, replaying it when the store returns. A storage failure never
-changes the program's exit code: the writer catches everything.
+It numbers events, writes them in batches, journals the records of the ledger
+(:mod:`kleio.ledger`), answers the client's queries, applies ``kleio stop`` requests and
+notices a takeover at each heartbeat, and spools to a local file whenever the store fails,
+replaying it when the store returns. A storage failure never changes the program's exit code
+and never ends this thread: every failure is caught, told once on stderr, counted, and the
+counts are journalled with the final status (``problems``).
 """
 
 from __future__ import annotations
@@ -19,10 +21,15 @@ import time
 from itertools import repeat
 from typing import Any
 
+from kleio.errors import StoreUnavailable
+from kleio.ledger import Chunk, chunk_events, split_markers
 from kleio.spool import Spool
 from kleio.storage.base import NewEvent, Store, encode
 
 BATCH = 5000
+#: Events held in memory when neither the journal nor the spool takes them (a full disk).
+#: The ledger is not read meanwhile, so this holds output and socket records only.
+MAX_BACKLOG = 200_000
 
 
 def warn(message: str) -> None:
@@ -44,7 +51,7 @@ class Writer(threading.Thread):
     """The only thread that talks to the store."""
 
     def __init__(self, store: Store, trial_id: str, next_seq: int, spool: Spool,
-                 flush_interval: float) -> None:
+                 flush_interval: float, ledger_dir: str | None = None) -> None:
         super().__init__(name="kleio-writer", daemon=True)
         self.store = store
         self.trial_id = trial_id
@@ -62,6 +69,13 @@ class Writer(threading.Thread):
         self.stop_request: dict[str, Any] | None = None
         self.runner_info: dict[str, Any] = {}
         self.displaced: dict[str, Any] | None = None
+        self.ledger_dir = ledger_dir
+        # Events neither the journal nor the spool took: retried at every flush.
+        self.backlog: list[NewEvent] = []
+        self.problems: dict[str, int] = {}
+        self._warned: set[str] = set()
+        #: When the program was asked to stop (monotonic): the runner escalates to SIGKILL.
+        self.term_sent_at: float | None = None
 
     # -- API used by the other threads ----------------------------------------------------
 
@@ -70,6 +84,17 @@ class Writer(threading.Thread):
 
     def call(self, op: str, *args: Any) -> None:
         self.queue.put((op, *args))
+
+    def accepting(self) -> bool:
+        """Tell whether new ledger records should be handed over now (flow control)."""
+        return self.store_ok and not self.backlog and self.queue.qsize() < 8
+
+    def problem(self, key: str, message: str, count: int = 1) -> None:
+        """Count a failure; tell it on stderr the first time."""
+        self.problems[key] = self.problems.get(key, 0) + count
+        if key not in self._warned:
+            self._warned.add(key)
+            warn(message)
 
     # -- the thread -----------------------------------------------------------------------
 
@@ -84,42 +109,99 @@ class Writer(threading.Thread):
                 deadline = None
                 continue
             op = item[0]
-            if op == "events":
-                _, kind, when, datas = item
-                seq = self.next_seq
-                self.next_seq = seq + len(datas)
-                self.pending.extend(
-                    zip(range(seq, self.next_seq), repeat(kind), repeat(when), datas))
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + self.flush_interval
-                if len(self.pending) >= BATCH or now >= deadline:
-                    self.flush()
-                    deadline = None
-                continue
-            self.flush()
-            deadline = None
-            if op == "stop":
-                return
             try:
+                if op in ("events", "ledger"):
+                    if op == "events":
+                        _, kind, when, datas = item
+                        seq = self.next_seq
+                        self.next_seq = seq + len(datas)
+                        self.pending.extend(
+                            zip(range(seq, self.next_seq), repeat(kind), repeat(when), datas))
+                    else:
+                        self._op_ledger(item[1])
+                    now = time.monotonic()
+                    if deadline is None:
+                        deadline = now + self.flush_interval
+                    if len(self.pending) >= BATCH or now >= deadline:
+                        self.flush()
+                        deadline = None
+                    continue
+                self.flush()
+                deadline = None
+                if op == "stop":
+                    return
                 getattr(self, "_op_" + op)(*item[1:])
-            except Exception as error:  # storage must never kill the run
-                warn(f"journal operation {op!r} failed: {error}")
+            except Exception as error:  # storage must never kill the run, nor this thread
+                self.problem("errors", f"journal operation {op!r} failed: {error!r}")
 
     def flush(self) -> None:
-        if not self.pending:
+        """Write what is pending: to the journal, else the spool, else keep it in memory."""
+        if not self.pending and not self.backlog:
             if not self.store_ok:
                 self._retry()
             return
-        batch, self.pending = self.pending, []
+        batch = self.backlog + self.pending if self.backlog else self.pending
+        self.pending, self.backlog = [], []
         if self.store_ok:
             try:
-                self.store.append_events(trial_id=self.trial_id, events=batch)
+                self._append(batch)
                 return
-            except Exception as error:
+            except StoreUnavailable as error:
                 self._down(error)
-        self.spool.add_events(batch)
+            except Exception as error:
+                batch = self._salvage(batch, error)
+                if not batch:
+                    return
+        try:
+            self.spool.add_events(batch)
+        except Exception as error:
+            self._hold(batch, error)
+            return
         self._retry()
+
+    def _append(self, batch: list[NewEvent]) -> None:
+        # A ledger marker goes in before its events (its own insert): see kleio.ledger.
+        markers, rest = split_markers(batch)
+        if markers:
+            self.store.append_events(trial_id=self.trial_id, events=markers)
+        self.store.append_events(trial_id=self.trial_id, events=rest)
+
+    def _salvage(self, batch: list[NewEvent], error: BaseException) -> list[NewEvent]:
+        """The journal refused a batch for its content: store what it takes one by one.
+
+        Returns what is left to spool if the journal went away meanwhile.
+        """
+        for index, event in enumerate(batch):
+            try:
+                self.store.append_events(trial_id=self.trial_id, events=[event])
+            except StoreUnavailable as down:
+                self._down(down)
+                return batch[index:]
+            except Exception as refused:
+                self.problem("unstorable_events",
+                             f"the journal refused a {event[1]} event ({refused!r}); it is "
+                             "dropped and counted in the trial's final status")
+        return []
+
+    def _hold(self, batch: list[NewEvent], error: BaseException) -> None:
+        if "spool" not in self._warned:
+            self.problem("spool_failures", f"cannot write the spool {self.spool.path} "
+                         f"({error}); events wait in memory until the journal or the disk "
+                         "takes them")
+        else:
+            self.problems["spool_failures"] = self.problems.get("spool_failures", 0) + 1
+        self._warned.add("spool")
+        if len(batch) > MAX_BACKLOG:
+            # Output is what can go (statistics and artifacts wait in the ledger meanwhile).
+            extra = len(batch) - MAX_BACKLOG
+            kept = [e for e in batch if e[1] not in ("stdout", "stderr")]
+            dropped = len(batch) - len(kept)
+            if len(kept) > MAX_BACKLOG:
+                kept = kept[-MAX_BACKLOG:]
+            self.problem("events_dropped", f"dropped {max(extra, dropped)} output lines "
+                         "the journal and the spool could not take", len(batch) - len(kept))
+            batch = kept
+        self.backlog = batch
 
     def _down(self, error: BaseException) -> None:
         if self.store_ok:
@@ -133,7 +215,10 @@ class Writer(threading.Thread):
             return
         self.last_retry = time.monotonic()
         try:
-            self.spool.replay(self.store)
+            if self.spool.pending:
+                self.spool.replay(self.store)
+            elif not self.store_ok:
+                self.store.last_seq(trial_id=self.trial_id)  # is it back?
         except Exception:
             return
         if not self.store_ok:
@@ -149,7 +234,12 @@ class Writer(threading.Thread):
                 return
             except Exception as error:
                 self._down(error)
-        self.spool.add_fields(fields)
+        try:
+            self.spool.add_fields(fields)
+        except Exception as error:
+            self.problem("spool_failures", f"cannot write the spool {self.spool.path} "
+                         f"({error}); the trial's cached fields are set when the journal "
+                         "returns")
 
     def _op_heartbeat(self, when: float) -> None:
         self._fields({"heartbeat_at": when})
@@ -166,7 +256,7 @@ class Writer(threading.Thread):
         request = doc.get("stop_requested")
         if request and self.stop_request is None and self.child_pid is not None:
             self.stop_request = dict(request)
-            kill_quietly(self.child_pid, signal.SIGTERM)
+            self._terminate()
         holder = doc.get("runner") or {}
         mine = self.runner_info
         if (self.displaced is None and mine and self.child_pid is not None and holder
@@ -177,10 +267,18 @@ class Writer(threading.Thread):
             self.displaced = dict(holder)
             warn(f"trial {self.trial_id[:7]} was taken over by a runner on "
                   f"{holder.get('host')} (pid {holder.get('pid')}); stopping this run")
+            self._terminate()
+
+    def _terminate(self) -> None:
+        if self.child_pid is not None:
             kill_quietly(self.child_pid, signal.SIGTERM)
+            if self.term_sent_at is None:
+                self.term_sent_at = time.monotonic()
 
     def _op_status(self, status: str, when: float, data: dict[str, Any],
                    fields: dict[str, Any]) -> None:
+        if "exit_code" in data and self.problems:
+            data = {**data, "problems": dict(self.problems)}
         event = (self.next_seq, "status", when, encode({"status": status, **data}))
         self.next_seq += 1
         self.pending.append(event)
@@ -212,6 +310,42 @@ class Writer(threading.Thread):
         self.pending.append((self.next_seq, "artifact", when, encode(data)))
         self.next_seq += 1
         self.flush()
+
+    def _op_ledger(self, chunk: Chunk) -> None:
+        seq = self.next_seq
+        self.next_seq = seq + len(chunk.lines) + 1
+        marker, events = chunk_events(chunk, seq, time.time(), self.ledger_dir or "",
+                                      self._ledger_blob)
+        self.pending.append(marker)
+        self.pending.extend(events)
+
+    def _ledger_blob(self, path: str, header: dict[str, Any]) -> bool:
+        """Store the bytes of a ledger artifact, or spool them; False if they are gone."""
+        if not os.path.exists(path):
+            self.problem("missing_artifacts", f"the bytes of artifact "
+                         f"{header.get('filename')!r} are missing from the ledger")
+            return False
+        if self.store_ok:
+            try:
+                with open(path, "rb") as handle:
+                    self.store.put_blob(fileobj=handle)
+                os.remove(path)
+                return True
+            except OSError as error:
+                self.problem("errors", f"cannot read artifact bytes {path}: {error}")
+                return False
+            except Exception as error:
+                self._down(error)
+        # Moved beside the spool, which replays (then removes) it before the event.
+        kept = os.path.join(self.spool.directory, "blob-" + os.path.basename(path))
+        try:
+            os.makedirs(self.spool.directory, mode=0o700, exist_ok=True)
+            os.replace(path, kept)
+            self.spool.add_blob(kept)
+        except OSError as error:
+            self.problem("spool_failures", f"cannot spool artifact bytes ({error}); they stay "
+                         f"in {path} for 'kleio sync'")
+        return True
 
     def _op_query(self, conn: socket.socket, request: dict[str, Any]) -> None:
         try:
@@ -254,6 +388,13 @@ class Writer(threading.Thread):
 
     def finish(self) -> bool:
         """Called after the thread stopped: last replay; True if nothing is left spooled."""
+        if self.backlog:
+            self.flush()
         if self.spool.pending:
             self._retry(force=True)
         return not self.spool.pending
+
+    @property
+    def durable(self) -> bool:
+        """True when everything received is in the journal or the spool (none in memory)."""
+        return not self.backlog and not self.pending

@@ -1,4 +1,4 @@
-"""``kleio sync``: replay the events a dead runner left in the local spool."""
+"""``kleio sync``: journal what dead runners left on this host (spool and ledger)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from kleio.cli.common import parser, print_json, store_from
+from kleio.ledger import leftovers, recover
 from kleio.spool import leftover_files, replay_file
 
 
@@ -41,7 +42,8 @@ def _remove_orphan_artifacts(directory: str) -> list[str]:
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
-    p = parser("sync", "Replay spooled events of runners that are no longer alive.")
+    p = parser("sync", "Journal what runners that are no longer alive left on this host: "
+               "their spooled events and their programs' ledger.")
     args = p.parse_args(argv)
     store, config = store_from(flags, create=True)
     replayed = []
@@ -52,6 +54,14 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
                 skipped.append(path)  # its runner is still at work and will replay it
                 continue
             replayed.append({"file": path, "events": replay_file(store, path)})
+        # After the spool: it may hold ledger markers the ledger's recovery builds on.
+        for leftover in leftovers(str(config["spool_dir"])):
+            count = recover(store, leftover)
+            if count is None:
+                # Another journal's, or being recovered by another process right now.
+                skipped.append(leftover.directory)
+            else:
+                replayed.append({"file": leftover.directory, "events": count})
         removed = _remove_orphan_artifacts(str(config["spool_dir"]))
     if args.json:
         print_json({"replayed": replayed, "skipped": skipped, "removed": removed})
@@ -63,5 +73,6 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         for item in replayed:
             print(f"replayed {item['events']} events from {item['file']}")
         for path in skipped:
-            print(f"skipped {path}: its runner is still alive")
+            print(f"skipped {path}: its runner is still alive, another process is syncing "
+                  "it, or it belongs to another journal (give that one with --db)")
     return 0

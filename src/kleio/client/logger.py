@@ -1,16 +1,22 @@
 """The client used inside a program: ``from kleio.client.logger import kleio_logger``.
 
-Under ``kleio`` the runner exports ``KLEIO_CHANNEL`` (a Unix-domain socket) and every call
-sends one framed message to it. Once a call returns, its message is in the kernel's socket
-buffer or already with the runner, so a crash, ``os._exit`` or SIGKILL of the program cannot
-lose it. No database driver is imported here, and nothing slow at import time.
+Under ``kleio`` the runner exports ``KLEIO_LEDGER`` (a private directory on local disk) and
+``KLEIO_CHANNEL`` (a Unix-domain socket). Every process of the program appends each call, as
+one framed record and with one ``write``, to a file of its own in the ledger directory; the
+runner tails those files into the journal (see :mod:`kleio.ledger`). Once a call returns, its
+record is in the kernel's hands, so a crash, ``os._exit`` or SIGKILL of the program *or of the
+runner* cannot lose it, and a slow or unreachable journal never makes the program wait.
+Queries (``statistics()``, ``load_artifact``) go over the socket. If the ledger cannot be
+written (a full disk), records go over the socket instead, held by the runner.
+No database driver is imported here, and nothing slow at import time.
 
 Without kleio every call prints a one-line rendering and returns, so the same program runs
 unchanged with and without the wrapper.
 
-Wire format (one connection per process; see :mod:`kleio.channel`):
+Wire format (one ledger file and one connection per process; see :mod:`kleio.channel`):
 
-* ``S<json>\\n``: a statistic.
+* ``S<json>\\n``: a statistic (ledger or socket).
+* ``B<json header>\\n``: an artifact whose bytes are in the ledger file named by ``blob``.
 * ``A<json header>\\n`` then chunks ``<8-byte big-endian length><bytes>``, ended by a
   zero length: an artifact.
 * ``Q<json request>\\n``: a query; the runner answers ``<json>\\n`` (then, for an
@@ -27,6 +33,13 @@ from typing import IO, Any, Union
 
 _CHUNK = 1 << 20
 _getpid = os.getpid
+_write = os.write
+
+#: Deepest nesting of lists and dicts a value may have (MongoDB refuses documents nested
+#: deeper than 100 levels; readers recurse).
+MAX_DEPTH = 32
+#: Largest encoded statistic, in bytes, unless the runner says otherwise (max_statistic_size).
+DEFAULT_MAX_STATISTIC = 1 << 20
 
 ArtifactSource = Union[IO[bytes], bytes, bytearray, memoryview]
 
@@ -70,6 +83,62 @@ def _bad_key(kwargs: dict[str, Any]) -> str:
     return next(iter(kwargs))
 
 
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of lists and dicts in ``value``, counted up to ``limit + 1``."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            items: Any = item.values()
+        elif isinstance(item, (list, tuple)):
+            items = item
+        else:
+            continue
+        level += 1
+        if level > deepest:
+            deepest = level
+            if deepest > limit:
+                return deepest
+        stack.extend((child, level) for child in items)
+    return deepest
+
+
+def _check_odd(kwargs: dict[str, Any], text: str, call: str) -> None:
+    """The slow checks, run only when the encoded text may hold what they look for."""
+    for key, value in kwargs.items():
+        if _depth(value, MAX_DEPTH) > MAX_DEPTH:
+            raise TypeError(
+                f"{call}: value of {key!r} is nested more than {MAX_DEPTH} levels deep; "
+                "flatten it (e.g. one key per level)"
+            )
+    if "\\ud" in text:
+        try:
+            json.dumps(kwargs, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"{call}: a key or value holds a lone surrogate (undecodable text, e.g. a "
+                "file name read with surrogateescape); decode it first, e.g. with "
+                "errors='replace'"
+            ) from None
+
+
+def _too_large(size: int, limit: int) -> ValueError:
+    return ValueError(
+        f"log_statistic(): this statistic is {size:,} bytes once encoded, over the limit of "
+        f"{limit:,} (setting max_statistic_size); store large values as a file with "
+        "log_artifact()"
+    )
+
+
+def _warn(message: str) -> None:
+    try:
+        sys.stderr.write(f"kleio: warning: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
 def _render(values: dict[str, Any]) -> str:
     return " ".join(f"{key}={value!r}" for key, value in values.items())
 
@@ -85,19 +154,36 @@ class KleioLogger:
         self._reset()
         if hasattr(os, "register_at_fork"):
             # A fork while another thread holds the lock would leave the child's copy locked
-            # for ever: every child starts with a fresh lock and its own connection.
-            os.register_at_fork(after_in_child=self._reset)
+            # for ever: every child starts with a fresh lock, its own ledger file and its own
+            # connection.
+            os.register_at_fork(after_in_child=self._after_fork)
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
-        self._pid: int | None = None
+        self._pid: int | None = None  # the process the ledger file and socket belong to
+        self._fd: int | None = None
+        self._base = ""
+        self._blobs = 0
         self._sock: Any = None
         self._send: Any = None
+        try:
+            self._max = int(os.environ.get("KLEIO_MAX_STATISTIC_SIZE") or DEFAULT_MAX_STATISTIC)
+        except ValueError:
+            self._max = DEFAULT_MAX_STATISTIC
+
+    def _after_fork(self) -> None:
+        fd = self._fd
+        self._reset()
+        if fd is not None:  # the parent's file: never write to it from here
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def _drop(self) -> None:
         """Forget a connection whose last message may be partial: the runner discards it."""
         sock = self._sock
-        self._sock = self._pid = self._send = None
+        self._sock = self._send = None
         if sock is not None:
             try:
                 sock.close()
@@ -116,9 +202,66 @@ class KleioLogger:
         """True when running under ``kleio`` (calls are journalled, not printed)."""
         return bool(os.environ.get("KLEIO_CHANNEL"))
 
+    def _start(self) -> None:
+        """First call in this process: open its own ledger file (or use the socket)."""
+        pid = _getpid()
+        self._pid, self._fd, self._sock, self._send = pid, None, None, None
+        directory = os.environ.get("KLEIO_LEDGER")
+        if not directory:
+            return
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+        for _ in range(8):
+            base = f"{pid}-{os.urandom(4).hex()}"
+            try:
+                self._fd = os.open(os.path.join(directory, base + ".log"), flags, 0o600)
+                self._base = base
+                return
+            except FileExistsError:
+                continue
+            except OSError as error:
+                self._ledger_lost(error)
+                return
+
+    def _ledger_lost(self, error: BaseException) -> None:
+        _warn(f"cannot write the ledger in {os.environ.get('KLEIO_LEDGER')} ({error}); "
+              "this process sends its records to the runner instead")
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _append(self, data: bytes) -> bool:
+        """Append one record to this process's ledger file; False if it has none (any more)."""
+        fd = self._fd
+        if fd is None:
+            return False
+        try:
+            written: Any = _write(fd, data)
+        except OSError as error:
+            written = error
+        if written == len(data):
+            return True
+        self._write_failed(written)
+        return False
+
+    def _write_failed(self, written: Any) -> None:
+        fd = self._fd
+        if isinstance(written, int) and fd is not None:
+            # A short write (a full disk): cut the torn record off so the file stays whole.
+            try:
+                os.ftruncate(fd, os.fstat(fd).st_size - written)
+            except OSError:
+                pass
+            written = OSError("short write: the disk may be full")
+        self._ledger_lost(written)
+
     def _connection(self) -> Any:
-        pid = os.getpid()
-        if self._pid == pid and self._sock is not None:
+        pid = _getpid()
+        if self._pid != pid:
+            self._start()
+        if self._sock is not None:
             return self._sock
         import socket
 
@@ -132,7 +275,7 @@ class KleioLogger:
                 f"kleio: cannot reach the runner at {os.environ['KLEIO_CHANNEL']} ({error}); "
                 "was this program started by kleio?"
             ) from None
-        self._sock, self._pid, self._send = sock, pid, sock.sendall
+        self._sock, self._send = sock, sock.sendall
         return sock
 
     # -- statistics -------------------------------------------------------------------------
@@ -145,7 +288,10 @@ class KleioLogger:
 
         Raises:
             TypeError: a positional argument was given, no argument at all, or a value is
-                not JSON-like (the message names its key).
+                not JSON-like or nested deeper than :data:`MAX_DEPTH` (the message names
+                its key).
+            ValueError: the statistic is larger than ``max_statistic_size`` once encoded
+                (1 MiB unless configured), or holds a lone surrogate.
         """
         if args:
             raise TypeError(
@@ -163,16 +309,31 @@ class KleioLogger:
                 f"log_statistic(): value of {key!r} is a {type(kwargs[key]).__name__}, which is "
                 "not JSON-like; log numbers, strings, booleans, None, or lists/dicts of them"
             ) from None
+        if "\\ud" in text or text.count("[") + text.count("{") > MAX_DEPTH:
+            _check_odd(kwargs, text, "log_statistic()")
+        if len(text) >= self._max:
+            raise _too_large(len(text) + 2, self._max)
         data = ("S" + text + "\n").encode("ascii")
         with self._lock:
-            # Hot path: one pid check and one send; (re)connect only in a new process.
+            # Hot path: one pid check and one write; set up only in a new process.
+            if self._pid == _getpid():
+                fd = self._fd
+                if fd is not None:
+                    try:
+                        written: Any = _write(fd, data)
+                    except OSError as error:
+                        written = error
+                    if written == len(data):
+                        return
+                    self._write_failed(written)
+            elif not self.active:
+                print(f"kleio: statistic {_render(json.loads(text))}", flush=True)
+                return
+            else:
+                self._start()
+                if self._append(data):
+                    return
             try:
-                if self._pid == _getpid() and self._send is not None:
-                    self._send(data)
-                    return
-                if not self.active:
-                    print(f"kleio: statistic {_render(json.loads(text))}", flush=True)
-                    return
                 self._connection().sendall(data)
             except BaseException:
                 # Interrupted mid-send (a signal handler raising, say): start over on a new
@@ -202,6 +363,8 @@ class KleioLogger:
                 f"log_artifact(): metadata {key!r} is a {type(metadata[key]).__name__}, which "
                 "is not JSON-like"
             ) from None
+        if "\\ud" in header or header.count("[") + header.count("{") > MAX_DEPTH:
+            _check_odd({"filename": filename, **metadata}, header, "log_artifact()")
         chunks = _chunks(fileobj)
         if not self.active:
             size = sum(len(chunk) for chunk in chunks)
@@ -209,6 +372,17 @@ class KleioLogger:
             print(f"kleio: artifact {filename} ({size} bytes){extra}", flush=True)
             return
         with self._lock:
+            if self._pid != _getpid():
+                self._start()
+            if self._fd is not None:
+                unrecorded = self._artifact_to_ledger(filename, metadata, chunks)
+                if unrecorded is None:
+                    return
+                # The ledger took the bytes but refused the record: send them to the runner.
+                with open(unrecorded, "rb") as source:
+                    data = source.read()
+                os.remove(unrecorded)
+                chunks = _chunks(data)
             try:
                 sock = self._connection()
                 sock.sendall(b"A" + header.encode("ascii") + b"\n")
@@ -219,6 +393,50 @@ class KleioLogger:
             except BaseException:
                 self._drop()  # the runner discards the partial artifact with the connection
                 raise
+
+    def _artifact_to_ledger(self, filename: str, metadata: dict[str, Any], chunks: Any
+                            ) -> str | None:
+        """Write the bytes beside the ledger file, then the record.
+
+        Returns None when both are written, or the path of the bytes when the record could
+        not be (the ledger was lost meanwhile).
+
+        The record is appended only once the bytes are complete, so a record always has its
+        bytes. A program killed half-way leaves a ``.blob`` without record, which is removed.
+        """
+        import hashlib
+
+        self._blobs += 1
+        blob = f"{self._base}-{self._blobs}.blob"
+        path = os.path.join(os.environ["KLEIO_LEDGER"], blob)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except OSError as error:
+            raise OSError(error.errno, f"kleio: cannot store artifact {filename!r} in "
+                          f"{os.path.dirname(path)}: {error.strerror}") from None
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    if chunk:
+                        out.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+        except BaseException as error:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+            if isinstance(error, OSError):
+                raise OSError(error.errno, f"kleio: cannot store artifact {filename!r} in "
+                              f"{os.path.dirname(path)}: {error.strerror}") from None
+            raise
+        record = {"filename": filename, "metadata": metadata, "blob": blob,
+                  "sha256": digest.hexdigest(), "size": size}
+        if self._append(("B" + _encode(record) + "\n").encode("ascii")):
+            return None
+        return path
 
     # -- resume support ---------------------------------------------------------------------
 

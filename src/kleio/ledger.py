@@ -1,0 +1,434 @@
+"""The ledger: what a program logged, on local disk, until it is in the journal.
+
+Acknowledged means durable against the death of *any* process of a trial, the runner's
+included. So the client does not hand a statistic to the runner: it appends it to a file of
+its own, with one ``write`` per call, and returns. What the kernel accepted survives the
+program's crash and the runner's ``kill -9`` alike (no fsync is needed for that; a power cut
+is another matter, see docs/reliability.rst). The runner tails the files and journals what
+they hold; whoever comes next on the host (a resume, a failover, ``kleio sync``, a worker)
+journals what a dead runner left.
+
+Layout, under ``<spool_dir>/ledger/`` (private: 0700)::
+
+    <trial id>-<execution>-<runner pid>/   one directory per execution of a trial
+        runner.json                        the runner's pid and start stamp
+        <pid>-<token>.log                  one file per process of the program
+        <pid>-<token>-<n>.blob             the bytes of one artifact
+
+Each ``.log`` line is one record, the client's wire format: ``S<json>`` a statistic,
+``B<json>`` an artifact whose bytes are in the ``.blob`` named by the record.
+
+Exactly once. Before the events read from bytes ``[from, to)`` of a file are journalled, a
+``ledger`` event records ``{file, from, to, n}`` at sequence number ``S``; the ``n`` records
+become events ``S+1 .. S+n``, record ``i`` always at ``S+1+i``. The marker is inserted before
+its events (its own insert), so whatever of a range reached the journal, its marker did too.
+Whoever takes a dead runner's ledger over re-journals the last marked range of each file with
+the same sequence numbers (a duplicate key is skipped, never doubled), then goes on from its
+end. Nothing depends on the dead runner having recorded anything after its last insert.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any, Callable, NamedTuple
+
+from kleio.private import private_dir
+from kleio.spool import split_markers
+from kleio.storage.base import NewEvent, Store, encode, execution_of, first_seq
+
+LEDGER_ENV = "KLEIO_LEDGER"
+MAX_STATISTIC_ENV = "KLEIO_MAX_STATISTIC_SIZE"
+READ_CHUNK = 1 << 20
+
+
+def ledger_root(spool_dir: str) -> str:
+    return os.path.join(spool_dir, "ledger")
+
+
+def create_execution_dir(spool_dir: str, trial_id: str, execution: int, journal: str) -> str:
+    """Make the private directory of one execution and record its runner and journal."""
+    from kleio.reservation import process_start
+
+    private_dir(spool_dir, "spool directory")
+    root = private_dir(ledger_root(spool_dir), "ledger directory")
+    pid = os.getpid()
+    path = os.path.join(root, f"{trial_id}-{execution}-{pid}")
+    os.mkdir(path, 0o700)
+    fd = os.open(os.path.join(path, "runner.json"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(fd, "w", encoding="ascii") as handle:
+        json.dump({"pid": pid, "pid_start": process_start(pid), "journal": journal}, handle)
+    return path
+
+
+def writer_pid(name: str) -> int | None:
+    """The pid of the process that wrote a ``.log`` or ``.blob`` file, from its name."""
+    head = name.split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _runner_info(directory: str) -> dict[str, Any]:
+    try:
+        with open(os.path.join(directory, "runner.json"), encoding="ascii") as handle:
+            info = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def runner_alive(directory: str) -> bool:
+    """Tell whether the runner of an execution directory is still at work."""
+    from kleio.reservation import process_start
+
+    info = _runner_info(directory)
+    try:
+        pid = int(info["pid"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    if pid == os.getpid() or not _pid_alive(pid):
+        return pid == os.getpid()
+    started = info.get("pid_start")
+    return started is None or process_start(pid) in (None, started)
+
+
+class Chunk(NamedTuple):
+    """Complete records read from bytes ``[start, end)`` of one ledger file."""
+
+    name: str
+    start: int
+    end: int
+    lines: list[bytes]
+
+
+class LedgerFile:
+    """Read complete records of one file as it grows, in linear time.
+
+    Bytes after the last newline wait in ``partial`` (a list of pieces, joined once when
+    the record is complete): a 150 MB record read in 1 MiB pieces costs one copy, not 150.
+    """
+
+    def __init__(self, path: str, offset: int = 0) -> None:
+        self.path = path
+        self.name = os.path.basename(path)
+        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self.offset = offset  # everything before is handed over as complete records
+        self.read_to = offset
+        self.partial: list[bytes] = []
+
+    def read(self, budget: int = READ_CHUNK) -> Chunk | None:
+        """Read at most ``budget`` bytes; return the records they complete, if any."""
+        data = os.pread(self.fd, budget, self.read_to)
+        if not data:
+            return None
+        self.read_to += len(data)
+        newline = data.rfind(b"\n")
+        if newline < 0:
+            self.partial.append(data)
+            return None
+        head, rest = data[:newline], data[newline + 1:]
+        if self.partial:
+            self.partial.append(head)
+            head = b"".join(self.partial)
+            self.partial = []
+        if rest:
+            self.partial.append(rest)
+        start, self.offset = self.offset, self.read_to - len(rest)
+        return Chunk(self.name, start, self.offset, head.split(b"\n"))
+
+    def at_end(self) -> bool:
+        """True when every byte of the file was handed over as complete records."""
+        try:
+            return os.fstat(self.fd).st_size == self.offset
+        except OSError:
+            return True
+
+    def close(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
+class LedgerReader:
+    """Every ``.log`` file of one execution directory, read as they grow."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.files: dict[str, LedgerFile] = {}
+
+    def scan(self) -> None:
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return
+        for name in names:
+            if name.endswith(".log") and name not in self.files:
+                try:
+                    self.files[name] = LedgerFile(os.path.join(self.directory, name))
+                except OSError:
+                    continue
+
+    def poll(self, budget: int = READ_CHUNK) -> list[Chunk]:
+        """One read of at most ``budget`` bytes per file (no file starves the others)."""
+        self.scan()
+        chunks = []
+        for ledger_file in self.files.values():
+            chunk = ledger_file.read(budget)
+            if chunk is not None:
+                chunks.append(chunk)
+        return chunks
+
+    def drain(self) -> Iterator[Chunk]:
+        """Read every file to its current end."""
+        self.scan()
+        for ledger_file in self.files.values():
+            while True:
+                before = ledger_file.read_to
+                chunk = ledger_file.read()
+                if chunk is not None:
+                    yield chunk
+                elif ledger_file.read_to == before:
+                    break
+
+    def all_read(self) -> bool:
+        return all(f.at_end() for f in self.files.values())
+
+    def close(self) -> None:
+        for ledger_file in self.files.values():
+            ledger_file.close()
+
+
+#: ``put_blob(path, header) -> bool``: make the bytes of an artifact record safe (journal or
+#: spool); False when they are gone, and the record is then skipped.
+PutBlob = Callable[[str, dict[str, Any]], bool]
+
+
+def chunk_events(chunk: Chunk, seq: int, when: float, directory: str,
+                 put_blob: PutBlob) -> tuple[NewEvent, list[NewEvent]]:
+    """Turn a chunk into its ``ledger`` marker (at ``seq``) and its events (``seq+1+i``)."""
+    marker = (seq, "ledger", when, encode(
+        {"file": chunk.name, "from": chunk.start, "to": chunk.end, "n": len(chunk.lines)}))
+    events: list[NewEvent] = []
+    for index, line in enumerate(chunk.lines):
+        tag = line[:1]
+        if tag == b"S":
+            events.append((seq + 1 + index, "statistic", when, line[1:].decode("ascii", "replace")))
+        elif tag == b"B":
+            try:
+                header = json.loads(line[1:])
+                blob = os.path.basename(str(header["blob"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+            if not put_blob(os.path.join(directory, blob), header):
+                continue
+            data = {"filename": header.get("filename"), "metadata": header.get("metadata") or {},
+                    "sha256": header.get("sha256"), "size": header.get("size")}
+            events.append((seq + 1 + index, "artifact", when, encode(data)))
+    return marker, events
+
+
+def append_marked(store: Store, trial_id: str, marker: NewEvent | None,
+                  events: list[NewEvent]) -> int:
+    """Insert a marker before its events (see the module docstring); return events inserted."""
+    if marker is not None:
+        store.append_events(trial_id=trial_id, events=[marker])
+    return store.append_events(trial_id=trial_id, events=events) if events else 0
+
+
+# -- what a dead runner left --------------------------------------------------------------
+
+
+class Leftover(NamedTuple):
+    directory: str
+    trial_id: str
+    execution: int
+    journal: str  # the (masked) URI of the journal the records belong to
+
+
+def leftovers(spool_dir: str, trial_id: str | None = None) -> list[Leftover]:
+    """Execution directories whose runner is gone, oldest execution first.
+
+    Each belongs to one journal: recover it only into a store opened with that URI.
+    """
+    root = ledger_root(spool_dir)
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        parts = name.rsplit("-", 2)
+        if len(parts) != 3 or not parts[1].isdigit():
+            continue
+        if trial_id is not None and parts[0] != trial_id:
+            continue
+        path = os.path.join(root, name)
+        if os.path.isdir(path) and not runner_alive(path):
+            journal = str(_runner_info(path).get("journal") or "")
+            found.append(Leftover(path, parts[0], int(parts[1]), journal))
+    found.sort(key=lambda item: (item.trial_id, item.execution))
+    return found
+
+
+def pending_bytes(directory: str) -> int:
+    total = 0
+    try:
+        for name in os.listdir(directory):
+            if name.endswith((".log", ".blob")):
+                total += os.path.getsize(os.path.join(directory, name))
+    except OSError:
+        pass
+    return total
+
+
+def recover(store: Store, leftover: Leftover) -> int | None:
+    """Journal what a dead runner's ledger holds; return the events inserted.
+
+    Returns None when another process is recovering the same directory right now, or
+    when the directory belongs to another journal than ``store``.
+    """
+    if leftover.journal and leftover.journal != store.uri:
+        return None
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(os.path.join(leftover.directory, ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return None
+    try:
+        if not os.path.isdir(leftover.directory):
+            return 0
+        return _recover(store, leftover)
+    finally:
+        lock.release()
+        _remove_if_done(leftover.directory)
+
+
+def _recover(store: Store, leftover: Leftover) -> int:
+    directory, trial_id, execution, _ = leftover
+    low, high = first_seq(execution), first_seq(execution + 1) - 1
+    markers: dict[str, Any] = {}
+    for event in store.read_events(trial_id=trial_id, kinds=("ledger",), after=low - 1,
+                                   upto=high):
+        markers[str(event.data.get("file"))] = event
+    last = store.read_events(trial_id=trial_id, upto=high, limit=1, reverse=True)
+    next_seq = max(low, last[0].seq + 1 if last and execution_of(last[0].seq) == execution
+                   else low)
+
+    def put_blob(path: str, header: dict[str, Any]) -> bool:
+        sha = str(header.get("sha256"))
+        if os.path.exists(path):
+            with open(path, "rb") as handle:
+                store.put_blob(fileobj=handle)
+            return True
+        return store.has_blob(sha256=sha)
+
+    inserted = 0
+    for name in sorted(os.listdir(directory)):
+        if not name.endswith(".log"):
+            continue
+        path = os.path.join(directory, name)
+        mtime = os.path.getmtime(path)
+        offset = 0
+        marker = markers.get(name)
+        if marker is not None:
+            start, end = int(marker.data["from"]), int(marker.data["to"])
+            ledger_file = LedgerFile(path, start)
+            chunk = ledger_file.read(end - start)
+            ledger_file.close()
+            if chunk is not None and chunk.end == end:
+                _, events = chunk_events(chunk, marker.seq, marker.time, directory, put_blob)
+                inserted += append_marked(store, trial_id, None, events)
+            offset = end
+        ledger_file = LedgerFile(path, offset)
+        try:
+            while True:
+                before = ledger_file.read_to
+                chunk = ledger_file.read(4 * READ_CHUNK)
+                if chunk is None:
+                    if ledger_file.read_to == before:
+                        break  # the end, or a torn last record that never completes
+                    continue
+                marker_event, events = chunk_events(chunk, next_seq, mtime, directory, put_blob)
+                next_seq += len(chunk.lines) + 1
+                inserted += append_marked(store, trial_id, marker_event, events)
+            done = not _pid_alive(writer_pid(name))
+        finally:
+            ledger_file.close()
+        if done:
+            # A torn last record (its writer died inside a failed write) was never
+            # acknowledged: the file goes with it.
+            _remove(path)
+    return inserted
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _remove_if_done(directory: str) -> None:
+    """Remove an execution directory once no ``.log`` file is left in it."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    if any(name.endswith(".log") for name in names):
+        return
+    for name in names:
+        _remove(os.path.join(directory, name))
+    try:
+        os.rmdir(directory)
+    except OSError:
+        pass
+
+
+def finish(directory: str, reader: LedgerReader | None, *, complete: bool) -> None:
+    """After a run: delete what was journalled; keep what a later sync must still read.
+
+    ``complete`` says every record read was made durable (journal or spool). A file whose
+    writer is still alive (a grandchild that outlived the program) is kept for ``sync``.
+    """
+    if reader is not None:
+        for name, ledger_file in reader.files.items():
+            if complete and ledger_file.at_end() and not _pid_alive(writer_pid(name)):
+                _remove(ledger_file.path)
+        reader.close()
+    if complete:
+        _remove_if_done(directory)
+
+
+def recover_trial(store: Store, spool_dir: str, trial_id: str | None = None) -> int:
+    """Journal what dead runners of ``trial_id`` (every trial if None) left on this host.
+
+    Their spool files are replayed first: they may hold ledger markers of the same
+    executions, which the ledger's recovery then builds on.
+    """
+    from kleio.spool import leftover_files, replay_file  # noqa: I001 - beside its use
+
+    inserted = 0
+    for path, pid in leftover_files(spool_dir):
+        name = os.path.basename(path)
+        if trial_id is not None and not name.startswith(trial_id + "-"):
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            inserted += replay_file(store, path)
+    for leftover in leftovers(spool_dir, trial_id):
+        inserted += recover(store, leftover) or 0
+    return inserted
