@@ -218,9 +218,13 @@ _IGNORED_IN_NAMES = dict.fromkeys(
 )
 
 
+def _shown(text: str) -> str:
+    """``text`` cut to a length one line of an error message can hold."""
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
 def _refuse(what: str, why: str) -> UnsafeSnapshot:
-    shown = what if len(what) <= 200 else what[:200] + "..."
-    return UnsafeSnapshot(f"refusing the trial's recorded {shown}: {why}",
+    return UnsafeSnapshot(f"refusing the trial's recorded code: {_shown(what)} {why}",
                           "the journal may have been altered; nothing was written")
 
 
@@ -238,21 +242,23 @@ def safe_path(path: object, what: str) -> str:
             that is (or a file system takes for) ``.git``.
     """
     if not isinstance(path, str) or not path:
-        raise _refuse(f"{what} {path!r}", "it is not a path")
+        raise _refuse(f"{what} {path!r}", "is not a path")
     label = f"{what} {path!r}"
     if "\0" in path:
-        raise _refuse(label, "it holds a NUL byte")
+        raise _refuse(label, "holds a NUL byte")
     if path.startswith("/") or os.path.isabs(path):
-        raise _refuse(label, "it is an absolute path")
+        raise _refuse(label, "is an absolute path")
     for part in path.split("/"):
         if part in ("", ".", ".."):
-            raise _refuse(label, "it leaves the directory or is not a normalized path")
+            raise _refuse(label, "leaves the directory (or is not a normalized path)")
         if _is_git_dir_name(part):
-            raise _refuse(label, "it writes inside .git")
+            raise _refuse(label, "is inside .git")
     try:
-        path.encode("utf-8", "surrogateescape")
+        longest = max(len(part.encode("utf-8", "surrogateescape")) for part in path.split("/"))
     except UnicodeEncodeError:
-        raise _refuse(label, "it is not a file name") from None
+        raise _refuse(label, "is not a file name") from None
+    if longest > 255:  # NAME_MAX of every common file system: git could not have listed it
+        raise _refuse(label, "has a name longer than 255 bytes")
     return path
 
 
@@ -260,20 +266,20 @@ def check_snapshot(code: dict[str, Any]) -> None:
     """Check every name a git code snapshot holds before it is used (see :func:`safe_path`)."""
     commit = code.get("commit")
     if commit is not None and not (isinstance(commit, str) and _COMMIT.fullmatch(commit)):
-        raise _refuse(f"commit {commit!r}", "it is not a commit id")
+        raise _refuse(f"commit {commit!r}", "is not a commit id")
     digest = code.get("diff_sha256")
     if digest is not None and not (isinstance(digest, str) and _DIGEST.fullmatch(digest)):
-        raise _refuse(f"diff digest {digest!r}", "it is not a sha256 digest")
+        raise _refuse(f"diff digest {digest!r}", "is not a sha256 digest")
     untracked = code.get("untracked") or []
     if not isinstance(untracked, list):
-        raise _refuse("untracked files", "they are not a list")
+        raise _refuse("list of untracked files", "is not a list")
     for item in untracked:
         if not isinstance(item, dict):
-            raise _refuse(f"untracked file {item!r}", "it is not a file entry")
+            raise _refuse(f"untracked file {item!r}", "is not a file entry")
         safe_path(item.get("path"), "untracked file")
         sha = item.get("sha256")
         if not (isinstance(sha, str) and _DIGEST.fullmatch(sha)):
-            raise _refuse(f"untracked file {item.get('path')!r}", "its digest is not sha256")
+            raise _refuse(f"untracked file {item.get('path')!r}", "has no sha256 digest")
 
 
 def _patch_paths(repo: str, patch: bytes, env: dict[str, str] | None) -> list[str]:
@@ -295,7 +301,7 @@ def _patch_paths(repo: str, patch: bytes, env: dict[str, str] | None) -> list[st
         index += 0 if fields[2] else 2
         for name in names:
             paths.append(safe_path(name.decode("utf-8", "surrogateescape"),
-                                   "diff's file"))
+                                   "file in the diff"))
     return paths
 
 
@@ -426,11 +432,19 @@ def _has_commit_env(repo: str, commit: str, env: dict[str, str]) -> bool:
                 check=False).returncode == 0
 
 
-def _script_text(store: Store, code: dict[str, Any]) -> list[str] | None:
+def _script_bytes(store: Store, code: dict[str, Any]) -> bytes | None:
     digest = code.get("script_sha256")
-    if not digest or not store.has_blob(sha256=digest):
+    if not digest:
         return None
-    return blob(store, digest, "script").decode("utf-8", "replace").splitlines(keepends=True)
+    if not (isinstance(digest, str) and _DIGEST.fullmatch(digest)):
+        raise _refuse(f"script digest {digest!r}", "is not a sha256 digest")
+    return blob(store, digest, "script") if store.has_blob(sha256=digest) else None
+
+
+def _script_text(store: Store, code: dict[str, Any]) -> list[str] | None:
+    content = _script_bytes(store, code)
+    return None if content is None else \
+        content.decode("utf-8", "replace").splitlines(keepends=True)
 
 
 def code_diff(store: Store, code_a: dict[str, Any], code_b: dict[str, Any],
@@ -504,12 +518,12 @@ def _checkout(store: Store, doc: dict[str, Any], dest: str, candidates: list[str
     if os.path.lexists(dest) and not (os.path.isdir(dest) and not os.listdir(dest)):
         raise UsageError(f"{dest} already exists", "give a new directory with -o DIR")
     if code.get("vcs") != "git":
-        content = _script_text(store, code)
+        content = _script_bytes(store, code)
         if content is None:
             raise CodeUnavailable("the trial ran outside git and its script was not stored")
         name = safe_path(os.path.basename(str(code.get("script") or "script.py")), "script")
         os.makedirs(dest, exist_ok=True)
-        _write_new_file(dest, name, "".join(content).encode("utf-8", "surrogateescape"))
+        _write_new_file(dest, name, content)
         return f"script {name}" + _masked_note(code)
     check_snapshot(code)
     repo = find_repository(code, candidates)
@@ -561,10 +575,11 @@ def _check_links(dest: str, paths: list[str]) -> None:
         if not os.path.islink(full):
             continue
         target = os.path.realpath(full)
-        inside = os.path.relpath(target, root) if target.startswith(root + os.sep) else None
+        inside = os.path.relpath(target, root) if target == root or \
+            target.startswith(root + os.sep) else None
         if inside is None or any(_is_git_dir_name(part) for part in inside.split(os.sep)):
             raise _refuse(f"symbolic link {path!r} -> {os.readlink(full)!r}",
-                          "it leads out of the directory or into .git")
+                          "leads out of the directory or into .git")
 
 
 def _write_new_file(dest: str, path: str, content: bytes) -> None:
@@ -591,13 +606,14 @@ def _write_new_file(dest: str, path: str, content: bytes) -> None:
         with os.fdopen(handle, "wb") as out:
             out.write(content)
     except FileExistsError:
-        raise _refuse(f"file {path!r}", "it exists already (the commit or the diff has it)"
+        raise _refuse(f"file {path!r}", "exists already (the commit or the diff has it)"
                       ) from None
     except OSError as error:
         if error.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise _refuse(f"file {path!r}", "its directory is a symbolic link or a file"
+            raise _refuse(f"file {path!r}", "is under a symbolic link or a file"
                           ) from None
-        raise CodeUnavailable(f"cannot write {path!r} in {dest}: {error.strerror}") from None
+        raise CodeUnavailable(f"cannot write {_shown(repr(path))} in {dest}: "
+                              f"{error.strerror}") from None
     finally:
         os.close(directory)
 
@@ -606,5 +622,9 @@ def _masked_note(code: dict[str, Any]) -> str:
     masked = code.get("secrets_masked")
     if not isinstance(masked, dict) or not masked:
         return ""
-    names = ", ".join(sorted(str(name) for name in masked))
-    return f"; secrets were masked as {REDACTED} in {names}: put them back before running it"
+    # Names from the journal, printed on a terminal: escapes shown, never sent.
+    names = sorted(_shown(name if name.isprintable() else repr(name))
+                   for name in masked if isinstance(name, str))
+    more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+    return (f"; secrets were masked as {REDACTED} in {', '.join(names[:10])}{more}: "
+            "put them back before running it")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import sqlite3
 import subprocess
 import sys
 
@@ -108,3 +111,148 @@ def test_pdb_rerun_stops_post_mortem_and_journals_nothing(git_repo, db_uri):
     assert "-> return 1 / x" in result.stdout and "(Pdb) 0" in result.stdout
     with open_store(db_uri) as store:
         assert store.last_seq(trial_id=doc["id"]) == before
+
+
+def test_checkout_puts_back_the_commit_and_says_what_stays_masked(git_repo, db_uri, tmp_path):
+    write(git_repo / "train.py", """
+        API_KEY = "sk-committedcommittedcommitted"
+        print("ok")
+    """)
+    git(git_repo, "commit", "-q", "-am", "a key")
+    # The key leaves the code; a new secret comes in an untracked file.
+    write(git_repo / "train.py", """
+        import os
+        API_KEY = os.environ.get("KEY")
+        print("ok")
+    """)
+    write(git_repo / "local.sh", "export DB_PASSWORD=hunter2\n")
+    trial = short_id(run_kleio("python", "train.py", cwd=git_repo).stderr)
+    out = tmp_path / "co"
+    done = run_kleio("checkout", trial, "-o", str(out), cwd=git_repo)
+    assert done.returncode == 0, done.stderr
+    assert (out / "train.py").read_text() == (git_repo / "train.py").read_text()
+    assert (out / "local.sh").read_text() == "export DB_PASSWORD=***\n"
+    assert "secrets were masked as *** in local.sh: put them back" in done.stdout
+    diff = run_kleio("diff", trial, trial, cwd=git_repo)
+    assert diff.returncode == 0, diff.stderr
+
+
+def _tampered(git_repo, db_uri, original=None, *, untracked=None, patch=None, **fields):
+    """A trial (a new one, or ``original`` again) whose journal says what a tampered one
+    would; returns its id."""
+    if original is None:
+        trial = short_id(run_kleio("python", "train.py", cwd=git_repo).stderr)
+        with open_store(db_uri) as store:
+            [original] = store.find_trials(id_prefix=trial)
+    doc = json.loads(json.dumps(original))
+    code = doc["code"]
+    with open_store(db_uri) as store:
+        if untracked is not None:
+            digest, size = store.put_blob(fileobj=io.BytesIO(b"echo pwned\n"))
+            code["untracked"] = [{"path": untracked, "sha256": digest, "size": size}]
+        if patch is not None:
+            code["diff_sha256"], code["diff_size"] = store.put_blob(fileobj=io.BytesIO(patch))
+            code["dirty"] = True
+    code.update(fields)
+    # As whoever can write the journal file would: past the store's own API.
+    with sqlite3.connect(db_uri[len("sqlite://"):]) as db:
+        db.execute("UPDATE trials SET doc = ? WHERE id = ?", (json.dumps(doc), doc["id"]))
+    db.close()
+    return doc["id"][:7]
+
+
+def _new_file(path, content=b"echo pwned\n", mode="100755"):
+    lines = content.decode().splitlines()
+    return (f"diff --git a/{path} b/{path}\nnew file mode {mode}\n--- /dev/null\n"
+            f"+++ b/{path}\n@@ -0,0 +1,{len(lines)} @@\n"
+            + "".join(f"+{line}\n" for line in lines)).encode()
+
+
+def _symlink(path, target):
+    return (f"diff --git a/{path} b/{path}\nnew file mode 120000\n--- /dev/null\n"
+            f"+++ b/{path}\n@@ -0,0 +1 @@\n+{target}\n\\ No newline at end of file\n").encode()
+
+
+TAMPERINGS = [
+    {"untracked": "../evil.py"},
+    {"untracked": "sub/../../evil.py"},
+    {"untracked": "ABSOLUTE"},
+    {"untracked": ".git/hooks/post-checkout"},
+    {"untracked": ".GIT/hooks/post-checkout"},  # .git on a case-insensitive disk
+    {"untracked": ".g\u200cit/hooks/post-checkout"},  # .git on macOS
+    {"untracked": "./x.py"},
+    {"untracked": "a\0b.py"},
+    {"untracked": "x" * 100_000},
+    {"untracked": 7},
+    {"patch": _new_file(".git/hooks/post-checkout")},
+    {"patch": _new_file("../evil.py")},
+    {"patch": _symlink("out", "../..")},  # a link out of the checkout
+    {"patch": _symlink("abs", "/etc")},
+    {"patch": _symlink("hooks", ".git/hooks")},  # a link into .git
+    {"patch": _symlink("sub", "."), "untracked": "sub/x.py"},  # a file written through a link
+    {"commit": "--upload-pack=touch pwned"},
+    {"diff_sha256": "../../../../etc/passwd"},
+]
+
+
+def test_checkout_refuses_a_tampered_journal(git_repo, db_uri, tmp_path):
+    trial = short_id(run_kleio("python", "train.py", cwd=git_repo).stderr)
+    with open_store(db_uri) as store:
+        [original] = store.find_trials(id_prefix=trial)
+    checkouts = tmp_path / "checkouts"
+    checkouts.mkdir()
+    for tampering in TAMPERINGS:
+        if tampering.get("untracked") == "ABSOLUTE":
+            tampering = {"untracked": str(tmp_path / "evil.py")}
+        _tampered(git_repo, db_uri, original, **tampering)
+        out = checkouts / "co"
+        refused = run_kleio("checkout", trial, "-o", str(out), cwd=git_repo)
+        assert refused.returncode == errors.EXIT_USAGE, (tampering, refused.stderr)
+        [line] = refused.stderr.splitlines()
+        assert line.startswith("error: refusing the trial's recorded code: "), line
+        assert line.endswith("The journal may have been altered; nothing was written."), line
+        assert len(line) < 400, line
+        assert not out.exists(), tampering  # what was written is removed
+        assert list(checkouts.iterdir()) == [], tampering
+        assert not (tmp_path / "evil.py").exists(), tampering
+        assert not (git_repo / ".git" / "hooks" / "post-checkout").exists(), tampering
+
+
+def test_diff_refuses_a_tampered_journal(git_repo, db_uri):
+    good = short_id(run_kleio("python", "train.py", "--x", "1", cwd=git_repo).stderr)
+    bad = _tampered(git_repo, db_uri, untracked="../evil.py")
+    compared = run_kleio("diff", good, bad, cwd=git_repo)
+    assert compared.returncode == errors.EXIT_USAGE
+    assert compared.stderr.startswith("error: refusing the trial's recorded code: untracked "
+                                      "file '../evil.py' leaves the directory")
+
+
+def test_checkout_writes_nothing_through_a_link_in_the_commit(git_repo, db_uri, tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(str(tmp_path / "elsewhere"), git_repo / "data")
+    git(git_repo, "add", "data")
+    git(git_repo, "commit", "-q", "-m", "a link to the data")
+    trial = _tampered(git_repo, db_uri, untracked="data/evil.py")
+    refused = run_kleio("checkout", trial, "-o", str(tmp_path / "co"), cwd=git_repo)
+    assert refused.returncode == errors.EXIT_USAGE
+    assert "file 'data/evil.py' is under a symbolic link" in refused.stderr
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_checkout_outside_git_writes_only_the_script_by_its_name(tmp_path, db_uri):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    write(plain / "t.py", "TOKEN = 'ghp_abcdefghijklmnopqrstuvwxyz01'\nprint(1)\n")
+    trial = short_id(run_kleio("python", "t.py", cwd=plain).stderr)
+    done = run_kleio("checkout", trial, "-o", str(tmp_path / "co"), cwd=plain)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "co" / "t.py").read_text() == "TOKEN = '***'\nprint(1)\n"
+    with open_store(db_uri) as store:
+        [original] = store.find_trials(id_prefix=trial)
+    for fields in [{"script": "/x/.."}, {"script": "/x/.git"}, {"script": "/x/"},
+                   {"script_sha256": "../../etc/passwd"}]:
+        _tampered(None, db_uri, original, **fields)
+        refused = run_kleio("checkout", trial, "-o", str(tmp_path / "again"), cwd=plain)
+        assert refused.returncode == errors.EXIT_USAGE, (fields, refused.stderr)
+        assert refused.stderr.startswith("error: refusing the trial's recorded code: "), fields
+        assert not (tmp_path / "again").exists()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from kleio.cli.common import parser, store_from
+from kleio.errors import UsageError
 from kleio.trial import resolve_trial
 
 
@@ -22,6 +24,11 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     store, _ = store_from(flags)
     with store:
         doc = resolve_trial(store, args.id)
+        if not re.fullmatch(r"[0-9a-f]{64}", str(doc.get("id"))):
+            # The default directory is named after the id the journal holds, and the id is
+            # printed: it must be one, not a path or terminal escapes.
+            raise UsageError(f"the trial's id {str(doc.get('id'))[:80]!r} is not a trial id",
+                             "the journal may have been altered")
         dest = args.output or f"kleio-{doc['id'][:7]}"
         held = checkout(store, doc, dest, [os.getcwd(), doc.get("root")])
     print(f"checked out trial {doc['id'][:7]} into {dest}: {held}")
