@@ -302,6 +302,8 @@ def recover(store: Store, leftover: Leftover) -> int | None:
     """
     if leftover.journal and leftover.journal != store.uri:
         return None
+    if store.get_trial(trial_id=leftover.trial_id) is None:
+        return None  # not this journal's trial (a journal replaced since): never guess
     from filelock import FileLock, Timeout
 
     lock = FileLock(os.path.join(leftover.directory, ".lock"))

@@ -11,10 +11,26 @@ from kleio.storage import Store
 from kleio.trial import resolve_trial
 
 
-def describe(store: Store, doc: dict[str, Any], *, host: str, stale_after: float
-             ) -> dict[str, Any]:
+def pending(store: Store, doc: dict[str, Any], *, host: str, spool_dir: str,
+            status: str) -> list[dict[str, Any]]:
+    """What dead runners of this trial left unjournalled: here (with sizes) or elsewhere."""
+    from kleio.ledger import leftovers, pending_bytes
+
+    found: list[dict[str, Any]] = [
+        {"host": host, "directory": item.directory, "bytes": pending_bytes(item.directory)}
+        for item in leftovers(spool_dir, doc["id"]) if item.journal in ("", store.uri)
+    ]
+    runner = doc.get("runner") or {}
+    if status == "lost" and runner.get("host") and runner.get("host") != host:
+        found.append({"host": runner.get("host"), "directory": None, "bytes": None})
+    return found
+
+
+def describe(store: Store, doc: dict[str, Any], *, host: str, stale_after: float,
+             spool_dir: str = "") -> dict[str, Any]:
     """The JSON shape of ``kleio info --json`` (kept stable, tested)."""
     trial_id = doc["id"]
+    status = display_status(doc, host=host, stale_after=stale_after)
     history = [
         {"status": e.data.get("status"), "time": e.time, "seq": e.seq,
          **({"host": e.data["runner"].get("host"), "pid": e.data["runner"].get("pid")}
@@ -31,7 +47,7 @@ def describe(store: Store, doc: dict[str, Any], *, host: str, stale_after: float
     return {
         "id": trial_id,
         "short_id": trial_id[:7],
-        "status": display_status(doc, host=host, stale_after=stale_after),
+        "status": status,
         "command": list(doc.get("argv") or doc.get("command") or []),
         "normalized_command": list(doc.get("command") or []),
         "project": doc.get("project"),
@@ -53,6 +69,8 @@ def describe(store: Store, doc: dict[str, Any], *, host: str, stale_after: float
         "env": doc.get("env") or {},
         "host": doc.get("host") or {},
         "counts": counts,
+        "pending": pending(store, doc, host=host, spool_dir=spool_dir, status=status)
+        if spool_dir else [],
     }
 
 
@@ -121,6 +139,13 @@ def render(info: dict[str, Any]) -> str:
     counts = info["counts"]
     add(f"\njournal  {counts['statistic']} statistics, {counts['artifact']} artifacts, "
         f"{counts['stdout']} stdout lines, {counts['stderr']} stderr lines")
+    for item in info.get("pending") or []:
+        if item["directory"]:
+            add(f"pending  {item['bytes']} bytes on this host not journalled yet, in "
+                f"{item['directory']}: run 'kleio sync'")
+        else:
+            add(f"pending  its runner on host {item['host']} died; what it had not journalled"
+                f" waits there: run 'kleio sync' on {item['host']}")
     return "\n".join(out) + "\n"
 
 
@@ -140,7 +165,8 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     with store:
         doc = resolve_trial(store, args.id)
         info = describe(store, doc, host=hostname(config["hostname"]),
-                        stale_after=float(config["stale_after"]))
+                        stale_after=float(config["stale_after"]),
+                        spool_dir=str(config["spool_dir"]))
     if args.json:
         print_json(info)
     else:
