@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from kleio.errors import KleioError, UsageError
+from kleio.errors import UsageError
 from kleio.redact import REDACTED, might_hold_secrets, redact_text
 from kleio.storage.base import Store
 
@@ -307,7 +307,7 @@ def _patch_paths(repo: str, patch: bytes, env: dict[str, str] | None) -> list[st
 
 def _last_line(stderr: bytes) -> str:
     lines = stderr.decode("utf-8", "replace").strip().splitlines()
-    return lines[-1] if lines else "no message"
+    return _shown(lines[-1]) if lines else "no message"
 
 
 def _base_reader(repo: str, commit: str | None, env: dict[str, str] | None
@@ -340,8 +340,7 @@ def _git(cwd: str, *args: str, env: dict[str, str] | None = None,
         raise CodeUnavailable(f"git could not be run ({error})",
                               "install git and put it on PATH") from None
     if check and result.returncode != 0:
-        message = result.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise KleioError(f"git {args[0]} failed: {message[-1] if message else result.returncode}")
+        raise CodeUnavailable(f"git {args[0]} failed: {_last_line(result.stderr)}")
     return result
 
 
@@ -455,6 +454,8 @@ def code_diff(store: Store, code_a: dict[str, Any], code_b: dict[str, Any],
             code_a.get("untracked") == code_b.get("untracked")
         if same:
             return ""
+        check_snapshot(code_a)  # before git is asked about anything the journal says
+        check_snapshot(code_b)
         repo = find_repository(code_a, candidates)
         if repo is None or find_repository(code_b, [repo]) is None:
             missing = [c["commit"][:12] for c in (code_a, code_b) if c.get("commit")]
@@ -517,6 +518,9 @@ def _checkout(store: Store, doc: dict[str, Any], dest: str, candidates: list[str
     code = doc.get("code") or {}
     if os.path.lexists(dest) and not (os.path.isdir(dest) and not os.listdir(dest)):
         raise UsageError(f"{dest} already exists", "give a new directory with -o DIR")
+    parent = os.path.dirname(os.path.abspath(dest))
+    if not os.path.isdir(parent):
+        raise UsageError(f"{parent} is not a directory", "create it, or give another -o DIR")
     if code.get("vcs") != "git":
         content = _script_bytes(store, code)
         if content is None:
@@ -533,8 +537,7 @@ def _checkout(store: Store, doc: dict[str, Any], dest: str, candidates: list[str
             "run kleio checkout inside a clone of the trial's repository",
         )
     commit = code.get("commit")
-    _git(os.path.dirname(os.path.abspath(dest)) or ".", "clone", "-q", "--no-checkout",
-         repo, os.path.abspath(dest))
+    _git(parent, "clone", "-q", "--no-checkout", repo, os.path.abspath(dest))
     from kleio.identity import origin_url
 
     origin = origin_url(repo)
