@@ -32,7 +32,8 @@ SCHEMA_VERSION = 1
 
 EXECUTION_SHIFT = 32
 
-EVENT_KINDS = ("status", "stdout", "stderr", "statistic", "artifact")
+#: ``ledger`` events are bookkeeping of the runner (see :mod:`kleio.ledger`), not shown by readers.
+EVENT_KINDS = ("status", "stdout", "stderr", "statistic", "artifact", "ledger")
 
 STATUSES = (
     "new",
