@@ -330,6 +330,9 @@ def _recover(store: Store, leftover: Leftover) -> int:
     last = store.read_events(trial_id=trial_id, upto=high, limit=1, reverse=True)
     next_seq = max(low, last[0].seq + 1 if last and execution_of(last[0].seq) == execution
                    else low)
+    # A marked range may be only partly in the journal: its numbers are taken all the same.
+    for marker in markers.values():
+        next_seq = max(next_seq, marker.seq + int(marker.data.get("n", 0)) + 1)
 
     def put_blob(path: str, header: dict[str, Any]) -> bool:
         sha = str(header.get("sha256"))

@@ -136,9 +136,9 @@ class Writer(threading.Thread):
 
     def flush(self) -> None:
         """Write what is pending: to the journal, else the spool, else keep it in memory."""
+        if not self.store_ok:
+            self._retry()
         if not self.pending and not self.backlog:
-            if not self.store_ok:
-                self._retry()
             return
         batch = self.backlog + self.pending if self.backlog else self.pending
         self.pending, self.backlog = [], []
@@ -156,8 +156,6 @@ class Writer(threading.Thread):
             self.spool.add_events(batch)
         except Exception as error:
             self._hold(batch, error)
-            return
-        self._retry()
 
     def _append(self, batch: list[NewEvent]) -> None:
         # A ledger marker goes in before its events (its own insert): see kleio.ledger.
@@ -211,14 +209,18 @@ class Writer(threading.Thread):
         self.last_retry = time.monotonic()
 
     def _retry(self, force: bool = False) -> None:
+        """Is the journal back? Replay the spool, or write what memory holds, or ask."""
         if not force and time.monotonic() - self.last_retry < self.retry_interval:
             return
         self.last_retry = time.monotonic()
         try:
             if self.spool.pending:
                 self.spool.replay(self.store)
+            elif self.backlog:
+                self._append(self.backlog)
+                self.backlog = []
             elif not self.store_ok:
-                self.store.last_seq(trial_id=self.trial_id)  # is it back?
+                self.store.last_seq(trial_id=self.trial_id)
         except Exception:
             return
         if not self.store_ok:

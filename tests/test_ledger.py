@@ -1,0 +1,229 @@
+"""The ledger: records read in linear time, journalled exactly once whoever takes them over."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from kleio import ledger
+from kleio.errors import StoreUnavailable
+from kleio.ledger import Chunk, LedgerFile, LedgerReader, Leftover, chunk_events, recover
+from kleio.runner import final_status
+from kleio.spool import Spool
+from kleio.storage import open_store
+from kleio.storage.base import encode, first_seq
+from kleio.writer import Writer
+
+TRIAL = "t" * 64
+
+
+@pytest.fixture
+def journal(tmp_path):
+    store = open_store("sqlite://" + str(tmp_path / "k.db"))
+    store.create_trial(doc={"schema_version": 1, "id": TRIAL, "created_at": 1.0,
+                            "command": ["x"], "status": "new", "tags": [], "parent": None})
+    store.append_events(trial_id=TRIAL, events=[
+        (first_seq(1), "status", 1.0, encode({"status": "reserved"}))])
+    yield store
+    store.close()
+
+
+def dead_execution(tmp_path, store, records: list[bytes], execution: int = 1) -> Leftover:
+    """An execution directory whose runner and writer are gone (pids that cannot exist)."""
+    directory = tmp_path / "spool" / "ledger" / f"{TRIAL}-{execution}-999999999"
+    directory.mkdir(parents=True)
+    (directory / "runner.json").write_text(json.dumps(
+        {"pid": 999_999_999, "pid_start": None, "journal": store.uri}))
+    (directory / "999999998-abcd.log").write_bytes(b"".join(records))
+    return Leftover(str(directory), TRIAL, execution, store.uri)
+
+
+def stats(store) -> list[int]:
+    return [e.data["i"] for e in store.read_events(trial_id=TRIAL, kinds=("statistic",))]
+
+
+def test_records_are_cut_whole_and_a_huge_one_costs_one_copy(tmp_path):
+    path = tmp_path / "1-a.log"
+    big = b"S" + json.dumps({"x": "y" * (3 << 20)}).encode() + b"\n"
+    path.write_bytes(b'S{"i":0}\n' + big + b'S{"i":1')
+    reader = LedgerFile(str(path))
+    chunks = []
+    size = os.path.getsize(path)
+    while reader.read_to < size:
+        chunk = reader.read(1 << 16)
+        if chunk is not None:
+            chunks.append(chunk)
+    lines = [line for chunk in chunks for line in chunk.lines]
+    assert lines[0] == b'S{"i":0}' and lines[1] == big[:-1]
+    assert reader.offset == 9 + len(big)  # the torn last record is not handed over
+    assert chunks[0].start == 0 and chunks[-1].end == reader.offset
+    assert not reader.at_end()
+    with open(path, "ab") as handle:
+        handle.write(b"}\n")
+    assert reader.read().lines == [b'S{"i":1}']
+    assert reader.at_end()
+    reader.close()
+
+
+def test_record_i_of_a_chunk_is_always_event_seq_plus_one_plus_i(tmp_path):
+    chunk = Chunk("1-a.log", 0, 30, [b'S{"i":0}', b"garbage", b'S{"i":2}'])
+    marker, events = chunk_events(chunk, 100, 5.0, str(tmp_path), lambda path, header: True)
+    assert marker[:2] == (100, "ledger")
+    assert json.loads(marker[3]) == {"file": "1-a.log", "from": 0, "to": 30, "n": 3}
+    assert [(seq, kind) for seq, kind, _, _ in events] == [(101, "statistic"),
+                                                           (103, "statistic")]
+
+
+def test_recovery_journals_a_dead_runners_ledger_once(journal, tmp_path):
+    leftover = dead_execution(tmp_path, journal,
+                              [b'S{"i":%d}\n' % i for i in range(1000)] + [b'S{"i":10'])
+    assert recover(journal, leftover) == 1000
+    assert stats(journal) == list(range(1000))
+    assert not os.path.exists(leftover.directory)  # its writer is gone: nothing left to read
+    assert recover(journal, leftover) == 0
+    assert stats(journal) == list(range(1000))
+
+
+def test_a_range_half_journalled_before_the_runner_died_is_completed_not_doubled(
+        journal, tmp_path):
+    records = [b'S{"i":%d}\n' % i for i in range(10)]
+    leftover = dead_execution(tmp_path, journal, records)
+    # The dead runner had read the first 6 records, inserted their marker, then only 2 of
+    # its events (MongoDB's unordered insert_many can stop anywhere), then died.
+    name = "999999998-abcd.log"
+    chunk = Chunk(name, 0, sum(len(r) for r in records[:6]), [r[:-1] for r in records[:6]])
+    marker, events = chunk_events(chunk, first_seq(1) + 1, 2.0, leftover.directory,
+                                  lambda path, header: True)
+    journal.append_events(trial_id=TRIAL, events=[marker, events[0], events[3]])
+    recover(journal, leftover)
+    assert stats(journal) == list(range(10))
+    markers = journal.read_events(trial_id=TRIAL, kinds=("ledger",))
+    assert [(m.data["from"], m.data["n"]) for m in markers] == [(0, 6), (chunk.end, 4)]
+
+
+def test_recovery_skips_another_journals_ledger(journal, tmp_path):
+    leftover = dead_execution(tmp_path, journal, [b'S{"i":0}\n'])
+    other = leftover._replace(journal="sqlite:///elsewhere.db")
+    assert recover(journal, other) is None
+    assert stats(journal) == []
+    assert ledger.leftovers(str(tmp_path / "spool"))[0].journal == journal.uri
+
+
+def test_recovery_stores_an_artifacts_bytes_before_its_event(journal, tmp_path):
+    leftover = dead_execution(tmp_path, journal, [])
+    blob = os.path.join(leftover.directory, "999999998-abcd-1.blob")
+    with open(blob, "wb") as handle:
+        handle.write(b"weights")
+    import hashlib
+
+    header = {"filename": "w.bin", "metadata": {"epoch": 3}, "blob": "999999998-abcd-1.blob",
+              "sha256": hashlib.sha256(b"weights").hexdigest(), "size": 7}
+    with open(os.path.join(leftover.directory, "999999998-abcd.log"), "ab") as handle:
+        handle.write(b"B" + json.dumps(header).encode() + b"\n")
+    assert recover(journal, leftover) == 1
+    [event] = journal.read_events(trial_id=TRIAL, kinds=("artifact",))
+    assert event.data["metadata"] == {"epoch": 3}
+    with journal.open_blob(sha256=header["sha256"]) as handle:
+        assert handle.read() == b"weights"
+
+
+def test_live_writer_journals_ledger_chunks_with_markers_first(journal, tmp_path):
+    directory = tmp_path / "d"
+    directory.mkdir()
+    (directory / "999999998-x.log").write_bytes(b"".join(b'S{"i":%d}\n' % i for i in range(20)))
+    reader = LedgerReader(str(directory))
+    writer = Writer(journal, TRIAL, first_seq(1) + 1, Spool(str(tmp_path / "s"), TRIAL, 1),
+                    0.01, ledger_dir=str(directory))
+    writer.start()
+    for chunk in reader.drain():
+        writer.call("ledger", chunk)
+    writer.call("stop")
+    writer.join(timeout=10)
+    assert stats(journal) == list(range(20))
+    assert reader.all_read()
+    ledger.finish(str(directory), reader, complete=writer.durable)
+    assert not directory.exists()
+
+
+class Refusing:
+    """A store that refuses some events for their content, and fails in odd ways."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def append_events(self, *, trial_id, events):
+        if any('"bad"' in data for _, _, _, data in events):
+            raise ValueError("document refused")
+        return self.store.append_events(trial_id=trial_id, events=events)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+def test_the_writer_survives_a_refused_event_and_counts_it(journal, tmp_path):
+    writer = Writer(Refusing(journal), TRIAL, first_seq(1) + 1,
+                    Spool(str(tmp_path / "s"), TRIAL, 1), 0.01)
+    writer.start()
+    writer.events("statistic", 1.0, [encode({"i": 0}), encode({"bad": 1}), encode({"i": 1})])
+    writer.call("no_such_operation")  # a bug of ours must not end the thread either
+    writer.events("statistic", 2.0, [encode({"i": 2})])
+    writer.call("status", "completed", 3.0, {"exit_code": 0}, {})
+    writer.call("stop")
+    writer.join(timeout=10)
+    assert stats(journal) == [0, 1, 2]
+    final = journal.last_status(trial_id=TRIAL).data
+    assert final["problems"] == {"unstorable_events": 1, "errors": 1}
+
+
+class Full(Spool):
+    def _write(self, record):
+        raise OSError(28, "No space left on device")
+
+
+def test_nothing_is_lost_when_journal_and_spool_both_fail_for_a_while(journal, tmp_path):
+    import threading
+
+    class Down:
+        down = True
+        failed = threading.Event()
+
+        def append_events(self, **kwargs):
+            if self.down:
+                self.failed.set()
+                raise StoreUnavailable("injected outage")
+            return journal.append_events(**kwargs)
+
+        def __getattr__(self, name):
+            return getattr(journal, name)
+
+    store = Down()
+    writer = Writer(store, TRIAL, first_seq(1) + 1, Full(str(tmp_path / "s"), TRIAL, 1), 0.01)
+    writer.retry_interval = 0.0
+    writer.start()
+    writer.events("stdout", 1.0, [encode({"line": str(i)}) for i in range(100)])
+    writer.call("heartbeat", 1.5)  # a flush: the journal and the spool both refuse
+    assert store.failed.wait(10)
+    store.down = False
+    writer.call("heartbeat", 2.0)
+    writer.call("stop")
+    writer.join(timeout=10)
+    assert writer.finish()
+    lines = journal.read_events(trial_id=TRIAL, kinds=("stdout",))
+    assert [e.data["line"] for e in lines] == [str(i) for i in range(100)]
+    assert writer.problems.get("spool_failures", 0) >= 1
+
+
+@pytest.mark.parametrize("code, interrupted, stop, expected", [
+    (0, None, False, "completed"),
+    (1, None, False, "broken"),
+    (137, None, False, "broken"),
+    (130, None, False, "interrupted"),
+    (143, 15, False, "interrupted"),
+    (0, 15, False, "interrupted"),
+    (0, None, True, "suspended"),
+    (137, None, True, "suspended"),
+])
+def test_final_status_rule(code, interrupted, stop, expected):
+    assert final_status(code, interrupted=interrupted, stop_requested=stop) == expected
