@@ -35,7 +35,6 @@ from collections.abc import Iterator
 from typing import Any, Callable, NamedTuple
 
 from kleio.private import private_dir
-from kleio.spool import split_markers
 from kleio.storage.base import NewEvent, Store, encode, execution_of, first_seq
 
 LEDGER_ENV = "KLEIO_LEDGER"
