@@ -211,6 +211,7 @@ PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\nq9Zx\n-----END RSA PR
                                                        REDACTED]),
         (["curl", "-u", "me:pw", "https://h"], ["curl", "-u", "me:" + REDACTED, "https://h"]),
         (["curl", "--user=me:pw"], ["curl", "--user=me:" + REDACTED]),
+        (["curl", "-ume:pw", "https://h"], ["curl", "-ume:" + REDACTED, "https://h"]),
         (["openssl", "rsa", "-passin", "pass:pw"], ["openssl", "rsa", "-passin", REDACTED]),
     ],
 )

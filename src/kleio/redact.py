@@ -340,11 +340,14 @@ def _redact_option(token: str, program: str | None, subcommands: set[str]
     name, eq, value = token.partition("=")
     if program in _POSTGRES and name in ("--password", "-W"):
         return (None, None)
-    if program in _USER_PASSWORD and name in _USER_PASSWORD[program]:
-        if eq:
-            user, colon, _ = value.partition(":")
-            return (name + "=" + user + colon + REDACTED if colon else None, None)
-        return (None, "user:password")
+    if program in _USER_PASSWORD:
+        if name in _USER_PASSWORD[program]:
+            if eq:
+                user, colon, _ = value.partition(":")
+                return (name + "=" + user + colon + REDACTED if colon else None, None)
+            return (None, "user:password")
+        if token[:2] in _USER_PASSWORD[program] and ":" in token:  # -uUSER:PASSWORD
+            return (token.partition(":")[0] + ":" + REDACTED, None)
     if program in PASSWORD_OPTIONS:
         short, separate, subcommand = PASSWORD_OPTIONS[program]
         if subcommand is None or subcommand in subcommands:

@@ -11,6 +11,10 @@ This runs before every wrapped command, so it is built for speed:
 * the GPUs are asked to ``nvidia-smi`` only on machines with an NVIDIA driver, once per boot;
 * memory and CPUs come from ``os.sysconf`` and ``/proc``, not psutil.
 
+Secrets in the recorded code (the diff, untracked sources, the script) are masked before
+anything is stored (:func:`kleio.redact.redact_text`, :func:`kleio.codestate.mask_patch`);
+a text with no word a secret pattern starts with is skipped at ``str.find`` speed.
+
 :func:`changes` compares two snapshots for change detection on resume.
 """
 
