@@ -22,8 +22,8 @@ from itertools import repeat
 from typing import Any
 
 from kleio.errors import StoreUnavailable
-from kleio.ledger import Chunk, chunk_events, split_markers
-from kleio.spool import Spool
+from kleio.ledger import Chunk, chunk_events
+from kleio.spool import Spool, split_markers
 from kleio.storage.base import NewEvent, Store, encode
 
 BATCH = 5000
