@@ -229,8 +229,9 @@ def _refuse(what: str, why: str) -> UnsafeSnapshot:
 
 
 def _is_git_dir_name(part: str) -> bool:
-    # Also what a case-insensitive (macOS, Windows) or NTFS file system takes for .git.
-    name = part.translate(_IGNORED_IN_NAMES).rstrip(". ").casefold()
+    # Also what a case-insensitive (macOS, Windows) or NTFS file system takes for .git:
+    # ".GIT", ".g\u200cit", ".git.", "git~1", ".git::$INDEX_ALLOCATION".
+    name = part.split(":", 1)[0].translate(_IGNORED_IN_NAMES).rstrip(". ").casefold()
     return name in (".git", "git~1")
 
 

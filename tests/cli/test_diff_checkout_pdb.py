@@ -9,6 +9,8 @@ import sqlite3
 import subprocess
 import sys
 
+import pytest
+
 from kleio import errors
 from kleio.storage import open_store
 from tests.cli.test_branch import branched
@@ -256,3 +258,16 @@ def test_checkout_outside_git_writes_only_the_script_by_its_name(tmp_path, db_ur
         assert refused.returncode == errors.EXIT_USAGE, (fields, refused.stderr)
         assert refused.stderr.startswith("error: refusing the trial's recorded code: "), fields
         assert not (tmp_path / "again").exists()
+
+
+def test_safe_path_accepts_names_and_refuses_places():
+    from kleio.codestate import UnsafeSnapshot, safe_path
+
+    for path in ["a.py", "pkg/mod.py", ".gitignore", ".github/ci.yml", "a/b.git", "git",
+                 "sp ace/\u00e9.py", "\udcff.py", "x" * 255]:
+        assert safe_path(path, "file") == path
+    for path in ["", "/etc/x", "../x", "a/../../x", "a//b", "a/", "./a", ".git", "a/.git/x",
+                 ".GIT/x", ".git./x", ".git::$INDEX_ALLOCATION/x", "git~1/x", ".g\u200cit/x",
+                 "a\0b", "x" * 256, "\ud800.py", None, 3, ["a"]]:
+        with pytest.raises(UnsafeSnapshot):
+            safe_path(path, "file")
