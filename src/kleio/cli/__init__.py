@@ -147,7 +147,7 @@ def _masked(text: str) -> str:
 
     try:
         return redact_message(text)
-    except Exception:  # masking must never hide the error itself: show its class only
+    except Exception:  # a bug in masking: withhold the text rather than risk a secret
         return "(message withheld: it could not be checked for secrets)"
 
 
