@@ -227,3 +227,22 @@ def test_nothing_is_lost_when_journal_and_spool_both_fail_for_a_while(journal, t
 ])
 def test_final_status_rule(code, interrupted, stop, expected):
     assert final_status(code, interrupted=interrupted, stop_requested=stop) == expected
+
+
+def test_without_a_writable_ledger_calls_go_over_the_socket(git_repo, db_uri):
+    """A ledger that cannot be written (here: gone) costs one warning, not one record."""
+    from tests.conftest import run_kleio, write
+
+    write(git_repo / "fallback.py", """
+        import os, shutil
+        from kleio.client.logger import kleio_logger
+        shutil.rmtree(os.environ["KLEIO_LEDGER"])
+        for i in range(500):
+            kleio_logger.log_statistic(i=i)
+        kleio_logger.log_artifact("w.bin", b"x" * 3_000_000, epoch=1)
+        print(len(kleio_logger.statistics()), kleio_logger.load_artifact("w.bin")[1])
+    """)
+    result = run_kleio("python", "fallback.py", cwd=git_repo)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "500 {'epoch': 1}\n"
+    assert result.stderr.count("cannot write the ledger") == 1

@@ -123,11 +123,44 @@ class Connection:
         self.buffer = buffer[pos:]
 
     def _start_artifact(self, header: dict[str, Any]) -> None:
-        private_dir(self.spool_dir, "spool directory")
-        # The pid in the name lets `kleio sync` remove what a killed runner left.
-        fd, path = tempfile.mkstemp(prefix=f"artifact-{os.getpid()}-", dir=self.spool_dir)
-        self.artifact = {"header": header, "file": os.fdopen(fd, "wb"), "path": path,
-                         "left": None}
+        file: Any = None
+        path = ""
+        try:
+            private_dir(self.spool_dir, "spool directory")
+            # The pid in the name lets `kleio sync` remove what a killed runner left.
+            fd, path = tempfile.mkstemp(prefix=f"artifact-{os.getpid()}-", dir=self.spool_dir)
+            file = os.fdopen(fd, "wb")
+        except Exception as error:
+            self._refused(header, error)
+        self.artifact = {"header": header, "file": file, "path": path, "left": None}
+
+    def _refused(self, header: dict[str, Any], error: BaseException) -> None:
+        # The bytes are read and dropped, and the connection lives on: the program's next
+        # calls must not meet a broken pipe because one artifact did not fit.
+        self.writer.problem("artifacts_dropped", f"cannot keep artifact "
+                            f"{header.get('filename')!r} ({error}); it is dropped and counted")
+
+    def _write_artifact(self, art: dict[str, Any], data: bytes) -> None:
+        if art["file"] is None:
+            return
+        try:
+            art["file"].write(data)
+        except OSError as error:
+            self._refused(art["header"], error)
+            self._discard(art)
+
+    @staticmethod
+    def _discard(art: dict[str, Any]) -> None:
+        if art["file"] is not None:
+            try:
+                art["file"].close()
+            except OSError:
+                pass
+            art["file"] = None
+        try:
+            os.remove(art["path"])
+        except OSError:
+            pass
 
     def _artifact_bytes(self, buffer: bytes, pos: int) -> int:
         art = self.artifact
@@ -139,12 +172,18 @@ class Connection:
                 art["left"] = int.from_bytes(buffer[pos:pos + 8], "big")
                 pos += 8
                 if art["left"] == 0:
-                    art["file"].close()
-                    self.writer.call("artifact", art["path"], art["header"], time.time())
+                    if art["file"] is not None:
+                        try:
+                            art["file"].close()
+                        except OSError as error:
+                            self._refused(art["header"], error)
+                            self._discard(art)
+                    if art["file"] is not None:
+                        self.writer.call("artifact", art["path"], art["header"], time.time())
                     self.artifact = None
                     return pos
             take = min(art["left"], len(buffer) - pos)
-            art["file"].write(buffer[pos:pos + take])
+            self._write_artifact(art, buffer[pos:pos + take])
             art["left"] -= take
             pos += take
             if art["left"] == 0:
@@ -153,8 +192,7 @@ class Connection:
 
     def close(self) -> None:
         if self.artifact is not None:  # the program died mid-artifact: drop the partial file
-            self.artifact["file"].close()
-            os.remove(self.artifact["path"])
+            self._discard(self.artifact)
             self.artifact = None
         self.sock.close()
 

@@ -335,6 +335,15 @@ class KleioLogger:
                     return
             try:
                 self._connection().sendall(data)
+            except (BrokenPipeError, ConnectionResetError):
+                # The runner dropped this connection (after an error of its own): once more
+                # on a new one; if the runner is gone, that says so in one sentence.
+                self._drop()
+                try:
+                    self._connection().sendall(data)
+                except BaseException:
+                    self._drop()
+                    raise
             except BaseException:
                 # Interrupted mid-send (a signal handler raising, say): start over on a new
                 # connection so no later message is read as the rest of this one.
