@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from typing import Any, Callable, NamedTuple
 
 from kleio.private import private_dir
+from kleio.reservation import pid_alive, process_start
 from kleio.storage.base import NewEvent, Store, encode, execution_of, first_seq
 
 LEDGER_ENV = "KLEIO_LEDGER"
@@ -48,8 +49,6 @@ def ledger_root(spool_dir: str) -> str:
 
 def create_execution_dir(spool_dir: str, trial_id: str, execution: int, journal: str) -> str:
     """Make the private directory of one execution and record its runner and journal."""
-    from kleio.reservation import process_start
-
     private_dir(spool_dir, "spool directory")
     root = private_dir(ledger_root(spool_dir), "ledger directory")
     pid = os.getpid()
@@ -67,18 +66,6 @@ def writer_pid(name: str) -> int | None:
     return int(head) if head.isdigit() else None
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if pid is None or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _runner_info(directory: str) -> dict[str, Any]:
     try:
         with open(os.path.join(directory, "runner.json"), encoding="ascii") as handle:
@@ -90,15 +77,15 @@ def _runner_info(directory: str) -> dict[str, Any]:
 
 def runner_alive(directory: str) -> bool:
     """Tell whether the runner of an execution directory is still at work."""
-    from kleio.reservation import process_start
-
     info = _runner_info(directory)
     try:
         pid = int(info["pid"])
     except (ValueError, KeyError, TypeError):
         return False
-    if pid == os.getpid() or not _pid_alive(pid):
-        return pid == os.getpid()
+    if pid == os.getpid():
+        return True
+    if not pid_alive(pid):
+        return False
     started = info.get("pid_start")
     return started is None or process_start(pid) in (None, started)
 
@@ -370,7 +357,7 @@ def _recover(store: Store, leftover: Leftover) -> int:
                 marker_event, events = chunk_events(chunk, next_seq, mtime, directory, put_blob)
                 next_seq += len(chunk.lines) + 1
                 inserted += append_marked(store, trial_id, marker_event, events)
-            done = not _pid_alive(writer_pid(name))
+            done = not pid_alive(writer_pid(name))
         finally:
             ledger_file.close()
         if done:
@@ -411,7 +398,7 @@ def finish(directory: str, reader: LedgerReader | None, *, complete: bool) -> No
     """
     if reader is not None:
         for name, ledger_file in reader.files.items():
-            if complete and ledger_file.at_end() and not _pid_alive(writer_pid(name)):
+            if complete and ledger_file.at_end() and not pid_alive(writer_pid(name)):
                 _remove(ledger_file.path)
         reader.close()
     if complete:
@@ -431,7 +418,7 @@ def recover_trial(store: Store, spool_dir: str, trial_id: str | None = None) -> 
         name = os.path.basename(path)
         if trial_id is not None and not name.startswith(trial_id + "-"):
             continue
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             inserted += replay_file(store, path)
     for leftover in leftovers(spool_dir, trial_id):
         inserted += recover(store, leftover) or 0

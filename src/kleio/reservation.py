@@ -46,6 +46,19 @@ def process_start(pid: int) -> float | None:
         return None
 
 
+def pid_alive(pid: int | None) -> bool:
+    """Tell whether a process with this pid exists on this host (maybe another user's)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def runner_identity(host: str) -> dict[str, Any]:
     pid = os.getpid()
     return {"host": host, "pid": pid, "pid_start": process_start(pid), "since": time.time()}
@@ -68,14 +81,8 @@ def holder_alive(
         return False
     if runner.get("host") == host:
         pid = runner.get("pid")
-        if not isinstance(pid, int):
+        if not isinstance(pid, int) or not pid_alive(pid):
             return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
         started = runner.get("pid_start")
         if started is not None and process_start(pid) not in (None, started):
             return False

@@ -7,17 +7,8 @@ from typing import Any
 
 from kleio.cli.common import parser, print_json, store_from
 from kleio.ledger import leftovers, recover
+from kleio.reservation import pid_alive
 from kleio.spool import leftover_files, replay_file
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _remove_orphan_artifacts(directory: str) -> list[str]:
@@ -31,7 +22,7 @@ def _remove_orphan_artifacts(directory: str) -> list[str]:
         parts = name.split("-")
         if parts[0] != "artifact" or len(parts) < 3 or not parts[1].isdigit():
             continue
-        if int(parts[1]) == os.getpid() or _alive(int(parts[1])):
+        if int(parts[1]) == os.getpid() or pid_alive(int(parts[1])):
             continue
         try:
             os.remove(os.path.join(directory, name))
@@ -50,7 +41,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     skipped = []
     with store:
         for path, pid in leftover_files(str(config["spool_dir"])):
-            if _alive(pid) and pid != os.getpid():
+            if pid_alive(pid) and pid != os.getpid():
                 skipped.append(path)  # its runner is still at work and will replay it
                 continue
             replayed.append({"file": path, "events": replay_file(store, path)})
