@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import re
 import sqlite3
+import stat
 import sys
 
 import pytest
@@ -370,3 +371,258 @@ def test_concurrent_writers_lose_and_double_nothing(db_path):
         assert store.count_events(trial_id="own", kind="statistic") == WORKERS * 2000
         assert store.count_events(trial_id="shared", kind="stdout") == 2000
     assert sum(inserted for _, inserted in out) == WORKERS * 2000 + 2000
+
+
+# -- files on disk: private unless the directory is shared with a group ---------------------
+
+
+def mode_of(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def modes_under(root):
+    found = {root: mode_of(root)}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            found[os.path.join(folder, name)] = mode_of(os.path.join(folder, name))
+    return found
+
+
+@pytest.fixture
+def umask():
+    """Set the umask for one test (the modes kleio sets must not depend on it)."""
+    old = os.umask(0o022)
+
+    def set_to(value):
+        os.umask(value)
+
+    yield set_to
+    os.umask(old)
+
+
+def test_a_new_journal_is_private_whatever_the_umask(tmp_path, umask):
+    umask(0)
+    path = str(tmp_path / "data" / "kleio" / "kleio.db")
+    with SQLiteStore(path) as store:
+        store.create_trial(doc=doc("t1"))
+        store.put_blob(fileobj=io.BytesIO(b"weights"))
+        # The WAL and its index exist while the journal is open: they follow the file.
+        assert mode_of(path + "-wal") == mode_of(path + "-shm") == 0o600
+    found = modes_under(str(tmp_path / "data" / "kleio"))
+    assert found.pop(path) == 0o600
+    blobs = [p for p in found if ".blobs" in p]
+    assert len(blobs) == 3  # the store, one fan-out directory, one blob
+    assert {found[p] for p in blobs if os.path.isdir(p)} == {0o700}
+    assert {found[p] for p in blobs if os.path.isfile(p)} == {0o600}
+    assert found[str(tmp_path / "data" / "kleio")] == 0o700  # the directory kleio created
+
+
+def test_a_directory_kleio_did_not_create_keeps_its_mode(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    folder.chmod(0o755)
+    SQLiteStore(str(folder / "kleio.db")).close()
+    assert mode_of(folder) == 0o755
+    assert mode_of(folder / "kleio.db") == 0o600
+
+
+@pytest.mark.skipif(not hasattr(os, "getgroups"), reason="needs POSIX groups")
+def test_a_setgid_group_directory_shares_the_journal_with_its_group(tmp_path, umask):
+    umask(0o077)  # even a strict umask does not take what the group needs
+    team = tmp_path / "team"
+    team.mkdir()
+    team.chmod(0o2770)
+    path = str(team / "kleio.db")
+    with SQLiteStore(path) as store:
+        store.put_blob(fileobj=io.BytesIO(b"weights"))
+        assert mode_of(path + "-wal") == 0o660
+    found = modes_under(path + ".blobs")
+    assert mode_of(path) == 0o660
+    assert {m for p, m in found.items() if os.path.isdir(p)} == {0o2770}
+    assert {m for p, m in found.items() if os.path.isfile(p)} == {0o660}
+    # A directory kleio creates inside a shared one is shared too.
+    SQLiteStore(str(team / "sub" / "kleio.db")).close()
+    assert mode_of(team / "sub") == 0o2770 and mode_of(team / "sub" / "kleio.db") == 0o660
+
+
+def test_a_group_writable_directory_without_setgid_stays_private(tmp_path):
+    folder = tmp_path / "g"
+    folder.mkdir()
+    folder.chmod(0o775)
+    SQLiteStore(str(folder / "kleio.db")).close()
+    assert mode_of(folder / "kleio.db") == 0o600
+
+
+def test_files_of_an_older_kleio_lose_the_bits_they_should_not_grant(tmp_path):
+    path = str(tmp_path / "kleio.db")
+    with SQLiteStore(path) as store:
+        store.put_blob(fileobj=io.BytesIO(b"weights"))
+    os.chmod(path, 0o644)  # what the umask gave before
+    os.chmod(path + ".blobs", 0o755)
+    SQLiteStore(path).close()
+    assert mode_of(path) == 0o600
+    assert mode_of(path + ".blobs") == 0o700  # every blob below is out of others' reach
+    team = tmp_path / "team"
+    team.mkdir()
+    team.chmod(0o2770)
+    shared = str(team / "kleio.db")
+    SQLiteStore(shared).close()
+    os.chmod(shared, 0o666)
+    SQLiteStore(shared).close()
+    assert mode_of(shared) == 0o660  # the group keeps its access, others lose theirs
+
+
+def test_side_files_left_read_only_are_made_writable_again(tmp_path):
+    path = str(tmp_path / "kleio.db")
+    SQLiteStore(path).close()
+    holder = raw(path)  # keeps the WAL and its index in place, as another process would
+    holder.execute("SELECT count(*) FROM trials").fetchall()
+    os.chmod(path, 0o400)  # a read-only open while the journal was read-only made them so
+    os.chmod(path + "-wal", 0o400)
+    os.chmod(path + "-shm", 0o400)
+    os.chmod(path, 0o600)
+    try:
+        with SQLiteStore(path) as store:
+            store.create_trial(doc=doc("t1"))
+        assert mode_of(path + "-wal") == mode_of(path + "-shm") == 0o600
+    finally:
+        holder.close()
+
+
+class ReadOnly:
+    """Make SQLiteStore see journal files as not writable (root may write any file)."""
+
+    def __init__(self, monkeypatch):
+        self.monkeypatch = monkeypatch
+
+    def __enter__(self):
+        import kleio.storage.sqlite as module
+
+        real = os.access
+
+        def access(path, mode, *args, **kwargs):
+            if mode & os.W_OK and str(path).endswith(".db"):
+                return False
+            return real(path, mode, *args, **kwargs)
+
+        self.monkeypatch.setattr(module.os, "access", access)
+
+    def __exit__(self, *exc):
+        self.monkeypatch.undo()
+
+
+def test_a_read_only_open_creates_no_file_and_never_blocks_a_later_write(db_path, monkeypatch):
+    with SQLiteStore(db_path) as store:
+        store.create_trial(doc=doc("t1"))
+    before = sorted(os.listdir(os.path.dirname(db_path)))
+    assert before == ["kleio.db"]  # closed cleanly: no WAL, no index
+    with ReadOnly(monkeypatch), SQLiteStore(db_path) as reader:
+        assert reader.read_only
+        assert [d["id"] for d in reader.find_trials()] == ["t1"]
+        assert sorted(os.listdir(os.path.dirname(db_path))) == before
+        with pytest.raises(StoreUnavailable):
+            reader.create_trial(doc=doc("t2"))
+    assert sorted(os.listdir(os.path.dirname(db_path))) == before
+    with SQLiteStore(db_path) as writer:
+        assert not writer.read_only
+        assert writer.create_trial(doc=doc("t2"))
+
+
+def test_a_read_only_reader_sees_what_a_writer_journals_later(db_path, monkeypatch):
+    with SQLiteStore(db_path) as store:
+        store.create_trial(doc=doc("t1"))
+    with ReadOnly(monkeypatch):
+        reader = SQLiteStore(db_path)  # nobody has the journal open: the file alone is read
+    try:
+        with SQLiteStore(db_path) as writer:
+            writer.append_events(trial_id="t1", events=[(1, "stdout", 1.0, '{"line":"hi"}')])
+            # Like 'kleio tail -f' run by someone who may only read the journal.
+            assert [e.data for e in reader.read_events(trial_id="t1")] == [{"line": "hi"}]
+    finally:
+        reader.close()
+
+
+# -- a damaged journal is reported, and never written into -----------------------------------
+
+
+def damage(db_path, sql, *params):
+    with raw(db_path) as conn:
+        conn.execute(sql, params)
+
+
+def counts(db_path):
+    with raw(db_path) as conn:
+        return [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("trials", "events", "trial_keys")]
+
+
+@pytest.mark.parametrize("damaged", [
+    "UPDATE trials SET doc = '{#schema_version\":1}' WHERE id = 't1'",
+    "UPDATE trials SET doc = CAST(x'7b22ff223a317d' AS TEXT) WHERE id = 't1'",  # not UTF-8
+    "UPDATE trials SET tags = '[\"a\"' WHERE id = 't1'",
+])
+def test_a_damaged_document_is_one_error_and_nothing_is_written(db_path, damaged):
+    with SQLiteStore(db_path) as store:
+        store.create_trial(doc=doc("t1"))
+        store.create_trial(doc=doc("t2"))
+        store.append_events(trial_id="t2", events=[(1, "stdout", 1.0, "{}")])
+    damage(db_path, damaged)
+    before = counts(db_path)
+    with SQLiteStore(db_path) as store:  # opening is fine: reading commands say what is wrong
+        if "tags" not in damaged:
+            with pytest.raises(StoreUnavailable, match="is damaged: the document of trial 't1'"):
+                store.find_trials()
+            with pytest.raises(StoreUnavailable, match="damaged"):
+                store.get_trial(trial_id="t1")
+        for write in (
+            lambda: store.create_trial(doc=doc("t3")),
+            lambda: store.append_events(trial_id="t2", events=[(2, "stdout", 1.0, "{}")]),
+            lambda: store.try_append(trial_id="t2", event=(3, "status", 1.0, "{}")),
+            lambda: store.update_trial(trial_id="t2", fields={"status": "running"}),
+        ):
+            with pytest.raises(StoreUnavailable) as info:
+                write()
+            assert str(info.value).startswith(f"the journal at {db_path} is damaged")
+            assert "Restore it from a backup" in str(info.value)
+    assert counts(db_path) == before
+
+
+def test_a_bit_flipped_journal_file_is_refused_by_readers_and_writers(db_path):
+    with SQLiteStore(db_path) as store:
+        store.create_trial(doc=doc("t1"))
+        store.create_trial(doc=doc("t2"))
+    with open(db_path, "rb") as handle:
+        data = bytearray(handle.read())
+    at = data.index(b'{"schema_version"')
+    data[at + 1] ^= 0x01  # '"' becomes '#'
+    with open(db_path, "wb") as handle:
+        handle.write(data)
+    with SQLiteStore(db_path) as store:
+        with pytest.raises(StoreUnavailable, match="damaged"):
+            store.find_trials()
+        with pytest.raises(StoreUnavailable, match="damaged"):
+            store.create_trial(doc=doc("t3"))
+
+
+def test_nan_in_a_document_is_not_damage(db_path):
+    with SQLiteStore(db_path) as store:
+        store.create_trial(doc=doc("t1", heartbeat_at=float("nan")))
+    with SQLiteStore(db_path) as store:  # json_valid refuses NaN; Python's json reads it
+        assert store.create_trial(doc=doc("t2"))
+
+
+def test_damaged_event_data_reads_back_instead_of_failing(db_path):
+    with SQLiteStore(db_path) as store:
+        store.append_events(trial_id="t1", events=[(1, "stdout", 1.0, '{"line":"a"}'),
+                                                   (2, "stdout", 1.0, '{"line":"b"}')])
+    damage(db_path, "UPDATE events SET data = CAST(x'7b22ff' AS TEXT) WHERE seq = 1")
+    with SQLiteStore(db_path) as store:
+        first, second = store.read_events(trial_id="t1")
+    assert first.data == {"invalid_data": '{"\udcff'} and second.data == {"line": "b"}
+
+
+def test_a_damaged_schema_version_is_one_error(db_path):
+    SQLiteStore(db_path).close()
+    damage(db_path, "UPDATE meta SET value = 'x1' WHERE key = 'schema_version'")
+    with pytest.raises(StoreUnavailable, match="is damaged: its schema version 'x1'"):
+        SQLiteStore(db_path)

@@ -7,7 +7,15 @@ queue on the busy timeout instead of failing on a lock upgrade half-way through.
 Layout::
 
     kleio.db                 trials, events, meta, migrations
+    kleio.db-wal, -shm       SQLite's write-ahead log and its index, while the journal is open
     kleio.db.blobs/ab/abcd…  content-addressed artifacts, named by sha256
+
+Private by default: the files are created 0600 and the directories 0700 (the directory of the
+journal only when kleio creates it), whatever the umask. A journal in a directory set up for a
+group (setgid and group rwx, ``chmod 2770``) is shared with that group instead: 0660 and 2770.
+Files of the user's own that grant more (an older kleio followed the umask) lose the extra
+bits when the journal is opened. See "The SQLite journal's files" in
+docs/reference/configuration.rst.
 
 All SQL of kleio lives in this module.
 """
@@ -20,9 +28,11 @@ import json
 import os
 import re
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
+from urllib.parse import quote
 
 from kleio.errors import SchemaVersionError, StoreUnavailable
 from kleio.storage import mask_uri, sqlite_path
@@ -121,6 +131,75 @@ def _dumps(doc: Any) -> str:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=True)
 
 
+_DAMAGED_HINT = (
+    "restore it from a backup, or point --db or KLEIO_DB at another journal (kleio writes "
+    "nothing into a damaged journal)"
+)
+
+
+class Modes:
+    """The permissions of the files kleio creates for one journal (see the module doc)."""
+
+    def __init__(self, directory: str) -> None:
+        try:
+            mode = os.stat(directory).st_mode
+        except OSError:
+            mode = 0
+        # The setgid bit is the deliberate sign of a shared directory: mkdir and the umask
+        # never set it, so a directory that merely happens to be group-writable stays private.
+        self.shared = bool(mode & stat.S_ISGID) and mode & 0o070 == 0o070
+        self.file = 0o660 if self.shared else 0o600
+        self.dir = 0o2770 if self.shared else 0o700
+
+    @staticmethod
+    def _own_mode(path: str, *, is_dir: bool = False) -> int | None:
+        """The permission bits of a regular file (or directory) of the user's own, else None.
+
+        Anything else is left alone: ``--db /tmp`` must never chmod /tmp.
+        """
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return None
+        kind = stat.S_ISDIR if is_dir else stat.S_ISREG
+        if info.st_uid != os.geteuid() or not kind(info.st_mode):
+            return None
+        return stat.S_IMODE(info.st_mode)
+
+    def tighten(self, path: str, *, is_dir: bool = False, like: str | None = None) -> None:
+        """Bring a file of the user's own to this journal's modes, taking bits, never adding.
+
+        ``like``: a file whose mode this one takes whole (the WAL and its index follow the
+        journal file, as SQLite makes them: a read-only open must not leave them read-only).
+        """
+        current = self._own_mode(path, is_dir=is_dir)
+        if current is None:
+            return
+        if like is not None:
+            wanted = self._own_mode(like)
+            if wanted is None:
+                return
+        else:
+            wanted = current & (self.dir if is_dir else self.file)
+        if wanted != current:
+            with contextlib.suppress(OSError):
+                os.chmod(path, wanted)
+
+    def make_dir(self, path: str) -> None:
+        """Create ``path`` (not its parents) with this journal's directory mode."""
+        try:
+            os.mkdir(path, self.dir)
+        except FileExistsError:
+            return
+        os.chmod(path, self.dir)  # the umask may have taken bits the group needs
+
+    def make_file(self, path: str) -> int:
+        """Create ``path`` exclusively with this journal's file mode; return its descriptor."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, self.file)
+        os.fchmod(fd, self.file)  # whatever the umask
+        return fd
+
+
 class SQLiteStore(Store):
     """A journal in one SQLite file, shared safely by processes on one machine.
 
@@ -140,6 +219,11 @@ class SQLiteStore(Store):
         self.timeout = timeout
         self._conn: sqlite3.Connection | None = None
         self._keys: dict[str, int] = {}
+        #: Opened without write permission on the journal file (see _open).
+        self.read_only = False
+        self._immutable = False
+        self._verified = False
+        self.modes = Modes(os.path.dirname(self.path))
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -160,7 +244,10 @@ class SQLiteStore(Store):
                 raise
 
     def _open(self, timeout: float) -> None:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self._prepare_files()
+        if not os.access(self.path, os.W_OK):
+            self._open_read_only(timeout)
+            return
         self._conn = sqlite3.connect(
             self.path, timeout=timeout, isolation_level=None, check_same_thread=False
         )
@@ -171,12 +258,91 @@ class SQLiteStore(Store):
         # In WAL mode NORMAL is safe against corruption; a power loss may only drop
         # the last commits, which the runner's spool covers.
         self._conn.execute("PRAGMA synchronous = NORMAL")
+        # Damaged pages are then found as they are read, before a write can spread the damage.
+        self._conn.execute("PRAGMA cell_size_check = ON")
         self._migrate()
+
+    def _prepare_files(self) -> None:
+        """Create the directory and the journal file private (or shared), fix older modes."""
+        directory = os.path.dirname(self.path)
+        if not os.path.isdir(directory):
+            parent = os.path.dirname(directory)
+            os.makedirs(parent, exist_ok=True)  # parents such as ~/.local/share: as usual
+            Modes(parent).make_dir(directory)
+            self.modes = Modes(directory)
+        if not os.path.lexists(self.path):
+            # Made here, not by SQLite (which follows the umask): the WAL and its index take
+            # the journal file's mode when SQLite creates them.
+            with contextlib.suppress(FileExistsError):
+                os.close(self.modes.make_file(self.path))
+            return
+        self.modes.tighten(self.path)
+        for side in ("-wal", "-shm"):
+            self.modes.tighten(self.path + side, like=self.path)
+        self.modes.tighten(self.blob_dir, is_dir=True)
+
+    def _open_read_only(self, timeout: float) -> None:
+        """Open a journal this user may read but not write, creating no file beside it.
+
+        SQLite would create the WAL and its index owned by this user, with the journal's
+        read-only mode, and leave them behind: its owner could then write no more. They exist
+        while anyone has the journal open; when they do not, nobody does, and the file alone
+        is the journal (``immutable``) until they appear (:meth:`_reopen_if_opened`).
+        """
+        side_files = all(os.path.exists(self.path + side) for side in ("-wal", "-shm"))
+        uri = "file:" + quote(os.fsencode(self.path)) + "?mode=ro"
+        if not side_files:
+            uri += "&immutable=1"
+        self._conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None,
+                                     check_same_thread=False)
+        self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        self.read_only, self._immutable = True, not side_files
+        has_meta = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        if not has_meta or self._schema_version(self._conn) != SCHEMA_VERSION:
+            raise StoreUnavailable(
+                f"the journal at {self.path} is read-only to you and not up to date",
+                "ask its owner to open it once with this kleio, or point --db or KLEIO_DB at "
+                "a journal you can write",
+            )
+
+    def _reopen_if_opened(self) -> None:
+        # An immutable view must not outlive the journal's idleness: once a writer has it
+        # open (its WAL exists), read through the WAL like any reader.
+        if self._immutable and os.path.exists(self.path + "-wal"):
+            self.close()
+            self._open_read_only(self.timeout)
+
+    def _verify_documents(self, conn: sqlite3.Connection) -> None:
+        """Refuse to write into a journal whose documents do not decode (a bit flip, a tool).
+
+        SQLite checks its pages as it reads them (``cell_size_check``); the documents inside
+        are checked here, once per store, before its first write. kleio writes them as ASCII
+        JSON, so a document that is ASCII and passes SQLite's json_valid is sound; any other
+        is decoded by Python's json (which also reads NaN) to decide. This reads every trial
+        document once: about 0.2 s per 100 MB of documents (a trial's is 50 to 200 KB).
+        """
+        cursor = conn.execute(
+            "SELECT CAST(id AS BLOB), CAST(doc AS BLOB), CAST(tags AS BLOB),"
+            " json_valid(doc) AND json_valid(tags) FROM trials"
+        )
+        while rows := cursor.fetchmany(256):
+            for raw_id, doc, tags, valid in rows:
+                if not (valid and doc.isascii() and tags.isascii()):
+                    self._load(doc, raw_id)
+                    self._load(tags, raw_id)
 
     # -- plumbing -------------------------------------------------------------------------
 
     def _unavailable(self, action: str, exc: BaseException) -> StoreUnavailable:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        # SQLite may quote a whole damaged value in its message: keep the error one short line.
+        reason = " ".join(reason.split())
+        reason = reason if len(reason) <= 200 else reason[:200] + "…"
+        if "malformed" in reason or "Could not decode to UTF-8" in reason:
+            return StoreUnavailable(f"the journal at {self.path} is damaged ({reason})",
+                                    _DAMAGED_HINT)
         if "not a database" in reason:
             return StoreUnavailable(
                 f"{self.path} is not a kleio journal ({reason})",
@@ -198,6 +364,12 @@ class SQLiteStore(Store):
     def _write(self) -> Iterator[sqlite3.Connection]:
         """Run the body in one write transaction, taking the write lock up front."""
         conn = self._db
+        if not self._verified:
+            try:
+                self._verify_documents(conn)
+            except sqlite3.Error as exc:
+                raise self._unavailable("read", exc) from None
+            self._verified = True
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -214,14 +386,32 @@ class SQLiteStore(Store):
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
+            self._reopen_if_opened()
             return self._db.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise self._unavailable("read", exc) from None
 
+    def _load(self, raw: bytes | str, raw_id: bytes | str | None = None) -> Any:
+        """Decode a document of the journal; one that does not decode means damage."""
+        try:
+            return json.loads(raw)
+        except ValueError:  # also UnicodeDecodeError: bytes that are not UTF-8
+            name = raw_id.decode("utf-8", "replace") if isinstance(raw_id, bytes) else raw_id
+            which = f"trial {name[:12]!r}" if name else "a trial"
+            raise StoreUnavailable(
+                f"the journal at {self.path} is damaged: the document of {which} does not "
+                "decode", _DAMAGED_HINT) from None
+
     def _schema_version(self, conn: sqlite3.Connection) -> int:
-        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        if not self.read_only:
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        version = int(row[0]) if row else 0
+        try:
+            version = int(row[0]) if row else 0
+        except (TypeError, ValueError):
+            raise StoreUnavailable(
+                f"the journal at {self.path} is damaged: its schema version {str(row[0])[:20]!r}"
+                " is not a number", _DAMAGED_HINT) from None
         if version > SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"journal at {self.path} was written by a newer kleio "
@@ -280,8 +470,8 @@ class SQLiteStore(Store):
     def get_trial(self, *, trial_id: str) -> dict[str, Any] | None:
         if not _bindable(trial_id):
             return None
-        rows = self._query("SELECT doc FROM trials WHERE id = ?", (trial_id,))
-        return json.loads(rows[0][0]) if rows else None
+        rows = self._query("SELECT CAST(doc AS BLOB) FROM trials WHERE id = ?", (trial_id,))
+        return self._load(rows[0][0], trial_id) if rows else None
 
     @staticmethod
     def _check_fields(fields: dict[str, Any]) -> None:
@@ -296,10 +486,11 @@ class SQLiteStore(Store):
         self, conn: sqlite3.Connection, trial_id: str, fields: dict[str, Any]
     ) -> None:
         # Read-modify-write is safe: the caller holds the write lock (BEGIN IMMEDIATE).
-        row = conn.execute("SELECT doc FROM trials WHERE id = ?", (trial_id,)).fetchone()
+        row = conn.execute(
+            "SELECT CAST(doc AS BLOB) FROM trials WHERE id = ?", (trial_id,)).fetchone()
         if row is None:
             return
-        doc = json.loads(row[0])
+        doc = self._load(row[0], trial_id)
         doc.update(fields)
         sets = ["doc = ?"]
         params: list[Any] = [_dumps(doc)]
@@ -360,7 +551,9 @@ class SQLiteStore(Store):
         for tag in tags or ():
             where.append("EXISTS (SELECT 1 FROM json_each(trials.tags) WHERE value = ?)")
             params.append(tag)
-        sql = "SELECT doc FROM trials"
+        # As bytes: a document damaged into bytes that are not UTF-8 is reported as damaged
+        # (by _load), not by the sqlite3 module quoting the whole of it.
+        sql = "SELECT CAST(id AS BLOB), CAST(doc AS BLOB) FROM trials"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY "
@@ -372,7 +565,7 @@ class SQLiteStore(Store):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(_int64(limit))
-        return [json.loads(row[0]) for row in self._query(sql, params)]
+        return [self._load(doc, raw_id) for raw_id, doc in self._query(sql, params)]
 
     # -- events ---------------------------------------------------------------------------
 
@@ -462,10 +655,20 @@ class SQLiteStore(Store):
             sql += " LIMIT ?"
             params.append(_int64(limit))
         loads = decode
-        return [
-            Event(trial_id, seq, kind, when, loads(data))
-            for seq, kind, when, data in self._query(sql, params)
-        ]
+        try:
+            self._reopen_if_opened()
+            rows = self._db.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "Could not decode to UTF-8" not in str(exc):
+                raise self._unavailable("read", exc) from None
+            # Event data damaged into bytes that are not UTF-8: read those as bytes, kept like
+            # any undecodable text, so one damaged line does not make a trial unreadable.
+            rows = [(seq, kind, when, bytes(data).decode("utf-8", "surrogateescape"))
+                    for seq, kind, when, data in self._query(
+                        sql.replace("time, data FROM", "time, CAST(data AS BLOB) FROM"), params)]
+        except sqlite3.Error as exc:
+            raise self._unavailable("read", exc) from None
+        return [Event(trial_id, seq, kind, when, loads(data)) for seq, kind, when, data in rows]
 
     def count_events(self, *, trial_id: str, kind: str, upto: int | None = None) -> int:
         key = self._read_key(trial_id)
@@ -498,9 +701,8 @@ class SQLiteStore(Store):
         size = 0
         tmp = os.path.join(self.blob_dir, f".tmp-{os.urandom(16).hex()}")
         try:
-            os.makedirs(self.blob_dir, exist_ok=True)
-            # os.open with 0o666 lets the umask decide, so a shared journal stays readable.
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            self.modes.make_dir(self.blob_dir)
+            fd = self.modes.make_file(tmp)
             with os.fdopen(fd, "wb") as out:
                 while True:
                     chunk = fileobj.read(_CHUNK)
@@ -517,7 +719,7 @@ class SQLiteStore(Store):
             if os.path.exists(final):
                 os.unlink(tmp)
             else:
-                os.makedirs(os.path.dirname(final), exist_ok=True)
+                self.modes.make_dir(os.path.dirname(final))
                 os.replace(tmp, final)
         except BaseException as exc:
             # Never leave a partial file behind, whatever interrupted the copy.
