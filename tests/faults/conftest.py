@@ -52,8 +52,10 @@ def pytest_terminal_summary(terminalreporter):
         return
     terminalreporter.write_line(
         "fault suite: {runs} kleio runs, {commands} other kleio commands, {kills} SIGKILLs; "
-        "passing checks: {acknowledged} records acknowledged, 0 lost, 0 duplicated".format(
-            **{k: totals.get(k, 0) for k in ("runs", "commands", "kills", "acknowledged")}))
+        "passing checks: {acknowledged} records acknowledged, 0 lost, 0 duplicated "
+        "({dropped_and_reported} dropped and counted in a final status)".format(
+            **{k: totals.get(k, 0) for k in ("runs", "commands", "kills", "acknowledged",
+                                             "dropped_and_reported")}))
     if totals.get("failed_checks"):
         terminalreporter.write_line(
             "fault suite: {failed_checks} failed or xfailed checks lost {lost_in_failed_checks} "

@@ -56,3 +56,65 @@ while i < stop:
     report("acked", {"i": i, "j": j})
 report("done", {"i": i, "j": j})
 '''
+
+#: Logs statistics, fills the file system holding ``<fill dir>`` to the last byte, then goes
+#: on logging statistics and a few large artifacts. Every call that returned is recorded
+#: (``acked``); every call that raised is counted by exception type. Exits 3.
+FILLER = r'''
+import errno, json, os, sys
+from kleio.client.logger import kleio_logger as k
+
+state, fill = sys.argv[1], sys.argv[2]
+acked, artifacts, failures, errors = [], [], {}, []
+
+def report(name, value):
+    tmp = os.path.join(state, name + ".tmp")
+    with open(tmp, "w") as handle:
+        json.dump(value, handle)
+    os.replace(tmp, os.path.join(state, name))
+
+def failed(error):
+    name = type(error).__name__
+    failures[name] = failures.get(name, 0) + 1
+    if len(errors) < 5:
+        errors.append(repr(error))
+
+def stat(i):
+    try:
+        k.log_statistic(i=i)
+    except Exception as error:
+        failed(error)
+    else:
+        acked.append(i)
+
+i = 0
+for _ in range(5000):
+    stat(i)
+    i += 1
+fd = os.open(os.path.join(fill, "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
+for size in (1 << 16, 4096, 512, 1):
+    while True:
+        try:
+            os.write(fd, b"\0" * size)
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+            break
+os.close(fd)
+for _ in range(30000):
+    stat(i)
+    i += 1
+for j in range(4):
+    try:
+        k.log_artifact(f"big{j}.bin", bytes([j]) * 300_000, j=j)
+    except Exception as error:
+        failed(error)
+    else:
+        artifacts.append(j)
+    for _ in range(2000):
+        stat(i)
+        i += 1
+report("result", {"acked": acked, "artifacts": artifacts, "failures": failures,
+                  "errors": errors})
+sys.exit(3)
+'''
