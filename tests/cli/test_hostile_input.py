@@ -224,3 +224,15 @@ def test_bad_settings_stop_every_command_with_exit_65(journal, variable, value):
         result = kleio_bytes(*command, **{variable: value})
         assert result.returncode == errors.EXIT_CONFIG, result.stderr
         assert result.stderr.count(b"\n") == 1 and variable.encode() in result.stderr
+
+
+def test_an_unknown_option_in_a_mongodb_uri_is_one_line_exit_65(git_repo, monkeypatch):
+    pytest.importorskip("pymongo")
+    # pymongo only warns (in lines of Python warnings) and would go on without the option.
+    monkeypatch.setenv("KLEIO_DB", "mongodb://db.invalid/kleio?replicaSett=rs0")
+    result = kleio_bytes(b"ls")
+    assert result.returncode == errors.EXIT_CONFIG
+    assert result.stderr.decode().startswith(
+        "error: invalid MongoDB URI 'mongodb://db.invalid/kleio?replicaSett=rs0': unknown "
+        "option 'replicasett'. Did you mean")
+    assert result.stderr.count(b"\n") == 1

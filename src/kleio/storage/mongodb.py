@@ -40,6 +40,7 @@ import hashlib
 import json
 import re
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from typing import IO, Any, TypeVar, cast
 from urllib.parse import parse_qsl, quote, unquote
@@ -267,12 +268,27 @@ class MongoDBStore(Store):
             }
             kwargs = {k: v for k, v in defaults.items() if k.lower() not in options}
             try:
-                client = pymongo.MongoClient(uri, **kwargs)
+                # pymongo only warns of an unknown option (a typo that silently changes
+                # nothing), in lines of Python warnings: make it one clear error instead.
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    client = pymongo.MongoClient(uri, **kwargs)
             except (InvalidURI, ValueError) as exc:
                 reason = mask_uri(str(exc)).rstrip(".")
                 raise ConfigError(f"invalid MongoDB URI {self.uri!r}: {reason}") from None
             except ConfigurationError as exc:  # e.g. the SRV record cannot be resolved
                 raise self._unavailable(exc) from None
+            for warning in caught:
+                text = str(warning.message)
+                if text.startswith("Unknown option"):
+                    client.close()
+                    known = pymongo.common.URI_OPTIONS_VALIDATOR_MAP
+                    names = sorted(k for k in options if k not in known) or ["?"]
+                    hint = text.split(". ", 1)[-1].replace("Refer to docstring.", "").strip()
+                    raise ConfigError(
+                        f"invalid MongoDB URI {self.uri!r}: unknown option {names[0]!r}", hint)
+                warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                       warning.lineno)
         self._client = client
         try:
             self._db = client[database_from_uri(uri)]
