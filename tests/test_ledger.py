@@ -71,7 +71,7 @@ def test_record_i_of_a_chunk_is_always_event_seq_plus_one_plus_i(tmp_path):
     chunk = Chunk("1-a.log", 0, 30, [b'S{"i":0}', b"garbage", b'S{"i":2}'])
     marker, events = chunk_events(chunk, 100, 5.0, str(tmp_path), lambda path, header: True)
     assert marker[:2] == (100, "ledger")
-    assert json.loads(marker[3]) == {"file": "1-a.log", "from": 0, "to": 30, "n": 3}
+    assert json.loads(marker[3]) == {"file": "1-a.log", "from": 0, "to": 30, "n": 3, "e": 2}
     assert [(seq, kind) for seq, kind, _, _ in events] == [(101, "statistic"),
                                                            (103, "statistic")]
 

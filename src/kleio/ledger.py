@@ -204,9 +204,11 @@ PutBlob = Callable[[str, dict[str, Any]], bool]
 
 def chunk_events(chunk: Chunk, seq: int, when: float, directory: str,
                  put_blob: PutBlob) -> tuple[NewEvent, list[NewEvent]]:
-    """Turn a chunk into its ``ledger`` marker (at ``seq``) and its events (``seq+1+i``)."""
-    marker = (seq, "ledger", when, encode(
-        {"file": chunk.name, "from": chunk.start, "to": chunk.end, "n": len(chunk.lines)}))
+    """Turn a chunk into its ``ledger`` marker (at ``seq``) and its events (``seq+1+i``).
+
+    The marker says how many events the range makes (``e``), so that a recovery can tell a
+    range whose events are all in the journal from one whose insert never happened.
+    """
     events: list[NewEvent] = []
     for index, line in enumerate(chunk.lines):
         tag = line[:1]
@@ -223,7 +225,20 @@ def chunk_events(chunk: Chunk, seq: int, when: float, directory: str,
             data = {"filename": header.get("filename"), "metadata": header.get("metadata") or {},
                     "sha256": header.get("sha256"), "size": header.get("size")}
             events.append((seq + 1 + index, "artifact", when, encode(data)))
+    marker = (seq, "ledger", when, encode({"file": chunk.name, "from": chunk.start,
+                                           "to": chunk.end, "n": len(chunk.lines),
+                                           "e": len(events)}))
     return marker, events
+
+
+def _complete(store: Store, trial_id: str, marker: Any) -> bool:
+    """Tell whether every event of a marked range is in the journal."""
+    expected = marker.data.get("e")
+    if not isinstance(expected, int):
+        return False
+    found = store.read_events(trial_id=trial_id, kinds=("statistic", "artifact"),
+                              after=marker.seq, upto=marker.seq + int(marker.data.get("n", 0)))
+    return len(found) >= expected
 
 
 def append_marked(store: Store, trial_id: str, marker: NewEvent | None,
@@ -309,16 +324,19 @@ def recover(store: Store, leftover: Leftover) -> int | None:
 def _recover(store: Store, leftover: Leftover) -> int:
     directory, trial_id, execution, _ = leftover
     low, high = first_seq(execution), first_seq(execution + 1) - 1
-    markers: dict[str, Any] = {}
+    # Every marked range of every file, in order: a batch may hold several ranges of one
+    # file, and a runner killed between its two inserts leaves them all without events.
+    markers: dict[str, list[Any]] = {}
     for event in store.read_events(trial_id=trial_id, kinds=("ledger",), after=low - 1,
                                    upto=high):
-        markers[str(event.data.get("file"))] = event
+        markers.setdefault(str(event.data.get("file")), []).append(event)
     last = store.read_events(trial_id=trial_id, upto=high, limit=1, reverse=True)
     next_seq = max(low, last[0].seq + 1 if last and execution_of(last[0].seq) == execution
                    else low)
     # A marked range may be only partly in the journal: its numbers are taken all the same.
-    for marker in markers.values():
-        next_seq = max(next_seq, marker.seq + int(marker.data.get("n", 0)) + 1)
+    for ranges in markers.values():
+        for marker in ranges:
+            next_seq = max(next_seq, marker.seq + int(marker.data.get("n", 0)) + 1)
 
     def put_blob(path: str, header: dict[str, Any]) -> bool:
         sha = str(header.get("sha256"))
@@ -335,16 +353,17 @@ def _recover(store: Store, leftover: Leftover) -> int:
         path = os.path.join(directory, name)
         mtime = os.path.getmtime(path)
         offset = 0
-        marker = markers.get(name)
-        if marker is not None:
+        for marker in markers.get(name, []):
             start, end = int(marker.data["from"]), int(marker.data["to"])
+            offset = max(offset, end)
+            if _complete(store, trial_id, marker):
+                continue
             ledger_file = LedgerFile(path, start)
             chunk = ledger_file.read(end - start)
             ledger_file.close()
             if chunk is not None and chunk.end == end:
                 _, events = chunk_events(chunk, marker.seq, marker.time, directory, put_blob)
                 inserted += append_marked(store, trial_id, None, events)
-            offset = end
         ledger_file = LedgerFile(path, offset)
         try:
             while True:
