@@ -388,10 +388,24 @@ class Writer(threading.Thread):
                     "metadata": match.get("metadata") or {}, "size": match["size"]}, handle
         return {"error": f"unknown query {op!r}"}, None
 
-    def finish(self) -> bool:
-        """Called after the thread stopped: last replay; True if nothing is left spooled."""
-        if self.backlog:
+    def finish(self, patience: float = 10.0) -> bool:
+        """Called after the thread stopped: last replay; True if nothing is left spooled.
+
+        Events only memory holds (the journal and the spool both refused them: one full
+        disk) get ``patience`` seconds for space to come back; then they are lost, and said
+        so, since no place is left to count them in.
+        """
+        deadline = time.monotonic() + patience
+        while self.backlog:
+            self.last_retry = 0.0
             self.flush()
+            if not self.backlog or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        if self.backlog:
+            warn(f"{len(self.backlog)} events of this run could be written neither to the "
+                 f"journal nor to the spool ({self.spool.directory}): they are lost; free "
+                 "some disk space before the next run")
         if self.spool.pending:
             self._retry(force=True)
         return not self.spool.pending
