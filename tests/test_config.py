@@ -188,3 +188,32 @@ def test_an_empty_db_flag_names_the_flag(git_repo):
     with pytest.raises(ConfigError) as error:
         load_config({"db": ""})
     assert str(error.value).endswith("(set by --db). Fix it in --db.")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_or_device_as_config_file_is_refused_without_blocking(git_repo):
+    path = user_config_path()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.mkfifo(path)  # reading it would wait for a writer forever
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        load_config()
+    os.remove(path)
+    os.symlink(os.devnull, path)
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        load_config()
+
+
+def test_a_huge_config_file_is_refused(git_repo):
+    path = write_user("db: x\n" + "#" * (2 << 20) + "\n")
+    with pytest.raises(ConfigError, match=f"{path} is .* bytes, more than 1048576"):
+        load_config()
+
+
+def test_a_yaml_alias_bomb_is_refused_in_one_short_line(git_repo):
+    levels = ["&a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 40)]
+    write_user("heartbeat_interval: [" + ", ".join(levels) + "]\n")  # 10**40 leaves whole
+    with pytest.raises(ConfigError) as error:
+        load_config()
+    assert "'heartbeat_interval' must be a number" in str(error.value)
+    assert len(str(error.value)) < 400

@@ -13,9 +13,11 @@ PyYAML is imported only when a configuration file exists, to keep start-up fast.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
+import stat
 from typing import Any, Callable, NamedTuple
 
 from kleio.errors import ConfigError
@@ -46,8 +48,16 @@ class Bounds(NamedTuple):
 
 
 def _shown(value: Any) -> str:
-    """A bad value as an error message quotes it: its repr, clipped to stay one short line."""
-    text = repr(value)
+    """A bad value as an error message quotes it: its repr, clipped to stay one short line.
+
+    reprlib bounds the work too: YAML aliases can make a value whose whole repr is huge.
+    """
+    import reprlib
+
+    shorten = reprlib.Repr()
+    shorten.maxstring = shorten.maxother = 60
+    shorten.maxlevel, shorten.maxlist, shorten.maxdict = 2, 4, 4
+    text = shorten.repr(value)
     return text if len(text) <= 60 else text[:50] + "…" + text[-9:]
 
 
@@ -223,6 +233,10 @@ def project_config_path(cwd: str | None = None) -> str:
     return os.path.join(root, "kleio.yaml")
 
 
+#: A configuration file names a few settings: anything larger is not one.
+MAX_CONFIG_FILE = 1 << 20
+
+
 def read_config_file(path: str) -> dict[str, Any]:
     """Read one YAML configuration file; a missing file is empty.
 
@@ -230,8 +244,23 @@ def read_config_file(path: str) -> dict[str, Any]:
     environment variable.
     """
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
+        # O_NONBLOCK: opening a FIFO for reading would wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            info = os.fstat(fd)
+            # A FIFO would block and /dev/zero never end: only a file of sensible size.
+            if stat.S_ISDIR(info.st_mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CONFIG_FILE:
+                what = "not a regular file" if not stat.S_ISREG(info.st_mode) else (
+                    f"{info.st_size} bytes, more than {MAX_CONFIG_FILE}")
+                raise ConfigError(f"configuration file {path} is {what}",
+                                  "replace it with a YAML file of settings, or remove it")
+            raw = b""
+            while chunk := os.read(fd, MAX_CONFIG_FILE + 1 - len(raw)):
+                raw += chunk
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         return {}
     except OSError as error:

@@ -626,3 +626,18 @@ def test_a_damaged_schema_version_is_one_error(db_path):
     damage(db_path, "UPDATE meta SET value = 'x1' WHERE key = 'schema_version'")
     with pytest.raises(StoreUnavailable, match="is damaged: its schema version 'x1'"):
         SQLiteStore(db_path)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_a_journal_path_that_is_not_a_regular_file_is_refused(tmp_path, kind):
+    (tmp_path / "j").mkdir()
+    path = tmp_path / "j" / "kleio.db"
+    if kind == "fifo":
+        os.mkfifo(path)  # SQLite would block on it
+    elif kind == "device":
+        os.symlink(os.devnull, path)  # SQLite would put kleio.db-wal beside /dev/null
+    else:
+        path.mkdir()
+    with pytest.raises(StoreUnavailable, match="is not a kleio journal"):
+        SQLiteStore(str(path))
+    assert os.listdir(tmp_path / "j") == ["kleio.db"]

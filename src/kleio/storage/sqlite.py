@@ -276,6 +276,12 @@ class SQLiteStore(Store):
             with contextlib.suppress(FileExistsError):
                 os.close(self.modes.make_file(self.path))
             return
+        if not stat.S_ISREG(os.stat(self.path).st_mode):
+            # A FIFO would block, and SQLite would put its side files beside /dev/null.
+            raise StoreUnavailable(
+                f"{self.path} is not a kleio journal (not a regular file)",
+                "point --db or KLEIO_DB at a journal file, or at a new path to start one",
+            )
         self.modes.tighten(self.path)
         for side in ("-wal", "-shm"):
             self.modes.tighten(self.path + side, like=self.path)
