@@ -184,6 +184,12 @@ def test_an_empty_value_in_a_file_counts_as_unset(git_repo):
     assert config.sources["hostname"] == "default"
 
 
+def test_a_hostname_with_undecodable_bytes_is_refused(git_repo, monkeypatch):
+    monkeypatch.setenv("KLEIO_HOSTNAME", "node\udcff1")  # as os.environ decodes b"node\xff1"
+    with pytest.raises(ConfigError, match="'hostname' must be UTF-8 text"):
+        load_config()
+
+
 def test_an_empty_db_flag_names_the_flag(git_repo):
     with pytest.raises(ConfigError) as error:
         load_config({"db": ""})

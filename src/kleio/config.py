@@ -137,9 +137,12 @@ def _hostname(name: str, value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ConfigError(f"setting {name!r} must be a host name, not {_shown(value)}")
     text = str(value)
-    # The name is shown in tables and compared with the holder's: no line breaks or NULs.
-    if any(ord(char) < 32 or ord(char) == 127 for char in text):
-        raise ConfigError(f"setting {name!r} must not hold control characters, not {_shown(text)}")
+    # The name is shown in tables and compared with the holder's: no line breaks or NULs,
+    # and text every backend stores (undecodable bytes arrive as lone surrogates).
+    if any(ord(char) < 32 or ord(char) == 127 or 0xD800 <= ord(char) <= 0xDFFF
+           for char in text):
+        raise ConfigError(
+            f"setting {name!r} must be UTF-8 text without control characters, not {_shown(text)}")
     return text
 
 
