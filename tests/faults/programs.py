@@ -118,3 +118,57 @@ report("result", {"acked": acked, "artifacts": artifacts, "failures": failures,
                   "errors": errors})
 sys.exit(3)
 '''
+
+#: Waits until the journal is locked (``<state>/locked`` exists), then makes ``n`` calls of
+#: ``log_statistic``, printing ``lines`` lines among them, timing the slowest of each, and
+#: reports ``{"n", "max_call", "max_print", "lock_held"}`` in ``<state>/done``. A watchdog
+#: thread reports ``<state>/stuck`` as soon as one print has been waiting for 0.5 s.
+LOCKED = r'''
+import json, os, sys, threading, time
+from kleio.client.logger import kleio_logger as k
+
+state, n, lines = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+clock = time.perf_counter
+
+def report(name, value):
+    tmp = os.path.join(state, name + ".tmp")
+    with open(tmp, "w") as handle:
+        json.dump(value, handle)
+    os.replace(tmp, os.path.join(state, name))
+
+printing = [None]
+finished = threading.Event()
+
+def watchdog():
+    while not finished.wait(0.01):
+        since = printing[0]
+        if since is not None and clock() - since > 0.5:
+            report("stuck", {"stuck": clock() - since})
+            return
+
+report("ready", {"pid": os.getpid(), "trial": os.environ["KLEIO_TRIAL_ID"]})
+deadline = time.monotonic() + 60
+while not os.path.exists(os.path.join(state, "locked")):
+    if time.monotonic() > deadline:
+        sys.exit("the journal was never locked")
+    time.sleep(0.002)
+threading.Thread(target=watchdog, daemon=True).start()
+log = k.log_statistic
+slowest = slowest_print = 0.0
+every = n // lines if lines else 0
+for i in range(n):
+    start = clock()
+    log(i=i)
+    took = clock() - start
+    if took > slowest:
+        slowest = took
+    if every and i % every == 0:  # a line now and then: one read, one event each
+        printing[0] = start = clock()
+        print(f"line {i // every} of the program's output, under a locked journal",
+              flush=True)
+        printing[0] = None
+        slowest_print = max(slowest_print, clock() - start)
+finished.set()
+report("done", {"n": n, "max_call": slowest, "max_print": slowest_print,
+                "lock_held": not os.path.exists(os.path.join(state, "released"))})
+'''
