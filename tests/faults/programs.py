@@ -172,3 +172,73 @@ finished.set()
 report("done", {"n": n, "max_call": slowest, "max_print": slowest_print,
                 "lock_held": not os.path.exists(os.path.join(state, "released"))})
 '''
+
+#: Tries oversized, deep and odd values; reports, per case, None when the call returned or
+#: ``[exception type, message]`` when it raised, then what ``statistics()`` gave back.
+ODD = r'''
+import json, math, os, sys
+from kleio.client.logger import MAX_DEPTH, kleio_logger as k
+
+state = sys.argv[1]
+limit = int(os.environ.get("KLEIO_MAX_STATISTIC_SIZE") or 1 << 20)
+results = {}
+
+def attempt(name, **values):
+    try:
+        k.log_statistic(case=name, **values)
+    except Exception as error:
+        results[name] = [type(error).__name__, str(error)]
+    else:
+        results[name] = None
+
+def lists(depth):
+    value = 0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+def dicts(depth):
+    value = 0
+    for _ in range(depth):
+        value = {"d": value}
+    return value
+
+attempt("over_limit", x="a" * limit)
+attempt("under_limit", x="a" * (limit - 100))
+attempt("deep_lists_at_limit", x=lists(MAX_DEPTH))
+attempt("deep_lists_over", x=lists(MAX_DEPTH + 1))
+attempt("deep_dicts_over", x=dicts(MAX_DEPTH + 1))
+attempt("very_deep", x=lists(5000))
+attempt("surrogate_value", x="bad \udcff byte")
+attempt("surrogate_key", **{"k\ud800": 1})
+attempt("nan", x=float("nan"))
+attempt("inf", x=float("inf"), y=float("-inf"))
+attempt("nested_non_finite", x={"a": [1, {"b": [float("inf"), float("nan")]}]})
+attempt("big_int", x=2 ** 70, y=-(10 ** 30))
+attempt("unicode", x="h\u00e9llo \u2713 \U0001f600", **{"\u043a\u043b\u044e\u0447": "z"})
+attempt("control", x="nul \x00 esc \x1b[31m red\nnew line\rcr\ttab")
+attempt("empty_key", **{"": 1})
+attempt("long_key", **{"k" * 10000: 1})
+attempt("none_bool", x=None, y=True, z=False)
+attempt("brackets_in_text", x="[" * 100 + "{" * 100)
+try:
+    import numpy
+except ImportError:
+    pass
+else:
+    attempt("numpy", x=numpy.float32("nan"), y=numpy.int64(7), z=numpy.array(0.25))
+artifacts = {}
+for name, meta in [("meta_nan", {"m": float("nan")}), ("meta_deep", {"m": lists(MAX_DEPTH + 1)}),
+                   ("meta_surrogate", {"m": "\udcff"})]:
+    try:
+        k.log_artifact(name + ".bin", name.encode(), **meta)
+    except Exception as error:
+        artifacts[name] = [type(error).__name__, str(error)]
+    else:
+        artifacts[name] = None
+back = {s.get("case"): s for s in k.statistics()}
+json.dump({"results": results, "artifacts": artifacts, "limit": limit,
+           "back": sorted(str(c) for c in back),
+           "nan_back": repr(back.get("nan", {}).get("x"))},
+          open(os.path.join(state, "odd.json"), "w"))
+'''
