@@ -242,3 +242,25 @@ json.dump({"results": results, "artifacts": artifacts, "limit": limit,
            "nan_back": repr(back.get("nan", {}).get("x"))},
           open(os.path.join(state, "odd.json"), "w"))
 '''
+
+#: Reports its channel, waits until the test has attacked it (``<state>/attacked``), then
+#: logs ten statistics of its own and checks it reads back exactly those.
+VICTIM = r'''
+import json, os, sys, time
+from kleio.client.logger import kleio_logger as k
+
+state = sys.argv[1]
+tmp = os.path.join(state, "ready.tmp")
+with open(tmp, "w") as handle:
+    json.dump({"pid": os.getpid(), "trial": os.environ["KLEIO_TRIAL_ID"],
+               "channel": os.environ["KLEIO_CHANNEL"]}, handle)
+os.replace(tmp, os.path.join(state, "ready"))
+deadline = time.monotonic() + 60
+while not os.path.exists(os.path.join(state, "attacked")):
+    if time.monotonic() > deadline:
+        sys.exit("never attacked")
+    time.sleep(0.005)
+for i in range(10):
+    k.log_statistic(mine=i)
+assert k.statistics() == [{"mine": i} for i in range(10)], k.statistics()
+'''
