@@ -85,16 +85,15 @@ def text(value: str) -> str:
 MAX_COUNT = (1 << 63) - 1
 
 
-def count(text: str) -> int:
+def count(given: str) -> int:
     """An argparse type for ``--limit``/``-n``: a whole number, 0 or more.
 
     A count beyond what a database integer holds (20 digits) means "all of them".
     """
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a whole number: {text[:40]!r}") from None
+        value = int(given)
+    except ValueError:  # also more than 4300 digits
+        raise argparse.ArgumentTypeError(f"not a whole number: {given[:40]!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
     return min(value, MAX_COUNT)
