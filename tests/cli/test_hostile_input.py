@@ -236,3 +236,15 @@ def test_an_unknown_option_in_a_mongodb_uri_is_one_line_exit_65(git_repo, monkey
         "error: invalid MongoDB URI 'mongodb://db.invalid/kleio?replicaSett=rs0': unknown "
         "option 'replicasett'. Did you mean")
     assert result.stderr.count(b"\n") == 1
+
+
+@pytest.mark.parametrize("args", [[b"ls"], [b"ls", b"--json"], [b"cat", b"abab"],
+                                  [b"cat", b"--json", b"--statistics", b"abab"],
+                                  [b"tail", b"--json", b"abab"], [b"info", b"abab"],
+                                  [b"config"]])
+def test_a_closed_stdout_discards_the_output_like_print(journal, args):
+    result = subprocess.run([sys.executable.encode(), b"-m", b"kleio", *args],
+                            stderr=subprocess.PIPE, timeout=60,
+                            preexec_fn=lambda: os.close(1))  # 'kleio ls >&-'
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == b""

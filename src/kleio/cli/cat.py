@@ -6,7 +6,16 @@ import json
 import sys
 from typing import Any
 
-from kleio.cli.common import TOO_DEEP, emit, json_line, parser, store_from, table, write_line
+from kleio.cli.common import (
+    TOO_DEEP,
+    emit,
+    json_line,
+    parser,
+    stdout_bytes,
+    store_from,
+    table,
+    write_line,
+)
 from kleio.trial import resolve_trial
 
 
@@ -94,7 +103,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             if args.sort:
                 stats = sort_statistics(stats, args.sort, doc["id"])
             if args.json:
-                out = sys.stdout.buffer
+                out = stdout_bytes()
                 for stat in stats:
                     out.write(json_line(stat))
             elif stats:
@@ -103,10 +112,11 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
                 sys.stderr.write(f"trial {doc['id'][:7]} has no statistics yet\n")
             return 0
         kind = "stderr" if args.stderr else "stdout"
+        out = stdout_bytes()
         for event in store.iter_lineage_events(trial_id=doc["id"], kinds=(kind,)):
             if args.json:
-                sys.stdout.buffer.write(json_line(output_record(kind, event)))
+                out.write(json_line(output_record(kind, event)))
             else:
                 write_line(event.data.get("line", ""))
-    sys.stdout.flush()
+    stdout_bytes().flush()
     return 0

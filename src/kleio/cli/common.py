@@ -197,8 +197,7 @@ def json_line(value: Any) -> bytes:
 
 def print_json(value: Any) -> None:
     """Print ``value`` as JSON on stdout, as UTF-8 bytes whatever the locale's encoding."""
-    sys.stdout.flush()
-    sys.stdout.buffer.write(json_line(value))
+    stdout_bytes().write(json_line(value))
 
 
 def when(timestamp: float | None) -> str:
@@ -239,7 +238,7 @@ def write_line(text: str) -> None:
     """Write journalled text back as the bytes the program printed."""
     if not isinstance(text, str):  # a damaged event: show it rather than fail on it
         text = str(text)
-    sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape") + b"\n")
+    (sys.stdout or _discarding()).buffer.write(text.encode("utf-8", "surrogateescape") + b"\n")
 
 
 def _output_errors(error: UnicodeError) -> tuple[str | bytes, int]:
@@ -262,5 +261,19 @@ def emit(text: str) -> None:
     ``print`` raises UnicodeEncodeError on a lone surrogate (a command line holding
     undecodable bytes) unless the locale is C, and on characters a non-UTF-8 locale lacks.
     """
-    sys.stdout.flush()
-    sys.stdout.buffer.write(text.encode(sys.stdout.encoding or "utf-8", "kleio-output"))
+    out = stdout_bytes()
+    out.write(text.encode(sys.stdout.encoding or "utf-8", "kleio-output"))
+
+
+def _discarding() -> Any:
+    # Started with stdout closed ('kleio ls >&-'): Python leaves sys.stdout None, and print()
+    # discards; so do kleio's own writers.
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    return sys.stdout
+
+
+def stdout_bytes() -> Any:
+    """stdout as bytes, after what was written to it as text: tables and JSON go this way."""
+    out = sys.stdout or _discarding()
+    out.flush()
+    return out.buffer

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import getpass
-import sys
 import time
 from typing import Any
 
-from kleio.cli.common import emit, parser, print_json, store_from
+from kleio.cli.common import emit, parser, print_json, stdout_bytes, store_from
 from kleio.errors import NotRunning
 from kleio.reservation import HELD, display_status, hostname
 from kleio.trial import resolve_trial
@@ -42,7 +41,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         if not args.json:
             emit(f"asked trial {short} to stop: its runner on {runner.get('host')} stops it "
                  f"within about {within:g} s; resume it later with 'kleio run {short}'\n")
-        sys.stdout.flush()
+        stdout_bytes().flush()
         while args.wait:
             time.sleep(0.2)
             doc = store.get_trial(trial_id=doc["id"]) or doc

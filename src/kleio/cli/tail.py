@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any, Callable
 
 from kleio.cli.cat import output_record
-from kleio.cli.common import count, json_line, parser, store_from, write_line
+from kleio.cli.common import count, json_line, parser, stdout_bytes, store_from, write_line
 from kleio.reservation import HELD, display_status, hostname
 from kleio.storage.base import Event, Store
 from kleio.trial import resolve_trial
@@ -50,7 +50,7 @@ def tail(store: Store, doc: dict[str, Any], *, kind: str, lines: int, follow: bo
     last = store.last_seq(trial_id=trial_id)
     for event in last_events(store, trial_id, kinds=(kind,), count=lines, upto=last):
         show(event)
-    sys.stdout.flush()
+    stdout_bytes().flush()
     if not follow:
         return 0
     if doc.get("status") == "new":
@@ -67,7 +67,7 @@ def tail(store: Store, doc: dict[str, Any], *, kind: str, lines: int, follow: bo
                 show(event)
         if fresh:
             last = fresh[-1].seq
-            sys.stdout.flush()
+            stdout_bytes().flush()
             continue
         if status not in HELD and status != "new":
             if status == "lost":
@@ -87,7 +87,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     args = p.parse_args(argv)
     kind = "stderr" if args.stderr else "stdout"
     store, config = store_from(flags)
-    out = sys.stdout.buffer
+    out = stdout_bytes()
 
     def show(event: Event) -> None:
         if args.json:
