@@ -9,8 +9,10 @@ may connect: the socket's directory is private and checked, and every peer's uid
 
 from __future__ import annotations
 
+import collections
 import json
 import os
+import queue
 import selectors
 import socket
 import struct
@@ -28,6 +30,8 @@ MAX_LINE = 1 << 16
 DRAIN_AFTER_EXIT = 2.0
 #: How often the ledger files are looked at while the program runs (seconds).
 LEDGER_POLL = 0.05
+#: Output lines that may wait in the I/O thread while the writer is stuck.
+MAX_OVERFLOW = 200_000
 
 
 class LineCutter:
@@ -213,6 +217,8 @@ class IOThread(threading.Thread):
         self.child_exited = threading.Event()
         self.exit_deadline = 0.0
         self.refused_peers = 0
+        self.overflow: collections.deque[tuple[Any, ...]] = collections.deque()
+        self.overflow_lines = 0
         # Written to when the child exits, so the select loop wakes at once. The pipe is
         # the runner's: it is closed by close(), after this thread has ended, never by the
         # thread itself (child_ended() may write to it at any moment until then).
@@ -298,11 +304,13 @@ class IOThread(threading.Thread):
             if self.ledger is not None and now >= next_poll:
                 next_poll = now + LEDGER_POLL
                 self._poll_ledger()
+            self._flush_overflow()
         for conn in connections.values():
             conn.close()
         for fd in self.open_outputs:
             self._journal(fd, self.cutters[fd].flush())
         sel.close()
+        self._flush_overflow(wait=True)
         # Everything the program wrote to the ledger, however much and however long it
         # takes: the program has ended, nothing is waiting for us any more.
         self.drain_ledger(wait=True)
@@ -336,8 +344,8 @@ class IOThread(threading.Thread):
         already safe): the program never waits, and memory stays bounded.
         """
         assert self.ledger is not None
-        if not self.writer.accepting():
-            return
+        if self.overflow or not self.writer.accepting():
+            return  # and statistics never overtake the output printed before them
         self._read_outputs_once()
         for chunk in self.ledger.poll():
             self.writer.call("ledger", chunk)
@@ -369,9 +377,41 @@ class IOThread(threading.Thread):
         return True
 
     def _journal(self, fd: int, lines: list[str]) -> None:
-        if lines:
-            self.writer.events(self.outputs[fd][0], time.time(),
-                               [encode({"line": line}) for line in lines])
+        """Hand output lines to the writer without ever waiting for it.
+
+        When the writer is stuck (a journal locked by another process waits out its busy
+        timeout) its queue fills; lines then wait here, so the tee goes on and the program's
+        ``print`` never blocks. At most :data:`MAX_OVERFLOW` lines wait; more are dropped and
+        counted in the final status.
+        """
+        if not lines:
+            return
+        item = ("events", self.outputs[fd][0], time.time(),
+                [encode({"line": line}) for line in lines])
+        if not self.overflow:
+            try:
+                self.writer.queue.put_nowait(item)
+                return
+            except queue.Full:
+                pass
+        if self.overflow_lines + len(lines) > MAX_OVERFLOW:
+            self.writer.problem("output_lines_dropped", "the journal is too slow: output lines "
+                                "are dropped (the terminal still shows them) and counted",
+                                len(lines))
+            return
+        self.overflow.append(item)
+        self.overflow_lines += len(lines)
+
+    def _flush_overflow(self, wait: bool = False) -> None:
+        while self.overflow:
+            try:
+                if wait:
+                    self.writer.queue.put(self.overflow[0])
+                else:
+                    self.writer.queue.put_nowait(self.overflow[0])
+            except queue.Full:
+                return
+            self.overflow_lines -= len(self.overflow.popleft()[3])
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -74,13 +74,27 @@ except (ImportError, TypeError):  # pragma: no cover - pure-Python json
         return _encode(value)
 
 
-def _bad_key(kwargs: dict[str, Any]) -> str:
+def _bad_key(kwargs: dict[str, Any]) -> tuple[str, BaseException | None]:
     for key, value in kwargs.items():
         try:
             _encode(value)
-        except (TypeError, ValueError):
-            return key
-    return next(iter(kwargs))
+        except (TypeError, ValueError, RecursionError) as error:
+            return key, error
+    return next(iter(kwargs)), None
+
+
+def _refuse(kwargs: dict[str, Any], call: str, what: str) -> TypeError:
+    """The TypeError for a value the encoder refused: circular, too deep, or not JSON-like."""
+    key, error = _bad_key(kwargs)
+    if isinstance(error, ValueError) and "ircular" in str(error):
+        return TypeError(f"{call}: {what} {key!r} refers to itself (a circular reference); "
+                         "log a copy without the cycle")
+    if _depth(kwargs[key], MAX_DEPTH) > MAX_DEPTH:
+        return TypeError(f"{call}: {what} {key!r} is nested more than {MAX_DEPTH} levels "
+                         "deep; flatten it (e.g. one key per level)")
+    return TypeError(f"{call}: {what} {key!r} is a {type(kwargs[key]).__name__}, which is "
+                     "not JSON-like; log numbers, strings, booleans, None, or lists/dicts of "
+                     "them")
 
 
 def _depth(value: Any, limit: int) -> int:
@@ -304,11 +318,7 @@ class KleioLogger:
         try:
             text = _fast_encode(kwargs)
         except (TypeError, ValueError, RecursionError):
-            key = _bad_key(kwargs)
-            raise TypeError(
-                f"log_statistic(): value of {key!r} is a {type(kwargs[key]).__name__}, which is "
-                "not JSON-like; log numbers, strings, booleans, None, or lists/dicts of them"
-            ) from None
+            raise _refuse(kwargs, "log_statistic()", "value of") from None
         if "\\ud" in text or text.count("[") + text.count("{") > MAX_DEPTH:
             _check_odd(kwargs, text, "log_statistic()")
         if len(text) >= self._max:
@@ -366,12 +376,8 @@ class KleioLogger:
             raise TypeError("log_artifact(): filename must be a non-empty string")
         try:
             header = _encode({"filename": filename, "metadata": metadata})
-        except (TypeError, ValueError):
-            key = _bad_key(metadata)
-            raise TypeError(
-                f"log_artifact(): metadata {key!r} is a {type(metadata[key]).__name__}, which "
-                "is not JSON-like"
-            ) from None
+        except (TypeError, ValueError, RecursionError):
+            raise _refuse(metadata, "log_artifact()", "metadata") from None
         if "\\ud" in header or header.count("[") + header.count("{") > MAX_DEPTH:
             _check_odd({"filename": filename, **metadata}, header, "log_artifact()")
         chunks = _chunks(fileobj)
