@@ -37,6 +37,8 @@ def resolve_trial(store: Store, prefix: str) -> dict[str, Any]:
     """Return the trial whose id starts with ``prefix``; errors list the candidates."""
     from kleio.errors import AmbiguousId
 
+    if not prefix.strip():
+        raise TrialNotFound("an empty id matches no trial", "list trials with 'kleio ls'")
     ids = store.resolve_id(prefix=prefix.lower())
     if not ids:
         raise TrialNotFound(

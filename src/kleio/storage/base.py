@@ -104,7 +104,7 @@ def decode(text: str) -> dict[str, Any]:
     """
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than any reader goes
         return {"invalid_data": text}
     return data if isinstance(data, dict) else {"invalid_data": text}
 
