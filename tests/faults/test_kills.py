@@ -20,12 +20,10 @@ import pytest
 from kleio.storage import open_store
 from tests.faults import programs
 from tests.faults.helpers import (
-    MARKER_BUG,
     TOTALS,
     Run,
     count_lost,
     exactly_once,
-    exactly_once_or_marker_bug,
     info,
     kill_quietly,
     kleio,
@@ -118,7 +116,7 @@ def test_runner_killed_then_sync(lab, round_):
     acked = read_report(lab.state, "acked")["i"]
     sync_and_check_idempotent(lab)
     trial = started["trial"]
-    exactly_once_or_marker_bug(lab.db, trial, stored_values(trial, lab.repo), acked)
+    exactly_once(stored_values(trial, lab.repo), acked)
     assert info(trial, lab.repo)["pending"] == []
 
 
@@ -136,7 +134,7 @@ def test_runner_killed_then_resumed(lab, round_):
     done = read_report(lab.state, "done")
     assert read_report(lab.state, "started")["resumed"]
     values = stored_values(trial, lab.repo)
-    exactly_once_or_marker_bug(lab.db, trial, values, done["i"])
+    exactly_once(values, done["i"])
     assert len(values) == done["i"]
     doc = info(trial, lab.repo)
     assert doc["status"] == "completed"
@@ -154,7 +152,7 @@ def test_runner_killed_with_artifacts(lab, recovery):
     trial = started["trial"]
     if recovery == "sync":
         sync_and_check_idempotent(lab)
-        exactly_once_or_marker_bug(lab.db, trial, stored_values(trial, lab.repo), acked["i"])
+        exactly_once(stored_values(trial, lab.repo), acked["i"])
         check_artifacts(lab, trial, range(acked["j"]))
         return
     resumed = kleio("run", "-q", trial, cwd=lab.repo)
@@ -163,7 +161,7 @@ def test_runner_killed_with_artifacts(lab, recovery):
     loaded = read_report(lab.state, "loaded")
     assert loaded and all(ok for _, ok in loaded), f"load_artifact after recovery: {loaded}"
     done = read_report(lab.state, "done")
-    exactly_once_or_marker_bug(lab.db, trial, stored_values(trial, lab.repo), done["i"])
+    exactly_once(stored_values(trial, lab.repo), done["i"])
     # The artifact due where the first run was killed was never logged (nor acknowledged):
     # the resumed run logs those after its first statistic.
     start = read_report(lab.state, "started")["start"]
@@ -207,19 +205,20 @@ def test_both_killed_then_sync(lab, order):
     acked = read_report(lab.state, "acked")["i"]
     sync_and_check_idempotent(lab)
     trial = started["trial"]
-    exactly_once_or_marker_bug(lab.db, trial, stored_values(trial, lab.repo), acked)
+    exactly_once(stored_values(trial, lab.repo), acked)
     assert info(trial, lab.repo)["pending"] == []
 
 
-@pytest.mark.parametrize("ranges", [
-    1, pytest.param(2, marks=pytest.mark.xfail(strict=True, reason="bug: " + MARKER_BUG))])
+@pytest.mark.parametrize("ranges", [1, 2])
 def test_sync_journals_every_marked_range(lab, monkeypatch, ranges):
     """What a runner killed between its two inserts of a batch leaves, built exactly.
 
     The writer journals a batch as its ``ledger`` markers first (one insert), then its
     events (another); a batch may hold two ranges of one file (two polls). Killed between
     the two, the journal holds both markers and neither range; both were acknowledged.
-    With one range (the control), recovery re-journals it and reads on to the end.
+    With one range, recovery re-journals it and reads on to the end. (The fault suite
+    found recovery re-journalling only the last range of a file: 3,000 to 4,600 acknowledged
+    statistics lost in about one runner kill in eight; fixed in c6e5880.)
     """
     from kleio.ledger import ledger_root
     from kleio.storage.base import encode, first_seq
