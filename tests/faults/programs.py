@@ -264,3 +264,35 @@ for i in range(10):
     k.log_statistic(mine=i)
 assert k.statistics() == [{"mine": i} for i in range(10)], k.statistics()
 '''
+
+#: Forks ``workers`` processes that each log ``w=<n>, i=0, 1, 2 ...`` as fast as they can,
+#: reporting ``<state>/acked-<n>`` (the next i) after every thousand calls and their pids in
+#: ``<state>/workers``; the parent waits for them.
+WORKERS = r'''
+import json, os, sys
+from kleio.client.logger import kleio_logger as k
+
+state, workers = sys.argv[1], int(sys.argv[2])
+
+def report(name, value):
+    tmp = os.path.join(state, f"{name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as handle:
+        json.dump(value, handle)
+    os.replace(tmp, os.path.join(state, name))
+
+k.log_statistic(parent=os.getpid())  # the parent's own ledger file, before any fork
+pids = []
+for w in range(workers):
+    pid = os.fork()
+    if pid == 0:
+        i = 0
+        while True:
+            for _ in range(1000):
+                k.log_statistic(w=w, i=i)
+                i += 1
+            report(f"acked-{w}", i)
+    pids.append(pid)
+report("workers", {"pids": pids, "parent": os.getpid(), "trial": os.environ["KLEIO_TRIAL_ID"]})
+for _ in pids:
+    os.wait()
+'''
