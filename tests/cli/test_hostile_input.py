@@ -124,11 +124,8 @@ def test_odd_option_values_are_one_line_usage_errors(journal, capsysbinary, args
                                       "x" * 100_000])
 def test_an_id_that_matches_nothing_is_not_found(journal, capsysbinary, command, trial_id):
     code, _, err = cli(capsysbinary, *command, trial_id)
-    if trial_id == "":
-        # An empty prefix is every trial: ambiguous, like git.
-        assert_one_line_error(code, err, errors.EXIT_AMBIGUOUS)
-    else:
-        assert_one_line_error(code, err, errors.EXIT_NOT_FOUND)
+    # An empty id is no id: not found, never "every trial" (that would pick the only one).
+    assert_one_line_error(code, err, errors.EXIT_NOT_FOUND)
     assert len(err) < 400 or trial_id.startswith("x")
 
 

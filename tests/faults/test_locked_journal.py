@@ -13,8 +13,6 @@ import os
 import sqlite3
 import sys
 
-import pytest
-
 from kleio.storage import sqlite_path
 from tests.faults import programs
 from tests.faults.helpers import (
@@ -28,10 +26,6 @@ from tests.faults.helpers import (
 )
 
 CALLS = 200_000
-OUTPUT_BUG = (
-    "output is not ledgered: with the journal locked, the writer waits out SQLite's 10 s busy "
-    "timeout, the I/O thread blocks on the writer's bounded queue and stops reading the "
-    "program's pipes, and once the pipe is full a print() in the program blocks (~9.5 s seen)")
 
 
 def run_under_lock(lab, calls: int, lines: int) -> tuple[Run, dict, dict]:
@@ -75,7 +69,6 @@ def test_locked_journal_never_blocks_a_call(lab):
     assert info(ready["trial"], lab.repo)["status"] == "completed"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: " + OUTPUT_BUG)
 def test_locked_journal_never_blocks_output(lab, monkeypatch):
     # Frequent heartbeats: the writer meets the lock within 50 ms, long before the prints.
     monkeypatch.setenv("KLEIO_HEARTBEAT_INTERVAL", "0.05")

@@ -92,14 +92,6 @@ def test_configured_statistic_limit(lab, monkeypatch, limit):
     assert report["results"]["under_limit"] is None
 
 
-RECURSION_BUG = (
-    "a value nested deeper than Python's recursion limit (~1000 levels) raises RecursionError "
-    "from log_statistic() and log_artifact(), not the documented TypeError: the encoder's "
-    "RecursionError is caught, but _bad_key() re-encodes the value and only catches "
-    "TypeError/ValueError (log_artifact's header encoding does not catch it at all)")
-
-
-@pytest.mark.xfail(strict=True, reason="bug: " + RECURSION_BUG)
 @pytest.mark.parametrize("call", ["log_statistic", "log_artifact"])
 def test_nesting_beyond_the_recursion_limit_is_a_type_error(monkeypatch, call):
     from kleio.client.logger import KleioLogger
