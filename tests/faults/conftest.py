@@ -53,7 +53,8 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(
         "fault suite: {runs} kleio runs, {commands} other kleio commands, {kills} SIGKILLs; "
         "passing checks: {acknowledged} records acknowledged, 0 lost, 0 duplicated "
-        "({dropped_and_reported} dropped and counted in a final status)".format(
+        "({dropped_and_reported} dropped and told: in the final status, or on stderr when no "
+        "status can be journalled)".format(
             **{k: totals.get(k, 0) for k in ("runs", "commands", "kills", "acknowledged",
                                              "dropped_and_reported")}))
     if totals.get("failed_checks"):
