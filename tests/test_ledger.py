@@ -69,7 +69,8 @@ def test_records_are_cut_whole_and_a_huge_one_costs_one_copy(tmp_path):
 
 def test_record_i_of_a_chunk_is_always_event_seq_plus_one_plus_i(tmp_path):
     chunk = Chunk("1-a.log", 0, 30, [b'S{"i":0}', b"garbage", b'S{"i":2}'])
-    marker, events = chunk_events(chunk, 100, 5.0, str(tmp_path), lambda path, header: True)
+    marker, events = chunk_events(chunk, 100, 5.0, str(tmp_path),
+                                  lambda path, header: ("0" * 64, 0))
     assert marker[:2] == (100, "ledger")
     assert json.loads(marker[3]) == {"file": "1-a.log", "from": 0, "to": 30, "n": 3, "e": 2}
     assert [(seq, kind) for seq, kind, _, _ in events] == [(101, "statistic"),
@@ -95,7 +96,7 @@ def test_a_range_half_journalled_before_the_runner_died_is_completed_not_doubled
     name = "999999998-abcd.log"
     chunk = Chunk(name, 0, sum(len(r) for r in records[:6]), [r[:-1] for r in records[:6]])
     marker, events = chunk_events(chunk, first_seq(1) + 1, 2.0, leftover.directory,
-                                  lambda path, header: True)
+                                  lambda path, header: ("0" * 64, 0))
     journal.append_events(trial_id=TRIAL, events=[marker, events[0], events[3]])
     recover(journal, leftover)
     assert stats(journal) == list(range(10))

@@ -453,5 +453,25 @@ def channel_path(trial_id: str) -> str:
     directory = os.path.join(base, f"kleio-{os.getuid()}")
     if len(os.path.join(directory, name).encode()) > 100:
         directory = os.path.join(tempfile.gettempdir(), f"kleio-{os.getuid()}")
+    _check_parent(os.path.dirname(directory))
     private_dir(directory, "channel directory")
     return os.path.join(directory, name)
+
+
+def _check_parent(path: str) -> None:
+    """A parent others may write to must be sticky (like /tmp), else they could rename our
+    private directory away and put theirs in its place."""
+    import stat
+
+    from kleio.private import UnsafeDirectory
+
+    try:
+        info = os.stat(path)
+    except OSError:
+        return  # private_dir says what is wrong with it
+    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+        raise UnsafeDirectory(
+            f"the directory {path} is writable by other users and not sticky, so the "
+            "runner's channel cannot be kept private there",
+            "set XDG_RUNTIME_DIR to a directory of your own (mode 700)",
+        )

@@ -29,8 +29,10 @@ end. Nothing depends on the dead runner having recorded anything after its last 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from collections.abc import Iterator
 from typing import Any, Callable, NamedTuple
 
@@ -56,7 +58,8 @@ def create_execution_dir(spool_dir: str, trial_id: str, execution: int, journal:
     os.mkdir(path, 0o700)
     fd = os.open(os.path.join(path, "runner.json"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with open(fd, "w", encoding="ascii") as handle:
-        json.dump({"pid": pid, "pid_start": process_start(pid), "journal": journal}, handle)
+        json.dump({"pid": pid, "pid_start": process_start(pid), "journal": journal,
+                   "host": os.uname().nodename}, handle)
     return path
 
 
@@ -78,6 +81,8 @@ def _runner_info(directory: str) -> dict[str, Any]:
 def runner_alive(directory: str) -> bool:
     """Tell whether the runner of an execution directory is still at work."""
     info = _runner_info(directory)
+    if info.get("host", os.uname().nodename) != os.uname().nodename:
+        return True  # a spool shared between hosts (an NFS home): only its own host can tell
     try:
         pid = int(info["pid"])
     except (ValueError, KeyError, TypeError):
@@ -99,61 +104,110 @@ class Chunk(NamedTuple):
     lines: list[bytes]
 
 
+#: Longest record a reader keeps (the client refuses larger ones): a longer line, which only
+#: a program writing its ledger by hand makes, is skipped instead of filling memory.
+MAX_RECORD = 64 << 20
+
+
+def open_regular(path: str) -> int:
+    """Open a file of a ledger for reading: a regular file only, never through a link.
+
+    A FIFO, a device or a directory that a program put in its ledger must not block or
+    crash the runner or ``kleio sync``.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"{path} is not a regular file")
+    return fd
+
+
 class LedgerFile:
     """Read complete records of one file as it grows, in linear time.
 
     Bytes after the last newline wait in ``partial`` (a list of pieces, joined once when
     the record is complete): a 150 MB record read in 1 MiB pieces costs one copy, not 150.
+    A record longer than :data:`MAX_RECORD` becomes an empty line (no event), so that its
+    index, and the sequence numbers of the records after it, stay what a recovery computes.
     """
 
     def __init__(self, path: str, offset: int = 0) -> None:
         self.path = path
         self.name = os.path.basename(path)
-        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self.fd = open_regular(path)
         self.offset = offset  # everything before is handed over as complete records
         self.read_to = offset
         self.partial: list[bytes] = []
+        self.partial_size = 0
+        self.skipping = False
 
     def read(self, budget: int = READ_CHUNK) -> Chunk | None:
         """Read at most ``budget`` bytes; return the records they complete, if any."""
-        data = os.pread(self.fd, budget, self.read_to)
+        if self.fd < 0:
+            return None
+        try:
+            data = os.pread(self.fd, budget, self.read_to)
+        except OSError:
+            return None
         if not data:
             return None
         self.read_to += len(data)
         newline = data.rfind(b"\n")
         if newline < 0:
-            self.partial.append(data)
+            self._keep(data)
             return None
         head, rest = data[:newline], data[newline + 1:]
-        if self.partial:
+        if self.skipping:
+            first = head.find(b"\n")
+            head = b"" if first < 0 else head[first:]
+            self.skipping = False
+        elif self.partial:
             self.partial.append(head)
             head = b"".join(self.partial)
-            self.partial = []
+        self.partial, self.partial_size = [], 0
         if rest:
-            self.partial.append(rest)
+            self._keep(rest)
         start, self.offset = self.offset, self.read_to - len(rest)
         return Chunk(self.name, start, self.offset, head.split(b"\n"))
 
+    def _keep(self, data: bytes) -> None:
+        if self.skipping:
+            return
+        self.partial.append(data)
+        self.partial_size += len(data)
+        if self.partial_size > MAX_RECORD:
+            self.partial, self.partial_size, self.skipping = [], 0, True
+
     def at_end(self) -> bool:
         """True when every byte of the file was handed over as complete records."""
+        if self.fd < 0:
+            return True
         try:
             return os.fstat(self.fd).st_size == self.offset
         except OSError:
             return True
 
     def close(self) -> None:
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
+        if self.fd >= 0:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+            self.fd = -1
 
 
 class LedgerReader:
-    """Every ``.log`` file of one execution directory, read as they grow."""
+    """Every ``.log`` file of one execution directory, read as they grow.
+
+    A file whose writer has ended and that is read to its end is closed: a job that forks
+    thousands of short-lived workers must not exhaust the runner's descriptors.
+    """
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
         self.files: dict[str, LedgerFile] = {}
+        self.ignored: set[str] = set()
+        self._polls = 0
 
     def scan(self) -> None:
         try:
@@ -161,11 +215,11 @@ class LedgerReader:
         except OSError:
             return
         for name in names:
-            if name.endswith(".log") and name not in self.files:
+            if name.endswith(".log") and name not in self.files and name not in self.ignored:
                 try:
                     self.files[name] = LedgerFile(os.path.join(self.directory, name))
                 except OSError:
-                    continue
+                    self.ignored.add(name)  # not a regular file, or gone: never a record
 
     def poll(self, budget: int = READ_CHUNK) -> list[Chunk]:
         """One read of at most ``budget`` bytes per file (no file starves the others)."""
@@ -175,7 +229,16 @@ class LedgerReader:
             chunk = ledger_file.read(budget)
             if chunk is not None:
                 chunks.append(chunk)
+        self._polls += 1
+        if self._polls % 20 == 0:
+            self.close_finished()
         return chunks
+
+    def close_finished(self) -> None:
+        for name, ledger_file in self.files.items():
+            if ledger_file.fd >= 0 and ledger_file.at_end() \
+                    and not pid_alive(writer_pid(name)):
+                ledger_file.close()
 
     def drain(self) -> Iterator[Chunk]:
         """Read every file to its current end."""
@@ -197,9 +260,10 @@ class LedgerReader:
             ledger_file.close()
 
 
-#: ``put_blob(path, header) -> bool``: make the bytes of an artifact record safe (journal or
-#: spool); False when they are gone, and the record is then skipped.
-PutBlob = Callable[[str, dict[str, Any]], bool]
+#: ``put_blob(path, header) -> (sha256, size) | None``: make the bytes of an artifact record
+#: safe (journal or spool) and say what they are; None when they are gone, and the record is
+#: then skipped.
+PutBlob = Callable[[str, dict[str, Any]], "tuple[str, int] | None"]
 
 
 def chunk_events(chunk: Chunk, seq: int, when: float, directory: str,
@@ -212,18 +276,23 @@ def chunk_events(chunk: Chunk, seq: int, when: float, directory: str,
     events: list[NewEvent] = []
     for index, line in enumerate(chunk.lines):
         tag = line[:1]
+        if len(line) > MAX_RECORD:
+            continue  # what the live reader skipped as too long: the same index, no event
         if tag == b"S":
             events.append((seq + 1 + index, "statistic", when, line[1:].decode("ascii", "replace")))
         elif tag == b"B":
             try:
                 header = json.loads(line[1:])
                 blob = os.path.basename(str(header["blob"]))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 continue
-            if not put_blob(os.path.join(directory, blob), header):
+            if not blob.endswith(".blob") or blob.startswith("."):
+                continue  # only the client's own .blob files, never runner.json or a lock
+            stored = put_blob(os.path.join(directory, blob), header)
+            if stored is None:
                 continue
             data = {"filename": header.get("filename"), "metadata": header.get("metadata") or {},
-                    "sha256": header.get("sha256"), "size": header.get("size")}
+                    "sha256": stored[0], "size": stored[1]}
             events.append((seq + 1 + index, "artifact", when, encode(data)))
     marker = (seq, "ledger", when, encode({"file": chunk.name, "from": chunk.start,
                                            "to": chunk.end, "n": len(chunk.lines),
@@ -305,17 +374,30 @@ def recover(store: Store, leftover: Leftover) -> int | None:
         return None
     if store.get_trial(trial_id=leftover.trial_id) is None:
         return None  # not this journal's trial (a journal replaced since): never guess
+    spool_dir = os.path.dirname(os.path.dirname(leftover.directory))
+    prefix = f"{leftover.trial_id}-{leftover.execution}-"
+    try:
+        if any(name.startswith(prefix) and name.endswith(".jsonl")
+               for name in os.listdir(spool_dir)):
+            # Its spool is not replayed yet (another process holds it): the events in it
+            # come first, or the ledger's would take their numbers.
+            return None
+    except OSError:
+        pass
     from filelock import FileLock, Timeout
 
     lock = FileLock(os.path.join(leftover.directory, ".lock"))
     try:
         lock.acquire(timeout=0)
-    except Timeout:
+    except (Timeout, OSError):  # another process has it, or the directory is unreadable
         return None
     try:
         if not os.path.isdir(leftover.directory):
             return 0
-        return _recover(store, leftover)
+        try:
+            return _recover(store, leftover)
+        except OSError:  # a file the program made unreadable: what was read is journalled
+            return None
     finally:
         lock.release()
         _remove_if_done(leftover.directory)
@@ -338,13 +420,16 @@ def _recover(store: Store, leftover: Leftover) -> int:
         for marker in ranges:
             next_seq = max(next_seq, marker.seq + int(marker.data.get("n", 0)) + 1)
 
-    def put_blob(path: str, header: dict[str, Any]) -> bool:
-        sha = str(header.get("sha256"))
-        if os.path.exists(path):
-            with open(path, "rb") as handle:
-                store.put_blob(fileobj=handle)
-            return True
-        return store.has_blob(sha256=sha)
+    def put_blob(path: str, header: dict[str, Any]) -> tuple[str, int] | None:
+        try:
+            fd = open_regular(path)
+        except FileNotFoundError:  # stored and removed by the runner before it died
+            sha = str(header.get("sha256"))
+            return (sha, int(header.get("size") or 0)) if store.has_blob(sha256=sha) else None
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            return store.put_blob(fileobj=handle)
 
     inserted = 0
     for name in sorted(os.listdir(directory)):

@@ -22,7 +22,7 @@ from itertools import repeat
 from typing import Any
 
 from kleio.errors import StoreUnavailable
-from kleio.ledger import Chunk, chunk_events
+from kleio.ledger import Chunk, chunk_events, open_regular
 from kleio.spool import Spool, split_markers
 from kleio.storage.base import NewEvent, Store, encode
 
@@ -321,23 +321,26 @@ class Writer(threading.Thread):
         self.pending.append(marker)
         self.pending.extend(events)
 
-    def _ledger_blob(self, path: str, header: dict[str, Any]) -> bool:
-        """Store the bytes of a ledger artifact, or spool them; False if they are gone."""
-        if not os.path.exists(path):
+    def _ledger_blob(self, path: str, header: dict[str, Any]) -> tuple[str, int] | None:
+        """Store the bytes of a ledger artifact, or spool them; None if they are gone."""
+        try:
+            fd = open_regular(path)
+        except OSError as error:
             self.problem("missing_artifacts", f"the bytes of artifact "
-                         f"{header.get('filename')!r} are missing from the ledger")
-            return False
-        if self.store_ok:
-            try:
-                with open(path, "rb") as handle:
-                    self.store.put_blob(fileobj=handle)
-                os.remove(path)
-                return True
-            except OSError as error:
-                self.problem("errors", f"cannot read artifact bytes {path}: {error}")
-                return False
-            except Exception as error:
-                self._down(error)
+                         f"{header.get('filename')!r} cannot be read from the ledger ({error})")
+            return None
+        claimed = (str(header.get("sha256")), int(header.get("size") or 0))
+        with os.fdopen(fd, "rb") as handle:
+            if self.store_ok:
+                try:
+                    stored = self.store.put_blob(fileobj=handle)
+                    os.remove(path)
+                    return stored
+                except OSError as error:
+                    self.problem("errors", f"cannot read artifact bytes {path}: {error}")
+                    return None
+                except Exception as error:
+                    self._down(error)
         # Moved beside the spool, which replays (then removes) it before the event.
         kept = os.path.join(self.spool.directory, "blob-" + os.path.basename(path))
         try:
@@ -347,7 +350,7 @@ class Writer(threading.Thread):
         except OSError as error:
             self.problem("spool_failures", f"cannot spool artifact bytes ({error}); they stay "
                          f"in {path} for 'kleio sync'")
-        return True
+        return claimed
 
     def _op_query(self, conn: socket.socket, request: dict[str, Any]) -> None:
         try:

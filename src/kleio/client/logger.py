@@ -145,6 +145,21 @@ def _too_large(size: int, limit: int) -> ValueError:
     )
 
 
+def _served_by_us(sock: Any) -> bool:
+    """Tell whether the peer of a connected Unix socket runs as this user (SO_PEERCRED)."""
+    import socket
+    import struct
+
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:  # pragma: no cover - not Linux: the private directory is the guard
+        return True
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
+    except OSError:
+        return False
+    return struct.unpack("3i", creds)[1] == os.getuid()
+
+
 def _warn(message: str) -> None:
     try:
         sys.stderr.write(f"kleio: warning: {message}\n")
@@ -173,7 +188,9 @@ class KleioLogger:
             os.register_at_fork(after_in_child=self._after_fork)
 
     def _reset(self) -> None:
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler that logs, run while this thread holds the lock in
+        # the slow path, must not wait for itself.
+        self._lock = threading.RLock()
         self._pid: int | None = None  # the process the ledger file and socket belong to
         self._fd: int | None = None
         self._base = ""
@@ -239,12 +256,9 @@ class KleioLogger:
     def _ledger_lost(self, error: BaseException) -> None:
         _warn(f"cannot write the ledger in {os.environ.get('KLEIO_LEDGER')} ({error}); "
               "this process sends its records to the runner instead")
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        # The descriptor stays open: another thread may be writing with it right now, and a
+        # number closed here could be reused by a file that write would then land in.
+        self._fd = None
 
     def _append(self, data: bytes) -> bool:
         """Append one record to this process's ledger file; False if it has none (any more)."""
@@ -289,6 +303,12 @@ class KleioLogger:
                 f"kleio: cannot reach the runner at {os.environ['KLEIO_CHANNEL']} ({error}); "
                 "was this program started by kleio?"
             ) from None
+        if not _served_by_us(sock):
+            sock.close()
+            raise RuntimeError(
+                f"kleio: the channel {os.environ['KLEIO_CHANNEL']} is served by another user; "
+                "refusing to send to it or read from it"
+            )
         self._sock, self._send = sock, sock.sendall
         return sock
 
@@ -324,18 +344,25 @@ class KleioLogger:
         if len(text) >= self._max:
             raise _too_large(len(text) + 2, self._max)
         data = ("S" + text + "\n").encode("ascii")
+        # Hot path, without the lock: one pid check and one write. Appends of whole records
+        # to an O_APPEND file never interleave, so threads need no lock here, and a signal
+        # handler that logs while the main thread is inside this call cannot deadlock.
+        if self._pid == _getpid():
+            fd = self._fd
+            if fd is not None:
+                try:
+                    written: Any = _write(fd, data)
+                except OSError as error:
+                    written = error
+                if written == len(data):
+                    return
+                with self._lock:
+                    if self._fd == fd:
+                        self._write_failed(written)
         with self._lock:
-            # Hot path: one pid check and one write; set up only in a new process.
             if self._pid == _getpid():
-                fd = self._fd
-                if fd is not None:
-                    try:
-                        written: Any = _write(fd, data)
-                    except OSError as error:
-                        written = error
-                    if written == len(data):
-                        return
-                    self._write_failed(written)
+                if self._append(data):
+                    return
             elif not self.active:
                 print(f"kleio: statistic {_render(json.loads(text))}", flush=True)
                 return
