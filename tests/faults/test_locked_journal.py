@@ -20,9 +20,11 @@ from tests.faults.helpers import (
     Run,
     exactly_once,
     info,
+    kleio,
     read_report,
     statistics,
     wait_for,
+    wait_gone,
 )
 
 CALLS = 200_000
@@ -79,3 +81,30 @@ def test_locked_journal_never_blocks_output(lab, monkeypatch):
     assert done["max_print"] < 0.5, f"a print() took {done['max_print']:.3f} s"
     doc = info(ready["trial"], lab.repo)
     assert doc["counts"]["stdout"] == len(run.stdout.splitlines()) == lines
+
+
+def test_runner_killed_while_the_journal_is_locked(lab):
+    """A runner killed while the journal is unwritable leaves everything to ``kleio sync``."""
+    lab.program("locked.py", programs.LOCKED)
+    run = Run(["run", "-q", sys.executable, "locked.py", lab.state, str(CALLS // 2), "0"],
+              cwd=lab.repo, out_dir=lab.tmp)
+    ready = wait_for(lambda: read_report(lab.state, "ready") or run.proc.poll() is not None,
+                     "the program to start")
+    assert isinstance(ready, dict), run.stderr
+    lab.pids.append(ready["pid"])
+    lock = sqlite3.connect(sqlite_path(lab.db), isolation_level=None, timeout=30)
+    try:
+        lock.execute("BEGIN IMMEDIATE")
+        open(os.path.join(lab.state, "locked"), "w").close()
+        done = wait_for(lambda: read_report(lab.state, "done") or run.proc.poll() is not None,
+                        "the program's calls under the lock")
+        assert isinstance(done, dict), f"kleio ended first:\n{run.stderr}"
+        run.kill()  # the runner waits on the lock for the journal: it dies holding it all
+        wait_gone(ready["pid"])
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    result = kleio("sync", cwd=lab.repo)
+    assert result.returncode == 0, result.stderr
+    exactly_once([s["i"] for s in statistics(ready["trial"], lab.repo)], CALLS // 2)
+    assert info(ready["trial"], lab.repo)["pending"] == []
