@@ -247,3 +247,80 @@ def test_without_a_writable_ledger_calls_go_over_the_socket(git_repo, db_uri):
     assert result.returncode == 0, result.stderr
     assert result.stdout == "500 {'epoch': 1}\n"
     assert result.stderr.count("cannot write the ledger") == 1
+
+
+def test_a_reader_ignores_what_is_not_a_regular_file_and_closes_ended_writers(tmp_path):
+    directory = tmp_path / "d"
+    directory.mkdir()
+    os.mkfifo(directory / "1-fifo.log")  # would block an open() for ever
+    (directory / "2-dir.log").mkdir()
+    (directory / "3-link.log").symlink_to(tmp_path / "elsewhere")
+    (directory / "999999998-x.log").write_bytes(b'S{"i":0}\n')
+    reader = LedgerReader(str(directory))
+    chunks = reader.poll()
+    assert [c.lines for c in chunks] == [[b'S{"i":0}']]
+    assert reader.ignored == {"1-fifo.log", "2-dir.log", "3-link.log"}
+    reader.close_finished()  # its writer (a pid that cannot exist) has ended
+    assert reader.files["999999998-x.log"].fd == -1
+    assert reader.poll() == []
+    reader.close()
+
+
+def test_an_endless_record_is_skipped_in_bounded_memory(tmp_path, monkeypatch):
+    monkeypatch.setattr(ledger, "MAX_RECORD", 1000)
+    path = tmp_path / "1-a.log"
+    path.write_bytes(b"S" + b"x" * 5000 + b'\nS{"i":1}\n')
+    reader = LedgerFile(str(path))
+    lines = []
+    while reader.read_to < os.path.getsize(path):
+        chunk = reader.read(100)
+        assert reader.partial_size <= 1100
+        if chunk is not None:
+            lines += chunk.lines
+    assert lines == [b"", b'S{"i":1}']  # the same index as a recovery gives it
+    marker, events = chunk_events(Chunk("1-a.log", 0, reader.offset,
+                                        path.read_bytes().split(b"\n")[:2]), 10, 1.0,
+                                  str(tmp_path), lambda path, header: None)
+    assert [seq for seq, *_ in events] == [12]
+    reader.close()
+
+
+def test_an_artifact_record_naming_a_file_that_is_not_a_blob_is_skipped(tmp_path):
+    asked = []
+    chunk = Chunk("1-a.log", 0, 10, [b'B{"blob": "runner.json", "sha256": "x", "size": 1}',
+                                     b'B{"blob": "../../etc/passwd.blob"}'])
+    _, events = chunk_events(chunk, 1, 1.0, str(tmp_path),
+                             lambda path, header: asked.append(path) or None)
+    assert events == [] and asked == [str(tmp_path / "passwd.blob")]
+
+
+def test_a_ledger_waits_while_its_spool_is_not_replayed(journal, tmp_path):
+    leftover = dead_execution(tmp_path, journal, [b'S{"i":0}\n'])
+    spool = Spool(str(tmp_path / "spool"), TRIAL, 1)
+    spool.add_events([(first_seq(1) + 1, "stdout", 1.0, encode({"line": "x"}))])
+    spool.close()
+    os.rename(spool.path, spool.path.replace(f"-{os.getpid()}.", "-999999999."))  # dead runner
+    assert recover(journal, leftover) is None  # another process may be replaying it
+    assert ledger.recover_trial(journal, str(tmp_path / "spool"), TRIAL) >= 1
+    assert stats(journal) == [0]
+    assert [e.data["line"] for e in journal.read_events(trial_id=TRIAL, kinds=("stdout",))] \
+        == ["x"]
+
+
+def test_a_program_logging_from_a_signal_handler_never_deadlocks(git_repo, db_uri):
+    from tests.conftest import run_kleio, write
+
+    write(git_repo / "handler.py", """
+        import os, signal
+        from kleio.client.logger import kleio_logger
+        signal.signal(signal.SIGUSR1, lambda *a: kleio_logger.log_statistic(signal=1))
+        for i in range(20000):
+            kleio_logger.log_statistic(i=i)
+            if i % 100 == 0:
+                os.kill(os.getpid(), signal.SIGUSR1)
+    """)
+    result = run_kleio("python", "handler.py", cwd=git_repo, timeout=120)
+    assert result.returncode == 0, result.stderr
+    trial = result.stderr.split("id: ")[1][:7]
+    lines = run_kleio("cat", trial, "--statistics", "--json", cwd=git_repo).stdout.splitlines()
+    assert len(lines) == 20000 + 200
