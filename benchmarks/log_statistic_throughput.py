@@ -14,8 +14,8 @@ A child logs ``--count`` statistics as fast as it can under ``kleio run``. Repor
 * the runner's peak RSS (``ru_maxrss`` of the children), to show memory stays bounded.
 
 Each statistic is safe once ``log_statistic`` returns, from a crash of the child or of the
-runner: it is in the process's ledger file (see docs/reliability.rst). For MongoDB figures, pass ``--db`` with a real
-server's URI: mongomock is not a measure of anything.
+runner: it is in the process's ledger file (see docs/reliability.rst). For MongoDB figures,
+pass ``--db`` with a real server's URI: mongomock is not a measure of anything.
 """
 
 from __future__ import annotations
