@@ -40,6 +40,7 @@ def main() -> None:
         env = dict(os.environ)
         env["KLEIO_DB"] = args.db or "sqlite://" + os.path.join(work, "kleio.db")
         env["XDG_CACHE_HOME"] = os.path.join(work, "cache")
+        env["XDG_STATE_HOME"] = os.path.join(work, "state")
         # Installed packages ship compiled bytecode; measure that, not the compiler.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         import kleio as package
@@ -53,6 +54,12 @@ def main() -> None:
             wrapped.append(timed([*kleio, "run", "-q", python, "trivial.py", f"--run={i}"],
                                  work, env))
     b, k = statistics.median(bare), statistics.median(wrapped)
+    site = subprocess.run([python, "-X", "importtime", "-c", "pass"], capture_output=True,
+                          text=True).stderr.strip().splitlines()
+    print(f"python -X importtime -c pass: {site[-1] if site else '?'}")
+    spread = f"(bare {min(bare) * 1000:.1f}-{max(bare) * 1000:.1f}, kleio " \
+             f"{min(wrapped) * 1000:.1f}-{max(wrapped) * 1000:.1f} ms)"
+    print(f"spread {spread}")
     print(f"bare python trivial.py         median {b * 1000:7.1f} ms")
     print(f"kleio run python trivial.py    median {k * 1000:7.1f} ms")
     print(f"added by kleio                        {(k - b) * 1000:7.1f} ms")
