@@ -191,7 +191,7 @@ def set_subreaper(on: bool) -> bool:
         return False
 
 
-def _proc_state(pid: int) -> str | None:
+def proc_state(pid: int) -> str | None:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
             return handle.read().rsplit(")", 1)[1].split()[0]
@@ -205,7 +205,7 @@ def gone(pid: int) -> bool:
         done, _ = os.waitpid(pid, os.WNOHANG)
         return done == pid
     # Not our child: dead once it is gone or a zombie (it can write nothing more).
-    state = _proc_state(pid)
+    state = proc_state(pid)
     if state is None:
         try:
             os.kill(pid, 0)

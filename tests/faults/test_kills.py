@@ -386,3 +386,26 @@ def test_sync_while_orphaned_workers_log(lab, monkeypatch):
     sync_and_check_idempotent(lab)
     workers.check(workers.acked())
     assert info(workers.trial, lab.repo)["pending"] == []
+
+
+ZOMBIE_BUG = (
+    "a writer that died but was not reaped yet (a zombie: its parent, the killed runner, is "
+    "gone and the host's init does not reap, as in many containers) counts as alive "
+    "(pid_alive is kill(pid, 0)): after 'kleio sync' its ledger file is kept, 'kleio info' "
+    "shows pending data for good, and every sync reads the file again")
+
+
+@pytest.mark.xfail(strict=True, reason="bug: " + ZOMBIE_BUG)
+def test_sync_treats_a_zombie_writer_as_dead(lab):
+    from tests.faults.helpers import proc_state
+
+    run, started = start_logger(lab)
+    wait_acked(lab, run, rng_for("zombie", 0))
+    run.kill()
+    # We adopted the program (subreaper) and leave it unreaped for now: a zombie.
+    wait_for(lambda: proc_state(started["pid"]) == "Z", "the program to be a zombie")
+    acked = read_report(lab.state, "acked")["i"]
+    result = kleio("sync", cwd=lab.repo)
+    assert result.returncode == 0, result.stderr
+    exactly_once(stored_values(started["trial"], lab.repo), acked)
+    assert info(started["trial"], lab.repo)["pending"] == []
