@@ -431,10 +431,17 @@ def _recover(store: Store, leftover: Leftover) -> int:
         with os.fdopen(fd, "rb") as handle:
             return store.put_blob(fileobj=handle)
 
-    inserted = 0
+    # What the files hold now, all taken at once: writers that outlived their runner may go
+    # on appending, and a recovery must end (a later sync takes the rest).
+    sizes = {}
     for name in sorted(os.listdir(directory)):
-        if not name.endswith(".log"):
-            continue
+        if name.endswith(".log"):
+            try:
+                sizes[name] = os.stat(os.path.join(directory, name)).st_size
+            except OSError:
+                continue
+    inserted = 0
+    for name, size in sizes.items():
         path = os.path.join(directory, name)
         mtime = os.path.getmtime(path)
         offset = 0
@@ -451,9 +458,9 @@ def _recover(store: Store, leftover: Leftover) -> int:
                 inserted += append_marked(store, trial_id, None, events)
         ledger_file = LedgerFile(path, offset)
         try:
-            while True:
+            while ledger_file.read_to < size:
                 before = ledger_file.read_to
-                chunk = ledger_file.read(4 * READ_CHUNK)
+                chunk = ledger_file.read(min(4 * READ_CHUNK, size - ledger_file.read_to))
                 if chunk is None:
                     if ledger_file.read_to == before:
                         break  # the end, or a torn last record that never completes

@@ -47,7 +47,10 @@ def process_start(pid: int) -> float | None:
 
 
 def pid_alive(pid: int | None) -> bool:
-    """Tell whether a process with this pid exists on this host (maybe another user's)."""
+    """Tell whether a process with this pid runs on this host (maybe another user's).
+
+    A zombie (ended, not reaped yet: common in containers whose init never reaps) is dead.
+    """
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -55,8 +58,12 @@ def pid_alive(pid: int | None) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
         return True
-    return True
 
 
 def runner_identity(host: str) -> dict[str, Any]:

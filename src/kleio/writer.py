@@ -202,7 +202,8 @@ class Writer(threading.Thread):
         self.backlog = batch
 
     def _down(self, error: BaseException) -> None:
-        if self.store_ok:
+        if self.store_ok and "down" not in self._warned:  # told once per run
+            self._warned.add("down")
             warn(f"the journal is unavailable ({error}); events are kept in "
                   f"{self.spool.path} and replayed when it returns")
         self.store_ok = False
@@ -223,7 +224,8 @@ class Writer(threading.Thread):
                 self.store.last_seq(trial_id=self.trial_id)
         except Exception:
             return
-        if not self.store_ok:
+        if not self.store_ok and "back" not in self._warned:
+            self._warned.add("back")
             warn("the journal is back; spooled events were replayed")
         self.store_ok = True
 
@@ -406,9 +408,14 @@ class Writer(threading.Thread):
                 break
             time.sleep(0.5)
         if self.backlog:
+            kinds = sorted({event[1] for event in self.backlog})
             warn(f"{len(self.backlog)} events of this run could be written neither to the "
-                 f"journal nor to the spool ({self.spool.directory}): they are lost; free "
-                 "some disk space before the next run")
+                 f"journal nor to the spool ({self.spool.directory}): {', '.join(kinds)}; "
+                 "output and status among them are lost, while statistics and artifacts "
+                 "still in the ledger are journalled by 'kleio sync' once there is space")
+            if self.problems:  # the final status that counts them cannot be journalled
+                counted = ", ".join(f"{key} {count}" for key, count in self.problems.items())
+                warn(f"counted during this run: {counted}")
         if self.spool.pending:
             self._retry(force=True)
         return not self.spool.pending

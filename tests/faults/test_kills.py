@@ -266,11 +266,6 @@ def subprocess_pid_of_finished_process() -> int:
     return proc.pid
 
 
-CHASE_BUG = (
-    "kleio sync (and the recovery that starts 'kleio run ID') reads the ledger file of a "
-    "writer that is still alive up to its moving end, not up to where it ended when sync "
-    "started: while orphaned workers append faster than the journal takes their records, it "
-    "never returns (a resume never starts its program)")
 
 
 def ledger_records(spool: str, pids: list[int]) -> int:
@@ -337,7 +332,6 @@ def test_forked_workers_killed_with_the_runner(lab):
     assert info(workers.trial, lab.repo)["pending"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="bug: " + CHASE_BUG)
 def test_sync_while_orphaned_workers_log(lab, monkeypatch):
     """Workers that outlive the runner are journalled while they live (what their files
     hold when ``sync`` starts), then after their death, each record once."""
@@ -388,14 +382,8 @@ def test_sync_while_orphaned_workers_log(lab, monkeypatch):
     assert info(workers.trial, lab.repo)["pending"] == []
 
 
-ZOMBIE_BUG = (
-    "a writer that died but was not reaped yet (a zombie: its parent, the killed runner, is "
-    "gone and the host's init does not reap, as in many containers) counts as alive "
-    "(pid_alive is kill(pid, 0)): after 'kleio sync' its ledger file is kept, 'kleio info' "
-    "shows pending data for good, and every sync reads the file again")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: " + ZOMBIE_BUG)
 def test_sync_treats_a_zombie_writer_as_dead(lab):
     from tests.faults.helpers import proc_state
 
