@@ -87,12 +87,20 @@ def test_every_setting_is_in_the_configuration_reference(setting):
     assert f"``{setting}``" in read(REFERENCE / "configuration.rst")
 
 
-def ci_command() -> str:
+def ci_commands() -> list[str]:
     lines = [line.strip() for line in read(ROOT / ".ci" / "run").splitlines()]
-    commands = [line for line in lines if line and not line.startswith("#")
-                and not line.startswith(("set ", "cd "))]
-    assert len(commands) == 1, f".ci/run should run one command, found {commands}"
-    return commands[0]
+    return [line for line in lines if line and not line.startswith("#")
+            and not line.startswith(("set ", "cd "))]
+
+
+def ci_command() -> str:
+    """The first command of .ci/run: the README's test command, exactly."""
+    return ci_commands()[0]
+
+
+def test_ci_adds_lint_and_types_after_the_tests():
+    rest = " ".join(ci_commands()[1:])
+    assert "ruff check src tests" in rest and "mypy" in rest
 
 
 def readme_quick_start() -> list[str]:
