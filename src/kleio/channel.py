@@ -15,12 +15,12 @@ import os
 import queue
 import selectors
 import socket
-import struct
 import tempfile
 import threading
 import time
 from typing import Any, Callable
 
+from kleio.client.logger import peer_is_same_user
 from kleio.ledger import LedgerReader
 from kleio.private import private_dir
 from kleio.storage.base import encode
@@ -320,7 +320,7 @@ class IOThread(threading.Thread):
             sock, _addr = self.listener.accept()
         except OSError:
             return
-        if not _same_user(sock):
+        if not peer_is_same_user(sock):
             # Another local user reached the socket (its directory is checked, but a
             # descriptor can be passed along): never read from or answer them.
             self.refused_peers += 1
@@ -425,19 +425,6 @@ def _write_all(fd: int, data: bytes) -> None:
         except OSError:
             return  # the terminal went away: keep journalling anyway
         view = view[written:]
-
-
-def _same_user(sock: socket.socket) -> bool:
-    """Tell whether the peer of a Unix-domain connection runs as this user (SO_PEERCRED)."""
-    option = getattr(socket, "SO_PEERCRED", None)
-    if option is None:  # pragma: no cover - not Linux: the private directory is the guard
-        return True
-    try:
-        creds = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
-    except OSError:
-        return False
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return uid == os.getuid()
 
 
 def channel_path(trial_id: str) -> str:

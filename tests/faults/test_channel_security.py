@@ -19,7 +19,7 @@ import tempfile
 
 import pytest
 
-from kleio.channel import _same_user
+from kleio.client.logger import peer_is_same_user as _same_user
 from kleio.private import UnsafeDirectory, private_dir
 from tests.faults import programs
 from tests.faults.helpers import TOTALS, Run, kleio, read_report, statistics, wait_for

@@ -145,7 +145,7 @@ def _too_large(size: int, limit: int) -> ValueError:
     )
 
 
-def _served_by_us(sock: Any) -> bool:
+def peer_is_same_user(sock: Any) -> bool:
     """Tell whether the peer of a connected Unix socket runs as this user (SO_PEERCRED)."""
     import socket
     import struct
@@ -303,7 +303,7 @@ class KleioLogger:
                 f"kleio: cannot reach the runner at {os.environ['KLEIO_CHANNEL']} ({error}); "
                 "was this program started by kleio?"
             ) from None
-        if not _served_by_us(sock):
+        if not peer_is_same_user(sock):
             sock.close()
             raise RuntimeError(
                 f"kleio: the channel {os.environ['KLEIO_CHANNEL']} is served by another user; "
