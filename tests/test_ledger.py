@@ -324,3 +324,33 @@ def test_a_program_logging_from_a_signal_handler_never_deadlocks(git_repo, db_ur
     trial = result.stderr.split("id: ")[1][:7]
     lines = run_kleio("cat", trial, "--statistics", "--json", cwd=git_repo).stdout.splitlines()
     assert len(lines) == 20000 + 200
+
+
+def test_short_lived_writers_never_exhaust_the_runners_descriptors(git_repo, db_uri):
+    """Workers forked and ended by the hundred (DataLoader workers every epoch), with only
+    64 descriptors: every record is read, and the program reads its own writes."""
+    import subprocess
+    import sys
+
+    from tests.conftest import write
+
+    write(git_repo / "forks.py", """
+        import os
+        from kleio.client.logger import kleio_logger
+        for epoch in range(100):
+            pids = []
+            for w in range(4):
+                pid = os.fork()
+                if pid == 0:
+                    kleio_logger.log_statistic(epoch=epoch, w=w)
+                    os._exit(0)
+                pids.append(pid)
+            for pid in pids:
+                os.waitpid(pid, 0)
+        print(len(kleio_logger.statistics()))
+    """)
+    limited = subprocess.run(
+        ["sh", "-c", f"ulimit -n 64 && exec {sys.executable} -m kleio python forks.py"],
+        cwd=git_repo, capture_output=True, text=True, timeout=120)
+    assert limited.returncode == 0, limited.stderr
+    assert limited.stdout == "400\n"

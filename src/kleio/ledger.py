@@ -218,8 +218,16 @@ class LedgerReader:
             if name.endswith(".log") and name not in self.files and name not in self.ignored:
                 try:
                     self.files[name] = LedgerFile(os.path.join(self.directory, name))
-                except OSError:
+                except OSError as error:
+                    if error.errno in (errno.EMFILE, errno.ENFILE):
+                        # Out of descriptors: close what is finished, try again next time.
+                        self.close_finished()
+                        return
                     self.ignored.add(name)  # not a regular file, or gone: never a record
+
+    @property
+    def open_files(self) -> int:
+        return sum(1 for f in self.files.values() if f.fd >= 0)
 
     def poll(self, budget: int = READ_CHUNK) -> list[Chunk]:
         """One read of at most ``budget`` bytes per file (no file starves the others)."""
@@ -230,7 +238,9 @@ class LedgerReader:
             if chunk is not None:
                 chunks.append(chunk)
         self._polls += 1
-        if self._polls % 20 == 0:
+        # Often when many files are open (a job forking short-lived workers), else now and
+        # then: each check costs a system call per file whose writer may still be alive.
+        if self._polls % 20 == 0 or self.open_files > 64:
             self.close_finished()
         return chunks
 
@@ -241,16 +251,21 @@ class LedgerReader:
                 ledger_file.close()
 
     def drain(self) -> Iterator[Chunk]:
-        """Read every file to its current end."""
-        self.scan()
-        for ledger_file in self.files.values():
-            while True:
-                before = ledger_file.read_to
-                chunk = ledger_file.read()
-                if chunk is not None:
-                    yield chunk
-                elif ledger_file.read_to == before:
-                    break
+        """Read every file to its current end (in rounds, if descriptors run short)."""
+        for _ in range(1000):  # bounded: a writer may go on creating files meanwhile
+            known = len(self.files)
+            self.scan()
+            for ledger_file in list(self.files.values()):
+                while True:
+                    before = ledger_file.read_to
+                    chunk = ledger_file.read()
+                    if chunk is not None:
+                        yield chunk
+                    elif ledger_file.read_to == before:
+                        break
+            if len(self.files) == known:
+                return
+            self.close_finished()
 
     def all_read(self) -> bool:
         return all(f.at_end() for f in self.files.values())
