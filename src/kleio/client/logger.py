@@ -25,11 +25,15 @@ Wire format (one ledger file and one connection per process; see :mod:`kleio.cha
 
 from __future__ import annotations
 
-import json
+import _thread
 import os
 import sys
-import threading
-from typing import IO, Any, Union
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see below)
+if TYPE_CHECKING:  # annotations only: ``typing`` costs milliseconds at a program's start
+    from typing import IO, Any, Union
+
+    ArtifactSource = Union[IO[bytes], bytes, bytearray, memoryview]
 
 _CHUNK = 1 << 20
 _getpid = os.getpid
@@ -40,8 +44,6 @@ _write = os.write
 MAX_DEPTH = 32
 #: Largest encoded statistic, in bytes, unless the runner says otherwise (max_statistic_size).
 DEFAULT_MAX_STATISTIC = 1 << 20
-
-ArtifactSource = Union[IO[bytes], bytes, bytearray, memoryview]
 
 
 def _to_json(value: Any) -> Any:
@@ -56,22 +58,34 @@ def _to_json(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-_encoder = json.JSONEncoder(separators=(",", ":"), default=_to_json)
-_encode = _encoder.encode
-
-try:  # The C encoder, built once: json.dumps rebuilds it on every call.
-    from json.encoder import c_make_encoder as _c_make_encoder  # type: ignore[attr-defined]
-    from json.encoder import encode_basestring_ascii as _ascii
+# The C encoder of the standard library, built once (json.dumps rebuilds it on every call)
+# and taken from ``_json`` itself: the ``json`` package would import ``re`` and ``enum``,
+# tens of milliseconds of a program's start-up on a slow machine.
+try:
+    from _json import encode_basestring_ascii as _ascii
+    from _json import make_encoder as _c_make_encoder
 
     _c_encode = _c_make_encoder(None, _to_json, _ascii, None, ":", ",", False, False, True)
 
-    def _fast_encode(value: dict[str, Any]) -> str:
+    def _fast_encode(value: Any) -> str:
         return "".join(_c_encode(value, 0))
 
-except (ImportError, TypeError):  # pragma: no cover - pure-Python json
+    def _encode(value: Any) -> str:
+        """Like :func:`_fast_encode`, with the check for circular values (error paths)."""
+        checked = _c_make_encoder({}, _to_json, _ascii, None, ":", ",", False, False, True)
+        return "".join(checked(value, 0))
 
-    def _fast_encode(value: dict[str, Any]) -> str:
-        return _encode(value)
+except ImportError:  # pragma: no cover - an interpreter without the C accelerator
+    import json
+
+    _encode = _fast_encode = json.JSONEncoder(  # type: ignore[assignment]
+        separators=(",", ":"), default=_to_json).encode
+
+
+def _loads(text: str | bytes) -> Any:
+    import json  # only on the rare paths that read JSON (printing, queries)
+
+    return json.loads(text)
 
 
 def _bad_key(kwargs: dict[str, Any]) -> tuple[str, BaseException | None]:
@@ -128,6 +142,8 @@ def _check_odd(kwargs: dict[str, Any], text: str, call: str) -> None:
             )
     if "\\ud" in text:
         try:
+            import json
+
             json.dumps(kwargs, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
             raise ValueError(
@@ -190,7 +206,7 @@ class KleioLogger:
     def _reset(self) -> None:
         # Re-entrant: a signal handler that logs, run while this thread holds the lock in
         # the slow path, must not wait for itself.
-        self._lock = threading.RLock()
+        self._lock = _thread.RLock()
         self._pid: int | None = None  # the process the ledger file and socket belong to
         self._fd: int | None = None
         self._base = ""
@@ -364,7 +380,7 @@ class KleioLogger:
                 if self._append(data):
                     return
             elif not self.active:
-                print(f"kleio: statistic {_render(json.loads(text))}", flush=True)
+                print(f"kleio: statistic {_render(_loads(text))}", flush=True)
                 return
             else:
                 self._start()
@@ -410,7 +426,7 @@ class KleioLogger:
         chunks = _chunks(fileobj)
         if not self.active:
             size = sum(len(chunk) for chunk in chunks)
-            extra = f" {_render(json.loads(header)['metadata'])}" if metadata else ""
+            extra = f" {_render(_loads(header)['metadata'])}" if metadata else ""
             print(f"kleio: artifact {filename} ({size} bytes){extra}", flush=True)
             return
         with self._lock:
@@ -489,7 +505,7 @@ class KleioLogger:
                 sock.sendall(b"Q" + _encode(request).encode("ascii") + b"\n")
                 reader = sock.makefile("rb")
                 try:
-                    reply = json.loads(reader.readline())
+                    reply = _loads(reader.readline())
                     payload = None
                     if isinstance(reply, dict) and reply.get("size") is not None:
                         payload = reader.read(reply["size"])
