@@ -116,6 +116,16 @@ def busy_error(trial_id: str, runner: dict[str, Any], heartbeat_at: float | None
     )
 
 
+def completed_error(trial_id: str) -> NotReservable:
+    """A completed trial is never run again (told before any change check)."""
+    short = trial_id[:7]
+    return NotReservable(
+        f"trial {short} is completed and is not run again",
+        f"read it with 'kleio cat {short}', or start a new trial with "
+        f"'kleio branch {short} --OPTION VALUE'",
+    )
+
+
 class Reservation(NamedTuple):
     execution: int
     next_seq: int
@@ -161,11 +171,7 @@ def reserve(
                 raise busy_error(trial_id, holder, doc.get("heartbeat_at"))
             failover_of = holder
         elif status == "completed":
-            raise NotReservable(
-                f"trial {short} is completed and is not run again",
-                f"read it with 'kleio cat {short}', or start a new trial with "
-                f"'kleio branch {short} --OPTION VALUE'",
-            )
+            raise completed_error(trial_id)
         elif status == "broken" and not allow_broken:
             raise NotReservable(
                 f"trial {short} is broken (its last run exited with code "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -42,8 +43,14 @@ ONCE = """
 
 
 def test_code_change_is_refused_with_a_readable_list(git_repo, db_uri):
+    write(git_repo / "train.py", """
+        import os, signal
+        print("args")
+        os.kill(os.getpid(), signal.SIGTERM)
+    """)
+    git(git_repo, "commit", "-q", "-am", "a run that is interrupted")
     first = run_kleio("python", "train.py", "--lr", "0.1", cwd=git_repo)
-    assert first.returncode == 0
+    assert first.returncode == 128 + signal.SIGTERM
     trial = short_id(first.stderr)
     with open(git_repo / "train.py", "a", encoding="utf-8") as handle:
         handle.write("print('one more line')\n")
@@ -58,7 +65,27 @@ def test_code_change_is_refused_with_a_readable_list(git_repo, db_uri):
         assert "  code: untracked file added: helper.py" in lines
         assert lines[-1].startswith("error: ") and "--allow-code-change" in lines[-1]
         assert "Traceback" not in refused.stderr
-    assert [h["status"] for h in info(git_repo, trial)["history"]][-1] == "completed"
+    assert [h["status"] for h in info(git_repo, trial)["history"]][-1] == "interrupted"
+
+
+def test_a_completed_trial_is_refused_as_completed_before_any_change_check(git_repo, db_uri):
+    first = run_kleio("python", "train.py", "--lr", "0.1", cwd=git_repo)
+    assert first.returncode == 0
+    trial = short_id(first.stderr)
+    with open(git_repo / "train.py", "a", encoding="utf-8") as handle:
+        handle.write("print('one more line')\n")
+    for args in (["python", "train.py", "--lr", "0.1"], ["run", trial]):
+        refused = run_kleio(*args, cwd=git_repo)
+        assert refused.returncode == errors.EXIT_NOT_RESERVABLE, refused.stderr
+        assert refused.stderr.splitlines() == [
+            f"error: trial {trial} is completed and is not run again. Read it with "
+            f"'kleio cat {trial}', or start a new trial with 'kleio branch {trial} "
+            "--OPTION VALUE'."]
+    # Asked to branch the changed code, it does.
+    branched_run = run_kleio("run", "--allow-code-change", "python", "train.py", "--lr", "0.1",
+                             cwd=git_repo)
+    assert branched_run.returncode == 0, branched_run.stderr
+    assert branched(branched_run.stderr)[0] == trial
 
 
 def test_allow_code_change_branches_and_parent_stays_resumable(git_repo, db_uri):

@@ -101,8 +101,15 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         if not created:
             from kleio.branching import allowed_changes, resolve_changes
 
+            allowed = allowed_changes(options)
+            if doc.get("status") == "completed" and not allowed:
+                # Completed is the answer, whatever changed since: a list of changes would
+                # suggest that resolving them makes the trial run again.
+                from kleio.reservation import completed_error
+
+                raise completed_error(doc["id"])
             doc = resolve_changes(store, doc, current, argv=command, cwd=cwd,
-                                  allowed=allowed_changes(options), tags=options["tags"])
+                                  allowed=allowed, tags=options["tags"])
         return _execute(store, config, doc, command, cwd, options)
     finally:
         store.close()
