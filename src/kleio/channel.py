@@ -313,7 +313,7 @@ class IOThread(threading.Thread):
         self._flush_overflow(wait=True)
         # Everything the program wrote to the ledger, however much and however long it
         # takes: the program has ended, nothing is waiting for us any more.
-        self.drain_ledger(wait=True)
+        self.drain_ledger(final=True)
 
     def _accept(self, connections: dict[int, Connection]) -> None:
         try:
@@ -350,11 +350,15 @@ class IOThread(threading.Thread):
         for chunk in self.ledger.poll():
             self.writer.call("ledger", chunk)
 
-    def drain_ledger(self, wait: bool = False) -> None:
-        """Hand every record in the ledger to the writer (before a query, and at the end)."""
+    def drain_ledger(self, final: bool = False) -> None:
+        """Hand every record in the ledger to the writer (before a query, and at the end).
+
+        Before a query, pending output goes first (output and statistics stay in step); at
+        the end the outputs are already read to their end and unregistered.
+        """
         if self.ledger is None:
             return
-        if not wait:
+        if not final:
             self._read_outputs_once()
         for chunk in self.ledger.drain():
             self.writer.call("ledger", chunk)
@@ -440,25 +444,6 @@ def channel_path(trial_id: str) -> str:
     directory = os.path.join(base, f"kleio-{os.getuid()}")
     if len(os.path.join(directory, name).encode()) > 100:
         directory = os.path.join(tempfile.gettempdir(), f"kleio-{os.getuid()}")
-    _check_parent(os.path.dirname(directory))
-    private_dir(directory, "channel directory")
+    private_dir(directory, "channel directory", parent_too=True)
     return os.path.join(directory, name)
 
-
-def _check_parent(path: str) -> None:
-    """A parent others may write to must be sticky (like /tmp), else they could rename our
-    private directory away and put theirs in its place."""
-    import stat
-
-    from kleio.private import UnsafeDirectory
-
-    try:
-        info = os.stat(path)
-    except OSError:
-        return  # private_dir says what is wrong with it
-    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
-        raise UnsafeDirectory(
-            f"the directory {path} is writable by other users and not sticky, so the "
-            "runner's channel cannot be kept private there",
-            "set XDG_RUNTIME_DIR to a directory of your own (mode 700)",
-        )

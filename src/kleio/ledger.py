@@ -78,10 +78,10 @@ def _runner_info(directory: str) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
-def runner_alive(directory: str) -> bool:
-    """Tell whether the runner of an execution directory is still at work."""
-    info = _runner_info(directory)
-    if info.get("host", os.uname().nodename) != os.uname().nodename:
+def runner_alive(info: dict[str, Any]) -> bool:
+    """Tell whether the runner an execution directory's ``runner.json`` names is at work."""
+    host = os.uname().nodename
+    if info.get("host", host) != host:
         return True  # a spool shared between hosts (an NFS home): only its own host can tell
     try:
         pid = int(info["pid"])
@@ -361,9 +361,11 @@ def leftovers(spool_dir: str, trial_id: str | None = None) -> list[Leftover]:
         if trial_id is not None and parts[0] != trial_id:
             continue
         path = os.path.join(root, name)
-        if os.path.isdir(path) and not runner_alive(path):
-            journal = str(_runner_info(path).get("journal") or "")
-            found.append(Leftover(path, parts[0], int(parts[1]), journal))
+        if not os.path.isdir(path):
+            continue
+        info = _runner_info(path)
+        if not runner_alive(info):
+            found.append(Leftover(path, parts[0], int(parts[1]), str(info.get("journal") or "")))
     found.sort(key=lambda item: (item.trial_id, item.execution))
     return found
 
@@ -531,21 +533,28 @@ def finish(directory: str, reader: LedgerReader | None, *, complete: bool) -> No
         _remove_if_done(directory)
 
 
-def recover_trial(store: Store, spool_dir: str, trial_id: str | None = None) -> int:
+def recover_all(store: Store, spool_dir: str, trial_id: str | None = None
+                ) -> Iterator[tuple[str, int | None]]:
     """Journal what dead runners of ``trial_id`` (every trial if None) left on this host.
 
-    Their spool files are replayed first: they may hold ledger markers of the same
+    Yields ``(path, events inserted)`` per spool file and ledger directory, with None for
+    one left alone (its runner is alive, another process holds it, or it belongs to another
+    journal). Spool files are replayed first: they may hold ledger markers of the same
     executions, which the ledger's recovery then builds on.
     """
     from kleio.spool import leftover_files, replay_file  # noqa: I001 - beside its use
 
-    inserted = 0
     for path, pid in leftover_files(spool_dir):
-        name = os.path.basename(path)
-        if trial_id is not None and not name.startswith(trial_id + "-"):
+        if trial_id is not None and not os.path.basename(path).startswith(trial_id + "-"):
             continue
-        if pid != os.getpid() and not pid_alive(pid):
-            inserted += replay_file(store, path)
+        if pid != os.getpid() and pid_alive(pid):
+            yield path, None  # its runner is still at work and will replay it
+        else:
+            yield path, replay_file(store, path)
     for leftover in leftovers(spool_dir, trial_id):
-        inserted += recover(store, leftover) or 0
-    return inserted
+        yield leftover.directory, recover(store, leftover)
+
+
+def recover_trial(store: Store, spool_dir: str, trial_id: str) -> int:
+    """:func:`recover_all` for one trial; return the events inserted."""
+    return sum(count or 0 for _, count in recover_all(store, spool_dir, trial_id))

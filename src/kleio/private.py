@@ -19,16 +19,21 @@ class UnsafeDirectory(ConfigError):
     """A directory for private data is not the user's own."""
 
 
-def private_dir(path: str, what: str) -> str:
+def private_dir(path: str, what: str, *, parent_too: bool = False) -> str:
     """Create ``path`` (and its parents) private to the user, or check the existing one.
 
     An existing directory that the user owns but that others can read is made private
-    (chmod 0700): an older kleio created its directories with the umask's mode.
+    (chmod 0700): an older kleio created its directories with the umask's mode. With
+    ``parent_too``, the parent must not let others rename ``path`` away and put theirs in
+    its place: not writable by others, or sticky (like ``/tmp``).
 
     Raises:
         UnsafeDirectory: the path is a file, a symbolic link, owned by another user, or
-            writable by others.
+            writable by others, or (``parent_too``) its parent is writable by others and
+            not sticky.
     """
+    if parent_too:
+        _check_parent(os.path.dirname(path), what)
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
         info = os.lstat(path)
@@ -62,3 +67,16 @@ def private_dir(path: str, what: str) -> str:
     if mode & 0o077:
         os.chmod(path, 0o700)
     return path
+
+
+def _check_parent(path: str, what: str) -> None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return  # private_dir says what is wrong with it
+    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+        raise UnsafeDirectory(
+            f"the directory {path} is writable by other users and not sticky, so the "
+            f"{what} cannot be kept private there",
+            "set XDG_RUNTIME_DIR to a directory of your own (mode 700)",
+        )

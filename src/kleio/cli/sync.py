@@ -6,9 +6,8 @@ import os
 from typing import Any
 
 from kleio.cli.common import parser, print_json, store_from
-from kleio.ledger import leftovers, recover
+from kleio.ledger import recover_all
 from kleio.reservation import pid_alive
-from kleio.spool import leftover_files, replay_file
 
 
 def _remove_orphan_artifacts(directory: str) -> list[str]:
@@ -40,19 +39,11 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     replayed = []
     skipped = []
     with store:
-        for path, pid in leftover_files(str(config["spool_dir"])):
-            if pid_alive(pid) and pid != os.getpid():
-                skipped.append(path)  # its runner is still at work and will replay it
-                continue
-            replayed.append({"file": path, "events": replay_file(store, path)})
-        # After the spool: it may hold ledger markers the ledger's recovery builds on.
-        for leftover in leftovers(str(config["spool_dir"])):
-            count = recover(store, leftover)
+        for path, count in recover_all(store, str(config["spool_dir"])):
             if count is None:
-                # Another journal's, or being recovered by another process right now.
-                skipped.append(leftover.directory)
+                skipped.append(path)
             else:
-                replayed.append({"file": leftover.directory, "events": count})
+                replayed.append({"file": path, "events": count})
         removed = _remove_orphan_artifacts(str(config["spool_dir"]))
     if args.json:
         print_json({"replayed": replayed, "skipped": skipped, "removed": removed})
