@@ -139,10 +139,6 @@ class Runner:
         self.writer.runner_info = runner_info
         self.ledger_dir = ""
 
-    def _setting(self, name: str, default: float) -> float:
-        values = getattr(self.config, "values", self.config)
-        return float(values.get(name, default)) if hasattr(values, "get") else default
-
     def run(self) -> int:
         """Run the child to its end; return the exit code kleio must exit with."""
         try:
@@ -164,7 +160,7 @@ class Runner:
         env["KLEIO_TRIAL_ID"] = self.trial_id
         env["KLEIO_CHANNEL"] = path
         env[ledger.LEDGER_ENV] = self.ledger_dir
-        env[ledger.MAX_STATISTIC_ENV] = str(int(self._setting("max_statistic_size", 1 << 20)))
+        env[ledger.MAX_STATISTIC_ENV] = str(int(self.config["max_statistic_size"]))
         # Python block-buffers a pipe: its output would reach the journal (and `tail -f`)
         # late and out of step with its statistics. Line by line, unless the user chose.
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -268,7 +264,7 @@ class Runner:
         """Wait for the child, forwarding signals and beating; return (status, interrupt)."""
         writer = self.writer
         interval = float(self.config["heartbeat_interval"])
-        grace = self._setting("stop_grace", 10.0)
+        grace = float(self.config["stop_grace"])
         killed = False
         interrupted = None
         last_forwarded: dict[tuple[int, int], float] = {}

@@ -182,22 +182,14 @@ class Writer(threading.Thread):
         return []
 
     def _hold(self, batch: list[NewEvent], error: BaseException) -> None:
-        if "spool" not in self._warned:
-            self.problem("spool_failures", f"cannot write the spool {self.spool.path} "
-                         f"({error}); events wait in memory until the journal or the disk "
-                         "takes them")
-        else:
-            self.problems["spool_failures"] = self.problems.get("spool_failures", 0) + 1
-        self._warned.add("spool")
+        self.problem("spool_failures", f"cannot write the spool {self.spool.path} ({error}); "
+                     "events wait in memory until the journal or the disk takes them")
         if len(batch) > MAX_BACKLOG:
             # Output is what can go (statistics and artifacts wait in the ledger meanwhile).
-            extra = len(batch) - MAX_BACKLOG
-            kept = [e for e in batch if e[1] not in ("stdout", "stderr")]
+            kept = [e for e in batch if e[1] not in ("stdout", "stderr")][-MAX_BACKLOG:]
             dropped = len(batch) - len(kept)
-            if len(kept) > MAX_BACKLOG:
-                kept = kept[-MAX_BACKLOG:]
-            self.problem("events_dropped", f"dropped {max(extra, dropped)} output lines "
-                         "the journal and the spool could not take", len(batch) - len(kept))
+            self.problem("events_dropped", f"dropped {dropped} events (output first) that the "
+                         "journal and the spool could not take", dropped)
             batch = kept
         self.backlog = batch
 
