@@ -20,6 +20,7 @@ EXIT_STORE = 71
 EXIT_INTERNAL = 72
 EXIT_NO_TTY = 73
 EXIT_NOT_RUNNING = 74
+EXIT_SKIPPED = 75
 # Codes borrowed from the shell for a command that cannot be started.
 EXIT_CANNOT_EXECUTE = 126
 EXIT_COMMAND_NOT_FOUND = 127
@@ -36,6 +37,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_INTERNAL: "an unexpected internal error (a bug: please report it)",
     EXIT_NO_TTY: "an interactive command was started without a terminal",
     EXIT_NOT_RUNNING: "the trial is not running, so there is nothing to stop",
+    EXIT_SKIPPED: "a worker skipped trials it could not run",
     EXIT_CANNOT_EXECUTE: "the command exists but cannot be executed",
     EXIT_COMMAND_NOT_FOUND: "the command was not found",
 }
@@ -90,7 +92,23 @@ class NotReservable(KleioError):
 
 
 class ChangeRefused(KleioError):
+    """The code or environment of a trial changed and that kind of change was not allowed.
+
+    Besides its sentence it carries the data to render: ``changes`` (``{"code": [...],
+    "env": [...]}``, lines for people), the trial, the flag that would branch it, and the
+    id of a branch already made for this change (``branch``), if any.
+    """
+
     exit_code = EXIT_CHANGED
+
+    def __init__(self, message: str, hint: str | None = None, *, trial_id: str = "",
+                 changes: dict[str, list[str]] | None = None, flag: str = "",
+                 branch: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.trial_id = trial_id
+        self.changes = changes or {}
+        self.flag = flag
+        self.branch = branch
 
 
 class StoreUnavailable(KleioError):
