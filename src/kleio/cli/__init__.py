@@ -16,6 +16,7 @@ from kleio.errors import EXIT_INTERNAL, EXIT_USAGE, KleioError, UsageError
 #: subcommand -> module under kleio.cli (imported only when used, for start-up speed).
 COMMANDS: dict[str, str] = {
     "run": "run",
+    "exec": "run",
     "ls": "ls",
     "list": "ls",
     "info": "info",
@@ -32,13 +33,19 @@ COMMANDS: dict[str, str] = {
     "stop": "stop",
 }
 
+#: ``kleio run``'s options, also accepted before a program without the word ``run``.
+RUN_OPTIONS = frozenset({
+    "--allow-code-change", "--allow-env-change", "--allow-any-change", "--allow-broken",
+    "--tag", "-q", "--quiet",
+})
+
 GLOBAL_HELP = f"""usage: kleio [--db URI] [--debug] COMMAND [ARGS...]
-       kleio [--db URI] PROGRAM [ARGS...]      (same as: kleio run PROGRAM ARGS...)
+       kleio [--db URI] [RUN OPTIONS] PROGRAM [ARGS...]   (same as: kleio run ...)
 
 kleio {__version__}: run any command as a reproducible, searchable trial.
 
 commands:
-  run       run a command as a trial, or resume a trial by id
+  run       run a command as a trial, or resume a trial by id (alias: exec)
   ls        list trials (alias: list)
   info      show a trial's command, status history, code, environment and host
   cat       print a trial's journalled output or statistics
@@ -100,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if rest[0] in COMMANDS:
             name, rest = rest[0], rest[1:]
+        elif rest[0] in RUN_OPTIONS or rest[0].startswith("--tag="):
+            name = "run"  # `kleio --allow-env-change python train.py`: run's own options
         elif rest[0].startswith("-") and rest[0] != "--":
             raise UsageError(
                 f"unknown option {rest[0]!r}", "see 'kleio --help' for the valid options"
