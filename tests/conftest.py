@@ -63,6 +63,63 @@ def db_uri(tmp_path, monkeypatch):
     return uri
 
 
+@pytest.fixture(scope="session")
+def mongodb_uri(tmp_path_factory):
+    """The base URI of a live MongoDB server for the whole session.
+
+    ``KLEIO_TEST_MONGODB_URI`` (a real server) takes precedence; otherwise the nx-27017 wire
+    server is started on a free loopback port and stopped at the end. Skips when neither.
+    """
+    from tests.mongodb.server import WireServer, configured_uri, wire_server_installed
+
+    uri = configured_uri()
+    if uri is not None:
+        yield uri
+        return
+    if not wire_server_installed():
+        pytest.skip("set KLEIO_TEST_MONGODB_URI or install nx-27017 (the test extra does)")
+    server = WireServer(str(tmp_path_factory.mktemp("mongodb")))
+    server.start()
+    try:
+        yield server.uri
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongodb_missing(mongodb_uri):
+    """{capability: reason} for the MongoDB behaviours the live server lacks."""
+    from tests.mongodb.server import capabilities
+
+    return capabilities(mongodb_uri)
+
+
+@pytest.fixture
+def mongodb_db_uri(request, mongodb_uri):
+    """A URI naming a fresh database on the live server; the database is dropped after.
+
+    A test marked ``capability("name")`` is skipped, with the reason, on a server without it.
+    """
+    import uuid
+
+    from kleio.storage.mongodb import with_database
+
+    missing = request.getfixturevalue("mongodb_missing")
+    for mark in request.node.iter_markers("capability"):
+        for name in mark.args:
+            if name in missing:
+                pytest.skip(f"the live MongoDB server lacks {name}: {missing[name]}")
+    uri = with_database(mongodb_uri, f"kleio_test_{uuid.uuid4().hex[:12]}")
+    yield uri
+    import pymongo
+
+    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
+    try:
+        client.drop_database(client.get_default_database().name)
+    finally:
+        client.close()
+
+
 def write(path, text):
     """Write ``text`` (dedented) to ``path`` and return the path."""
     path.write_text(textwrap.dedent(text), encoding="utf-8")

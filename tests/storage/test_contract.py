@@ -154,6 +154,7 @@ def test_find_trials_sort_ascending_and_descending(store, trials):
     assert ids(store.find_trials(sort="-id")) == sorted(ids(trials), reverse=True)
 
 
+@pytest.mark.capability("null-equality")  # MongoDB's {f: null} and {f: {$ne: null}}
 def test_find_trials_puts_missing_values_last_in_both_directions(store, trials):
     assert ids(store.find_trials(sort="started_at"))[:3] == ["bcd400", "abc100", "abc200"]
     assert set(ids(store.find_trials(sort="started_at"))[3:]) == {"abd300", "bce500"}

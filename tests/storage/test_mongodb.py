@@ -1,7 +1,7 @@
 """MongoDB-specific behaviour; the shared behaviour is in ``test_contract.py``.
 
-Tests run on mongomock; those marked ``mongodb`` need a live server named by
-``KLEIO_TEST_MONGODB_URI`` (a replica set or Atlas) and are skipped without one.
+Tests run on mongomock; those marked ``mongodb`` run on a live server: the one named by
+``KLEIO_TEST_MONGODB_URI`` (a replica set or Atlas), else the nx-27017 wire server.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import types
-import uuid
 
 import pytest
 
@@ -31,9 +30,6 @@ from kleio.storage.mongodb import (  # noqa: E402
     ensure_indexes,
     with_database,
 )
-
-LIVE_URI = os.environ.get("KLEIO_TEST_MONGODB_URI")
-live = pytest.mark.skipif(not LIVE_URI, reason="set KLEIO_TEST_MONGODB_URI to a live server")
 
 _GRIDFS_READY = False
 
@@ -344,16 +340,13 @@ def test_identical_blobs_are_uploaded_once(store, client):
 
 
 @pytest.fixture
-def live_store():
-    uri = with_database(LIVE_URI, f"kleio_test_{uuid.uuid4().hex[:12]}")
-    store = MongoDBStore(uri)
-    yield store
-    store.drop_database()
-    store.close()
+def live_store(mongodb_db_uri):
+    with MongoDBStore(mongodb_db_uri) as store:
+        yield store
 
 
 @pytest.mark.mongodb
-@live
+@pytest.mark.capability("explain")  # MongoDB's plan stages (IXSCAN, SORT)
 def test_live_reads_are_served_by_indexes(live_store):
     live_store.append_events(trial_id="t", events=events(range(100)) + events([200], "status"))
     db = live_store._db
@@ -375,7 +368,6 @@ def test_live_reads_are_served_by_indexes(live_store):
 
 
 @pytest.mark.mongodb
-@live
 def test_live_duplicate_replay(live_store):
     assert live_store.append_events(trial_id="t", events=events(range(1500))) == 1500
     assert live_store.append_events(trial_id="t", events=events(range(1000, 2000))) == 500

@@ -1,0 +1,143 @@
+"""The live MongoDB server of the test suite: a real one, or the nx-27017 wire server.
+
+``KLEIO_TEST_MONGODB_URI`` names a real server (a replica set, Atlas) and always takes
+precedence. Without it, and when the ``nx-27017`` package is importable (the ``test`` extra
+installs it on Python >= 3.10), :class:`WireServer` starts that MongoDB wire-protocol server
+(pure Python, SQLite-backed) on a free loopback port. It is a second real peer over pymongo's
+socket code, not the reference: where it departs from MongoDB's documented behaviour, tests
+are marked with the ``capability`` they need (see :func:`capabilities`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+LIVE_URI_VARIABLE = "KLEIO_TEST_MONGODB_URI"
+_LISTENING = re.compile(rb"Listening on 127\.0\.0\.1:(\d+)")
+_START = (
+    "import sys; from nx_27017.nx_27017 import main; sys.argv[0] = 'nx-27017'; sys.exit(main())"
+)
+
+
+def configured_uri() -> str | None:
+    """The real server named by ``KLEIO_TEST_MONGODB_URI``, if any."""
+    return os.environ.get(LIVE_URI_VARIABLE) or None
+
+
+def wire_server_installed() -> bool:
+    return importlib.util.find_spec("nx_27017") is not None
+
+
+def live_available() -> bool:
+    """Tell whether the live MongoDB tests can run (a configured server or the wire server)."""
+    return configured_uri() is not None or wire_server_installed()
+
+
+class WireServer:
+    """One nx-27017 process serving ``directory/nx.db`` on 127.0.0.1.
+
+    ``start()`` picks a free port the first time (the server binds port 0 and logs the port
+    it got) and reuses it on a restart, so clients holding the URI reconnect to the same
+    data: :meth:`stop` then :meth:`start` is an outage.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self._starts = 0
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        if self.process is not None:
+            return
+        self._starts += 1
+        log = os.path.join(self.directory, f"server-{self._starts}.log")
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _START, "--db", os.path.join(self.directory, "nx.db"),
+                 "--host", "127.0.0.1", "-p", str(self.port),
+                 "--log-file", os.path.join(self.directory, "nx.log"),
+                 "--pid-file", os.path.join(self.directory, "nx.pid")],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                start_new_session=True,  # a test's Ctrl-C or killpg does not reach it
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(log, "rb") as handle:
+                match = _LISTENING.search(handle.read())
+            if match:
+                self.port = int(match.group(1))
+                return
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                self.process.wait()
+                self.process = None
+                with open(log, "rb") as handle:
+                    tail = handle.read()[-2000:].decode("utf-8", "replace")
+                raise RuntimeError(f"the nx-27017 wire server did not start:\n{tail}")
+            time.sleep(0.02)  # waiting for the server's own log line, not ordering events
+
+    def stop(self) -> None:
+        """Stop the server (SIGKILL: an outage as a crash or a cut cable leaves it)."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.directory, "nx.pid"))
+
+
+def capabilities(uri: str) -> dict[str, str]:
+    """Probe the server at ``uri``; return {capability: why it is missing} for those it lacks.
+
+    Capabilities are MongoDB behaviours some tests rely on:
+
+    * ``explain``: ``explain()`` answers with ``queryPlanner.winningPlan`` as MongoDB's tree
+      of stages (``IXSCAN``, ``FETCH``, ``SORT``...).
+    * ``null-equality``: ``{field: null}`` matches documents where the field is missing or
+      null, and ``{field: {"$ne": null}}`` the others, as MongoDB documents.
+    """
+    import pymongo
+
+    missing: dict[str, str] = {}
+    client: pymongo.MongoClient = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
+    name = f"kleio_probe_{os.getpid()}_{time.monotonic_ns()}"
+    try:
+        probe = client[name].probe
+        probe.insert_many([{"_id": 1, "v": 1.0}, {"_id": 2, "v": None}, {"_id": 3}])
+        probe.create_index("v")
+        try:
+            plan = probe.find({"v": {"$gte": 0}}).explain()
+            winning = (plan.get("queryPlanner") or {}).get("winningPlan")
+            if not (isinstance(winning, dict) and "stage" in winning):
+                missing["explain"] = (
+                    f"explain() answers winningPlan {str(winning)[:60]}, not MongoDB's stages"
+                )
+        except Exception as error:  # the server may not know the command at all
+            missing["explain"] = f"explain() fails: {error}"
+        nulls = sorted(doc["_id"] for doc in probe.find({"v": None}))
+        not_null = sorted(doc["_id"] for doc in probe.find({"v": {"$ne": None}}))
+        if nulls != [2, 3] or not_null != [1]:
+            missing["null-equality"] = (
+                f"{{v: null}} matched {nulls} and {{v: {{$ne: null}}}} matched {not_null}, "
+                "where MongoDB matches [2, 3] and [1]"
+            )
+    finally:
+        with contextlib.suppress(Exception):
+            client.drop_database(name)
+        client.close()
+    return missing
