@@ -33,7 +33,8 @@ SCHEMA_VERSION = 1
 EXECUTION_SHIFT = 32
 
 #: ``ledger`` events are bookkeeping of the runner (see :mod:`kleio.ledger`), not shown by readers.
-EVENT_KINDS = ("status", "stdout", "stderr", "statistic", "artifact", "ledger")
+#: ``metrics`` events are metric declarations (see :mod:`kleio.metrics`).
+EVENT_KINDS = ("status", "stdout", "stderr", "statistic", "artifact", "ledger", "metrics")
 
 STATUSES = (
     "new",
