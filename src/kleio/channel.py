@@ -88,7 +88,7 @@ class Connection:
     def feed(self, data: bytes) -> None:
         buffer = self.buffer + data if self.buffer else data
         if self.artifact is None and buffer[:1] == b"S" and b"\nA" not in buffer \
-                and b"\nQ" not in buffer:
+                and b"\nQ" not in buffer and b"\nM" not in buffer:
             # Fast path, the common case: only statistics. Split them in one go.
             last = buffer.rfind(b"\n")
             if last >= 0:
@@ -116,7 +116,9 @@ class Connection:
                     self.writer.events("statistic", time.time(), stats)
                     stats = []
                 body = buffer[pos + 1:newline]
-                if tag == b"A":
+                if tag == b"M":  # a metric declaration
+                    self.writer.events("metrics", time.time(), [body.decode("ascii", "replace")])
+                elif tag == b"A":
                     self._start_artifact(json.loads(body))
                 elif tag == b"Q":
                     self.before_query()

@@ -16,7 +16,8 @@ Layout, under ``<spool_dir>/ledger/`` (private: 0700)::
         <pid>-<token>-<n>.blob             the bytes of one artifact
 
 Each ``.log`` line is one record, the client's wire format: ``S<json>`` a statistic,
-``B<json>`` an artifact whose bytes are in the ``.blob`` named by the record.
+``B<json>`` an artifact whose bytes are in the ``.blob`` named by the record, ``M<json>`` a
+metric declaration (a ``metrics`` event).
 
 Exactly once. Before the events read from bytes ``[from, to)`` of a file are journalled, a
 ``ledger`` event records ``{file, from, to, n}`` at sequence number ``S``; the ``n`` records
@@ -295,6 +296,8 @@ def chunk_events(chunk: Chunk, seq: int, when: float, directory: str,
             continue  # what the live reader skipped as too long: the same index, no event
         if tag == b"S":
             events.append((seq + 1 + index, "statistic", when, line[1:].decode("ascii", "replace")))
+        elif tag == b"M":  # a metric declaration (kleio_logger.declare_metrics)
+            events.append((seq + 1 + index, "metrics", when, line[1:].decode("ascii", "replace")))
         elif tag == b"B":
             try:
                 header = json.loads(line[1:])
@@ -320,7 +323,7 @@ def _complete(store: Store, trial_id: str, marker: Any) -> bool:
     expected = marker.data.get("e")
     if not isinstance(expected, int):
         return False
-    found = store.read_events(trial_id=trial_id, kinds=("statistic", "artifact"),
+    found = store.read_events(trial_id=trial_id, kinds=("statistic", "artifact", "metrics"),
                               after=marker.seq, upto=marker.seq + int(marker.data.get("n", 0)))
     return len(found) >= expected
 
