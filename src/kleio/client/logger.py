@@ -16,6 +16,8 @@ unchanged with and without the wrapper.
 Wire format (one ledger file and one connection per process; see :mod:`kleio.channel`):
 
 * ``S<json>\\n``: a statistic (ledger or socket).
+* ``M<json>\\n``: a metric declaration ``{"metrics": {name: "min"|"max"}, "primary": name}``
+  (ledger or socket), journalled as a ``metrics`` event.
 * ``B<json header>\\n``: an artifact whose bytes are in the ledger file named by ``blob``.
 * ``A<json header>\\n`` then chunks ``<8-byte big-endian length><bytes>``, ended by a
   zero length: an artifact.
@@ -182,6 +184,11 @@ def _warn(message: str) -> None:
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
+
+
+#: Accepted spellings of a metric mode (kleio.metrics.MODE_ALIASES, not imported: start-up).
+_MODES = {"min": "min", "minimize": "min", "minimise": "min", "lower": "min",
+          "max": "max", "maximize": "max", "maximise": "max", "higher": "max"}
 
 
 def _render(values: dict[str, Any]) -> str:
@@ -375,12 +382,19 @@ class KleioLogger:
                 with self._lock:
                     if self._fd == fd:
                         self._write_failed(written)
+        self._record(data, f"statistic {_render(_loads(text))}" if not self.active else "")
+
+    def _record(self, data: bytes, printed: str) -> None:
+        """Append one record to the ledger, else send it to the runner; print it without kleio.
+
+        ``printed`` is what a program not run by kleio prints (it is only read then).
+        """
         with self._lock:
             if self._pid == _getpid():
                 if self._append(data):
                     return
             elif not self.active:
-                print(f"kleio: statistic {_render(_loads(text))}", flush=True)
+                print(f"kleio: {printed}", flush=True)
                 return
             else:
                 self._start()
@@ -402,6 +416,124 @@ class KleioLogger:
                 # connection so no later message is read as the rest of this one.
                 self._drop()
                 raise
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    def declare_metrics(self, *args: Any, primary: str | None = None, **modes: str) -> None:
+        """Journal which statistics are metrics and their direction, e.g.
+        ``declare_metrics(val_loss="min", val_acc="max", primary="val_acc")``.
+
+        A mode is ``"min"`` or ``"max"`` (``"minimize"``/``"maximize"`` too). ``primary``
+        names the metric ``kleio ls`` shows first and ``kleio best`` ranks by. Reading
+        commands use these declarations for this trial and its branches (``--metric`` on
+        their command line still wins). Calling it again adds to (or changes) earlier
+        declarations.
+
+        Raises:
+            TypeError: a positional argument, nothing declared, or ``primary`` not a string.
+            ValueError: an unknown mode.
+        """
+        if args:
+            raise TypeError("declare_metrics() takes keyword arguments only, e.g. "
+                            "declare_metrics(val_loss='min', primary='val_loss')")
+        if primary is not None and (not isinstance(primary, str) or not primary):
+            raise TypeError("declare_metrics(): primary must be a metric name (a string)")
+        if not modes and primary is None:
+            raise TypeError("declare_metrics() needs at least one NAME='min' or NAME='max'")
+        declared: dict[str, str] = {}
+        for name, mode in modes.items():
+            found = _MODES.get(mode.strip().lower()) if isinstance(mode, str) else None
+            if found is None:
+                raise ValueError(f"declare_metrics(): the mode of {name!r} must be 'min' or "
+                                 f"'max' (or 'minimize', 'maximize'), not {mode!r}")
+            declared[name] = found
+        record: dict[str, Any] = {"metrics": declared, "primary": primary}
+        text = _encode(record)
+        if "\\ud" in text:
+            _check_odd(record, text, "declare_metrics()")
+        shown = " ".join(f"{k}={v}" for k, v in declared.items())
+        if primary is not None:
+            shown += f" (primary {primary})" if shown else f"primary {primary}"
+        self._record(("M" + text + "\n").encode("ascii"), f"metrics {shown}")
+
+    def checkpoint(self, path: str, step: Any = None, metrics: dict[str, Any] | None = None,
+                   primary_metric: tuple[str, str] | str | None = None,
+                   **metadata: Any) -> None:
+        """Journal a checkpoint in one call (Keepsake's ``experiment.checkpoint``).
+
+        ``checkpoint("ckpt", step=3, metrics={"val_loss": 0.2}, primary_metric=("val_loss",
+        "minimize"))`` declares the primary metric (a ``(name, mode)`` pair, or a name whose
+        mode is declared elsewhere), logs ``step=3, val_loss=0.2`` as one statistic, and
+        stores the file or directory at ``path`` as an artifact named ``path`` with metadata
+        ``step`` (and ``metadata``). A directory is stored as one tar archive (metadata
+        ``archive="tar"``); :meth:`load_checkpoint` restores it whole. ``path=None`` stores no
+        file. Without kleio it prints what it would journal.
+
+        Raises:
+            TypeError, ValueError: as :meth:`declare_metrics`, :meth:`log_statistic`,
+                :meth:`log_artifact`; FileNotFoundError: ``path`` does not exist.
+        """
+        if primary_metric is not None:
+            if isinstance(primary_metric, str):
+                self.declare_metrics(primary=primary_metric)
+            else:
+                name, mode = primary_metric
+                self.declare_metrics(primary=name, **{name: mode})
+        if metrics:
+            stat = dict(metrics)
+            if step is not None:
+                stat = {"step": step, **stat}
+            self.log_statistic(**stat)
+        if path is None:
+            return
+        path = os.fspath(path)
+        name = path.rstrip("/" + os.sep) or path
+        info: dict[str, Any] = dict(metadata)
+        if step is not None:
+            info["step"] = step
+        if os.path.isdir(path):
+            import tarfile
+            import tempfile
+
+            with tempfile.TemporaryFile() as archive:
+                with tarfile.open(fileobj=archive, mode="w") as tar:
+                    tar.add(path, arcname=".")
+                archive.seek(0)
+                self.log_artifact(name, archive, archive="tar", **info)
+        else:
+            with open(path, "rb") as source:
+                self.log_artifact(name, source, **info)
+
+    def load_checkpoint(self, path: str, **metadata: Any) -> dict[str, Any] | None:
+        """Restore the newest checkpoint stored from ``path`` (matching ``metadata``, e.g.
+        ``step=3``) at ``path``: a file is rewritten, a directory extracted whole (into an
+        existing directory, over its files). Returns the checkpoint's metadata, or None when
+        there is none (and always without kleio).
+        """
+        path = os.fspath(path)
+        found = self.load_artifact(path.rstrip("/" + os.sep) or path, **metadata)
+        if found is None:
+            return None
+        fileobj, meta = found
+        if meta.get("archive") == "tar":
+            import tarfile
+
+            os.makedirs(path, exist_ok=True)
+            with tarfile.open(fileobj=fileobj, mode="r") as tar:
+                root = os.path.realpath(path)
+                for member in tar.getmembers():
+                    target = os.path.realpath(os.path.join(root, member.name))
+                    if not (target == root or target.startswith(root + os.sep)) or \
+                            member.issym() or member.islnk() or member.isdev():
+                        raise ValueError(f"load_checkpoint(): the archive of {path!r} holds "
+                                         f"{member.name!r}, which would land outside it")
+                tar.extractall(root)  # noqa: S202 - every member checked above
+        else:
+            parent = os.path.dirname(os.path.abspath(path))
+            os.makedirs(parent, exist_ok=True)
+            with open(path, "wb") as out:
+                out.write(fileobj.read())
+        return meta
 
     # -- artifacts --------------------------------------------------------------------------
 
