@@ -76,6 +76,9 @@ class Writer(threading.Thread):
         self._warned: set[str] = set()
         #: When the program was asked to stop (monotonic): the runner escalates to SIGKILL.
         self.term_sent_at: float | None = None
+        #: The run's checks (:class:`kleio.checks.live.Monitor`), told of each numbered batch
+        #: in this thread; it never raises and keeps to a small share of the time.
+        self.monitor: Any = None
 
     # -- API used by the other threads ----------------------------------------------------
 
@@ -117,6 +120,8 @@ class Writer(threading.Thread):
                         self.next_seq = seq + len(datas)
                         self.pending.extend(
                             zip(range(seq, self.next_seq), repeat(kind), repeat(when), datas))
+                        if self.monitor is not None:
+                            self.monitor.events(kind, seq, when, datas)
                     else:
                         self._op_ledger(item[1])
                     now = time.monotonic()
@@ -238,6 +243,8 @@ class Writer(threading.Thread):
                          "returns")
 
     def _op_heartbeat(self, when: float) -> None:
+        if self.monitor is not None:
+            self.monitor.tick(when)
         self._fields({"heartbeat_at": when})
         if not self.store_ok:
             self._retry()
@@ -273,6 +280,8 @@ class Writer(threading.Thread):
 
     def _op_status(self, status: str, when: float, data: dict[str, Any],
                    fields: dict[str, Any]) -> None:
+        if "exit_code" in data and self.monitor is not None:
+            self.monitor.end(status)  # its findings go before the final status
         if "exit_code" in data and self.problems:
             data = {**data, "problems": dict(self.problems)}
         event = (self.next_seq, "status", when, encode({"status": status, **data}))
@@ -314,6 +323,8 @@ class Writer(threading.Thread):
                                       self._ledger_blob)
         self.pending.append(marker)
         self.pending.extend(events)
+        if self.monitor is not None and events:
+            self.monitor.records(events)
 
     def _ledger_blob(self, path: str, header: dict[str, Any]) -> tuple[str, int] | None:
         """Store the bytes of a ledger artifact, or spool them; None if they are gone."""
