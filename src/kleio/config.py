@@ -146,6 +146,29 @@ def _hostname(name: str, value: Any) -> str:
     return text
 
 
+def _metrics(name: str, value: Any) -> dict[str, str]:
+    """``metrics:``: ``{NAME: min|max, ..., primary: NAME}``, or the text ``a:min,b:max``
+    (the first named is then the primary metric), as in ``KLEIO_METRICS``."""
+    from kleio.metrics import parse_mode, parse_spec
+
+    try:
+        if isinstance(value, str):
+            found: dict[str, str] = {}
+            for spec in (part for part in value.split(",") if part.strip()):
+                key, mode = parse_spec(spec)
+                found.setdefault("primary", key)
+                if mode is not None:
+                    found[key] = mode
+            return found
+        if isinstance(value, dict):
+            return {str(k): (str(v) if k == "primary" else parse_mode(v))
+                    for k, v in value.items()}
+    except ValueError as error:
+        raise ConfigError(f"setting {name!r}: {error}") from None
+    raise ConfigError(f"setting {name!r} must map metric names to min or max (e.g. "
+                      f"{{val_loss: min, primary: val_loss}}), not {_shown(value)}")
+
+
 #: Documented ranges (docs/reference/configuration.rst); ``tests/test_config.py`` checks both
 #: ends of each.
 BOUNDS: dict[str, Bounds] = {
@@ -210,6 +233,8 @@ SETTINGS: tuple[Setting, ...] = (
         _bounded_float(BOUNDS["stop_grace"]),
         "seconds a program asked to stop has after SIGTERM before it gets SIGKILL",
     ),
+    Setting("metrics", "KLEIO_METRICS", dict, _metrics,
+            "metric modes for reading commands: {NAME: min|max, primary: NAME}"),
 )
 
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
