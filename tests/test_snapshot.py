@@ -10,7 +10,15 @@ import pytest
 
 from kleio import snapshot
 from kleio.identity import find_repo_root
-from kleio.snapshot import changes, code_snapshot, env_snapshot, host_snapshot
+from kleio.snapshot import (
+    changes,
+    code_changes,
+    code_snapshot,
+    env_changes,
+    env_snapshot,
+    host_changes,
+    host_snapshot,
+)
 from tests.conftest import git
 
 
@@ -341,6 +349,7 @@ def env_doc(**overrides):
 def test_env_changes_both_ways():
     old = env_doc()
     assert changes(old, env_doc(), "env") == []
+    assert env_changes(old, env_doc()) == []
     # Volatile: interpreter path with the same version, kernel, job, devices, driver, kleio.
     volatile = env_doc(
         python={"version": "3.11.7", "implementation": "cpython", "executable": "/b/python"},
@@ -350,6 +359,16 @@ def test_env_changes_both_ways():
         gpu={"driver": "550", "cuda": "12.4"},
     )
     assert changes(old, volatile, "env") == []
+    # ... listed all the same, for kleio diff.
+    assert [(str(c), c.refuses) for c in env_changes(old, volatile)] == [
+        ("python executable /a/python → /b/python", False),
+        ("platform release 6.1 → 6.5", False),
+        ("package kleio 0.1.0 → 0.2.0", False),
+        ("variable CUDA_VISIBLE_DEVICES 0 → 3", False),
+        ("variable SLURM_JOB_ID 1 → 2", False),
+        ("gpu driver 535 → 550", False),
+        ("gpu cuda 12.2 → 12.4", False),
+    ]
     new = env_doc(
         python={"version": "3.12.1", "implementation": "cpython", "executable": "/b/python"},
         packages={"numpy": "2.0.0", "torch": "2.3.0", "kleio": "0.1.0"},
@@ -359,15 +378,100 @@ def test_env_changes_both_ways():
         "python cpython 3.11.7 → cpython 3.12.1 (/a/python → /b/python)",
         "package numpy 1.26.0 → 2.0.0",
         "package removed: scipy 1.11.0",
-        "package added: torch 2.3.0",
         "variable PYTHONHASHSEED (unset) → 0",
     ]
+    listed = env_changes(old, new)
+    assert [c.message for c in listed if not c.refuses] == [
+        "package added: torch 2.3.0",
+        "variable CUDA_VISIBLE_DEVICES 0 → (unset)",
+        "variable SLURM_JOB_ID 1 → (unset)",
+    ]
+    assert {c.subject for c in listed} >= {"python", "package:numpy", "variable:PYTHONHASHSEED"}
+    assert all(c.kind == "env" for c in listed)
     assert changes(new, old, "env")[1:] == [
         "package numpy 2.0.0 → 1.26.0",
-        "package added: scipy 1.11.0",
         "package removed: torch 2.3.0",
         "variable PYTHONHASHSEED 0 → (unset)",
     ]
+
+
+def test_a_package_added_does_not_refuse_but_one_removed_or_changed_does():
+    old = env_doc()
+    added = env_doc(packages={**old["packages"], "pytest": "8.0.0"})
+    assert changes(old, added, "env") == []
+    assert env_changes(old, added) == [
+        snapshot.Change("env", "package:pytest", "package added: pytest 8.0.0", False)
+    ]
+    assert changes(added, old, "env") == ["package removed: pytest 8.0.0"]
+    upgraded = env_doc(packages={**old["packages"], "numpy": "1.26.1"})
+    assert changes(old, upgraded, "env") == ["package numpy 1.26.0 → 1.26.1"]
+    # The platform's system or machine is another build of every package: refused.
+    arm = env_doc(platform={"system": "Linux", "release": "6.1", "machine": "aarch64"})
+    assert changes(old, arm, "env") == ["platform machine x86_64 → aarch64"]
+
+
+@pytest.mark.parametrize("name", snapshot.REPRODUCIBILITY_VARIABLES)
+def test_every_reproducibility_variable_refuses(name):
+    old = env_doc(variables_version=2)
+    new = env_doc(variables={**old["variables"], name: "1"}, variables_version=2)
+    assert changes(old, new, "env") == [f"variable {name} (unset) → 1"]
+
+
+@pytest.mark.parametrize("name", [*snapshot.PLACEMENT_VARIABLES, "PYTHONPATH", "VIRTUAL_ENV"])
+def test_placement_variables_are_listed_but_never_refuse(name):
+    old = env_doc(variables={name: "0"}, variables_version=2)
+    new = env_doc(variables={name: "1"}, variables_version=2)
+    assert changes(old, new, "env") == []
+    assert env_changes(old, new) == [
+        snapshot.Change("env", f"variable:{name}", f"variable {name} 0 → 1", False)
+    ]
+
+
+def test_a_variable_recorded_only_since_a_newer_kleio_does_not_refuse_an_old_trial():
+    # A trial snapshotted before TF_DETERMINISTIC_OPS was recorded: it may have been set.
+    old = env_doc()
+    assert "variables_version" not in old
+    new = env_doc(variables={**old["variables"], "TF_DETERMINISTIC_OPS": "1"},
+                  variables_version=2)
+    assert changes(old, new, "env") == []
+    assert [str(c) for c in env_changes(old, new)] == [
+        "variable TF_DETERMINISTIC_OPS (unset) → 1"
+    ]
+    # The variables recorded from the start still count.
+    seeded = env_doc(variables={**old["variables"], "PYTHONHASHSEED": "1"})
+    assert changes(old, seeded, "env") == ["variable PYTHONHASHSEED (unset) → 1"]
+
+
+def test_env_snapshot_records_the_variable_lists(monkeypatch):
+    monkeypatch.setenv("TF_DETERMINISTIC_OPS", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    env = env_snapshot()
+    assert env["variables"]["TF_DETERMINISTIC_OPS"] == "1"
+    assert env["variables"]["OMP_NUM_THREADS"] == "4"
+    assert env["variables_version"] == 2
+
+
+def test_host_changes_never_refuse():
+    old = {"hostname": "node1", "cpus_available": 8, "cpu_model": "x",
+           "gpus": [{"name": "A100", "memory": "80 GiB"}]}
+    new = {"hostname": "node7", "cpus_available": 4, "cpu_model": "x", "gpus": []}
+    listed = host_changes(old, new)
+    assert [str(c) for c in listed] == [
+        "host hostname node1 → node7",
+        "host cpus available 8 → 4",
+        "host gpus A100 → (none)",
+    ]
+    assert not any(c.refuses for c in listed)
+    assert host_changes(old, old) == []
+
+
+def test_every_code_change_refuses(git_repo):
+    before = snap(git_repo)[0]
+    (git_repo / "train.py").write_text("print(2)\n", encoding="utf-8")
+    listed = code_changes(before, snap(git_repo)[0])
+    assert listed == [snapshot.Change("code", "diff:train.py",
+                                      "uncommitted change: train.py (+1 -2)", True)]
+    assert str(listed[0]) == "uncommitted change: train.py (+1 -2)"
 
 
 def test_real_env_snapshots_compare_equal():

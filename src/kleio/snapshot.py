@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import NamedTuple
 
 from kleio.identity import project_of
 from kleio.redact import REDACTED, redact_env, redact_text
@@ -55,23 +56,49 @@ SOURCE_EXTENSIONS = frozenset(
 )  # fmt: skip
 SOURCE_NAMES = frozenset({"Makefile", "Dockerfile", "CMakeLists.txt", "requirements.txt"})
 
-#: Environment variables recorded in the env snapshot (after redaction).
-ENV_VARIABLES = (
+#: Variables that change a program's results deterministically: a different value is a
+#: different experiment, so a change refuses a resume (docs/reproducibility.rst).
+REPRODUCIBILITY_VARIABLES = (
+    "PYTHONHASHSEED",  # str and bytes hashes: set and dict iteration orders
+    "CUBLAS_WORKSPACE_CONFIG",  # deterministic cuBLAS (torch.use_deterministic_algorithms)
+    "TF_DETERMINISTIC_OPS",
+    "TF_CUDNN_DETERMINISTIC",
+    "TF_ENABLE_ONEDNN_OPTS",  # oneDNN kernels round differently
+    "NVIDIA_TF32_OVERRIDE",  # TF32 matrix products on or off
+    "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE",
+    "MKL_CBWR",  # MKL's conditional numerical reproducibility
+)
+#: Where and on how many threads a program runs: a scheduler changes these on every
+#: allocation, so they are recorded and shown by ``kleio diff`` but never refuse a resume.
+PLACEMENT_VARIABLES = (
     "CUDA_VISIBLE_DEVICES",
+    "HIP_VISIBLE_DEVICES",
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
-    "PYTHONHASHSEED",
-    "CUBLAS_WORKSPACE_CONFIG",
-    "PYTHONPATH",
-    "VIRTUAL_ENV",
-    "CONDA_DEFAULT_ENV",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
     "SLURM_JOB_ID",
     "SLURM_ARRAY_TASK_ID",
 )
-# Of those, the ones that change results and so count as an environment change. The others
-# legitimately differ between two executions of one trial (job ids, devices, thread counts).
-_REPRODUCIBILITY_VARIABLES = ("PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG")
+#: Environment variables recorded in the env snapshot (after redaction): the two lists
+#: above, and a few that say which installation runs (shown by ``diff``, never refusing).
+ENV_VARIABLES = (
+    *REPRODUCIBILITY_VARIABLES,
+    *PLACEMENT_VARIABLES,
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "CONDA_DEFAULT_ENV",
+)
+# The list of recorded variables grows; ``variables_version`` in a snapshot says which list
+# it was taken with. A variable the old snapshot did not look at (unset then, or not) must not
+# refuse the resume of a trial created before it was added.
+_VARIABLES_VERSION = 2
+_VARIABLES_V1 = frozenset({
+    "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+    "PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG", "PYTHONPATH", "VIRTUAL_ENV",
+    "CONDA_DEFAULT_ENV", "SLURM_JOB_ID", "SLURM_ARRAY_TASK_ID",
+})  # fmt: skip
 
 # Distributions whose version never makes a different experiment.
 _IGNORED_PACKAGES = frozenset({"kleio", "pip"})
@@ -475,6 +502,7 @@ def env_snapshot() -> dict[str, Any]:
         "platform": _platform(),
         "packages": installed_packages(),
         "variables": redact_env({k: os.environ[k] for k in ENV_VARIABLES if k in os.environ}),
+        "variables_version": _VARIABLES_VERSION,
         "gpu": None if gpu is None else {"driver": gpu.get("driver"), "cuda": gpu.get("cuda")},
     }
 
@@ -547,6 +575,27 @@ def host_snapshot() -> dict[str, Any]:
 # -- change detection ----------------------------------------------------------------------
 
 
+class Change(NamedTuple):
+    """One difference between two snapshots.
+
+    Attributes:
+        kind: ``"code"``, ``"env"`` or ``"host"``.
+        subject: what differs, stable for programs: ``commit``, ``diff:PATH``,
+            ``untracked:PATH``, ``script``, ``vcs``, ``python``, ``python-executable``,
+            ``platform:KEY``, ``package:NAME``, ``variable:NAME``, ``gpu:KEY``, ``host:KEY``.
+        message: the line shown to people (``str(change)``).
+        refuses: whether the change refuses a resume (see docs/reproducibility.rst).
+    """
+
+    kind: str
+    subject: str
+    message: str
+    refuses: bool
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def _short(commit: str | None) -> str:
     return commit[:7] if commit else "(no commit)"
 
@@ -557,86 +606,145 @@ def _stat_line(stat: dict[str, Any]) -> str:
     return f"{stat['path']} (+{stat['added']} -{stat['removed']})"
 
 
-def _code_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def code_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    """What differs between two ``code`` snapshots; every code change refuses a resume.
+
+    The branch name is not compared: only the commit, the uncommitted diff and the untracked
+    sources (or, without git, the script) make the code.
+    """
+
+    def change(subject: str, message: str) -> Change:
+        return Change("code", subject, message, True)
+
     if old.get("vcs") != new.get("vcs"):
-        return [f"version control: {old.get('vcs') or 'none'} → {new.get('vcs') or 'none'}"]
+        return [change("vcs", f"version control: {old.get('vcs') or 'none'} → "
+                              f"{new.get('vcs') or 'none'}")]
     if old.get("vcs") is None:
         if old.get("script_sha256") != new.get("script_sha256"):
-            return [f"script {new.get('script') or old.get('script')} changed"]
+            return [change("script", f"script {new.get('script') or old.get('script')} changed")]
         return []
-    lines = []
+    found = []
     if old.get("commit") != new.get("commit"):
-        lines.append(f"commit {_short(old.get('commit'))} → {_short(new.get('commit'))}")
+        found.append(change("commit", f"commit {_short(old.get('commit'))} → "
+                                      f"{_short(new.get('commit'))}"))
     if old.get("diff_sha256") != new.get("diff_sha256"):
         old_stats = {s["path"]: s for s in old.get("diffstat") or []}
         new_stats = {s["path"]: s for s in new.get("diffstat") or []}
         if not new_stats:
-            lines.append("uncommitted changes removed")
-        diff_lines = [
-            f"uncommitted change: {_stat_line(stat)}"
+            found.append(change("diff", "uncommitted changes removed"))
+        in_diff = [
+            change(f"diff:{path}", f"uncommitted change: {_stat_line(stat)}")
             for path, stat in sorted(new_stats.items())
             if old_stats.get(path) != stat
         ]
-        diff_lines += [
-            f"uncommitted change reverted: {path}"
+        in_diff += [
+            change(f"diff:{path}", f"uncommitted change reverted: {path}")
             for path in sorted(set(old_stats) - set(new_stats))
         ]
-        if not diff_lines:  # same line counts, other content: name every changed file
-            diff_lines = [
-                f"uncommitted change: {_stat_line(s)}" for _, s in sorted(new_stats.items())
-            ]
-        lines += diff_lines
+        if not in_diff:  # same line counts, other content: name every changed file
+            in_diff = [change(f"diff:{path}", f"uncommitted change: {_stat_line(s)}")
+                       for path, s in sorted(new_stats.items())]
+        found += in_diff
     old_files = {f["path"]: f["sha256"] for f in old.get("untracked") or []}
     new_files = {f["path"]: f["sha256"] for f in new.get("untracked") or []}
     for path in sorted(set(old_files) | set(new_files)):
         if path not in old_files:
-            lines.append(f"untracked file added: {path}")
+            found.append(change(f"untracked:{path}", f"untracked file added: {path}"))
         elif path not in new_files:
-            lines.append(f"untracked file removed: {path}")
+            found.append(change(f"untracked:{path}", f"untracked file removed: {path}"))
         elif old_files[path] != new_files[path]:
-            lines.append(f"untracked file changed: {path}")
-    return lines
+            found.append(change(f"untracked:{path}", f"untracked file changed: {path}"))
+    return found
 
 
-def _env_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    lines = []
+def _variable_refuses(name: str, old: dict[str, Any]) -> bool:
+    if name not in REPRODUCIBILITY_VARIABLES:
+        return False
+    version = old.get("variables_version")
+    return name in _VARIABLES_V1 or (isinstance(version, int) and version >= 2)
+
+
+def env_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    """What differs between two ``env`` snapshots, each saying whether it refuses a resume.
+
+    Refusing: the Python implementation or version, the platform's system or machine, a
+    package removed or changed in version, a variable of :data:`REPRODUCIBILITY_VARIABLES`.
+    Listed but never refusing: a package added (installing the test extras must not stop a
+    resume), the interpreter's path at the same version, the kernel release, the GPU driver
+    and CUDA version (a cluster's nodes differ; the CUDA runtime that matters comes with a
+    package such as ``torch``), placement variables (:data:`PLACEMENT_VARIABLES`) and the
+    other recorded variables, and the versions of kleio and pip.
+    """
+    found = []
     old_py, new_py = old.get("python") or {}, new.get("python") or {}
     old_version = (old_py.get("implementation"), old_py.get("version"))
     new_version = (new_py.get("implementation"), new_py.get("version"))
+    moved = old_py.get("executable") != new_py.get("executable")
     if old_version != new_version:
         line = f"python {' '.join(map(str, old_version))} → {' '.join(map(str, new_version))}"
-        if old_py.get("executable") != new_py.get("executable"):
+        if moved:
             line += f" ({old_py.get('executable')} → {new_py.get('executable')})"
-        lines.append(line)
+        found.append(Change("env", "python", line, True))
+    elif moved:
+        found.append(Change("env", "python-executable",
+                            f"python executable {old_py.get('executable')} → "
+                            f"{new_py.get('executable')}", False))
     old_platform, new_platform = old.get("platform") or {}, new.get("platform") or {}
-    for key in ("system", "machine"):  # the kernel release differs between nodes: ignored
+    for key in ("system", "machine", "release"):  # the kernel release differs between nodes
         if old_platform.get(key) != new_platform.get(key):
-            lines.append(f"platform {key} {old_platform.get(key)} → {new_platform.get(key)}")
+            found.append(Change("env", f"platform:{key}", f"platform {key} "
+                                f"{old_platform.get(key)} → {new_platform.get(key)}",
+                                key != "release"))
     old_packages, new_packages = old.get("packages") or {}, new.get("packages") or {}
-    for name in sorted((set(old_packages) | set(new_packages)) - _IGNORED_PACKAGES):
+    for name in sorted(set(old_packages) | set(new_packages)):
+        counts = name not in _IGNORED_PACKAGES
         if name not in old_packages:
-            lines.append(f"package added: {name} {new_packages[name]}")
+            found.append(Change("env", f"package:{name}",
+                                f"package added: {name} {new_packages[name]}", False))
         elif name not in new_packages:
-            lines.append(f"package removed: {name} {old_packages[name]}")
+            found.append(Change("env", f"package:{name}",
+                                f"package removed: {name} {old_packages[name]}", counts))
         elif old_packages[name] != new_packages[name]:
-            lines.append(f"package {name} {old_packages[name]} → {new_packages[name]}")
+            found.append(Change("env", f"package:{name}", f"package {name} "
+                                f"{old_packages[name]} → {new_packages[name]}", counts))
     old_vars, new_vars = old.get("variables") or {}, new.get("variables") or {}
-    for name in _REPRODUCIBILITY_VARIABLES:
+    for name in sorted(set(old_vars) | set(new_vars)):
         if old_vars.get(name) != new_vars.get(name):
             before = old_vars.get(name, "(unset)")
             after = new_vars.get(name, "(unset)")
-            lines.append(f"variable {name} {before} → {after}")
-    return lines
+            found.append(Change("env", f"variable:{name}", f"variable {name} {before} → {after}",
+                                _variable_refuses(name, old)))
+    old_gpu, new_gpu = old.get("gpu") or {}, new.get("gpu") or {}
+    for key in ("driver", "cuda"):
+        if old_gpu.get(key) != new_gpu.get(key):
+            found.append(Change("env", f"gpu:{key}", f"gpu {key} {old_gpu.get(key) or '(none)'} "
+                                f"→ {new_gpu.get(key) or '(none)'}", False))
+    return found
+
+
+def host_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    """What differs between two ``host`` snapshots: shown by ``kleio diff``, never refusing.
+
+    A scheduler places each execution where it likes: a preempted trial must resume on
+    another node.
+    """
+    found = []
+    for key in ("hostname", "cpus_available", "cpu_model"):
+        if old.get(key) != new.get(key):
+            found.append(Change("host", f"host:{key}", f"host {key.replace('_', ' ')} "
+                                f"{old.get(key)} → {new.get(key)}", False))
+    old_gpus = [g.get("name") for g in old.get("gpus") or [] if isinstance(g, dict)]
+    new_gpus = [g.get("name") for g in new.get("gpus") or [] if isinstance(g, dict)]
+    if old_gpus != new_gpus:
+        before = ", ".join(map(str, old_gpus)) or "(none)"
+        after = ", ".join(map(str, new_gpus)) or "(none)"
+        found.append(Change("host", "host:gpus", f"host gpus {before} → {after}", False))
+    return found
 
 
 def changes(old: dict[str, Any], new: dict[str, Any], kind: str) -> list[str]:
-    """List, for people, what differs between two ``code`` or ``env`` snapshots.
-
-    An empty list means the same code or environment. Things that legitimately vary between
-    executions of one trial are ignored: the branch name (only the commit matters), the
-    interpreter's path when its version is the same, the kernel release, the GPU driver (a
-    cluster's nodes differ; the CUDA runtime that matters comes with a package such as
-    ``torch``), job ids, devices and thread counts, and the versions of kleio and pip.
+    """The lines of the changes that refuse a resume (transitional: use :func:`code_changes`
+    and :func:`env_changes`, which also list what does not refuse).
 
     Args:
         old: the trial's snapshot.
@@ -644,17 +752,23 @@ def changes(old: dict[str, Any], new: dict[str, Any], kind: str) -> list[str]:
         kind: ``"code"`` or ``"env"``.
     """
     if kind == "code":
-        return _code_changes(old, new)
-    if kind == "env":
-        return _env_changes(old, new)
-    raise ValueError(f"kind must be 'code' or 'env', not {kind!r}")
+        listed = code_changes(old, new)
+    elif kind == "env":
+        listed = env_changes(old, new)
+    else:
+        raise ValueError(f"kind must be 'code' or 'env', not {kind!r}")
+    return [change.message for change in listed if change.refuses]
 
 
 __all__ = [
+    "Change",
     "changes",
+    "code_changes",
     "code_snapshot",
+    "env_changes",
     "env_snapshot",
     "gpu_info",
+    "host_changes",
     "host_snapshot",
     "hostname",
     "installed_packages",

@@ -54,7 +54,7 @@ def compare(store: Store, doc_a: dict[str, Any], doc_b: dict[str, Any],
             candidates: list[str | None]) -> dict[str, Any]:
     """The JSON shape of ``kleio diff --json``."""
     from kleio.codestate import CodeUnavailable, code_diff
-    from kleio.snapshot import changes
+    from kleio.snapshot import code_changes, env_changes, host_changes
 
     code_a, code_b = doc_a.get("code") or {}, doc_b.get("code") or {}
     try:
@@ -69,9 +69,12 @@ def compare(store: Store, doc_a: dict[str, Any], doc_b: dict[str, Any],
         "b": doc_b["id"],
         "command": {"a": list(doc_a.get("argv") or []), "b": list(doc_b.get("argv") or [])},
         "options": _options(doc_a.get("config") or {}, doc_b.get("config") or {}),
-        "code": {"changes": changes(code_a, code_b, "code"), "diff": unified,
+        "code": {"changes": [str(c) for c in code_changes(code_a, code_b)], "diff": unified,
                  "unavailable": unavailable},
-        "env": changes(doc_a.get("env") or {}, doc_b.get("env") or {}, "env"),
+        # Every difference, also those that never refuse a resume (a package added, devices,
+        # thread counts, the host): a reader comparing two results wants to see them.
+        "env": [str(c) for c in env_changes(doc_a.get("env") or {}, doc_b.get("env") or {})]
+        + [str(c) for c in host_changes(doc_a.get("host") or {}, doc_b.get("host") or {})],
         "statistics": [
             {"key": key, "last": [stats_a[key]["last"], stats_b[key]["last"]],
              "best": [stats_a[key]["best"], stats_b[key]["best"]],
