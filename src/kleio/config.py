@@ -133,6 +133,43 @@ def _string(name: str, value: Any) -> str:
     return value
 
 
+def _checks(name: str, value: Any) -> dict[str, Any]:
+    """``checks:``: ``{CHECK: {THRESHOLD: NUMBER}}``, ``{CHECK: off}``; JSON text in the
+    environment. Which checks and thresholds exist is checked by :mod:`kleio.checks`."""
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(f"setting {name!r} must be JSON text in the environment, e.g. "
+                              '\'{"silent": {"after": 600}}\'') from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"setting {name!r} must map check names to thresholds (e.g. "
+                          f"{{silent: {{after: 600}}, plateau: off}}), not {_shown(value)}")
+    found: dict[str, Any] = {}
+    for check, given in value.items():
+        if given in (False, "off", "false", "no"):
+            found[str(check)] = False
+        elif given in (True, None, "on", "true", "yes"):
+            found[str(check)] = True
+        elif isinstance(given, dict):
+            found[str(check)] = {str(k): v for k, v in given.items()}
+        else:
+            raise ConfigError(f"setting {name!r}: check {str(check)!r} must have a mapping of "
+                              f"thresholds, or off, not {_shown(given)}")
+    return found
+
+
+def _names(name: str, value: Any) -> list[str]:
+    """A list of names, or the text ``a,b`` (``--stop-on nan,diverged``)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"setting {name!r} must be a list of check names (e.g. "
+                          f"[nan, diverged]), not {_shown(value)}")
+    return [item.strip() for item in items if item.strip()]
+
+
 def _hostname(name: str, value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ConfigError(f"setting {name!r} must be a host name, not {_shown(value)}")
@@ -235,6 +272,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("metrics", "KLEIO_METRICS", dict, _metrics,
             "metric modes for reading commands: {NAME: min|max, primary: NAME}"),
+    Setting("checks", "KLEIO_CHECKS", dict, _checks,
+            "thresholds of the checks run on every trial: {CHECK: {THRESHOLD: N}|off}"),
+    Setting("stop_on", "KLEIO_STOP_ON", list, _names,
+            "checks whose finding stops the program, as 'kleio stop' does: [nan, diverged]"),
 )
 
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
