@@ -24,7 +24,7 @@ from typing import Any
 from kleio.errors import StoreUnavailable
 from kleio.ledger import Chunk, chunk_events, open_regular
 from kleio.spool import Spool, split_markers
-from kleio.storage.base import NewEvent, Store, encode
+from kleio.storage.base import NewEvent, Store, copy_hashing, encode
 
 BATCH = 5000
 #: Events held in memory when neither the journal nor the spool takes them (a full disk).
@@ -291,14 +291,8 @@ class Writer(threading.Thread):
         self._fields({"status": status, "status_at": when, **fields})
 
     def _op_artifact(self, path: str, header: dict[str, Any], when: float) -> None:
-        import hashlib
-
-        digest = hashlib.sha256()
-        size = 0
         with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-                size += len(chunk)
+            sha256, size = copy_hashing(handle)
         stored = False
         if self.store_ok:
             try:
@@ -311,7 +305,7 @@ class Writer(threading.Thread):
             os.remove(path)
         else:
             self.spool.add_blob(path)
-        data = {**header, "sha256": digest.hexdigest(), "size": size}
+        data = {**header, "sha256": sha256, "size": size}
         self.pending.append((self.next_seq, "artifact", when, encode(data)))
         self.next_seq += 1
         self.flush()

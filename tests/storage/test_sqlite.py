@@ -148,8 +148,9 @@ def test_a_newer_schema_is_refused(db_path):
     with pytest.raises(SchemaVersionError) as info:
         SQLiteStore(db_path)
     assert str(info.value) == (
-        f"journal at {db_path} was written by a newer kleio "
-        f"(schema {SCHEMA_VERSION + 1} > {SCHEMA_VERSION}). Upgrade kleio."
+        f"the journal at {db_path} was written by a newer kleio "
+        f"(schema {SCHEMA_VERSION + 1} > {SCHEMA_VERSION}). "
+        "Upgrade kleio on this machine (pip install -U kleio)."
     )
     assert isinstance(info.value, StoreUnavailable)
 

@@ -17,8 +17,11 @@ first event at ``execution << 32``. Racing reservations compute the same key, so
 insert wins (see :mod:`kleio.reservation`); events spooled by a dead runner keep their own
 execution number and can be replayed later without colliding with its successor.
 
-Backends implement the abstract primitives; the helpers at the bottom of :class:`Store` are
-built on them and shared by every backend.
+:class:`Store` is the one place where arguments are checked: its public methods validate (the
+fields that may change, the sort key, ids a backend cannot encode, digests) and then call the
+``_``-prefixed primitives each backend implements, which may assume valid arguments. The
+helpers at the bottom of :class:`Store` are built on the public methods and shared by every
+backend.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import abc
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any, NamedTuple
+
+from kleio.errors import SchemaVersionError
 
 SCHEMA_VERSION = 1
 
@@ -55,6 +60,12 @@ MUTABLE_FIELDS = frozenset(
 
 #: Fields ``find_trials`` can sort on (prefix with ``-`` for descending).
 SORTABLE_FIELDS = ("created_at", "started_at", "ended_at", "status", "id", "heartbeat_at")
+
+#: Sort fields a trial may lack (never started, never ended, no heartbeat yet): trials
+#: lacking them sort last in both directions.
+NULLABLE_SORTS = frozenset({"started_at", "ended_at", "heartbeat_at"})
+
+_HEX = frozenset("0123456789abcdef")
 
 #: A new event as handed to a store: (seq, kind, time, data as JSON text).
 NewEvent = tuple[int, str, float, str]
@@ -110,6 +121,71 @@ def decode(text: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {"invalid_data": text}
 
 
+def check_fields(fields: dict[str, Any]) -> None:
+    """Raise ValueError unless every field is one of :data:`MUTABLE_FIELDS`."""
+    unknown = sorted(set(fields) - MUTABLE_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"cannot update trial field(s) {', '.join(unknown)}: "
+            f"only {', '.join(sorted(MUTABLE_FIELDS))} can change"
+        )
+
+
+def parse_sort(sort: str) -> tuple[str, bool]:
+    """Return (field, descending) for a ``find_trials`` sort; ValueError if it is unknown."""
+    descending = sort.startswith("-")
+    field = sort[1:] if descending else sort
+    if field not in SORTABLE_FIELDS:
+        raise ValueError(
+            f"cannot sort trials by {sort!r}: use one of {', '.join(SORTABLE_FIELDS)}"
+            " (prefix with - for descending)"
+        )
+    return field, descending
+
+
+def encodable(text: str) -> bool:
+    """Tell whether ``text`` can be encoded as UTF-8 (it holds no lone surrogate).
+
+    Undecodable argv bytes reach kleio as lone surrogates; no database driver can pass them
+    and no stored id or tag holds one, so such an id or filter matches nothing.
+    """
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def is_digest(text: str) -> bool:
+    """Tell whether ``text`` is a sha256 hex digest as blobs are named (64 lowercase hex)."""
+    return len(text) == 64 and _HEX.issuperset(text)
+
+
+def copy_hashing(source: IO[bytes], sink: IO[bytes] | None = None,
+                 chunk: int = 1 << 20) -> tuple[str, int]:
+    """Read ``source`` to its end, writing it to ``sink`` if given; return (sha256, size)."""
+    import hashlib  # only the blob paths need it
+
+    digest, size = hashlib.sha256(), 0
+    while block := source.read(chunk):
+        digest.update(block)
+        if sink is not None:
+            sink.write(block)
+        size += len(block)
+    return digest.hexdigest(), size
+
+
+def schema_too_new(journal: str, version: object) -> SchemaVersionError:
+    """The one error for a journal written by a newer kleio (every backend raises it)."""
+    return SchemaVersionError(
+        f"the journal {journal} was written by a newer kleio (schema {version} > "
+        f"{SCHEMA_VERSION})",
+        "upgrade kleio on this machine (pip install -U kleio)",
+    )
+
+
 class Store(abc.ABC):
     """Abstract journal. All methods are keyword-only after ``self``.
 
@@ -121,22 +197,25 @@ class Store(abc.ABC):
 
     # -- trials ---------------------------------------------------------------------------
 
-    @abc.abstractmethod
     def create_trial(self, *, doc: dict[str, Any]) -> bool:
         """Insert a trial document; return False if a trial with ``doc["id"]`` exists.
 
         The existing document is left untouched in that case.
         """
+        return self._create_trial(doc=doc)
 
-    @abc.abstractmethod
     def get_trial(self, *, trial_id: str) -> dict[str, Any] | None:
         """Return the trial document with exactly this id, or None."""
+        if not encodable(trial_id):
+            return None
+        return self._get_trial(trial_id=trial_id)
 
-    @abc.abstractmethod
     def update_trial(self, *, trial_id: str, fields: dict[str, Any]) -> None:
         """Set cached fields (a subset of :data:`MUTABLE_FIELDS`) of a trial."""
+        check_fields(fields)
+        if fields:
+            self._update_trial(trial_id=trial_id, fields=fields)
 
-    @abc.abstractmethod
     def find_trials(
         self,
         *,
@@ -149,6 +228,9 @@ class Store(abc.ABC):
     ) -> list[dict[str, Any]]:
         """Return trial documents matching every given filter, sorted and limited.
 
+        Trials lacking the sort field (:data:`NULLABLE_SORTS`) come last in both directions;
+        ties are broken by id, in the same direction.
+
         Args:
             id_prefix: keep trials whose id starts with this.
             statuses: keep trials whose cached status is one of these.
@@ -157,10 +239,18 @@ class Store(abc.ABC):
             sort: a field of :data:`SORTABLE_FIELDS`, ``-`` prefixed for descending.
             limit: at most this many documents.
         """
+        field, descending = parse_sort(sort)
+        if limit is not None and limit <= 0:
+            return []
+        if not all(encodable(text) for text in (id_prefix or "", parent_id or "",
+                                                 *(statuses or ()), *(tags or ()))):
+            return []
+        return self._find_trials(id_prefix=id_prefix, statuses=statuses, tags=tags,
+                                 parent_id=parent_id, field=field, descending=descending,
+                                 limit=limit)
 
     # -- events ---------------------------------------------------------------------------
 
-    @abc.abstractmethod
     def try_append(
         self, *, trial_id: str, event: NewEvent, fields: dict[str, Any] | None = None
     ) -> bool:
@@ -169,15 +259,19 @@ class Store(abc.ABC):
         Returns True if this call inserted the event (and then applied ``fields`` to the
         trial document like :meth:`update_trial`), False if ``(trial_id, seq)`` was taken.
         """
+        if fields:
+            check_fields(fields)
+        return self._try_append(trial_id=trial_id, event=event, fields=fields or None)
 
-    @abc.abstractmethod
     def append_events(self, *, trial_id: str, events: Sequence[NewEvent]) -> int:
         """Append a batch of events; keys that already exist are skipped, never doubled.
 
         Returns the number of events actually inserted. Replaying a batch is therefore safe.
         """
+        if not events:
+            return 0
+        return self._append_events(trial_id=trial_id, events=events)
 
-    @abc.abstractmethod
     def read_events(
         self,
         *,
@@ -197,31 +291,84 @@ class Store(abc.ABC):
             limit: at most this many events (the first ones, or the last ones if reverse).
             reverse: newest first.
         """
+        if limit is not None and limit <= 0:
+            return []
+        return self._read_events(trial_id=trial_id, kinds=kinds, after=after, upto=upto,
+                                 limit=limit, reverse=reverse)
 
-    @abc.abstractmethod
     def count_events(self, *, trial_id: str, kind: str, upto: int | None = None) -> int:
         """Count the events of one kind of one trial (not its ancestors)."""
+        return self._count_events(trial_id=trial_id, kind=kind, upto=upto)
 
-    @abc.abstractmethod
     def last_seq(self, *, trial_id: str) -> int | None:
         """Return the highest ``seq`` of a trial's own events, or None if it has none."""
+        return self._last_seq(trial_id=trial_id)
 
     # -- blobs ----------------------------------------------------------------------------
 
-    @abc.abstractmethod
     def put_blob(self, *, fileobj: IO[bytes]) -> tuple[str, int]:
         """Store the bytes read from ``fileobj``; return (sha256 hex digest, size).
 
         Identical content is stored once.
         """
+        return self._put_blob(fileobj=fileobj)
 
-    @abc.abstractmethod
     def open_blob(self, *, sha256: str) -> IO[bytes]:
         """Open stored bytes for reading. Raises KeyError if unknown."""
+        if not is_digest(sha256):
+            raise KeyError(sha256)
+        return self._open_blob(sha256=sha256)
 
-    @abc.abstractmethod
     def has_blob(self, *, sha256: str) -> bool:
         """Tell whether bytes with this digest are stored."""
+        return is_digest(sha256) and self._has_blob(sha256=sha256)
+
+    # -- the primitives each backend implements (arguments already checked) ------------------
+
+    @abc.abstractmethod
+    def _create_trial(self, *, doc: dict[str, Any]) -> bool: ...
+
+    @abc.abstractmethod
+    def _get_trial(self, *, trial_id: str) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    def _update_trial(self, *, trial_id: str, fields: dict[str, Any]) -> None:
+        """Set ``fields`` (valid, not empty)."""
+
+    @abc.abstractmethod
+    def _find_trials(self, *, id_prefix: str | None, statuses: Sequence[str] | None,
+                     tags: Sequence[str] | None, parent_id: str | None, field: str,
+                     descending: bool, limit: int | None) -> list[dict[str, Any]]:
+        """``field`` is sortable; ``limit`` is None or positive; every text is encodable."""
+
+    @abc.abstractmethod
+    def _try_append(self, *, trial_id: str, event: NewEvent,
+                    fields: dict[str, Any] | None) -> bool: ...
+
+    @abc.abstractmethod
+    def _append_events(self, *, trial_id: str, events: Sequence[NewEvent]) -> int:
+        """``events`` is not empty."""
+
+    @abc.abstractmethod
+    def _read_events(self, *, trial_id: str, kinds: Sequence[str] | None, after: int | None,
+                     upto: int | None, limit: int | None, reverse: bool) -> list[Event]:
+        """``limit`` is None or positive."""
+
+    @abc.abstractmethod
+    def _count_events(self, *, trial_id: str, kind: str, upto: int | None) -> int: ...
+
+    @abc.abstractmethod
+    def _last_seq(self, *, trial_id: str) -> int | None: ...
+
+    @abc.abstractmethod
+    def _put_blob(self, *, fileobj: IO[bytes]) -> tuple[str, int]: ...
+
+    @abc.abstractmethod
+    def _open_blob(self, *, sha256: str) -> IO[bytes]:
+        """``sha256`` is a digest; raise KeyError if no blob has it."""
+
+    @abc.abstractmethod
+    def _has_blob(self, *, sha256: str) -> bool: ...
 
     # -- lifecycle ------------------------------------------------------------------------
 

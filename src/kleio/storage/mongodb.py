@@ -36,7 +36,6 @@ database is used (an administrator can open it once instead).
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import re
 import tempfile
@@ -59,18 +58,20 @@ from pymongo.errors import (
     PyMongoError,
 )
 
-from kleio.errors import ConfigError, SchemaVersionError, StoreUnavailable
+from kleio.errors import ConfigError, StoreUnavailable
 from kleio.storage import mask_uri
 from kleio.storage.base import (
-    MUTABLE_FIELDS,
+    NULLABLE_SORTS,
     SCHEMA_VERSION,
-    SORTABLE_FIELDS,
     Event,
     NewEvent,
     Store,
+    copy_hashing,
     decode,
+    encodable,
     encode,
     iter_chunks,
+    schema_too_new,
 )
 
 DEFAULT_DATABASE = "kleio"
@@ -79,7 +80,6 @@ INDEXES_VERSION = 1
 BLOB_BUCKET = "blobs"
 _INSERT_CHUNK = 1000
 _INT64 = (-(2**63), 2**63 - 1)
-_NULLABLE_SORTS = frozenset({"started_at", "ended_at", "heartbeat_at"})
 _SENTINEL = "__kleio_json__"
 _SPOOL_BYTES = 16 << 20
 _READ_CHUNK = 1 << 20
@@ -132,16 +132,6 @@ def with_database(uri: str, name: str) -> str:
 # -- BSON-safe values ---------------------------------------------------------------------
 
 
-def _safe_str(text: str) -> bool:
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _safe_key(key: Any) -> bool:
     return (
         isinstance(key, str)
@@ -149,14 +139,14 @@ def _safe_key(key: Any) -> bool:
         and not key.startswith("$")
         and "." not in key
         and "\0" not in key
-        and _safe_str(key)
+        and encodable(key)
     )
 
 
 def _escape(value: Any) -> tuple[Any, bool]:
     """Return (a BSON-safe equivalent of ``value``, whether anything was escaped)."""
     if isinstance(value, str):
-        return (value, False) if _safe_str(value) else (_wrap(value), True)
+        return (value, False) if encodable(value) else (_wrap(value), True)
     if isinstance(value, bool) or value is None or isinstance(value, float):
         return value, False
     if isinstance(value, int):
@@ -226,15 +216,6 @@ def _guarded(method: F) -> F:
     return cast(F, wrapper)
 
 
-def _check_fields(fields: dict[str, Any]) -> None:
-    unknown = sorted(set(fields) - MUTABLE_FIELDS)
-    if unknown:
-        raise ValueError(
-            f"cannot update trial field(s) {', '.join(unknown)}: "
-            f"only {', '.join(sorted(MUTABLE_FIELDS))} can change"
-        )
-
-
 def _event_key(trial_id: str, seq: int) -> str:
     return f"{trial_id}:{seq:016x}"
 
@@ -252,6 +233,9 @@ class MongoDBStore(Store):
         ConfigError: the URI is malformed.
         StoreUnavailable: no server answers, the credentials are refused, or the schema is
             newer than this kleio (:class:`~kleio.errors.SchemaVersionError`).
+
+    Arguments are checked by :class:`~kleio.storage.base.Store`; the ``_`` primitives here
+    turn any pymongo failure into one :class:`~kleio.errors.StoreUnavailable` sentence.
     """
 
     def __init__(self, uri: str, *, client: Any = None, timeout_ms: int = 5000) -> None:
@@ -324,11 +308,7 @@ class MongoDBStore(Store):
         meta = self._db.meta.find_one({"_id": "schema"}) or {}
         version = meta.get("version", SCHEMA_VERSION)
         if version > SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"the journal {self.uri} has schema version {version}, newer than this kleio"
-                f" understands ({SCHEMA_VERSION})",
-                "upgrade kleio on this machine: pip install -U kleio",
-            )
+            raise schema_too_new(self.uri, version)
         if meta.get("indexes", 0) < INDEXES_VERSION:
             ensure_indexes(self._db)
             self._db.meta.update_one(
@@ -364,7 +344,7 @@ class MongoDBStore(Store):
         return {"id": trial_id, **doc}
 
     @_guarded
-    def create_trial(self, *, doc: dict[str, Any]) -> bool:
+    def _create_trial(self, *, doc: dict[str, Any]) -> bool:
         body = self._to_mongo({k: v for k, v in doc.items() if k != "id"})
         try:
             self._db.trials.insert_one({"_id": doc["id"], **body})
@@ -373,43 +353,18 @@ class MongoDBStore(Store):
         return True
 
     @_guarded
-    def get_trial(self, *, trial_id: str) -> dict[str, Any] | None:
-        if not _safe_str(trial_id):  # undecodable argv bytes: BSON cannot carry them
-            return None
+    def _get_trial(self, *, trial_id: str) -> dict[str, Any] | None:
         doc = self._db.trials.find_one({"_id": trial_id})
         return None if doc is None else self._from_mongo(doc)
 
     @_guarded
-    def update_trial(self, *, trial_id: str, fields: dict[str, Any]) -> None:
-        _check_fields(fields)
-        if fields:
-            self._db.trials.update_one({"_id": trial_id}, {"$set": self._to_mongo(fields)})
+    def _update_trial(self, *, trial_id: str, fields: dict[str, Any]) -> None:
+        self._db.trials.update_one({"_id": trial_id}, {"$set": self._to_mongo(fields)})
 
     @_guarded
-    def find_trials(
-        self,
-        *,
-        id_prefix: str | None = None,
-        statuses: Sequence[str] | None = None,
-        tags: Sequence[str] | None = None,
-        parent_id: str | None = None,
-        sort: str = "-created_at",
-        limit: int | None = None,
-    ) -> list[dict[str, Any]]:
-        descending = sort.startswith("-")
-        field = sort[1:] if descending else sort
-        if field not in SORTABLE_FIELDS:
-            raise ValueError(
-                f"cannot sort trials by {sort!r}: use one of {', '.join(SORTABLE_FIELDS)}"
-                " (prefix with - for descending)"
-            )
-        if limit is not None and limit <= 0:
-            return []
-        # No stored id or tag holds a lone surrogate (ids are hex, tags are escaped), and
-        # BSON cannot encode one: such a filter matches nothing.
-        if not all(_safe_str(text) for text in (id_prefix or "", parent_id or "",
-                                                 *(statuses or ()), *(tags or ()))):
-            return []
+    def _find_trials(self, *, id_prefix: str | None, statuses: Sequence[str] | None,
+                     tags: Sequence[str] | None, parent_id: str | None, field: str,
+                     descending: bool, limit: int | None) -> list[dict[str, Any]]:
         query: dict[str, Any] = {}
         if id_prefix:
             # An anchored, case-sensitive regex is answered by a range scan of the _id index.
@@ -423,7 +378,7 @@ class MongoDBStore(Store):
         key = "_id" if field == "id" else field
         direction = pymongo.DESCENDING if descending else pymongo.ASCENDING
         order = [(key, direction), ("_id", direction)] if key != "_id" else [(key, direction)]
-        if field not in _NULLABLE_SORTS:
+        if field not in NULLABLE_SORTS:
             docs = list(self._find(query, order, limit))
         else:
             # MongoDB sorts null/missing first when ascending; two index-served queries put
@@ -468,11 +423,8 @@ class MongoDBStore(Store):
         return Event(doc["trial_id"], int(doc["seq"]), doc["kind"], doc["time"], data)
 
     @_guarded
-    def try_append(
-        self, *, trial_id: str, event: NewEvent, fields: dict[str, Any] | None = None
-    ) -> bool:
-        if fields:
-            _check_fields(fields)
+    def _try_append(self, *, trial_id: str, event: NewEvent,
+                    fields: dict[str, Any] | None) -> bool:
         try:
             self._db.events.insert_one(self._event_doc(trial_id, event))
         except DuplicateKeyError:
@@ -480,11 +432,11 @@ class MongoDBStore(Store):
         # Not atomic with the insert (no transactions): the journal is the truth and the
         # trial's cached fields are rewritten by the next update if this one is lost.
         if fields:
-            self.update_trial(trial_id=trial_id, fields=fields)
+            self._update_trial(trial_id=trial_id, fields=fields)
         return True
 
     @_guarded
-    def append_events(self, *, trial_id: str, events: Sequence[NewEvent]) -> int:
+    def _append_events(self, *, trial_id: str, events: Sequence[NewEvent]) -> int:
         inserted = 0
         for chunk in iter_chunks(events, _INSERT_CHUNK):
             docs = [self._event_doc(trial_id, event) for event in chunk]
@@ -504,19 +456,11 @@ class MongoDBStore(Store):
         return inserted
 
     @_guarded
-    def read_events(
-        self,
-        *,
-        trial_id: str,
-        kinds: Sequence[str] | None = None,
-        after: int | None = None,
-        upto: int | None = None,
-        limit: int | None = None,
-        reverse: bool = False,
-    ) -> list[Event]:
+    def _read_events(self, *, trial_id: str, kinds: Sequence[str] | None, after: int | None,
+                     upto: int | None, limit: int | None, reverse: bool) -> list[Event]:
         low = 0 if after is None else max(after + 1, 0)
         high = _INT64[1] if upto is None else min(upto, _INT64[1])
-        if low > high or (limit is not None and limit <= 0):
+        if low > high:
             return []
         direction = pymongo.DESCENDING if reverse else pymongo.ASCENDING
         if kinds is None:
@@ -539,13 +483,13 @@ class MongoDBStore(Store):
         return [self._to_event(doc) for doc in cursor]
 
     @_guarded
-    def count_events(self, *, trial_id: str, kind: str, upto: int | None = None) -> int:
+    def _count_events(self, *, trial_id: str, kind: str, upto: int | None) -> int:
         query: dict[str, Any] = {"trial_id": trial_id, "kind": kind}
         if upto is not None:
             query["seq"] = {"$lte": Int64(min(upto, _INT64[1]))}
         return int(self._db.events.count_documents(query))
 
-    def last_seq(self, *, trial_id: str) -> int | None:
+    def _last_seq(self, *, trial_id: str) -> int | None:
         events = self.read_events(trial_id=trial_id, limit=1, reverse=True)
         return events[0].seq if events else None
 
@@ -558,16 +502,11 @@ class MongoDBStore(Store):
         return self._bucket
 
     @_guarded
-    def put_blob(self, *, fileobj: IO[bytes]) -> tuple[str, int]:
+    def _put_blob(self, *, fileobj: IO[bytes]) -> tuple[str, int]:
         # Hash first (into memory, then a temporary file past 16 MB) and upload only unknown
         # content: identical artifacts, e.g. unchanged weights, never cross the network twice.
-        digest, size = hashlib.sha256(), 0
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
-            while chunk := fileobj.read(_READ_CHUNK):
-                digest.update(chunk)
-                spool.write(chunk)
-                size += len(chunk)
-            sha = digest.hexdigest()
+            sha, size = copy_hashing(fileobj, cast(IO[bytes], spool), _READ_CHUNK)
             if self.has_blob(sha256=sha):
                 return sha, size
             spool.seek(0)
@@ -583,14 +522,14 @@ class MongoDBStore(Store):
         return sha, size
 
     @_guarded
-    def open_blob(self, *, sha256: str) -> IO[bytes]:
+    def _open_blob(self, *, sha256: str) -> IO[bytes]:
         doc = self._db[f"{BLOB_BUCKET}.files"].find_one({"filename": sha256}, {"_id": 1})
         if doc is None:
             raise KeyError(sha256)
         return cast(IO[bytes], self._blobs.open_download_stream(doc["_id"]))
 
     @_guarded
-    def has_blob(self, *, sha256: str) -> bool:
+    def _has_blob(self, *, sha256: str) -> bool:
         files = self._db[f"{BLOB_BUCKET}.files"]
         return files.find_one({"filename": sha256}, {"_id": 1}) is not None
 

@@ -23,10 +23,8 @@ All SQL of kleio lives in this module.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import re
 import sqlite3
 import stat
 import time
@@ -37,13 +35,15 @@ from urllib.parse import quote
 from kleio.errors import SchemaVersionError, StoreUnavailable
 from kleio.storage import mask_uri, sqlite_path
 from kleio.storage.base import (
-    MUTABLE_FIELDS,
+    NULLABLE_SORTS,
     SCHEMA_VERSION,
-    SORTABLE_FIELDS,
     Event,
     NewEvent,
     Store,
+    copy_hashing,
     decode,
+    encodable,
+    schema_too_new,
 )
 
 #: Named, ordered migrations; ``schema_version`` is the number applied. Never edit one that
@@ -90,15 +90,11 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
 #: Real columns copied verbatim from the trial document.
 _DOC_COLUMNS = ("created_at", "started_at", "ended_at", "status", "heartbeat_at")
 
-#: Sort fields a trial may lack (never started, never ended, no heartbeat yet).
-_NULLABLE = frozenset({"started_at", "ended_at", "heartbeat_at"})
-
 _INSERT_EVENT = "INSERT INTO events (trial, seq, kind, time, data) VALUES (?, ?, ?, ?, ?)"
 _INSERT_EVENTS_OF = (
     "INSERT OR IGNORE INTO events (trial, seq, kind, time, data) VALUES ({key}, ?, ?, ?, ?)"
 )
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
 
 
@@ -108,21 +104,6 @@ _INT64_MAX = (1 << 63) - 1
 
 def _int64(value: int) -> int:
     return max(-_INT64_MAX - 1, min(value, _INT64_MAX))
-
-
-def _bindable(text: str) -> bool:
-    """Tell whether the sqlite3 module can pass ``text`` (it refuses lone surrogates).
-
-    A trial id or prefix holding undecodable bytes (from argv) then matches no trial instead
-    of raising UnicodeEncodeError: no stored id can hold one.
-    """
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _dumps(doc: Any) -> str:
@@ -419,11 +400,7 @@ class SQLiteStore(Store):
                 f"the journal at {self.path} is damaged: its schema version {str(row[0])[:20]!r}"
                 " is not a number", _DAMAGED_HINT) from None
         if version > SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"journal at {self.path} was written by a newer kleio "
-                f"(schema {version} > {SCHEMA_VERSION})",
-                "Upgrade kleio",
-            )
+            raise schema_too_new(f"at {self.path}", version)
         return version
 
     def _migrate(self) -> None:
@@ -456,7 +433,7 @@ class SQLiteStore(Store):
 
     # -- trials ---------------------------------------------------------------------------
 
-    def create_trial(self, *, doc: dict[str, Any]) -> bool:
+    def _create_trial(self, *, doc: dict[str, Any]) -> bool:
         parent = doc.get("parent") or {}
         row = (
             doc["id"],
@@ -473,20 +450,9 @@ class SQLiteStore(Store):
             )
             return cursor.rowcount == 1
 
-    def get_trial(self, *, trial_id: str) -> dict[str, Any] | None:
-        if not _bindable(trial_id):
-            return None
+    def _get_trial(self, *, trial_id: str) -> dict[str, Any] | None:
         rows = self._query("SELECT CAST(doc AS BLOB) FROM trials WHERE id = ?", (trial_id,))
         return self._load(rows[0][0], trial_id) if rows else None
-
-    @staticmethod
-    def _check_fields(fields: dict[str, Any]) -> None:
-        unknown = sorted(set(fields) - MUTABLE_FIELDS)
-        if unknown:
-            raise ValueError(
-                f"cannot update trial field(s) {', '.join(unknown)}: "
-                f"only {', '.join(sorted(MUTABLE_FIELDS))} can change"
-            )
 
     def _apply_fields(
         self, conn: sqlite3.Connection, trial_id: str, fields: dict[str, Any]
@@ -510,32 +476,14 @@ class SQLiteStore(Store):
         params.append(trial_id)
         conn.execute(f"UPDATE trials SET {', '.join(sets)} WHERE id = ?", params)
 
-    def update_trial(self, *, trial_id: str, fields: dict[str, Any]) -> None:
-        self._check_fields(fields)
-        if fields:
-            with self._write() as conn:
-                self._apply_fields(conn, trial_id, fields)
+    def _update_trial(self, *, trial_id: str, fields: dict[str, Any]) -> None:
+        with self._write() as conn:
+            self._apply_fields(conn, trial_id, fields)
 
-    def find_trials(
-        self,
-        *,
-        id_prefix: str | None = None,
-        statuses: Sequence[str] | None = None,
-        tags: Sequence[str] | None = None,
-        parent_id: str | None = None,
-        sort: str = "-created_at",
-        limit: int | None = None,
-    ) -> list[dict[str, Any]]:
-        field = sort[1:] if sort.startswith("-") else sort
-        if field not in SORTABLE_FIELDS:
-            raise ValueError(
-                f"cannot sort trials by {sort!r}: use one of {', '.join(SORTABLE_FIELDS)}"
-                " (prefix with - for descending)"
-            )
-        order = "DESC" if sort.startswith("-") else "ASC"
-        if not all(_bindable(text) for text in (id_prefix or "", parent_id or "",
-                                                 *(statuses or ()), *(tags or ()))):
-            return []
+    def _find_trials(self, *, id_prefix: str | None, statuses: Sequence[str] | None,
+                     tags: Sequence[str] | None, parent_id: str | None, field: str,
+                     descending: bool, limit: int | None) -> list[dict[str, Any]]:
+        order = "DESC" if descending else "ASC"
         where: list[str] = []
         params: list[Any] = []
         if id_prefix:
@@ -563,7 +511,7 @@ class SQLiteStore(Store):
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY "
-        if field in _NULLABLE:
+        if field in NULLABLE_SORTS:
             # NULLs last in both directions: a trial that never started sorts after the
             # others. Only here: the term would keep an index from serving the sort.
             sql += f"{field} IS NULL, "
@@ -577,7 +525,7 @@ class SQLiteStore(Store):
 
     def _read_key(self, trial_id: str) -> int | None:
         key = self._keys.get(trial_id)
-        if key is None and _bindable(trial_id):
+        if key is None and encodable(trial_id):
             rows = self._query("SELECT key FROM trial_keys WHERE id = ?", (trial_id,))
             if rows:
                 key = self._keys[trial_id] = int(rows[0][0])
@@ -592,11 +540,8 @@ class SQLiteStore(Store):
             key = self._keys[trial_id] = int(row[0])
         return key
 
-    def try_append(
-        self, *, trial_id: str, event: NewEvent, fields: dict[str, Any] | None = None
-    ) -> bool:
-        if fields:
-            self._check_fields(fields)
+    def _try_append(self, *, trial_id: str, event: NewEvent,
+                    fields: dict[str, Any] | None) -> bool:
         with self._write() as conn:
             try:
                 conn.execute(_INSERT_EVENT, (self._write_key(conn, trial_id), *event))
@@ -606,10 +551,8 @@ class SQLiteStore(Store):
                 self._apply_fields(conn, trial_id, fields)
             return True
 
-    def append_events(self, *, trial_id: str, events: Sequence[NewEvent]) -> int:
+    def _append_events(self, *, trial_id: str, events: Sequence[NewEvent]) -> int:
         # The runner's hot path: one executemany per batch, data stored as given.
-        if not events:
-            return 0
         with self._write() as conn:
             key = self._write_key(conn, trial_id)
             before = conn.total_changes
@@ -618,16 +561,8 @@ class SQLiteStore(Store):
             conn.executemany(_INSERT_EVENTS_OF.format(key=int(key)), events)
             return conn.total_changes - before
 
-    def read_events(
-        self,
-        *,
-        trial_id: str,
-        kinds: Sequence[str] | None = None,
-        after: int | None = None,
-        upto: int | None = None,
-        limit: int | None = None,
-        reverse: bool = False,
-    ) -> list[Event]:
+    def _read_events(self, *, trial_id: str, kinds: Sequence[str] | None, after: int | None,
+                     upto: int | None, limit: int | None, reverse: bool) -> list[Event]:
         key = self._read_key(trial_id)
         if key is None:
             return []
@@ -676,7 +611,7 @@ class SQLiteStore(Store):
             raise self._unavailable("read", exc) from None
         return [Event(trial_id, seq, kind, when, loads(data)) for seq, kind, when, data in rows]
 
-    def count_events(self, *, trial_id: str, kind: str, upto: int | None = None) -> int:
+    def _count_events(self, *, trial_id: str, kind: str, upto: int | None) -> int:
         key = self._read_key(trial_id)
         if key is None:
             return 0
@@ -687,7 +622,7 @@ class SQLiteStore(Store):
             params.append(_int64(upto))
         return int(self._query(sql, params)[0][0])
 
-    def last_seq(self, *, trial_id: str) -> int | None:
+    def _last_seq(self, *, trial_id: str) -> int | None:
         # ORDER BY ... LIMIT 1 walks the primary key backwards: one row, not the journal.
         key = self._read_key(trial_id)
         if key is None:
@@ -702,25 +637,16 @@ class SQLiteStore(Store):
     def _blob_path(self, sha256: str) -> str:
         return os.path.join(self.blob_dir, sha256[:2], sha256)
 
-    def put_blob(self, *, fileobj: IO[bytes]) -> tuple[str, int]:
-        digest = hashlib.sha256()
-        size = 0
+    def _put_blob(self, *, fileobj: IO[bytes]) -> tuple[str, int]:
         tmp = os.path.join(self.blob_dir, f".tmp-{os.urandom(16).hex()}")
         try:
             self.modes.make_dir(self.blob_dir)
             fd = self.modes.make_file(tmp)
             with os.fdopen(fd, "wb") as out:
-                while True:
-                    chunk = fileobj.read(_CHUNK)
-                    if not chunk:
-                        break
-                    digest.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
+                sha, size = copy_hashing(fileobj, out, _CHUNK)
                 out.flush()
                 # Durable before it gets its final name: a name promises its content.
                 os.fsync(out.fileno())
-            sha = digest.hexdigest()
             final = self._blob_path(sha)
             if os.path.exists(final):
                 os.unlink(tmp)
@@ -736,16 +662,14 @@ class SQLiteStore(Store):
             raise
         return sha, size
 
-    def open_blob(self, *, sha256: str) -> IO[bytes]:
-        if not _SHA256.fullmatch(sha256):
-            raise KeyError(sha256)
+    def _open_blob(self, *, sha256: str) -> IO[bytes]:
         try:
             return open(self._blob_path(sha256), "rb")
         except FileNotFoundError:
             raise KeyError(sha256) from None
 
-    def has_blob(self, *, sha256: str) -> bool:
-        return bool(_SHA256.fullmatch(sha256)) and os.path.isfile(self._blob_path(sha256))
+    def _has_blob(self, *, sha256: str) -> bool:
+        return os.path.isfile(self._blob_path(sha256))
 
     # -- lifecycle ------------------------------------------------------------------------
 
