@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from kleio.branching import apply_overrides, detect_changes, make_branch, resolve_timestamp
+from kleio.branching import apply_overrides, make_branch, resolve_timestamp
 from kleio.errors import UsageError
+from kleio.launch import detect_changes
 from kleio.storage import open_store
 from kleio.storage.base import encode, first_seq
 from kleio.trial import build_trial, store_trial
@@ -46,15 +47,16 @@ def test_positional_arguments_cannot_be_changed(overrides):
 
 def test_detect_changes_lists_only_what_differs(git_repo):
     doc, _ = build_trial(["python", "train.py"], str(git_repo), None)
-    assert detect_changes(doc, doc["code"], doc["env"]) == {}
+    assert detect_changes(doc, doc) == {}
     (git_repo / "train.py").write_text("print('changed')\n", encoding="utf-8")
     now, _ = build_trial(["python", "train.py"], str(git_repo), None)
     env = json.loads(json.dumps(doc["env"]))
-    env["packages"]["numpy"] = "0.0.1"
-    changed = detect_changes(doc, now["code"], env)
+    name = sorted(env["packages"])[0]  # a version changed: that refuses a resume
+    env["packages"][name] = "0.0.1"
+    changed = detect_changes(doc, {"code": now["code"], "env": env})
     assert set(changed) == {"code", "env"}
     assert any("train.py" in line for line in changed["code"])
-    assert any(line.startswith("package numpy") for line in changed["env"])
+    assert any(line.startswith(f"package {name}") for line in changed["env"])
 
 
 def _trial(store, git_repo, *argv, stats=0):

@@ -12,6 +12,7 @@ races on a real server are covered by the contract suite's reservation tests whe
 from __future__ import annotations
 
 import functools
+import io
 import os
 import subprocess
 import sys
@@ -122,10 +123,10 @@ def finish(store, trial_id, reservation, code, when=None):
                                                   "exit_code": code, "ended_at": when})
 
 
-def run_process(store, config, doc, reservation, runner, argv, cwd):
+def run_process(store, config, doc, reserved, argv, cwd):
     """A stand-in for the Runner: run the recorded command, journal its end."""
     code = subprocess.run(argv, cwd=cwd).returncode
-    finish(store, doc["id"], reservation, code)
+    finish(store, doc["id"], reserved.reservation, code)
     return code
 
 
@@ -146,9 +147,9 @@ def test_three_workers_run_each_of_eight_trials_once(stores, tmp_path):
     barrier = threading.Barrier(3)
     results = []
 
-    def slow(store, config, doc, reservation, runner, argv, cwd):
+    def slow(store, config, doc, reserved, argv, cwd):
         time.sleep(0.02)  # let the others race for the next ones meanwhile
-        return run_process(store, config, doc, reservation, runner, argv, cwd)
+        return run_process(store, config, doc, reserved, argv, cwd)
 
     def one():
         w = worker(stores(), execute=slow)
@@ -189,18 +190,24 @@ def test_oldest_first_tags_and_max_trials(stores, tmp_path):
 def test_idle_timeout_waits_for_new_trials(stores, tmp_path):
     store = stores()
     out = tmp_path / "ran.txt"
-    w = worker(stores(), WorkerOptions(idle_timeout=0.6, poll_interval=0.05))
-    thread = threading.Thread(target=lambda: setattr(w, "result", w.run()))
-    began = time.monotonic()
-    thread.start()
-    time.sleep(0.2)
-    save(store, 1, appender(out, "late"), tmp_path)
-    thread.join(10)
-    elapsed = time.monotonic() - began
+
+    class SaveWhenWaiting(io.StringIO):
+        """The worker's log: a trial arrives once the worker says it waits (no sleeps)."""
+
+        def write(self, text):
+            if "waiting up to" in text and not out.exists():
+                save(store, 1, appender(out, "late"), tmp_path)
+            return super().write(text)
+
+    log = SaveWhenWaiting()
+    w = Worker(store, config(), WorkerOptions(idle_timeout=30, poll_interval=0.05),
+               execute=run_process, handle_signals=False, log=log)
+    w.options.max_trials = 1  # then stop, rather than wait 30 s more
+    result = w.run()
     assert out.read_text() == "late\n"
-    assert w.result.stopped == "idle"
-    # 0.2 s before the trial came, then 0.6 s of idleness after it ran.
-    assert 0.75 < elapsed < 5
+    assert result.stopped == "max-trials" and len(result.runs) == 1
+    assert log.getvalue().count("waiting up to 30 s") == 1
+
 
 
 def test_stop_ends_an_idle_worker(stores):

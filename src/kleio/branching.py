@@ -1,4 +1,7 @@
-"""Change detection and branching: resume safely, branch for free (DESIGN §2).
+"""Branching: a new trial from another, for free (DESIGN §2).
+
+The change gate that branches a changed trial lives in :mod:`kleio.launch`; this module
+holds the mechanics: option overrides, cut points and the branch document.
 
 A *branch* is a trial whose document holds ``"parent": {"id": parent_id, "cut": seq}``.
 Reading its lineage yields the parent's events up to ``cut`` and then its own (see
@@ -13,51 +16,12 @@ same parent, cut and options give the same trial again, which is then resumed.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 from kleio.errors import UsageError
 from kleio.storage.base import Event, Store
 
-KINDS = ("code", "env")
-
-
-# -- change detection ----------------------------------------------------------------------
-
-
-def detect_changes(doc: dict[str, Any], code: dict[str, Any], env: dict[str, Any]
-                   ) -> dict[str, list[str]]:
-    """Compare a trial's recorded snapshots with the current ones.
-
-    Args:
-        doc: the trial document (its ``code`` and ``env`` were taken at its creation).
-        code: the current code snapshot.
-        env: the current environment snapshot.
-
-    Returns:
-        ``{"code": [...], "env": [...]}`` holding only the kinds that differ, each a list of
-        lines for people (see :func:`kleio.snapshot.changes`); empty when nothing changed.
-    """
-    from kleio.snapshot import changes
-
-    found: dict[str, list[str]] = {}
-    for kind, current in (("code", code), ("env", env)):
-        lines = changes(doc.get(kind) or {}, current or {}, kind)
-        if lines:
-            found[kind] = lines
-    return found
-
-
-def summarize_changes(changed: dict[str, list[str]]) -> str:
-    """One short phrase for the ``branched A -> B (...)`` line."""
-    parts = []
-    for kind in KINDS:
-        lines = changed.get(kind) or []
-        if lines:
-            more = f" and {len(lines) - 1} more" if len(lines) > 1 else ""
-            parts.append(f"{kind} changed: {lines[0]}{more}")
-    return "; ".join(parts)
 
 
 # -- option overrides ----------------------------------------------------------------------
@@ -290,7 +254,12 @@ def _cut_at_time(store: Store, doc: dict[str, Any], spec: str) -> tuple[dict[str
 # -- branches ------------------------------------------------------------------------------
 
 
-def make_branch(
+def make_branch(store: Store, parent_doc: dict[str, Any], **options: Any) -> dict[str, Any]:
+    """:func:`create_branch`, returning the branch's document only."""
+    return create_branch(store, parent_doc, **options)[0]
+
+
+def create_branch(
     store: Store,
     parent_doc: dict[str, Any],
     *,
@@ -301,13 +270,14 @@ def make_branch(
     cwd: str | None = None,
     current: tuple[dict[str, Any], dict[str, bytes]] | None = None,
     tags: Sequence[str] = (),
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], bool]:
     """Create (or find again) the branch of ``parent_doc`` cut at ``cut``.
 
     Args:
         store: the journal.
         parent_doc: the trial branched from.
-        cut: the last ``seq`` of the parent's own events the branch inherits.
+        cut: the last ``seq`` of the parent's own events the branch inherits (-1: none, a
+            fresh start that keeps the lineage link).
         argv_overrides: option tokens replacing or adding to the parent's (see
             :func:`apply_overrides`).
         reason: why the branch was made, kept in the document (``branch_reason``).
@@ -319,8 +289,9 @@ def make_branch(
         tags: tags added to the parent's.
 
     Returns:
-        The branch's trial document, as stored. It holds the *current* code, environment and
-        host snapshots, and ``parent = {"id": parent id, "cut": cut}``.
+        ``(doc, new)``: the branch's trial document, as stored, and whether this call
+        created it (False: the same branch existed). It holds the *current* code,
+        environment and host snapshots, and ``parent = {"id": parent id, "cut": cut}``.
 
     Raises:
         UsageError: the parent's command held secrets (it cannot be replayed), or an
@@ -352,84 +323,13 @@ def make_branch(
                          config_files=doc["config_files"], parent=parent)
     doc["branch_reason"] = reason
     doc["tags"] = sorted(set(parent_doc.get("tags") or []) | set(tags))
-    store_trial(store, doc, blobs)
-    return store.get_trial(trial_id=doc["id"]) or doc
+    new = store_trial(store, doc, blobs)
+    return store.get_trial(trial_id=doc["id"]) or doc, new
 
 
 __all__ = [
     "apply_overrides",
-    "detect_changes",
+    "create_branch",
     "make_branch",
     "resolve_timestamp",
-    "summarize_changes",
 ]
-
-
-def allowed_changes(options: dict[str, Any]) -> set[str]:
-    """The kinds of change (``code``, ``env``) the ``allow_*_change`` options accept."""
-    allowed = set()
-    if options.get("allow_code_change") or options.get("allow_any_change"):
-        allowed.add("code")
-    if options.get("allow_env_change") or options.get("allow_any_change"):
-        allowed.add("env")
-    return allowed
-
-
-def resolve_changes(store: Store, doc: dict[str, Any], current: tuple[dict[str, Any], Any],
-                    *, argv: list[str], cwd: str, allowed: set[str], tags: list[str],
-                    out: Any = None) -> dict[str, Any]:
-    """Return the trial to run: ``doc`` if its code and environment are unchanged.
-
-    A change refuses the run (listing what differs on ``out``, stderr by default) unless
-    its kind is ``allowed``: then the trial is branched at its last event and the branch is
-    returned. A branch made earlier for the same change is found again (its id is
-    deterministic), and checked in turn.
-
-    Raises:
-        ChangeRefused: a change of a kind not allowed.
-    """
-    from kleio.errors import ChangeRefused
-
-    out = out or sys.stderr
-    code, env = current[0].get("code") or {}, current[0].get("env") or {}
-    for _ in range(16):  # a chain of branches, each made for an older change
-        changed = detect_changes(doc, code, env)
-        if not changed:
-            return doc
-        short = doc["id"][:7]
-        refused = [kind for kind in changed if kind not in allowed]
-        if refused:
-            what = " and ".join("environment" if k == "env" else k for k in changed)
-            out.write(f"kleio: the {what} of trial {short} changed since it was "
-                             "created:\n")
-            for kind in changed:
-                for line in changed[kind]:
-                    out.write(f"  {kind}: {line}\n")
-            flag = ("--allow-any-change" if len(changed) > 1
-                    else f"--allow-{next(iter(changed))}-change")
-            hint = f"run again with {flag} to branch it and run the branch"
-            match = _matching_branch(store, doc, code, env)
-            if match is not None:
-                hint += f", or resume its branch made for this change: 'kleio run {match}'"
-            count = sum(len(v) for v in changed.values())
-            raise ChangeRefused(
-                f"the {what} of trial {short} changed since it was created "
-                f"({count} difference{'s' if count > 1 else ''}, listed above)",
-                hint + "; or restore the code and environment it had to resume it",
-            )
-        cut = store.last_seq(trial_id=doc["id"]) or 0
-        reason = summarize_changes(changed)
-        child = make_branch(store, doc, cut=cut, argv_overrides=(), reason=reason,
-                            argv=argv, cwd=cwd, current=current, tags=tags)
-        out.write(f"branched {short} -> {child['id'][:7]} ({reason})\n")
-        out.flush()
-        doc = child
-    return doc
-
-
-def _matching_branch(store: Store, doc: dict[str, Any], code: dict[str, Any],
-                     env: dict[str, Any]) -> str | None:
-    for child in store.find_trials(parent_id=doc["id"], limit=20):
-        if not detect_changes(child, code, env):
-            return str(child["id"][:7])
-    return None

@@ -31,7 +31,6 @@ This module is the Python API under ``kleio worker``; it parses no arguments.
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import sys
@@ -42,15 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from kleio.errors import CannotExecute, CommandNotFound, NotReservable, TrialBusy, TrialNotFound
-from kleio.reservation import (
-    HELD,
-    RESERVABLE,
-    Reservation,
-    holder_alive,
-    hostname,
-    reserve,
-    runner_identity,
-)
+from kleio.launch import Prepared, Reserved, execute, failover_message, reserve_trial
+from kleio.reservation import HELD, RESERVABLE, holder_alive, hostname
 from kleio.storage.base import Store
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -58,10 +50,8 @@ INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: How many candidates one store query returns (beyond those this worker already excludes).
 BATCH = 16
 
-#: ``execute(store, config, doc, reservation, runner, argv, cwd) -> exit code``.
-Execute = Callable[
-    [Store, Any, dict[str, Any], Reservation, dict[str, Any], list[str], str], int
-]
+#: ``execute(store, config, doc, reserved, argv, cwd) -> exit code``.
+Execute = Callable[[Store, Any, dict[str, Any], Reserved, list[str], str], int]
 
 
 @dataclass
@@ -108,15 +98,11 @@ class WorkerResult:
     runs: list[TrialRun] = field(default_factory=list)
     stopped: str = "idle"
     signal: int | None = None
+    skipped: list[str] = field(default_factory=list)
 
 
-def run_with_runner(store: Store, config: Any, doc: dict[str, Any], reservation: Reservation,
-                    runner: dict[str, Any], argv: list[str], cwd: str) -> int:
-    """The default :data:`Execute`: one execution of a reserved trial with the Runner."""
-    from kleio.runner import run_reserved
-
-    return run_reserved(store=store, config=config, trial_id=doc["id"],
-                        reservation=reservation, runner_info=runner, argv=argv, cwd=cwd)
+#: The default :data:`Execute`: one execution of a reserved trial with the Runner.
+run_with_runner: Execute = execute
 
 
 def find_candidates(
@@ -186,6 +172,8 @@ class Worker:
         self.host = hostname(config["hostname"])
         self.stale_after = float(config["stale_after"])
         self.excluded: set[str] = set()
+        #: ids of the trials skipped (changed, secrets, missing program), in order.
+        self.skipped: list[str] = []
         self._stop = threading.Event()
         self._signal: int | None = None
         self._project = _project_of(self.cwd)
@@ -231,7 +219,7 @@ class Worker:
                 signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
     def _loop(self) -> WorkerResult:
-        result = WorkerResult()
+        result = WorkerResult(skipped=self.skipped)
         started = time.time()
         idle_since = time.monotonic()
         waiting = False
@@ -284,16 +272,15 @@ class Worker:
                 if prepared is None:
                     self.excluded.add(original)
                     continue
-                doc, argv, cwd = prepared
+                doc, argv, cwd = prepared.doc, prepared.argv, prepared.cwd
                 if doc["id"] != original:
                     # Branched for a change: the parent is not looked at again this session
                     # (its branch is run below, or was already by another worker).
                     self.excluded.add(original)
-                runner = runner_identity(self.host)
                 try:
-                    reservation = reserve(self.store, doc["id"], runner=runner,
-                                          stale_after=self.stale_after,
-                                          allow_broken=self.options.allow_broken)
+                    reserved = reserve_trial(self.store, self.config, doc["id"],
+                                             allow_broken=self.options.allow_broken,
+                                             host=self.host)
                 except TrialBusy:
                     # Another worker was faster (or the holder is alive after all).
                     busy.add(doc["id"])
@@ -303,58 +290,56 @@ class Worker:
                     self.excluded.add(doc["id"])
                     continue
                 self.excluded.add(doc["id"])
-                return self._execute(doc, reservation, runner, argv, cwd)
+                return self._execute(doc, reserved, argv, cwd)
             # Every candidate was taken by others meanwhile: look again.
 
-    def _prepare(self, doc: dict[str, Any]
-                 ) -> tuple[dict[str, Any], list[str], str] | None:
-        """The trial, argv and directory to run, or None (with a warning) to skip the trial.
+    def _prepare(self, doc: dict[str, Any]) -> Prepared | None:
+        """The trial to run (the branch, for an allowed change), or None to skip it.
 
         Like ``kleio run``, a worker never runs a trial with other code or another
-        environment than its snapshot: such a trial is skipped, or branched when the worker
-        allows that kind of change (the branch is run instead).
+        environment than its snapshot: such a trial is skipped (with the list of changes),
+        or branched when the worker allows that kind of change (the branch is run instead).
         """
-        from kleio.branching import resolve_changes
-        from kleio.errors import ChangeRefused
-        from kleio.trial import build_trial, check_executable, execution_dir
+        from kleio.errors import ChangeRefused, UsageError
+        from kleio.launch import gate, prepare_recorded
+        from kleio.trial import check_executable, execution_dir
 
         short = doc["id"][:7]
         if doc.get("redacted"):
-            self._say(f"warning: skipping trial {short}: its command line held secrets that "
-                      "were not journalled; run it with 'kleio run' and its full command line")
-            return None
-        argv = list(doc.get("argv") or [])
+            return self._skip(doc, "its command line held secrets that were not journalled; "
+                                   "run it with 'kleio run' and its full command line")
         base = self.cwd if self._project == doc.get("project") else (doc.get("root") or self.cwd)
-        cwd = execution_dir(doc, base)
         try:
-            check_executable(argv, cwd)
-        except (CommandNotFound, CannotExecute) as error:
-            self._say(f"warning: skipping trial {short}: {error}")
-            return None
-        current = build_trial(argv, cwd, self.config)
-        details = io.StringIO()
-        try:
-            doc = resolve_changes(self.store, doc, current, argv=argv, cwd=cwd,
-                                  allowed=self.options.allow_changes, tags=[], out=details)
+            check_executable(list(doc.get("argv") or []), execution_dir(doc, base))
+            prepared = prepare_recorded(self.store, self.config, doc, base)
+            gate(self.store, prepared, allowed=self.options.allow_changes)
+        except (CommandNotFound, CannotExecute, UsageError) as error:
+            return self._skip(doc, str(error))
         except ChangeRefused as error:
-            for line in details.getvalue().splitlines():
-                self._say(line.removeprefix("kleio: "))
-            self._say(f"warning: skipping trial {short}: {error}")
-            return None
-        for line in details.getvalue().splitlines():
-            self._say(line)
-        return doc, argv, cwd
+            self._say(f"what changed since trial {short} was created:")
+            for kind in ("code", "env"):
+                for line in error.changes.get(kind, []):
+                    self._say(f"  {kind}: {line}")
+            hint = f"run 'kleio worker {error.flag}' to branch such trials and run the branches"
+            return self._skip(doc, f"{error.message}; {hint}")
+        for made in prepared.branched:
+            verb = "branched" if made.new else "resuming existing branch"
+            self._say(f"{verb} {made.parent['id'][:7]} -> {made.doc['id'][:7]} ({made.reason})")
+        return prepared
 
-    def _execute(self, doc: dict[str, Any], reservation: Reservation,
-                 runner: dict[str, Any], argv: list[str], cwd: str) -> TrialRun:
+    def _skip(self, doc: dict[str, Any], why: str) -> None:
+        self._say(f"warning: skipping trial {doc['id'][:7]}: {why}")
+        self.skipped.append(doc["id"])
+        return None
+
+    def _execute(self, doc: dict[str, Any], reserved: Reserved, argv: list[str],
+                 cwd: str) -> TrialRun:
         short = doc["id"][:7]
-        if reservation.failover_of:
-            held = reservation.failover_of
-            self._say(f"trial {short} was held by a dead runner (host {held.get('host')}, "
-                      f"pid {held.get('pid')}); taking it over")
+        if reserved.failover_of:
+            self._say(failover_message(doc["id"], reserved.failover_of))
         self._say(f"running trial {short}: {' '.join(argv)}")
         began = time.monotonic()
-        code = self.execute(self.store, self.config, doc, reservation, runner, argv, cwd)
+        code = self.execute(self.store, self.config, doc, reserved, argv, cwd)
         seconds = time.monotonic() - began
         status, stopped_by = self._final_status(doc["id"], code)
         self._say(f"trial {short} {status} (exit code {code}, {seconds:.1f} s)")
@@ -393,6 +378,8 @@ def summary(result: WorkerResult) -> str:
     ran = f"ran {len(result.runs)} trial{'s' if len(result.runs) != 1 else ''}"
     if detail:
         ran += f" ({detail})"
+    if result.skipped:
+        ran += f"; skipped {len(result.skipped)} (listed above)"
     reason = {
         "max-trials": "reached --max-trials",
         "idle": "nothing left to run",

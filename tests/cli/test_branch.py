@@ -55,15 +55,19 @@ def test_code_change_is_refused_with_a_readable_list(git_repo, db_uri):
     with open(git_repo / "train.py", "a", encoding="utf-8") as handle:
         handle.write("print('one more line')\n")
     write(git_repo / "helper.py", "X = 1\n")
-    for args in (["python", "train.py", "--lr", "0.1"], ["run", trial]):
+    for args, again in ((["python", "train.py", "--lr", "0.1"], "python train.py --lr 0.1"),
+                        (["run", trial], trial)):
         refused = run_kleio(*args, cwd=git_repo)
         assert refused.returncode == errors.EXIT_CHANGED, refused.stderr
         assert refused.stdout == ""  # nothing ran
         lines = refused.stderr.splitlines()
-        assert f"the code of trial {trial} changed" in lines[0]
+        assert lines[0] == f"kleio: what changed since trial {trial} was created:"
         assert "  code: uncommitted change: train.py (+1 -0)" in lines
         assert "  code: untracked file added: helper.py" in lines
-        assert lines[-1].startswith("error: ") and "--allow-code-change" in lines[-1]
+        assert lines[-1].startswith(f"error: the code of trial {trial} changed")
+        # The exact command line to type next, with the flag that branches it.
+        assert f"type: kleio run --allow-code-change {again};" in lines[-1]
+
         assert "Traceback" not in refused.stderr
     assert [h["status"] for h in info(git_repo, trial)["history"]][-1] == "interrupted"
 
@@ -127,11 +131,17 @@ def test_allow_code_change_branches_and_parent_stays_resumable(git_repo, db_uri)
     # The same change again finds the same branch (completed: not run again).
     again = run_kleio("run", "--allow-code-change", parent, cwd=git_repo)
     assert again.returncode == errors.EXIT_NOT_RESERVABLE
-    assert branched(again.stderr) == (parent, child)
+    assert "branched" not in again.stderr  # not made now: it exists
+    assert f"branch {child} of {parent} exists already" in again.stderr
     # Without the option, the refusal points at the branch made for this change.
     refused = run_kleio("run", parent, cwd=git_repo)
     assert refused.returncode == errors.EXIT_CHANGED
-    assert f"'kleio run {child}'" in refused.stderr
+    assert f"type: kleio run {child};" in refused.stderr
+    # A branch with other option values is another experiment: never suggested.
+    other = run_kleio("branch", "--no-run", child, "--extra", "1", cwd=git_repo)
+    assert other.returncode == 0, other.stderr
+    assert f"type: kleio run {child};" in run_kleio("run", parent, cwd=git_repo).stderr
+
     # Back to the original code, the parent resumes as itself.
     git(git_repo, "checkout", "once.py")
     resumed = run_kleio("run", parent, cwd=git_repo)

@@ -167,8 +167,9 @@ def test_worker_skips_a_trial_whose_command_held_secrets(git_repo, db_uri, tmp_p
     [trial] = ls(git_repo)
     assert ls(git_repo)[trial]["status"] == "interrupted"
     result = run_kleio("worker", cwd=git_repo)
-    assert result.returncode == 0
+    assert result.returncode == errors.EXIT_SKIPPED
     assert f"warning: skipping trial {trial}" in result.stderr and "secrets" in result.stderr
+
     assert "ran 0 trials" in result.stderr
 
 
@@ -212,8 +213,9 @@ def test_worker_never_runs_a_trial_with_changed_code(git_repo, db_uri, tmp_path)
     with (git_repo / "append.py").open("a") as handle:
         handle.write("print('new code')\n")
     skipped = run_kleio("worker", cwd=git_repo, timeout=60)
-    assert skipped.returncode == 0, skipped.stderr
+    assert skipped.returncode == errors.EXIT_SKIPPED, skipped.stderr  # for a batch script
     assert f"skipping trial {trial}" in skipped.stderr
+    assert "skipped 1 (listed above)" in skipped.stderr.splitlines()[-1]
     assert "append.py (+1 -0)" in skipped.stderr
     assert not out.exists()
     assert ls(git_repo)[trial]["status"] == "new"

@@ -13,10 +13,10 @@ import shlex
 import sys
 from typing import Any
 
-from kleio.errors import UsageError
+from kleio.errors import ChangeRefused, UsageError
 
-HELP = """usage: kleio branch [--timestamp KEY=VALUE|ISO-TIME] [--no-run] [-q] [--tag TAG]
-                    ID [--OPTION VALUE | --OPTION=VALUE | --FLAG ...] [-- ...]
+HELP = """usage: kleio branch [--timestamp KEY=VALUE|ISO-TIME | --fresh] [--no-run] [-q]
+                    [--tag TAG] ID [--OPTION VALUE | --OPTION=VALUE | --FLAG ...] [-- ...]
 
 Make a new trial from trial ID: the same command with the given option values replaced or
 added (positional arguments cannot be changed), inheriting ID's history (statistics, output,
@@ -28,6 +28,8 @@ options:
                          events that follow it until the next statistic
   --timestamp ISO-TIME   cut after the last event logged at or before this time
                          (default: cut at ID's last event, inheriting its whole history)
+  --fresh                inherit no history: start over from scratch (e.g. after a fix),
+                         keeping the link to ID in the lineage
   --no-run               create the branch and print its id, do not run it
   --tag TAG              tag the branch (repeatable; the parent's tags are kept)
   -q, --quiet            do not print the 'trial reserved' line
@@ -37,7 +39,8 @@ options:
 
 
 def parse(argv: list[str]) -> tuple[dict[str, Any], str | None, list[str]]:
-    options: dict[str, Any] = {"timestamp": None, "no_run": False, "tags": [], "quiet": False}
+    options: dict[str, Any] = {"timestamp": None, "no_run": False, "tags": [], "quiet": False,
+                               "fresh": False}
     trial: str | None = None
     overrides: list[str] = []
     i = 0
@@ -65,13 +68,16 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], str | None, list[str]]:
             options["tags"].append(token.partition("=")[2])
         elif token == "--no-run":
             options["no_run"] = True
+        elif token == "--fresh":
+            options["fresh"] = True
         elif token in ("-q", "--quiet"):
             options["quiet"] = True
         elif trial is None:
             if token.startswith("-"):
                 raise UsageError(
                     f"unknown option {token!r} before the trial id",
-                    "kleio branch's options are --timestamp, --no-run, --tag and -q; give "
+                    "kleio branch's options are --timestamp, --fresh, --no-run, --tag and -q; "
+                    "give "
                     "the program's options after the id",
                 )
             trial = token
@@ -87,15 +93,12 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         return 0
     if prefix is None:
         raise UsageError("no trial id to branch", "give one, e.g. 'kleio branch 3f2a --lr 0.05'")
-    from kleio.branching import (
-        apply_overrides,
-        detect_changes,
-        make_branch,
-        resolve_changes,
-        resolve_timestamp,
-        summarize_changes,
-    )
-    from kleio.cli.run import _execute
+    if options["fresh"] and options["timestamp"] is not None:
+        raise UsageError("--fresh and --timestamp cannot be combined",
+                         "--fresh inherits nothing; --timestamp inherits up to a cut")
+    from kleio import launch
+    from kleio.branching import apply_overrides, create_branch, resolve_timestamp
+    from kleio.cli.launch import branched_line, explain_refusal, run_prepared
     from kleio.config import load_config
     from kleio.storage import open_store
     from kleio.trial import build_trial, execution_dir, resolve_trial
@@ -106,45 +109,54 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         given = resolve_trial(store, prefix)
         if options["timestamp"] is not None:
             parent, cut = resolve_timestamp(store, given, options["timestamp"])
+        elif options["fresh"]:
+            parent, cut = given, -1
         else:
             parent, cut = given, store.last_seq(trial_id=given["id"]) or 0
-        reason = _reason(given, parent, cut, options["timestamp"], overrides)
+        reason = _reason(given, parent, cut, options, overrides)
         cwd = execution_dir(given, os.getcwd())
         if given.get("redacted"):
-            make_branch(store, given, cut=cut, reason=reason)  # raises: nothing to replay
+            create_branch(store, given, cut=cut, reason=reason)  # raises: nothing to replay
         command = apply_overrides(given.get("argv") or given.get("command") or [], overrides)
         current = build_trial(command, cwd, config, options["tags"])
-        child = make_branch(store, parent, cut=cut, reason=reason, argv=command, cwd=cwd,
-                            current=current, tags=options["tags"])
-        sys.stderr.write(f"branched {given['id'][:7]} -> {child['id'][:7]} ({reason})\n")
-        changed = detect_changes(parent, current[0].get("code") or {},
-                                 current[0].get("env") or {})
-        if changed:
+        child, new = create_branch(store, parent, cut=cut, reason=reason, argv=command,
+                                   cwd=cwd, current=current, tags=options["tags"])
+        made = launch.Branched(parent=given, doc=child, reason=reason, new=new)
+        sys.stderr.write(branched_line(made) + "\n")
+        changed = launch.detect_changes(parent, current[0])
+        if changed and new:
             sys.stderr.write(f"kleio: note: the branch records and runs the current code and "
                              f"environment, not {parent['id'][:7]}'s "
-                             f"({summarize_changes(changed)})\n")
+                             f"({launch.summarize_changes(changed)})\n")
         sys.stderr.flush()
         if options["no_run"]:
             print(child["id"])
             return 0
-        run_options = {"allow_code_change": False, "allow_env_change": False,
-                       "allow_any_change": False, "allow_broken": False,
-                       "tags": options["tags"], "quiet": options["quiet"]}
-        # A branch made earlier with the same parent, cut and options is resumed: like any
-        # resume, it must still have its own code and environment.
-        child = resolve_changes(store, child, current, argv=command, cwd=cwd, allowed=set(),
-                                tags=options["tags"])
-        return _execute(store, config, child, command, cwd, run_options)
+        prepared = launch.Prepared(doc=child, argv=command, cwd=cwd, current=current,
+                                   created=new)
+        if not new:
+            # A branch made earlier with the same parent, cut and options is resumed: like
+            # any resume, it must still have its own code and environment.
+            launch.refuse_completed(child, set())
+            try:
+                launch.gate(store, prepared, allowed=set(), tags=options["tags"])
+            except ChangeRefused as error:
+                raise explain_refusal(error, None) from None
+        return run_prepared(store, config, prepared, allow_broken=False,
+                            quiet=options["quiet"])
     finally:
         store.close()
 
 
-def _reason(given: dict[str, Any], parent: dict[str, Any], cut: int, timestamp: str | None,
+def _reason(given: dict[str, Any], parent: dict[str, Any], cut: int, options: dict[str, Any],
             overrides: list[str]) -> str:
     parts = []
     if overrides:
         parts.append(shlex.join(overrides))
-    if timestamp is not None:
+    timestamp = options["timestamp"]
+    if options["fresh"]:
+        parts.append("fresh: no history inherited")
+    elif timestamp is not None:
         where = timestamp
         if parent["id"] != given["id"]:
             where += f" of ancestor {parent['id'][:7]}"

@@ -7,12 +7,11 @@ belongs to the program, untouched, and the hot path stays fast.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from typing import Any
 
 from kleio.cli.leading import parse_leading
-from kleio.errors import CommandNotFound, UsageError
+from kleio.errors import ChangeRefused, CommandNotFound, UsageError
 
 HELP = """usage: kleio run [OPTIONS] [--] PROGRAM [ARGS...]
        kleio run [OPTIONS] ID
@@ -52,65 +51,41 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         return 0
     if not command:
         raise UsageError("no command to run", "give one, e.g. 'kleio python train.py'")
+    from kleio import launch
+    from kleio.cli.launch import branched_line, explain_refusal, run_prepared, warn
     from kleio.config import load_config
     from kleio.storage import open_store
-    from kleio.trial import (
-        build_trial,
-        check_executable,
-        execution_dir,
-        looks_like_id,
-        resolve_trial,
-        store_trial,
-    )
+    from kleio.trial import check_executable, resolve_trial
 
     config = load_config({"db": flags.get("db")})
     cwd = os.getcwd()
-    by_id = (
-        len(command) == 1
-        and looks_like_id(command[0])
-        and shutil.which(command[0]) is None
-        and not os.path.exists(command[0])
-    )
+    by_id = launch.is_trial_reference(command)
     if not by_id:
         try:
             check_executable(command, cwd)
         except CommandNotFound as error:
             raise _explain_not_found(error, command) from None
+    allowed = launch.allowed_changes(options)
     store = open_store(config.db)
     try:
         if by_id:
-            doc = resolve_trial(store, command[0])
-            if doc.get("redacted"):
-                raise UsageError(
-                    f"trial {doc['id'][:7]}'s command held secrets that were not journalled",
-                    "run it again with its full command line",
-                )
-            command = list(doc["argv"])
-            cwd = execution_dir(doc, cwd)
-            # The snapshot of now, to compare with the trial's own (change detection).
-            current = build_trial(command, cwd, config, options["tags"])
-            created = False
+            prepared = launch.prepare_recorded(store, config, resolve_trial(store, command[0]),
+                                               cwd)
         else:
-            new, blobs = build_trial(command, cwd, config, options["tags"])
-            if new["code"].get("vcs") is None:
-                _warn("not a git repository: the code is identified by a hash of the script "
+            prepared = launch.prepare_command(store, config, command, cwd, options["tags"])
+            if prepared.current[0]["code"].get("vcs") is None:
+                warn("not a git repository: the code is identified by a hash of the script "
                       "only")
-            created = store_trial(store, new, blobs)
-            doc = store.get_trial(trial_id=new["id"]) or new
-            current = (new, blobs)
-        if not created:
-            from kleio.branching import allowed_changes, resolve_changes
-
-            allowed = allowed_changes(options)
-            if doc.get("status") == "completed" and not allowed:
-                # Completed is the answer, whatever changed since: a list of changes would
-                # suggest that resolving them makes the trial run again.
-                from kleio.reservation import completed_error
-
-                raise completed_error(doc["id"])
-            doc = resolve_changes(store, doc, current, argv=command, cwd=cwd,
-                                  allowed=allowed, tags=options["tags"])
-        return _execute(store, config, doc, command, cwd, options)
+        if not prepared.created:
+            launch.refuse_completed(prepared.doc, allowed)
+            try:
+                launch.gate(store, prepared, allowed=allowed, tags=options["tags"])
+            except ChangeRefused as error:
+                raise explain_refusal(error, command if not by_id else None) from None
+            for made in prepared.branched:
+                sys.stderr.write(branched_line(made) + "\n")
+        return run_prepared(store, config, prepared, allow_broken=options["allow_broken"],
+                            quiet=options["quiet"])
     finally:
         store.close()
 
@@ -132,28 +107,3 @@ def _explain_not_found(error: CommandNotFound, command: list[str]) -> CommandNot
             f"for example 'kleio run {' '.join(command[1:])} {program}'",
         )
     return error
-
-
-def _execute(store: Any, config: Any, doc: dict[str, Any], argv: list[str], cwd: str,
-             options: dict[str, Any]) -> int:
-    from kleio.reservation import hostname, reserve, runner_identity
-    from kleio.runner import run_reserved
-
-    host = hostname(config["hostname"])
-    runner = runner_identity(host)
-    reservation = reserve(store, doc["id"], runner=runner,
-                          stale_after=float(config["stale_after"]),
-                          allow_broken=options["allow_broken"])
-    if reservation.failover_of:
-        held = reservation.failover_of
-        _warn(f"trial {doc['id'][:7]} was held by a dead runner (host {held.get('host')}, "
-              f"pid {held.get('pid')}); taking it over")
-    if not options["quiet"]:
-        sys.stderr.write(f"trial reserved with id: {doc['id'][:7]}\n")
-        sys.stderr.flush()
-    return run_reserved(store=store, config=config, trial_id=doc["id"],
-                        reservation=reservation, runner_info=runner, argv=argv, cwd=cwd)
-
-
-def _warn(message: str) -> None:
-    sys.stderr.write(f"kleio: warning: {message}\n")

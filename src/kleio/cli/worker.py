@@ -60,7 +60,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
                    help="likewise for any change of code or environment")
     args = p.parse_args(argv)
 
-    from kleio.branching import allowed_changes
+    from kleio.launch import allowed_changes
     from kleio.worker import Worker, WorkerOptions, summary
 
     options = WorkerOptions(tags=list(args.tag), max_trials=args.max_trials,
@@ -72,4 +72,8 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     sys.stderr.write(f"kleio worker: {summary(result)}\n")
     if result.stopped == "interrupted":
         return 128 + (result.signal or 2)
+    if result.skipped:
+        from kleio.errors import EXIT_SKIPPED
+
+        return EXIT_SKIPPED
     return 0

@@ -1,0 +1,59 @@
+"""The command line's side of :mod:`kleio.launch`: rendering what preparing, gating and
+reserving a trial did, for ``kleio run`` and ``kleio branch``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from kleio.errors import ChangeRefused
+
+
+def run_prepared(store: Any, config: Any, prepared: Any, *, allow_broken: bool,
+                 quiet: bool) -> int:
+    """Reserve and run a prepared trial, telling the user what happens on stderr."""
+    from kleio import launch
+
+    doc = prepared.doc
+    reserved = launch.reserve_trial(store, config, doc["id"], allow_broken=allow_broken)
+    if reserved.failover_of:
+        warn(launch.failover_message(doc["id"], reserved.failover_of))
+    if not quiet:
+        sys.stderr.write(f"trial reserved with id: {doc['id'][:7]}\n")
+    sys.stderr.flush()
+    return launch.execute(store, config, doc, reserved, prepared.argv, prepared.cwd)
+
+
+def branched_line(made: Any) -> str:
+    """``branched A -> B (reason)`` for a new branch; ``... already exists`` for an old one."""
+    parent, child = made.parent["id"][:7], made.doc["id"][:7]
+    if made.new:
+        return f"branched {parent} -> {child} ({made.reason})"
+    return f"branch {child} of {parent} exists already ({made.reason}): resuming it"
+
+
+def refusal_lines(error: ChangeRefused) -> list[str]:
+    """The list of changes a refusal carries, one line each (``code: train.py (+1 -0)``)."""
+    return [f"  {kind}: {line}" for kind in ("code", "env")
+            for line in error.changes.get(kind, [])]
+
+
+def explain_refusal(error: ChangeRefused, command: list[str] | None) -> ChangeRefused:
+    """Print what changed; return the error with the exact command lines to type next."""
+    import shlex
+
+    short = error.trial_id[:7]
+    sys.stderr.write(f"kleio: what changed since trial {short} was created:\n")
+    sys.stderr.write("".join(line + "\n" for line in refusal_lines(error)))
+    target = shlex.join(command) if command else short
+    hint = f"to branch it and run the branch, type: kleio run {error.flag} {target}"
+    if error.branch:
+        hint += (f"; to resume the branch already made for this change, type: "
+                 f"kleio run {error.branch[:7]}")
+    hint += "; or restore the code and environment it had to resume it"
+    return ChangeRefused(error.message, hint, trial_id=error.trial_id, changes=error.changes,
+                         flag=error.flag, branch=error.branch)
+
+
+def warn(message: str) -> None:
+    sys.stderr.write(f"kleio: warning: {message}\n")

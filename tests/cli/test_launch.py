@@ -1,0 +1,96 @@
+"""The launch path from the command line: flags where users put them, exec, fresh branches."""
+
+from __future__ import annotations
+
+import json
+
+from kleio import errors
+from kleio.cli import RUN_OPTIONS
+from kleio.cli.run import FLAGS
+from tests.conftest import git, run_kleio, write
+
+
+def short_id(stderr: str) -> str:
+    for line in stderr.splitlines():
+        if line.startswith("trial reserved with id: "):
+            return line.split()[-1]
+    raise AssertionError(f"no 'trial reserved' line in {stderr!r}")
+
+
+def cat_stats(cwd, trial):
+    result = run_kleio("cat", trial, "--statistics", "--json", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+STOP_ONCE = """
+import os, signal, sys
+from kleio.client.logger import kleio_logger
+kleio_logger.log_statistic(step=1, loss=1.0)
+if not os.path.exists("ran-once"):
+    open("ran-once", "w").close()
+    os.kill(os.getpid(), signal.SIGTERM)
+kleio_logger.log_statistic(step=2, loss=0.5)
+print("done")
+"""
+
+
+def test_every_run_option_is_accepted_before_the_program():
+    assert RUN_OPTIONS == set(FLAGS) | {"--tag"}
+
+
+def test_run_options_before_the_program_without_the_word_run(git_repo, db_uri):
+    write(git_repo / "stop.py", STOP_ONCE)
+    git(git_repo, "add", "stop.py")
+    git(git_repo, "commit", "-qm", "stop once")
+    first = run_kleio("-q", "--tag", "a", "python", "stop.py", cwd=git_repo)
+    assert first.returncode == 143, first.stderr
+    assert "trial reserved" not in first.stderr  # -q was taken as kleio's
+    [row] = json.loads(run_kleio("ls", "--json", cwd=git_repo).stdout)
+    assert row["tags"] == ["a"]
+    with open(git_repo / "stop.py", "a", encoding="utf-8") as handle:
+        handle.write("print('fixed')\n")
+    refused = run_kleio("python", "stop.py", cwd=git_repo)
+    assert refused.returncode == errors.EXIT_CHANGED
+    assert "type: kleio run --allow-code-change python stop.py;" in refused.stderr
+    # What the message says to type works, and so does the flag before the program.
+    again = run_kleio("--allow-code-change", "python", "stop.py", cwd=git_repo)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == "done\nfixed\n"
+    assert again.stderr.startswith("branched ")
+
+
+def test_exec_is_run(git_repo, db_uri):
+    write(git_repo / "stop.py", STOP_ONCE)
+    first = run_kleio("python", "stop.py", cwd=git_repo)
+    trial = short_id(first.stderr)
+    resumed = run_kleio("exec", trial, cwd=git_repo)
+    assert resumed.returncode == 0, resumed.stderr
+    assert short_id(resumed.stderr) == trial
+    assert "alias: exec" in run_kleio("--help").stdout
+
+
+def test_branch_fresh_inherits_no_history(git_repo, db_uri):
+    write(git_repo / "stop.py", STOP_ONCE)
+    first = run_kleio("python", "stop.py", cwd=git_repo)
+    parent = short_id(first.stderr)
+    finished = run_kleio("run", parent, cwd=git_repo)
+    assert finished.returncode == 0
+    assert [s["step"] for s in cat_stats(git_repo, parent)] == [1, 1, 2]
+    fresh = run_kleio("branch", "--fresh", parent, cwd=git_repo)
+    assert fresh.returncode == 0, fresh.stderr
+    child = short_id(fresh.stderr)
+    assert child != parent
+    assert f"branched {parent} -> {child} (fresh: no history inherited)" in fresh.stderr
+    assert [s["step"] for s in cat_stats(git_repo, child)] == [1, 2]  # its own run only
+    assert run_kleio("cat", child, cwd=git_repo).stdout == "done\n"
+    details = json.loads(run_kleio("info", child, "--json", cwd=git_repo).stdout)
+    assert details["parent"]["id"].startswith(parent)
+    # The same fresh branch again exists already: said so, not "branched".
+    again = run_kleio("branch", "--fresh", parent, cwd=git_repo)
+    assert again.returncode == errors.EXIT_NOT_RESERVABLE
+    assert f"branch {child} of {parent} exists already" in again.stderr
+    assert "branched" not in again.stderr
+    mixed = run_kleio("branch", "--fresh", "--timestamp", "step=1", parent, cwd=git_repo)
+    assert mixed.returncode == errors.EXIT_USAGE
+    assert mixed.stderr.startswith("error: --fresh and --timestamp cannot be combined")
