@@ -1,9 +1,13 @@
-"""``kleio ls`` (alias ``list``): list trials."""
+"""``kleio ls`` (alias ``list``): list, filter and rank trials.
+
+The filter options (``--where``, ``--status``, ``--tag``, ``--project``, ``--since``,
+``--metric``) are shared with ``kleio best`` and ``kleio export`` through
+:func:`add_filters` and :func:`filters_of`; the reading itself is :mod:`kleio.api`.
+"""
 
 from __future__ import annotations
 
 import shlex
-import time
 from typing import Any
 
 from kleio.cli.common import (
@@ -13,98 +17,178 @@ from kleio.cli.common import (
     emit,
     parser,
     print_json,
-    store_from,
     table,
     text,
     when,
 )
-from kleio.reservation import display_status, hostname
-from kleio.storage.base import SORTABLE_FIELDS, STATUSES
+from kleio.storage.base import STATUSES
 
-SORT_KEYS = {"created": "created_at", "started": "started_at", "ended": "ended_at",
-             "status": "status", "id": "id"}
+#: Trials ``kleio ls`` shows unless ``--limit`` or ``--all`` says otherwise.
+DEFAULT_LIMIT = 50
 
-
-def summary(doc: dict[str, Any], *, host: str, stale_after: float) -> dict[str, Any]:
-    """The JSON shape of one trial in ``kleio ls --json`` (kept stable, tested)."""
-    started, ended = doc.get("started_at"), doc.get("ended_at")
-    status = display_status(doc, host=host, stale_after=stale_after)
-    # A lost trial stopped at its last heartbeat; a running one is still going.
-    end = ended or ((doc.get("heartbeat_at") if status == "lost" else time.time())
-                    if started else None)
-    parent = doc.get("parent") or None
-    return {
-        "id": doc["id"],
-        "short_id": doc["id"][:7],
-        "status": status,
-        "command": list(doc.get("argv") or doc.get("command") or []),
-        "created_at": doc.get("created_at"),
-        "started_at": started,
-        "ended_at": ended,
-        "duration": (end - started) if started and end else None,
-        "exit_code": doc.get("exit_code"),
-        "parent": parent["id"] if parent else None,
-        "tags": list(doc.get("tags") or []),
-    }
+#: Aliases of the sort fields (``--sort started`` means the first start).
+FIELD_ALIASES = {"created_at": "created", "started_at": "started", "ended_at": "ended"}
 
 
-def main(argv: list[str], flags: dict[str, Any]) -> int:
-    p = parser("ls", "List trials, newest first.")
-    p.add_argument("--status", action="append", metavar="STATUS",
+def add_filters(p: Any, *, sort: bool = True) -> None:
+    """The filter options of ``ls``, ``best`` and ``export`` (combined with AND)."""
+    p.add_argument("--where", action="append", type=text, metavar="COND", default=[],
+                   help="only trials where COND holds: NAME OP VALUE with OP one of "
+                        "= != < <= > >=, NAME a field (status, id, project, tag...), an "
+                        "option or a metric (its best; NAME.last for its last value), e.g. "
+                        "'lr<0.1' or status=completed (repeatable)")
+    p.add_argument("--status", action="append", type=text, metavar="STATUS",
                    help=f"only trials with this status (repeatable): {', '.join(STATUSES)}, "
                         "or lost (held by a runner that died)")
     p.add_argument("--tag", action="append", type=text, metavar="TAG",
-                   help="only trials with this tag")
-    p.add_argument("--sort", default="-created",
-                   help="created, started, ended, status or id; prefix '-' for descending "
-                        "(default: -created)")
-    p.add_argument("--limit", type=count, default=None, help="at most this many trials")
+                   help="only trials with this tag (repeatable: every one)")
+    p.add_argument("--project", type=text, metavar="TEXT",
+                   help="only trials whose project contains TEXT")
+    p.add_argument("--since", type=text, metavar="WHEN",
+                   help="only trials created since WHEN: 2d, 3h, 30m, 1w or a date "
+                        "(2024-05-01)")
+    p.add_argument("--metric", action="append", type=text, metavar="NAME[:MODE]", default=[],
+                   help="treat NAME as a metric, MODE min or max (over the trial's own "
+                        "declaration and the name rule); the first is the primary metric "
+                        "(repeatable)")
+    if sort:
+        p.add_argument("--sort", default=None, metavar="KEY",
+                       help="created, started, ended, duration, status, id, an option or a "
+                            "metric (its best value); prefix '-' for descending; trials "
+                            "without it come last (default: -created)")
+
+
+def filters_of(args: Any) -> dict[str, Any]:
+    """The keyword arguments of :meth:`kleio.api.Journal.trials` for parsed filter options."""
+    from kleio.api import parse_since, parse_sort
+
+    for status in args.status or ():
+        if status not in STATUSES and status != "lost":
+            from kleio.errors import UsageError
+
+            raise UsageError(f"unknown status {status!r}",
+                             f"use one of {', '.join(STATUSES)}, lost")
+    filters: dict[str, Any] = {"where": list(args.where), "status": args.status,
+                               "tags": args.tag, "project": args.project}
+    if args.since is not None:
+        filters["since"] = parse_since(args.since)
+    sort = getattr(args, "sort", None)
+    if sort is not None:
+        name, descending = parse_sort(sort)
+        filters["sort"] = ("-" if descending else "") + FIELD_ALIASES.get(name, name)
+    return filters
+
+
+def journal_of(flags: dict[str, Any], metrics: list[str]) -> Any:
+    """The :class:`kleio.api.Journal` of ``--db`` (an SQLite journal must exist)."""
+    from kleio.api import Journal
+
+    journal = Journal(flags.get("db"), metrics=metrics)
+    journal.store  # noqa: B018 - fail now (NoJournal) rather than half-way
+    return journal
+
+
+def check_names(trials: list[Any], names: list[str], what: str) -> None:
+    """Refuse a column or sort key that no listed trial has (a typo, most often)."""
+    from kleio.api import known
+    from kleio.errors import UsageError
+
+    for name in names:
+        if trials and not known(trials, name):
+            options = sorted({o for t in trials for o in t.options})[:8]
+            found = sorted({m for t in trials for m in t.metrics})[:8]
+            raise UsageError(
+                f"cannot {what} {name!r}: no listed trial has a field, option or metric of "
+                "that name",
+                f"options: {', '.join(options) or 'none'}; metrics: {', '.join(found) or 'none'}")
+
+
+def cell(value: Any) -> str:
+    """A value in a table cell: numbers in 6 significant digits, long text clipped."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(cell(v) for v in value)
+    shown = str(value)
+    return shown if len(shown) <= 40 else shown[:39] + "…"
+
+
+def main(argv: list[str], flags: dict[str, Any]) -> int:
+    p = parser("ls", "List trials, newest first; filter, sort and choose columns.")
+    add_filters(p)
+    p.add_argument("--columns", type=text, metavar="A,B,...",
+                   help="show these options, metrics (best; NAME.last for last) or fields as "
+                        "columns (default: the primary metric, when one is declared)")
+    p.add_argument("--limit", type=count, default=None,
+                   help=f"at most this many trials (default: {DEFAULT_LIMIT})")
+    p.add_argument("--all", action="store_true", help="every matching trial, no limit")
     args = p.parse_args(argv)
-    descending = args.sort.startswith("-")
-    key = SORT_KEYS.get(args.sort.lstrip("-"), args.sort.lstrip("-"))
-    if key not in SORTABLE_FIELDS:
-        p.error(f"cannot sort by {args.sort!r}; use one of {', '.join(SORT_KEYS)}")
-    statuses = None
-    if args.status:
-        unknown = [s for s in args.status if s not in STATUSES and s != "lost"]
-        if unknown:
-            p.error(f"unknown status {unknown[0]!r}; use one of {', '.join(STATUSES)}, lost")
-        statuses = sorted({("running" if s == "lost" else s) for s in args.status}
-                          | ({"reserved"} if "lost" in args.status else set()))
+    if args.all and args.limit is not None:
+        p.error("give --limit or --all, not both")
+    filters = filters_of(args)
+    limit = None if args.all else (DEFAULT_LIMIT if args.limit is None else args.limit)
     try:
-        store, config = store_from(flags)
+        journal = journal_of(flags, args.metric)
     except NoJournal as error:
         if args.json:
             print_json([])
         else:
             emit(f"no trials yet: {error}\n")
         return 0
-    with store:
-        docs = store.find_trials(statuses=statuses, tags=args.tag,
-                                 sort=("-" if descending else "") + key, limit=args.limit)
-    host = hostname(config["hostname"])
-    stale = float(config["stale_after"])
-    rows = [summary(doc, host=host, stale_after=stale) for doc in docs]
-    if args.status:  # a held trial whose runner died shows (and filters) as "lost"
-        wanted = set(args.status)
-        rows = [r for r in rows if r["status"] in wanted]
-    if args.json:
-        print_json(rows)
-        return 0
-    if not rows:
-        if args.status or args.tag or args.limit == 0:
-            emit("no trials match these filters\n")
-        else:
-            emit("no trials yet: run one with 'kleio python train.py'\n")
-        return 0
-    parents = {r["parent"] for r in rows if r["parent"]}
-    emit(table(
-        ["ID", "STATUS", "STARTED", "DURATION", "COMMAND"],
-        [[r["short_id"] + ("^" if r["parent"] else "") + ("*" if r["id"] in parents else ""),
-          r["status"], when(r["started_at"]), duration(r["duration"]),
-          shlex.join(r["command"])] for r in rows],
-    ))
+    with journal:
+        shown, more, exact = _select(journal, filters, limit)
+        sort_name = (filters.get("sort") or "-created").lstrip("-")
+        check_names(shown, [sort_name], "sort by")
+        columns = [c.strip() for c in (args.columns or "").split(",") if c.strip()]
+        check_names(shown, columns, "show the column")
+        if not columns and not args.columns:
+            primaries = list(dict.fromkeys(t.primary for t in shown if t.primary))
+            columns = primaries[:2]
+        if args.json:
+            print_json([t.to_json() for t in shown])
+            return 0
+        if not shown:
+            filtered = any(filters.get(k) for k in ("where", "status", "tags", "project",
+                                                     "since"))
+            if filtered or limit == 0:
+                emit("no trials match these filters\n")
+            else:
+                emit("no trials yet: run one with 'kleio python train.py'\n")
+            return 0
+        parents = {t.parent for t in shown if t.parent}
+        headers = ["ID", "STATUS", "STARTED", "DURATION", *[c.upper() for c in columns],
+                   "COMMAND"]
+        rows = [[t.short_id + ("^" if t.parent else "") + ("*" if t.id in parents else ""),
+                 t.status, when(t.started_at), duration(t.duration),
+                 *[cell(t.value(c)) for c in columns], shlex.join(t.command)] for t in shown]
+    emit(table(headers, rows))
     if parents:
         emit("^ a branch of another trial, * a trial with branches "
              "('kleio info ID' shows the lineage)\n")
+    if more:
+        many = f"{more} more trials match" if exact else "more trials match"
+        emit(f"({many}: show them with --limit N or --all)\n")
     return 0
+
+
+def _select(journal: Any, filters: dict[str, Any], limit: int | None
+            ) -> tuple[list[Any], int, bool]:
+    """``(trials shown, how many more match, whether that count is exact)``.
+
+    When the database sorts and limits, one more trial than shown is asked for, so the count
+    of the others is not known (only that there are some).
+    """
+    if limit is None:
+        return journal.trials(**filters), 0, True
+    from kleio.api import STORE_SORTS, parse_sort
+
+    name, _ = parse_sort(filters.get("sort") or "-created")
+    if name in STORE_SORTS:  # streamed: stop one past the limit
+        trials = journal.trials(**filters, limit=limit + 1 if limit < (1 << 62) else limit)
+        return trials[:limit], len(trials) - len(trials[:limit]), False
+    trials = journal.trials(**filters)  # sorted here: every match is read anyway
+    return trials[:limit], max(0, len(trials) - limit), True
