@@ -1,0 +1,120 @@
+"""A journal the dashboard can only read: a store that refuses every write method.
+
+:class:`ReadOnlyJournal` is :class:`kleio.api.Journal` whose store is wrapped in
+:class:`ReadOnlyStore`: whatever a bug in the dashboard asked for, no write reaches the
+journal. :func:`check_exists` refuses a journal that does not exist instead of creating it
+(an SQLite file, or a MongoDB database holding no kleio collection).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from kleio.api import Journal
+from kleio.errors import StoreUnavailable
+
+#: The store methods a reader needs; every other attribute (the writes) is refused.
+READ_METHODS = frozenset({
+    "get_trial", "find_trials", "read_events", "count_events", "last_seq", "open_blob",
+    "has_blob", "lineage", "iter_lineage_events", "tail_lineage_events", "last_status",
+    "resolve_id", "close", "uri",
+})
+
+
+class ReadOnlyStore:
+    """Forward the read methods of a store; raise PermissionError for anything else."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        if name in READ_METHODS:
+            return getattr(self._store, name)
+        raise PermissionError(f"the dashboard only reads the journal: {name} is refused")
+
+    def __enter__(self) -> ReadOnlyStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._store.close()
+
+
+class ReadOnlyJournal(Journal):
+    """A :class:`kleio.api.Journal` reading through a :class:`ReadOnlyStore`.
+
+    Args:
+        uri: the journal (default: the configured one).
+        opener: opens the underlying store (default: :func:`kleio.storage.open_store` on
+            ``uri``); tests hand in a MongoDB store on a mock client this way.
+    """
+
+    def __init__(self, uri: str | None = None, *, opener: Callable[[], Any] | None = None,
+                 metrics: Sequence[str] = ()) -> None:
+        super().__init__(uri, metrics=metrics)
+        self._opener = opener
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            if self._opener is not None:
+                self._store = ReadOnlyStore(self._opener())  # type: ignore[assignment]
+            else:
+                check_exists(self.uri)
+                from kleio.storage import open_store
+
+                self._store = ReadOnlyStore(open_store(self.uri))  # type: ignore[assignment]
+        return self._store
+
+
+def check_exists(uri: str) -> None:
+    """Raise StoreUnavailable unless ``uri`` names a journal kleio has written to.
+
+    Opening a store creates a new SQLite file, or a MongoDB database's collections and
+    indexes: a dashboard pointed at a mistyped address must say so instead.
+    """
+    from kleio.storage import mask_uri, scheme_of, sqlite_path
+
+    scheme = scheme_of(uri)
+    if scheme == "sqlite":
+        path = sqlite_path(uri)
+        if not os.path.isfile(path):
+            raise StoreUnavailable(
+                f"there is no journal at {path}",
+                "point --db or KLEIO_DB at an existing journal, or run a trial first "
+                "(e.g. 'kleio python train.py')")
+        return
+    if scheme in ("mongodb", "mongodb+srv"):
+        if not _mongodb_has_trials(uri):
+            raise StoreUnavailable(
+                f"there is no kleio journal in {mask_uri(uri)} (the database holds no trials)",
+                "check the database name in the URI, or run a trial first")
+
+
+def _mongodb_has_trials(uri: str) -> bool:
+    """Tell whether the MongoDB database of ``uri`` holds kleio's ``trials`` collection.
+
+    Asked with pymongo itself (listing collections writes nothing): opening the store would
+    create the collections and indexes of a new journal first.
+    """
+    import pymongo
+    from pymongo.errors import PyMongoError
+
+    from kleio.storage import mask_uri
+    from kleio.storage.mongodb import database_from_uri, hosts_of
+
+    try:
+        client: Any = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000,
+                                          connectTimeoutMS=5000, appname="kleio-ui")
+    except (PyMongoError, ValueError) as error:
+        raise StoreUnavailable(f"cannot use the MongoDB URI {mask_uri(uri)}: "
+                               f"{mask_uri(str(error))}") from None
+    try:
+        names = client[database_from_uri(uri)].list_collection_names()
+    except PyMongoError:
+        raise StoreUnavailable(f"cannot reach the MongoDB server at {hosts_of(uri)}",
+                               "check that it runs and that the URI names it") from None
+    finally:
+        client.close()
+    return "trials" in names
