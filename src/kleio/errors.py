@@ -21,6 +21,7 @@ EXIT_INTERNAL = 72
 EXIT_NO_TTY = 73
 EXIT_NOT_RUNNING = 74
 EXIT_SKIPPED = 75
+EXIT_MISSING_EXTRA = 76
 # Codes borrowed from the shell for a command that cannot be started.
 EXIT_CANNOT_EXECUTE = 126
 EXIT_COMMAND_NOT_FOUND = 127
@@ -38,6 +39,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_NO_TTY: "an interactive command was started without a terminal",
     EXIT_NOT_RUNNING: "the trial is not running, so there is nothing to stop",
     EXIT_SKIPPED: "a worker skipped trials it could not run",
+    EXIT_MISSING_EXTRA: "an optional extra the command needs is not installed",
     EXIT_CANNOT_EXECUTE: "the command exists but cannot be executed",
     EXIT_COMMAND_NOT_FOUND: "the command was not found",
 }
@@ -135,6 +137,12 @@ class CannotExecute(KleioError):
 
 class NotRunning(KleioError):
     exit_code = EXIT_NOT_RUNNING
+
+
+class MissingExtra(KleioError):
+    """An optional extra (``kleio[ui]``, ``kleio[plot]``) a command needs is not installed."""
+
+    exit_code = EXIT_MISSING_EXTRA
 
 
 class NoTerminal(KleioError):
