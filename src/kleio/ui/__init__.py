@@ -9,15 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 
-from kleio.errors import KleioError
+from kleio.errors import MissingExtra
 
 UI_INSTALL = "pip install 'kleio[ui]'"
-
-
-class MissingExtra(KleioError):
-    """An optional extra that a command needs is not installed."""
-
-    exit_code = 64
 
 
 def require(*modules: str, command: str, install: str) -> None:
