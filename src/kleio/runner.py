@@ -211,6 +211,7 @@ class Runner:
             ) from None
         started = time.time()
         writer.child_pid = pid
+        writer.monitor = _checks(self.config, writer, self.trial_id)
         writer.start()
         reader = ledger.LedgerReader(self.ledger_dir)
         io_thread = IOThread(writer, listener, child.outputs, self.spool_dir, reader)
@@ -320,6 +321,18 @@ class Runner:
                 # After SIGSTOP/SIGCONT, CPython's sigtimedwait can return a struct of
                 # garbage (seen on 3.11): never act on a signal we did not ask for.
                 warn(f"ignored an unexpected wake-up: {info}")
+
+
+def _checks(config: Any, writer: Writer, trial_id: str) -> Any:
+    """The run's live checks (:mod:`kleio.checks.live`), made once the program has started:
+    importing them never delays it. Checks that cannot start never stop the run."""
+    try:
+        from kleio.checks.live import attach
+
+        return attach(writer, config, trial_id)
+    except Exception as error:
+        warn(f"the checks are off for this run: {error}")
+        return None
 
 
 def final_status(code: int, *, interrupted: int | None, stop_requested: bool) -> str:

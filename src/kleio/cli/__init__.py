@@ -28,9 +28,16 @@ COMMANDS: dict[str, str] = {
     "diff": "diff",
     "checkout": "checkout",
     "pdb": "pdb",
+    "plot": "plot",
+    "ui": "ui",
     "save": "save",
     "worker": "worker",
     "stop": "stop",
+    "best": "best",
+    "export": "export",
+    "rm": "rm",
+    "compare": "diff",
+    "check": "check",
 }
 
 #: ``kleio run``'s options, also accepted before a program without the word ``run``.
@@ -53,12 +60,18 @@ commands:
   config    show every setting, its value and where it came from
   sync      replay events a dead runner left in the local spool
   branch    make a new trial from another: new option values, or a cut of its history
-  diff      compare two trials: command, code, environment, statistics
+  diff      compare trials: two in depth (code, environment), more side by side
   checkout  materialize a trial's code state into a new directory
   pdb       explore a trial in a debugger, or re-run it under one
+  plot      draw trials' statistics as learning curves (PNG, SVG or PDF)
+  ui        serve a live, read-only dashboard of the journal to a web browser
   save      register a trial without running it (for workers)
   worker    run registered trials until none is left
   stop      ask a running trial to stop (it becomes 'suspended', resumable)
+  best      print the id of the best trial by a metric (for scripts)
+  export    write trials (and their statistics) as CSV or JSON lines
+  rm        delete trials, their journal and the blobs nothing else uses
+  check     run the checks (NaN, divergence, plateau...) over trials' journals
 
 global options:
   --db URI   journal to use (sqlite://PATH, mongodb://..., mongodb+srv://...)

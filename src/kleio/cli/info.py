@@ -26,6 +26,12 @@ def pending(store: Store, doc: dict[str, Any], *, host: str, spool_dir: str,
     return found
 
 
+def checks_of(store: Store, trial_id: str) -> list[dict[str, Any]]:
+    """The findings checks journalled while the trial ran (``check`` events), oldest first."""
+    return [{**e.data, "time": e.time, "seq": e.seq}
+            for e in store.read_events(trial_id=trial_id, kinds=("check",))]
+
+
 def describe(store: Store, doc: dict[str, Any], *, host: str, stale_after: float,
              spool_dir: str = "") -> dict[str, Any]:
     """The JSON shape of ``kleio info --json`` (kept stable, tested)."""
@@ -69,6 +75,7 @@ def describe(store: Store, doc: dict[str, Any], *, host: str, stale_after: float
         "env": doc.get("env") or {},
         "host": doc.get("host") or {},
         "counts": counts,
+        "checks": checks_of(store, trial_id),
         "pending": pending(store, doc, host=host, spool_dir=spool_dir, status=status)
         if spool_dir else [],
     }
@@ -139,6 +146,12 @@ def render(info: dict[str, Any]) -> str:
     counts = info["counts"]
     add(f"\njournal  {counts['statistic']} statistics, {counts['artifact']} artifacts, "
         f"{counts['stdout']} stdout lines, {counts['stderr']} stderr lines")
+    if info.get("checks"):
+        add("\nchecks (found while it ran; 'kleio check ID' runs them again)")
+        for item in info["checks"]:
+            stopped = " -> stopped the program" if item.get("action") == "stop" else ""
+            add(f"  {when(item.get('time'))}  {item.get('severity')}  {item.get('message')} "
+                f"[{item.get('name')}]{stopped}")
     for item in info.get("pending") or []:
         if item["directory"]:
             add(f"pending  {item['bytes']} bytes on this host not journalled yet, in "

@@ -149,7 +149,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             primaries = list(dict.fromkeys(t.primary for t in shown if t.primary))
             columns = primaries[:2]
         if args.json:
-            print_json([t.to_json() for t in shown])
+            print_json([{**t.to_json(), "checks": t.doc.get("checks") or {}} for t in shown])
             return 0
         if not shown:
             filtered = any(filters.get(k) for k in ("where", "status", "tags", "project",
@@ -163,16 +163,25 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         headers = ["ID", "STATUS", "STARTED", "DURATION", *[c.upper() for c in columns],
                    "COMMAND"]
         rows = [[t.short_id + ("^" if t.parent else "") + ("*" if t.id in parents else ""),
-                 t.status, when(t.started_at), duration(t.duration),
+                 t.status + _checks_mark(t.doc), when(t.started_at), duration(t.duration),
                  *[cell(t.value(c)) for c in columns], shlex.join(t.command)] for t in shown]
     emit(table(headers, rows))
     if parents:
         emit("^ a branch of another trial, * a trial with branches "
              "('kleio info ID' shows the lineage)\n")
+    if any(_checks_mark(t.doc) for t in shown):
+        emit("! a check found an error in the trial, ? a warning ('kleio info ID' shows "
+             "them)\n")
     if more:
         many = f"{more} more trials match" if exact else "more trials match"
         emit(f"({many}: show them with --limit N or --all)\n")
     return 0
+
+
+def _checks_mark(doc: dict[str, Any]) -> str:
+    """``!`` when checks found an error during the trial's runs, ``?`` for a warning."""
+    found = doc.get("checks") or {}
+    return "!" if found.get("error") else ("?" if found.get("warning") else "")
 
 
 def _select(journal: Any, filters: dict[str, Any], limit: int | None

@@ -39,7 +39,8 @@ EXECUTION_SHIFT = 32
 
 #: ``ledger`` events are bookkeeping of the runner (see :mod:`kleio.ledger`), not shown by readers.
 #: ``metrics`` events are metric declarations (see :mod:`kleio.metrics`).
-EVENT_KINDS = ("status", "stdout", "stderr", "statistic", "artifact", "ledger", "metrics")
+EVENT_KINDS = ("status", "stdout", "stderr", "statistic", "artifact", "ledger", "metrics",
+               "check")
 
 STATUSES = (
     "new",
@@ -55,7 +56,7 @@ STATUSES = (
 #: Trial document fields that can change after creation (a cache of the journal).
 MUTABLE_FIELDS = frozenset(
     {"status", "status_at", "heartbeat_at", "runner", "started_at", "ended_at", "exit_code",
-     "tags", "stop_requested"}
+     "tags", "stop_requested", "checks"}
 )
 
 #: Fields ``find_trials`` can sort on (prefix with ``-`` for descending).

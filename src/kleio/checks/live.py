@@ -1,0 +1,269 @@
+"""Checks in the runner: the one object the writer thread hands what it journals.
+
+The writer calls :class:`Monitor` from its own thread, right after it has numbered a batch
+of events: :meth:`Monitor.events` (output lines and statistics sent over the socket),
+:meth:`Monitor.records` (statistics read from the ledger), :meth:`Monitor.tick` (each
+heartbeat) and :meth:`Monitor.end` (just before the final status). Findings are journalled
+as ``check`` events in the same thread, told once on stderr, and acted upon (``stop_on``).
+
+Cost. The program never waits for checks: the ledger and the socket are read by another
+thread and the writer only falls behind if checks use more time than the journal does. So
+the monitor spends at most :data:`BUDGET` of the wall-clock time (after a free allowance)
+decoding statistics for the checks. A program logging a few hundred statistics a second has
+every one checked; one logging a hundred thousand a second has each batch's last statistic
+and an even sample of the rest checked. Non-finite values are looked for in every statistic
+whatever the rate (one substring search over the batch's text), and a statistic holding one
+is always checked.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from kleio.checks import Context, Finding, Line, Statistic
+from kleio.checks.engine import MAX_FINDINGS, Engine
+
+#: Fraction of the wall-clock time the monitor may spend decoding and checking.
+BUDGET = 0.01
+#: Seconds of checking allowed before the budget applies (start-up, short programs).
+ALLOWANCE = 0.05
+#: Tokens the client's JSON writes for non-finite floats (``NaN``, ``Infinity``).
+NON_FINITE = ("NaN", "Infinity")
+
+
+def _flagged(texts: list[str]) -> set[int]:
+    """Indexes of the texts that may hold a non-finite value (cheap test first)."""
+    joined = "\n".join(texts) if len(texts) > 1 else texts[0]
+    if "NaN" not in joined and "Infinity" not in joined:
+        return set()
+    return {i for i, text in enumerate(texts) if "NaN" in text or "Infinity" in text}
+
+
+def _sample(count: int, take: int) -> list[int]:
+    """``take`` indexes spread evenly over ``range(count)``, the last one always included."""
+    if take >= count:
+        return list(range(count))
+    if take <= 1:
+        return [count - 1]
+    step = (count - 1) / (take - 1)
+    return sorted({round(i * step) for i in range(take)})
+
+
+class Monitor:
+    """Feed a run's events to its checks without slowing the journal (see module docstring).
+
+    Args:
+        engine: the checks of this execution.
+        writer: the :class:`kleio.writer.Writer` (journal, problems, stop).
+        stop_on: names of checks whose findings stop the program like ``kleio stop``.
+        trial_id: the trial (for the hint that says how to resume it).
+    """
+
+    def __init__(self, engine: Engine, writer: Any, stop_on: tuple[str, ...] = (),
+                 trial_id: str = "") -> None:
+        self.engine = engine
+        self.writer = writer
+        self.stop_on = frozenset(stop_on)
+        self.trial_id = trial_id
+        self.statistics = 0
+        self.started = time.perf_counter()
+        self.spent = 0.0
+        self.cost = 20e-6  # seconds per statistic checked, measured as it goes
+        self.lines_wanted = engine.wants_lines
+        self.ended = False
+        self.counts: dict[str, int] | None = None  # findings by severity, all executions
+        engine.on_failure = self._failed
+
+    # -- called by the writer thread ------------------------------------------------------
+
+    def events(self, kind: str, seq: int, when: float, datas: list[str]) -> None:
+        """A numbered batch of one kind: ``datas[i]`` is event ``seq + i``."""
+        try:
+            if kind == "statistic":
+                self._statistics(list(zip(range(seq, seq + len(datas)), datas)), when)
+            elif kind in ("stdout", "stderr"):
+                self._lines(kind, seq, when, datas)
+            elif kind == "metrics":
+                self._declare(datas)
+        except Exception as error:  # a bug here must never reach the writer
+            self._failed("(monitor)", error)
+
+    def records(self, events: list[tuple[int, str, float, str]]) -> None:
+        """The events the writer made of a ledger chunk (statistics and artifacts)."""
+        try:
+            stats = [(e[0], e[3]) for e in events if e[1] == "statistic"]
+            if stats:
+                self._statistics(stats, events[0][2])
+            declared = [e[3] for e in events if e[1] == "metrics"]
+            if declared:
+                self._declare(declared)
+        except Exception as error:
+            self._failed("(monitor)", error)
+
+    def tick(self, now: float) -> None:
+        try:
+            self._handle(self.engine.tick(now), now)
+        except Exception as error:
+            self._failed("(monitor)", error)
+
+    def end(self, status: str | None) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            now = time.time()
+            self._handle(self.engine.tick(now) + self.engine.end(status), now)
+            if self.engine.dropped:
+                self.writer.problem("check_findings_dropped", f"checks found more than "
+                                    f"{MAX_FINDINGS} things; the rest are counted, not "
+                                    "journalled",
+                                    self.engine.dropped)
+        except Exception as error:
+            self._failed("(monitor)", error)
+
+    # -- inside -----------------------------------------------------------------------------
+
+    def _statistics(self, items: list[tuple[int, str]], when: float) -> None:
+        start = time.perf_counter()
+        first = self.statistics
+        self.statistics += len(items)
+        flagged = _flagged([text for _, text in items])
+        allowed = BUDGET * (start - self.started) + ALLOWANCE - self.spent
+        take = max(1, int(allowed / self.cost)) if allowed > 0 else 1
+        chosen = set(_sample(len(items), take)) | flagged
+        engine = self.engine
+        found: list[Finding] = []
+        loads = json.loads
+        for index in sorted(chosen):
+            seq, text = items[index]
+            try:
+                values = loads(text)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(values, dict):
+                found.extend(engine.statistic(Statistic(seq, when, values, first + index)))
+        if found:
+            self._handle(found, when)
+        spent = time.perf_counter() - start
+        self.spent += spent
+        self.cost = 0.8 * self.cost + 0.2 * (spent / len(chosen))
+
+    def _lines(self, kind: str, seq: int, when: float, datas: list[str]) -> None:
+        if not self.lines_wanted:
+            return
+        start = time.perf_counter()
+        allowed = BUDGET * (start - self.started) + ALLOWANCE - self.spent
+        chosen: list[int]
+        if allowed > 0:
+            chosen = list(range(len(datas)))
+        else:  # behind: the last line (the program is alive) and the error lines
+            from kleio.checks.builtin import ERROR_LINE
+
+            chosen = [i for i, d in enumerate(datas) if ERROR_LINE.search(d)] + [len(datas) - 1]
+        found: list[Finding] = []
+        engine = self.engine
+        for index in sorted(set(chosen)):
+            try:
+                text = json.loads(datas[index]).get("line")
+            except (ValueError, AttributeError, RecursionError):
+                continue
+            if isinstance(text, str):
+                found.extend(engine.line(Line(seq + index, when, kind, text)))
+        if found:
+            self._handle(found, when)
+        self.spent += time.perf_counter() - start
+
+    def _declare(self, datas: list[str]) -> None:
+        from kleio import metrics
+
+        decoded = []
+        for data in datas:
+            try:
+                decoded.append(json.loads(data))
+            except (ValueError, RecursionError):
+                continue
+        self.engine.context.declare(metrics.from_events(decoded))
+
+    def _handle(self, findings: list[Finding], when: float) -> None:
+        from kleio.storage.base import encode
+
+        writer = self.writer
+        for finding in findings:
+            data = finding.to_json()
+            stop = (finding.name in self.stop_on and writer.stop_request is None
+                    and writer.child_pid is not None and not self.ended)
+            if stop:
+                data["action"] = "stop"
+            writer.pending.append((writer.next_seq, "check", when, encode(data)))
+            writer.next_seq += 1
+            self._count(finding.severity)
+            line = f"kleio: {finding.severity}: {finding.message} [check {finding.name}]"
+            if stop:
+                short = self.trial_id[:7] or "ID"
+                line += (f"; stopping the program (stop_on: {finding.name}); resume it with "
+                         f"'kleio run {short}'")
+            _tell(line)
+            if stop:
+                writer.stop_request = {"at": time.time(), "check": finding.name,
+                                       "message": finding.message}
+                writer._terminate()
+
+    def _count(self, severity: str) -> None:
+        """Keep the trial's ``checks`` field (what ``kleio ls`` marks) up to date."""
+        writer = self.writer
+        if self.counts is None:
+            self.counts = {}
+            try:  # the findings of the trial's earlier executions count too
+                doc = writer.store.get_trial(trial_id=writer.trial_id) or {}
+                earlier = doc.get("checks")
+                if isinstance(earlier, dict):
+                    self.counts = {str(k): int(v) for k, v in earlier.items()
+                                   if isinstance(v, int)}
+            except Exception:
+                pass  # the journal is down: the spool keeps the counts of this run
+        self.counts[severity] = self.counts.get(severity, 0) + 1
+        writer._fields({"checks": dict(self.counts)})
+
+    def _failed(self, name: str, error: BaseException) -> None:
+        self.writer.problem(f"check_failed_{name.strip('()')}",
+                            f"check {name} raised {type(error).__name__}: {error}; it is "
+                            "disabled for this run")
+
+
+def _tell(line: str) -> None:
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def attach(writer: Any, config: Any, trial_id: str) -> Monitor | None:
+    """Make the monitor of one execution from the configuration; None when no check is on.
+
+    Problems with the settings or with a check are told (``kleio: warning:``) and the other
+    checks run.
+    """
+    from kleio.checks import registry
+
+    problems: list[str] = []
+    declarations = None
+    metrics_setting = config.values.get("metrics") if hasattr(config, "values") else None
+    if metrics_setting:
+        from kleio import metrics
+
+        declarations = metrics.from_config(metrics_setting)
+    context = Context(declarations)
+    checks = registry.build(config["checks"], context, problems)
+    stop_on = tuple(config["stop_on"])
+    if stop_on:
+        for name in registry.unknown_stop_on(stop_on):
+            problems.append(f"setting 'stop_on' names no installed check {name!r}")
+    for problem in problems:
+        _tell(f"kleio: warning: {problem}; checks go on without it")
+    if not checks:
+        return None
+    return Monitor(Engine(checks, context), writer, stop_on, trial_id)
