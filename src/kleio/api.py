@@ -722,7 +722,8 @@ def best(db: str | None = None, *, metric: str | None = None, **filters: Any) ->
     the primary metric) among those matching ``filters``.
 
     Raises:
-        UsageError: no metric given and no primary metric declared, or no trial has it.
+        UsageError: no metric given and no primary metric declared (or several).
+        TrialNotFound: no trial has a value of the metric.
     """
     with Journal(db, metrics=[metric] if metric else ()) as journal:
         return best_of(journal.trials(**filters), metric)
@@ -746,7 +747,9 @@ def best_of(candidates: list[Trial], metric: str | None) -> Trial:
     having = [t for t in candidates if name in t.metrics
               and t.metrics[name]["best"] is not None]
     if not having:
-        raise UsageError(f"no trial has the metric {name!r}"
+        from kleio.errors import TrialNotFound
+
+        raise TrialNotFound(f"no trial has the metric {name!r}"
                          + ("" if candidates else " (no trial matches the filters)"),
                          "check its spelling with 'kleio cat --statistics ID', or declare its "
                          "mode with --metric NAME:min or NAME:max")

@@ -1,4 +1,4 @@
-"""``kleio diff A B``: what differs between two trials."""
+"""``kleio diff A B [C...]`` (alias ``compare``): what differs between trials."""
 
 from __future__ import annotations
 
@@ -6,36 +6,27 @@ import os
 import shlex
 from typing import Any
 
-from kleio.cli.common import emit, parser, print_json, store_from, table
+from kleio.cli.common import emit, parser, print_json, table, text
 from kleio.storage import Store
 from kleio.trial import resolve_trial
 
-# A statistic whose key holds one of these is better when lower; any other, when higher.
-_LOWER_IS_BETTER = ("loss", "err", "mse", "mae", "nll", "perplexity", "ppl", "time", "cost",
-                    "regret", "wer", "cer")
 
+def _summary(journal: Any, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{key: {"last", "best", "mode"}}`` of a trial's lineage statistics.
 
-def lower_is_better(key: str) -> bool:
-    lowered = key.lower()
-    return any(word in lowered for word in _LOWER_IS_BETTER)
+    Metrics (see :mod:`kleio.metrics`) have a mode and a best value; other keys (``epoch``,
+    ``lr``) only their last value: no mode calls them better.
+    """
+    from kleio.api import Trial
 
-
-def _summary(store: Store, trial_id: str) -> dict[str, dict[str, Any]]:
-    """``{key: {"last", "best"}}`` of the numeric statistics of a trial's lineage."""
+    trial = Trial(journal, doc)
     result: dict[str, dict[str, Any]] = {}
-    for event in store.iter_lineage_events(trial_id=trial_id, kinds=("statistic",)):
-        for key, value in event.data.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                if key not in result:
-                    result[key] = {"last": value, "best": None}
-                else:
-                    result[key]["last"] = value
-                continue
-            entry = result.setdefault(key, {"last": value, "best": value})
-            entry["last"] = value
-            best = entry["best"]
-            if best is None or (value < best if lower_is_better(key) else value > best):
-                entry["best"] = value
+    for stat in trial.iter_statistics():
+        for key, value in stat.items():
+            result[key] = {"last": value, "best": None, "mode": None}
+    for key, entry in trial.metrics.items():
+        result[key] = {"last": result.get(key, {}).get("last", entry["last"]),
+                       "best": entry["best"], "mode": entry["mode"]}
     return result
 
 
@@ -51,8 +42,8 @@ def _options(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def compare(store: Store, doc_a: dict[str, Any], doc_b: dict[str, Any],
-            candidates: list[str | None]) -> dict[str, Any]:
-    """The JSON shape of ``kleio diff --json``."""
+            candidates: list[str | None], journal: Any = None) -> dict[str, Any]:
+    """The JSON shape of ``kleio diff --json`` of two trials."""
     from kleio.codestate import CodeUnavailable, code_diff
     from kleio.snapshot import code_changes, env_changes, host_changes
 
@@ -62,7 +53,7 @@ def compare(store: Store, doc_a: dict[str, Any], doc_b: dict[str, Any],
         unavailable = None
     except CodeUnavailable as error:
         unified, unavailable = None, str(error)
-    stats_a, stats_b = _summary(store, doc_a["id"]), _summary(store, doc_b["id"])
+    stats_a, stats_b = _summary(journal, doc_a), _summary(journal, doc_b)
     shared = [key for key in stats_a if key in stats_b]
     return {
         "a": doc_a["id"],
@@ -78,19 +69,19 @@ def compare(store: Store, doc_a: dict[str, Any], doc_b: dict[str, Any],
         "statistics": [
             {"key": key, "last": [stats_a[key]["last"], stats_b[key]["last"]],
              "best": [stats_a[key]["best"], stats_b[key]["best"]],
-             "better": None if stats_a[key]["best"] is None
-             else ("lower" if lower_is_better(key) else "higher")}
+             "mode": stats_a[key]["mode"] or stats_b[key]["mode"],
+             "better": {"min": "lower", "max": "higher"}.get(
+                 stats_a[key]["mode"] or stats_b[key]["mode"] or "")}
             for key in shared
         ],
     }
 
 
 def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
+    """One table cell: a huge value is clipped, so it cannot pad every other row."""
+    from kleio.cli.ls import cell
+
+    return cell(value)
 
 
 def render(result: dict[str, Any]) -> str:
@@ -124,19 +115,87 @@ def render(result: dict[str, Any]) -> str:
     return text
 
 
+def side_by_side(journal: Any, docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON shape of ``kleio diff --json`` (and ``kleio compare``) of three trials or more:
+    the options that differ, each metric's best and last, status and duration, and which
+    trial is best by each metric."""
+    from kleio.api import Trial
+    from kleio.metrics import rank_key
+
+    trials = [Trial(journal, doc) for doc in docs]
+    missing = object()
+    names = list(dict.fromkeys(k for t in trials for k in t.options))
+    options = []
+    for name in names:
+        values = [t.options.get(name, missing) for t in trials]
+        if any(v != values[0] for v in values):
+            options.append({"option": name,
+                            "values": [None if v is missing else v for v in values]})
+    metrics = []
+    for name in dict.fromkeys(m for t in trials for m in t.metrics):
+        entries = [t.metrics.get(name) for t in trials]
+        mode = next(e["mode"] for e in entries if e)
+        bests = [e["best"] if e else None for e in entries]
+        ranked = [t for t, b in zip(trials, bests) if b is not None and b == b]
+        top = min(ranked, key=lambda t: rank_key(t.metrics[name]["best"], mode)) \
+            if ranked else None
+        metrics.append({"name": name, "mode": mode, "best": bests,
+                        "last": [e["last"] if e else None for e in entries],
+                        "best_trial": top.id if top else None})
+    return {"trials": [t.id for t in trials],
+            "status": [t.status for t in trials],
+            "duration": [t.duration for t in trials],
+            "command": [t.command for t in trials],
+            "options": options, "metrics": metrics,
+            "code": [{"commit": (t.doc.get("code") or {}).get("commit"),
+                      "dirty": (t.doc.get("code") or {}).get("dirty")} for t in trials]}
+
+
+def render_side_by_side(result: dict[str, Any]) -> str:
+    from kleio.cli.common import duration
+
+    ids = [i[:7] for i in result["trials"]]
+    rows = [["status", *result["status"]],
+            ["duration", *[duration(d) for d in result["duration"]]],
+            ["commit", *[(c["commit"] or "-")[:10] + ("+" if c["dirty"] else "")
+                         for c in result["code"]]]]
+    rows += [[f"--{o['option']}", *[_cell(v) for v in o["values"]]] for o in result["options"]]
+    for metric in result["metrics"]:
+        best = [_cell(v) + ("*" if i == metric["best_trial"] else "")
+                for v, i in zip(metric["best"], result["trials"])]
+        rows.append([f"{metric['name']} best ({metric['mode']})", *best])
+        rows.append([f"{metric['name']} last", *[_cell(v) for v in metric["last"]]])
+    text = table(["", *ids], rows)
+    return text + "* the best trial by that metric; '+' a commit with uncommitted changes\n"
+
+
 def main(argv: list[str], flags: dict[str, Any]) -> int:
-    p = parser("diff", "Compare two trials: command and options, code (a unified diff), "
-               "environment, and the last and best value of their shared statistics.")
-    p.add_argument("a", help="trial id or a unique prefix of it")
-    p.add_argument("b", help="trial id or a unique prefix of it")
+    from kleio.cli.ls import journal_of
+
+    p = parser("diff", "Compare trials. Two: command and options, code (a unified diff), "
+               "environment, and the last and best value of their shared statistics (best by "
+               "each metric's mode). Three or more: side by side, the options that differ, "
+               "each metric's best and last, status and duration.")
+    p.add_argument("ids", nargs="+", metavar="ID",
+                   help="trial ids or unique prefixes of them (two or more)")
+    p.add_argument("--metric", action="append", type=text, metavar="NAME[:MODE]", default=[],
+                   help="treat NAME as a metric, MODE min or max (repeatable)")
     args = p.parse_args(argv)
-    store, _ = store_from(flags)
-    with store:
-        doc_a, doc_b = resolve_trial(store, args.a), resolve_trial(store, args.b)
-        result = compare(store, doc_a, doc_b, [os.getcwd(), doc_a.get("root"),
-                                               doc_b.get("root")])
+    if len(args.ids) < 2:
+        p.error("give two trial ids or more")
+    with journal_of(flags, args.metric) as journal:
+        store = journal.store
+        docs = [resolve_trial(store, given) for given in args.ids]
+        if len(docs) == 2:
+            doc_a, doc_b = docs
+            result = compare(store, doc_a, doc_b, [os.getcwd(), doc_a.get("root"),
+                                                   doc_b.get("root")], journal)
+        else:
+            result = side_by_side(journal, docs)
     if args.json:
         print_json(result)
-    else:
+    elif len(docs) == 2:
         emit(render(result))
+    else:
+        emit(render_side_by_side(result))
     return 0
