@@ -557,3 +557,26 @@ def test_damaged_event_data_never_makes_a_trial_unreadable(store):
         {"loss": 0.5}, {"invalid_data": '{"loss": 0.'}, {"invalid_data": "[1, 2]"},
         {"status": "completed"}]
     assert store.last_status(trial_id="dmg").data["status"] == "completed"
+
+
+def test_delete_trial_removes_its_document_and_own_events_only(store):
+    store.create_trial(doc=make_doc("a" * 64))
+    store.create_trial(doc=make_doc("b" * 64, parent={"id": "a" * 64, "cut": 1}))
+    store.append_events(trial_id="a" * 64, events=[(i, "statistic", 1.0, encode({"i": i}))
+                                                    for i in range(3)])
+    store.append_events(trial_id="b" * 64, events=[(0, "statistic", 1.0, encode({"i": 9}))])
+    assert store.delete_trial(trial_id="a" * 64) == 3
+    assert store.get_trial(trial_id="a" * 64) is None
+    assert store.read_events(trial_id="a" * 64) == []
+    assert [e.data for e in store.read_events(trial_id="b" * 64)] == [{"i": 9}]
+    assert store.delete_trial(trial_id="a" * 64) == 0
+    assert store.delete_trial(trial_id="\udcff") == 0
+
+
+def test_delete_blob_returns_the_bytes_freed(store):
+    digest, size = store.put_blob(fileobj=io.BytesIO(b"x" * 1000))
+    assert store.delete_blob(sha256=digest) == 1000 == size
+    assert not store.has_blob(sha256=digest)
+    assert store.delete_blob(sha256=digest) == 0
+    assert store.delete_blob(sha256="not a digest") == 0
+    assert store.put_blob(fileobj=io.BytesIO(b"x" * 1000)) == (digest, 1000)  # stored again

@@ -324,7 +324,29 @@ class Store(abc.ABC):
         """Tell whether bytes with this digest are stored."""
         return is_digest(sha256) and self._has_blob(sha256=sha256)
 
+    # -- removal (kleio rm only: the journal is otherwise append-only) ----------------------
+
+    def delete_trial(self, *, trial_id: str) -> int:
+        """Remove a trial's document and its own events (not its ancestors' nor its
+        branches'); return the number of events removed. Blobs stay (see :meth:`delete_blob`).
+        """
+        if not encodable(trial_id):
+            return 0
+        return self._delete_trial(trial_id=trial_id)
+
+    def delete_blob(self, *, sha256: str) -> int:
+        """Remove stored bytes; return their size in bytes (0 when they were not stored)."""
+        if not is_digest(sha256):
+            return 0
+        return self._delete_blob(sha256=sha256)
+
     # -- the primitives each backend implements (arguments already checked) ------------------
+
+    @abc.abstractmethod
+    def _delete_trial(self, *, trial_id: str) -> int: ...
+
+    @abc.abstractmethod
+    def _delete_blob(self, *, sha256: str) -> int: ...
 
     @abc.abstractmethod
     def _create_trial(self, *, doc: dict[str, Any]) -> bool: ...

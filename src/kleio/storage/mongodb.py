@@ -29,7 +29,8 @@ Least privilege: kleio needs, on its database, ``find`` + ``insert`` + ``update`
 ``trials`` and ``meta``; ``find`` + ``insert`` on ``events`` (never update nor remove: the
 journal stays append-only); ``find`` + ``insert`` + ``listIndexes`` on ``blobs.files``;
 ``find`` + ``insert`` + ``remove`` + ``listIndexes`` on ``blobs.chunks`` (remove only for
-the chunks of an upload that lost a race); and ``createIndex`` on all five the first time a
+the chunks of an upload that lost a race); ``kleio rm`` alone also needs ``remove`` on
+``trials``, ``events`` and both blob collections; and ``createIndex`` on all five the first time a
 database is used (an administrator can open it once instead).
 """
 
@@ -532,6 +533,22 @@ class MongoDBStore(Store):
     def _has_blob(self, *, sha256: str) -> bool:
         files = self._db[f"{BLOB_BUCKET}.files"]
         return files.find_one({"filename": sha256}, {"_id": 1}) is not None
+
+    @_guarded
+    def _delete_trial(self, *, trial_id: str) -> int:
+        # Needs ``remove`` on trials and events (kleio rm only; see the module docstring).
+        removed = self._db.events.delete_many({"trial_id": trial_id}).deleted_count
+        self._db.trials.delete_one({"_id": trial_id})
+        return int(removed)
+
+    @_guarded
+    def _delete_blob(self, *, sha256: str) -> int:
+        doc = self._db[f"{BLOB_BUCKET}.files"].find_one({"filename": sha256},
+                                                        {"_id": 1, "length": 1})
+        if doc is None:
+            return 0
+        self._blobs.delete(doc["_id"])
+        return int(doc.get("length") or 0)
 
     # -- lifecycle ------------------------------------------------------------------------
 

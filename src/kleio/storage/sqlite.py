@@ -671,6 +671,24 @@ class SQLiteStore(Store):
     def _has_blob(self, *, sha256: str) -> bool:
         return os.path.isfile(self._blob_path(sha256))
 
+    def _delete_trial(self, *, trial_id: str) -> int:
+        with self._write() as conn:
+            row = conn.execute("SELECT key FROM trial_keys WHERE id = ?", (trial_id,)).fetchone()
+            removed = 0
+            if row is not None:
+                removed = conn.execute("DELETE FROM events WHERE trial = ?", (row[0],)).rowcount
+            conn.execute("DELETE FROM trials WHERE id = ?", (trial_id,))
+            return int(removed)
+
+    def _delete_blob(self, *, sha256: str) -> int:
+        path = self._blob_path(sha256)
+        try:
+            size = os.path.getsize(path)
+            os.unlink(path)
+        except FileNotFoundError:
+            return 0
+        return int(size)
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def close(self) -> None:
