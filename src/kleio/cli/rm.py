@@ -1,0 +1,170 @@
+"""``kleio rm ID...``: delete trials, their journal and the blobs no other trial uses.
+
+Branches: a branch reads its parent's history up to its cut, so removing a parent alone
+would silently cut its branches' statistics, output and artifacts. ``kleio rm`` therefore
+refuses a trial that has branches (listing them) unless ``--with-branches`` is given, which
+removes the branches (and theirs) too. Removing a branch never touches its parent.
+
+A trial held by a live runner is refused (exit code 68); one whose runner died (``lost``)
+can be removed. Blobs (code snapshots, artifacts) are content-addressed and shared: only
+those no remaining trial refers to are deleted.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from kleio.cli.common import emit, parser, print_json
+from kleio.storage import Store
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def _digests(value: Any, skip: frozenset[str] = frozenset({"id", "parent"})) -> Iterator[str]:
+    """Every sha256 digest a trial document holds (code snapshot blobs, config files...)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(v for k, v in item.items() if k not in skip)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and len(item) == 64 and _DIGEST.fullmatch(item):
+            yield item
+
+
+def blobs_of(store: Store, doc: dict[str, Any]) -> set[str]:
+    """The blobs a trial refers to: its document's digests and its own artifacts' bytes."""
+    found = set(_digests(doc))
+    for event in _own_events(store, doc["id"], ("artifact",)):
+        digest = event.data.get("sha256")
+        if isinstance(digest, str):
+            found.add(digest)
+    return found
+
+
+def _own_events(store: Store, trial_id: str, kinds: tuple[str, ...]) -> Iterator[Any]:
+    after: int | None = None
+    while True:
+        events = store.read_events(trial_id=trial_id, kinds=kinds, after=after, limit=5000)
+        yield from events
+        if len(events) < 5000:
+            return
+        after = events[-1].seq
+
+
+def descendants(store: Store, trial_id: str) -> list[dict[str, Any]]:
+    """Every branch of a trial, and theirs, deepest first."""
+    found: list[dict[str, Any]] = []
+    stack = [trial_id]
+    seen = {trial_id}
+    while stack:
+        for child in store.find_trials(parent_id=stack.pop()):
+            if child["id"] not in seen:
+                seen.add(child["id"])
+                found.append(child)
+                stack.append(child["id"])
+    return list(reversed(found))
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} bytes"
+
+
+def main(argv: list[str], flags: dict[str, Any]) -> int:
+    from kleio.cli.common import store_from
+    from kleio.errors import NoTerminal, TrialBusy, UsageError
+    from kleio.reservation import HELD, display_status, hostname
+    from kleio.trial import resolve_trial
+
+    p = parser("rm", "Delete trials with their journal (statistics, output, artifacts) and the "
+               "blobs no other trial uses. Refuses a running trial, and a trial that has "
+               "branches unless --with-branches. Asks for confirmation on a terminal.")
+    p.add_argument("ids", nargs="+", metavar="ID", help="trial ids or unique prefixes of them")
+    p.add_argument("-y", "--yes", action="store_true",
+                   help="do not ask for confirmation (needed without a terminal)")
+    p.add_argument("--with-branches", action="store_true",
+                   help="also delete the branches of these trials (and theirs): a branch "
+                        "reads its parent's history, so it cannot outlive it")
+    args = p.parse_args(argv)
+    store, config = store_from(flags)
+    host = hostname(config["hostname"])
+    stale = float(config["stale_after"])
+    with store:
+        chosen: dict[str, dict[str, Any]] = {}
+        for given in args.ids:
+            doc = resolve_trial(store, given)
+            chosen[doc["id"]] = doc
+        order: list[dict[str, Any]] = []
+        listed: set[str] = set()
+        for doc in list(chosen.values()):
+            branches = descendants(store, doc["id"])
+            others = [b for b in branches if b["id"] not in chosen]
+            if others and not args.with_branches:
+                shown = ", ".join(b["id"][:7] for b in others[:5])
+                more = " ..." if len(others) > 5 else ""
+                raise UsageError(
+                    f"trial {doc['id'][:7]} has {len(others)} branch"
+                    f"{'es' if len(others) > 1 else ''} ({shown}{more}) that read its history",
+                    "give --with-branches to delete them too, or remove the branches first")
+            for item in [*branches, doc]:  # deepest first: no branch outlives its parent
+                if item["id"] not in listed:
+                    listed.add(item["id"])
+                    order.append(item)
+        for doc in order:
+            status = display_status(doc, host=host, stale_after=stale)
+            if doc.get("status") in HELD and status != "lost":
+                runner = doc.get("runner") or {}
+                raise TrialBusy(
+                    f"trial {doc['id'][:7]} is {status} (runner on {runner.get('host')} pid "
+                    f"{runner.get('pid')})",
+                    f"stop it first with 'kleio stop {doc['id'][:7]}', then remove it")
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise NoTerminal(f"kleio rm would delete {len(order)} trial"
+                                 f"{'s' if len(order) > 1 else ''} and needs a confirmation",
+                                 "give --yes to delete without asking")
+            for doc in order:
+                sys.stderr.write(f"  {doc['id'][:7]}  {doc.get('status')}  "
+                                 f"{' '.join(doc.get('argv') or doc.get('command') or [])}\n")
+            sys.stderr.write(f"delete these {len(order)} trials? [y/N] ")
+            sys.stderr.flush()
+            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+                emit("nothing deleted\n")
+                return 1
+        candidates: set[str] = set()
+        for doc in order:
+            candidates |= blobs_of(store, doc)
+        events = 0
+        for doc in order:
+            events += store.delete_trial(trial_id=doc["id"])
+        # What the remaining trials still use stays (content-addressed blobs are shared).
+        kept: set[str] = set()
+        for doc in store.find_trials():
+            if candidates - kept:
+                kept |= blobs_of(store, doc) & candidates
+        freed = 0
+        removed_blobs = 0
+        for digest in sorted(candidates - kept):
+            size = store.delete_blob(sha256=digest)
+            if size:
+                removed_blobs += 1
+                freed += size
+    result = {"removed": [d["id"] for d in order], "events": events,
+              "blobs": removed_blobs, "bytes_freed": freed}
+    if args.json:
+        print_json(result)
+    else:
+        emit(f"removed {len(order)} trial{'s' if len(order) > 1 else ''} "
+             f"({', '.join(d['id'][:7] for d in order[:10])}{' ...' if len(order) > 10 else ''}"
+             f"; {events} events), freed {_size(freed)} in {removed_blobs} blob"
+             f"{'s' if removed_blobs != 1 else ''}\n")
+    return 0
