@@ -126,6 +126,10 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     p.add_argument("--limit", type=count, default=None,
                    help=f"at most this many trials (default: {DEFAULT_LIMIT})")
     p.add_argument("--all", action="store_true", help="every matching trial, no limit")
+    p.add_argument("--group-by-except", type=text, metavar="A,B,...",
+                   help="one row per group of trials whose options are equal except these "
+                        "(e.g. seed): N and mean ± std of each metric column's best (NAME.last: "
+                        "last)")
     args = p.parse_args(argv)
     if args.all and args.limit is not None:
         p.error("give --limit or --all, not both")
@@ -140,6 +144,8 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             emit(f"no trials yet: {error}\n")
         return 0
     with journal:
+        if args.group_by_except is not None:
+            return _groups(journal, filters, limit, args)
         shown, more, exact = _select(journal, filters, limit)
         sort_name = (filters.get("sort") or "-created").lstrip("-")
         check_names(shown, [sort_name], "sort by")
@@ -201,3 +207,45 @@ def _select(journal: Any, filters: dict[str, Any], limit: int | None
         return trials[:limit], len(trials) - len(trials[:limit]), False
     trials = journal.trials(**filters)  # sorted here: every match is read anyway
     return trials[:limit], max(0, len(trials) - limit), True
+
+
+def _groups(journal: Any, filters: dict[str, Any], limit: int | None, args: Any) -> int:
+    """``ls --group-by-except NAMES``: one row per group (see :func:`kleio.api.groups`)."""
+    from kleio.api import groups
+
+    ignored = [n.strip().lstrip("-") for n in args.group_by_except.split(",") if n.strip()]
+    trials = journal.trials(**filters)
+    found = groups(trials, except_=ignored)
+    more = max(0, len(found) - limit) if limit is not None else 0
+    found = found[:limit] if limit is not None else found
+    columns = [c.strip() for c in (args.columns or "").split(",") if c.strip()]
+    check_names(trials, columns, "show the column")
+    if not columns:
+        primaries = list(dict.fromkeys(t.primary for t in trials if t.primary))
+        columns = primaries[:2]
+    if args.json:
+        print_json([g.to_json() for g in found])
+        return 0
+    if not found:
+        emit("no trials match these filters\n")
+        return 0
+    varying = [k for k in dict.fromkeys(k for g in found for k in g.options)
+               if len({repr(g.options.get(k)) for g in found}) > 1]
+    headers = [*[k.upper() for k in varying], "N",
+               *[c.upper() for c in columns], "IDS"]
+    rows = []
+    for group in found:
+        cells = [cell(group.options.get(k)) for k in varying]
+        cells.append(str(group.n))
+        for column in columns:
+            name, _, which = column.rpartition(".")
+            if which not in ("last", "best"):
+                name, which = column, "best"
+            mean, std = group.mean(name, which), group.std(name, which)
+            cells.append("-" if mean is None else f"{mean:.4g} ± {std:.2g}")
+        cells.append(",".join(t.short_id for t in group.trials))
+        rows.append(cells)
+    emit(table(headers, rows))
+    if more:
+        emit(f"({more} more groups match: show them with --limit N or --all)\n")
+    return 0
