@@ -9,20 +9,18 @@ may connect: the socket's directory is private and checked, and every peer's uid
 
 from __future__ import annotations
 
+import _socket
 import collections
 import json
 import os
 import queue
-import selectors
-import socket
-import tempfile
+import select
 import threading
 import time
 from typing import Any, Callable
 
-from kleio.client.logger import peer_is_same_user
 from kleio.ledger import LedgerReader
-from kleio.private import private_dir
+from kleio.private import new_private_file, peer_is_same_user, private_dir, temp_dir
 from kleio.storage.base import encode
 from kleio.writer import Writer, warn
 
@@ -74,7 +72,7 @@ class LineCutter:
 class Connection:
     """One client connection: a small state machine over the wire format."""
 
-    def __init__(self, sock: socket.socket, writer: Writer, spool_dir: str,
+    def __init__(self, sock: _socket.socket, writer: Writer, spool_dir: str,
                  before_query: Callable[[], None] = lambda: None) -> None:
         self.sock = sock
         self.writer = writer
@@ -134,7 +132,7 @@ class Connection:
         try:
             private_dir(self.spool_dir, "spool directory")
             # The pid in the name lets `kleio sync` remove what a killed runner left.
-            fd, path = tempfile.mkstemp(prefix=f"artifact-{os.getpid()}-", dir=self.spool_dir)
+            fd, path = new_private_file(self.spool_dir, f"artifact-{os.getpid()}-")
             file = os.fdopen(fd, "wb")
         except Exception as error:
             self._refused(header, error)
@@ -203,10 +201,37 @@ class Connection:
         self.sock.close()
 
 
+class Poller:
+    """Descriptors to wait on, each with a tag: :mod:`selectors` without its import cost.
+
+    ``select(timeout)`` returns ``[(fd, tag), ...]`` for the descriptors ready to read (or
+    closed at the other end: reading then tells).
+    """
+
+    def __init__(self) -> None:
+        self._poll = select.poll()
+        self._tags: dict[int, str] = {}
+
+    def register(self, fd: int, tag: str) -> None:
+        self._poll.register(fd, select.POLLIN)
+        self._tags[fd] = tag
+
+    def unregister(self, fd: int) -> None:
+        if self._tags.pop(fd, None) is not None:
+            self._poll.unregister(fd)
+
+    def select(self, timeout: float) -> list[tuple[int, str]]:
+        try:
+            ready = self._poll.poll(max(0, int(timeout * 1000)))
+        except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for safety
+            return []
+        return [(fd, self._tags[fd]) for fd, _ in ready if fd in self._tags]
+
+
 class IOThread(threading.Thread):
     """Tee the child's output and read the channel until everything is closed."""
 
-    def __init__(self, writer: Writer, listener: socket.socket,
+    def __init__(self, writer: Writer, listener: _socket.socket,
                  outputs: dict[int, tuple[str, int]], spool_dir: str,
                  ledger: LedgerReader | None = None) -> None:
         super().__init__(name="kleio-io", daemon=True)
@@ -215,7 +240,7 @@ class IOThread(threading.Thread):
         self.outputs = outputs  # fd -> (kind, terminal fd)
         self.spool_dir = spool_dir
         self.ledger = ledger
-        self.selector = selectors.DefaultSelector()
+        self.selector = Poller()
         self.child_exited = threading.Event()
         self.exit_deadline = 0.0
         self.refused_peers = 0
@@ -252,12 +277,12 @@ class IOThread(threading.Thread):
         sel = self.selector
         listener = self.listener
         listener.setblocking(False)
-        sel.register(listener, selectors.EVENT_READ, "listen")
-        sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        sel.register(listener.fileno(), "listen")
+        sel.register(self._wake_r, "wake")
         self.cutters = {fd: LineCutter() for fd in self.outputs}
         for fd in self.outputs:
             os.set_blocking(fd, False)
-            sel.register(fd, selectors.EVENT_READ, "output")
+            sel.register(fd, "output")
         connections: dict[int, Connection] = {}
         self.open_outputs = set(self.outputs)
         timeout = LEDGER_POLL if self.ledger is not None else 0.5
@@ -270,21 +295,20 @@ class IOThread(threading.Thread):
                     self.exit_deadline = time.monotonic() + DRAIN_AFTER_EXIT
                 elif time.monotonic() > self.exit_deadline:
                     break
-            for key, _ in sel.select(timeout=timeout):
-                tag = key.data
+            for fd, tag in sel.select(timeout):
                 if tag == "wake":
                     os.read(self._wake_r, 64)
                 elif tag == "listen":
                     self._accept(connections)
                 elif tag == "output":
-                    if key.fd in self.open_outputs:
-                        self._read_output(key.fd)
+                    if fd in self.open_outputs:
+                        self._read_output(fd)
                 else:
                     # What the program printed before it logged this is already in the
                     # pipe: journal it first, so output and statistics stay in step. One
                     # read each: a grandchild that never stops printing must not starve us.
                     self._read_outputs_once()
-                    conn = connections[key.fd]
+                    conn = connections[fd]
                     try:
                         data = conn.sock.recv(1 << 20)
                     except OSError:
@@ -296,8 +320,8 @@ class IOThread(threading.Thread):
                             warn(f"dropped a client connection after an error: {error}")
                             data = b""
                     if not data:
-                        sel.unregister(conn.sock)
-                        del connections[key.fd]
+                        sel.unregister(fd)
+                        del connections[fd]
                         try:
                             conn.close()
                         except OSError:
@@ -311,7 +335,6 @@ class IOThread(threading.Thread):
             conn.close()
         for fd in self.open_outputs:
             self._journal(fd, self.cutters[fd].flush())
-        sel.close()
         self._flush_overflow(wait=True)
         # Everything the program wrote to the ledger, however much and however long it
         # takes: the program has ended, nothing is waiting for us any more.
@@ -319,9 +342,10 @@ class IOThread(threading.Thread):
 
     def _accept(self, connections: dict[int, Connection]) -> None:
         try:
-            sock, _addr = self.listener.accept()
+            fd, _addr = self.listener._accept()
         except OSError:
             return
+        sock = _socket.socket(fileno=fd)
         if not peer_is_same_user(sock):
             # Another local user reached the socket (its directory is checked, but a
             # descriptor can be passed along): never read from or answer them.
@@ -333,7 +357,7 @@ class IOThread(threading.Thread):
         sock.setblocking(True)
         connections[sock.fileno()] = Connection(sock, self.writer, self.spool_dir,
                                                 self.drain_ledger)
-        self.selector.register(sock, selectors.EVENT_READ, "client")
+        self.selector.register(sock.fileno(), "client")
 
     def _read_outputs_once(self) -> None:
         for fd in list(self.open_outputs):
@@ -439,13 +463,13 @@ def channel_path(trial_id: str) -> str:
     Raises:
         UnsafeDirectory: the directory exists but is not the user's own and private.
     """
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    base = os.environ.get("XDG_RUNTIME_DIR") or temp_dir()
     if not os.path.isabs(base):
-        base = tempfile.gettempdir()
+        base = temp_dir()
     name = f"{trial_id[:12]}-{os.getpid()}.sock"
     directory = os.path.join(base, f"kleio-{os.getuid()}")
     if len(os.path.join(directory, name).encode()) > 100:
-        directory = os.path.join(tempfile.gettempdir(), f"kleio-{os.getuid()}")
+        directory = os.path.join(temp_dir(), f"kleio-{os.getuid()}")
     private_dir(directory, "channel directory", parent_too=True)
     return os.path.join(directory, name)
 

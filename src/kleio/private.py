@@ -80,3 +80,48 @@ def _check_parent(path: str, what: str) -> None:
             f"{what} cannot be kept private there",
             "set XDG_RUNTIME_DIR to a directory of your own (mode 700)",
         )
+
+
+def temp_dir() -> str:
+    """The directory for temporary files, as :func:`tempfile.gettempdir` chooses it from
+    ``TMPDIR``, ``TEMP`` and ``TMP`` (importing :mod:`tempfile` costs milliseconds on every
+    ``kleio run``). Whatever kleio puts there goes into a :func:`private_dir`."""
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        value = os.environ.get(name)
+        if value and os.path.isabs(value) and os.path.isdir(value):
+            return value
+    return "/tmp"
+
+
+def new_private_file(directory: str, prefix: str) -> tuple[int, str]:
+    """Create a new file only the user can read in ``directory``; return ``(fd, path)``.
+
+    Like :func:`tempfile.mkstemp`: a random name, created with ``O_EXCL`` (never an existing
+    file or a link someone put there) and mode 0600.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
+        | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        path = os.path.join(directory, prefix + os.urandom(6).hex())
+        try:
+            return os.open(path, flags, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free file name in {directory}")
+
+
+def peer_is_same_user(sock: object) -> bool:
+    """Tell whether the peer of a connected Unix socket runs as this user (SO_PEERCRED)."""
+    import _socket  # what socket.py wraps, without its import cost
+    import sys
+
+    option = getattr(_socket, "SO_PEERCRED", None)
+    if option is None:  # pragma: no cover - not Linux: the private directory is the guard
+        return True
+    try:  # struct ucred: pid, uid, gid, three C ints
+        creds = sock.getsockopt(_socket.SOL_SOCKET, option, 12)  # type: ignore[attr-defined]
+    except OSError:
+        return False
+    return int.from_bytes(creds[4:8], sys.byteorder, signed=True) == os.getuid()
+
+

@@ -21,10 +21,10 @@ way, the ``finally`` clauses keep that order.
 
 from __future__ import annotations
 
+import _socket
 import os
 import queue
 import signal
-import socket
 import sys
 import time
 from typing import Any
@@ -150,7 +150,8 @@ class Runner:
             self._abandon("interrupted", None, str(error))
             raise
         self.writer.ledger_dir = self.ledger_dir
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # _socket: the module socket.py wraps, whose import costs milliseconds of enums.
+        listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         if os.path.exists(path):
             os.remove(path)
         listener.bind(path)
@@ -194,7 +195,7 @@ class Runner:
         except Exception as failure:
             warn(f"could not journal that the run did not start: {failure}")
 
-    def _supervise(self, child: ChildProcess, listener: socket.socket, path: str) -> int:
+    def _supervise(self, child: ChildProcess, listener: _socket.socket, path: str) -> int:
         writer = self.writer
         try:
             pid = child.spawn()

@@ -10,11 +10,11 @@ counts are journalled with the final status (``problems``).
 
 from __future__ import annotations
 
+import _socket
 import json
 import os
 import queue
 import signal
-import socket
 import sys
 import threading
 import time
@@ -351,7 +351,7 @@ class Writer(threading.Thread):
                          f"in {path} for 'kleio sync'")
         return claimed
 
-    def _op_query(self, conn: socket.socket, request: dict[str, Any]) -> None:
+    def _op_query(self, conn: _socket.socket, request: dict[str, Any]) -> None:
         try:
             reply, payload = self._answer(request)
         except Exception as error:

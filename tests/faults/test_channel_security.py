@@ -19,8 +19,8 @@ import tempfile
 
 import pytest
 
-from kleio.client.logger import peer_is_same_user as _same_user
 from kleio.private import UnsafeDirectory, private_dir
+from kleio.private import peer_is_same_user as _same_user
 from tests.faults import programs
 from tests.faults.helpers import TOTALS, Run, kleio, read_report, statistics, wait_for
 

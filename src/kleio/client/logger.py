@@ -163,21 +163,6 @@ def _too_large(size: int, limit: int) -> ValueError:
     )
 
 
-def peer_is_same_user(sock: Any) -> bool:
-    """Tell whether the peer of a connected Unix socket runs as this user (SO_PEERCRED)."""
-    import socket
-    import struct
-
-    option = getattr(socket, "SO_PEERCRED", None)
-    if option is None:  # pragma: no cover - not Linux: the private directory is the guard
-        return True
-    try:
-        creds = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
-    except OSError:
-        return False
-    return struct.unpack("3i", creds)[1] == os.getuid()
-
-
 def _warn(message: str) -> None:
     try:
         sys.stderr.write(f"kleio: warning: {message}\n")
@@ -326,6 +311,8 @@ class KleioLogger:
                 f"kleio: cannot reach the runner at {os.environ['KLEIO_CHANNEL']} ({error}); "
                 "was this program started by kleio?"
             ) from None
+        from kleio.private import peer_is_same_user  # once per connection
+
         if not peer_is_same_user(sock):
             sock.close()
             raise RuntimeError(
