@@ -5,15 +5,16 @@ import shutil
 
 import pytest
 
+from kleio.argv import parse_config, script_of
 from kleio.identity import (
     config_files,
     describe_command,
+    find_recorded,
     find_repo_root,
+    legacy_id,
     normalize_command,
     normalize_remote,
-    parse_config,
     project_of,
-    script_of,
     short_id,
     trial_id,
 )
@@ -235,3 +236,86 @@ def test_symlinked_checkout(git_repo, tmp_path):
     direct = describe_command(["python", "train.py"], str(git_repo))
     via_link = describe_command(["python", str(git_repo / "train.py")], str(link))
     assert direct["id"] == via_link["id"]
+
+
+# -- the same experiment is the same trial (kleio.argv.identity_form) ---------------------
+
+
+def ids(repo, *commands):
+    return [describe_command(["python", "train.py", *c], str(repo))["id"] for c in commands]
+
+
+def test_equals_and_space_spellings_are_one_trial(git_repo):
+    a, b = ids(git_repo, ["--epochs=5"], ["--epochs", "5"])
+    assert a == b
+
+
+def test_the_order_of_named_options_does_not_matter(git_repo):
+    a, b, c = ids(git_repo, ["--lr", "0.1", "--epochs", "5", "--amp"],
+                  ["--amp", "--epochs=5", "--lr", "0.1"], ["--epochs", "5", "--amp", "--lr=0.1"])
+    assert a == b == c
+    # The command is recorded as typed; only the id uses the identity form.
+    doc = describe_command(["python", "train.py", "--lr", "0.1", "--epochs", "5"], str(git_repo))
+    assert doc["command"] == ["python", "train.py", "--lr", "0.1", "--epochs", "5"]
+
+
+def test_positional_order_and_values_still_matter(git_repo):
+    a, b = ids(git_repo, ["x", "y", "--lr", "1"], ["y", "x", "--lr", "1"])
+    assert a != b
+    a, b = ids(git_repo, ["--lr", "1"], ["--lr", "2"])
+    assert a != b
+    a, b = ids(git_repo, ["--amp", "--lr", "1"], ["--lr", "1"])
+    assert a != b
+
+
+def test_a_flag_before_a_path_may_be_a_positional_argument(git_repo):
+    # --verbose may be a flag and a.txt, b.txt positional arguments: swapping the pairs
+    # would swap the positionals, so these are two trials.
+    a, b = ids(git_repo, ["--verbose", "a.txt", "--quiet", "b.txt"],
+               ["--quiet", "b.txt", "--verbose", "a.txt"])
+    assert a != b
+    # ... and "--verbose=a.txt" may be an error where "--verbose a.txt" is not.
+    a, b = ids(git_repo, ["--verbose=a.txt"], ["--verbose", "a.txt"])
+    assert a != b
+    # Options around such a pair still move freely.
+    a, b = ids(git_repo, ["--lr", "1", "--verbose", "a.txt"], ["--verbose", "a.txt", "--lr=1"])
+    assert a == b
+
+
+def test_repeated_options_and_late_positionals_keep_the_command_as_typed(git_repo):
+    a, b = ids(git_repo, ["--tag", "a", "--tag", "b"], ["--tag", "b", "--tag", "a"])
+    assert a != b
+    # data.csv may be a second value of --lr (nargs='+'): nothing moves.
+    a, b = ids(git_repo, ["--lr", "1", "data", "--n", "2"], ["--n", "2", "--lr", "1", "data"])
+    assert a != b
+
+
+def test_identity_form_examples():
+    from kleio.argv import identity_form
+
+    assert identity_form(["python", "-u", "t.py", "in", "--b", "2", "--a=1", "--f", "--", "-x"]) \
+        == ["python", "-u", "t.py", "in", "--a=1", "--b=2", "--f", "--", "-x"]
+    assert identity_form(["python", "t.py", "--v", "a.txt", "--n", "-1"]) == \
+        ["python", "t.py", "--n=-1", "--v", "a.txt"]
+    # Already in the identity form: the same id as kleio 0.1 gave it.
+    assert identity_form(["./run.sh", "--a=1"]) == ["./run.sh", "--a=1"]
+
+
+def test_old_trials_are_found_by_their_legacy_id(git_repo, tmp_path):
+    from kleio.storage import open_store
+
+    doc = describe_command(["python", "train.py", "--lr", "0.1", "--epochs", "5"], str(git_repo))
+    old = legacy_id(doc)
+    assert old is not None and old != doc["id"]
+    store = open_store("sqlite://" + str(tmp_path / "j.db"))
+    try:
+        assert find_recorded(store, doc) is None
+        # A trial journalled by kleio 0.1: its id is the hash of the command as typed.
+        recorded = {**doc, "id": old, "status": "interrupted", "created_at": 1.0}
+        store.create_trial(doc=recorded)
+        assert find_recorded(store, doc)["id"] == old
+        # A command already in the identity form had the same id before: nothing to find.
+        same = describe_command(["python", "train.py", "--epochs=5"], str(git_repo))
+        assert legacy_id(same) is None
+    finally:
+        store.close()

@@ -19,89 +19,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from kleio.argv import apply_overrides  # the one rule for walking options
 from kleio.errors import UsageError
 from kleio.storage.base import Event, Store
-
-
-
-# -- option overrides ----------------------------------------------------------------------
-
-
-def _tokens(args: Sequence[str]) -> list[tuple[str, str | None, list[str]]]:
-    """Split program arguments into ``(kind, name, tokens)`` items.
-
-    ``kind`` is ``"opt"`` (``name`` set, tokens ``["--lr", "0.1"]``, ``["--lr=0.1"]`` or
-    ``["--flag"]``), ``"pos"`` or ``"end"`` (``--`` and everything after it). An option
-    takes the next token as its value unless that is another option, the same rule as
-    :func:`kleio.identity.parse_config`.
-    """
-    from kleio.redact import is_option
-
-    items: list[tuple[str, str | None, list[str]]] = []
-    index = 0
-    while index < len(args):
-        token = args[index]
-        index += 1
-        if token == "--":
-            items.append(("end", None, list(args[index - 1:])))
-            break
-        if not is_option(token):
-            items.append(("pos", None, [token]))
-            continue
-        name, eq, _ = token.partition("=")
-        if not eq and index < len(args) and not is_option(args[index]) \
-                and args[index] != "--":
-            items.append(("opt", name, [token, args[index]]))
-            index += 1
-        else:
-            items.append(("opt", name, [token]))
-    return items
-
-
-def apply_overrides(argv: Sequence[str], overrides: Sequence[str]) -> list[str]:
-    """Return ``argv`` with the option values given in ``overrides`` replaced or added.
-
-    ``--lr 0.05`` and ``--lr=0.05`` replace the parent's ``--lr`` (whatever its spelling);
-    a repeated override (``--tag a --tag b``) replaces every occurrence; options the parent
-    lacks are appended (before a ``--`` that ends its options). Positional arguments cannot
-    be changed.
-
-    Raises:
-        UsageError: ``overrides`` holds a positional argument.
-    """
-    from kleio.identity import split_program
-
-    argv = list(argv)
-    _, start = split_program(argv)
-    wanted: dict[str, list[list[str]]] = {}
-    for kind, name, tokens in _tokens(overrides):
-        if kind != "opt" or name is None:
-            shown = tokens[0] if kind == "pos" else "--"
-            raise UsageError(
-                f"a positional argument cannot be changed by a branch ({shown!r})",
-                "give option values only, e.g. 'kleio branch ID --lr 0.05'; run the new "
-                "command itself to change its positional arguments",
-            )
-        wanted.setdefault(name, []).append(tokens)
-    result = argv[:start]
-    done: set[str] = set()
-    tail: list[str] = []
-    for kind, name, tokens in _tokens(argv[start:]):
-        if kind == "end":
-            tail = tokens
-        elif kind == "opt" and name in wanted:
-            if name not in done:
-                done.add(name)
-                for replacement in wanted[name]:
-                    result.extend(replacement)
-        else:
-            result.extend(tokens)
-    for name, replacements in wanted.items():
-        if name not in done:
-            for replacement in replacements:
-                result.extend(replacement)
-    return result + tail
-
 
 # -- cut points ----------------------------------------------------------------------------
 

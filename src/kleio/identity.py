@@ -24,17 +24,15 @@ import json
 import os
 import re
 
+from kleio.argv import identity_form, is_option, is_python, parse_config, script_of
 from kleio.config import find_project_root
-from kleio.redact import is_option, redact_argv
+from kleio.redact import redact_argv
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at import; annotations are strings anyway
     from typing import Any
 
-_PYTHON = re.compile(r"^(?:python|pypy)[0-9.]*w?(?:\.exe)?$", re.IGNORECASE)
 _CONFIG_EXTENSIONS = (".yaml", ".yml", ".json")
-# Python options that take a separate argument (``python -W ignore train.py``).
-_PYTHON_OPTIONS_WITH_ARGUMENT = frozenset({"-W", "-X", "--check-hash-based-pycs"})
 # A config file larger than this is identified by its size only: hashing a multi-gigabyte
 # JSON dataset on every start would defeat the purpose of a fast wrapper.
 _MAX_HASHED_CONFIG = 64 * 1024 * 1024
@@ -45,11 +43,6 @@ _SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?(?P<host>[^/:]+):(?P<path>(?!//).*)$")
 def find_repo_root(cwd: str) -> str | None:
     """Return the root of the git repository holding ``cwd`` (the closest ``.git``), or None."""
     return find_project_root(cwd)
-
-
-def is_python(program: str) -> bool:
-    """Tell whether ``program`` (a name or a path) is a Python interpreter."""
-    return bool(_PYTHON.match(os.path.basename(program)))
 
 
 # -- project -------------------------------------------------------------------------------
@@ -222,94 +215,6 @@ def normalize_command(argv: list[str], cwd: str, root: str | None) -> list[str]:
     return result
 
 
-def split_program(argv: list[str]) -> tuple[str | None, int]:
-    """Return (script or module, index of its first argument) for a command line.
-
-    For ``python [options] script args``, ``python -m module args``, ``python -c code args``
-    the script is what Python runs; for any other program it is the program itself.
-    """
-    if not argv:
-        return None, 0
-    if not is_python(argv[0]):
-        return argv[0], 1
-    index = 1
-    while index < len(argv):
-        token = argv[index]
-        if token in ("-m", "-c"):
-            if index + 1 < len(argv):
-                return (argv[index + 1] if token == "-m" else None), index + 2
-            return None, len(argv)
-        if token.startswith("-m") and len(token) > 2:
-            return token[2:], index + 1
-        if token.startswith("-c") and len(token) > 2:
-            return None, index + 1
-        if token == "-":
-            return None, index + 1
-        if token == "--":
-            index += 1
-            break
-        if not token.startswith("-"):
-            break
-        index += 2 if token in _PYTHON_OPTIONS_WITH_ARGUMENT else 1
-    if index < len(argv):
-        return argv[index], index + 1
-    return None, len(argv)
-
-
-def script_of(argv: list[str]) -> str | None:
-    """The script a command runs, as typed (``train.py`` in ``python -u train.py``), or None.
-
-    For ``python -m module`` it is the module name; for ``python -c`` or a bare interpreter,
-    None; for any other program, the program itself.
-    """
-    return split_program(argv)[0]
-
-
-def parse_config(argv: list[str]) -> dict[str, Any]:
-    """Extract the configuration of a command: its options and positional arguments.
-
-    ``--lr 0.1`` and ``--lr=0.1`` give ``{"lr": "0.1"}``; a flag followed by another option
-    or by nothing gives ``True``; ``-x 3`` gives ``{"x": "3"}``; a repeated option gives a
-    list; arguments after the script go to ``"_pos"``. Values are kept as typed strings. The
-    program, the interpreter's own options and the script (or ``-m`` module) are not part of
-    the configuration.
-    """
-    _, start = split_program(argv)
-    config: dict[str, Any] = {}
-    positionals: list[str] = []
-
-    def add(name: str, value: Any) -> None:
-        if name not in config:
-            config[name] = value
-        elif isinstance(config[name], list):
-            config[name].append(value)
-        else:
-            config[name] = [config[name], value]
-
-    args = argv[start:]
-    index = 0
-    while index < len(args):
-        token = args[index]
-        index += 1
-        if token == "--":
-            positionals.extend(args[index:])
-            break
-        if not is_option(token):
-            positionals.append(token)
-            continue
-        name, eq, value = token.lstrip("-").partition("=")
-        if eq:
-            add(name, value)
-        elif index < len(args) and not is_option(args[index]) and args[index] != "--":
-            add(name, args[index])
-            index += 1
-        else:
-            add(name, True)
-    if positionals:
-        config["_pos"] = positionals
-    return config
-
-
 def _sha256_file(path: str) -> str | None:
     try:
         size = os.path.getsize(path)
@@ -355,12 +260,20 @@ def trial_id(
 ) -> str:
     """Return the id of a trial: the sha256 hex digest of its identity as canonical JSON.
 
+    The command is hashed in its identity form (:func:`kleio.argv.identity_form`):
+    ``--epochs=5`` and ``--epochs 5``, or two orders of the same named options, are one trial.
+
     Args:
         project: from :func:`project_of`.
         command: from :func:`normalize_command` (and redacted).
         config_files: from :func:`config_files`.
         parent: ``{"id": ..., "cut": ...}`` for a branch, else None.
     """
+    return _digest(project, identity_form(command), config_files, parent)
+
+
+def _digest(project: str, command: list[str], config_files: dict[str, str],
+            parent: dict[str, Any] | None) -> str:
     identity = {
         "project": project,
         "command": list(command),
@@ -369,6 +282,34 @@ def trial_id(
     }
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def legacy_id(doc: dict[str, Any]) -> str | None:
+    """The id kleio 0.1 gave the trial of ``doc`` (the command hashed as typed), if another.
+
+    Trials journalled before the identity form keep their ids. A command run again whose new
+    id is not in the journal must look for this one before creating a trial, or a resume of
+    an old trial would silently start a new one (see :func:`find_recorded`).
+    """
+    command = list(doc.get("command") or [])
+    old = _digest(doc.get("project") or "", command, doc.get("config_files") or {},
+                  doc.get("parent"))
+    return None if old == doc.get("id") else old
+
+
+def find_recorded(store: Any, doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The journalled trial of a described command: by its id, else by its :func:`legacy_id`.
+
+    Args:
+        store: a :class:`kleio.storage.base.Store`.
+        doc: a trial document as built for the command (``id``, ``project``, ``command``,
+            ``config_files``, ``parent``).
+    """
+    found = store.get_trial(trial_id=doc["id"])
+    if found is not None:
+        return found
+    old = legacy_id(doc)
+    return None if old is None else store.get_trial(trial_id=old)
 
 
 def short_id(trial_id: str) -> str:
@@ -412,14 +353,13 @@ def describe_command(
 __all__ = [
     "config_files",
     "describe_command",
+    "find_recorded",
     "find_repo_root",
-    "is_python",
+    "legacy_id",
     "normalize_command",
     "normalize_remote",
     "origin_url",
-    "parse_config",
     "project_of",
-    "script_of",
     "short_id",
     "trial_id",
 ]

@@ -39,6 +39,8 @@ import re
 import string
 from collections.abc import Mapping
 
+from kleio.argv import is_option
+
 REDACTED = "***"
 
 # Words that name a secret on their own.
@@ -228,17 +230,6 @@ def redact_env(mapping: Mapping[str, str]) -> dict[str, str]:
         name: REDACTED if is_secret_name(name) else redact_value(value)
         for name, value in mapping.items()
     }
-
-
-def is_option(token: str) -> bool:
-    """Tell whether a command-line token is an option (``-x``, ``--lr``), not a value like -1."""
-    if len(token) < 2 or not token.startswith("-"):
-        return False
-    try:
-        float(token)
-    except ValueError:
-        return True
-    return False  # a negative number is a value, not an option
 
 
 # A token that reads as an option name: what a flag-like secret option may be followed by.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from kleio import errors
 from tests.conftest import git, run_kleio, write
 
@@ -60,3 +62,25 @@ def test_diff_lists_what_does_not_refuse(git_repo, db_uri):
     assert "  host hostname node1 → node7" in shown.stdout.splitlines()
     as_json = json.loads(run_kleio("diff", by_n["1"], by_n["2"], "--json", cwd=repo).stdout)
     assert "variable OMP_NUM_THREADS 8 → 2" in as_json["env"]
+
+
+@pytest.mark.xfail(strict=True, reason="kleio.launch.prepare_command must look the command up "
+                   "with kleio.identity.find_recorded before creating a trial")
+def test_a_trial_journalled_under_its_old_id_is_resumed_by_its_command(git_repo, db_uri):
+    from kleio.identity import legacy_id
+    from kleio.storage import open_store
+    from kleio.trial import build_trial, store_trial
+
+    argv = ["python", "train.py", "--lr", "0.1", "--epochs", "5"]
+    doc, blobs = build_trial(argv, str(git_repo), None, [])
+    old = legacy_id(doc)
+    assert old is not None
+    store = open_store(db_uri)
+    try:
+        store_trial(store, {**doc, "id": old}, blobs)  # as kleio 0.1 journalled it
+    finally:
+        store.close()
+    result = run_kleio(*argv, cwd=git_repo)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(run_kleio("ls", "--json", cwd=git_repo).stdout)
+    assert [row["id"] for row in rows] == [old]

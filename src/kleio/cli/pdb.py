@@ -133,7 +133,7 @@ def _rerun(doc: dict[str, Any]) -> int:
     import shutil
     import subprocess
 
-    from kleio.identity import is_python, split_program
+    from kleio.argv import is_python, split_program
     from kleio.trial import execution_dir
 
     short = doc["id"][:7]
