@@ -21,9 +21,7 @@ worker render the results in their own words.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from kleio.errors import ChangeRefused
@@ -36,7 +34,6 @@ KINDS = ("code", "env")
 _FLAGS = {("code",): "--allow-code-change", ("env",): "--allow-env-change"}
 
 
-@dataclass(frozen=True)
 class Branched:
     """A branch the gate (or ``kleio branch``) made or found again.
 
@@ -47,13 +44,13 @@ class Branched:
         new: False when the same branch existed already (same parent, cut and command).
     """
 
-    parent: dict[str, Any]
-    doc: dict[str, Any]
-    reason: str
-    new: bool
+    __slots__ = ("doc", "new", "parent", "reason")
+
+    def __init__(self, *, parent: dict[str, Any], doc: dict[str, Any], reason: str,
+                 new: bool) -> None:
+        self.parent, self.doc, self.reason, self.new = parent, doc, reason, new
 
 
-@dataclass
 class Prepared:
     """A trial ready to be gated and launched.
 
@@ -66,20 +63,24 @@ class Prepared:
         branched: the branches the gate made or found, oldest first.
     """
 
-    doc: dict[str, Any]
-    argv: list[str]
-    cwd: str
-    current: tuple[dict[str, Any], dict[str, bytes]]
-    created: bool = False
-    branched: list[Branched] = field(default_factory=list)
+    __slots__ = ("argv", "branched", "created", "current", "cwd", "doc")
+
+    def __init__(self, *, doc: dict[str, Any], argv: list[str], cwd: str,
+                 current: tuple[dict[str, Any], dict[str, bytes]],
+                 created: bool = False) -> None:
+        self.doc, self.argv, self.cwd, self.current = doc, argv, cwd, current
+        self.created = created
+        self.branched: list[Branched] = []
 
 
-@dataclass(frozen=True)
 class Reserved:
-    """A reservation held by this process, and who holds it."""
+    """A reservation held by this process (a :class:`kleio.reservation.Reservation`), and
+    the identity of the runner holding it."""
 
-    reservation: Any  # kleio.reservation.Reservation
-    runner: dict[str, Any]
+    __slots__ = ("reservation", "runner")
+
+    def __init__(self, *, reservation: Any, runner: dict[str, Any]) -> None:
+        self.reservation, self.runner = reservation, runner
 
     @property
     def failover_of(self) -> dict[str, Any] | None:
@@ -93,12 +94,12 @@ class Reserved:
 
 def is_trial_reference(command: list[str]) -> bool:
     """``kleio run 3f2a1b7``: a lone token that looks like an id and names no program."""
-    from kleio.trial import looks_like_id
+    from kleio.trial import looks_like_id, which
 
     return (
         len(command) == 1
         and looks_like_id(command[0])
-        and shutil.which(command[0]) is None
+        and which(command[0]) is None
         and not os.path.exists(command[0])
     )
 
