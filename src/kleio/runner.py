@@ -267,6 +267,12 @@ class Runner:
         writer = self.writer
         interval = float(self.config["heartbeat_interval"])
         grace = float(self.config["stop_grace"])
+        # The lease (docs/reliability.rst, "Leases"): with no heartbeat confirmed for this
+        # long, the program is paused; other hosts take over only after stale_after.
+        lease = max(float(self.config["stale_after"]) / 2, 1.5 * interval)
+        # The reservation's heartbeat stamp was taken after runner_info's "since".
+        since = float(self.runner_info.get("since") or time.time())
+        writer.renewed = time.monotonic() - max(0.0, time.time() - since)
         killed = False
         interrupted = None
         last_forwarded: dict[tuple[int, int], float] = {}
@@ -283,13 +289,19 @@ class Runner:
                     killed = True
                 else:
                     wake = min(wake, writer.term_sent_at + grace)
+            if not writer.fenced and writer.displaced is None:
+                fence_at = writer.renewed + lease
+                if now >= fence_at:
+                    writer.fence(lease, child.own_group)
+                else:
+                    wake = min(wake, fence_at)
             info = signal.sigtimedwait(WAITED, max(0.0, wake - now))
             if info is None:
                 if time.monotonic() >= next_beat:
                     # Never block the signal loop on a journal that is slow: a heartbeat
                     # that does not fit in the queue is skipped, the next one will do.
                     try:
-                        writer.queue.put_nowait(("heartbeat", time.time()))
+                        writer.queue.put_nowait(("heartbeat", time.time(), time.monotonic()))
                     except queue.Full:
                         pass
                     next_beat = time.monotonic() + interval

@@ -24,7 +24,7 @@ from typing import Any
 from kleio.errors import StoreUnavailable
 from kleio.ledger import Chunk, chunk_events, open_regular
 from kleio.spool import Spool, split_markers
-from kleio.storage.base import NewEvent, Store, copy_hashing, encode
+from kleio.storage.base import NewEvent, Store, copy_hashing, encode, execution_of, first_seq
 
 BATCH = 5000
 #: Events held in memory when neither the journal nor the spool takes them (a full disk).
@@ -38,6 +38,10 @@ def warn(message: str) -> None:
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
+
+
+def _same_runner(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return bool(a) and all(a.get(key) == b.get(key) for key in ("host", "pid", "since"))
 
 
 def kill_quietly(pid: int, signo: int) -> None:
@@ -69,6 +73,14 @@ class Writer(threading.Thread):
         self.stop_request: dict[str, Any] | None = None
         self.runner_info: dict[str, Any] = {}
         self.displaced: dict[str, Any] | None = None
+        #: Self-fencing (docs/reliability.rst, "Leases"): the monotonic time at which the
+        #: heartbeat stamp the journal last confirmed was taken, and whether the program is
+        #: paused for want of a newer one. The runner's main thread fences (:meth:`fence`),
+        #: this thread resumes or yields (:meth:`_reclaim`); the lock orders the two.
+        self.renewed = time.monotonic()
+        self.fenced = False
+        self._fence_lock = threading.Lock()
+        self._fenced_group = False
         self.ledger_dir = ledger_dir
         # Events neither the journal nor the spool took: retried at every flush.
         self.backlog: list[NewEvent] = []
@@ -226,13 +238,17 @@ class Writer(threading.Thread):
             warn("the journal is back; spooled events were replayed")
         self.store_ok = True
 
-    def _fields(self, fields: dict[str, Any]) -> None:
+    def _fields(self, fields: dict[str, Any]) -> bool:
+        """Set the trial's cached fields, else spool them; True if the journal took them.
+
+        Fenced, they are spooled: the spool sets them only if no other execution started.
+        """
         if self.displaced is not None:
-            return  # the trial's document now describes its new runner's execution
-        if self.store_ok:
+            return False  # the trial's document now describes its new runner's execution
+        if self.store_ok and not self.fenced:
             try:
                 self.store.update_trial(trial_id=self.trial_id, fields=fields)
-                return
+                return True
             except Exception as error:
                 self._down(error)
         try:
@@ -241,11 +257,19 @@ class Writer(threading.Thread):
             self.problem("spool_failures", f"cannot write the spool {self.spool.path} "
                          f"({error}); the trial's cached fields are set when the journal "
                          "returns")
+        return False
 
-    def _op_heartbeat(self, when: float) -> None:
+    def _op_heartbeat(self, when: float, taken: float | None = None) -> None:
+        """Renew the lease (``taken``: the monotonic time of ``when``), answer requests."""
         if self.monitor is not None:
             self.monitor.tick(when)
-        self._fields({"heartbeat_at": when})
+        if self.fenced:
+            self._reclaim()
+            return
+        if self._fields({"heartbeat_at": when}) and taken is not None:
+            with self._fence_lock:
+                if not self.fenced:
+                    self.renewed = max(self.renewed, taken)
         if not self.store_ok:
             self._retry()
             return
@@ -271,6 +295,88 @@ class Writer(threading.Thread):
             warn(f"trial {self.trial_id[:7]} was taken over by a runner on "
                   f"{holder.get('host')} (pid {holder.get('pid')}); stopping this run")
             self._terminate()
+
+    def fence(self, lease: float, group: bool) -> bool:
+        """Pause the program: no heartbeat was confirmed for ``lease`` seconds (main thread).
+
+        Another host may take the trial over once its heartbeat is older than stale_after;
+        the lease is shorter, so this run is paused before that can happen. ``group``: the
+        program has its own process group, which is paused whole. True if paused now.
+        """
+        with self._fence_lock:
+            if (self.fenced or self.child_pid is None or self.displaced is not None
+                    or time.monotonic() - self.renewed < lease):
+                return False
+            self.fenced, self._fenced_group = True, group
+            self._signal_program(signal.SIGSTOP)
+        warn(f"the journal has confirmed no heartbeat of trial {self.trial_id[:7]} for "
+             f"{lease:g} s; its program is paused so that no other host runs it at the same "
+             "time, and resumes if the journal returns before the trial is taken over")
+        return True
+
+    def _signal_program(self, signo: int) -> None:
+        if self.child_pid is None:
+            return
+        if self._fenced_group:
+            try:
+                os.killpg(self.child_pid, signo)
+                return
+            except OSError:
+                pass
+        kill_quietly(self.child_pid, signo)
+
+    def _reclaim(self) -> None:
+        """Fenced, and the journal may be back: claim the next execution, or yield the trial.
+
+        The claim is the compare-and-append of reservations (:mod:`kleio.reservation`): of
+        this runner and any host taking the trial over, exactly one inserts the first event
+        of the next execution. This runner's own events, spooled meanwhile, keep their
+        execution's numbers, so replaying them never overwrites the new holder's status.
+        """
+        if not self.store_ok:
+            self._retry()
+            if not self.store_ok:
+                return
+        execution = execution_of(self.next_seq) + 1
+        seq = first_seq(execution)
+        when, taken = time.time(), time.monotonic()
+        mine = self.runner_info
+        event = (seq, "status", when,
+                 encode({"status": "running", "runner": mine, "resumed": "lease renewed"}))
+        fields = {"status": "running", "status_at": when, "heartbeat_at": when, "runner": mine}
+        try:
+            won = self.store.try_append(trial_id=self.trial_id, event=event, fields=fields)
+            holder: dict[str, Any] = {}
+            if not won:
+                # Our own claim, if the reply to an insert that succeeded was lost.
+                found = self.store.read_events(trial_id=self.trial_id, after=seq - 1, upto=seq)
+                claimer = (found[0].data.get("runner") or {}) if found else {}
+                won = _same_runner(claimer, mine)
+                if won:
+                    self.store.update_trial(trial_id=self.trial_id, fields=fields)
+                else:
+                    doc = self.store.get_trial(trial_id=self.trial_id) or {}
+                    holder = doc.get("runner") or claimer or {}
+        except Exception as error:
+            self._down(error)
+            return
+        with self._fence_lock:
+            self.fenced = False
+            if won:
+                self.next_seq = seq + 1
+                self.spool.execution = execution
+                self.renewed = taken
+            else:
+                self.displaced = dict(holder)
+                self._terminate()  # pending until the program continues, just below
+            self._signal_program(signal.SIGCONT)
+        if won:
+            warn(f"the journal is back and trial {self.trial_id[:7]} was not taken over; "
+                 "its program resumes")
+        else:
+            warn(f"trial {self.trial_id[:7]} was taken over by a runner on "
+                 f"{holder.get('host')} (pid {holder.get('pid')}) while this one was cut off; "
+                 "stopping this run")
 
     def _terminate(self) -> None:
         if self.child_pid is not None:
