@@ -114,7 +114,11 @@ def build_trial(argv: list[str], cwd: str, config: Config,
 
 
 def store_trial(store: Store, doc: dict[str, Any], blobs: dict[str, bytes]) -> bool:
-    """Create the trial (with its ``new`` status event) unless it exists; True if created."""
+    """Create the trial (with its ``new`` status event) unless it exists; True if created.
+
+    ``blobs`` maps each blob's SHA-256 to its content; only those not stored yet are
+    written (each write is made durable before it is named, which costs an fsync).
+    """
     import io
 
     for content in blobs.values():
