@@ -121,8 +121,11 @@ def store_trial(store: Store, doc: dict[str, Any], blobs: dict[str, bytes]) -> b
     """
     import io
 
-    for content in blobs.values():
-        store.put_blob(fileobj=io.BytesIO(content))
+    if store.get_trial(trial_id=doc["id"]) is not None:
+        return False  # its blobs were stored before it was
+    for sha256, content in blobs.items():
+        if not store.has_blob(sha256=sha256):
+            store.put_blob(fileobj=io.BytesIO(content))
     created = store.create_trial(doc=doc)
     if created:
         store.append_events(
