@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
+from operator import itemgetter
+from typing import Any, Callable
 
 from kleio.checks import Context, Finding, Line, Statistic
 from kleio.checks.engine import MAX_FINDINGS, Engine
@@ -30,8 +31,7 @@ from kleio.checks.engine import MAX_FINDINGS, Engine
 BUDGET = 0.01
 #: Seconds of checking allowed before the budget applies (start-up, short programs).
 ALLOWANCE = 0.05
-#: Tokens the client's JSON writes for non-finite floats (``NaN``, ``Infinity``).
-NON_FINITE = ("NaN", "Infinity")
+_KIND, _DATA = itemgetter(1), itemgetter(3)
 
 
 def _flagged(texts: list[str]) -> set[int]:
@@ -83,7 +83,7 @@ class Monitor:
         """A numbered batch of one kind: ``datas[i]`` is event ``seq + i``."""
         try:
             if kind == "statistic":
-                self._statistics(list(zip(range(seq, seq + len(datas)), datas)), when)
+                self._statistics(datas, lambda index: seq + index, when)
             elif kind in ("stdout", "stderr"):
                 self._lines(kind, seq, when, datas)
             elif kind == "metrics":
@@ -92,14 +92,24 @@ class Monitor:
             self._failed("(monitor)", error)
 
     def records(self, events: list[tuple[int, str, float, str]]) -> None:
-        """The events the writer made of a ledger chunk (statistics and artifacts)."""
+        """The events the writer made of a ledger chunk (statistics and artifacts).
+
+        Per event only C-level work is done (``map``, ``join``, a substring search): the
+        chunk may hold tens of thousands of statistics.
+        """
         try:
-            stats = [(e[0], e[3]) for e in events if e[1] == "statistic"]
-            if stats:
-                self._statistics(stats, events[0][2])
-            declared = [e[3] for e in events if e[1] == "metrics"]
-            if declared:
-                self._declare(declared)
+            kinds = set(map(_KIND, events))
+            if "metrics" in kinds:
+                self._declare([e[3] for e in events if e[1] == "metrics"])
+            if "statistic" not in kinds:
+                return
+            if kinds == {"statistic"}:
+                self._statistics(list(map(_DATA, events)), lambda index: events[index][0],
+                                 events[0][2])
+            else:  # artifacts or declarations among them (rare): the statistics alone
+                stats = [e for e in events if e[1] == "statistic"]
+                self._statistics([e[3] for e in stats], lambda index: stats[index][0],
+                                 stats[0][2])
         except Exception as error:
             self._failed("(monitor)", error)
 
@@ -126,25 +136,27 @@ class Monitor:
 
     # -- inside -----------------------------------------------------------------------------
 
-    def _statistics(self, items: list[tuple[int, str]], when: float) -> None:
+    def _statistics(self, texts: list[str], seq_of: Callable[[int], int],
+                    when: float) -> None:
+        """Check a batch: ``texts[i]`` is the JSON text of event ``seq_of(i)``."""
         start = time.perf_counter()
         first = self.statistics
-        self.statistics += len(items)
-        flagged = _flagged([text for _, text in items])
+        self.statistics += len(texts)
+        flagged = _flagged(texts)
         allowed = BUDGET * (start - self.started) + ALLOWANCE - self.spent
         take = max(1, int(allowed / self.cost)) if allowed > 0 else 1
-        chosen = set(_sample(len(items), take)) | flagged
+        chosen = sorted(set(_sample(len(texts), take)) | flagged)
         engine = self.engine
         found: list[Finding] = []
         loads = json.loads
-        for index in sorted(chosen):
-            seq, text = items[index]
+        for index in chosen:
             try:
-                values = loads(text)
+                values = loads(texts[index])
             except (ValueError, RecursionError):
                 continue
             if isinstance(values, dict):
-                found.extend(engine.statistic(Statistic(seq, when, values, first + index)))
+                found.extend(engine.statistic(
+                    Statistic(seq_of(index), when, values, first + index)))
         if found:
             self._handle(found, when)
         spent = time.perf_counter() - start

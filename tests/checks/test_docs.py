@@ -1,0 +1,32 @@
+"""docs/reference/cli.rst shows 'kleio check --help' as it is; docs/checks.rst lists every
+built-in check with its default thresholds."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+from kleio.checks.builtin import BUILTIN
+from kleio.checks.registry import available
+
+DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs"
+
+
+def test_cli_reference_shows_the_help_of_kleio_check():
+    shown = subprocess.run([sys.executable, "-m", "kleio", "check", "--help"],
+                           capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "COLUMNS": "80"}).stdout
+    block = "\n".join(("   " + line) if line else "" for line in shown.rstrip("\n").split("\n"))
+    text = (DOCS / "reference" / "cli.rst").read_text(encoding="utf-8")
+    assert "Options (``kleio check --help``):\n\n.. code-block:: text\n\n" + block + "\n" in text
+
+
+def test_checks_page_lists_every_builtin_check_and_its_defaults():
+    text = (DOCS / "checks.rst").read_text(encoding="utf-8")
+    classes = available()
+    for name in BUILTIN:
+        assert f"   * - ``{name}``\n" in text, name
+        for option, value in classes[name].defaults.items():
+            assert f"``{option}: {value:g}``" in text, (name, option)
