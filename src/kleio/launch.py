@@ -106,13 +106,22 @@ def is_trial_reference(command: list[str]) -> bool:
 
 def prepare_command(store: Store, config: Any, argv: list[str], cwd: str,
                     tags: Sequence[str] = ()) -> Prepared:
-    """Build the trial of ``argv`` run in ``cwd`` and store it unless it exists."""
+    """Build the trial of ``argv`` run in ``cwd`` and store it unless it exists.
+
+    A trial journalled before the identity form (:func:`kleio.identity.legacy_id`) is
+    found under its old id: running its command again resumes it, as it always did.
+    """
+    from kleio.identity import find_recorded
     from kleio.trial import build_trial, store_trial
 
     new, blobs = build_trial(argv, cwd, config, list(tags))
+    found = find_recorded(store, new)
+    if found is not None:
+        return Prepared(doc=found, argv=list(argv), cwd=cwd, current=(new, blobs))
     created = store_trial(store, new, blobs)
     doc = store.get_trial(trial_id=new["id"]) or new
     return Prepared(doc=doc, argv=list(argv), cwd=cwd, current=(new, blobs), created=created)
+
 
 
 def prepare_recorded(store: Store, config: Any, doc: dict[str, Any], cwd: str) -> Prepared:

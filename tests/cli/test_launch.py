@@ -94,3 +94,23 @@ def test_branch_fresh_inherits_no_history(git_repo, db_uri):
     mixed = run_kleio("branch", "--fresh", "--timestamp", "step=1", parent, cwd=git_repo)
     assert mixed.returncode == errors.EXIT_USAGE
     assert mixed.stderr.startswith("error: --fresh and --timestamp cannot be combined")
+
+
+def test_a_trial_journalled_under_its_old_id_is_resumed_not_duplicated(git_repo, db_uri):
+    from kleio.identity import legacy_id
+    from kleio.storage import open_store
+    from kleio.trial import build_trial, store_trial
+
+    command = ["python", "train.py", "--lr=0.1", "--epochs", "2"]
+    doc, blobs = build_trial(command, str(git_repo), None)
+    old = legacy_id(doc)
+    assert old is not None and old != doc["id"]  # the identity form changed this command's id
+    doc["id"] = old  # as kleio 0.1 journalled it
+    with open_store(db_uri) as store:
+        assert store_trial(store, doc, blobs)
+    result = run_kleio(*command, cwd=git_repo)
+    assert result.returncode == 0, result.stderr
+    assert short_id(result.stderr) == old[:7]
+    saved = run_kleio("save", *command, cwd=git_repo)
+    assert saved.stdout.startswith(f"trial already saved with id: {old[:7]}")
+    assert len(json.loads(run_kleio("ls", "--json", cwd=git_repo).stdout)) == 1

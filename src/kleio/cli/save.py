@@ -41,9 +41,10 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     if not command:
         raise UsageError("no command to save", "give one, e.g. 'kleio save python train.py'")
     from kleio.config import load_config
+    from kleio.launch import prepare_command
     from kleio.redact import redact_argv
     from kleio.storage import open_store
-    from kleio.trial import build_trial, check_executable, store_trial, warn
+    from kleio.trial import check_executable, warn
 
     cwd = os.getcwd()
     check_executable(command, cwd)
@@ -54,19 +55,20 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             "pass secrets through environment variables or a file instead",
         )
     config = load_config({"db": flags.get("db")})
-    doc, blobs = build_trial(command, cwd, config, options["tags"])
     store = open_store(config.db)
     try:
-        short = doc["id"][:7]
-        if doc["code"].get("vcs") is None:
+        prepared = prepare_command(store, config, command, cwd, options["tags"])
+        existing = prepared.doc
+        short = existing["id"][:7]
+        if prepared.current[0]["code"].get("vcs") is None:
             warn("not a git repository: the code is identified by a hash of the script only")
-        if store_trial(store, doc, blobs):
+        if prepared.created:
             message = f"trial saved with id: {short}"
         else:
-            existing = store.get_trial(trial_id=doc["id"]) or {}
             tags = sorted(set(existing.get("tags") or []) | set(options["tags"]))
             if tags != sorted(existing.get("tags") or []):
-                store.update_trial(trial_id=doc["id"], fields={"tags": tags})
+                store.update_trial(trial_id=existing["id"], fields={"tags": tags})
+
             status = existing.get("status", "new")
             message = f"trial already saved with id: {short} (status {status})"
         sys.stdout.write((short if options["quiet"] else message) + "\n")
