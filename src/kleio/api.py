@@ -723,7 +723,7 @@ def best(db: str | None = None, *, metric: str | None = None, **filters: Any) ->
 
     Raises:
         UsageError: no metric given and no primary metric declared (or several).
-        TrialNotFound: no trial has a value of the metric.
+        TrialNotFound: no trial matches the filters, or none has a value of the metric.
     """
     with Journal(db, metrics=[metric] if metric else ()) as journal:
         return best_of(journal.trials(**filters), metric)
@@ -731,8 +731,11 @@ def best(db: str | None = None, *, metric: str | None = None, **filters: Any) ->
 
 def best_of(candidates: list[Trial], metric: str | None) -> Trial:
     """The best of ``candidates`` by ``metric`` (see :func:`best`)."""
+    from kleio.errors import TrialNotFound
     from kleio.metrics import parse_spec, rank_key
 
+    if not candidates:
+        raise TrialNotFound("no trial matches the filters", "list trials with 'kleio ls'")
     name = parse_spec(metric)[0] if metric else None
     if name is None:
         primaries = {t.primary for t in candidates if t.primary}
@@ -747,10 +750,7 @@ def best_of(candidates: list[Trial], metric: str | None) -> Trial:
     having = [t for t in candidates if name in t.metrics
               and t.metrics[name]["best"] is not None]
     if not having:
-        from kleio.errors import TrialNotFound
-
-        raise TrialNotFound(f"no trial has the metric {name!r}"
-                         + ("" if candidates else " (no trial matches the filters)"),
+        raise TrialNotFound(f"no trial has the metric {name!r}",
                          "check its spelling with 'kleio cat --statistics ID', or declare its "
                          "mode with --metric NAME:min or NAME:max")
     return min(having, key=lambda t: rank_key(t.metrics[name]["best"],

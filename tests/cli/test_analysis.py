@@ -1,0 +1,216 @@
+"""End-to-end tests of choosing among trials: ls, best, diff of many, export, rm (both backends)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+
+import pytest
+
+from kleio import errors
+from kleio.storage import open_store
+from tests.conftest import git, run_kleio, write
+
+TRAIN = """
+    import argparse
+    from kleio.client.logger import kleio_logger as k
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    k.declare_metrics(val_loss="min", val_acc="max", primary="val_acc")
+    for epoch in range(1, 4):
+        k.log_statistic(epoch=epoch, lr=a.lr, val_loss=1 / (1 + a.lr * epoch) + a.seed / 100,
+                        val_acc=0.5 + a.lr * epoch - a.seed / 100)
+    k.log_artifact("vocab.txt", b"the same for every trial")
+    k.log_artifact("weights.bin", b"weights %r %r" % (a.lr, a.seed))
+"""
+
+
+@pytest.fixture(params=["sqlite", "mongodb"])
+def journal(request, git_repo, tmp_path, monkeypatch):
+    """A journal (SQLite, or a fresh database on the live MongoDB server) in KLEIO_DB."""
+    if request.param == "sqlite":
+        uri = "sqlite://" + str(tmp_path / "journal" / "kleio.db")
+    else:
+        uri = request.getfixturevalue("mongodb_db_uri")
+    monkeypatch.setenv("KLEIO_DB", uri)
+    write(git_repo / "train.py", TRAIN)
+    git(git_repo, "add", "train.py")
+    git(git_repo, "commit", "-q", "-m", "train")
+    return uri
+
+
+def sweep(repo, settings=((0.1, 1), (0.1, 2), (0.3, 1), (0.3, 2))):
+    ids = {}
+    for lr, seed in settings:
+        done = run_kleio("-q", "python", "train.py", "--lr", str(lr), "--seed", str(seed),
+                         cwd=repo)
+        assert done.returncode == 0, done.stderr
+        ids[(lr, seed)] = _ids(repo)[0]
+    return ids
+
+
+def _ids(repo):
+    listing = run_kleio("ls", "--json", cwd=repo)
+    assert listing.returncode == 0, listing.stderr
+    return [t["id"] for t in json.loads(listing.stdout)]
+
+
+def ok(*args, cwd):
+    result = run_kleio(*args, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_rank_filter_group_compare_export(journal, git_repo):
+    ids = sweep(git_repo)
+    best_id = ids[(0.3, 1)]
+    listed = json.loads(ok("ls", "--json", cwd=git_repo))
+    first = listed[0]
+    for key in ("id", "status", "command", "options", "tags", "metrics", "started_at",
+                "duration"):
+        assert key in first
+    assert first["options"] == {"lr": "0.3", "seed": "2"}
+    assert first["metrics"]["val_acc"]["mode"] == "max"
+    assert first["metrics"]["val_loss"]["mode"] == "min"
+    assert "lr" not in first["metrics"] and "epoch" not in first["metrics"]
+    assert first["metrics"]["val_acc"]["best"] == pytest.approx(0.5 + 0.9 - 0.02)
+    assert first["primary_metric"] == "val_acc"
+    # Ranked by the primary metric's best; the default column is that metric.
+    table = ok("ls", "--sort", "-val_acc", cwd=git_repo)
+    assert table.splitlines()[0].split()[:5] == ["ID", "STATUS", "STARTED", "DURATION",
+                                                 "VAL_ACC"]
+    assert table.splitlines()[1].startswith(best_id[:7])
+    ranked = json.loads(ok("ls", "--sort", "val_loss", "--json", cwd=git_repo))
+    assert ranked[0]["id"] == best_id
+    # Filters combine with AND; a column per option and metric.
+    shown = ok("ls", "--where", "lr<0.2", "--where", "status=completed", "--columns",
+               "lr,seed,val_loss.last", cwd=git_repo)
+    assert "LR" in shown and "VAL_LOSS.LAST" in shown and len(shown.splitlines()) == 3
+    assert json.loads(ok("ls", "--tag", "nope", "--json", cwd=git_repo)) == []
+    assert len(json.loads(ok("ls", "--since", "1h", "--project", "team/project", "--json",
+                             cwd=git_repo))) == 4
+    limited = ok("ls", "--limit", "1", cwd=git_repo)
+    assert "more trials match" in limited and "--all" in limited
+    # best, for scripts
+    assert ok("best", cwd=git_repo).strip() == best_id[:7]
+    assert ok("best", "--metric", "val_loss", cwd=git_repo).strip() == best_id[:7]
+    assert ok("best", "--metric", "epoch:min", cwd=git_repo).strip() in {i[:7] for i in
+                                                                       ids.values()}
+    assert json.loads(ok("best", "--json", "--where", "lr=0.1", cwd=git_repo))["id"] == \
+        ids[(0.1, 1)]
+    # groups: seeds averaged
+    grouped = json.loads(ok("ls", "--group-by-except", "seed", "--json", cwd=git_repo))
+    assert sorted(g["n"] for g in grouped) == [2, 2]
+    high = next(g for g in grouped if g["options"] == {"lr": "0.3"})
+    assert high["metrics"]["val_acc"]["best_mean"] == pytest.approx(0.5 + 0.9 - 0.015)
+    assert high["metrics"]["val_acc"]["best_std"] == pytest.approx(0.00707, abs=1e-4)
+    assert "±" in ok("ls", "--group-by-except", "seed", cwd=git_repo)
+    # diff of many: side by side, best by mode
+    many = json.loads(ok("diff", "--json", *[i[:8] for i in ids.values()], cwd=git_repo))
+    acc = next(m for m in many["metrics"] if m["name"] == "val_acc")
+    assert acc["best_trial"] == best_id and acc["mode"] == "max"
+    assert {o["option"] for o in many["options"]} == {"lr", "seed"}
+    assert "val_acc best (max)" in ok("compare", *[i[:8] for i in ids.values()],
+                                      cwd=git_repo)
+    two = json.loads(ok("diff", "--json", ids[(0.1, 1)][:8], best_id[:8], cwd=git_repo))
+    better = {s["key"]: s["better"] for s in two["statistics"]}
+    assert better["val_loss"] == "lower" and better["val_acc"] == "higher"
+    assert better["lr"] is None and better["epoch"] is None  # not metrics
+    # export
+    rows = list(csv.DictReader(io.StringIO(ok("export", cwd=git_repo))))
+    assert len(rows) == 4 and {"id", "lr", "seed", "val_acc.best", "val_loss.last"} <= set(rows[0])
+    lines = ok("export", "--format", "jsonl", "--statistics", "--where", "lr=0.1",
+               "--where", "seed=1", cwd=git_repo).splitlines()
+    assert [json.loads(line)["statistic"]["epoch"] for line in lines] == [1, 2, 3]
+    assert json.loads(ok("export", "--format", "jsonl", "--limit", "1",
+                         cwd=git_repo))["metrics"]["val_acc"]["mode"] == "max"
+    out = git_repo / "trials.csv"
+    ok("export", "--statistics", "-o", str(out), cwd=git_repo)
+    assert out.stat().st_mode & 0o077 == 0
+    assert len(out.read_text().splitlines()) == 1 + 4 * 3
+
+
+def test_metric_declared_on_the_command_line_or_in_kleio_yaml(journal, git_repo):
+    ids = sweep(git_repo, ((0.1, 1), (0.3, 1)))
+    # --metric overrides the trial's own declaration and chooses the primary metric.
+    assert ok("best", "--metric", "val_acc:min", cwd=git_repo).strip() == ids[(0.1, 1)][:7]
+    listed = json.loads(ok("ls", "--metric", "lr:max", "--json", cwd=git_repo))
+    assert listed[0]["primary_metric"] == "lr" and listed[0]["metrics"]["lr"]["mode"] == "max"
+    write(git_repo / "kleio.yaml", "metrics:\n  epoch: max\n")
+    listed = json.loads(ok("ls", "--json", cwd=git_repo))
+    assert listed[0]["metrics"]["epoch"]["best"] == 3
+    assert listed[0]["primary_metric"] == "val_acc"  # the trial's own still wins
+
+
+BAD_INPUT = [
+    (["ls", "--where", "lr<"], errors.EXIT_USAGE, "cannot read the condition"),
+    (["ls", "--sort", "nope"], errors.EXIT_USAGE, "cannot sort by 'nope'"),
+    (["ls", "--columns", "nope"], errors.EXIT_USAGE, "cannot show the column 'nope'"),
+    (["ls", "--since", "soon"], errors.EXIT_USAGE, "cannot read --since"),
+    (["ls", "--metric", "x:best"], errors.EXIT_USAGE, "unknown metric mode"),
+    (["best", "--metric", "nope"], errors.EXIT_NOT_FOUND, "no trial has the metric 'nope'"),
+    (["best", "--where", "lr>9"], errors.EXIT_NOT_FOUND, "no trial matches the filters"),
+    (["diff", "ffff"], errors.EXIT_USAGE, "give two trial ids or more"),
+    (["rm", "ffffffff", "--yes"], errors.EXIT_NOT_FOUND, "no trial matches"),
+]
+
+
+def test_bad_input_is_one_line_with_its_code(journal, git_repo):
+    sweep(git_repo, ((0.1, 1),))
+    for args, code, text in BAD_INPUT:
+        result = run_kleio(*args, cwd=git_repo)
+        assert result.returncode == code, (args, result.stderr)
+        assert text in result.stderr and result.stderr.count("\n") == 1, args
+        assert "Traceback" not in result.stderr
+
+
+def test_rm_removes_trials_events_and_unshared_blobs(journal, git_repo):
+    ids = sweep(git_repo, ((0.1, 1), (0.3, 1)))
+    a, b = ids[(0.1, 1)], ids[(0.3, 1)]
+    # A branch reads its parent's history: the parent alone is refused.
+    branched = run_kleio("branch", a[:8], "--lr", "0.2", cwd=git_repo)
+    assert branched.returncode == 0, branched.stderr
+    branch = next(i for i in _ids(git_repo) if i not in (a, b))
+    refused = run_kleio("rm", "--yes", a[:8], cwd=git_repo)
+    assert refused.returncode == errors.EXIT_USAGE
+    assert branch[:7] in refused.stderr and "--with-branches" in refused.stderr
+    # Without a terminal and without --yes nothing is deleted.
+    asked = run_kleio("rm", b[:8], cwd=git_repo)
+    assert asked.returncode == errors.EXIT_NO_TTY and "--yes" in asked.stderr
+    assert len(_ids(git_repo)) == 3
+    # A trial held by a live runner (elsewhere, fresh heartbeat) is refused as busy.
+    with open_store(journal) as store:
+        store.update_trial(trial_id=b, fields={"status": "running", "heartbeat_at": time.time(),
+                                               "runner": {"host": "elsewhere", "pid": 1}})
+    busy = run_kleio("rm", "--yes", b[:8], cwd=git_repo)
+    assert busy.returncode == errors.EXIT_BUSY and "kleio stop" in busy.stderr
+    with open_store(journal) as store:
+        store.update_trial(trial_id=b, fields={"status": "completed", "runner": None})
+        shared = _blob_digests(store, a) & _blob_digests(store, b)
+        own = _blob_digests(store, a) - shared
+        assert shared and own  # vocab.txt; a's weights
+    done = json.loads(ok("rm", "--yes", "--with-branches", "--json", a[:8], cwd=git_repo))
+    assert done["removed"] == [branch, a] and done["events"] > 0
+    assert _ids(git_repo) == [b]
+    with open_store(journal) as store:
+        assert store.read_events(trial_id=a) == [] and store.get_trial(trial_id=branch) is None
+        for digest in shared:  # still used by b
+            assert store.has_blob(sha256=digest)
+        for digest in own:
+            assert not store.has_blob(sha256=digest)
+    assert done["bytes_freed"] > 0 and done["blobs"] >= 1
+    human = ok("rm", "-y", b[:8], cwd=git_repo)
+    assert human.startswith(f"removed 1 trial ({b[:7]}") and "freed" in human
+    assert _ids(git_repo) == []
+
+
+def _blob_digests(store, trial_id):
+    from kleio.cli.rm import blobs_of
+
+    return {d for d in blobs_of(store, store.get_trial(trial_id=trial_id))
+            if store.has_blob(sha256=d)}
