@@ -329,6 +329,11 @@ def create_app(open_journal: Callable[[], Any], *, token: str | None = None,
         """Server-sent events: the trial's new statistics, output lines and statuses."""
         try:
             after = _optional_int(request, "after")
+            # A browser reconnecting says what it had (the id of the last message): go on
+            # from there instead of sending the same events twice.
+            last_id = request.headers.get("last-event-id", "")
+            if last_id.isdigit():
+                after = int(last_id)
             found = await anyio.to_thread.run_sync(
                 lambda: state.journal().trial(request.path_params["trial"]))
         except (TrialNotFound, AmbiguousId) as error:
@@ -346,7 +351,8 @@ def create_app(open_journal: Callable[[], Any], *, token: str | None = None,
                     lambda: views.new_events(state.journal().store, trial_id, after))
                 if events:
                     after = events[-1]["seq"]
-                    yield b"event: events\ndata: " + _json_bytes(events) + b"\n\n"
+                    yield (b"id: %d\nevent: events\ndata: " % after) + _json_bytes(events) \
+                        + b"\n\n"
                     quiet = 0.0
                     if len(events) >= 5000:
                         continue  # more are waiting: no pause

@@ -255,14 +255,15 @@
       render(page);
     }
 
-    function header(name, key, numeric) {
+    function header(name, key, mode) {
       const sortedAsc = state.sort === key, sortedDesc = state.sort === "-" + key;
       const th = el("th", {class: "sortable" + (sortedAsc ? " sorted-asc" : "") + (sortedDesc ? " sorted-desc" : ""),
                            "data-sort": key, title: "sort by " + key},
                     name);
       th.addEventListener("click", () => {
-        // Metrics sort best first on the first click (the server knows each mode).
-        const next = sortedDesc ? key : sortedAsc ? "-" + key : (numeric ? key : "-" + key);
+        // A metric sorts best first on the first click (by its mode), anything else ascending.
+        const first = mode === "max" ? "-" + key : key;
+        const next = sortedDesc ? key : sortedAsc ? "-" + key : first;
         go({sort: next, offset: 0});
       });
       return th;
@@ -278,7 +279,7 @@
         header("duration", "duration"),
         el("th", {}, "tags"),
         options.map((o) => header(o, o)),
-        metrics.map((m) => header(m, m, true)),
+        metrics.map((m) => header(m, m, (rows.find((r) => r.metrics[m]) || {metrics: {[m]: {}}}).metrics[m].mode)),
         el("th", {}, "command"));
       const body = rows.map((r) => {
         const box = el("input", {type: "checkbox", "data-id": r.id, checked: selected.has(r.id)});
@@ -327,7 +328,7 @@
       api(`/api/trials/${encodeURIComponent(trial.id)}/output` + query({stream: "stderr", upto})),
       api(`/api/trials/${encodeURIComponent(trial.id)}/artifacts`),
     ]);
-    const statusNode = statusBadge(trial.status);
+    let statusNode = statusBadge(trial.status);
     const liveDot = el("span", {class: "live-dot", id: "live", title: "live updates"});
 
     const dl = (pairs) => el("dl", {class: "kv"}, pairs.filter((p) => p[1] !== undefined && p[1] !== null && p[1] !== "")
