@@ -107,12 +107,26 @@ def test_pdb_rerun_stops_post_mortem_and_journals_nothing(git_repo, db_uri):
     with open_store(db_uri) as store:
         [doc] = store.find_trials(id_prefix=trial)
         before = store.last_seq(trial_id=doc["id"])
-    result = run_kleio("pdb", "--rerun", trial, input="p x\nq\n", cwd=git_repo)
+    # It stops at the first line; 'c' runs it to the exception, post-mortem.
+    result = run_kleio("pdb", "--rerun", trial, input="c\np x\nq\n", cwd=git_repo)
     assert "starting ['--x', '0']" in result.stdout
-    assert "ZeroDivisionError" in result.stderr
+    assert "ZeroDivisionError" in result.stdout + result.stderr
     assert "-> return 1 / x" in result.stdout and "(Pdb) 0" in result.stdout
+    assert "warning" not in result.stderr  # the code is the trial's
+    # A breakpoint given on stdin stops the program there, before the crash.
+    stopped = run_kleio("pdb", "--rerun", trial, input="b crash.py:4\nc\np ('at', x)\nq\n",
+                        cwd=git_repo)
+    assert "(Pdb) ('at', 0)" in stopped.stdout, stopped.stdout
+    assert "Traceback" not in stopped.stdout + stopped.stderr  # stopped before the division
     with open_store(db_uri) as store:
         assert store.last_seq(trial_id=doc["id"]) == before
+    # Today's code is not the trial's: said before the session starts.
+    with open(git_repo / "crash.py", "a", encoding="utf-8") as handle:
+        handle.write("print('edited')\n")
+    edited = run_kleio("pdb", "--rerun", trial, input="q\n", cwd=git_repo)
+    assert f"kleio pdb: warning: this is not the code trial {trial} ran" in edited.stderr
+    assert "untracked file changed: crash.py" in edited.stderr
+
 
 
 def test_checkout_puts_back_the_commit_and_says_what_stays_masked(git_repo, db_uri, tmp_path):

@@ -21,28 +21,6 @@ BANNER = ("kleio pdb: trial {short} is loaded as `trial`: trial.info, trial.stat
           "trial.artifacts, trial.artifact(filename, **metadata) -> bytes, trial.stdout; "
           "'c' or 'q' ends the session.")
 
-# Runs the program as `python script` or `python -m module` would, and stops post-mortem in
-# the frame of an uncaught exception.
-_BOOTSTRAP = """\
-import os, pdb, runpy, sys, traceback
-mode, target = sys.argv[1], sys.argv[2]
-sys.argv = sys.argv[2:]
-try:
-    if mode == "-m":
-        runpy.run_module(target, run_name="__main__", alter_sys=True)
-    else:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(target)))
-        runpy.run_path(target, run_name="__main__")
-except SystemExit:
-    raise
-except BaseException:
-    traceback.print_exc()
-    print("kleio pdb: stopped post-mortem on the exception above ('q' quits)", file=sys.stderr)
-    pdb.post_mortem(sys.exc_info()[2])
-    sys.exit(1)
-"""
-
-
 class Trial:
     """A trial as seen from the debugger: its document and its lineage's journal."""
 
@@ -130,11 +108,16 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
 
 
 def _rerun(doc: dict[str, Any]) -> int:
-    import shutil
+    """Run the trial's Python command under ``python -m pdb``, journalling nothing.
+
+    The program stops at its first line: set breakpoints (``b train.py:42``), then ``c``;
+    an uncaught exception stops it post-mortem in the frame that raised. Commands come
+    from the terminal, or from stdin when it is a pipe or a file.
+    """
     import subprocess
 
     from kleio.argv import is_python, split_program
-    from kleio.trial import execution_dir
+    from kleio.trial import execution_dir, which
 
     short = doc["id"][:7]
     argv = list(doc.get("argv") or [])
@@ -154,11 +137,31 @@ def _rerun(doc: dict[str, Any]) -> int:
         module, options = True, argv[1:start - 1]
     else:
         module, options = False, argv[1:start - 1]
-    python = argv[0] if shutil.which(argv[0]) or os.path.exists(argv[0]) else sys.executable
-    command = [python, *options, "-c", _BOOTSTRAP, "-m" if module else "-f", target,
+    python = argv[0] if which(argv[0]) or os.path.exists(argv[0]) else sys.executable
+    command = [python, *options, "-m", "pdb", *(["-m"] if module else []), target,
                *argv[start:]]
-    env = {k: v for k, v in os.environ.items() if k not in ("KLEIO_TRIAL_ID", "KLEIO_CHANNEL")}
-    sys.stderr.write(f"kleio pdb: re-running trial {short} under the debugger; nothing is "
-                     "journalled\n")
+    cwd = execution_dir(doc, os.getcwd())
+    _warn_if_changed(doc, argv, cwd)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("KLEIO_TRIAL_ID", "KLEIO_CHANNEL", "KLEIO_LEDGER")}
+    sys.stderr.write(f"kleio pdb: re-running trial {short} under the debugger, stopped at its "
+                     "first line ('b FILE:LINE' then 'c'; an exception stops it post-mortem); "
+                     "nothing is journalled\n")
     sys.stderr.flush()
-    return subprocess.call(command, cwd=execution_dir(doc, os.getcwd()), env=env)
+    return subprocess.call(command, cwd=cwd, env=env)
+
+
+def _warn_if_changed(doc: dict[str, Any], argv: list[str], cwd: str) -> None:
+    """Say so when the code or environment of now is not the trial's: the debugger runs
+    today's code, and its line numbers may not be the ones the trial ran."""
+    from kleio.launch import detect_changes, summarize_changes
+    from kleio.trial import build_trial
+
+    try:
+        current, _ = build_trial(argv, cwd, None)  # type: ignore[arg-type]
+        changed = detect_changes(doc, current)
+    except Exception:  # a snapshot that fails must not keep anyone from debugging
+        return
+    if changed:
+        sys.stderr.write(f"kleio pdb: warning: this is not the code trial {doc['id'][:7]} ran "
+                         f"({summarize_changes(changed)}); the debugger runs the current one\n")
