@@ -16,7 +16,14 @@ UI_INSTALL = "pip install 'kleio[ui]'"
 
 def require(*modules: str, command: str, install: str) -> None:
     """Raise :class:`MissingExtra` unless every one of ``modules`` can be imported."""
-    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    missing = [name for name in modules if not _importable(name)]
     if missing:
         raise MissingExtra(f"{command} needs {', '.join(missing)}, which is not installed",
                            f"install it with: {install}")
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules
+        return False
