@@ -350,13 +350,15 @@ class Writer(threading.Thread):
             if not won:
                 # Our own claim, if the reply to an insert that succeeded was lost.
                 found = self.store.read_events(trial_id=self.trial_id, after=seq - 1, upto=seq)
-                claimer = (found[0].data.get("runner") or {}) if found else {}
-                won = _same_runner(claimer, mine)
+                data = found[0].data if found else {}
+                claimer = data.get("runner") or {}
+                # A takeover's first event is a 'failover' naming this runner as the old one.
+                won = data.get("resumed") is not None and _same_runner(claimer, mine)
                 if won:
                     self.store.update_trial(trial_id=self.trial_id, fields=fields)
                 else:
                     doc = self.store.get_trial(trial_id=self.trial_id) or {}
-                    holder = doc.get("runner") or claimer or {}
+                    holder = data.get("by") or doc.get("runner") or {}
         except Exception as error:
             self._down(error)
             return
