@@ -30,6 +30,10 @@ DRAIN_AFTER_EXIT = 2.0
 LEDGER_POLL = 0.05
 #: Output lines that may wait in the I/O thread while the writer is stuck.
 MAX_OVERFLOW = 200_000
+#: At most one ``partial`` record per output and interval (seconds): the latest state of a
+#: line not ended yet (a progress bar redrawn with ``\r``) reaches ``tail -f`` and the
+#: dashboard without journalling every redraw.
+PARTIAL_EVERY = 0.5
 
 
 class LineCutter:
@@ -59,6 +63,10 @@ class LineCutter:
     def flush(self) -> list[str]:
         rest, self.pending = self.pending, b""
         return [self._decode(rest)] if rest else []
+
+    def partial(self) -> str:
+        """What a terminal shows of the line not ended yet (a progress bar's latest state)."""
+        return self._decode(self.pending) if self.pending else ""
 
     @staticmethod
     def _decode(raw: bytes) -> str:
@@ -246,6 +254,12 @@ class IOThread(threading.Thread):
         self.refused_peers = 0
         self.overflow: collections.deque[tuple[Any, ...]] = collections.deque()
         self.overflow_lines = 0
+        #: per output: the partial line journalled last, and when the next one may be.
+        self.partial_sent: dict[int, str] = {}
+        self.partial_due: dict[int, float] = {}
+        self.partial_since: dict[int, float] = {}
+
+
         # Written to when the child exits, so the select loop wakes at once. The pipe is
         # the runner's: it is closed by close(), after this thread has ended, never by the
         # thread itself (child_ended() may write to it at any moment until then).
@@ -327,6 +341,7 @@ class IOThread(threading.Thread):
                         except OSError:
                             pass
             now = time.monotonic()
+            self._partials(now)
             if self.ledger is not None and now >= next_poll:
                 next_poll = now + LEDGER_POLL
                 self._poll_ledger()
@@ -342,7 +357,7 @@ class IOThread(threading.Thread):
 
     def _accept(self, connections: dict[int, Connection]) -> None:
         try:
-            fd, _addr = self.listener._accept()
+            fd, _addr = self.listener._accept()  # type: ignore[attr-defined]
         except OSError:
             return
         sock = _socket.socket(fileno=fd)
@@ -406,7 +421,27 @@ class IOThread(threading.Thread):
         self._journal(fd, self.cutters[fd].feed(data))
         return True
 
-    def _journal(self, fd: int, lines: list[str]) -> None:
+    def _partials(self, now: float) -> None:
+        """Journal the latest state of each unfinished line, at most every PARTIAL_EVERY.
+
+        Readers show a ``partial`` record only until the line it belongs to ends (``kleio
+        cat`` never shows one that a full line followed).
+        """
+        for fd in self.open_outputs:
+            text = self.cutters[fd].partial()
+            if not text:
+                continue
+            # A line printed in pieces (print() writes its arguments one by one) ends
+            # within microseconds: only a line left unfinished for a while is a progress bar.
+            since = self.partial_since.setdefault(fd, now)
+            if now - since < PARTIAL_EVERY or text == self.partial_sent.get(fd) \
+                    or now < self.partial_due.get(fd, 0.0):
+                continue
+            self.partial_sent[fd] = text
+            self.partial_due[fd] = now + PARTIAL_EVERY
+            self._journal(fd, [text], partial=True)
+
+    def _journal(self, fd: int, lines: list[str], partial: bool = False) -> None:
         """Hand output lines to the writer without ever waiting for it.
 
         When the writer is stuck (a journal locked by another process waits out its busy
@@ -416,8 +451,13 @@ class IOThread(threading.Thread):
         """
         if not lines:
             return
-        item = ("events", self.outputs[fd][0], time.time(),
-                [encode({"line": line}) for line in lines])
+        if partial:
+            datas = [encode({"line": line, "partial": True}) for line in lines]
+        else:
+            self.partial_sent.pop(fd, None)  # the line ended: a new one may follow
+            self.partial_since.pop(fd, None)
+            datas = [encode({"line": line}) for line in lines]
+        item = ("events", self.outputs[fd][0], time.time(), datas)
         if not self.overflow:
             try:
                 self.writer.queue.put_nowait(item)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from kleio.cli.common import (
@@ -81,7 +82,25 @@ def _compact(value: Any) -> str:
 
 def output_record(kind: str, event: Any) -> dict[str, Any]:
     """The JSON shape of one output line in ``cat --json`` and ``tail --json``."""
-    return {"stream": kind, "time": event.time, "line": event.data.get("line", "")}
+    record = {"stream": kind, "time": event.time, "line": event.data.get("line", "")}
+    if event.data.get("partial"):
+        record["partial"] = True
+    return record
+
+
+def ended_lines(events: Iterable[Any]) -> Iterator[Any]:
+    """Output events as a terminal ends up showing them: a ``partial`` record (the state of
+    a line not ended yet, such as a progress bar) is dropped once a later line of the same
+    stream ends it; one still unfinished at the end is kept."""
+    held: Any = None
+    for event in events:
+        if event.data.get("partial"):
+            held = event
+            continue
+        held = None
+        yield event
+    if held is not None:
+        yield held
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
@@ -113,8 +132,10 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             return 0
         kind = "stderr" if args.stderr else "stdout"
         out = stdout_bytes()
-        for event in store.iter_lineage_events(trial_id=doc["id"], kinds=(kind,)):
+        for event in ended_lines(store.iter_lineage_events(trial_id=doc["id"],
+                                                           kinds=(kind,))):
             if args.json:
+
                 out.write(json_line(output_record(kind, event)))
             else:
                 write_line(event.data.get("line", ""))

@@ -43,7 +43,9 @@ class Trial:
 
     @property
     def stdout(self) -> list[str]:
-        return [data.get("line", "") for data in self._events("stdout")]
+        return [data.get("line", "") for data in self._events("stdout")
+                if not data.get("partial")]
+
 
     def artifact(self, filename: str | None = None, **metadata: Any) -> bytes | None:
         """The bytes of the newest artifact matching ``filename`` and ``metadata``."""

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Callable
 
-from kleio.cli.cat import output_record
+from kleio.cli.cat import ended_lines, output_record
 from kleio.cli.common import count, json_line, parser, stdout_bytes, store_from, write_line
 from kleio.reservation import HELD, display_status, hostname
 from kleio.storage.base import Event, Store
@@ -48,7 +48,8 @@ def tail(store: Store, doc: dict[str, Any], *, kind: str, lines: int, follow: bo
     # is above ``last`` and comes through the follow loop (reading the tail first skipped
     # every line written while it was printed).
     last = store.last_seq(trial_id=trial_id)
-    for event in last_events(store, trial_id, kinds=(kind,), count=lines, upto=last):
+    for event in ended_lines(last_events(store, trial_id, kinds=(kind,), count=lines,
+                                         upto=last)):
         show(event)
     stdout_bytes().flush()
     if not follow:
@@ -88,12 +89,26 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     kind = "stderr" if args.stderr else "stdout"
     store, config = store_from(flags)
     out = stdout_bytes()
+    # A line not ended yet (a progress bar) is redrawn in place on a terminal, as the
+    # program's own terminal shows it; a pipe gets ended lines only.
+    live = sys.stdout.isatty()
+    drawn = [False]  # a partial line is on the screen, to be overwritten
 
     def show(event: Event) -> None:
+        partial = bool(event.data.get("partial"))
         if args.json:
             out.write(json_line(output_record(kind, event)))
+        elif partial:
+            if live:
+                out.write(b"\r\x1b[K" + event.data.get("line", "").encode(
+                    "utf-8", "surrogateescape"))
+                drawn[0] = True
         else:
+            if drawn[0]:
+                out.write(b"\r\x1b[K")
+                drawn[0] = False
             write_line(event.data.get("line", ""))
+
 
     with store:
         doc = resolve_trial(store, args.id)
