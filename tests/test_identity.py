@@ -6,15 +6,14 @@ import shutil
 import pytest
 
 from kleio.argv import parse_config, script_of
+from kleio.git import find_root as find_repo_root
+from kleio.git import normalize_remote, project_of
 from kleio.identity import (
     config_files,
     describe_command,
     find_recorded,
-    find_repo_root,
     legacy_id,
     normalize_command,
-    normalize_remote,
-    project_of,
     short_id,
     trial_id,
 )

@@ -8,17 +8,13 @@ import sys
 
 import pytest
 
-from kleio import snapshot
-from kleio.identity import find_repo_root
-from kleio.snapshot import (
-    changes,
-    code_changes,
-    code_snapshot,
-    env_changes,
-    env_snapshot,
-    host_changes,
-    host_snapshot,
-)
+from kleio.git import find_root as find_repo_root
+from kleio.snapshot import changes, environment
+from kleio.snapshot import code as code_module
+from kleio.snapshot.code import code_snapshot
+from kleio.snapshot.compare import Change, code_changes, env_changes, host_changes
+from kleio.snapshot.environment import env_snapshot
+from kleio.snapshot.host import host_snapshot
 from tests.conftest import git
 
 
@@ -77,7 +73,7 @@ def test_untracked_sources_are_recorded(git_repo):
     (git_repo / "pkg").mkdir()
     (git_repo / "pkg" / "mod.py").write_text("Y = 2\n", encoding="utf-8")
     (git_repo / "results.json").write_text("{}", encoding="utf-8")  # output, not code
-    (git_repo / "big.py").write_bytes(b"#" * (snapshot.MAX_UNTRACKED_SIZE + 1))
+    (git_repo / "big.py").write_bytes(b"#" * (code_module.MAX_UNTRACKED_SIZE + 1))
     (git_repo / "binary.py").write_bytes(b"\0\1")
     doc, blobs = snap(git_repo)
     assert doc["dirty"] is False
@@ -130,7 +126,7 @@ def test_the_script_is_masked_when_stored_outside_git(tmp_path):
 
 
 def test_untracked_files_are_capped(git_repo, monkeypatch):
-    monkeypatch.setattr(snapshot, "MAX_UNTRACKED_FILES", 2)
+    monkeypatch.setattr(code_module, "MAX_UNTRACKED_FILES", 2)
     for index in range(4):
         (git_repo / f"m{index}.py").write_text(str(index), encoding="utf-8")
     doc, _ = snap(git_repo)
@@ -216,37 +212,37 @@ def fake_site(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sys, "path", [str(site)])
     scans = []
-    real_scan = snapshot._scan_packages
-    monkeypatch.setattr(snapshot, "_scan_packages", lambda: scans.append(1) or real_scan())
+    real_scan = environment._scan_packages
+    monkeypatch.setattr(environment, "_scan_packages", lambda: scans.append(1) or real_scan())
     return site, install, scans
 
 
 def test_package_cache_hit_and_miss(fake_site):
     site, install, scans = fake_site
     info = install("Foo_Bar", "1.0")
-    assert snapshot.installed_packages() == {"foo-bar": "1.0"}
+    assert environment.installed_packages() == {"foo-bar": "1.0"}
     assert len(scans) == 1
-    assert os.path.exists(snapshot.packages_cache_path())
+    assert os.path.exists(environment.packages_cache_path())
     # Hit: nothing in sys.path's directories changed (even if a file was edited in place).
     (info / "METADATA").write_text("Name: Foo_Bar\nVersion: 9.9\n", encoding="utf-8")
-    assert snapshot.installed_packages() == {"foo-bar": "1.0"}
+    assert environment.installed_packages() == {"foo-bar": "1.0"}
     assert len(scans) == 1
     # Miss: installing a distribution changes the directory's mtime.
     install("numpy", "2.0.0")
     stat = os.stat(site)
     os.utime(site, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    assert snapshot.installed_packages() == {"foo-bar": "9.9", "numpy": "2.0.0"}
+    assert environment.installed_packages() == {"foo-bar": "9.9", "numpy": "2.0.0"}
     assert len(scans) == 2
 
 
 def test_package_cache_survives_a_corrupt_file(fake_site):
     _, install, scans = fake_site
     install("foo", "1")
-    path = snapshot.packages_cache_path()
+    path = environment.packages_cache_path()
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("{not json")
-    assert snapshot.installed_packages() == {"foo": "1"}
+    assert environment.installed_packages() == {"foo": "1"}
     assert len(scans) == 1
 
 
@@ -258,6 +254,15 @@ def test_host_snapshot(monkeypatch):
     assert host["memory_bytes"] is None or host["memory_bytes"] > 0
     assert isinstance(host["gpus"], list)
     assert set(host) >= {"hostname", "user", "cpus", "cpu_model", "memory_bytes", "gpus"}
+
+
+def test_the_hostname_setting_names_the_host_in_the_snapshot(git_repo):
+    from kleio.snapshot.host import hostname
+
+    (git_repo / "kleio.yaml").write_text("hostname: login-node\n", encoding="utf-8")
+    assert host_snapshot()["hostname"] == "login-node"  # as the runner is named
+    assert host_snapshot("given")["hostname"] == "given"
+    assert hostname() == os.uname().nodename and hostname("x") == "x"
 
 
 def test_gpus_are_asked_once_per_boot(tmp_path, monkeypatch):
@@ -275,18 +280,18 @@ def test_gpus_are_asked_once_per_boot(tmp_path, monkeypatch):
     )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setattr(snapshot, "_boot_id", lambda: "boot-1")
+    monkeypatch.setattr(environment, "_boot_id", lambda: "boot-1")
     expected = {
         "driver": "535.104.05",
         "cuda": "12.2",
         "gpus": [{"name": "NVIDIA A100-SXM4-40GB", "memory": "40960 MiB"}],
     }
-    assert snapshot.gpu_info() == expected
+    assert environment.gpu_info() == expected
     assert host_snapshot()["gpus"] == expected["gpus"]
     assert env_snapshot()["gpu"] == {"driver": "535.104.05", "cuda": "12.2"}
     assert len(calls.read_text().splitlines()) == 2  # one query and one summary, then cached
-    monkeypatch.setattr(snapshot, "_boot_id", lambda: "boot-2")
-    snapshot.gpu_info()
+    monkeypatch.setattr(environment, "_boot_id", lambda: "boot-2")
+    environment.gpu_info()
     assert len(calls.read_text().splitlines()) == 4
 
 
@@ -400,7 +405,7 @@ def test_a_package_added_does_not_refuse_but_one_removed_or_changed_does():
     added = env_doc(packages={**old["packages"], "pytest": "8.0.0"})
     assert changes(old, added, "env") == []
     assert env_changes(old, added) == [
-        snapshot.Change("env", "package:pytest", "package added: pytest 8.0.0", False)
+        Change("env", "package:pytest", "package added: pytest 8.0.0", False)
     ]
     assert changes(added, old, "env") == ["package removed: pytest 8.0.0"]
     upgraded = env_doc(packages={**old["packages"], "numpy": "1.26.1"})
@@ -410,20 +415,20 @@ def test_a_package_added_does_not_refuse_but_one_removed_or_changed_does():
     assert changes(old, arm, "env") == ["platform machine x86_64 → aarch64"]
 
 
-@pytest.mark.parametrize("name", snapshot.REPRODUCIBILITY_VARIABLES)
+@pytest.mark.parametrize("name", environment.REPRODUCIBILITY_VARIABLES)
 def test_every_reproducibility_variable_refuses(name):
     old = env_doc(variables_version=2)
     new = env_doc(variables={**old["variables"], name: "1"}, variables_version=2)
     assert changes(old, new, "env") == [f"variable {name} (unset) → 1"]
 
 
-@pytest.mark.parametrize("name", [*snapshot.PLACEMENT_VARIABLES, "PYTHONPATH", "VIRTUAL_ENV"])
+@pytest.mark.parametrize("name", [*environment.PLACEMENT_VARIABLES, "PYTHONPATH", "VIRTUAL_ENV"])
 def test_placement_variables_are_listed_but_never_refuse(name):
     old = env_doc(variables={name: "0"}, variables_version=2)
     new = env_doc(variables={name: "1"}, variables_version=2)
     assert changes(old, new, "env") == []
     assert env_changes(old, new) == [
-        snapshot.Change("env", f"variable:{name}", f"variable {name} 0 → 1", False)
+        Change("env", f"variable:{name}", f"variable {name} 0 → 1", False)
     ]
 
 
@@ -469,7 +474,7 @@ def test_every_code_change_refuses(git_repo):
     before = snap(git_repo)[0]
     (git_repo / "train.py").write_text("print(2)\n", encoding="utf-8")
     listed = code_changes(before, snap(git_repo)[0])
-    assert listed == [snapshot.Change("code", "diff:train.py",
+    assert listed == [Change("code", "diff:train.py",
                                       "uncommitted change: train.py (+1 -2)", True)]
     assert str(listed[0]) == "uncommitted change: train.py (+1 -2)"
 

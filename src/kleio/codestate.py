@@ -17,12 +17,10 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from kleio import git
 from kleio.errors import UsageError
 from kleio.redact import REDACTED, might_hold_secrets, redact_text
 from kleio.storage.base import Store
-
-_EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-
 
 # -- secrets in a recorded diff ----------------------------------------------------------------
 #
@@ -334,9 +332,10 @@ def _recorded_patch(store: Store, code: dict[str, Any], repo: str,
 
 def _git(cwd: str, *args: str, env: dict[str, str] | None = None,
          input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    """:func:`kleio.git.run`, failing with :class:`CodeUnavailable` (and, if ``check``, on a
+    non-zero exit)."""
     try:
-        result = subprocess.run(["git", *args], cwd=cwd, env=env, input=input,
-                                capture_output=True, timeout=120)
+        result = git.run(cwd, *args, env=env, input=input, timeout=120)
     except (OSError, subprocess.SubprocessError) as error:
         raise CodeUnavailable(f"git could not be run ({error})",
                               "install git and put it on PATH") from None
@@ -345,23 +344,17 @@ def _git(cwd: str, *args: str, env: dict[str, str] | None = None,
     return result
 
 
-def _has_commit(repo: str, commit: str) -> bool:
-    return _git(repo, "cat-file", "-e", f"{commit}^{{commit}}", check=False).returncode == 0
-
-
 def find_repository(code: dict[str, Any], candidates: list[str | None]) -> str | None:
     """The first candidate repository root holding the snapshot's commit (any, if none)."""
-    from kleio.identity import find_repo_root
-
     roots = []
     for candidate in candidates:
         if isinstance(candidate, str) and candidate and os.path.isdir(candidate):
-            root = find_repo_root(candidate)
+            root = git.find_root(candidate)
             if root and root not in roots:
                 roots.append(root)
     commit = code.get("commit")
     for root in roots:
-        if commit is None or _has_commit(root, commit):
+        if commit is None or git.has_commit(root, commit):
             return root
     return None
 
@@ -394,10 +387,10 @@ class Workspace:
         check_snapshot(code)
         env = {**self.env, "GIT_INDEX_FILE": os.path.join(self.tmp.name, f"index-{name}")}
         commit = code.get("commit")
-        if commit is not None and not _has_commit_env(self.repo, commit, env):
+        if commit is not None and not git.has_commit(self.repo, commit, env):
             raise CodeUnavailable(f"commit {commit[:12]} is not in the repository at "
                                   f"{self.repo}", "fetch it (git fetch) and try again")
-        _git(self.repo, "read-tree", commit or _EMPTY_TREE, env=env)
+        _git(self.repo, "read-tree", commit or git.EMPTY_TREE, env=env)
         if code.get("diff_sha256"):
             patch, paths = _recorded_patch(store, code, self.repo, env)
             if paths:
@@ -425,11 +418,6 @@ class Workspace:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _has_commit_env(repo: str, commit: str, env: dict[str, str]) -> bool:
-    return _git(repo, "cat-file", "-e", f"{commit}^{{commit}}", env=env,
-                check=False).returncode == 0
 
 
 def _script_bytes(store: Store, code: dict[str, Any]) -> bytes | None:
@@ -539,9 +527,7 @@ def _checkout(store: Store, doc: dict[str, Any], dest: str, candidates: list[str
         )
     commit = code.get("commit")
     _git(parent, "clone", "-q", "--no-checkout", repo, os.path.abspath(dest))
-    from kleio.identity import origin_url
-
-    origin = origin_url(repo)
+    origin = git.origin_url(repo)
     if origin:
         _git(dest, "remote", "set-url", "origin", origin)
     if commit:

@@ -21,6 +21,7 @@ import stat
 from typing import Any, Callable, NamedTuple
 
 from kleio.errors import ConfigError
+from kleio.git import find_root
 
 
 def xdg_dir(variable: str, fallback: str) -> str:
@@ -281,24 +282,12 @@ SETTINGS: tuple[Setting, ...] = (
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 
-def find_project_root(start: str | None = None) -> str | None:
-    """Return the closest directory at or above ``start`` holding ``.git``, or None."""
-    path = os.path.abspath(start or os.getcwd())
-    while True:
-        if os.path.exists(os.path.join(path, ".git")):
-            return path
-        parent = os.path.dirname(path)
-        if parent == path:
-            return None
-        path = parent
-
-
 def user_config_path() -> str:
     return os.path.join(xdg_dir("XDG_CONFIG_HOME", ".config"), "kleio", "config.yaml")
 
 
 def project_config_path(cwd: str | None = None) -> str:
-    root = find_project_root(cwd) or os.path.abspath(cwd or os.getcwd())
+    root = find_root(cwd) or os.path.abspath(cwd or os.getcwd())
     return os.path.join(root, "kleio.yaml")
 
 

@@ -5,7 +5,9 @@ A trial id is the sha256 of the canonical JSON of
 * the **project**: the repository's origin URL without credentials and in one spelling
   (``git@github.com:a/b.git`` and ``https://github.com/a/b`` are both ``github.com/a/b``), else
   the repository root, else the working directory;
-* the **normalized command**: paths to files inside the repository are relative to its root,
+* the **normalized command** in its identity form (:func:`kleio.argv.identity_form`: the
+  spellings and orders of one experiment's options are one): paths to files inside the
+  repository are relative to its root,
   so any checkout location and any working directory inside the repository give the same id;
   a path to a Python interpreter is reduced to its name (``/opt/venv/bin/python`` is
   ``python``); secrets are masked (a rotated token is not a new experiment, and an id must not allow
@@ -14,7 +16,9 @@ A trial id is the sha256 of the canonical JSON of
 * the **parent** reference ``{"id", "cut"}`` of a branch.
 
 Everything here is pure Python on the start path of every run: no git subprocess (the origin
-is read from ``.git/config``), a handful of ``stat`` calls.
+is read from ``.git/config`` by :mod:`kleio.git`), a handful of ``stat`` calls. Reading
+options is :mod:`kleio.argv`'s; naming the project and finding the repository,
+:mod:`kleio.git`'s.
 """
 
 from __future__ import annotations
@@ -22,10 +26,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 
 from kleio.argv import identity_form, is_option, is_python, parse_config, script_of
-from kleio.config import find_project_root
+from kleio.git import find_root, project_of
 from kleio.redact import redact_argv
 
 TYPE_CHECKING = False
@@ -36,127 +39,6 @@ _CONFIG_EXTENSIONS = (".yaml", ".yml", ".json")
 # A config file larger than this is identified by its size only: hashing a multi-gigabyte
 # JSON dataset on every start would defeat the purpose of a fast wrapper.
 _MAX_HASHED_CONFIG = 64 * 1024 * 1024
-
-_SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?(?P<host>[^/:]+):(?P<path>(?!//).*)$")
-
-
-def find_repo_root(cwd: str) -> str | None:
-    """Return the root of the git repository holding ``cwd`` (the closest ``.git``), or None."""
-    return find_project_root(cwd)
-
-
-# -- project -------------------------------------------------------------------------------
-
-
-def _git_dir(root: str) -> str | None:
-    """The directory holding the repository's ``config``, for plain, worktree and submodule."""
-    dot_git = os.path.join(root, ".git")
-    if os.path.isdir(dot_git):
-        return dot_git
-    try:
-        with open(dot_git, encoding="utf-8") as handle:
-            line = handle.readline().strip()
-    except OSError:
-        return None
-    if not line.startswith("gitdir:"):
-        return None
-    git_dir = os.path.normpath(os.path.join(root, line[len("gitdir:") :].strip()))
-    # A linked worktree keeps its config in the common directory of the main repository.
-    try:
-        with open(os.path.join(git_dir, "commondir"), encoding="utf-8") as handle:
-            return os.path.normpath(os.path.join(git_dir, handle.read().strip()))
-    except OSError:
-        return git_dir
-
-
-def _origin_from_config(text: str) -> str | None:
-    section = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("["):
-            section = line.strip("[]").strip()
-            continue
-        if section in ('remote "origin"', "remote.origin"):
-            key, eq, value = line.partition("=")
-            if eq and key.strip().lower() == "url":
-                value = value.strip()
-                if len(value) >= 2 and value[0] == value[-1] == '"':
-                    value = value[1:-1]
-                return value
-    return None
-
-
-def origin_url(root: str) -> str | None:
-    """Return the raw ``remote.origin.url`` of the repository at ``root``, or None.
-
-    Read from the config file directly (a ``git`` process costs milliseconds); ``git config``
-    answers only when the file uses ``include`` directives this reader does not follow.
-    """
-    git_dir = _git_dir(root)
-    if git_dir is None:
-        return None
-    try:
-        with open(os.path.join(git_dir, "config"), encoding="utf-8", errors="replace") as handle:
-            text = handle.read()
-    except OSError:
-        return None
-    url = _origin_from_config(text)
-    if url is None and "[include" in text.lower():
-        import subprocess
-
-        try:
-            result = subprocess.run(
-                ["git", "config", "--get", "remote.origin.url"],
-                cwd=root,
-                capture_output=True,
-                text=True,
-                timeout=5,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        url = result.stdout.strip() or None
-    return url
-
-
-def normalize_remote(url: str) -> str:
-    """Spell a git remote URL one way, without credentials: ``host/owner/name``.
-
-    ``git@github.com:a/b.git``, ``ssh://git@github.com:22/a/b``, ``https://user:pw@github.com/a/b/``
-    all become ``github.com/a/b``. A local path stays a path (without a trailing ``.git``).
-    """
-    url = url.strip()
-    if "://" in url:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(url)
-        if parts.scheme == "file":
-            path = parts.path
-        else:
-            host = (parts.hostname or "").lower()
-            path = host + "/" + parts.path.lstrip("/")
-    else:
-        match = _SCP_LIKE.match(url)
-        # ``C:/x`` is a Windows path, not host ``C``.
-        if match and len(match.group("host")) > 1:
-            path = match.group("host").lower() + "/" + match.group("path").lstrip("/")
-        else:
-            path = url
-    path = path.rstrip("/")
-    if path.endswith(".git"):
-        path = path[: -len(".git")]
-    return path.rstrip("/")
-
-
-def project_of(root: str | None, cwd: str) -> str:
-    """Name the project: the normalized origin URL, else the repository root, else ``cwd``."""
-    if root is not None:
-        url = origin_url(root)
-        if url:
-            return normalize_remote(url)
-        return os.path.abspath(root)
-    return os.path.abspath(cwd)
 
 
 # -- command -------------------------------------------------------------------------------
@@ -248,7 +130,7 @@ def config_files(argv: list[str], cwd: str) -> dict[str, str]:
     root when inside it), so that editing a config file makes a new trial while moving the
     checkout does not.
     """
-    return _config_files(argv, cwd, find_repo_root(cwd))
+    return _config_files(argv, cwd, find_root(cwd))
 
 
 def trial_id(
@@ -264,7 +146,7 @@ def trial_id(
     ``--epochs=5`` and ``--epochs 5``, or two orders of the same named options, are one trial.
 
     Args:
-        project: from :func:`project_of`.
+        project: from :func:`kleio.git.project_of`.
         command: from :func:`normalize_command` (and redacted).
         config_files: from :func:`config_files`.
         parent: ``{"id": ..., "cut": ...}`` for a branch, else None.
@@ -330,7 +212,7 @@ def describe_command(
         None), ``config`` (parsed from ``command``), ``config_files`` and ``id``.
     """
     cwd = os.path.abspath(cwd)
-    root = find_repo_root(cwd)
+    root = find_root(cwd)
     project = project_of(root, cwd)
     redacted_argv, redacted = redact_argv(list(argv))
     command = normalize_command(redacted_argv, cwd, root)
@@ -354,12 +236,8 @@ __all__ = [
     "config_files",
     "describe_command",
     "find_recorded",
-    "find_repo_root",
     "legacy_id",
     "normalize_command",
-    "normalize_remote",
-    "origin_url",
-    "project_of",
     "short_id",
     "trial_id",
 ]

@@ -364,9 +364,9 @@ def _signal_of(code: int) -> int | None:
 
 
 def _project_of(cwd: str) -> str:
-    from kleio.identity import find_repo_root, project_of
+    from kleio.git import find_root, project_of
 
-    return project_of(find_repo_root(cwd), cwd)
+    return project_of(find_root(cwd), cwd)
 
 
 def summary(result: WorkerResult) -> str:

@@ -45,7 +45,7 @@ def entry_point_specs() -> dict[str, str]:
     """``{name: "module:Class"}`` of the ``kleio.checks`` entry points, cached."""
     import os
 
-    from kleio import snapshot
+    from kleio.snapshot import environment as snapshot
 
     tag = snapshot._sha256(sys.executable.encode("utf-8", "surrogateescape"))[:16]
     path = os.path.join(snapshot._cache_dir(), f"checks-{tag}.json")

@@ -45,7 +45,7 @@ def compare(store: Store, doc_a: dict[str, Any], doc_b: dict[str, Any],
             candidates: list[str | None], journal: Any = None) -> dict[str, Any]:
     """The JSON shape of ``kleio diff --json`` of two trials."""
     from kleio.codestate import CodeUnavailable, code_diff
-    from kleio.snapshot import code_changes, env_changes, host_changes
+    from kleio.snapshot.compare import code_changes, env_changes, host_changes
 
     code_a, code_b = doc_a.get("code") or {}, doc_b.get("code") or {}
     try:

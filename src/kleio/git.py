@@ -1,0 +1,242 @@
+"""Git, in one module: every question kleio asks a repository.
+
+The start path (a snapshot before every run) reads what it can from files: the repository
+root is found by ``stat`` calls (:func:`find_root`), the origin from ``.git/config``
+(:func:`origin_url`); git itself is run for the working tree's state (``git status``, one
+``git diff`` when dirty) with :func:`run`. Rebuilding a trial's code (``kleio diff``,
+``kleio checkout``, :mod:`kleio.codestate`) runs git plumbing through the same :func:`run`.
+
+GitPython is not used: kleio needs the ``git`` program anyway (GitPython runs it too), and
+importing GitPython would cost the start path tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds at import; annotations are strings anyway
+    import subprocess
+    from typing import Any
+
+#: The id of git's empty tree: the base of a repository without a commit.
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+#: Seconds a git command may take before kleio gives up on it.
+TIMEOUT = 30.0
+
+
+def run(cwd: str, *args: str, env: dict[str, str] | None = None, input: bytes | None = None,
+        timeout: float = TIMEOUT) -> subprocess.CompletedProcess[bytes]:
+    """Run ``git ARGS`` in ``cwd``; return the finished process (output as bytes).
+
+    ``--no-optional-locks``: never write the index, so that many jobs starting at once in one
+    checkout (a cluster array on a shared file system) do not fight for ``index.lock``.
+
+    Raises:
+        OSError: git cannot be run.
+        subprocess.SubprocessError: it took longer than ``timeout``.
+    """
+    import subprocess
+
+    return subprocess.run(["git", "--no-optional-locks", *args], cwd=cwd, env=env, input=input,
+                          capture_output=True, timeout=timeout)
+
+
+def has_commit(repo: str, commit: str, env: dict[str, str] | None = None) -> bool:
+    """Whether the repository at ``repo`` (with ``env``'s object directories) has ``commit``."""
+    import subprocess
+
+    try:
+        return run(repo, "cat-file", "-e", f"{commit}^{{commit}}", env=env,
+                   timeout=120).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def find_root(start: str | None = None) -> str | None:
+    """Return the closest directory at or above ``start`` holding ``.git``, or None."""
+    path = os.path.abspath(start or os.getcwd())
+    while True:
+        if os.path.exists(os.path.join(path, ".git")):
+            return path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+
+
+# -- project -------------------------------------------------------------------------------
+
+_SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?(?P<host>[^/:]+):(?P<path>(?!//).*)$")
+
+
+def git_dir(root: str) -> str | None:
+    """The directory holding the repository's ``config``, for plain, worktree and submodule."""
+    dot_git = os.path.join(root, ".git")
+    if os.path.isdir(dot_git):
+        return dot_git
+    try:
+        with open(dot_git, encoding="utf-8") as handle:
+            line = handle.readline().strip()
+    except OSError:
+        return None
+    if not line.startswith("gitdir:"):
+        return None
+    git_dir = os.path.normpath(os.path.join(root, line[len("gitdir:") :].strip()))
+    # A linked worktree keeps its config in the common directory of the main repository.
+    try:
+        with open(os.path.join(git_dir, "commondir"), encoding="utf-8") as handle:
+            return os.path.normpath(os.path.join(git_dir, handle.read().strip()))
+    except OSError:
+        return git_dir
+
+
+def _origin_from_config(text: str) -> str | None:
+    section = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            section = line.strip("[]").strip()
+            continue
+        if section in ('remote "origin"', "remote.origin"):
+            key, eq, value = line.partition("=")
+            if eq and key.strip().lower() == "url":
+                value = value.strip()
+                if len(value) >= 2 and value[0] == value[-1] == '"':
+                    value = value[1:-1]
+                return value
+    return None
+
+
+def origin_url(root: str) -> str | None:
+    """Return the raw ``remote.origin.url`` of the repository at ``root``, or None.
+
+    Read from the config file directly (a ``git`` process costs milliseconds); ``git config``
+    answers only when the file uses ``include`` directives this reader does not follow.
+    """
+    found = git_dir(root)
+    if found is None:
+        return None
+    try:
+        with open(os.path.join(found, "config"), encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    url = _origin_from_config(text)
+    if url is None and "[include" in text.lower():
+        import subprocess
+
+        try:
+            result = run(root, "config", "--get", "remote.origin.url", timeout=5)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        url = result.stdout.decode("utf-8", "replace").strip() or None
+    return url
+
+
+def normalize_remote(url: str) -> str:
+    """Spell a git remote URL one way, without credentials: ``host/owner/name``.
+
+    ``git@github.com:a/b.git``, ``ssh://git@github.com:22/a/b``, ``https://user:pw@github.com/a/b/``
+    all become ``github.com/a/b``. A local path stays a path (without a trailing ``.git``).
+    """
+    url = url.strip()
+    if "://" in url:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        if parts.scheme == "file":
+            path = parts.path
+        else:
+            host = (parts.hostname or "").lower()
+            path = host + "/" + parts.path.lstrip("/")
+    else:
+        match = _SCP_LIKE.match(url)
+        # ``C:/x`` is a Windows path, not host ``C``.
+        if match and len(match.group("host")) > 1:
+            path = match.group("host").lower() + "/" + match.group("path").lstrip("/")
+        else:
+            path = url
+    path = path.rstrip("/")
+    if path.endswith(".git"):
+        path = path[: -len(".git")]
+    return path.rstrip("/")
+
+
+def project_of(root: str | None, cwd: str) -> str:
+    """Name the project: the normalized origin URL, else the repository root, else ``cwd``."""
+    if root is not None:
+        url = origin_url(root)
+        if url:
+            return normalize_remote(url)
+        return os.path.abspath(root)
+    return os.path.abspath(cwd)
+
+
+
+# -- working tree state ---------------------------------------------------------------
+
+
+def decode(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def parse_status(output: bytes) -> dict[str, Any]:
+    commit: str | None = None
+    branch: str | None = None
+    dirty = False
+    untracked: list[str] = []
+    records = output.split(b"\0")
+    index = 0
+    while index < len(records):
+        record = records[index]
+        index += 1
+        if record.startswith(b"# branch.oid "):
+            oid = decode(record[len(b"# branch.oid ") :])
+            commit = None if oid == "(initial)" else oid
+        elif record.startswith(b"# branch.head "):
+            head = decode(record[len(b"# branch.head ") :])
+            branch = None if head == "(detached)" else head
+        elif record.startswith((b"1 ", b"u ")):
+            dirty = True
+        elif record.startswith(b"2 "):
+            dirty = True
+            index += 1  # a rename or copy is followed by its original path
+        elif record.startswith(b"? "):
+            untracked.append(decode(record[2:]))
+    return {"commit": commit, "branch": branch, "dirty": dirty, "untracked": untracked}
+
+
+def parse_numstat(output: bytes) -> list[dict[str, Any]]:
+    stats = []
+    for record in output.split(b"\0"):
+        if not record:
+            continue
+        added, removed, path = record.split(b"\t", 2)
+        stats.append(
+            {
+                "path": decode(path),
+                # "-" marks a binary file: git counts no lines for it.
+                "added": None if added == b"-" else int(added),
+                "removed": None if removed == b"-" else int(removed),
+            }
+        )
+    return stats
+
+
+__all__ = [
+    "EMPTY_TREE",
+    "decode",
+    "find_root",
+    "git_dir",
+    "has_commit",
+    "normalize_remote",
+    "origin_url",
+    "parse_numstat",
+    "parse_status",
+    "project_of",
+    "run",
+]
