@@ -11,6 +11,7 @@ from kleio.errors import NotReservable, TrialBusy
 from kleio.reservation import holder_alive, reserve, runner_identity
 from kleio.storage import open_store
 from kleio.storage.base import encode, first_seq
+from tests.faults.helpers import wait_for
 
 
 @pytest.fixture
@@ -83,3 +84,68 @@ def test_completed_is_not_reserved(store):
                      fields={"status": "completed"})
     with pytest.raises(NotReservable, match="completed"):
         reserve(store, trial, runner=runner_identity("h"), stale_after=60)
+
+
+# -- leases: a runner cut off from the journal fences itself (kleio.writer) -----------------
+
+
+@pytest.fixture
+def fenced(store, tmp_path):
+    """A runner on host-a holding the trial, whose program (a real process) it has paused."""
+    import subprocess
+    import sys
+
+    from kleio.spool import Spool
+    from kleio.writer import Writer
+
+    trial = "r" * 64
+    me = runner_identity("host-a")
+    got = reserve(store, trial, runner=me, stale_after=60)
+    writer = Writer(store, trial, got.next_seq, Spool(str(tmp_path / "spool"), trial, 1), 0.1)
+    writer.runner_info = me
+    program = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    writer.child_pid = program.pid
+    assert not writer.fence(lease=30, group=False)  # renewed just now: the lease holds
+    writer.renewed -= 31
+    assert writer.fence(lease=30, group=False)
+    wait_for(lambda: state_of(program.pid) == "T", "the program to stop")
+    yield writer, program
+    program.kill()
+    program.wait()
+
+
+def state_of(pid):
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        return handle.read().rsplit(b")", 1)[1].split()[0].decode()
+
+
+def test_a_fenced_runner_claims_the_next_execution_and_resumes(store, fenced):
+    writer, program = fenced
+    trial = "r" * 64
+    writer._op_heartbeat(time.time(), time.monotonic())  # the journal answers: reclaim
+    assert not writer.fenced and writer.displaced is None
+    wait_for(lambda: state_of(program.pid) != "T", "the program to continue")
+    assert writer.next_seq == first_seq(2) + 1 and writer.spool.execution == 2
+    last = store.last_status(trial_id=trial)
+    assert (last.seq, last.data["status"], last.data["resumed"]) == (first_seq(2), "running",
+                                                                      "lease renewed")
+    doc = store.get_trial(trial_id=trial)
+    assert doc["status"] == "running" and doc["runner"] == writer.runner_info
+
+
+def test_a_fenced_runner_taken_over_meanwhile_yields(store, fenced):
+    writer, program = fenced
+    trial = "r" * 64
+    taker = runner_identity("host-b")
+    store.update_trial(trial_id=trial, fields={"heartbeat_at": time.time() - 120})
+    assert reserve(store, trial, runner=taker, stale_after=60).execution == 2
+    writer._fields({"status": "running", "heartbeat_at": time.time()})  # fenced: spooled
+    writer._op_heartbeat(time.time(), time.monotonic())
+    assert writer.displaced["host"] == "host-b" and not writer.fenced
+    assert program.wait(timeout=30) == -15  # SIGTERM, delivered once it could continue
+    doc = store.get_trial(trial_id=trial)
+    assert doc["runner"] == taker and doc["status"] == "reserved"
+    # What the fenced runner spooled replays under its own execution: the taker's stands.
+    writer.spool.replay(store)
+    assert store.get_trial(trial_id=trial)["runner"] == taker
+    assert store.last_status(trial_id=trial).data["status"] == "reserved"
