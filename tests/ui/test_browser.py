@@ -89,7 +89,8 @@ def test_hostile_output_and_names_are_shown_as_text(page, serve, sqlite_journal)
     uri, _ = sqlite_journal
     from kleio.storage import open_store
 
-    hostile = "<img src=x onerror=\"document.title='pwned'\"><script>document.title='pwned'</script>"
+    hostile = ("<img src=x onerror=\"document.title='pwned'\">"
+               "<script>document.title='pwned'</script>")
     with open_store(uri) as store:
         tid = add_trial(store, "hostile", options={"note": hostile}, tags=[hostile],
                         stats=[{"epoch": 1, "loss": 1.0}], stdout=[hostile],

@@ -85,11 +85,10 @@ def check_exists(uri: str) -> None:
                 "point --db or KLEIO_DB at an existing journal, or run a trial first "
                 "(e.g. 'kleio python train.py')")
         return
-    if scheme in ("mongodb", "mongodb+srv"):
-        if not _mongodb_has_trials(uri):
-            raise StoreUnavailable(
-                f"there is no kleio journal in {mask_uri(uri)} (the database holds no trials)",
-                "check the database name in the URI, or run a trial first")
+    if scheme in ("mongodb", "mongodb+srv") and not _mongodb_has_trials(uri):
+        raise StoreUnavailable(
+            f"there is no kleio journal in {mask_uri(uri)} (the database holds no trials)",
+            "check the database name in the URI, or run a trial first")
 
 
 def _mongodb_has_trials(uri: str) -> bool:

@@ -11,12 +11,14 @@ to the cut because the statistics it is made of are read that way).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-#: The x axis chosen when none is asked for: the first of these keys the statistics hold,
-#: else the statistic's number in the lineage (1, 2, 3, ...).
-AUTO_X = ("step", "global_step", "epoch", "iteration", "iter")
+from kleio.metrics import STEP_KEYS
+
+#: The x axis chosen when none is asked for: the first of these keys the statistics hold
+#: (the step keys of :mod:`kleio.metrics`), else the statistic's number in the lineage.
+AUTO_X = STEP_KEYS
 
 #: Points a curve is downsampled to by default: about two per pixel of a wide chart.
 DEFAULT_POINTS = 2000
@@ -33,54 +35,7 @@ class Band(NamedTuple):
     xs: list[float]
     mean: list[float]
     std: list[float]
-    count: list[int]
-
-
-def number(value: Any) -> float | None:
-    """``value`` as a finite float, or None for anything a chart cannot place (bools too)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        result = float(value)
-    except OverflowError:  # an int beyond a float's range
-        return None
-    return result if math.isfinite(result) else None
-
-
-def choose_x(stats: Iterable[dict[str, Any]], y_keys: Sequence[str] = ()) -> str | None:
-    """The x key to use when none is given (see :data:`AUTO_X`); None means the index."""
-    present: set[str] = set()
-    for stat in stats:
-        present.update(key for key in AUTO_X if key in stat and key not in y_keys)
-        if AUTO_X[0] in present:
-            break
-    return next((key for key in AUTO_X if key in present), None)
-
-
-def extract(stats: Iterable[dict[str, Any]], ys: Sequence[str], x: str | None
-            ) -> dict[str, Series]:
-    """One series per key of ``ys``: its numeric values against ``x`` (None: the index).
-
-    A statistic lacking a numeric ``x`` or ``y`` contributes no point to that curve;
-    non-finite values (NaN, infinity) are left out the same way.
-    """
-    out = {key: Series([], []) for key in ys}
-    index = 0
-    for stat in stats:
-        index += 1
-        if x is None:
-            xv: float | None = float(index)
-        else:
-            xv = number(stat.get(x))
-            if xv is None:
-                continue
-        for key, series in out.items():
-            if key in stat:
-                yv = number(stat[key])
-                if yv is not None:
-                    series.xs.append(xv)
-                    series.ys.append(yv)
-    return out
+    counts: list[int]
 
 
 def downsample(series: Series, points: int = DEFAULT_POINTS) -> Series:
@@ -126,17 +81,17 @@ def aggregate(members: Sequence[Series]) -> Band:
     xs = sorted(per_x)
     mean: list[float] = []
     std: list[float] = []
-    count: list[int] = []
+    counts: list[int] = []
     for xv in xs:
         values = per_x[xv]
         m = math.fsum(values) / len(values)
         mean.append(m)
-        count.append(len(values))
+        counts.append(len(values))
         if len(values) > 1:
             std.append(math.sqrt(math.fsum((v - m) ** 2 for v in values) / (len(values) - 1)))
         else:
             std.append(0.0)
-    return Band(xs, mean, std, count)
+    return Band(xs, mean, std, counts)
 
 
 def downsample_band(band: Band, points: int = DEFAULT_POINTS) -> Band:
@@ -147,7 +102,7 @@ def downsample_band(band: Band, points: int = DEFAULT_POINTS) -> Band:
     step = n / points
     keep = sorted({min(n - 1, int(i * step)) for i in range(points)} | {n - 1})
     return Band([band.xs[i] for i in keep], [band.mean[i] for i in keep],
-                [band.std[i] for i in keep], [band.count[i] for i in keep])
+                [band.std[i] for i in keep], [band.counts[i] for i in keep])
 
 
 # -- reading a trial's statistics once, then only what is new -------------------------------

@@ -348,7 +348,7 @@ def create_app(open_journal: Callable[[], Any], *, token: str | None = None,
             quiet = 0.0
             while True:
                 events = await anyio.to_thread.run_sync(
-                    lambda: views.new_events(state.journal().store, trial_id, after))
+                    views.new_events, state.journal().store, trial_id, after)
                 if events:
                     after = events[-1]["seq"]
                     yield (b"id: %d\nevent: events\ndata: " % after) + _json_bytes(events) \
