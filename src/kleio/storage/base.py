@@ -56,7 +56,7 @@ STATUSES = (
 #: Trial document fields that can change after creation (a cache of the journal).
 MUTABLE_FIELDS = frozenset(
     {"status", "status_at", "heartbeat_at", "runner", "started_at", "ended_at", "exit_code",
-     "tags", "stop_requested", "checks"}
+     "tags", "stop_requested", "checks", "note"}
 )
 
 #: Fields ``find_trials`` can sort on (prefix with ``-`` for descending).
