@@ -24,7 +24,8 @@ Module functions (``trials``, ``trial``, ``statistics``, ``best``) open the jour
 :class:`Trial` (one record, attributes read lazily and cached):
 
 * ``id``, ``short_id`` (7 characters), ``status`` (as ``kleio ls`` shows it: ``lost`` for a
-  trial whose runner died), ``command`` (list), ``project``, ``tags`` (list), ``parent`` (id
+  trial whose runner died), ``command`` (list), ``project``, ``tags`` (list), ``note`` (text
+  or None, set by ``kleio note``), ``parent`` (id
   or None), ``created_at``, ``started_at`` (the *first* start of any execution, epoch
   seconds or None), ``ended_at``, ``duration`` (seconds over every execution; a lost execution
   counts up to its last journalled event or heartbeat; a running one up to now),
@@ -217,6 +218,7 @@ class Trial:
         self.command: list[str] = list(doc.get("argv") or doc.get("command") or [])
         self.project: str | None = doc.get("project")
         self.tags: list[str] = list(doc.get("tags") or [])
+        self.note: str | None = doc.get("note")
         self.created_at: float | None = doc.get("created_at")
         self.ended_at: float | None = doc.get("ended_at")
         self.exit_code: int | None = doc.get("exit_code")
@@ -338,6 +340,7 @@ class Trial:
             "project": self.project,
             "options": self.options,
             "tags": self.tags,
+            "note": self.doc.get("note"),
             "metrics": {name: {"mode": m["mode"], "last": m["last"], "best": m["best"],
                                "best_step": m["best_step"], "step_key": m["step_key"]}
                         for name, m in self.metrics.items()},

@@ -214,3 +214,48 @@ def _blob_digests(store, trial_id):
 
     return {d for d in blobs_of(store, store.get_trial(trial_id=trial_id))
             if store.has_blob(sha256=d)}
+
+
+CHECKPOINT = """
+    import os
+    from kleio.client.logger import kleio_logger as k
+    os.makedirs("ck", exist_ok=True)
+    for step in (1, 2):
+        open("ck/w.txt", "w").write("weights %d" % step)
+        k.checkpoint("ck", step=step, metrics={"val_loss": 1 / step})
+"""
+
+
+def test_tags_notes_and_artifacts_after_creation(journal, git_repo, tmp_path):
+    write(git_repo / "ck.py", CHECKPOINT)
+    git(git_repo, "add", "ck.py")
+    git(git_repo, "commit", "-q", "-m", "ck")
+    assert run_kleio("-q", "python", "ck.py", cwd=git_repo).returncode == 0
+    trial = _ids(git_repo)[0]
+    short = trial[:8]
+    assert ok("tag", short, "+best", "draft", cwd=git_repo).strip() == \
+        f"trial {trial[:7]} tags: best, draft"
+    assert json.loads(ok("tag", short, "-draft", "--json", cwd=git_repo))["tags"] == ["best"]
+    bad = run_kleio("tag", short, "+", cwd=git_repo)
+    assert bad.returncode == errors.EXIT_USAGE and "not a tag" in bad.stderr
+    ok("note", short, "lr too high? token=abc123", cwd=git_repo)
+    assert ok("note", short, cwd=git_repo).strip() == "lr too high? token=***"
+    listed = json.loads(ok("ls", "--tag", "best", "--json", cwd=git_repo))
+    assert listed[0]["tags"] == ["best"] and listed[0]["note"] == "lr too high? token=***"
+    row = next(csv.DictReader(io.StringIO(ok("export", cwd=git_repo))))
+    assert row["tags"] == "best" and row["note"].startswith("lr too high")
+    ok("note", short, "--clear", cwd=git_repo)
+    assert "has no note" in ok("note", short, cwd=git_repo)
+    # Artifacts out: the list, then the newest matching one, as bytes or extracted whole.
+    table = ok("artifacts", short, cwd=git_repo)
+    assert table.count("archive=tar") == 2 and "step=2" in table
+    listed = json.loads(ok("artifacts", short, "--json", cwd=git_repo))
+    assert [a["metadata"]["step"] for a in listed] == [1, 2]
+    out = tmp_path / "ck.tar"
+    ok("artifacts", short, "ck", "--where", "step=1", "-o", str(out), cwd=git_repo)
+    assert out.stat().st_size == listed[0]["size"] and out.stat().st_mode & 0o077 == 0
+    ok("artifacts", short, "ck", "--extract", str(tmp_path / "restored"), cwd=git_repo)
+    assert (tmp_path / "restored" / "w.txt").read_text() == "weights 2"
+    missing = run_kleio("artifacts", short, "ck", "--where", "step>5", "-o", "x", cwd=git_repo)
+    assert missing.returncode == errors.EXIT_NOT_FOUND and "no artifact named 'ck'" in \
+        missing.stderr

@@ -36,6 +36,9 @@ COMMANDS: dict[str, str] = {
     "best": "best",
     "export": "export",
     "rm": "rm",
+    "tag": "tag",
+    "note": "note",
+    "artifacts": "artifacts",
     "compare": "diff",
     "check": "check",
 }
@@ -71,6 +74,9 @@ commands:
   best      print the id of the best trial by a metric (for scripts)
   export    write trials (and their statistics) as CSV or JSON lines
   rm        delete trials, their journal and the blobs nothing else uses
+  tag       add or remove tags of a trial
+  note      set or show the note of a trial
+  artifacts list a trial's artifacts, or write one out
   check     run the checks (NaN, divergence, plateau...) over trials' journals
 
 global options:

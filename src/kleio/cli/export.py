@@ -19,7 +19,7 @@ from kleio.cli.common import count, json_line, parser, stdout_bytes, text
 
 FORMATS = ("csv", "jsonl", "parquet")
 BASE_COLUMNS = ("id", "status", "project", "created_at", "started_at", "ended_at", "duration",
-                "exit_code", "parent", "tags", "command", "primary_metric")
+                "exit_code", "parent", "tags", "note", "command", "primary_metric")
 
 
 def trial_row(trial: Any) -> dict[str, Any]:
