@@ -165,18 +165,22 @@ def detect_changes(doc: dict[str, Any], current: dict[str, Any]) -> dict[str, li
     """The changes between a trial's recorded snapshots and the ``current`` document's.
 
     Returns:
-        ``{"code": [...], "env": [...]}`` holding only the kinds that differ, each a list of
-        lines for people (see :func:`kleio.snapshot.changes`): only the changes that refuse
-        a resume; empty when nothing that matters changed.
+        ``{"code": [...], "env": [...]}`` holding only the kinds with a change that refuses
+        a resume (see :mod:`kleio.snapshot.compare` and docs/reproducibility.rst: a package
+        added, or a device or thread placement, never refuses), each a list of lines for
+        people; empty when nothing that matters changed.
     """
-    from kleio.snapshot import changes
+    from kleio.snapshot.compare import code_changes, env_changes
 
     found: dict[str, list[str]] = {}
-    for kind in KINDS:
-        lines = changes(doc.get(kind) or {}, current.get(kind) or {}, kind)
+    for kind, compare in (("code", code_changes), ("env", env_changes)):
+        lines = [change.message
+                 for change in compare(doc.get(kind) or {}, current.get(kind) or {})
+                 if change.refuses]
         if lines:
             found[kind] = lines
     return found
+
 
 
 def summarize_changes(changed: dict[str, list[str]]) -> str:

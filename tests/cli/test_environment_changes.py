@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 
-import pytest
-
 from kleio import errors
 from tests.conftest import git, run_kleio, write
 
@@ -64,8 +62,6 @@ def test_diff_lists_what_does_not_refuse(git_repo, db_uri):
     assert "variable OMP_NUM_THREADS 8 → 2" in as_json["env"]
 
 
-@pytest.mark.xfail(strict=True, reason="kleio.launch.prepare_command must look the command up "
-                   "with kleio.identity.find_recorded before creating a trial")
 def test_a_trial_journalled_under_its_old_id_is_resumed_by_its_command(git_repo, db_uri):
     from kleio.identity import legacy_id
     from kleio.storage import open_store
