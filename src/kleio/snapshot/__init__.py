@@ -13,18 +13,3 @@ needs, and the comparison only on a resume or a ``kleio diff``.
 """
 
 from __future__ import annotations
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs milliseconds at import; annotations are strings anyway
-    from typing import Any
-
-
-def changes(old: dict[str, Any], new: dict[str, Any], kind: str) -> list[str]:
-    """The lines of the ``code`` or ``env`` changes that refuse a resume.
-
-    Transitional, for callers not yet on :func:`kleio.snapshot.compare.code_changes` and
-    :func:`kleio.snapshot.compare.env_changes` (which also list what does not refuse).
-    """
-    from kleio.snapshot.compare import refusing_lines
-
-    return refusing_lines(old, new, kind)

@@ -180,24 +180,3 @@ def host_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
         after = ", ".join(map(str, new_gpus)) or "(none)"
         found.append(Change("host", "host:gpus", f"host gpus {before} → {after}", False))
     return found
-
-
-def refusing_lines(old: dict[str, Any], new: dict[str, Any], kind: str) -> list[str]:
-    """The lines of the changes that refuse a resume (transitional: use :func:`code_changes`
-    and :func:`env_changes`, which also list what does not refuse).
-
-    Args:
-        old: the trial's snapshot.
-        new: the snapshot taken now.
-        kind: ``"code"`` or ``"env"``.
-    """
-    if kind == "code":
-        listed = code_changes(old, new)
-    elif kind == "env":
-        listed = env_changes(old, new)
-    else:
-        raise ValueError(f"kind must be 'code' or 'env', not {kind!r}")
-    return [change.message for change in listed if change.refuses]
-
-
-__all__ = ["Change", "code_changes", "env_changes", "host_changes", "refusing_lines"]
