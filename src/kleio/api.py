@@ -282,6 +282,13 @@ class Trial:
             self._metrics = summarizer.result()
         return self._metrics
 
+    @metrics.setter
+    def metrics(self, summary: dict[str, dict[str, Any]]) -> None:
+        """Hand in summaries made by a reader that read the statistics itself (the dashboard
+        folds them with :class:`kleio.metrics.Summarizer` while it reads its charts' columns),
+        so they are not read twice."""
+        self._metrics = summary
+
     def iter_statistics(self) -> Iterator[dict[str, Any]]:
         """The statistics of the lineage, oldest first, read in batches (bounded memory)."""
         for event in self._journal.store.iter_lineage_events(trial_id=self.id,
