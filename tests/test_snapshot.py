@@ -496,3 +496,40 @@ def test_unusable_repository_falls_back_to_the_script(tmp_path):
     assert doc["vcs"] is None
     assert doc["script_sha256"] == hashlib.sha256(b"a").hexdigest()
     assert doc["vcs_error"]
+
+
+def test_config_files_outside_the_repository_are_stored_masked(git_repo, tmp_path):
+    from kleio.snapshot.code import MAX_CONFIG_BLOB
+
+    outside = tmp_path / "exp"
+    outside.mkdir()
+    (outside / "a.yaml").write_text("lr: 0.1\npassword: hunter2hunter2\n", encoding="utf-8")
+    (outside / "big.json").write_bytes(b"[" + b"1," * MAX_CONFIG_BLOB + b"1]")
+    (git_repo / "in.yaml").write_text("lr: 1\n", encoding="utf-8")
+    named = {"../exp/a.yaml": "x", "../exp/big.json": "y", "in.yaml": "z"}
+    doc, blobs = code_snapshot(str(git_repo), str(git_repo), "train.py", named)
+    by_path = {entry["path"]: entry for entry in doc["config_files"]}
+    assert set(by_path) == {"../exp/a.yaml", "../exp/big.json"}  # in.yaml: git has it
+    small = by_path["../exp/a.yaml"]
+    assert small["absolute"] == str(outside / "a.yaml")
+    stored = blobs[small["sha256"]]
+    assert b"lr: 0.1" in stored and b"hunter2" not in stored
+    assert doc["secrets_masked"] == {"../exp/a.yaml": 1}
+    assert by_path["../exp/big.json"]["sha256"] is None
+    assert by_path["../exp/big.json"]["size"] > MAX_CONFIG_BLOB
+    # Without git too.
+    alone, blobs = code_snapshot(str(outside), None, None, {"a.yaml": "x"})
+    assert alone["config_files"][0]["path"] == "a.yaml"
+
+
+def test_config_file_changes_are_listed_but_never_refuse():
+    entry = {"path": "../a.yaml", "absolute": "/a.yaml", "sha256": "1" * 64, "size": 3}
+    old = {"vcs": None, "script_sha256": "s", "config_files": [entry]}
+    new = {**old, "config_files": [{**entry, "sha256": "2" * 64}]}
+    assert code_changes(old, new) == [
+        Change("code", "config:../a.yaml", "config file changed: ../a.yaml", False)
+    ]
+    assert changes(old, new, "code") == []
+    # A trial recorded before config files were stored: listed as added, refusing nothing.
+    before = {"vcs": None, "script_sha256": "s"}
+    assert [c.refuses for c in code_changes(before, new)] == [False]

@@ -20,6 +20,7 @@ from typing import Any
 from kleio import git
 from kleio.errors import UsageError
 from kleio.redact import REDACTED, might_hold_secrets, redact_text
+from kleio.snapshot.code import MAX_CONFIG_BLOB
 from kleio.storage.base import Store
 
 # -- secrets in a recorded diff ----------------------------------------------------------------
@@ -437,7 +438,64 @@ def _script_text(store: Store, code: dict[str, Any]) -> list[str] | None:
 
 def code_diff(store: Store, code_a: dict[str, Any], code_b: dict[str, Any],
               candidates: list[str | None]) -> str:
-    """A unified diff from the code of one trial to another's ("" when they are the same)."""
+    """A unified diff from the code of one trial to another's ("" when they are the same).
+
+    It covers the config files outside the repository too, as stored (see
+    :func:`kleio.snapshot.code.code_snapshot`).
+    """
+    return _tree_diff(store, code_a, code_b, candidates) + _config_diff(store, code_a, code_b)
+
+
+def _config_entries(code: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    entries = code.get("config_files") or []
+    if not isinstance(entries, list):
+        raise _refuse("list of config files", "is not a list")
+    found: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise _refuse(f"config file {entry!r}", "is not a file entry")
+        sha = entry.get("sha256")
+        if sha is not None and not (isinstance(sha, str) and _DIGEST.fullmatch(sha)):
+            raise _refuse(f"config file {entry['path']!r}", "has no sha256 digest")
+        found[entry["path"]] = entry
+    return found
+
+
+def _config_text(store: Store, entry: dict[str, Any] | None) -> list[str] | None:
+    """The stored lines of a config file ([] when absent, None when not stored)."""
+    if entry is None:
+        return []
+    if entry.get("sha256") is None or not store.has_blob(sha256=entry["sha256"]):
+        return None
+    content = blob(store, entry["sha256"], f"config file {entry['path']}")
+    return content.decode("utf-8", "replace").splitlines(keepends=True)
+
+
+def _config_diff(store: Store, code_a: dict[str, Any], code_b: dict[str, Any]) -> str:
+    import difflib
+
+    files_a, files_b = _config_entries(code_a), _config_entries(code_b)
+    out = []
+    for path in sorted(set(files_a) | set(files_b)):
+        a, b = files_a.get(path), files_b.get(path)
+        if a is not None and b is not None and (a.get("sha256"), a.get("size")) == \
+                (b.get("sha256"), b.get("size")):
+            continue
+        old, new = _config_text(store, a), _config_text(store, b)
+        shown = _shown(path if path.isprintable() else repr(path))
+        if old is None or new is None:
+            out.append(f"Config file {shown} differs (not stored: larger than "
+                       f"{MAX_CONFIG_BLOB // 1024} KiB, or binary)\n")
+            continue
+        lines = "".join(difflib.unified_diff(
+            old, new, "/dev/null" if a is None else f"a/{shown}",
+            "/dev/null" if b is None else f"b/{shown}"))
+        out.append(lines if lines.endswith("\n") or not lines else lines + "\n")
+    return "".join(out)
+
+
+def _tree_diff(store: Store, code_a: dict[str, Any], code_b: dict[str, Any],
+               candidates: list[str | None]) -> str:
     if code_a.get("vcs") == code_b.get("vcs") == "git":
         same = all(code_a.get(k) == code_b.get(k) for k in ("commit", "diff_sha256")) and \
             code_a.get("untracked") == code_b.get("untracked")
@@ -515,10 +573,12 @@ def _checkout(store: Store, doc: dict[str, Any], dest: str, candidates: list[str
         if content is None:
             raise CodeUnavailable("the trial ran outside git and its script was not stored")
         name = safe_path(os.path.basename(str(code.get("script") or "script.py")), "script")
+        configs = _config_entries(code)  # checked before anything is written
         os.makedirs(dest, exist_ok=True)
         _write_new_file(dest, name, content)
-        return f"script {name}" + _masked_note(code)
+        return f"script {name}" + _write_configs(store, dest, configs) + _masked_note(code)
     check_snapshot(code)
+    configs = _config_entries(code)
     repo = find_repository(code, candidates)
     if repo is None:
         raise CodeUnavailable(
@@ -545,7 +605,35 @@ def _checkout(store: Store, doc: dict[str, Any], dest: str, candidates: list[str
         _write_new_file(dest, item["path"], data)
     if untracked:
         parts.append(f"{len(untracked)} untracked source file(s)")
-    return ", ".join(parts) + _masked_note(code)
+    return ", ".join(parts) + _write_configs(store, dest, configs) + _masked_note(code)
+
+
+#: Where a checkout puts the config files the trial named outside its repository.
+CONFIG_DIR = "kleio-config"
+
+
+def _write_configs(store: Store, dest: str, configs: dict[str, dict[str, Any]]) -> str:
+    """Write the stored config files under ``dest/kleio-config/`` by their absolute path.
+
+    Never at their own place: that would overwrite the files outside the checkout, maybe
+    with an older version. Returns the phrase that says so ("" when there were none).
+    """
+    written = []
+    for path, entry in sorted(configs.items()):
+        if entry.get("sha256") is None:
+            continue
+        absolute = entry.get("absolute")
+        if not isinstance(absolute, str) or not os.path.isabs(absolute):
+            raise _refuse(f"config file {path!r}", "has no absolute path")
+        relative = safe_path(f"{CONFIG_DIR}/{os.path.normpath(absolute).lstrip('/')}",
+                             "config file")
+        _write_new_file(dest, relative, blob(store, entry["sha256"], f"config file {path}"))
+        written.append(path)
+    if not written:
+        return ""
+    return (f"; {len(written)} config file(s) from outside the repository in "
+            f"{os.path.join(dest, CONFIG_DIR)} (give them to the command in place of the "
+            "originals)")
 
 
 def _apply(repo: str, patch: bytes, commit: str | None, *options: str,

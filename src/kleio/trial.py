@@ -83,7 +83,7 @@ def build_trial(argv: list[str], cwd: str, config: Config,
         script = script if os.path.isabs(script) else os.path.join(cwd, script)
         if not os.path.isfile(script):  # `python -m module`: no single file to hash
             script = None
-    code, blobs = code_snapshot(cwd, described["root"], script)
+    code, blobs = code_snapshot(cwd, described["root"], script, described["config_files"])
     now = time.time()
     doc = {
         "schema_version": SCHEMA_VERSION,

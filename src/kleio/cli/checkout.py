@@ -11,13 +11,30 @@ from kleio.errors import UsageError
 from kleio.trial import resolve_trial
 
 
+def default_directory(trial_id: str, cwd: str) -> str:
+    """Where ``kleio checkout ID`` writes without ``-o``: never inside the user's repository.
+
+    A checkout is a clone, and a clone inside the working tree would be untracked clutter in
+    it (and a repository inside a repository): it goes beside the repository, named after it.
+    """
+    from kleio.git import find_root
+
+    root = find_root(cwd)
+    if root is None:
+        return f"kleio-{trial_id[:7]}"
+    parent, name = os.path.split(root.rstrip(os.sep))
+    return os.path.join(os.path.relpath(parent, cwd), f"{name}-kleio-{trial_id[:7]}")
+
+
 def main(argv: list[str], flags: dict[str, Any]) -> int:
-    p = parser("checkout", "Materialize a trial's code (its commit, recorded diff and untracked "
-               "sources) into a new directory. Nothing existing is overwritten.",
+    p = parser("checkout", "Materialize a trial's code (its commit, recorded diff, untracked "
+               "sources, and the config files it named outside the repository) into a new "
+               "directory. Nothing existing is overwritten.",
                json_output=False)
     p.add_argument("id", help="trial id or a unique prefix of it")
     p.add_argument("-o", "--output", metavar="DIR",
-                   help="the new directory (default: ./kleio-ID in the current directory)")
+                   help="the new directory (default: REPO-kleio-ID beside the repository "
+                        "holding the current directory, else ./kleio-ID)")
     args = p.parse_args(argv)
     from kleio.codestate import checkout
 
@@ -29,7 +46,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             # printed: it must be one, not a path or terminal escapes.
             raise UsageError(f"the trial's id {str(doc.get('id'))[:80]!r} is not a trial id",
                              "the journal may have been altered")
-        dest = args.output or f"kleio-{doc['id'][:7]}"
+        dest = args.output or default_directory(doc["id"], os.getcwd())
         held = checkout(store, doc, dest, [os.getcwd(), doc.get("root")])
     print(f"checked out trial {doc['id'][:7]} into {dest}: {held}")
     return 0

@@ -30,6 +30,8 @@ MAX_UNTRACKED_FILES = 50
 MAX_DIFF_BLOB = 32 * 1024 * 1024
 #: Without git, the script's content is stored when it is at most this large.
 MAX_SCRIPT_BLOB = 256 * 1024
+#: A config file named on the command line, outside the repository, is stored up to this size.
+MAX_CONFIG_BLOB = 256 * 1024
 
 # Untracked files worth recording: code, not data. Formats a program commonly writes into its
 # own working directory (.json, .yaml, .csv, .txt, .log) are left out, or a trial's own output
@@ -112,13 +114,56 @@ def _script_snapshot(cwd: str, script: str | None, blobs: dict[str, bytes]) -> d
     return doc
 
 
-def code_snapshot(cwd: str, root: str | None, script: str | None) -> tuple[dict, dict[str, bytes]]:
+def _config_file_snapshot(cwd: str, root: str | None, config_files: dict[str, str],
+                          blobs: dict[str, bytes], masked: dict[str, int]
+                          ) -> list[dict[str, Any]]:
+    """The config files named on the command line that lie outside the repository.
+
+    Inside it, git has them (committed, or in the diff); outside, only their hash would be
+    known, so a small one is stored (masked, like any recorded code) for ``kleio diff`` and
+    ``kleio checkout``. A larger one is listed with its size and no content.
+    """
+    inside_root = os.path.realpath(root) + os.sep if root is not None else None
+    recorded = []
+    for key in sorted(config_files):
+        full = os.path.normpath(os.path.join(cwd, os.path.expanduser(key)))
+        if inside_root is not None and os.path.realpath(full).startswith(inside_root):
+            continue
+        try:
+            with open(full, "rb") as handle:
+                content = handle.read(MAX_CONFIG_BLOB + 1)
+        except OSError:
+            continue
+        entry: dict[str, Any] = {"path": key, "absolute": full, "sha256": None,
+                                 "size": len(content)}
+        if len(content) <= MAX_CONFIG_BLOB and b"\0" not in content[:8192]:
+            text = content.decode("utf-8", "surrogateescape")
+            masked_text = redact_text(text, full)
+            if masked_text != text:
+                masked[key] = max(1, masked_text.count(REDACTED) - text.count(REDACTED))
+                content = masked_text.encode("utf-8", "surrogateescape")
+            entry["sha256"] = _sha256(content)  # the stored, masked content's (see below)
+            entry["size"] = len(content)
+            blobs[entry["sha256"]] = content
+        else:
+            entry["size"] = os.path.getsize(full) if os.path.exists(full) else len(content)
+        recorded.append(entry)
+    return recorded
+
+
+def code_snapshot(cwd: str, root: str | None, script: str | None,
+                  config_files: dict[str, str] | None = None
+                  ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Describe the code a trial runs.
 
     Args:
         cwd: the command's working directory.
         root: the repository root (:func:`kleio.git.find_root`), or None.
         script: the script as typed (:func:`kleio.argv.script_of`), used without git.
+        config_files: the config files the command names (the ``config_files`` of
+            :func:`kleio.identity.describe_command`): those outside the repository are
+            recorded as ``config_files`` (``[{"path", "absolute", "sha256", "size"}]``, the
+            content stored when at most :data:`MAX_CONFIG_BLOB` bytes, else ``sha256`` None).
 
     Returns:
         ``(doc, blobs)``: the JSON-compatible snapshot and the bytes it refers to by sha256
@@ -134,8 +179,22 @@ def code_snapshot(cwd: str, root: str | None, script: str | None) -> tuple[dict,
         the caller should warn once that the code is only known by the script's hash.
     """
     blobs: dict[str, bytes] = {}
+    doc = _code(cwd, root, script, blobs)
+    if config_files:
+        masked: dict[str, int] = {}
+        found = _config_file_snapshot(cwd, root, config_files, blobs, masked)
+        if found:
+            doc["config_files"] = found
+        if masked:
+            doc["secrets_masked"] = dict(sorted({**doc.get("secrets_masked", {}),
+                                                 **masked}.items()))
+    return doc, blobs
+
+
+def _code(cwd: str, root: str | None, script: str | None, blobs: dict[str, bytes]
+          ) -> dict[str, Any]:
     if root is None:
-        return _script_snapshot(cwd, script, blobs), blobs
+        return _script_snapshot(cwd, script, blobs)
     try:
         status = git.run(root, "status", "--porcelain=v2", "--branch", "-z",
                          "--untracked-files=all")
@@ -145,7 +204,7 @@ def code_snapshot(cwd: str, root: str | None, script: str | None) -> tuple[dict,
         fallback = _script_snapshot(cwd, script, blobs)
         error = "git status failed" if status is None else git.decode(status.stderr)[:500]
         fallback["vcs_error"] = error
-        return fallback, blobs
+        return fallback
     state = git.parse_status(status.stdout)
     doc: dict[str, Any] = {
         "vcs": "git",
@@ -194,7 +253,7 @@ def code_snapshot(cwd: str, root: str | None, script: str | None) -> tuple[dict,
     )
     if masked:
         doc["secrets_masked"] = dict(sorted(masked.items()))
-    return doc, blobs
+    return doc
 
 
 __all__ = ["code_snapshot"]

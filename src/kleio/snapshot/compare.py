@@ -50,19 +50,22 @@ def code_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     """What differs between two ``code`` snapshots; every code change refuses a resume.
 
     The branch name is not compared: only the commit, the uncommitted diff and the untracked
-    sources (or, without git, the script) make the code.
+    sources (or, without git, the script) make the code. The config files named outside the
+    repository are listed last and never refuse (see :func:`_config_file_changes`).
     """
 
     def change(subject: str, message: str) -> Change:
         return Change("code", subject, message, True)
 
+    configs = _config_file_changes(old, new)
     if old.get("vcs") != new.get("vcs"):
         return [change("vcs", f"version control: {old.get('vcs') or 'none'} → "
-                              f"{new.get('vcs') or 'none'}")]
+                              f"{new.get('vcs') or 'none'}"), *configs]
     if old.get("vcs") is None:
         if old.get("script_sha256") != new.get("script_sha256"):
-            return [change("script", f"script {new.get('script') or old.get('script')} changed")]
-        return []
+            return [change("script", f"script {new.get('script') or old.get('script')} "
+                                     "changed"), *configs]
+        return configs
     found = []
     if old.get("commit") != new.get("commit"):
         found.append(change("commit", f"commit {_short(old.get('commit'))} → "
@@ -94,6 +97,30 @@ def code_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
             found.append(change(f"untracked:{path}", f"untracked file removed: {path}"))
         elif old_files[path] != new_files[path]:
             found.append(change(f"untracked:{path}", f"untracked file changed: {path}"))
+    return found + configs
+
+
+def _config_file_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    """The config files outside the repository that differ: listed, never refusing.
+
+    Their content is part of the trial's identity (:func:`kleio.identity.config_files`): a
+    changed file is another trial, never a changed one. And trials recorded before these
+    files were stored have none.
+    """
+    old_files = {f.get("path"): f for f in old.get("config_files") or [] if isinstance(f, dict)}
+    new_files = {f.get("path"): f for f in new.get("config_files") or [] if isinstance(f, dict)}
+    found = []
+    for path in sorted(set(old_files) | set(new_files), key=str):
+        if path not in old_files:
+            message = f"config file added: {path}"
+        elif path not in new_files:
+            message = f"config file removed: {path}"
+        elif (old_files[path].get("sha256"), old_files[path].get("size")) != \
+                (new_files[path].get("sha256"), new_files[path].get("size")):
+            message = f"config file changed: {path}"
+        else:
+            continue
+        found.append(Change("code", f"config:{path}", message, False))
     return found
 
 
