@@ -14,7 +14,7 @@ from kleio.runner import final_status
 from kleio.spool import Spool
 from kleio.storage import open_store
 from kleio.storage.base import encode, first_seq
-from kleio.writer import Writer
+from kleio.writer import Heartbeat, LedgerChunk, Status, Stop, Writer
 
 TRIAL = "t" * 64
 
@@ -139,8 +139,8 @@ def test_live_writer_journals_ledger_chunks_with_markers_first(journal, tmp_path
                     0.01, ledger_dir=str(directory))
     writer.start()
     for chunk in reader.drain():
-        writer.call("ledger", chunk)
-    writer.call("stop")
+        writer.send(LedgerChunk(chunk))
+    writer.send(Stop())
     writer.join(timeout=10)
     assert stats(journal) == list(range(20))
     assert reader.all_read()
@@ -168,10 +168,10 @@ def test_the_writer_survives_a_refused_event_and_counts_it(journal, tmp_path):
                     Spool(str(tmp_path / "s"), TRIAL, 1), 0.01)
     writer.start()
     writer.events("statistic", 1.0, [encode({"i": 0}), encode({"bad": 1}), encode({"i": 1})])
-    writer.call("no_such_operation")  # a bug of ours must not end the thread either
+    writer.send(object())  # a bug of ours (no such message) must not end the thread either
     writer.events("statistic", 2.0, [encode({"i": 2})])
-    writer.call("status", "completed", 3.0, {"exit_code": 0}, {})
-    writer.call("stop")
+    writer.send(Status("completed", 3.0, {"exit_code": 0}, {}))
+    writer.send(Stop())
     writer.join(timeout=10)
     assert stats(journal) == [0, 1, 2]
     final = journal.last_status(trial_id=TRIAL).data
@@ -204,11 +204,11 @@ def test_nothing_is_lost_when_journal_and_spool_both_fail_for_a_while(journal, t
     writer.retry_interval = 0.0
     writer.start()
     writer.events("stdout", 1.0, [encode({"line": str(i)}) for i in range(100)])
-    writer.call("heartbeat", 1.5)  # a flush: the journal and the spool both refuse
+    writer.send(Heartbeat(1.5))  # a flush: the journal and the spool both refuse
     assert store.failed.wait(10)
     store.down = False
-    writer.call("heartbeat", 2.0)
-    writer.call("stop")
+    writer.send(Heartbeat(2.0))
+    writer.send(Stop())
     writer.join(timeout=10)
     assert writer.finish()
     lines = journal.read_events(trial_id=TRIAL, kinds=("stdout",))

@@ -11,6 +11,7 @@ from kleio.errors import NotReservable, TrialBusy
 from kleio.reservation import holder_alive, reserve, runner_identity
 from kleio.storage import open_store
 from kleio.storage.base import encode, first_seq
+from kleio.writer import Heartbeat
 from tests.faults.helpers import wait_for
 
 
@@ -122,7 +123,7 @@ def state_of(pid):
 def test_a_fenced_runner_claims_the_next_execution_and_resumes(store, fenced):
     writer, program = fenced
     trial = "r" * 64
-    writer._op_heartbeat(time.time(), time.monotonic())  # the journal answers: reclaim
+    writer._heartbeat(Heartbeat(time.time(), time.monotonic()))  # the journal answers: reclaim
     assert not writer.fenced and writer.displaced is None
     wait_for(lambda: state_of(program.pid) != "T", "the program to continue")
     assert writer.next_seq == first_seq(2) + 1 and writer.spool.execution == 2
@@ -140,7 +141,7 @@ def test_a_fenced_runner_taken_over_meanwhile_yields(store, fenced):
     store.update_trial(trial_id=trial, fields={"heartbeat_at": time.time() - 120})
     assert reserve(store, trial, runner=taker, stale_after=60).execution == 2
     writer._fields({"status": "running", "heartbeat_at": time.time()})  # fenced: spooled
-    writer._op_heartbeat(time.time(), time.monotonic())
+    writer._heartbeat(Heartbeat(time.time(), time.monotonic()))
     assert writer.displaced["host"] == "host-b" and not writer.fenced
     assert program.wait(timeout=30) == -15  # SIGTERM, delivered once it could continue
     doc = store.get_trial(trial_id=trial)

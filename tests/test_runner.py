@@ -12,7 +12,7 @@ from kleio.errors import StoreUnavailable
 from kleio.spool import Spool, leftover_files
 from kleio.storage import open_store
 from kleio.storage.base import encode
-from kleio.writer import Writer
+from kleio.writer import Heartbeat, Status, Stop, Writer
 from tests.conftest import run_kleio
 
 
@@ -80,14 +80,14 @@ def test_outage_mid_run_spools_then_replays(journal, tmp_path):
     writer = Writer(flaky, "t" * 64, 1 << 32, Spool(str(tmp_path / "spool"), "t" * 64, 1), 0.05)
     writer.start()
     writer.events("statistic", 1.0, [encode({"i": i}) for i in range(100)])
-    writer.call("heartbeat", 2.0)
+    writer.send(Heartbeat(2.0))
     flaky.down = True
     writer.events("statistic", 3.0, [encode({"i": i}) for i in range(100, 250)])
-    writer.call("status", "running", 3.5, {}, {})
-    writer.call("heartbeat", 4.0)
+    writer.send(Status("running", 3.5, {}, {}))
+    writer.send(Heartbeat(4.0))
     flaky.down = False
     writer.events("statistic", 5.0, [encode({"i": i}) for i in range(250, 300)])
-    writer.call("stop")
+    writer.send(Stop())
     writer.join(timeout=10)
     assert writer.finish()
     stats = journal.read_events(trial_id="t" * 64, kinds=("statistic",))
@@ -103,7 +103,7 @@ def test_store_still_down_at_exit_leaves_spool_for_sync(journal, tmp_path, monke
     writer = Writer(flaky, "t" * 64, 1 << 32, Spool(str(spool_dir), "t" * 64, 1), 0.05)
     writer.start()
     writer.events("stdout", 1.0, [encode({"line": f"line {i}"}) for i in range(10)])
-    writer.call("stop")
+    writer.send(Stop())
     writer.join(timeout=10)
     assert not writer.finish()
     [(path, pid)] = leftover_files(str(spool_dir))

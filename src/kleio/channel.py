@@ -22,7 +22,7 @@ from typing import Any, Callable
 from kleio.ledger import LedgerReader
 from kleio.private import new_private_file, peer_is_same_user, private_dir, temp_dir
 from kleio.storage.base import encode
-from kleio.writer import Writer, warn
+from kleio.writer import Artifact, Events, LedgerChunk, Query, Writer, warn
 
 MAX_LINE = 1 << 16
 DRAIN_AFTER_EXIT = 2.0
@@ -128,7 +128,7 @@ class Connection:
                     self._start_artifact(json.loads(body))
                 elif tag == b"Q":
                     self.before_query()
-                    self.writer.call("query", self.sock, json.loads(body))
+                    self.writer.send(Query(self.sock, json.loads(body)))
             pos = newline + 1
         if stats:
             self.writer.events("statistic", time.time(), stats)
@@ -191,7 +191,7 @@ class Connection:
                             self._refused(art["header"], error)
                             self._discard(art)
                     if art["file"] is not None:
-                        self.writer.call("artifact", art["path"], art["header"], time.time())
+                        self.writer.send(Artifact(art["path"], art["header"], time.time()))
                     self.artifact = None
                     return pos
             take = min(art["left"], len(buffer) - pos)
@@ -252,7 +252,7 @@ class IOThread(threading.Thread):
         self.child_exited = threading.Event()
         self.exit_deadline = 0.0
         self.refused_peers = 0
-        self.overflow: collections.deque[tuple[Any, ...]] = collections.deque()
+        self.overflow: collections.deque[Events] = collections.deque()
         self.overflow_lines = 0
         #: per output: the partial line journalled last, and when the next one may be.
         self.partial_sent: dict[int, str] = {}
@@ -389,7 +389,7 @@ class IOThread(threading.Thread):
             return  # and statistics never overtake the output printed before them
         self._read_outputs_once()
         for chunk in self.ledger.poll():
-            self.writer.call("ledger", chunk)
+            self.writer.send(LedgerChunk(chunk))
 
     def drain_ledger(self, final: bool = False) -> None:
         """Hand every record in the ledger to the writer (before a query, and at the end).
@@ -402,7 +402,7 @@ class IOThread(threading.Thread):
         if not final:
             self._read_outputs_once()
         for chunk in self.ledger.drain():
-            self.writer.call("ledger", chunk)
+            self.writer.send(LedgerChunk(chunk))
 
     def _read_output(self, fd: int) -> bool:
         """Tee and journal what is waiting on one output; False when nothing was read."""
@@ -457,7 +457,7 @@ class IOThread(threading.Thread):
             self.partial_sent.pop(fd, None)  # the line ended: a new one may follow
             self.partial_since.pop(fd, None)
             datas = [encode({"line": line}) for line in lines]
-        item = ("events", self.outputs[fd][0], time.time(), datas)
+        item = Events(self.outputs[fd][0], time.time(), datas)
         if not self.overflow:
             try:
                 self.writer.queue.put_nowait(item)
@@ -481,7 +481,7 @@ class IOThread(threading.Thread):
                     self.writer.queue.put_nowait(self.overflow[0])
             except queue.Full:
                 return
-            self.overflow_lines -= len(self.overflow.popleft()[3])
+            self.overflow_lines -= len(self.overflow.popleft().datas)
 
 
 def _write_all(fd: int, data: bytes) -> None:

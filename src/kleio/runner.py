@@ -33,7 +33,7 @@ from kleio import ledger
 from kleio.channel import IOThread, LineCutter, channel_path
 from kleio.spool import Spool
 from kleio.storage.base import Store, encode
-from kleio.writer import Writer, kill_quietly, warn
+from kleio.writer import Heartbeat, Status, Stop, Writer, kill_quietly, warn
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2)
@@ -135,8 +135,7 @@ class Runner:
         self.execution = execution
         self.spool = Spool(spool_dir, trial_id, execution)
         self.writer = Writer(store, trial_id, next_seq, self.spool,
-                             float(config["flush_interval"]))
-        self.writer.runner_info = runner_info
+                             float(config["flush_interval"]), runner_info=runner_info)
         self.ledger_dir = ""
 
     def run(self) -> int:
@@ -220,8 +219,8 @@ class Runner:
         interrupted: int | None = None
         try:
             io_thread.start()
-            writer.call("status", "running", started, {"pid_child": pid, **self.runner_info},
-                        {"heartbeat_at": started, "started_at": started})
+            writer.send(Status("running", started, {"pid_child": pid, **self.runner_info},
+                               {"heartbeat_at": started, "started_at": started}))
             status, interrupted = self._wait(child, pid)
         finally:
             # The order of the module docstring, whatever happened above.
@@ -236,7 +235,7 @@ class Runner:
                     pass
             if status is None:  # _wait raised: leave no program and no writer behind
                 kill_quietly(pid, signal.SIGKILL)
-                writer.call("stop")
+                writer.send(Stop())
                 writer.join()
         code = _exit_code(status)
         ended = time.time()
@@ -249,8 +248,8 @@ class Runner:
             data["stopped_by"] = int(interrupted)
         if writer.stop_request is not None:
             data["stop_requested"] = writer.stop_request
-        writer.call("status", final, ended, data, {"ended_at": ended, "exit_code": code})
-        writer.call("stop")
+        writer.send(Status(final, ended, data, {"ended_at": ended, "exit_code": code}))
+        writer.send(Stop())
         writer.join()
         if not writer.finish():
             warn(f"the journal is still unavailable; {writer.spool.path} holds this run's "
@@ -301,7 +300,7 @@ class Runner:
                     # Never block the signal loop on a journal that is slow: a heartbeat
                     # that does not fit in the queue is skipped, the next one will do.
                     try:
-                        writer.queue.put_nowait(("heartbeat", time.time(), time.monotonic()))
+                        writer.queue.put_nowait(Heartbeat(time.time(), time.monotonic()))
                     except queue.Full:
                         pass
                     next_beat = time.monotonic() + interval

@@ -32,6 +32,78 @@ BATCH = 5000
 MAX_BACKLOG = 200_000
 
 
+# -- messages: what the other threads ask the writer, one class per request -----------------
+
+
+class Events:
+    """Events of one kind, numbered in order by the writer (output lines, statistics)."""
+
+    __slots__ = ("datas", "kind", "when")
+
+    def __init__(self, kind: str, when: float, datas: list[str]) -> None:
+        self.kind, self.when, self.datas = kind, when, datas
+
+
+class LedgerChunk:
+    """Records read from a ledger file (:class:`kleio.ledger.Chunk`)."""
+
+    __slots__ = ("chunk",)
+
+    def __init__(self, chunk: Chunk) -> None:
+        self.chunk = chunk
+
+
+class Heartbeat:
+    """Renew the lease: ``when`` is the time stamp, ``taken`` its monotonic time."""
+
+    __slots__ = ("taken", "when")
+
+    def __init__(self, when: float, taken: float | None = None) -> None:
+        self.when, self.taken = when, taken
+
+
+class Status:
+    """A status event, and the trial's cached fields to set with it."""
+
+    __slots__ = ("data", "fields", "status", "when")
+
+    def __init__(self, status: str, when: float, data: dict[str, Any],
+                 fields: dict[str, Any]) -> None:
+        self.status, self.when, self.data, self.fields = status, when, data, fields
+
+
+class Artifact:
+    """An artifact whose bytes a client sent over the socket (staged in ``path``)."""
+
+    __slots__ = ("header", "path", "when")
+
+    def __init__(self, path: str, header: dict[str, Any], when: float) -> None:
+        self.path, self.header, self.when = path, header, when
+
+
+class Query:
+    """A client's question, answered on its connection."""
+
+    __slots__ = ("conn", "request")
+
+    def __init__(self, conn: _socket.socket, request: dict[str, Any]) -> None:
+        self.conn, self.request = conn, request
+
+
+class Stop:
+    """Flush everything and end the thread."""
+
+    __slots__ = ()
+
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Union
+
+    #: Everything the writer's queue carries.
+    Message = Union[Events, LedgerChunk, Heartbeat, Status, Artifact, Query, Stop]
+
+
 def warn(message: str) -> None:
     try:
         sys.stderr.write(f"kleio: warning: {message}\n")
@@ -55,7 +127,8 @@ class Writer(threading.Thread):
     """The only thread that talks to the store."""
 
     def __init__(self, store: Store, trial_id: str, next_seq: int, spool: Spool,
-                 flush_interval: float, ledger_dir: str | None = None) -> None:
+                 flush_interval: float, *, runner_info: dict[str, Any] | None = None,
+                 ledger_dir: str | None = None) -> None:
         super().__init__(name="kleio-writer", daemon=True)
         self.store = store
         self.trial_id = trial_id
@@ -64,14 +137,14 @@ class Writer(threading.Thread):
         self.flush_interval = flush_interval
         # Bounded: when the store is slower than the program, the I/O thread blocks, the
         # socket buffer fills, and the program waits instead of memory growing.
-        self.queue: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=16)
+        self.queue: queue.Queue[Message] = queue.Queue(maxsize=16)
         self.pending: list[NewEvent] = []
         self.store_ok = True
         self.last_retry = 0.0
         self.retry_interval = 2.0
         self.child_pid: int | None = None
         self.stop_request: dict[str, Any] | None = None
-        self.runner_info: dict[str, Any] = {}
+        self.runner_info: dict[str, Any] = dict(runner_info or {})
         self.displaced: dict[str, Any] | None = None
         #: Self-fencing (docs/reliability.rst, "Leases"): the monotonic time at which the
         #: heartbeat stamp the journal last confirmed was taken, and whether the program is
@@ -95,10 +168,11 @@ class Writer(threading.Thread):
     # -- API used by the other threads ----------------------------------------------------
 
     def events(self, kind: str, when: float, datas: list[str]) -> None:
-        self.queue.put(("events", kind, when, datas))
+        self.queue.put(Events(kind, when, datas))
 
-    def call(self, op: str, *args: Any) -> None:
-        self.queue.put((op, *args))
+    def send(self, message: Message) -> None:
+        """Queue a request for the writer thread (waits while its queue is full)."""
+        self.queue.put(message)
 
     def accepting(self) -> bool:
         """Tell whether new ledger records should be handed over now (flow control)."""
@@ -114,6 +188,8 @@ class Writer(threading.Thread):
     # -- the thread -----------------------------------------------------------------------
 
     def run(self) -> None:
+        handlers: dict[type, Any] = {Heartbeat: self._heartbeat, Status: self._status,
+                                     Artifact: self._artifact, Query: self._query}
         deadline: float | None = None
         while True:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -123,19 +199,13 @@ class Writer(threading.Thread):
                 self.flush()
                 deadline = None
                 continue
-            op = item[0]
             try:
-                if op in ("events", "ledger"):
-                    if op == "events":
-                        _, kind, when, datas = item
-                        seq = self.next_seq
-                        self.next_seq = seq + len(datas)
-                        self.pending.extend(
-                            zip(range(seq, self.next_seq), repeat(kind), repeat(when), datas))
-                        if self.monitor is not None:
-                            self.monitor.events(kind, seq, when, datas)
+                if isinstance(item, (Events, LedgerChunk)):
+                    # Numbered now, written in batches: at most every flush_interval.
+                    if isinstance(item, Events):
+                        self._events(item)
                     else:
-                        self._op_ledger(item[1])
+                        self._ledger(item.chunk)
                     now = time.monotonic()
                     if deadline is None:
                         deadline = now + self.flush_interval
@@ -145,11 +215,20 @@ class Writer(threading.Thread):
                     continue
                 self.flush()
                 deadline = None
-                if op == "stop":
+                if isinstance(item, Stop):
                     return
-                getattr(self, "_op_" + op)(*item[1:])
+                handlers[type(item)](item)
             except Exception as error:  # storage must never kill the run, nor this thread
-                self.problem("errors", f"journal operation {op!r} failed: {error!r}")
+                self.problem("errors", f"journal operation {type(item).__name__} failed: "
+                             f"{error!r}")
+
+    def _events(self, item: Events) -> None:
+        seq = self.next_seq
+        self.next_seq = seq + len(item.datas)
+        self.pending.extend(zip(range(seq, self.next_seq), repeat(item.kind),
+                                repeat(item.when), item.datas))
+        if self.monitor is not None:
+            self.monitor.events(item.kind, seq, item.when, item.datas)
 
     def flush(self) -> None:
         """Write what is pending: to the journal, else the spool, else keep it in memory."""
@@ -259,8 +338,9 @@ class Writer(threading.Thread):
                          "returns")
         return False
 
-    def _op_heartbeat(self, when: float, taken: float | None = None) -> None:
-        """Renew the lease (``taken``: the monotonic time of ``when``), answer requests."""
+    def _heartbeat(self, beat: Heartbeat) -> None:
+        """Renew the lease, answer ``kleio stop``, notice a takeover."""
+        when, taken = beat.when, beat.taken
         if self.monitor is not None:
             self.monitor.tick(when)
         if self.fenced:
@@ -386,8 +466,8 @@ class Writer(threading.Thread):
             if self.term_sent_at is None:
                 self.term_sent_at = time.monotonic()
 
-    def _op_status(self, status: str, when: float, data: dict[str, Any],
-                   fields: dict[str, Any]) -> None:
+    def _status(self, message: Status) -> None:
+        status, when, data, fields = message.status, message.when, message.data, message.fields
         if "exit_code" in data and self.monitor is not None:
             self.monitor.end(status)  # its findings go before the final status
         if "exit_code" in data and self.problems:
@@ -398,7 +478,8 @@ class Writer(threading.Thread):
         self.flush()
         self._fields({"status": status, "status_at": when, **fields})
 
-    def _op_artifact(self, path: str, header: dict[str, Any], when: float) -> None:
+    def _artifact(self, message: Artifact) -> None:
+        path, header, when = message.path, message.header, message.when
         with open(path, "rb") as handle:
             sha256, size = copy_hashing(handle)
         stored = False
@@ -418,7 +499,7 @@ class Writer(threading.Thread):
         self.next_seq += 1
         self.flush()
 
-    def _op_ledger(self, chunk: Chunk) -> None:
+    def _ledger(self, chunk: Chunk) -> None:
         seq = self.next_seq
         self.next_seq = seq + len(chunk.lines) + 1
         marker, events = chunk_events(chunk, seq, time.time(), self.ledger_dir or "",
@@ -459,7 +540,8 @@ class Writer(threading.Thread):
                          f"in {path} for 'kleio sync'")
         return claimed
 
-    def _op_query(self, conn: _socket.socket, request: dict[str, Any]) -> None:
+    def _query(self, message: Query) -> None:
+        conn, request = message.conn, message.request
         try:
             reply, payload = self._answer(request)
         except Exception as error:
