@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from kleio.codestate import mask_patch, restore_patch
 from kleio.redact import REDACTED, redact_text
+from kleio.snapshot.masking import mask_patch, restore_patch
 from tests.conftest import git
 
 PEM_LINES = ["-----BEGIN RSA PRIVATE KEY-----", "MIIEpAIBAAKCAQEA7", "q9Zx",

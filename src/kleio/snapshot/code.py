@@ -5,7 +5,7 @@ Taken before every run, so git is asked once (``git status --porcelain=v2``), pl
 script's content is hashed (and stored when small).
 
 Secrets in the recorded code (the diff, untracked sources, the script) are masked before
-anything is stored (:func:`kleio.redact.redact_text`, :func:`kleio.codestate.mask_patch`);
+anything is stored (:func:`kleio.redact.redact_text`, :func:`kleio.snapshot.masking.mask_patch`);
 a text with no word a secret pattern starts with is skipped at ``str.find`` speed.
 """
 
@@ -173,7 +173,7 @@ def code_snapshot(cwd: str, root: str | None, script: str | None,
         ``diff_size``, ``diffstat`` (``[{"path", "added", "removed"}]``), ``untracked``
         (``[{"path", "sha256", "size"}]``), ``untracked_skipped`` and, when secrets were
         masked, ``secrets_masked`` (``{path: values a checkout shows masked}``, see
-        :func:`kleio.codestate.mask_patch`): the blobs hold the masked text, and the hashes
+        :func:`kleio.snapshot.masking.mask_patch`): the blobs hold the masked text, and the hashes
         are the blobs'. Without git (or when git
         cannot be run) it holds ``vcs`` (None), ``script`` (absolute) and ``script_sha256``;
         the caller should warn once that the code is only known by the script's hash.
@@ -235,7 +235,7 @@ def _code(cwd: str, root: str | None, script: str | None, blobs: dict[str, bytes
             stats, _, patch = diff.stdout.partition(b"\0\0")
             doc["diffstat"] = git.parse_numstat(stats)
             if len(patch) <= MAX_DIFF_BLOB:
-                from kleio.codestate import mask_patch
+                from kleio.snapshot.masking import mask_patch
 
                 patch, found = mask_patch(patch)
                 masked.update(found)
