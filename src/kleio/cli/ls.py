@@ -111,9 +111,19 @@ def cell(value: Any) -> str:
         return str(value).lower()
     if isinstance(value, float):
         return f"{value:.6g}"
-    if isinstance(value, (list, tuple)):
-        return ",".join(cell(v) for v in value)
-    shown = str(value)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float)) for v in value):
+        shown = ",".join(cell(v) for v in value)  # tags, a repeated option
+    elif isinstance(value, (list, tuple, dict)):
+        import json
+
+        from kleio.cli.common import TOO_DEEP
+
+        try:
+            shown = json.dumps(value, sort_keys=True, default=str)
+        except (RecursionError, TypeError, ValueError):
+            shown = TOO_DEEP
+    else:
+        shown = str(value)
     return shown if len(shown) <= 40 else shown[:39] + "…"
 
 
