@@ -580,3 +580,29 @@ def test_delete_blob_returns_the_bytes_freed(store):
     assert store.delete_blob(sha256=digest) == 0
     assert store.delete_blob(sha256="not a digest") == 0
     assert store.put_blob(fileobj=io.BytesIO(b"x" * 1000)) == (digest, 1000)  # stored again
+
+
+# -- arguments checked by Store, whatever the backend ---------------------------------------
+
+
+def test_arguments_are_checked_before_any_backend_sees_them(store):
+    store.create_trial(doc=make_doc("chk1"))
+    store.append_events(trial_id="chk1", events=[ev(1), ev(2)])
+    for limit in (0, -1):
+        assert store.find_trials(limit=limit) == []
+        assert store.read_events(trial_id="chk1", limit=limit) == []
+    assert store.append_events(trial_id="chk1", events=[]) == 0
+    for text in ("\udcff", "chk\ud800"):  # undecodable argv bytes: no stored id holds one
+        assert store.get_trial(trial_id=text) is None
+        assert store.find_trials(id_prefix=text) == []
+        assert store.find_trials(tags=[text]) == []
+    with pytest.raises(ValueError, match="cannot sort trials by 'size'"):
+        store.find_trials(sort="size")
+    with pytest.raises(ValueError, match="only .* can change"):
+        store.update_trial(trial_id="chk1", fields={"command": ["rm"]})
+    with pytest.raises(ValueError, match="only .* can change"):
+        store.try_append(trial_id="chk1", event=ev(3), fields={"id": "other"})
+    assert store.last_seq(trial_id="chk1") == 2  # the refused append wrote nothing
+    assert store.has_blob(sha256="ABC") is False
+    with pytest.raises(KeyError):
+        store.open_blob(sha256="A" * 64)  # digests are lowercase hex
