@@ -26,6 +26,15 @@ _START = (
 )
 
 
+def _die_with_parent() -> None:
+    """In the server's child: SIGKILL it if the test process dies without stopping it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def configured_uri() -> str | None:
     """The real server named by ``KLEIO_TEST_MONGODB_URI``, if any."""
     return os.environ.get(LIVE_URI_VARIABLE) or None
@@ -72,6 +81,7 @@ class WireServer:
                  "--pid-file", os.path.join(self.directory, "nx.pid")],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                 start_new_session=True,  # a test's Ctrl-C or killpg does not reach it
+                preexec_fn=_die_with_parent,
             )
         deadline = time.monotonic() + timeout
         while True:
