@@ -371,3 +371,17 @@ def test_live_reads_are_served_by_indexes(live_store):
 def test_live_duplicate_replay(live_store):
     assert live_store.append_events(trial_id="t", events=events(range(1500))) == 1500
     assert live_store.append_events(trial_id="t", events=events(range(1000, 2000))) == 500
+
+
+@pytest.mark.mongodb
+def test_live_a_15_mb_statistic_is_one_document_under_the_limit(live_store):
+    # max_statistic_size stops at 16,000,000 bytes of JSON: with its key and the event's
+    # fields, the largest statistic still fits MongoDB's 16 MiB document limit.
+    value = "v" * 15_000_000
+    text = encode({"step": 1, "blob": value})
+    assert len(text) < 16_000_000
+    assert live_store.append_events(trial_id="t", events=[(1, "statistic", 1.0, text)]) == 1
+    [event] = live_store.read_events(trial_id="t", kinds=["statistic"])
+    assert event.data == {"step": 1, "blob": value}
+    raw = live_store._db.events.find_one({"trial_id": "t"})
+    assert len(bson.encode(raw)) < 16 * 2**20
