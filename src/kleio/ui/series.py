@@ -171,9 +171,11 @@ class Columns:
             return last
         return None
 
-    def add(self, stat: dict[str, Any]) -> None:
+    def add(self, stat: dict[str, Any], index: int | None = None) -> None:
+        """Add one statistic; ``index``: its number in the lineage (default: the next)."""
         self.count += 1
-        index = self.count
+        if index is None:
+            index = self.count
         columns = self.columns
         for key, value in stat.items():
             if key not in self.keys:
@@ -226,3 +228,50 @@ class Columns:
                 if xv is not None and isfinite(v) and isfinite(xv):
                     pairs.append((xv, v))
         return Series([p[0] for p in pairs], [p[1] for p in pairs])
+
+
+def sample(store: Any, trial_id: str, windows: int = 400, per_window: int = 5) -> Columns:
+    """A quick preview of a long trial's columns: ``windows`` runs of ``per_window``
+    consecutive statistics, spread evenly over its lineage, read by sequence number.
+
+    A few hundred indexed queries whatever the trial's size: a page can draw a
+    million-point trial at once while its full columns are read. The preview's statistic
+    numbers (``index``) are estimated from the position of each run; its ``count`` is the
+    number of statistics of the whole lineage.
+    """
+    from kleio.storage.base import execution_of, first_seq
+
+    preview = Columns(trial_id)
+    segments: list[tuple[str, int, int, int, int]] = []  # trial, first, last, base, count
+    base = 0
+    for doc, bound in store.lineage(trial_id=trial_id):
+        owner = doc["id"]
+        after = -1
+        while True:  # from one execution holding statistics to the next
+            first = store.read_events(trial_id=owner, kinds=("statistic",), after=after,
+                                      upto=bound, limit=1)
+            if not first:
+                break
+            execution = execution_of(first[0].seq)
+            low, high = first_seq(execution), first_seq(execution + 1) - 1
+            if bound is not None:
+                high = min(high, bound)
+            last = store.read_events(trial_id=owner, kinds=("statistic",), after=low - 1,
+                                     upto=high, limit=1, reverse=True)
+            count = (store.count_events(trial_id=owner, kind="statistic", upto=high)
+                     - store.count_events(trial_id=owner, kind="statistic", upto=low - 1))
+            segments.append((owner, first[0].seq, last[0].seq, base, count))
+            base += count
+            after = high
+    span = sum(last - first + 1 for _, first, last, _, _ in segments) or 1
+    for owner, first, last, offset, count in segments:
+        width = last - first + 1
+        runs = max(1, round(windows * width / span))
+        for run in range(runs):
+            start = first + (width * run) // runs
+            for event in store.read_events(trial_id=owner, kinds=("statistic",),
+                                           after=start - 1, upto=last, limit=per_window):
+                position = (event.seq - first) / width
+                preview.add(event.data, index=offset + 1 + int(position * count))
+    preview.count = base
+    return preview

@@ -182,7 +182,7 @@ class Dashboard:
         self.open_journal = open_journal
         self.label = label
         self.poll_interval = poll_interval
-        self.cache = views.ColumnCache()
+        self.cache = views.ColumnCache(open_journal=open_journal)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._journals: list[Any] = []
@@ -281,7 +281,8 @@ def create_app(open_journal: Callable[[], Any], *, token: str | None = None,
             offset=_ints(request, "offset", 0), limit=_ints(request, "limit", 50))
 
     def trial(request: Request, journal: Any) -> Any:
-        return views.trial_detail(journal, journal.trial(request.path_params["trial"]))
+        return views.trial_detail(journal, journal.trial(request.path_params["trial"]),
+                                  state.cache)
 
     def series(request: Request, journal: Any) -> Any:
         found = journal.trial(request.path_params["trial"])

@@ -14,7 +14,14 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from kleio.ui.series import DEFAULT_POINTS, Columns, aggregate, downsample, downsample_band
+from kleio.ui.series import (
+    DEFAULT_POINTS,
+    Columns,
+    aggregate,
+    downsample,
+    downsample_band,
+    sample,
+)
 
 #: Rows a page of the trials table may ask for.
 MAX_PAGE = 500
@@ -31,18 +38,34 @@ def finite(value: Any) -> Any:
     return value
 
 
-class ColumnCache:
-    """The :class:`Columns` of recently viewed trials (a small LRU, one lock per trial)."""
+#: A trial with more statistics than this is first shown from a preview (:func:`sample`)
+#: while its full columns are read in the background.
+PREVIEW_OVER = 100_000
 
-    def __init__(self, size: int = 16) -> None:
+
+class ColumnCache:
+    """The :class:`Columns` of recently viewed trials (a small LRU, one lock per trial).
+
+    ``open_journal`` (a callable returning a new journal) lets a long trial be read in a
+    background thread, with its own connection, while pages are served from a preview.
+    """
+
+    def __init__(self, size: int = 16, open_journal: Any = None) -> None:
         self.size = size
+        self.open_journal = open_journal
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, tuple[threading.Lock, Columns]] = OrderedDict()
+        self._previews: dict[str, Columns] = {}
 
-    def get(self, store: Any, trial: Any, upto: int | None = None) -> Columns:
-        """The trial's columns, updated with what was journalled since (up to ``upto``)."""
+    def get(self, store: Any, trial: Any, upto: int | None = None) -> tuple[Columns, bool]:
+        """The trial's columns, updated with what was journalled since (up to ``upto``),
+        and whether they are complete (False: a preview, the full read is under way)."""
         with self._lock:
+            preview = self._previews.get(trial.id)
+            if preview is not None:
+                return preview, False
             entry = self._entries.get(trial.id)
+            fresh = entry is None
             if entry is None:
                 entry = (threading.Lock(), Columns(trial.id, trial.declarations))
                 self._entries[trial.id] = entry
@@ -50,9 +73,31 @@ class ColumnCache:
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
         lock, columns = entry
+        if fresh and self.open_journal is not None and _statistics(store, trial.id) > \
+                PREVIEW_OVER:
+            preview = sample(store, trial.id)
+            with self._lock:
+                self._previews[trial.id] = preview
+            threading.Thread(target=self._load, args=(trial.id, lock, columns),
+                             name=f"kleio-ui-load-{trial.short_id}", daemon=True).start()
+            return preview, False
         with lock:
             columns.update(store, upto=upto)
-        return columns
+        return columns, True
+
+    def _load(self, trial_id: str, lock: threading.Lock, columns: Columns) -> None:
+        try:
+            with self.open_journal() as journal, lock:
+                columns.update(journal.store)
+        finally:
+            with self._lock:
+                self._previews.pop(trial_id, None)
+
+
+def _statistics(store: Any, trial_id: str) -> int:
+    """How many statistics a trial's lineage holds (one count per trial of the lineage)."""
+    return sum(store.count_events(trial_id=doc["id"], kind="statistic", upto=upto)
+               for doc, upto in store.lineage(trial_id=trial_id))
 
 
 # -- trials --------------------------------------------------------------------------------
@@ -136,14 +181,19 @@ def _env_summary(env: dict[str, Any], host: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def trial_detail(journal: Any, trial: Any) -> dict[str, Any]:
+def trial_detail(journal: Any, trial: Any, cache: ColumnCache) -> dict[str, Any]:
     """The trial page's header: the table's row, code and environment, lineage, last seq."""
     store = journal.store
     doc = trial.doc
+    # The metrics come from the columns the charts are drawn from: the statistics are read
+    # once. A long trial shown from a preview has them once its full read is done.
+    columns, complete = cache.get(store, trial)
+    trial.metrics = columns.summarizer.result() if complete and columns.summarizer else {}
     lineage = store.lineage(trial_id=trial.id)
     children = store.find_trials(parent_id=trial.id, sort="created_at", limit=100)
     return {
         **row(trial),
+        "metrics_complete": complete,
         "cwd": doc.get("cwd"),
         "branch_reason": doc.get("branch_reason"),
         "code": _code_summary(doc.get("code") or {}),
@@ -164,7 +214,7 @@ def trial_series(journal: Any, trial: Any, cache: ColumnCache, *, ys: Sequence[s
                  x: str | None = None, upto: int | None = None,
                  points: int = DEFAULT_POINTS) -> dict[str, Any]:
     """Downsampled curves of one trial: ``ys`` (default: every numeric key but the x)."""
-    columns = cache.get(journal.store, trial, upto)
+    columns, complete = cache.get(journal.store, trial, upto)
     keys = columns.numeric_keys()
     x_key = x if x else columns.choose_x(ys)
     chosen = [y for y in ys if y] or [k for k in keys if k != x_key][:MAX_CHARTS]
@@ -176,7 +226,7 @@ def trial_series(journal: Any, trial: Any, cache: ColumnCache, *, ys: Sequence[s
     summary = columns.summarizer.result() if columns.summarizer is not None else {}
     return {
         "x": x_key, "keys": keys, "series": series, "count": columns.count,
-        "seq": columns.seq,
+        "seq": columns.seq, "complete": complete,
         "metrics": {k: {f: finite(v) for f, v in entry.items()} for k, entry in summary.items()},
     }
 
@@ -189,7 +239,7 @@ def compare(journal: Any, trials: Sequence[Any], cache: ColumnCache, *, ys: Sequ
     from kleio.api import groups
 
     store = journal.store
-    columns = {t.id: cache.get(store, t) for t in trials}
+    columns = {t.id: cache.get(store, t)[0] for t in trials}
     if not ys:
         names: dict[str, None] = {}
         for trial in trials:

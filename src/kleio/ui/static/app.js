@@ -323,7 +323,7 @@
     const trial = await api("/api/trials/" + encodeURIComponent(id));
     const upto = trial.seq;
     const [series, stdout, stderr, artifacts] = await Promise.all([
-      api(`/api/trials/${encodeURIComponent(trial.id)}/series` + query({upto})),
+      api(`/api/trials/${encodeURIComponent(trial.id)}/series`),
       api(`/api/trials/${encodeURIComponent(trial.id)}/output` + query({stream: "stdout", upto})),
       api(`/api/trials/${encodeURIComponent(trial.id)}/output` + query({stream: "stderr", upto})),
       api(`/api/trials/${encodeURIComponent(trial.id)}/artifacts`),
@@ -344,7 +344,19 @@
       trial.children.length ? el("p", {}, "branches: ", trial.children.map((c, i) => [i ? ", " : "", trialLink(c)])) : null,
       trial.branch_reason ? el("p", {class: "muted"}, "branched: " + trial.branch_reason) : null);
 
+    const metricsCard = el("div", {class: "card"});
+    function showMetrics(metrics, complete) {
+      metricsCard.replaceChildren(el("h2", {}, "Metrics"),
+        !complete ? el("p", {class: "muted"}, "reading all statistics…") :
+        Object.keys(metrics).length ? el("table", {class: "grid", id: "metrics"},
+          el("tr", {}, el("th", {}, "metric"), el("th", {}, "mode"), el("th", {}, "best"), el("th", {}, "at"), el("th", {}, "last")),
+          Object.entries(metrics).map(([k, m]) => el("tr", {}, el("td", {}, k), el("td", {}, m.mode),
+            el("td", {class: "num"}, fmtNumber(m.best)), el("td", {class: "num"}, m.step_key ? m.step_key + " " + fmtValue(m.best_step) : ""),
+            el("td", {class: "num"}, fmtNumber(m.last))))) : el("p", {class: "muted"}, "none"));
+    }
+    showMetrics(trial.metrics, trial.metrics_complete);
     const chartsBox = el("div", {class: "charts", id: "charts"});
+    const countNote = el("span", {class: "muted", id: "statistics-note"});
     const outputBox = el("pre", {class: "output", id: "output"});
     const follow = el("input", {type: "checkbox", id: "follow", checked: true});
     let stream = "stdout";
@@ -377,12 +389,7 @@
           ["exit code", trial.exit_code], ["runner", trial.runner && trial.runner.host ? trial.runner.host + " pid " + trial.runner.pid : null]])),
         el("div", {class: "card", id: "options"}, el("h2", {}, "Options"),
           Object.keys(trial.options).length ? dl(Object.entries(trial.options).map(([k, v]) => [k, fmtValue(v)])) : el("p", {class: "muted"}, "none")),
-        el("div", {class: "card"}, el("h2", {}, "Metrics"),
-          Object.keys(trial.metrics).length ? el("table", {class: "grid", id: "metrics"},
-            el("tr", {}, el("th", {}, "metric"), el("th", {}, "mode"), el("th", {}, "best"), el("th", {}, "at"), el("th", {}, "last")),
-            Object.entries(trial.metrics).map(([k, m]) => el("tr", {}, el("td", {}, k), el("td", {}, m.mode),
-              el("td", {class: "num"}, fmtNumber(m.best)), el("td", {class: "num"}, m.step_key ? m.step_key + " " + fmtValue(m.best_step) : ""),
-              el("td", {class: "num"}, fmtNumber(m.last))))) : el("p", {class: "muted"}, "none")),
+        metricsCard,
         el("div", {class: "card"}, el("h2", {}, "Code"), dl([
           ["repository", code.repository], ["branch", code.branch], ["commit", code.commit],
           ["dirty", code.dirty === undefined ? null : (code.dirty ? "yes" : "no")],
@@ -394,7 +401,7 @@
           ["gpus", (env.gpus || []).join(", ")],
           ...Object.entries(env.variables || {}).map(([k, v]) => [k, v])])),
         el("div", {class: "card"}, el("h2", {}, "Lineage"), lineage)),
-      el("h2", {}, "Statistics ", el("span", {class: "muted"}, series.count + " logged" + (series.x ? ", against " + series.x : ""))),
+      el("h2", {}, "Statistics ", countNote),
       chartsBox,
       el("h2", {}, "Output ", tabs, " ", el("label", {}, follow, " follow")),
       outputBox,
@@ -403,16 +410,39 @@
         el("tr", {}, el("th", {}, "file"), el("th", {}, "size"), el("th", {}, "metadata"), el("th", {}, "time"), el("th", {}, "from")),
         artifactRows) : el("p", {class: "muted"}, "none"));
 
-    const charts = {};
-    for (const [key, s] of Object.entries(series.series)) {
-      charts[key] = chart(chartsBox, key, series.x, [{label: key, x: s.x, y: s.y}]);
+    let charts = {};
+    let index = series.count;
+    let seriesSeq = series.seq;
+    function drawCharts(data) {
+      chartsBox.replaceChildren();
+      charts = {};
+      for (const [key, s] of Object.entries(data.series)) {
+        charts[key] = chart(chartsBox, key, data.x, [{label: key, x: s.x, y: s.y}]);
+      }
+      if (!Object.keys(charts).length) chartsBox.append(el("p", {class: "muted"}, "no numeric statistics yet"));
+      chartsBox.dataset.complete = String(data.complete);
+      countNote.textContent = data.count + " logged" + (data.x ? ", against " + data.x : "") +
+        (data.complete ? "" : " (a preview: reading them all…)");
+      index = data.count;
+      seriesSeq = data.seq;
     }
-    if (!Object.keys(charts).length) chartsBox.append(el("p", {class: "muted"}, "no numeric statistics yet"));
+    drawCharts(series);
+    // A long trial is first drawn from a preview: ask again until its full read is done.
+    if (!series.complete) {
+      const poll = setInterval(async () => {
+        let full;
+        try { full = await api(`/api/trials/${encodeURIComponent(trial.id)}/series`); } catch (e) { return; }
+        if (!full.complete) return;
+        clearInterval(poll);
+        drawCharts(full);
+        showMetrics(full.metrics, true);
+      }, 1000);
+      onCleanup(() => clearInterval(poll));
+    }
     showOutput();
     follow.addEventListener("change", showOutput);
 
     // Live: the events journalled after the ones shown, pushed by the server.
-    let index = series.count;
     const source = new EventSource(`/api/trials/${encodeURIComponent(trial.id)}/live` + query({after: upto}));
     source.onopen = () => liveDot.classList.add("on");
     source.onerror = () => liveDot.classList.remove("on");
@@ -420,6 +450,7 @@
       let outputChanged = false;
       for (const event of JSON.parse(message.data)) {
         if (event.kind === "statistic") {
+          if (seriesSeq !== null && seriesSeq !== undefined && event.seq <= seriesSeq) continue;
           index += 1;
           const data = event.data;
           const x = series.x ? data[series.x] : index;
