@@ -228,6 +228,9 @@ def better(value: float, than: float | None, mode: str) -> bool:
     return value < than if mode == MIN else value > than
 
 
+_UNSET: Any = object()
+
+
 class Summarizer:
     """Fold statistics (dicts, oldest first) into per-metric summaries.
 
@@ -240,27 +243,36 @@ class Summarizer:
 
     __slots__ = ("declarations", "_modes", "_out")
 
+    _modes: dict[str, Any]
+
     def __init__(self, declarations: Declarations) -> None:
         self.declarations = declarations
-        self._modes: dict[str, str | None] = {}
+        self._modes = {}
         self._out: dict[str, dict[str, Any]] = {}
 
     def add(self, stat: Mapping[str, Any]) -> None:
+        # The hot loop of ranking: one call per statistic of every trial compared.
         modes = self._modes
+        out = self._out
         step_key: str | None = None
         for key, value in stat.items():
-            mode = modes.get(key, "?")
-            if mode == "?":
-                mode = modes[key] = self.declarations.mode(key)
-            if mode is None or not is_number(value):
+            kind = type(value)
+            if kind is not float and kind is not int:  # bool, text, lists: not a value
                 continue
-            entry = self._out.get(key)
+            mode = modes.get(key, _UNSET)
+            if mode is _UNSET:
+                mode = modes[key] = self.declarations.mode(key)
+            if mode is None:
+                continue
+            entry = out.get(key)
             if entry is None:
-                entry = self._out[key] = {"mode": mode, "last": None, "best": None,
-                                          "best_step": None, "step_key": None, "count": 0}
+                entry = out[key] = {"mode": mode, "last": None, "best": None,
+                                    "best_step": None, "step_key": None, "count": 0}
             entry["last"] = value
             entry["count"] += 1
-            if better(value, entry["best"], mode):
+            best = entry["best"]
+            if value == value and (best is None or (value < best if mode == MIN
+                                                    else value > best)):
                 entry["best"] = value
                 if step_key is None:
                     step_key = next((k for k in STEP_KEYS if k in stat), "")
