@@ -43,6 +43,29 @@ from kleio.argv import is_option
 
 REDACTED = "***"
 
+
+class _Lazy:
+    """A regular expression compiled on first use.
+
+    The large patterns run only where a cheap ``str.find`` found a word they need, so most
+    runs never use them; compiled at import they cost the start of every run milliseconds.
+    """
+
+    __slots__ = ("_args", "_compiled")
+
+    def __init__(self, pattern: str, flags: int) -> None:
+        self._args = (pattern, flags)
+        self._compiled: re.Pattern[str] | None = None
+
+    def __getattr__(self, name: str) -> object:
+        if self._compiled is None:
+            self._compiled = re.compile(*self._args)
+        return getattr(self._compiled, name)
+
+
+def _lazy(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    return _Lazy(pattern, flags)  # type: ignore[return-value]  # duck-typed: used by methods
+
 # Words that name a secret on their own.
 _SECRET_WORDS = frozenset(
     {
@@ -143,7 +166,7 @@ def _is_secret_in_code(name: str) -> bool:
 # literal and ends with its open-ended run, so a failed attempt costs a bounded prefix; the
 # JWT, whose runs are followed by more pattern, may only start where a run of its characters
 # starts, so no run is scanned twice.
-_TOKEN_PATTERNS = re.compile(
+_TOKEN_PATTERNS = _lazy(
     r"""
     \b(?:gh[pousr]_[A-Za-z0-9]{20,}          # GitHub
       |github_pat_[A-Za-z0-9_]{20,}
@@ -162,14 +185,14 @@ _TOKEN_PATTERNS = re.compile(
     re.VERBOSE,
 )
 # [ \t], not \s: "token" at the end of a line of code must not swallow the next line's word.
-_BEARER = re.compile(r"(?i)\b(bearer|basic|token)([ \t]+)[A-Za-z0-9._~+/=-]{8,}")
+_BEARER = _lazy(r"(?i)\b(bearer|basic|token)([ \t]+)[A-Za-z0-9._~+/=-]{8,}")
 # key=value pairs inside a value: URL queries, connection strings, Hydra overrides. The run
 # before '=' may only start where a run of key characters starts (the look-behind), so a long
 # run without '=' is scanned once, not once per character; its leading digits, dots and dashes
 # are then dropped (``--password=x`` has the key ``password``).
-_PAIR = re.compile(r"(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z0-9_.-]+)=(?P<value>[^&;,\s]+)")
-_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
-_LINE_CONTENT = re.compile(r"[^\r\n]+")
+_PAIR = _lazy(r"(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z0-9_.-]+)=(?P<value>[^&;,\s]+)")
+_PEM_BEGIN = _lazy(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
+_LINE_CONTENT = _lazy(r"[^\r\n]+")
 
 
 def _mask_pair(match: re.Match[str]) -> str:
@@ -233,7 +256,7 @@ def redact_env(mapping: Mapping[str, str]) -> dict[str, str]:
 
 
 # A token that reads as an option name: what a flag-like secret option may be followed by.
-_OPTION_SHAPE = re.compile(r"--?[A-Za-z][A-Za-z0-9_.-]*(?:=.*)?", re.DOTALL)
+_OPTION_SHAPE = _lazy(r"--?[A-Za-z][A-Za-z0-9_.-]*(?:=.*)?", re.DOTALL)
 
 _MYSQL = ("-p", False, None)
 _MONGO = ("-p", True, None)
@@ -355,7 +378,7 @@ def _redact_option(token: str, program: str | None, subcommands: set[str]
 
 # -- messages ------------------------------------------------------------------------------
 
-_WORD = re.compile(r"\S+")
+_WORD = _lazy(r"\S+")
 _LEADING = "'\"`([{<"
 _TRAILING = "'\"`)]}>,;.!?:"
 
@@ -404,18 +427,18 @@ _CONFIG_SUFFIXES = frozenset(
 )  # fmt: skip
 # name = value, name: value, "name": "value", name := value, os.environ["NAME"] = "value",
 # name: str = "value". Bounded runs around the name, one open-ended run for the value.
-_ASSIGNMENT = re.compile(
+_ASSIGNMENT = _lazy(
     r"""(?<![A-Za-z0-9_.-])(?P<q>["']?)(?P<name>[A-Za-z_][A-Za-z0-9_.-]{0,99})(?P=q)\]?"""
     r"""[ \t]{0,20}(?::[ \t]{0,20}[A-Za-z_][A-Za-z0-9_.\[\]]{0,60}[ \t]{0,20}(?==))?"""
     r"""(?::=|==|=>|[:=])[ \t]{0,20}"""
     r"""(?P<value>"[^"\r\n]*"|'[^'\r\n]*'|[^\s"'`,;#()\[\]{}]+)"""
 )
 # --password VALUE inside a script or a README.
-_TEXT_OPTION = re.compile(
+_TEXT_OPTION = _lazy(
     r"""(?<![A-Za-z0-9_-])--(?P<name>[A-Za-z][A-Za-z0-9_-]{0,99})(?:=|[ \t]{1,20})"""
     r"""(?P<value>"[^"\r\n]*"|'[^'\r\n]*'|[^\s"'`]+)"""
 )
-_LITERAL = re.compile(r""""[^"\r\n]*"|'[^'\r\n]*'""")
+_LITERAL = _lazy(r""""[^"\r\n]*"|'[^'\r\n]*'""")
 # Words (lower-cased) without which a pattern cannot match: every secret name holds one of
 # _SECRET_TRIGGERS, every token shape one of _TOKEN_TRIGGERS. A line with none of _TRIGGERS
 # holds no secret to mask.
