@@ -29,7 +29,8 @@ Module functions (``trials``, ``trial``, ``statistics``, ``best``) open the jour
   or None), ``created_at``, ``started_at`` (the *first* start of any execution, epoch
   seconds or None), ``ended_at``, ``duration`` (seconds over every execution; a lost execution
   counts up to its last journalled event or heartbeat; a running one up to now),
-  ``exit_code``, ``doc`` (the raw trial document);
+  ``exit_code``, ``program`` (the command before its arguments), ``doc`` (the raw trial
+  document);
 * ``options``: ``{name: value}`` from the parsed command line (``--lr 0.1`` gives
   ``{"lr": "0.1"}``: values as typed, strings; a flag gives ``True``; a repeated option a
   list). ``positionals``: the other arguments;
@@ -232,6 +233,14 @@ class Trial:
 
     def __repr__(self) -> str:
         return f"<Trial {self.short_id} {self.status}>"
+
+    @property
+    def program(self) -> list[str]:
+        """The command before its arguments: ``["python", "train.py"]``, as normalized."""
+        from kleio.argv import split_program
+
+        command = list(self.doc.get("command") or self.command)
+        return command[:split_program(command)[1]]
 
     # -- lazily read ------------------------------------------------------------------------
 
@@ -671,7 +680,8 @@ class Group:
 
 
 def groups(trials: Iterable[Trial], except_: Sequence[str] = ("seed",)) -> list[Group]:
-    """Group trials whose options (and positional arguments) are equal but for ``except_``.
+    """Group trials of one project and program (``python train.py``) whose options and
+    positional arguments are equal but for ``except_``.
 
     Groups come in the order of their first trial.
     """
@@ -681,8 +691,9 @@ def groups(trials: Iterable[Trial], except_: Sequence[str] = ("seed",)) -> list[
 
     for trial in trials:
         shared = {k: v for k, v in trial.options.items() if k not in ignored}
-        key = json.dumps([trial.project, sorted(shared.items(), key=lambda kv: kv[0]),
-                          trial.positionals], default=str)
+        key = json.dumps([trial.project, getattr(trial, "program", []),
+                          sorted(shared.items(), key=lambda kv: kv[0]), trial.positionals],
+                         default=str)
         if key not in found:
             found[key] = Group(shared, [])
         found[key].trials.append(trial)
