@@ -123,10 +123,6 @@ class SchemaVersionError(StoreUnavailable):
     """The journal was written by a newer kleio."""
 
 
-class DuplicateKey(Exception):
-    """Raised inside storage backends when a unique event key already exists."""
-
-
 class CommandNotFound(KleioError):
     exit_code = EXIT_COMMAND_NOT_FOUND
 
