@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import time
 
 import pytest
@@ -204,6 +205,13 @@ def test_rm_removes_trials_events_and_unshared_blobs(journal, git_repo):
         for digest in own:
             assert not store.has_blob(sha256=digest)
     assert done["bytes_freed"] > 0 and done["blobs"] >= 1
+    # What a dead runner left on this host must be journalled (kleio sync) first.
+    leftover = os.path.join(os.environ["XDG_STATE_HOME"], "kleio", "spool", "ledger",
+                            f"{b}-1-999999999")
+    os.makedirs(leftover)
+    pending = run_kleio("rm", "-y", b[:8], cwd=git_repo)
+    assert pending.returncode == errors.EXIT_BUSY and "kleio sync" in pending.stderr
+    os.rmdir(leftover)
     human = ok("rm", "-y", b[:8], cwd=git_repo)
     assert human.startswith(f"removed 1 trial ({b[:7]}") and "freed" in human
     assert _ids(git_repo) == []

@@ -6,8 +6,11 @@ refuses a trial that has branches (listing them) unless ``--with-branches`` is g
 removes the branches (and theirs) too. Removing a branch never touches its parent.
 
 A trial held by a live runner is refused (exit code 68); one whose runner died (``lost``)
-can be removed. Blobs (code snapshots, artifacts) are content-addressed and shared: only
-those no remaining trial refers to are deleted.
+can be removed, once ``kleio sync`` journalled what that runner left on this host (refused
+with 68 before: a later sync would bring those events back without their trial).
+
+Blobs (code snapshots, artifacts) are content-addressed and shared: only those no remaining
+trial refers to are deleted.
 """
 
 from __future__ import annotations
@@ -127,6 +130,18 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
                     f"trial {doc['id'][:7]} is {status} (runner on {runner.get('host')} pid "
                     f"{runner.get('pid')})",
                     f"stop it first with 'kleio stop {doc['id'][:7]}', then remove it")
+        from kleio.ledger import leftovers
+
+        spool_dir = str(config["spool_dir"])
+        for doc in order:
+            left = [item for item in leftovers(spool_dir, doc["id"])
+                    if item.journal in ("", store.uri)]
+            if left:
+                # 'kleio sync' would journal them again, as events of a trial that is gone.
+                raise TrialBusy(
+                    f"trial {doc['id'][:7]} has events a dead runner left on this host "
+                    f"({left[0].directory})",
+                    "journal them with 'kleio sync' first, then remove the trial")
         if not args.yes:
             if not sys.stdin.isatty():
                 raise NoTerminal(f"kleio rm would delete {len(order)} trial"
