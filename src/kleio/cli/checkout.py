@@ -36,7 +36,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
                    help="the new directory (default: REPO-kleio-ID beside the repository "
                         "holding the current directory, else ./kleio-ID)")
     args = p.parse_args(argv)
-    from kleio.codestate import checkout
+    from kleio.checkout import checkout
 
     store, _ = store_from(flags)
     with store:
