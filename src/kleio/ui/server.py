@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote, urlencode
 
 import anyio
 from starlette.applications import Starlette
@@ -98,9 +98,13 @@ class Guard:
             if given_query and self._valid(given_query):
                 # Trade the token in the address for a cookie, and drop it from the address
                 # (history, screenshots, Referer).
-                rest = "&".join(f"{k}={v}" for k, vs in query.items() if k != "token"
-                                for v in vs)
-                location = scope["path"] + (f"?{rest}" if rest else "")
+                rest = urlencode([(k, v) for k, vs in query.items() if k != "token"
+                                  for v in vs])
+                path = scope["path"]
+                # This server's own paths only: "//host" would send the browser elsewhere.
+                path = quote(path) if path.startswith("/") and not path.startswith("//") \
+                    else "/"
+                location = path + (f"?{rest}" if rest else "")
                 cookie = (f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/")
                 await _plain(secured, 303, "see the dashboard",
                              [(b"location", location.encode("latin-1")),
@@ -407,8 +411,6 @@ async def _chunks(handle: Any, size: int = 1 << 20) -> Any:
 
 def _attachment(filename: str) -> str:
     """A Content-Disposition naming the file safely (no path, no quote, no control)."""
-    from urllib.parse import quote
-
     base = filename.replace("\\", "/").rsplit("/", 1)[-1] or "artifact"
     ascii_name = "".join(c if c.isascii() and c.isprintable() and c not in '"%;' else "_"
                          for c in base)
