@@ -296,6 +296,9 @@ def test_identity_form_examples():
         == ["python", "-u", "t.py", "in", "--a=1", "--b=2", "--f", "--", "-x"]
     assert identity_form(["python", "t.py", "--v", "a.txt", "--n", "-1"]) == \
         ["python", "t.py", "--n=-1", "--v", "a.txt"]
+    # Single-dash options move, but keep their spelling: -n=3 may mean the value "=3".
+    assert identity_form(["python", "t.py", "-n", "3", "-a"]) == ["python", "t.py", "-a", "-n", "3"]
+    assert identity_form(["python", "t.py", "-n=3"]) != identity_form(["python", "t.py", "-n", "3"])
     # Already in the identity form: the same id as kleio 0.1 gave it.
     assert identity_form(["./run.sh", "--a=1"]) == ["./run.sh", "--a=1"]
 

@@ -20,7 +20,8 @@ a positional argument or an option and its value. :func:`identity_form` spells a
 that the spellings that mean the same experiment give the same trial, and only those:
 
 * ``--epochs=5`` and ``--epochs 5`` are the same option (a parser for which ``--epochs=5``
-  is valid reads ``--epochs 5`` the same way: argparse, click, typer, absl...);
+  is valid reads ``--epochs 5`` the same way: argparse, click, typer, absl...). Not so for a
+  single-dash option: click and getopt read ``-n=3`` as the value ``=3``;
 * the order of named options does not matter when each appears once, and positional
   arguments keep their order.
 
@@ -247,7 +248,8 @@ def identity_form(command: Sequence[str]) -> list[str]:
 
     The program, the interpreter's options and the script come first as typed; then the
     positional arguments that precede every option, in order; then the options in name order,
-    each spelled ``--name=value`` or ``--name``; then, in their order, the options followed
+    each spelled ``--name=value``, ``--name``, or as typed for a single-dash option
+    (``-n 3``); then, in their order, the options followed
     by a path-like token (kept as two tokens); then ``--`` and what follows it. A command the
     rule cannot safely reorder is returned unchanged.
     """
@@ -255,7 +257,7 @@ def identity_form(command: Sequence[str]) -> list[str]:
     _, start = split_program(command)
     items = walk(command[start:])
     leading: list[str] = []
-    free: list[tuple[str, str]] = []
+    free: list[tuple[str, list[str]]] = []
     ordered: list[str] = []
     tail: list[str] = []
     seen: set[str] = set()
@@ -275,12 +277,14 @@ def identity_form(command: Sequence[str]) -> list[str]:
             options_started = True
             if len(tokens) == 2 and looks_like_path(tokens[1]):
                 ordered.extend(tokens)  # perhaps a flag and a positional argument
-            elif len(tokens) == 2:
-                free.append((name, f"{name}={tokens[1]}"))
+            elif len(tokens) == 2 and name.startswith("--"):
+                free.append((name, [f"{name}={tokens[1]}"]))
             else:
-                free.append((name, tokens[0]))
-    return [*command[:start], *leading, *(spelled for _, spelled in sorted(free)), *ordered,
-            *tail]
+                # -n 3 stays two tokens: click and getopt read -n=3 as the value "=3".
+                free.append((name, tokens))
+    free.sort(key=lambda unit: unit[0])
+    return [*command[:start], *leading, *(token for _, unit in free for token in unit),
+            *ordered, *tail]
 
 
 __all__ = [
