@@ -179,3 +179,37 @@ def wait_for(predicate, timeout=10.0, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+@pytest.fixture
+def serve_in_process():
+    """The dashboard served by uvicorn in a thread of this process (so tests can change the
+    module's settings); returns its base URL."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from kleio.ui.readonly import ReadOnlyJournal
+    from kleio.ui.server import create_app
+
+    running = []
+
+    def start(uri: str) -> str:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        app = create_app(lambda: ReadOnlyJournal(uri))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
+                                               timeout_graceful_shutdown=1))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        running.append((server, thread, sock))
+        wait_for(lambda: server.started, what="the server to start")
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    yield start
+    for server, thread, sock in running:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

@@ -188,3 +188,25 @@ def test_a_running_trial_gains_points_and_output_live(page, serve, tmp_path, git
         if process.poll() is None:
             process.kill()
         process.wait()
+
+
+def test_a_long_trial_shows_a_preview_then_every_point(page, serve_in_process, sqlite_journal,
+                                                      monkeypatch):
+    from kleio.storage import open_store
+    from kleio.ui import views
+
+    uri, _ = sqlite_journal
+    monkeypatch.setattr(views, "PREVIEW_OVER", 1000)
+    with open_store(uri) as store:
+        tid = add_trial(store, "long", stats=[{"step": i, "loss": 1.0 / (i + 1)}
+                                              for i in range(3000)])
+    base = serve_in_process(uri)
+    page.goto(f"{base}/#/trial/{tid}")
+    page.wait_for_selector("#charts[data-complete]")
+    # Whichever answer came first, the page ends with every point and the metrics.
+    page.wait_for_selector("#charts[data-complete='true']", timeout=30000)
+    points = page.get_attribute(".chart[data-title='loss']", "data-points")
+    assert 900 <= int(points) <= 2000  # min-max decimation of 3000 points, on the server
+    page.wait_for_selector("#metrics")
+    assert page.inner_text("#statistics-note") == "3000 logged, against step"
+    assert page.errors == []
