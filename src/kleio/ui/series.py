@@ -133,6 +133,8 @@ class Columns:
         self.columns: dict[str, tuple[Any, Any]] = {}
         self.keys: dict[str, None] = {}  # every key seen, numeric or not, in order
         self._ancestors_read = False
+        #: Downsampled curves already answered, by the views: key -> (count, curve).
+        self.drawn: dict[Any, tuple[int, Any]] = {}
         self.summarizer = None
         if declarations is not None:
             from kleio.metrics import Summarizer
