@@ -232,20 +232,16 @@ class Columns:
         return Series([p[0] for p in pairs], [p[1] for p in pairs])
 
 
-def sample(store: Any, trial_id: str, windows: int = 400, per_window: int = 5) -> Columns:
-    """A quick preview of a long trial's columns: ``windows`` runs of ``per_window``
-    consecutive statistics, spread evenly over its lineage, read by sequence number.
+def segments(store: Any, trial_id: str) -> list[tuple[str, int, int]]:
+    """``(trial, first seq, last seq)`` of the statistics of each execution of the lineage.
 
-    A few hundred indexed queries whatever the trial's size: a page can draw a
-    million-point trial at once while its full columns are read. The preview's statistic
-    numbers (``index``) are estimated from the position of each run; its ``count`` is the
-    number of statistics of the whole lineage.
+    Two indexed reads per execution, whatever its size. ``last - first + 1`` bounds the
+    number of statistics of a segment from above (the events between are statistics or
+    output), which is all the preview and its threshold need: no count of a million rows.
     """
     from kleio.storage.base import execution_of, first_seq
 
-    preview = Columns(trial_id)
-    segments: list[tuple[str, int, int, int, int]] = []  # trial, first, last, base, count
-    base = 0
+    found: list[tuple[str, int, int]] = []
     for doc, bound in store.lineage(trial_id=trial_id):
         owner = doc["id"]
         after = -1
@@ -254,26 +250,39 @@ def sample(store: Any, trial_id: str, windows: int = 400, per_window: int = 5) -
                                       upto=bound, limit=1)
             if not first:
                 break
-            execution = execution_of(first[0].seq)
-            low, high = first_seq(execution), first_seq(execution + 1) - 1
+            high = first_seq(execution_of(first[0].seq) + 1) - 1
             if bound is not None:
                 high = min(high, bound)
-            last = store.read_events(trial_id=owner, kinds=("statistic",), after=low - 1,
-                                     upto=high, limit=1, reverse=True)
-            count = (store.count_events(trial_id=owner, kind="statistic", upto=high)
-                     - store.count_events(trial_id=owner, kind="statistic", upto=low - 1))
-            segments.append((owner, first[0].seq, last[0].seq, base, count))
-            base += count
+            last = store.read_events(trial_id=owner, kinds=("statistic",),
+                                     after=first[0].seq - 1, upto=high, limit=1,
+                                     reverse=True)
+            found.append((owner, first[0].seq, last[0].seq))
             after = high
-    span = sum(last - first + 1 for _, first, last, _, _ in segments) or 1
-    for owner, first, last, offset, count in segments:
+    return found
+
+
+def sample(store: Any, trial_id: str, windows: int = 200, per_window: int = 10,
+           spans: list[tuple[str, int, int]] | None = None) -> Columns:
+    """A quick preview of a long trial's columns: ``windows`` runs of ``per_window``
+    consecutive statistics, spread evenly over its lineage by sequence number.
+
+    A few hundred indexed reads whatever the trial's size: a page can draw a
+    million-point trial at once while its full columns are read. A statistic's number in
+    the lineage (``index``) is estimated from its sequence number, and ``count`` is the
+    estimate of :func:`segments`; the full read replaces both.
+    """
+    preview = Columns(trial_id)
+    spans = segments(store, trial_id) if spans is None else spans
+    total = sum(last - first + 1 for _, first, last in spans) or 1
+    offset = 0
+    for owner, first, last in spans:
         width = last - first + 1
-        runs = max(1, round(windows * width / span))
+        runs = max(1, round(windows * width / total))
         for run in range(runs):
             start = first + (width * run) // runs
             for event in store.read_events(trial_id=owner, kinds=("statistic",),
                                            after=start - 1, upto=last, limit=per_window):
-                position = (event.seq - first) / width
-                preview.add(event.data, index=offset + 1 + int(position * count))
-    preview.count = base
+                preview.add(event.data, index=offset + 1 + (event.seq - first))
+        offset += width
+    preview.count = offset
     return preview

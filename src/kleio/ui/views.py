@@ -21,6 +21,7 @@ from kleio.ui.series import (
     downsample,
     downsample_band,
     sample,
+    segments,
 )
 
 #: Rows a page of the trials table may ask for.
@@ -73,9 +74,9 @@ class ColumnCache:
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
         lock, columns = entry
-        if fresh and self.open_journal is not None and _statistics(store, trial.id) > \
-                PREVIEW_OVER:
-            preview = sample(store, trial.id)
+        spans = segments(store, trial.id) if fresh and self.open_journal is not None else []
+        if sum(last - first + 1 for _, first, last in spans) > PREVIEW_OVER:
+            preview = sample(store, trial.id, spans=spans)
             with self._lock:
                 self._previews[trial.id] = preview
             threading.Thread(target=self._load, args=(trial.id, lock, columns),
@@ -92,12 +93,6 @@ class ColumnCache:
         finally:
             with self._lock:
                 self._previews.pop(trial_id, None)
-
-
-def _statistics(store: Any, trial_id: str) -> int:
-    """How many statistics a trial's lineage holds (one count per trial of the lineage)."""
-    return sum(store.count_events(trial_id=doc["id"], kind="statistic", upto=upto)
-               for doc, upto in store.lineage(trial_id=trial_id))
 
 
 # -- trials --------------------------------------------------------------------------------
