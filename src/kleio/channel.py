@@ -288,28 +288,12 @@ class IOThread(threading.Thread):
             raise
 
     def _loop(self) -> None:
-        sel = self.selector
-        listener = self.listener
-        listener.setblocking(False)
-        sel.register(listener.fileno(), "listen")
-        sel.register(self._wake_r, "wake")
-        self.cutters = {fd: LineCutter() for fd in self.outputs}
-        for fd in self.outputs:
-            os.set_blocking(fd, False)
-            sel.register(fd, "output")
         connections: dict[int, Connection] = {}
-        self.open_outputs = set(self.outputs)
+        self._register()
         timeout = LEDGER_POLL if self.ledger is not None else 0.5
         next_poll = time.monotonic()
-        while True:
-            if self.child_exited.is_set():
-                if not self.open_outputs and not connections:
-                    break
-                if self.exit_deadline == 0.0:
-                    self.exit_deadline = time.monotonic() + DRAIN_AFTER_EXIT
-                elif time.monotonic() > self.exit_deadline:
-                    break
-            for fd, tag in sel.select(timeout):
+        while not self._done(connections):
+            for fd, tag in self.selector.select(timeout):
                 if tag == "wake":
                     os.read(self._wake_r, 64)
                 elif tag == "listen":
@@ -318,34 +302,62 @@ class IOThread(threading.Thread):
                     if fd in self.open_outputs:
                         self._read_output(fd)
                 else:
-                    # What the program printed before it logged this is already in the
-                    # pipe: journal it first, so output and statistics stay in step. One
-                    # read each: a grandchild that never stops printing must not starve us.
-                    self._read_outputs_once()
-                    conn = connections[fd]
-                    try:
-                        data = conn.sock.recv(1 << 20)
-                    except OSError:
-                        data = b""
-                    if data:
-                        try:
-                            conn.feed(data)
-                        except Exception as error:  # never let one client stop the tee
-                            warn(f"dropped a client connection after an error: {error}")
-                            data = b""
-                    if not data:
-                        sel.unregister(fd)
-                        del connections[fd]
-                        try:
-                            conn.close()
-                        except OSError:
-                            pass
+                    self._read_client(fd, connections)
             now = time.monotonic()
             self._partials(now)
             if self.ledger is not None and now >= next_poll:
                 next_poll = now + LEDGER_POLL
                 self._poll_ledger()
             self._flush_overflow()
+        self._finish(connections)
+
+    def _register(self) -> None:
+        """Watch the listener, the wake pipe and the program's outputs."""
+        self.listener.setblocking(False)
+        self.selector.register(self.listener.fileno(), "listen")
+        self.selector.register(self._wake_r, "wake")
+        self.cutters = {fd: LineCutter() for fd in self.outputs}
+        for fd in self.outputs:
+            os.set_blocking(fd, False)
+            self.selector.register(fd, "output")
+        self.open_outputs = set(self.outputs)
+
+    def _done(self, connections: dict[int, Connection]) -> bool:
+        """The program has exited and everything is read, or the drain time is up."""
+        if not self.child_exited.is_set():
+            return False
+        if not self.open_outputs and not connections:
+            return True
+        if self.exit_deadline == 0.0:
+            self.exit_deadline = time.monotonic() + DRAIN_AFTER_EXIT
+            return False
+        return time.monotonic() > self.exit_deadline
+
+    def _read_client(self, fd: int, connections: dict[int, Connection]) -> None:
+        # What the program printed before it logged this is already in the pipe: journal
+        # it first, so output and statistics stay in step. One read each: a grandchild
+        # that never stops printing must not starve us.
+        self._read_outputs_once()
+        conn = connections[fd]
+        try:
+            data = conn.sock.recv(1 << 20)
+        except OSError:
+            data = b""
+        if data:
+            try:
+                conn.feed(data)
+            except Exception as error:  # never let one client stop the tee
+                warn(f"dropped a client connection after an error: {error}")
+                data = b""
+        if not data:
+            self.selector.unregister(fd)
+            del connections[fd]
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def _finish(self, connections: dict[int, Connection]) -> None:
         for conn in connections.values():
             conn.close()
         for fd in self.open_outputs:

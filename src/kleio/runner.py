@@ -263,76 +263,104 @@ class Runner:
 
     def _wait(self, child: ChildProcess, pid: int) -> tuple[int, int | None]:
         """Wait for the child, forwarding signals and beating; return (status, interrupt)."""
-        writer = self.writer
-        interval = float(self.config["heartbeat_interval"])
-        grace = float(self.config["stop_grace"])
+        waiter = _Waiter(self.writer, child, pid, self.config, self.runner_info)
+        while True:
+            info = signal.sigtimedwait(WAITED, waiter.timeout())
+            if info is None:
+                waiter.beat()
+                continue
+            status = waiter.on_signal(info)
+            if status is not None:
+                return status, waiter.interrupted
+
+
+class _Waiter:
+    """The runner's main loop between two signals: heartbeats, the lease, the stop grace,
+    and what each signal means (the child's end, a resize, one to forward)."""
+
+    def __init__(self, writer: Writer, child: ChildProcess, pid: int, config: Any,
+                 runner_info: dict[str, Any]) -> None:
+        self.writer, self.child, self.pid = writer, child, pid
+        self.interval = float(config["heartbeat_interval"])
+        self.grace = float(config["stop_grace"])
         # The lease (docs/reliability.rst, "Leases"): with no heartbeat confirmed for this
         # long, the program is paused; other hosts take over only after stale_after.
-        lease = max(float(self.config["stale_after"]) / 2, 1.5 * interval)
+        self.lease = max(float(config["stale_after"]) / 2, 1.5 * self.interval)
         # The reservation's heartbeat stamp was taken after runner_info's "since".
-        since = float(self.runner_info.get("since") or time.time())
+        since = float(runner_info.get("since") or time.time())
         writer.renewed = time.monotonic() - max(0.0, time.time() - since)
-        killed = False
-        interrupted = None
-        last_forwarded: dict[tuple[int, int], float] = {}
-        next_beat = time.monotonic() + interval
-        while True:
-            now = time.monotonic()
-            wake = next_beat
-            if writer.term_sent_at is not None and not killed:
-                # Asked to stop (kleio stop, a takeover) and still running after the grace:
-                # a program that ignores SIGTERM is killed.
-                if now >= writer.term_sent_at + grace:
-                    warn(f"the program ignored SIGTERM for {grace:g} s; killing it")
-                    kill_quietly(pid, signal.SIGKILL)
-                    killed = True
-                else:
-                    wake = min(wake, writer.term_sent_at + grace)
-            if not writer.fenced and writer.displaced is None:
-                fence_at = writer.renewed + lease
-                if now >= fence_at:
-                    writer.fence(lease, child.own_group)
-                else:
-                    wake = min(wake, fence_at)
-            info = signal.sigtimedwait(WAITED, max(0.0, wake - now))
-            if info is None:
-                if time.monotonic() >= next_beat:
-                    # Never block the signal loop on a journal that is slow: a heartbeat
-                    # that does not fit in the queue is skipped, the next one will do.
-                    try:
-                        writer.queue.put_nowait(Heartbeat(time.time(), time.monotonic()))
-                    except queue.Full:
-                        pass
-                    next_beat = time.monotonic() + interval
-                continue
-            signo = info.si_signo
-            if signo == signal.SIGCHLD:
-                done, wait_status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    return wait_status, interrupted
-            elif signo == signal.SIGWINCH:
-                for master in child.ptys:
-                    _copy_winsize(child.outputs[master][1], master)
-                kill_quietly(pid, signo)
-            elif signo in FORWARDED:
-                if signo in INTERRUPTS:
-                    interrupted = signo
-                # `timeout` and some schedulers signal both the runner and its process group:
-                # the runner gets the same signal twice from one sender within microseconds.
-                # Forward it once.
-                now = time.monotonic()
-                key = (signo, info.si_pid)
-                duplicate = now - last_forwarded.get(key, -1.0) < DUPLICATE_WINDOW
-                last_forwarded[key] = now
-                # Sharing the terminal's process group, the child already got a Ctrl-C:
-                # then forward only what another process sent to the runner itself.
-                if not duplicate and (child.own_group or info.si_code in (SI_USER, SI_QUEUE)
-                                      or info.si_pid):
-                    kill_quietly(pid, signo)
-            elif os.environ.get("KLEIO_DEBUG"):
-                # After SIGSTOP/SIGCONT, CPython's sigtimedwait can return a struct of
-                # garbage (seen on 3.11): never act on a signal we did not ask for.
-                warn(f"ignored an unexpected wake-up: {info}")
+        self.killed = False
+        self.interrupted: int | None = None
+        self.last_forwarded: dict[tuple[int, int], float] = {}
+        self.next_beat = time.monotonic() + self.interval
+
+    def timeout(self) -> float:
+        """Act on what is due now (SIGKILL after the grace, the fence); seconds to wait."""
+        writer, now = self.writer, time.monotonic()
+        wake = self.next_beat
+        if writer.term_sent_at is not None and not self.killed:
+            # Asked to stop (kleio stop, a takeover) and still running after the grace: a
+            # program that ignores SIGTERM is killed.
+            if now >= writer.term_sent_at + self.grace:
+                warn(f"the program ignored SIGTERM for {self.grace:g} s; killing it")
+                kill_quietly(self.pid, signal.SIGKILL)
+                self.killed = True
+            else:
+                wake = min(wake, writer.term_sent_at + self.grace)
+        if not writer.fenced and writer.displaced is None:
+            fence_at = writer.renewed + self.lease
+            if now >= fence_at:
+                writer.fence(self.lease, self.child.own_group)
+            else:
+                wake = min(wake, fence_at)
+        return max(0.0, wake - now)
+
+    def beat(self) -> None:
+        """A heartbeat, when one is due."""
+        if time.monotonic() < self.next_beat:
+            return
+        # Never block the signal loop on a journal that is slow: a heartbeat that does not
+        # fit in the queue is skipped, the next one will do.
+        try:
+            self.writer.queue.put_nowait(Heartbeat(time.time(), time.monotonic()))
+        except queue.Full:
+            pass
+        self.next_beat = time.monotonic() + self.interval
+
+    def on_signal(self, info: Any) -> int | None:
+        """Act on one signal; the child's wait status once it has ended, else None."""
+        signo, pid, child = info.si_signo, self.pid, self.child
+        if signo == signal.SIGCHLD:
+            done, wait_status = os.waitpid(pid, os.WNOHANG)
+            return wait_status if done else None
+        if signo == signal.SIGWINCH:
+            for master in child.ptys:
+                _copy_winsize(child.outputs[master][1], master)
+            kill_quietly(pid, signo)
+        elif signo in FORWARDED:
+            self._forward(info)
+        elif os.environ.get("KLEIO_DEBUG"):
+            # After SIGSTOP/SIGCONT, CPython's sigtimedwait can return a struct of garbage
+            # (seen on 3.11): never act on a signal we did not ask for.
+            warn(f"ignored an unexpected wake-up: {info}")
+        return None
+
+    def _forward(self, info: Any) -> None:
+        signo = info.si_signo
+        if signo in INTERRUPTS:
+            self.interrupted = signo
+        # `timeout` and some schedulers signal both the runner and its process group: the
+        # runner gets the same signal twice from one sender within microseconds. Forward it
+        # once.
+        now = time.monotonic()
+        key = (signo, info.si_pid)
+        duplicate = now - self.last_forwarded.get(key, -1.0) < DUPLICATE_WINDOW
+        self.last_forwarded[key] = now
+        # Sharing the terminal's process group, the child already got a Ctrl-C: then
+        # forward only what another process sent to the runner itself.
+        if not duplicate and (self.child.own_group or info.si_code in (SI_USER, SI_QUEUE)
+                              or info.si_pid):
+            kill_quietly(self.pid, signo)
 
 
 def _checks(config: Any, writer: Writer, trial_id: str) -> Any:
