@@ -418,3 +418,21 @@ def test_a_long_trial_is_drawn_from_a_preview_while_it_is_read_whole(sqlite_jour
     assert full["series"]["loss"]["points"] == 3000 and full["metrics"]["loss"]["best"] == \
         1.0 / 3000
     assert client.get(f"/api/trials/{tid}").json()["metrics"]["loss"]["last"] == 1.0 / 3000
+
+
+def test_websockets_are_refused_before_any_check():
+    import asyncio
+
+    from kleio.ui.server import Guard
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def app(*args):
+        raise AssertionError("the application was reached")
+
+    asyncio.run(Guard(app, token="t", loopback=False)({"type": "websocket", "path": "/"},
+                                                      None, send))
+    assert sent == [{"type": "websocket.close", "code": 1008}]
