@@ -7,14 +7,13 @@ heartbeat) and :meth:`Monitor.end` (just before the final status). Findings are 
 as ``check`` events in the same thread, told once on stderr, and acted upon (``stop_on``).
 
 Cost. The program never waits for checks: the ledger and the socket are read by another
-thread and the writer only falls behind if checks use more time than the journal does. So
-the monitor spends at most :data:`BUDGET` of the wall-clock time, in CPU time of its thread,
-after a free allowance, decoding statistics for the checks. A program logging a few hundred
-statistics a second has every one checked; one logging a hundred thousand a second has a
-batch's last statistic (at most every :data:`SAMPLE_EVERY` seconds) and an even sample of the
-rest checked. Non-finite values are looked for in every statistic
-whatever the rate (one substring search over the batch's text), and a statistic holding one
-is always checked.
+thread. But the runner shares the machine's CPUs with the program, so checks must stay a small
+share of the runner's own work, whatever the rate: they may spend :data:`BUDGET` of the writer
+thread's CPU time (after a free :data:`ALLOWANCE`, a few thousand statistics). Small batches
+(a program logging a few hundred statistics a second: at most :data:`SMALL` per read) are
+checked whole; of a larger one, its last statistic and an even sample of the rest as the
+budget allows. Non-finite values are looked for in every statistic whatever the rate (one
+substring search over the batch's joined text), and a statistic holding one is always checked.
 """
 
 from __future__ import annotations
@@ -23,30 +22,49 @@ import json
 import sys
 import time
 from operator import itemgetter
-from typing import Any, Callable
+from typing import Any
 
 from kleio.checks import Context, Finding, Line, Statistic
 from kleio.checks.engine import MAX_FINDINGS, Engine
 
-#: Fraction of the wall-clock time the monitor may spend decoding and checking (0.5 %).
-BUDGET = 0.005
+#: Fraction of the writer thread's CPU time the checks may spend (1 %).
+BUDGET = 0.01
 #: CPU seconds of checking allowed before the budget applies (a few thousand statistics:
 #: short programs and the start of long ones have every statistic checked).
 ALLOWANCE = 0.05
-#: Beyond the budget, the last statistic of a batch is checked at most this often (seconds).
-SAMPLE_EVERY = 0.01
+#: A batch of at most this many statistics is checked whole, whatever the budget.
+SMALL = 8
 _KIND, _DATA = itemgetter(1), itemgetter(3)
-#: The time checks cost is this thread's CPU time: a loaded machine that preempts the thread
-#: must not make them look expensive (and skip statistics) while they are not.
+#: Time is the thread's CPU time: a loaded machine that preempts the thread must not make
+#: checks look expensive, nor a slow wall clock give them more room.
 _cpu = getattr(time, "thread_time", time.process_time)
 
 
-def _flagged(texts: list[str]) -> set[int]:
-    """Indexes of the texts that may hold a non-finite value (cheap test first)."""
-    joined = "\n".join(texts) if len(texts) > 1 else texts[0]
-    if "NaN" not in joined and "Infinity" not in joined:
+def _flagged(events: Any, joined: str) -> set[int]:
+    """Indexes of the events whose text may hold a non-finite value.
+
+    Two one-character searches first (``NaN``, ``Infinity``): statistics rarely hold an
+    upper-case N or I, and a single character is searched at memory speed.
+    """
+    if not (("N" in joined and "NaN" in joined) or ("I" in joined and "Infinity" in joined)):
         return set()
-    return {i for i, text in enumerate(texts) if "NaN" in text or "Infinity" in text}
+    return {i for i in range(len(events)) if "NaN" in events[i][3] or "Infinity" in events[i][3]}
+
+
+class _Numbered:
+    """A batch of one kind as events, ``(seq + i, "statistic", when, datas[i])``, made only
+    for the few indexes looked at."""
+
+    __slots__ = ("seq", "when", "datas")
+
+    def __init__(self, seq: int, when: float, datas: list[str]) -> None:
+        self.seq, self.when, self.datas = seq, when, datas
+
+    def __len__(self) -> int:
+        return len(self.datas)
+
+    def __getitem__(self, index: int) -> tuple[int, str, float, str]:
+        return (self.seq + index, "statistic", self.when, self.datas[index])
 
 
 def _sample(count: int, take: int) -> list[int]:
@@ -78,10 +96,9 @@ class Monitor:
         self.stop_on = frozenset(stop_on)
         self.trial_id = trial_id
         self.statistics = 0
-        self.started = time.perf_counter()
+        self.started = _cpu()
         self.spent = 0.0
         self.cost = 20e-6  # seconds per statistic checked, measured as it goes
-        self.sampled_at = 0.0
         self.lines_wanted = engine.wants_lines
         self.ended = False
         self.counts: dict[str, int] | None = None  # findings by severity, all executions
@@ -93,7 +110,9 @@ class Monitor:
         """A numbered batch of one kind: ``datas[i]`` is event ``seq + i``."""
         try:
             if kind == "statistic":
-                self._statistics(datas, lambda index: seq + index, when)
+                batch = [(seq + i, kind, when, data) for i, data in enumerate(datas)] \
+                    if len(datas) <= SMALL else _Numbered(seq, when, datas)
+                self._statistics(batch, "\n".join(datas))
             elif kind in ("stdout", "stderr"):
                 self._lines(kind, seq, when, datas)
             elif kind == "metrics":
@@ -109,17 +128,13 @@ class Monitor:
         """
         try:
             kinds = set(map(_KIND, events))
-            if "metrics" in kinds:
-                self._declare([e[3] for e in events if e[1] == "metrics"])
-            if "statistic" not in kinds:
-                return
-            if kinds == {"statistic"}:
-                self._statistics(list(map(_DATA, events)), lambda index: events[index][0],
-                                 events[0][2])
-            else:  # artifacts or declarations among them (rare): the statistics alone
-                stats = [e for e in events if e[1] == "statistic"]
-                self._statistics([e[3] for e in stats], lambda index: stats[index][0],
-                                 stats[0][2])
+            if kinds != {"statistic"}:  # artifacts or declarations among them (rare)
+                if "metrics" in kinds:
+                    self._declare([e[3] for e in events if e[1] == "metrics"])
+                events = [e for e in events if e[1] == "statistic"]
+                if not events:
+                    return
+            self._statistics(events, "\n".join(map(_DATA, events)))
         except Exception as error:
             self._failed("(monitor)", error)
 
@@ -146,49 +161,47 @@ class Monitor:
 
     # -- inside -----------------------------------------------------------------------------
 
-    def _statistics(self, texts: list[str], seq_of: Callable[[int], int],
-                    when: float) -> None:
-        """Check a batch: ``texts[i]`` is the JSON text of event ``seq_of(i)``."""
+    def _statistics(self, events: Any, joined: str) -> None:
+        """Check a batch of statistic events (``(seq, kind, time, data)``); ``joined``: their
+        texts, joined."""
         start = _cpu()
+        count = len(events)
         first = self.statistics
-        self.statistics += len(texts)
-        flagged = _flagged(texts)
-        now = time.perf_counter()
-        allowed = BUDGET * (now - self.started) + ALLOWANCE - self.spent
-        if allowed > 0:
-            take = max(1, int(allowed / self.cost))
-        else:  # behind: the last one now and then (the program is alive), and the flagged
-            take = 1 if now - self.sampled_at >= SAMPLE_EVERY else 0
-        if take:
-            self.sampled_at = now
-        chosen = sorted(set(_sample(len(texts), take)) | flagged)
-        if not chosen:
-            self.spent += _cpu() - start
-            return
+        self.statistics += count
+        flagged = _flagged(events, joined)
+        if count <= SMALL:
+            take = count
+        else:
+            allowed = BUDGET * (start - self.started) + ALLOWANCE - self.spent
+            take = max(1, int(allowed / self.cost)) if allowed > 0 else 1
+        chosen = sorted(set(_sample(count, take)) | flagged)
         engine = self.engine
         found: list[Finding] = []
         loads = json.loads
+        checked = 0
         for index in chosen:
+            seq, _, when, text = events[index]
             try:
-                values = loads(texts[index])
+                values = loads(text)
             except (ValueError, RecursionError):
                 continue
             if isinstance(values, dict):
-                found.extend(engine.statistic(
-                    Statistic(seq_of(index), when, values, first + index)))
+                checked += 1
+                found.extend(engine.statistic(Statistic(seq, when, values, first + index)))
         if found:
-            self._handle(found, when)
+            self._handle(found, events[0][2])
         spent = _cpu() - start
         self.spent += spent
-        self.cost = 0.8 * self.cost + 0.2 * (spent / len(chosen))
+        if checked:
+            self.cost = 0.8 * self.cost + 0.2 * (spent / checked)
 
     def _lines(self, kind: str, seq: int, when: float, datas: list[str]) -> None:
         if not self.lines_wanted:
             return
         start = _cpu()
-        allowed = BUDGET * (time.perf_counter() - self.started) + ALLOWANCE - self.spent
+        allowed = BUDGET * (start - self.started) + ALLOWANCE - self.spent
         chosen: list[int]
-        if allowed > 0:
+        if len(datas) <= SMALL or allowed > 0:
             chosen = list(range(len(datas)))
         else:  # behind: the last line (the program is alive) and the error lines
             from kleio.checks.builtin import ERROR_LINE
