@@ -289,7 +289,7 @@ def test_a_token_is_required_on_every_request(sqlite_journal, client_for):
 def test_token_comparison_is_constant_time(monkeypatch):
     import hmac
 
-    from kleio.ui import server
+    from kleio.ui import guard as server
 
     calls = []
     original = hmac.compare_digest
@@ -423,7 +423,7 @@ def test_a_long_trial_is_drawn_from_a_preview_while_it_is_read_whole(sqlite_jour
 def test_websockets_are_refused_before_any_check():
     import asyncio
 
-    from kleio.ui.server import Guard
+    from kleio.ui.guard import Guard
 
     sent = []
 
