@@ -174,7 +174,9 @@ def test_a_silent_program_is_told_while_it_runs(git_repo, db_uri, tmp_path):
     ident = trial_id(git_repo)
     again = run_kleio("check", ident, "--json", env=env)
     assert again.returncode == 0
-    assert [f["name"] for f in json.loads(again.stdout)[0]["findings"]] == ["silent"]
+    # The silence the test waited for, and on a loaded machine maybe the start-up too.
+    found = [f["name"] for f in json.loads(again.stdout)[0]["findings"]]
+    assert found and set(found) == {"silent"}
 
 
 def test_kleio_check_over_a_trial_journalled_without_checks(git_repo, journal):
