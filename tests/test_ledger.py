@@ -106,7 +106,8 @@ def test_a_range_half_journalled_before_the_runner_died_is_completed_not_doubled
 
 def test_recovery_skips_another_journals_ledger(journal, tmp_path):
     leftover = dead_execution(tmp_path, journal, [b'S{"i":0}\n'])
-    other = leftover._replace(journal="sqlite:///elsewhere.db")
+    other = Leftover(leftover.directory, leftover.trial_id, leftover.execution,
+                     "sqlite:///elsewhere.db")
     assert recover(journal, other) is None
     assert stats(journal) == []
     assert ledger.leftovers(str(tmp_path / "spool"))[0].journal == journal.uri

@@ -17,12 +17,15 @@ import queue
 import select
 import threading
 import time
-from typing import Any, Callable
 
 from kleio.ledger import LedgerReader
 from kleio.private import new_private_file, peer_is_same_user, private_dir, temp_dir
 from kleio.storage.base import encode
 from kleio.writer import Artifact, Events, LedgerChunk, Query, Writer, warn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
+    from typing import Any, Callable
 
 MAX_LINE = 1 << 16
 DRAIN_AFTER_EXIT = 2.0

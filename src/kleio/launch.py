@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
 
 from kleio.errors import ChangeRefused
 from kleio.storage.base import Store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
+    from typing import Any
 
 #: The kinds of change the gate knows, in the order they are listed.
 KINDS = ("code", "env")

@@ -35,11 +35,14 @@ import json
 import os
 import stat
 from collections.abc import Iterator
-from typing import Any, Callable, NamedTuple
 
 from kleio.private import private_dir
 from kleio.reservation import pid_alive, process_start
 from kleio.storage.base import NewEvent, Store, encode, execution_of, first_seq
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
+    from typing import Any, Callable
 
 LEDGER_ENV = "KLEIO_LEDGER"
 MAX_STATISTIC_ENV = "KLEIO_MAX_STATISTIC_SIZE"
@@ -96,13 +99,16 @@ def runner_alive(info: dict[str, Any]) -> bool:
     return started is None or process_start(pid) in (None, started)
 
 
-class Chunk(NamedTuple):
+class Chunk:
     """Complete records read from bytes ``[start, end)`` of one ledger file."""
 
-    name: str
-    start: int
-    end: int
-    lines: list[bytes]
+    __slots__ = ("end", "lines", "name", "start")
+
+    def __init__(self, name: str, start: int, end: int, lines: list[bytes]) -> None:
+        self.name, self.start, self.end, self.lines = name, start, end, lines
+
+    def __repr__(self) -> str:
+        return f"Chunk({self.name!r}, {self.start}, {self.end}, {len(self.lines)} records)"
 
 
 #: Longest record a reader keeps (the client refuses larger ones): a longer line, which only
@@ -276,10 +282,11 @@ class LedgerReader:
             ledger_file.close()
 
 
-#: ``put_blob(path, header) -> (sha256, size) | None``: make the bytes of an artifact record
-#: safe (journal or spool) and say what they are; None when they are gone, and the record is
-#: then skipped.
-PutBlob = Callable[[str, dict[str, Any]], "tuple[str, int] | None"]
+if TYPE_CHECKING:
+    #: ``put_blob(path, header) -> (sha256, size) | None``: make the bytes of an artifact
+    #: record safe (journal or spool) and say what they are; None when they are gone, and
+    #: the record is then skipped.
+    PutBlob = Callable[[str, dict[str, Any]], "tuple[str, int] | None"]
 
 
 def chunk_events(chunk: Chunk, seq: int, when: float, directory: str,
@@ -339,11 +346,17 @@ def append_marked(store: Store, trial_id: str, marker: NewEvent | None,
 # -- what a dead runner left --------------------------------------------------------------
 
 
-class Leftover(NamedTuple):
-    directory: str
-    trial_id: str
-    execution: int
-    journal: str  # the (masked) URI of the journal the records belong to
+class Leftover:
+    """The ledger of an execution whose runner is gone."""
+
+    __slots__ = ("directory", "execution", "journal", "trial_id")
+
+    def __init__(self, directory: str, trial_id: str, execution: int, journal: str) -> None:
+        self.directory, self.trial_id, self.execution = directory, trial_id, execution
+        self.journal = journal  # the (masked) URI of the journal the records belong to
+
+    def __repr__(self) -> str:
+        return f"Leftover({self.directory!r}, {self.trial_id[:7]}, {self.execution})"
 
 
 def leftovers(spool_dir: str, trial_id: str | None = None) -> list[Leftover]:
@@ -424,7 +437,7 @@ def recover(store: Store, leftover: Leftover) -> int | None:
 
 
 def _recover(store: Store, leftover: Leftover) -> int:
-    directory, trial_id, execution, _ = leftover
+    directory, trial_id, execution = leftover.directory, leftover.trial_id, leftover.execution
     low, high = first_seq(execution), first_seq(execution + 1) - 1
     # Every marked range of every file, in order: a batch may hold several ranges of one
     # file, and a runner killed between its two inserts leaves them all without events.

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 from kleio.storage.base import NewEvent, Store, execution_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
+    from typing import Any
 
 
 def split_markers(events: list[NewEvent]) -> tuple[list[NewEvent], list[NewEvent]]:

@@ -8,11 +8,14 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any
 
 from kleio.config import Config
 from kleio.errors import CannotExecute, CommandNotFound, TrialNotFound, UsageError
 from kleio.storage.base import SCHEMA_VERSION, Store, encode
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
+    from typing import Any
 
 
 def check_executable(argv: list[str], cwd: str) -> None:
@@ -127,6 +130,7 @@ def store_trial(store: Store, doc: dict[str, Any], blobs: dict[str, bytes]) -> b
         if not store.has_blob(sha256=sha256):
             store.put_blob(fileobj=io.BytesIO(content))
     created = store.create_trial(doc=doc)
+
     if created:
         store.append_events(
             trial_id=doc["id"],

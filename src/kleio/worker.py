@@ -306,22 +306,25 @@ class Worker:
 
         short = doc["id"][:7]
         if doc.get("redacted"):
-            return self._skip(doc, "its command line held secrets that were not journalled; "
-                                   "run it with 'kleio run' and its full command line")
+            self._skip(doc, "its command line held secrets that were not journalled; "
+                            "run it with 'kleio run' and its full command line")
+            return None
         base = self.cwd if self._project == doc.get("project") else (doc.get("root") or self.cwd)
         try:
             check_executable(list(doc.get("argv") or []), execution_dir(doc, base))
             prepared = prepare_recorded(self.store, self.config, doc, base)
             gate(self.store, prepared, allowed=self.options.allow_changes)
         except (CommandNotFound, CannotExecute, UsageError) as error:
-            return self._skip(doc, str(error))
+            self._skip(doc, str(error))
+            return None
         except ChangeRefused as error:
             self._say(f"what changed since trial {short} was created:")
             for kind in ("code", "env"):
                 for line in error.changes.get(kind, []):
                     self._say(f"  {kind}: {line}")
             hint = f"run 'kleio worker {error.flag}' to branch such trials and run the branches"
-            return self._skip(doc, f"{error.message}; {hint}")
+            self._skip(doc, f"{error.message}; {hint}")
+            return None
         for made in prepared.branched:
             verb = "branched" if made.new else "resuming existing branch"
             self._say(f"{verb} {made.parent['id'][:7]} -> {made.doc['id'][:7]} ({made.reason})")
@@ -330,7 +333,6 @@ class Worker:
     def _skip(self, doc: dict[str, Any], why: str) -> None:
         self._say(f"warning: skipping trial {doc['id'][:7]}: {why}")
         self.skipped.append(doc["id"])
-        return None
 
     def _execute(self, doc: dict[str, Any], reserved: Reserved, argv: list[str],
                  cwd: str) -> TrialRun:

@@ -19,12 +19,15 @@ import sys
 import threading
 import time
 from itertools import repeat
-from typing import Any
 
 from kleio.errors import StoreUnavailable
 from kleio.ledger import Chunk, chunk_events, open_regular
 from kleio.spool import Spool, split_markers
 from kleio.storage.base import NewEvent, Store, copy_hashing, encode, execution_of, first_seq
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
+    from typing import Any
 
 BATCH = 5000
 #: Events held in memory when neither the journal nor the spool takes them (a full disk).

@@ -4,9 +4,12 @@ reserving a trial did, for ``kleio run`` and ``kleio branch``."""
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from kleio.errors import ChangeRefused
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
+    from typing import Any
 
 
 def run_prepared(store: Any, config: Any, prepared: Any, *, allow_broken: bool,

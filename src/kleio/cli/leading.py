@@ -6,9 +6,11 @@ untouched (argparse would try to read them). Kept free of argparse for start-up 
 
 from __future__ import annotations
 
-from typing import Any
-
 from kleio.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
+    from typing import Any
 
 
 def parse_leading(

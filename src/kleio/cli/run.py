@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 from kleio.cli.leading import parse_leading
 from kleio.errors import ChangeRefused, CommandNotFound, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
+    from typing import Any
 
 HELP = """usage: kleio run [OPTIONS] [--] PROGRAM [ARGS...]
        kleio run [OPTIONS] ID
