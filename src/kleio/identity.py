@@ -23,12 +23,12 @@ options is :mod:`kleio.argv`'s; naming the project and finding the repository,
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
 from kleio.argv import identity_form, is_option, is_python, parse_config, script_of
 from kleio.git import find_root, project_of
+from kleio.hashing import sha256_hex
 from kleio.redact import redact_argv
 
 TYPE_CHECKING = False
@@ -103,7 +103,7 @@ def _sha256_file(path: str) -> str | None:
         if size > _MAX_HASHED_CONFIG:
             return f"size:{size}"
         with open(path, "rb") as handle:
-            return hashlib.sha256(handle.read()).hexdigest()
+            return sha256_hex(handle.read())
     except OSError:
         return None
 
@@ -163,7 +163,7 @@ def _digest(project: str, command: list[str], config_files: dict[str, str],
         "parent": parent,
     }
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return sha256_hex(text.encode("utf-8", "surrogatepass"))
 
 
 def legacy_id(doc: dict[str, Any]) -> str | None:

@@ -11,11 +11,11 @@ a text with no word a secret pattern starts with is skipped at ``str.find`` spee
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 
 from kleio import git
+from kleio.hashing import sha256_hex
 from kleio.redact import REDACTED, redact_text
 
 TYPE_CHECKING = False
@@ -48,7 +48,7 @@ SOURCE_NAMES = frozenset({"Makefile", "Dockerfile", "CMakeLists.txt", "requireme
 
 
 def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return sha256_hex(data)
 
 
 def _is_source(path: str) -> bool:

@@ -13,12 +13,12 @@ Which of its differences refuse a resume is :mod:`kleio.snapshot.compare`'s.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
 import sys
 
+from kleio.hashing import sha256_hex
 from kleio.redact import redact_env
 
 TYPE_CHECKING = False
@@ -73,7 +73,7 @@ _NVIDIA_TIMEOUT = 5.0
 
 
 def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return sha256_hex(data)
 
 
 def _cache_dir() -> str:
