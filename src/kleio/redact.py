@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import os
 import re
-import string
 from collections.abc import Mapping
 
 from kleio.argv import is_option
@@ -455,7 +454,7 @@ _TRIGGERS = (*_SECRET_TRIGGERS, "basic", "://", *_TOKEN_TRIGGERS)
 _SECRET_WORD = re.compile("|".join(map(re.escape, _SECRET_TRIGGERS)))
 _BEARER_WORD = re.compile("|".join(_BEARER_TRIGGERS))
 _TOKEN_WORD = re.compile("|".join(map(re.escape, _TOKEN_TRIGGERS)))
-_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _PLAIN_WORDS = frozenset({"true", "false", "null", "none", "nil", "yes", "no", "on", "off", "~"})
 
 

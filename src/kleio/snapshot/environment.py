@@ -167,9 +167,9 @@ def _boot_id() -> str | None:
 def _has_nvidia() -> bool:
     if os.path.exists("/proc/driver/nvidia/version"):
         return True
-    import shutil
+    from kleio.trial import which  # shutil's costs milliseconds of imports (bz2, lzma...)
 
-    return shutil.which("nvidia-smi") is not None
+    return which("nvidia-smi") is not None
 
 
 def _run_nvidia_smi(*args: str) -> str | None:
