@@ -139,7 +139,8 @@ def test_a_fenced_runner_taken_over_meanwhile_yields(store, fenced):
     trial = "r" * 64
     taker = runner_identity("host-b")
     store.update_trial(trial_id=trial, fields={"heartbeat_at": time.time() - 120})
-    assert reserve(store, trial, runner=taker, stale_after=60).execution == 2
+    # Host b judges only by time (another host): the heartbeat and the events are stale.
+    assert reserve(store, trial, runner=taker, stale_after=1e-6).execution == 2
     writer._fields({"status": "running", "heartbeat_at": time.time()})  # fenced: spooled
     writer._heartbeat(Heartbeat(time.time(), time.monotonic()))
     assert writer.displaced["host"] == "host-b" and not writer.fenced
@@ -150,3 +151,22 @@ def test_a_fenced_runner_taken_over_meanwhile_yields(store, fenced):
     writer.spool.replay(store)
     assert store.get_trial(trial_id=trial)["runner"] == taker
     assert store.last_status(trial_id=trial).data["status"] == "reserved"
+
+
+def test_the_journal_names_the_holder_when_the_document_lags(store):
+    """On MongoDB the document's runner is written after the status event: a reader between
+    the two must not take a live trial over from the dead runner the document still names."""
+    trial = "r" * 64
+    store.try_append(trial_id=trial, event=(first_seq(1), "status", time.time(),
+                                            encode({"status": "running", **dead_runner()})),
+                     fields={"status": "running", "runner": dead_runner(),
+                             "heartbeat_at": time.time()})
+    taker = runner_identity("host-a")  # this process: alive
+    store.try_append(trial_id=trial, event=(first_seq(2), "status", time.time(), encode(
+        {"status": "failover", "runner": dead_runner(), "by": taker})))
+    store.try_append(trial_id=trial, event=(first_seq(2) + 1, "status", time.time(), encode(
+        {"status": "reserved", "runner": taker})))  # its fields not written yet
+    with pytest.raises(TrialBusy, match=f"pid {os.getpid()}"):
+        reserve(store, trial, runner=runner_identity("host-a"), stale_after=60)
+    statuses = [e.data["status"] for e in store.read_events(trial_id=trial, kinds=("status",))]
+    assert statuses == ["new", "running", "failover", "reserved"]  # no second takeover

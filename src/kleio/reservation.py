@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, NamedTuple
 
 from kleio.errors import NotReservable, TrialBusy, TrialNotFound
 from kleio.storage.base import Store, encode, execution_of, first_seq
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
+    from typing import Any
 
 RESERVABLE = ("new", "interrupted", "suspended", "failover")
 HELD = ("reserved", "running")
@@ -126,11 +129,39 @@ def completed_error(trial_id: str) -> NotReservable:
     )
 
 
-class Reservation(NamedTuple):
-    execution: int
-    next_seq: int
-    previous_status: str
-    failover_of: dict[str, Any] | None
+_RUNNER_KEYS = ("host", "pid", "pid_start", "since")
+
+
+def current_holder(doc: dict[str, Any], last: Any) -> tuple[dict[str, Any], float | None]:
+    """Return (the runner holding a trial, its newest sign of life) for a held status.
+
+    The journal's newest status event names its runner (``reserved`` and a resumed
+    ``running`` under ``runner``, the first ``running`` inline) and is the truth: on MongoDB
+    the trial document's cached ``runner`` and ``heartbeat_at`` are written after the event,
+    so a reader between the two would see the previous, dead, holder and take a live trial
+    over. When the document names that same runner, its heartbeat is the runner's; when it
+    still names another, the event's time is the new runner's only sign of life yet.
+    """
+    data = last.data if last is not None else {}
+    named = data.get("runner") or (
+        {key: data[key] for key in _RUNNER_KEYS if key in data} if "pid" in data else {})
+    cached = doc.get("runner") or {}
+    if last is not None and named and any(
+            cached.get(key) != named.get(key) for key in ("host", "pid", "since")):
+        return named, last.time  # the document lags: its runner and heartbeat are older
+    return (cached or named), doc.get("heartbeat_at")
+
+
+class Reservation:
+    """What :func:`reserve` won: the execution, its next sequence number, the status the
+    trial had, and the dead runner it was taken over from (None if none)."""
+
+    __slots__ = ("execution", "failover_of", "next_seq", "previous_status")
+
+    def __init__(self, execution: int, next_seq: int, previous_status: str,
+                 failover_of: dict[str, Any] | None) -> None:
+        self.execution, self.next_seq = execution, next_seq
+        self.previous_status, self.failover_of = previous_status, failover_of
 
 
 def reserve(
@@ -165,10 +196,9 @@ def reserve(
             taker = last.data.get("by") or {}
             raise busy_error(trial_id, taker, last.time)
         if status in HELD:
-            holder = doc.get("runner") or (last.data.get("runner") if last else None) or {}
-            if holder_alive(holder, doc.get("heartbeat_at"), host=runner["host"],
-                            stale_after=stale_after):
-                raise busy_error(trial_id, holder, doc.get("heartbeat_at"))
+            holder, beat = current_holder(doc, last)
+            if holder_alive(holder, beat, host=runner["host"], stale_after=stale_after):
+                raise busy_error(trial_id, holder, beat)
             failover_of = holder
         elif status == "completed":
             raise completed_error(trial_id)
