@@ -433,6 +433,13 @@ def test_websockets_are_refused_before_any_check():
     async def app(*args):
         raise AssertionError("the application was reached")
 
-    asyncio.run(Guard(app, token="t", loopback=False)({"type": "websocket", "path": "/"},
-                                                      None, send))
+    def call():  # in a thread of its own: Playwright may keep a loop in this one
+        asyncio.run(Guard(app, token="t", loopback=False)({"type": "websocket", "path": "/"},
+                                                          None, send))
+
+    import threading
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    thread.join(timeout=30)
     assert sent == [{"type": "websocket.close", "code": 1008}]
