@@ -180,3 +180,17 @@ def test_series_helpers_downsample_and_aggregate():
     assert band.xs == [1, 2, 3] and band.mean == [1.0, 4.0, 7.0]
     assert band.counts == [1, 2, 1] and band.std[0] == 0 and band.std[1] == pytest.approx(
         2 ** 0.5)
+
+
+def test_plot_reads_a_mongodb_journal(mongodb_db_uri, tmp_path):
+    from kleio.storage import open_store
+
+    with open_store(mongodb_db_uri) as store:
+        ids = sweep(store)
+    out = tmp_path / "sweep.svg"
+    chosen = [ids[k][:8] for k in ("lr0.1-s0", "lr0.1-s1", "lr0.5-s0", "lr0.5-s1")]
+    result = run_kleio("--db", mongodb_db_uri, "plot", *chosen, "--y", "loss",
+                       "--group-by-except", "seed", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    svg = out.read_text()
+    assert "lr=0.1 (n=2)" in svg and "lr=0.5 (n=2)" in svg
