@@ -101,7 +101,7 @@ def test_non_finite_huge_or_negative_values_in_a_file_are_refused(git_repo, name
 @pytest.mark.parametrize("name", BOUNDED)
 def test_both_ends_of_each_range_are_accepted_and_just_outside_refused(
         git_repo, monkeypatch, name):
-    low, high, _ = BOUNDS[name]
+    low, high = BOUNDS[name].low, BOUNDS[name].high
     env = SETTINGS_BY_NAME[name].env
     for value in (low, high):
         text = str(int(value)) if value == int(value) else repr(value)

@@ -18,10 +18,13 @@ import math
 import os
 import re
 import stat
-from typing import Any, Callable, NamedTuple
 
 from kleio.errors import ConfigError
 from kleio.git import find_root
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
+    from typing import Any, Callable
 
 
 def xdg_dir(variable: str, fallback: str) -> str:
@@ -40,12 +43,13 @@ def _default_spool() -> str:
     return os.path.join(xdg_dir("XDG_STATE_HOME", ".local/state"), "kleio", "spool")
 
 
-class Bounds(NamedTuple):
+class Bounds:
     """The documented range of a numeric setting (both ends included)."""
 
-    low: float
-    high: float
-    unit: str
+    __slots__ = ("high", "low", "unit")
+
+    def __init__(self, low: float, high: float, unit: str) -> None:
+        self.low, self.high, self.unit = low, high, unit
 
 
 def _shown(value: Any) -> str:
@@ -222,12 +226,15 @@ BOUNDS: dict[str, Bounds] = {
 }
 
 
-class Setting(NamedTuple):
-    name: str
-    env: str
-    default: Callable[[], Any]
-    parse: Callable[[str, Any], Any]
-    help: str
+class Setting:
+    """One setting: its name in kleio.yaml, its variable, default, parser and help."""
+
+    __slots__ = ("default", "env", "help", "name", "parse")
+
+    def __init__(self, name: str, env: str, default: Callable[[], Any],
+                 parse: Callable[[str, Any], Any], help: str) -> None:
+        self.name, self.env, self.default, self.parse, self.help = (
+            name, env, default, parse, help)
 
 
 SETTINGS: tuple[Setting, ...] = (

@@ -29,9 +29,12 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from typing import IO, Any, NamedTuple
 
 from kleio.errors import SchemaVersionError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
+    from typing import IO, Any
 
 SCHEMA_VERSION = 1
 
@@ -82,14 +85,26 @@ def first_seq(execution: int) -> int:
     return execution << EXECUTION_SHIFT
 
 
-class Event(NamedTuple):
-    """One journal event as read back from a store (a named tuple: cheap to build and import)."""
+class Event:
+    """One journal event as read back from a store."""
 
-    trial_id: str
-    seq: int
-    kind: str
-    time: float
-    data: dict[str, Any]
+    __slots__ = ("data", "kind", "seq", "time", "trial_id")
+
+    def __init__(self, trial_id: str, seq: int, kind: str, time: float,
+                 data: dict[str, Any]) -> None:
+        self.trial_id, self.seq, self.kind, self.time, self.data = (
+            trial_id, seq, kind, time, data)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Event) and (
+            self.trial_id, self.seq, self.kind, self.time, self.data) == (
+            other.trial_id, other.seq, other.kind, other.time, other.data)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable data: not hashable, like a dict
+
+    def __repr__(self) -> str:
+        return (f"Event({self.trial_id!r}, {self.seq}, {self.kind!r}, {self.time}, "
+                f"{self.data!r})")
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -29,8 +29,6 @@ import sqlite3
 import stat
 import time
 from collections.abc import Iterator, Sequence
-from typing import IO, Any
-from urllib.parse import quote
 
 from kleio.errors import SchemaVersionError, StoreUnavailable
 from kleio.storage import mask_uri, sqlite_path
@@ -45,6 +43,10 @@ from kleio.storage.base import (
     encodable,
     schema_too_new,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
+    from typing import IO, Any
 
 #: Named, ordered migrations; ``schema_version`` is the number applied. Never edit one that
 #: was released: append a new one.
@@ -277,6 +279,8 @@ class SQLiteStore(Store):
         is the journal (``immutable``) until they appear (:meth:`_reopen_if_opened`).
         """
         side_files = all(os.path.exists(self.path + side) for side in ("-wal", "-shm"))
+        from urllib.parse import quote  # only read-only opens need it
+
         uri = "file:" + quote(os.fsencode(self.path)) + "?mode=ro"
         if not side_files:
             uri += "&immutable=1"
