@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import tempfile
 from collections.abc import Callable
 from typing import Any
 
 from kleio import git
 from kleio.errors import UsageError
+from kleio.process import Finished
 from kleio.snapshot.code import MAX_CONFIG_BLOB
 from kleio.snapshot.masking import restore_patch
 from kleio.storage.base import Store
@@ -164,12 +164,12 @@ def _recorded_patch(store: Store, code: dict[str, Any], repo: str,
 
 
 def _git(cwd: str, *args: str, env: dict[str, str] | None = None,
-         input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+         input: bytes | None = None, check: bool = True) -> Finished:
     """:func:`kleio.git.run`, failing with :class:`CodeUnavailable` (and, if ``check``, on a
     non-zero exit)."""
     try:
         result = git.run(cwd, *args, env=env, input=input, timeout=120)
-    except (OSError, subprocess.SubprocessError) as error:
+    except OSError as error:  # git missing, or too slow (TimeoutError)
         raise CodeUnavailable(f"git could not be run ({error})",
                               "install git and put it on PATH") from None
     if check and result.returncode != 0:

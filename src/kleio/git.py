@@ -17,8 +17,9 @@ import re
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at import; annotations are strings anyway
-    import subprocess
     from typing import Any
+
+    from kleio.process import Finished
 
 #: The id of git's empty tree: the base of a repository without a commit.
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -27,30 +28,28 @@ TIMEOUT = 30.0
 
 
 def run(cwd: str, *args: str, env: dict[str, str] | None = None, input: bytes | None = None,
-        timeout: float = TIMEOUT) -> subprocess.CompletedProcess[bytes]:
+        timeout: float = TIMEOUT) -> Finished:
     """Run ``git ARGS`` in ``cwd``; return the finished process (output as bytes).
 
     ``--no-optional-locks``: never write the index, so that many jobs starting at once in one
     checkout (a cluster array on a shared file system) do not fight for ``index.lock``.
 
     Raises:
-        OSError: git cannot be run.
-        subprocess.SubprocessError: it took longer than ``timeout``.
+        OSError: git cannot be run, or (:class:`TimeoutError`) it took longer than
+            ``timeout``.
     """
-    import subprocess
+    from kleio.process import run as run_process
 
-    return subprocess.run(["git", "--no-optional-locks", *args], cwd=cwd, env=env, input=input,
-                          capture_output=True, timeout=timeout)
+    return run_process(["git", "-C", cwd, "--no-optional-locks", *args], env=env, input=input,
+                       timeout=timeout)
 
 
 def has_commit(repo: str, commit: str, env: dict[str, str] | None = None) -> bool:
     """Whether the repository at ``repo`` (with ``env``'s object directories) has ``commit``."""
-    import subprocess
-
     try:
         return run(repo, "cat-file", "-e", f"{commit}^{{commit}}", env=env,
                    timeout=120).returncode == 0
-    except (OSError, subprocess.SubprocessError):
+    except OSError:
         return False
 
 
@@ -127,11 +126,9 @@ def origin_url(root: str) -> str | None:
         return None
     url = _origin_from_config(text)
     if url is None and "[include" in text.lower():
-        import subprocess
-
         try:
             result = run(root, "config", "--get", "remote.origin.url", timeout=5)
-        except (OSError, subprocess.SubprocessError):
+        except OSError:
             return None
         url = result.stdout.decode("utf-8", "replace").strip() or None
     return url

@@ -74,7 +74,7 @@ class ChildProcess:
         return slave
 
     def spawn(self) -> int:
-        import subprocess
+        from kleio.process import spawn
 
         out = self._stdio(1, "stdout")
         err = self._stdio(2, "stderr")
@@ -92,12 +92,11 @@ class ChildProcess:
                     os._exit(137)
 
         try:
-            self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=out,
-                                         stderr=err, preexec_fn=setup, close_fds=True)
+            return spawn(self.argv, cwd=self.cwd, env=self.env, stdout=out, stderr=err,
+                         before_exec=setup)
         finally:
             os.close(out)
             os.close(err)
-        return self.proc.pid
 
 
 def _prctl() -> Any:

@@ -12,7 +12,6 @@ a text with no word a secret pattern starts with is skipped at ``str.find`` spee
 from __future__ import annotations
 
 import os
-import subprocess
 
 from kleio import git
 from kleio.hashing import sha256_hex
@@ -21,6 +20,8 @@ from kleio.redact import REDACTED, redact_text
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at import; annotations are strings anyway
     from typing import Any
+
+    from kleio.process import Finished
 
 #: Untracked files larger than this, binary, or not source code are not recorded.
 MAX_UNTRACKED_SIZE = 256 * 1024
@@ -198,7 +199,7 @@ def _code(cwd: str, root: str | None, script: str | None, blobs: dict[str, bytes
     try:
         status = git.run(root, "status", "--porcelain=v2", "--branch", "-z",
                          "--untracked-files=all")
-    except (OSError, subprocess.SubprocessError):
+    except OSError:  # git missing, or too slow (TimeoutError)
         status = None
     if status is None or status.returncode != 0:
         fallback = _script_snapshot(cwd, script, blobs)
@@ -223,12 +224,12 @@ def _code(cwd: str, root: str | None, script: str | None, blobs: dict[str, bytes
         try:
             # Explicit prefixes: diff.noprefix or diff.mnemonicPrefix in the user's config
             # would make a patch that `git apply` (which strips "a/", "b/") misplaces.
-            diff: subprocess.CompletedProcess[bytes] | None = git.run(
+            diff: Finished | None = git.run(
                 root, "diff", base, "--no-color", "--no-ext-diff", "--no-textconv",
                 "--no-renames", "--binary", "--src-prefix=a/", "--dst-prefix=b/",
                 "--numstat", "-z", "-p",
             )  # fmt: skip
-        except (OSError, subprocess.SubprocessError):
+        except OSError:  # git missing, or too slow (TimeoutError)
             diff = None  # dirty, but what changed is unknown: diff_sha256 stays None
         if diff is not None and diff.returncode == 0:
             # --numstat -z then -p: NUL-separated stats, an empty record, then the patch.

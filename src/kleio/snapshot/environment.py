@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 from kleio.hashing import sha256_hex
@@ -173,13 +172,13 @@ def _has_nvidia() -> bool:
 
 
 def _run_nvidia_smi(*args: str) -> str | None:
+    from kleio.process import run
+
     try:
-        result = subprocess.run(
-            ["nvidia-smi", *args], capture_output=True, text=True, timeout=_NVIDIA_TIMEOUT
-        )
-    except (OSError, subprocess.SubprocessError):
+        result = run(["nvidia-smi", *args], timeout=_NVIDIA_TIMEOUT)
+    except OSError:  # missing, or too slow (TimeoutError)
         return None
-    return result.stdout if result.returncode == 0 else None
+    return result.stdout.decode("utf-8", "replace") if result.returncode == 0 else None
 
 
 def _probe_gpus() -> dict[str, Any] | None:

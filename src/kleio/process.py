@@ -1,0 +1,176 @@
+"""Starting processes on the run path without :mod:`subprocess`.
+
+Importing :mod:`subprocess` (with :mod:`selectors` and :mod:`locale`) costs as much work as
+a tenth of a bare interpreter start, on every ``kleio run``, for two processes: one ``git
+status`` and the program itself. Both are started here with the primitives :mod:`subprocess`
+uses underneath:
+
+* :func:`run` runs a short command to its end and captures its output
+  (:func:`os.posix_spawnp`: no ``fork`` of a large process), with a timeout;
+* :func:`spawn` starts the program with its outputs, signal mask, process group and a
+  function run in the child before ``exec`` (``fork``, then ``exec``); an ``exec`` that fails
+  raises :class:`OSError` in the parent, as :class:`subprocess.Popen` does.
+
+Everything else in kleio (``kleio diff``, ``kleio checkout``, the debugger) keeps
+:mod:`subprocess`.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
+    from typing import Callable
+
+
+class Finished:
+    """A command run to its end: ``returncode``, ``stdout`` and ``stderr`` (bytes), like
+    :class:`subprocess.CompletedProcess`."""
+
+    __slots__ = ("args", "returncode", "stderr", "stdout")
+
+    def __init__(self, args: list[str], returncode: int, stdout: bytes, stderr: bytes) -> None:
+        self.args, self.returncode, self.stdout, self.stderr = args, returncode, stdout, stderr
+
+
+def run(argv: list[str], *, env: dict[str, str] | None = None, input: bytes | None = None,
+        timeout: float = 30.0) -> Finished:
+    """Run ``argv`` (found on PATH) to its end; capture what it prints.
+
+    Raises:
+        OSError: it cannot be started.
+        TimeoutError: it took longer than ``timeout`` seconds (it is killed).
+    """
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    in_r, in_w = os.pipe() if input is not None else (-1, -1)
+    actions: list[tuple[int | str, ...]] = [(os.POSIX_SPAWN_DUP2, out_w, 1),
+                                            (os.POSIX_SPAWN_DUP2, err_w, 2)]
+    if input is not None:
+        actions.append((os.POSIX_SPAWN_DUP2, in_r, 0))
+    else:
+        actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
+    try:
+        pid = os.posix_spawnp(argv[0], argv, os.environ if env is None else env,
+                              file_actions=actions)
+    except BaseException:
+        for fd in (out_r, err_r, in_w):
+            if fd >= 0:
+                os.close(fd)
+        raise
+    finally:
+        for fd in (out_w, err_w, in_r):
+            if fd >= 0:
+                os.close(fd)
+    try:
+        stdout, stderr = _communicate(out_r, err_r, in_w, input or b"", timeout)
+    except BaseException:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+        raise
+    _, status = os.waitpid(pid, 0)
+    return Finished(argv, os.waitstatus_to_exitcode(status), stdout, stderr)
+
+
+def _communicate(out_r: int, err_r: int, in_w: int, data: bytes,
+                 timeout: float) -> tuple[bytes, bytes]:
+    """Write ``data`` to ``in_w`` and read both outputs to their end, within ``timeout``."""
+    chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
+    poller = select.poll()
+    for fd in chunks:
+        poller.register(fd, select.POLLIN)
+    view = memoryview(data)
+    if in_w >= 0:
+        if view:
+            os.set_blocking(in_w, False)
+            poller.register(in_w, select.POLLOUT)
+        else:
+            os.close(in_w)
+            in_w = -1
+    deadline = time.monotonic() + timeout
+    open_fds = set(chunks) | ({in_w} if in_w >= 0 else set())
+    try:
+        while open_fds:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no answer within {timeout:g} s")
+            for fd, _ in poller.poll(left * 1000):
+                if fd == in_w:
+                    try:
+                        view = view[os.write(in_w, view[:1 << 16]):]
+                    except BrokenPipeError:
+                        view = view[:0]
+                    if not view:
+                        poller.unregister(in_w)
+                        open_fds.discard(in_w)
+                        os.close(in_w)
+                        in_w = -1
+                    continue
+                block = os.read(fd, 1 << 16)
+                if block:
+                    chunks[fd].append(block)
+                else:
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+    finally:
+        for fd in (out_r, err_r, in_w):
+            if fd >= 0:
+                os.close(fd)
+    return b"".join(chunks[out_r]), b"".join(chunks[err_r])
+
+
+def spawn(argv: list[str], *, cwd: str, env: dict[str, str], stdout: int, stderr: int,
+          before_exec: Callable[[], None]) -> int:
+    """Start ``argv`` (found on the PATH of ``env``) in ``cwd``; return its pid.
+
+    In the child, ``stdout`` and ``stderr`` become its descriptors 1 and 2, every other
+    descriptor but 0 is closed, then ``before_exec()`` runs. A failure to start it (a missing
+    directory, a file that is not executable) raises :class:`OSError` here, in the parent.
+    """
+    report_r, report_w = os.pipe()  # close-on-exec: the child's exec closes it
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child, which exec()s or _exit()s
+        try:
+            os.close(report_r)
+            os.dup2(stdout, 1)
+            os.dup2(stderr, 2)
+            keep = {0, 1, 2, report_w}
+            for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
+                fd = int(name)
+                if fd not in keep:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+            os.chdir(cwd)
+            before_exec()
+            os.execvpe(argv[0], argv, env)
+        except OSError as error:
+            os.write(report_w, str(error.errno or 0).encode() + b"\0" + str(error).encode())
+        except BaseException as error:
+            os.write(report_w, b"0\0" + repr(error).encode())
+        finally:
+            os._exit(255)
+    os.close(report_w)
+    try:
+        report = b""
+        while True:
+            block = os.read(report_r, 4096)
+            if not block:
+                break
+            report += block
+    finally:
+        os.close(report_r)
+    if report:
+        os.waitpid(pid, 0)
+        number, _, text = report.partition(b"\0")
+        errno = int(number or 0)
+        raise OSError(errno, os.strerror(errno) if errno else text.decode(errors="replace"),
+                      argv[0])
+    return pid
