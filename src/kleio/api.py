@@ -482,7 +482,7 @@ class Journal:
 
                 path = sqlite_path(self.uri)
                 if not os.path.exists(path):
-                    from kleio.cli.common import NoJournal
+                    from kleio.errors import NoJournal
 
                     raise NoJournal(
                         f"there is no journal at {path} yet",

@@ -123,6 +123,10 @@ class SchemaVersionError(StoreUnavailable):
     """The journal was written by a newer kleio."""
 
 
+class NoJournal(StoreUnavailable):
+    """The SQLite journal a reading command was pointed at does not exist."""
+
+
 class CommandNotFound(KleioError):
     exit_code = EXIT_COMMAND_NOT_FOUND
 

@@ -13,12 +13,8 @@ import time
 from typing import Any, NoReturn
 
 from kleio.config import Config, load_config
-from kleio.errors import StoreUnavailable, UsageError
+from kleio.errors import NoJournal, UsageError
 from kleio.storage import Store, open_store, scheme_of, sqlite_path
-
-
-class NoJournal(StoreUnavailable):
-    """The SQLite journal a reading command was pointed at does not exist."""
 
 
 class Parser(argparse.ArgumentParser):

@@ -555,3 +555,25 @@ class MongoDBStore(Store):
     def close(self) -> None:
         if self._owns_client:
             self._client.close()
+
+
+def has_journal(uri: str) -> bool:
+    """Tell whether the MongoDB database of ``uri`` holds kleio's ``trials`` collection.
+
+    Asked with pymongo itself (listing collections writes nothing): opening the store would
+    create the collections and indexes of a new journal first.
+    """
+    try:
+        client: Any = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000,
+                                          connectTimeoutMS=5000, appname="kleio")
+    except (PyMongoError, ValueError) as error:
+        raise StoreUnavailable(f"cannot use the MongoDB URI {mask_uri(uri)}: "
+                               f"{mask_uri(str(error))}") from None
+    try:
+        names = client[database_from_uri(uri)].list_collection_names()
+    except PyMongoError:
+        raise StoreUnavailable(f"cannot reach the MongoDB server at {hosts_of(uri)}",
+                               "check that it runs and that the URI names it") from None
+    finally:
+        client.close()
+    return "trials" in names

@@ -85,35 +85,11 @@ def check_exists(uri: str) -> None:
                 "point --db or KLEIO_DB at an existing journal, or run a trial first "
                 "(e.g. 'kleio python train.py')")
         return
-    if scheme in ("mongodb", "mongodb+srv") and not _mongodb_has_trials(uri):
+    if scheme not in ("mongodb", "mongodb+srv"):
+        return
+    from kleio.storage.mongodb import has_journal  # pymongo stays in its backend
+
+    if not has_journal(uri):
         raise StoreUnavailable(
             f"there is no kleio journal in {mask_uri(uri)} (the database holds no trials)",
             "check the database name in the URI, or run a trial first")
-
-
-def _mongodb_has_trials(uri: str) -> bool:
-    """Tell whether the MongoDB database of ``uri`` holds kleio's ``trials`` collection.
-
-    Asked with pymongo itself (listing collections writes nothing): opening the store would
-    create the collections and indexes of a new journal first.
-    """
-    import pymongo
-    from pymongo.errors import PyMongoError
-
-    from kleio.storage import mask_uri
-    from kleio.storage.mongodb import database_from_uri, hosts_of
-
-    try:
-        client: Any = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000,
-                                          connectTimeoutMS=5000, appname="kleio-ui")
-    except (PyMongoError, ValueError) as error:
-        raise StoreUnavailable(f"cannot use the MongoDB URI {mask_uri(uri)}: "
-                               f"{mask_uri(str(error))}") from None
-    try:
-        names = client[database_from_uri(uri)].list_collection_names()
-    except PyMongoError:
-        raise StoreUnavailable(f"cannot reach the MongoDB server at {hosts_of(uri)}",
-                               "check that it runs and that the URI names it") from None
-    finally:
-        client.close()
-    return "trials" in names
