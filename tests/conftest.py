@@ -26,6 +26,10 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
     (tmp_path / "run").mkdir()
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    # A seed in the environment: kleio's before-run warning about trials without a seed
+    # would be on every test's stderr (tests/cli/test_launch.py checks the warning itself).
+    monkeypatch.setenv("KLEIOTEST_SEED", "0")
+
     monkeypatch.setenv("GIT_AUTHOR_NAME", "kleio test")
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "test@kleio.invalid")
     monkeypatch.setenv("GIT_COMMITTER_NAME", "kleio test")

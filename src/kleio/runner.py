@@ -31,7 +31,7 @@ import time
 from kleio import ledger
 from kleio.channel import IOThread, LineCutter, channel_path
 from kleio.spool import Spool
-from kleio.storage.base import Store, encode
+from kleio.storage.base import Store, encode, execution_of
 from kleio.writer import Heartbeat, Status, Stop, Writer, kill_quietly, warn
 
 TYPE_CHECKING = False
@@ -213,7 +213,8 @@ class Runner:
             ) from None
         started = time.time()
         writer.child_pid = pid
-        writer.monitor = _checks(self.config, writer, self.trial_id)
+        writer.monitor = _checks(self.config, writer, self.trial_id,
+                                 first_run=execution_of(writer.next_seq) == 1)
         writer.start()
         reader = ledger.LedgerReader(self.ledger_dir)
         io_thread = IOThread(writer, listener, child.outputs, self.spool_dir, reader)
@@ -365,16 +366,29 @@ class _Waiter:
             kill_quietly(self.pid, signo)
 
 
-def _checks(config: Any, writer: Writer, trial_id: str) -> Any:
+def _checks(config: Any, writer: Writer, trial_id: str, first_run: bool) -> Any:
     """The run's live checks (:mod:`kleio.checks.live`), made once the program has started:
-    importing them never delays it. Checks that cannot start never stop the run."""
+    importing them never delays it. Checks that cannot start never stop the run.
+
+    On a trial's first run, the warnings of :mod:`kleio.checks.before` are told too (what
+    would make it not reproducible): once per trial, never a refusal.
+    """
     try:
         from kleio.checks.live import attach
 
-        return attach(writer, config, trial_id)
+        monitor = attach(writer, config, trial_id)
     except Exception as error:
         warn(f"the checks are off for this run: {error}")
         return None
+    if first_run:
+        try:
+            from kleio.checks.before import warnings
+
+            for message in warnings(writer.store.get_trial(trial_id=trial_id) or {}):
+                warn(message)
+        except Exception:  # a warning that cannot be made must not stop the run
+            pass
+    return monitor
 
 
 def final_status(code: int, *, interrupted: int | None, stop_requested: bool) -> str:

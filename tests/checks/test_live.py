@@ -105,11 +105,17 @@ def test_stop_on_nan_stops_the_program_like_kleio_stop_and_it_resumes(git_repo, 
     info = json.loads(run_kleio("info", ident, "--json").stdout)
     assert info["status"] == "suspended"
     assert info["checks"][0]["action"] == "stop"
-    again = run_kleio("run", ident[:7], env={**os.environ, "KLEIO_STOP_ON": "nan"})
+    # The same from the command line, before the id (or the program).
+    again = run_kleio("run", "--stop-on", "nan", ident[:7])
     assert again.returncode == 143, again.stderr  # resumable: it ran (and was stopped) again
     info = json.loads(run_kleio("info", ident, "--json").stdout)
     assert info["status"] == "suspended" and len(info["checks"]) == 2
     assert json.loads(run_kleio("ls", "--json").stdout)[0]["checks"] == {"error": 2}
+    # A misspelt check is refused before anything runs.
+    typo = run_kleio("--stop-on=nann", "python", "nan.py", "--seed", "2")
+    assert typo.returncode == 65
+    assert typo.stderr.startswith("error: setting 'stop_on' names no installed check 'nann'")
+    assert len(json.loads(run_kleio("ls", "--json").stdout)) == 1
 
 
 def test_divergence_and_plateau_through_the_runner_and_kleio_check(git_repo, journal):

@@ -6,7 +6,7 @@ import json
 
 from kleio import errors
 from kleio.cli import RUN_OPTIONS
-from kleio.cli.run import FLAGS
+from kleio.cli.run import FLAGS, VALUES
 from tests.conftest import git, run_kleio, write
 
 
@@ -36,7 +36,7 @@ print("done")
 
 
 def test_every_run_option_is_accepted_before_the_program():
-    assert RUN_OPTIONS == set(FLAGS) | {"--tag"}
+    assert set(FLAGS) | set(VALUES) | {"--tag"} == RUN_OPTIONS
 
 
 def test_run_options_before_the_program_without_the_word_run(git_repo, db_uri):
@@ -114,3 +114,19 @@ def test_a_trial_journalled_under_its_old_id_is_resumed_not_duplicated(git_repo,
     saved = run_kleio("save", *command, cwd=git_repo)
     assert saved.stdout.startswith(f"trial already saved with id: {old[:7]}")
     assert len(json.loads(run_kleio("ls", "--json", cwd=git_repo).stdout)) == 1
+
+
+def test_a_trial_without_a_seed_is_warned_about_once_and_runs(git_repo, db_uri):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if "SEED" not in k.upper()}
+    write(git_repo / "stop.py", STOP_ONCE)
+    first = run_kleio("python", "stop.py", cwd=git_repo, env=env)
+    warning = ("kleio: warning: no seed-like option (such as --seed) and no seed in the "
+               "environment")
+    assert first.returncode == 143 and warning in first.stderr  # told, never refused
+    trial = short_id(first.stderr)
+    resumed = run_kleio("run", trial, cwd=git_repo, env=env)
+    assert resumed.returncode == 0 and warning not in resumed.stderr  # once per trial
+    seeded = run_kleio("python", "stop.py", "--seed", "3", cwd=git_repo, env=env)
+    assert "seed-like" not in seeded.stderr

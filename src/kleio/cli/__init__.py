@@ -46,7 +46,7 @@ COMMANDS: dict[str, str] = {
 #: ``kleio run``'s options, also accepted before a program without the word ``run``.
 RUN_OPTIONS = frozenset({
     "--allow-code-change", "--allow-env-change", "--allow-any-change", "--allow-broken",
-    "--tag", "-q", "--quiet",
+    "--tag", "-q", "--quiet", "--stop-on",
 })
 
 GLOBAL_HELP = f"""usage: kleio [--db URI] [--debug] COMMAND [ARGS...]
@@ -154,7 +154,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return 0
         if rest[0] in COMMANDS:
             name, rest = rest[0], rest[1:]
-        elif rest[0] in RUN_OPTIONS or rest[0].startswith("--tag="):
+        elif rest[0] in RUN_OPTIONS or rest[0].startswith(("--tag=", "--stop-on=")):
             name = "run"  # `kleio --allow-env-change python train.py`: run's own options
         elif rest[0].startswith("-") and rest[0] != "--":
             raise UsageError(

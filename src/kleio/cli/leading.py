@@ -14,7 +14,8 @@ if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are str
 
 
 def parse_leading(
-    argv: list[str], *, prog: str, flags: dict[str, str], example: str
+    argv: list[str], *, prog: str, flags: dict[str, str], example: str,
+    values: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Split ``argv`` into kleio's options and the program's command line.
 
@@ -22,6 +23,8 @@ def parse_leading(
         argv: the arguments after the subcommand.
         prog: the subcommand's name, for error messages (``kleio run``).
         flags: boolean flags, option spelling -> option name.
+        values: options taking one value (``--stop-on nan`` or ``--stop-on=nan``), option
+            spelling -> option name (None when not given).
         example: a command line shown when ``--tag`` lacks its value.
 
     ``--tag TAG`` / ``--tag=TAG`` (repeatable) fill ``options["tags"]``; ``-h``/``--help``
@@ -30,7 +33,9 @@ def parse_leading(
     Raises:
         UsageError: an unknown option, or a ``--tag`` without a value or with an empty one.
     """
+    values = values or {}
     options: dict[str, Any] = {name: False for name in flags.values()}
+    options.update({name: None for name in values.values()})
     options["tags"] = []
     i = 0
     while i < len(argv):
@@ -50,8 +55,15 @@ def parse_leading(
             i += 1
         elif token.startswith("--tag="):
             options["tags"].append(token[len("--tag="):])
+        elif token in values:
+            if i + 1 >= len(argv):
+                raise UsageError(f"{token} needs a value", f"see '{prog} --help'")
+            options[values[token]] = argv[i + 1]
+            i += 1
+        elif token.partition("=")[0] in values:
+            options[values[token.partition("=")[0]]] = token.partition("=")[2]
         elif token.startswith("-"):
-            valid = ", ".join(sorted(set(flags) | {"--tag"}))
+            valid = ", ".join(sorted(set(flags) | set(values) | {"--tag"}))
             raise UsageError(
                 f"unknown option {token!r} for {prog}",
                 f"valid options are {valid}; put '--' before a program whose name starts "

@@ -28,6 +28,9 @@ options:
   --allow-any-change   code or environment changed: branch it and run the branch
   --allow-broken       run a trial again whose last run failed
   --tag TAG            tag a new trial (repeatable)
+  --stop-on CHECKS     stop the program when one of these checks finds something, e.g.
+                       --stop-on nan,diverged (the trial ends suspended, resumable); the
+                       stop_on setting of kleio.yaml otherwise (see 'kleio check --list')
   -q, --quiet          do not print the 'trial reserved' line
   -h, --help           show this help
 """
@@ -42,8 +45,12 @@ FLAGS = {
 }
 
 
+#: Options taking a value.
+VALUES = {"--stop-on": "stop_on"}
+
+
 def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
-    return parse_leading(argv, prog="kleio run", flags=FLAGS,
+    return parse_leading(argv, prog="kleio run", flags=FLAGS, values=VALUES,
                          example="kleio run --tag sweep1 python train.py")
 
 
@@ -60,7 +67,14 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     from kleio.storage import open_store
     from kleio.trial import check_executable, resolve_trial
 
-    config = load_config({"db": flags.get("db")})
+    overrides = {"db": flags.get("db")}
+    if options["stop_on"] is not None:
+        overrides["stop_on"] = options["stop_on"]
+    config = load_config(overrides)
+    if options["stop_on"] is not None:
+        from kleio.checks.registry import validate
+
+        validate(config)  # a misspelt check is refused now, not once the program runs
     cwd = os.getcwd()
     by_id = launch.is_trial_reference(command)
     if not by_id:
