@@ -84,3 +84,28 @@ def test_spawn_reports_a_failing_before_exec(tmp_path):
         spawn([sys.executable, "-c", "pass"], cwd=str(tmp_path), env=dict(os.environ),
               stdout=1, stderr=2, before_exec=fail)
     assert raised.value.errno == errno.EPERM
+
+
+def _ignored(status: str) -> int:
+    """The signals a process ignores, from its /proc status text (bit N-1: signal N)."""
+    line = next(line for line in status.splitlines() if line.startswith("SigIgn:"))
+    return int(line.split()[1], 16)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
+def test_both_start_programs_with_sigpipe_and_sigxfsz_as_a_shell_would(tmp_path):
+    import signal
+
+    mask = (1 << (signal.SIGPIPE - 1)) | (1 << (signal.SIGXFSZ - 1))
+    with open("/proc/self/status") as handle:
+        assert _ignored(handle.read()) & mask  # Python ignores them itself
+    probe = ["sh", "-c", "cat /proc/$$/status"]
+    assert not _ignored(run(probe).stdout.decode()) & mask
+    out = tmp_path / "status"
+    with open(out, "wb") as sink:
+        pid = spawn(probe, cwd=str(tmp_path), env=dict(os.environ), stdout=sink.fileno(),
+                    stderr=2, before_exec=lambda: None)
+        os.waitpid(pid, 0)
+    assert not _ignored(out.read_text()) & mask
+    # So a pipe that closes ends its writer, as in a shell.
+    assert run(["sh", "-c", "yes | head -1"], timeout=20).stdout == b"y\n"

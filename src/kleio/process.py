@@ -19,7 +19,13 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import time
+
+#: Signals Python ignores at start-up and a program started by it must get back as they
+#: were: with SIGPIPE ignored, ``yes | head -1`` in the program would never end.
+RESTORED = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ")
+                 if hasattr(signal, name))
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
@@ -55,7 +61,7 @@ def run(argv: list[str], *, env: dict[str, str] | None = None, input: bytes | No
         actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
     try:
         pid = os.posix_spawnp(argv[0], argv, os.environ if env is None else env,
-                              file_actions=actions)
+                              file_actions=actions, setsigdef=RESTORED)
     except BaseException:
         for fd in (out_r, err_r, in_w):
             if fd >= 0:
@@ -149,6 +155,8 @@ def spawn(argv: list[str], *, cwd: str, env: dict[str, str], stdout: int, stderr
                     except OSError:
                         pass
             os.chdir(cwd)
+            for signo in RESTORED:
+                signal.signal(signo, signal.SIG_DFL)
             before_exec()
             os.execvpe(argv[0], argv, env)
         except OSError as error:

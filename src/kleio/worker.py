@@ -341,7 +341,12 @@ class Worker:
             self._say(failover_message(doc["id"], reserved.failover_of))
         self._say(f"running trial {short}: {' '.join(argv)}")
         began = time.monotonic()
-        code = self.execute(self.store, self.config, doc, reserved, argv, cwd)
+        try:
+            code = self.execute(self.store, self.config, doc, reserved, argv, cwd)
+        except CannotExecute as error:
+            # Journalled broken (126) by the runner; the other trials still run.
+            self._say(f"warning: trial {short}: {error}")
+            code = 126
         seconds = time.monotonic() - began
         status, stopped_by = self._final_status(doc["id"], code)
         self._say(f"trial {short} {status} (exit code {code}, {seconds:.1f} s)")

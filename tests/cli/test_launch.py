@@ -130,3 +130,25 @@ def test_a_trial_without_a_seed_is_warned_about_once_and_runs(git_repo, db_uri):
     assert resumed.returncode == 0 and warning not in resumed.stderr  # once per trial
     seeded = run_kleio("python", "stop.py", "--seed", "3", cwd=git_repo, env=env)
     assert "seed-like" not in seeded.stderr
+
+
+def test_the_command_line_a_refusal_suggests_keeps_the_journal_and_options(git_repo, tmp_path):
+    import os
+    import shlex
+
+    db = "sqlite://" + str(tmp_path / "elsewhere" / "k.db")
+    env = {k: v for k, v in os.environ.items() if k != "KLEIO_DB"}
+    write(git_repo / "stop.py", STOP_ONCE)
+    git(git_repo, "add", "stop.py")
+    git(git_repo, "commit", "-qm", "stop once")
+    first = run_kleio("--db", db, "--tag", "a b", "python", "stop.py", cwd=git_repo, env=env)
+    assert first.returncode == 143, first.stderr
+    with open(git_repo / "stop.py", "a", encoding="utf-8") as handle:
+        handle.write("print('fixed')\n")
+    refused = run_kleio("--db", db, "--tag", "a b", "python", "stop.py", cwd=git_repo, env=env)
+    assert refused.returncode == errors.EXIT_CHANGED
+    suggested = refused.stderr.split("type: ", 1)[1].split(";", 1)[0]
+    assert suggested == f"kleio --db {db} run --allow-code-change --tag 'a b' python stop.py"
+    again = run_kleio(*shlex.split(suggested)[1:], cwd=git_repo, env=env)  # typed as shown
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == "done\nfixed\n"

@@ -227,3 +227,19 @@ def test_worker_never_runs_a_trial_with_changed_code(git_repo, db_uri, tmp_path)
     assert rows[trial]["status"] == "new"  # the parent keeps its own code, still resumable
     [child] = [row for row in rows.values() if row["parent"]]
     assert child["status"] == "completed" and child["parent"].startswith(trial)
+
+
+def test_a_trial_that_cannot_be_executed_does_not_stop_the_worker(git_repo, db_uri, tmp_path):
+    out = tmp_path / "ran.txt"
+    append_script(git_repo, out)
+    write(git_repo / "noshebang.sh", "echo no interpreter line\n")
+    (git_repo / "noshebang.sh").chmod(0o755)
+    broken = save(git_repo, "./noshebang.sh")
+    fine = save(git_repo, "python", "append.py", "--i", "2")
+    result = run_kleio("worker", cwd=git_repo, timeout=60)
+    assert result.returncode == 0, result.stderr
+    rows = ls(git_repo)
+    assert rows[broken]["status"] == "broken" and rows[broken]["exit_code"] == 126
+    assert rows[fine]["status"] == "completed"
+    assert out.read_text() == "--i 2\n"
+    assert f"trial {broken} broken (exit code 126" in result.stderr

@@ -125,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None and _ran is not None and _ran in FAST_EXIT:
         for stream in (sys.stdout, sys.stderr):
             try:
-                stream.flush()
+                if stream is not None:  # None: the descriptor was closed at start
+                    stream.flush()
             except (OSError, ValueError):
                 pass
         os._exit(code)

@@ -41,21 +41,48 @@ def refusal_lines(error: ChangeRefused) -> list[str]:
             for line in error.changes.get(kind, [])]
 
 
-def explain_refusal(error: ChangeRefused, command: list[str] | None) -> ChangeRefused:
-    """Print what changed; return the error with the exact command lines to type next."""
+def explain_refusal(error: ChangeRefused, command: list[str] | None,
+                    flags: dict[str, Any] | None = None,
+                    options: dict[str, Any] | None = None) -> ChangeRefused:
+    """Print what changed; return the error with the exact command lines to type next.
+
+    The command lines keep what the user gave: ``--db`` and ``kleio run``'s own options
+    (``--tag``, ``--stop-on``, ``-q``...), so that typing them acts on the same journal in
+    the same way.
+    """
     import shlex
 
     short = error.trial_id[:7]
     sys.stderr.write(f"kleio: what changed since trial {short} was created:\n")
     sys.stderr.write("".join(line + "\n" for line in refusal_lines(error)))
-    target = shlex.join(command) if command else short
-    hint = f"to branch it and run the branch, type: kleio run {error.flag} {target}"
+    prefix = ["kleio"]
+    if (flags or {}).get("db"):
+        prefix += ["--db", str((flags or {})["db"])]
+    prefix.append("run")
+    kept = _run_options(options or {})
+    target = command if command else [short]
+    hint = ("to branch it and run the branch, type: "
+            + shlex.join([*prefix, error.flag, *kept, *target]))
     if error.branch:
-        hint += (f"; to resume the branch already made for this change, type: "
-                 f"kleio run {error.branch[:7]}")
+        hint += ("; to resume the branch already made for this change, type: "
+                 + shlex.join([*prefix, *kept, error.branch[:7]]))
     hint += "; or restore the code and environment it had to resume it"
     return ChangeRefused(error.message, hint, trial_id=error.trial_id, changes=error.changes,
                          flag=error.flag, branch=error.branch)
+
+
+def _run_options(options: dict[str, Any]) -> list[str]:
+    """``kleio run``'s options as typed, but the ``--allow-*-change`` ones (the hint's)."""
+    words: list[str] = []
+    if options.get("allow_broken"):
+        words.append("--allow-broken")
+    for tag in options.get("tags") or []:
+        words += ["--tag", str(tag)]
+    if options.get("stop_on"):
+        words += ["--stop-on", str(options["stop_on"])]
+    if options.get("quiet"):
+        words.append("-q")
+    return words
 
 
 def warn(message: str) -> None:

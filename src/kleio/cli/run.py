@@ -98,7 +98,8 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             try:
                 launch.gate(store, prepared, allowed=allowed, tags=options["tags"])
             except ChangeRefused as error:
-                raise explain_refusal(error, command if not by_id else None) from None
+                raise explain_refusal(error, command if not by_id else None, flags,
+                                      options) from None
             for made in prepared.branched:
                 sys.stderr.write(branched_line(made) + "\n")
         return run_prepared(store, config, prepared, allow_broken=options["allow_broken"],
