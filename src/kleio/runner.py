@@ -213,8 +213,8 @@ class Runner:
             ) from None
         started = time.time()
         writer.child_pid = pid
-        writer.monitor = _checks(self.config, writer, self.trial_id,
-                                 first_run=execution_of(writer.next_seq) == 1)
+        first_run = execution_of(writer.next_seq) == 1
+        writer.make_monitor = lambda: _checks(self.config, writer, self.trial_id, first_run)
         writer.start()
         reader = ledger.LedgerReader(self.ledger_dir)
         io_thread = IOThread(writer, listener, child.outputs, self.spool_dir, reader)

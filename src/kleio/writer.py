@@ -167,6 +167,8 @@ class Writer(threading.Thread):
         #: The run's checks (:class:`kleio.checks.live.Monitor`), told of each numbered batch
         #: in this thread; it never raises and keeps to a small share of the time.
         self.monitor: Any = None
+        #: Makes :attr:`monitor` when the thread starts (None: no checks).
+        self.make_monitor: Any = None
 
     # -- API used by the other threads ----------------------------------------------------
 
@@ -191,6 +193,10 @@ class Writer(threading.Thread):
     # -- the thread -----------------------------------------------------------------------
 
     def run(self) -> None:
+        if self.make_monitor is not None:
+            # Here, not in the main thread: the program runs meanwhile, and no event is
+            # numbered before the checks can see it.
+            self.monitor = self.make_monitor()
         handlers: dict[type, Any] = {Heartbeat: self._heartbeat, Status: self._status,
                                      Artifact: self._artifact, Query: self._query}
         deadline: float | None = None
