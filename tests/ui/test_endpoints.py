@@ -443,3 +443,19 @@ def test_websockets_are_refused_before_any_check():
     thread.start()
     thread.join(timeout=30)
     assert sent == [{"type": "websocket.close", "code": 1008}]
+
+
+def test_a_progress_bars_partial_line_shows_until_the_line_ends(backend):
+    client, ids, open_writer = backend
+    tid = ids["lr0.5-s1"]
+    writer = open_writer()
+    try:
+        log(writer, tid, {"line": "10%", "partial": True}, kind="stdout")
+        shown = client.get(f"/api/trials/{tid}/output", params={"tail": 2}).json()["lines"]
+        assert shown[-1]["line"] == "10%" and shown[-1]["partial"] is True  # still drawing
+        log(writer, tid, {"line": "60%", "partial": True}, {"line": "100%"}, kind="stdout")
+        shown = client.get(f"/api/trials/{tid}/output", params={"tail": 3}).json()["lines"]
+        assert [line["line"] for line in shown][-1] == "100%"
+        assert not any(line.get("partial") for line in shown)  # superseded: not listed
+    finally:
+        writer.close()

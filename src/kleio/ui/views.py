@@ -307,8 +307,12 @@ def output(journal: Any, trial: Any, *, stream: str, upto: int | None = None,
         events = store.read_events(trial_id=doc["id"], kinds=(stream,), upto=bound,
                                    limit=need, reverse=True)
         lines.extend({"seq": e.seq, "trial": e.trial_id, "time": e.time,
-                      "line": str(e.data.get("line", ""))} for e in events)
+                      "line": str(e.data.get("line", "")),
+                      **({"partial": True} if e.data.get("partial") else {})} for e in events)
     lines.reverse()
+    # A partial line (a progress bar's state) shows only until a later line ends it.
+    lines = [line for index, line in enumerate(lines)
+             if not line.get("partial") or index == len(lines) - 1]
     total = sum(store.count_events(trial_id=doc["id"], kind=stream, upto=bound)
                 for doc, bound in _lineage_events(store, trial.id, (stream,), upto))
     return {"stream": stream, "lines": lines, "total": total}
@@ -342,6 +346,8 @@ def new_events(store: Any, trial_id: str, after: int | None, limit: int = 5000
             item["data"] = {k: finite(v) for k, v in event.data.items()}
         elif event.kind in ("stdout", "stderr"):
             item["line"] = str(event.data.get("line", ""))
+            if event.data.get("partial"):
+                item["partial"] = True  # replaced by the stream's next line
         elif event.kind == "status":
             item["status"] = event.data.get("status")
         else:

@@ -361,6 +361,9 @@
     const follow = el("input", {type: "checkbox", id: "follow", checked: true});
     let stream = "stdout";
     const lines = {stdout: stdout.lines.map((l) => l.line), stderr: stderr.lines.map((l) => l.line)};
+    // Whether a stream's last line is a partial one (a progress bar), replaced by the next.
+    const partial = {stdout: Boolean(stdout.lines.at(-1)?.partial),
+                     stderr: Boolean(stderr.lines.at(-1)?.partial)};
     function showOutput() {
       outputBox.textContent = lines[stream].join("\n");
       if (follow.checked) outputBox.scrollTop = outputBox.scrollHeight;
@@ -464,7 +467,9 @@
             charts[key].append(0, x, value);
           }
         } else if (event.kind === "stdout" || event.kind === "stderr") {
+          if (partial[event.kind]) lines[event.kind].pop();
           lines[event.kind].push(event.line);
+          partial[event.kind] = Boolean(event.partial);
           outputChanged = outputChanged || event.kind === stream;
         } else if (event.kind === "status" && event.status) {
           statusNode.replaceWith(statusNode = statusBadge(event.status));
