@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "cat": "cat",
     "tail": "tail",
     "config": "config_cmd",
+    "init": "init",
     "sync": "sync",
     "branch": "branch",
     "diff": "diff",
@@ -61,6 +62,7 @@ commands:
   cat       print a trial's journalled output or statistics
   tail      print the last lines of a trial's output; -f follows it
   config    show every setting, its value and where it came from
+  init      write a commented kleio.yaml here and create the journal
   sync      replay events a dead runner left in the local spool
   branch    make a new trial from another: new option values, or a cut of its history
   diff      compare trials: two in depth (code, environment), more side by side
