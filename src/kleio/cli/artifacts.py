@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Any
 
-from kleio.cli.common import emit, parser, print_json, table, text, when
+from kleio.cli.common import emit, human_size, parser, print_json, table, text, when
 
 
 def _matches(item: dict[str, Any], name: str | None, conditions: list[Any]) -> bool:
@@ -17,14 +17,7 @@ def _matches(item: dict[str, Any], name: str | None, conditions: list[Any]) -> b
 
 
 def _size(count: Any) -> str:
-    if not isinstance(count, int):
-        return "-"
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"
+    return human_size(count, "B") if isinstance(count, int) else "-"
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:

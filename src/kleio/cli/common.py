@@ -273,3 +273,13 @@ def stdout_bytes() -> Any:
     out = sys.stdout or _discarding()
     out.flush()
     return out.buffer
+
+
+def human_size(count: int, small: str = "B") -> str:
+    """``count`` bytes for people: ``512 B``, ``1.5 KiB``... (``small``: the word for bytes)."""
+    value = float(count)
+    for unit in (small, "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} {small}" if unit == small else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} {small}"

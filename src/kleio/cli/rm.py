@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from kleio.cli.common import emit, parser, print_json
+from kleio.cli.common import emit, human_size, parser, print_json
 from kleio.storage import Store
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -74,12 +74,7 @@ def descendants(store: Store, trial_id: str) -> list[dict[str, Any]]:
 
 
 def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} bytes"
+    return human_size(count, "bytes")
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
