@@ -430,7 +430,12 @@
       seriesSeq = data.seq;
     }
     drawCharts(series);
+    // The full read may have ended between the trial's answer and this one: its metrics.
+    if (series.complete && !trial.metrics_complete && series.metrics) {
+      showMetrics(series.metrics, true);
+    }
     // A long trial is first drawn from a preview: ask again until its full read is done.
+
     if (!series.complete) {
       const poll = setInterval(async () => {
         let full;
