@@ -221,9 +221,11 @@ class Runner:
         status: int | None = None
         interrupted: int | None = None
         try:
-            io_thread.start()
+            # 'running' first: the writer journals it before the program's first line (and
+            # before the checks that line makes it load).
             writer.send(Status("running", started, {"pid_child": pid, **self.runner_info},
                                {"heartbeat_at": started, "started_at": started}))
+            io_thread.start()
             status, interrupted = self._wait(child, pid)
         finally:
             # The order of the module docstring, whatever happened above.

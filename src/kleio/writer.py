@@ -167,7 +167,7 @@ class Writer(threading.Thread):
         #: The run's checks (:class:`kleio.checks.live.Monitor`), told of each numbered batch
         #: in this thread; it never raises and keeps to a small share of the time.
         self.monitor: Any = None
-        #: Makes :attr:`monitor` when the thread starts (None: no checks).
+        #: Makes :attr:`monitor` on the first thing to check (None: no checks, or made).
         self.make_monitor: Any = None
 
     # -- API used by the other threads ----------------------------------------------------
@@ -193,10 +193,6 @@ class Writer(threading.Thread):
     # -- the thread -----------------------------------------------------------------------
 
     def run(self) -> None:
-        if self.make_monitor is not None:
-            # Here, not in the main thread: the program runs meanwhile, and no event is
-            # numbered before the checks can see it.
-            self.monitor = self.make_monitor()
         handlers: dict[type, Any] = {Heartbeat: self._heartbeat, Status: self._status,
                                      Artifact: self._artifact, Query: self._query}
         deadline: float | None = None
@@ -231,13 +227,24 @@ class Writer(threading.Thread):
                 self.problem("errors", f"journal operation {type(item).__name__} failed: "
                              f"{error!r}")
 
+    def _checks(self) -> Any:
+        """The run's checks, made (by :attr:`make_monitor`) when there is a first thing to
+        check: a statistic, a line, a heartbeat. In this thread, not the main one: neither
+        the program's start nor the 'running' status waits for their import, no event is
+        numbered before they see it, and a run with nothing to check never loads them."""
+        if self.make_monitor is not None:
+            make, self.make_monitor = self.make_monitor, None
+            self.monitor = make()
+        return self.monitor
+
     def _events(self, item: Events) -> None:
         seq = self.next_seq
         self.next_seq = seq + len(item.datas)
         self.pending.extend(zip(range(seq, self.next_seq), repeat(item.kind),
                                 repeat(item.when), item.datas))
-        if self.monitor is not None:
-            self.monitor.events(item.kind, seq, item.when, item.datas)
+        monitor = self._checks()
+        if monitor is not None:
+            monitor.events(item.kind, seq, item.when, item.datas)
 
     def flush(self) -> None:
         """Write what is pending: to the journal, else the spool, else keep it in memory."""
@@ -350,8 +357,9 @@ class Writer(threading.Thread):
     def _heartbeat(self, beat: Heartbeat) -> None:
         """Renew the lease, answer ``kleio stop``, notice a takeover."""
         when, taken = beat.when, beat.taken
-        if self.monitor is not None:
-            self.monitor.tick(when)
+        monitor = self._checks()
+        if monitor is not None:
+            monitor.tick(when)
         if self.fenced:
             self._reclaim()
             return
@@ -515,7 +523,7 @@ class Writer(threading.Thread):
                                       self._ledger_blob)
         self.pending.append(marker)
         self.pending.extend(events)
-        if self.monitor is not None and events:
+        if events and self._checks() is not None:
             self.monitor.records(events)
 
     def _ledger_blob(self, path: str, header: dict[str, Any]) -> tuple[str, int] | None:
