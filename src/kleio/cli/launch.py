@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from kleio.errors import ChangeRefused
+from kleio.trial import warn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
@@ -83,7 +84,3 @@ def _run_options(options: dict[str, Any]) -> list[str]:
     if options.get("quiet"):
         words.append("-q")
     return words
-
-
-def warn(message: str) -> None:
-    sys.stderr.write(f"kleio: warning: {message}\n")

@@ -62,10 +62,10 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     if not command:
         raise UsageError("no command to run", "give one, e.g. 'kleio python train.py'")
     from kleio import launch
-    from kleio.cli.launch import branched_line, explain_refusal, run_prepared, warn
+    from kleio.cli.launch import branched_line, explain_refusal, run_prepared
     from kleio.config import load_config
     from kleio.storage import open_store
-    from kleio.trial import check_executable, resolve_trial
+    from kleio.trial import check_executable, resolve_trial, warn
 
     overrides = {"db": flags.get("db")}
     if options["stop_on"] is not None:
