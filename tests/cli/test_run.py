@@ -548,7 +548,10 @@ def test_a_runner_taken_over_stops_its_run(git_repo, db_uri, monkeypatch):
     second = subprocess.Popen([sys.executable, "-m", "kleio", "run", trial], cwd=git_repo,
                               env=other, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
-    assert second.stdout.readline() == "started\n"
+    line = second.stdout.readline()
+    if line != "started\n":
+        first.kill()
+        pytest.fail(f"the second runner did not start: {line!r}, {second.communicate()}")
     out, err = first.communicate(timeout=20)
     assert "was taken over by a runner on host-b" in err
     second.send_signal(signal.SIGTERM)
