@@ -111,6 +111,47 @@ class WireServer:
             os.unlink(os.path.join(self.directory, "nx.pid"))
 
 
+class Missing(dict):
+    """{capability: why it is missing}; the costly probes run when a test first asks."""
+
+    def __init__(self, uri: str, found: dict[str, str]) -> None:
+        super().__init__(found)
+        self.uri = uri
+        self.pending = {"document-limit": _probe_document_limit}
+
+    def _probe(self, name: object) -> None:
+        probe = self.pending.pop(name, None) if isinstance(name, str) else None
+        if probe is not None:
+            reason = probe(self.uri)
+            if reason is not None:
+                self[name] = reason
+
+    def __contains__(self, name: object) -> bool:
+        self._probe(name)
+        return super().__contains__(name)
+
+    def __getitem__(self, name: str) -> str:
+        self._probe(name)
+        return super().__getitem__(name)
+
+
+def _probe_document_limit(uri: str) -> str | None:
+    """MongoDB refuses a document over 16 MiB (maxBsonObjectSize) with a write error."""
+    import pymongo
+
+    client: pymongo.MongoClient = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
+    name = f"kleio_probe_{os.getpid()}_{time.monotonic_ns()}"
+    try:
+        client[name].probe.insert_one({"_id": 1, "v": "x" * (16 << 20)})
+    except (pymongo.errors.OperationFailure, pymongo.errors.DocumentTooLarge):
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            client.drop_database(name)
+        client.close()
+    return "it stores a document of more than 16 MiB, which MongoDB refuses"
+
+
 def capabilities(uri: str) -> dict[str, str]:
     """Probe the server at ``uri``; return {capability: why it is missing} for those it lacks.
 
@@ -120,6 +161,10 @@ def capabilities(uri: str) -> dict[str, str]:
       of stages (``IXSCAN``, ``FETCH``, ``SORT``...).
     * ``null-equality``: ``{field: null}`` matches documents where the field is missing or
       null, and ``{field: {"$ne": null}}`` the others, as MongoDB documents.
+    * ``nan``: a document holding NaN and infinite doubles is stored and read back, as BSON
+      doubles allow (the nx-27017 wire server keeps documents as JSON and refuses them).
+    * ``document-limit``: a document over 16 MiB is refused with a write error, as MongoDB
+      does (probed on first use: the probe sends 16 MiB).
     """
     import pymongo
 
@@ -146,8 +191,15 @@ def capabilities(uri: str) -> dict[str, str]:
                 f"{{v: null}} matched {nulls} and {{v: {{$ne: null}}}} matched {not_null}, "
                 "where MongoDB matches [2, 3] and [1]"
             )
+        try:
+            probe.insert_one({"_id": 4, "v": float("nan"), "w": float("-inf")})
+            back = probe.find_one({"_id": 4}) or {}
+            if not (back.get("v") != back.get("v") and back.get("w") == float("-inf")):
+                missing["nan"] = f"NaN and -inf came back as {back.get('v')!r}, {back.get('w')!r}"
+        except pymongo.errors.PyMongoError as error:
+            missing["nan"] = f"it refuses a document holding NaN ({error})"
     finally:
         with contextlib.suppress(Exception):
             client.drop_database(name)
         client.close()
-    return missing
+    return Missing(uri, missing)
