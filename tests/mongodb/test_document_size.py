@@ -115,7 +115,8 @@ def trial_doc(trial_id):
     # 12 s or more whatever the server, so the run of a million is marked slow.
     pytest.param(1_000_000, marks=pytest.mark.slow),
 ])
-def test_a_million_statistics_are_small_documents_and_the_trial_does_not_grow(git_repo, tmp_path, total):
+def test_a_million_statistics_are_small_documents_and_the_trial_does_not_grow(
+        git_repo, tmp_path, total):
     """Through the runner's writer thread, in batches as it writes them, with heartbeats."""
     from kleio.spool import Spool
     from kleio.writer import BATCH, Heartbeat, Status, Stop, Writer
