@@ -23,7 +23,7 @@ from mongomock import gridfs as mongomock_gridfs  # noqa: E402
 from pymongo.errors import BulkWriteError, OperationFailure  # noqa: E402
 
 from kleio.errors import EXIT_STORE, SchemaVersionError, StoreUnavailable  # noqa: E402
-from kleio.storage.base import encode  # noqa: E402
+from kleio.storage.base import SCHEMA_VERSION, encode  # noqa: E402
 from kleio.storage.mongodb import (  # noqa: E402
     MongoDBStore,
     database_from_uri,
@@ -118,7 +118,7 @@ def test_opening_builds_indexes_once(client, monkeypatch):
     MongoDBStore("mongodb://localhost/kleio_once", client=client).close()
     MongoDBStore("mongodb://localhost/kleio_once", client=client).close()
     assert len(calls) == 1
-    assert client.kleio_once.meta.find_one({"_id": "schema"})["version"] == 1
+    assert client.kleio_once.meta.find_one({"_id": "schema"})["version"] == SCHEMA_VERSION
 
 
 def test_seq_is_stored_as_int64(store, client):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import multiprocessing
 import os
 import re
@@ -642,3 +643,34 @@ def test_a_journal_path_that_is_not_a_regular_file_is_refused(tmp_path, kind):
     with pytest.raises(StoreUnavailable, match="is not a kleio journal"):
         SQLiteStore(str(path))
     assert os.listdir(tmp_path / "j") == ["kleio.db"]
+
+
+def test_a_journal_from_before_summaries_is_summarized_when_opened(tmp_path):
+    from kleio.storage.sqlite import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    for statement in MIGRATIONS[0][1]:
+        conn.execute(statement)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    conn.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    conn.execute("INSERT INTO migrations VALUES ('0001_initial', 1.0)")
+    doc = {"id": "old", "created_at": 1.0, "project": "demo", "status": "completed"}
+    conn.execute("INSERT INTO trials (id, doc, created_at, status) VALUES (?, ?, 1.0, ?)",
+                 ("old", json.dumps(doc), "completed"))
+    conn.execute("INSERT INTO trial_keys (key, id) VALUES (1, 'old')")
+    seq = first_seq(1)
+    rows = [(1, seq + 1, "metrics", 1.0, encode({"metrics": {"acc": "max"}, "primary": "acc"})),
+            (1, seq + 2, "statistic", 2.0, encode({"epoch": 1, "acc": 0.5})),
+            (1, seq + 3, "statistic", 3.0, encode({"epoch": 2, "acc": 0.7}))]
+    conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
+    conn.commit()
+    conn.close()
+    with SQLiteStore("sqlite://" + str(path)) as store:
+        found = store.read_summaries(trial_ids=["old"])["old"]
+        assert found["entries"]["acc"]["max"] == 0.7 and found["primary"] == "acc"
+        assert found["runs_ok"] is True  # summarized by the migration, not on the fly
+        assert [d["id"] for d in store.find_trials(project="dem")] == ["old"]
+        ranked = store.rank_trials(metric="acc", mode=None, default_mode=None, descending=True)
+        assert [(d["id"], best) for d, best in ranked] == [("old", 0.7)]

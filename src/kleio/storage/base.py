@@ -36,7 +36,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
     from typing import IO, Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 EXECUTION_SHIFT = 32
 
@@ -239,6 +239,9 @@ class Store(abc.ABC):
         statuses: Sequence[str] | None = None,
         tags: Sequence[str] | None = None,
         parent_id: str | None = None,
+        since: float | None = None,
+        project: str | None = None,
+        branches: bool | None = None,
         sort: str = "-created_at",
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
@@ -252,6 +255,9 @@ class Store(abc.ABC):
             statuses: keep trials whose cached status is one of these.
             tags: keep trials carrying every one of these tags.
             parent_id: keep the direct branches of this trial.
+            since: keep trials created at or after this time (epoch seconds).
+            project: keep trials whose project contains this text.
+            branches: True: only branches (trials with a parent); False: only the others.
             sort: a field of :data:`SORTABLE_FIELDS`, ``-`` prefixed for descending.
             limit: at most this many documents.
         """
@@ -259,10 +265,99 @@ class Store(abc.ABC):
         if limit is not None and limit <= 0:
             return []
         if not all(encodable(text) for text in (id_prefix or "", parent_id or "",
+                                                 project or "",
                                                  *(statuses or ()), *(tags or ()))):
             return []
         return self._find_trials(id_prefix=id_prefix, statuses=statuses, tags=tags,
                                  parent_id=parent_id, field=field, descending=descending,
+                                 limit=limit, since=since, project=project or None,
+                                 branches=branches)
+
+    # -- summaries (see kleio.storage.summary) ----------------------------------------------
+
+    def read_summaries(self, *, trial_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Return the summaries of the trials' own statistics, ``{trial_id: summary}``.
+
+        A summary is ``{"entries": {name: entry}, "modes": {name: mode}, "primary": name or
+        None, "last_stat_seq": int or None, "runs_ok": bool}`` (entries as documented in
+        :mod:`kleio.storage.summary`). A trial the store has not summarized (written by an
+        older kleio) is summarized here from its events, without writing; an unknown trial is
+        left out.
+        """
+        ids = [t for t in dict.fromkeys(trial_ids) if encodable(t)]
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in iter_chunks(ids, 500):
+            found.update(self._read_summaries(trial_ids=chunk))
+        for trial_id in ids:
+            if trial_id not in found and self.get_trial(trial_id=trial_id) is not None:
+                found[trial_id] = self.summarize_events(trial_id=trial_id)
+        return found
+
+    def summarize_events(self, *, trial_id: str, upto: int | None = None) -> dict[str, Any]:
+        """Summarize a trial's own events up to ``upto`` by reading them (the slow way)."""
+        from kleio.storage.summary import declarations, fold_all
+
+        fold = fold_all((e.seq, e.data) for e in self._iter_own(trial_id, ("statistic",), upto))
+        modes, primary = declarations(e.data for e in self._iter_own(trial_id, ("metrics",),
+                                                                     upto))
+        return {"entries": fold.entries, "modes": modes, "primary": primary,
+                "last_stat_seq": fold.state["last_stat_seq"], "runs_ok": False}
+
+    def _iter_own(self, trial_id: str, kinds: Sequence[str], upto: int | None,
+                  batch: int = 5000) -> Iterator[Event]:
+        after: int | None = None
+        while True:
+            events = self.read_events(trial_id=trial_id, kinds=kinds, after=after, upto=upto,
+                                      limit=batch)
+            yield from events
+            if len(events) < batch:
+                return
+            after = events[-1].seq
+
+    def step_runs(self, *, trial_id: str, key: str) -> list[dict[str, Any]] | None:
+        """The runs of ``key`` (one of :data:`kleio.storage.summary.STEP_KEYS`) in the trial's
+        own statistics, ``[{"first_seq", "last_seq", "value"}, ...]`` in seq order; None when
+        the store cannot answer (not kept for this trial or key): scan the statistics then.
+        """
+        from kleio.storage.summary import STEP_KEYS
+
+        if key not in STEP_KEYS or not encodable(trial_id):
+            return None
+        return self._step_runs(trial_id=trial_id, key=key)
+
+    def next_seq_of(self, *, trial_id: str, kind: str, after: int) -> int | None:
+        """The ``seq`` of the first event of ``kind`` after ``after`` (an indexed query)."""
+        events = self.read_events(trial_id=trial_id, kinds=(kind,), after=after, limit=1)
+        return events[0].seq if events else None
+
+    def rank_trials(
+        self,
+        *,
+        metric: str,
+        mode: str | None,
+        default_mode: str | None,
+        descending: bool,
+        statuses: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        since: float | None = None,
+        project: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> list[tuple[dict[str, Any], float]]:
+        """Trials that are not branches, ordered by the best value of ``metric`` in their own
+        statistics: ``[(doc, best), ...]``, ties newest first.
+
+        The mode of each trial is ``mode`` (the reader's) if given, else its own declaration,
+        else ``default_mode``; trials for which that gives no mode, or with no best value, are
+        left out. Filters as :meth:`find_trials`. Served by the summaries, never by decoding
+        statistics.
+        """
+        if limit <= 0 or not all(encodable(text) for text in (
+                metric, project or "", *(statuses or ()), *(tags or ()))):
+            return []
+        return self._rank_trials(metric=metric, mode=mode, default_mode=default_mode,
+                                 descending=descending, statuses=statuses, tags=tags,
+                                 since=since, project=project or None, offset=max(0, offset),
                                  limit=limit)
 
     # -- events ---------------------------------------------------------------------------
@@ -376,8 +471,22 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def _find_trials(self, *, id_prefix: str | None, statuses: Sequence[str] | None,
                      tags: Sequence[str] | None, parent_id: str | None, field: str,
-                     descending: bool, limit: int | None) -> list[dict[str, Any]]:
+                     descending: bool, limit: int | None, since: float | None,
+                     project: str | None, branches: bool | None) -> list[dict[str, Any]]:
         """``field`` is sortable; ``limit`` is None or positive; every text is encodable."""
+
+    @abc.abstractmethod
+    def _read_summaries(self, *, trial_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored summaries of these trials; trials not summarized are left out."""
+
+    @abc.abstractmethod
+    def _step_runs(self, *, trial_id: str, key: str) -> list[dict[str, Any]] | None: ...
+
+    @abc.abstractmethod
+    def _rank_trials(self, *, metric: str, mode: str | None, default_mode: str | None,
+                     descending: bool, statuses: Sequence[str] | None,
+                     tags: Sequence[str] | None, since: float | None, project: str | None,
+                     offset: int, limit: int) -> list[tuple[dict[str, Any], float]]: ...
 
     @abc.abstractmethod
     def _try_append(self, *, trial_id: str, event: NewEvent,

@@ -77,7 +77,7 @@ from kleio.storage.base import (
 
 DEFAULT_DATABASE = "kleio"
 #: Bump when :func:`ensure_indexes` gains an index: opening a database then rebuilds them.
-INDEXES_VERSION = 1
+INDEXES_VERSION = 2
 BLOB_BUCKET = "blobs"
 _INSERT_CHUNK = 1000
 _INT64 = (-(2**63), 2**63 - 1)
@@ -194,6 +194,12 @@ def ensure_indexes(db: Any) -> None:
     db.trials.create_index([("tags", asc)], name="tags")
     for field in ("created_at", "started_at", "ended_at", "heartbeat_at"):
         db.trials.create_index([(field, asc)], name=field)
+    # Summaries (kleio.storage.summary): ranking by a metric's best is an index range.
+    db.summaries.create_index([("trial_id", asc)], name="trial")
+    for side in ("min", "max"):
+        db.summaries.create_index([("name", asc), (side, asc)], name=f"name_{side}")
+    db.step_runs.create_index([("trial_id", asc), ("key", asc), ("first_seq", asc)],
+                              name="trial_key_seq")
     files, chunks = db[f"{BLOB_BUCKET}.files"], db[f"{BLOB_BUCKET}.chunks"]
     files.create_index([("filename", asc)], name="sha256", unique=True)
     # The indexes the GridFS spec asks for, made here so that uploads need no createIndex.
@@ -317,6 +323,15 @@ class MongoDBStore(Store):
                 {"$setOnInsert": {"version": SCHEMA_VERSION}, "$max": {"indexes": INDEXES_VERSION}},
                 upsert=True,
             )
+        if meta and meta.get("version", SCHEMA_VERSION) < SCHEMA_VERSION:
+            self._summarize_old()
+
+    def _summarize_old(self) -> None:
+        """Summarize the trials of a database written before summaries, once."""
+        for doc in self._db.trials.find({"_sum": {"$exists": False}}, {"_id": 1}):
+            self._resummarize(doc["_id"])
+        self._db.meta.update_one({"_id": "schema"}, {"$max": {"version": SCHEMA_VERSION}},
+                                 upsert=True)
 
     def drop_database(self) -> None:
         """Delete this store's whole database (for tests)."""
@@ -340,6 +355,7 @@ class MongoDBStore(Store):
     @staticmethod
     def _from_mongo(doc: dict[str, Any]) -> dict[str, Any]:
         trial_id = doc.pop("_id")
+        doc.pop("_sum", None)
         if doc.pop("_esc", False):
             doc = _unescape(doc)
         return {"id": trial_id, **doc}
@@ -348,7 +364,9 @@ class MongoDBStore(Store):
     def _create_trial(self, *, doc: dict[str, Any]) -> bool:
         body = self._to_mongo({k: v for k, v in doc.items() if k != "id"})
         try:
-            self._db.trials.insert_one({"_id": doc["id"], **body})
+            # _sum: the trial's summary state (kleio.storage.summary), complete from the start.
+            self._db.trials.insert_one({"_id": doc["id"], **body,
+                                        "_sum": {"last_stat_seq": None, "runs_ok": True}})
         except DuplicateKeyError:
             return False
         return True
@@ -362,18 +380,36 @@ class MongoDBStore(Store):
     def _update_trial(self, *, trial_id: str, fields: dict[str, Any]) -> None:
         self._db.trials.update_one({"_id": trial_id}, {"$set": self._to_mongo(fields)})
 
-    @_guarded
-    def _find_trials(self, *, id_prefix: str | None, statuses: Sequence[str] | None,
-                     tags: Sequence[str] | None, parent_id: str | None, field: str,
-                     descending: bool, limit: int | None) -> list[dict[str, Any]]:
+    @staticmethod
+    def _filters(*, statuses: Sequence[str] | None, tags: Sequence[str] | None,
+                 since: float | None, project: str | None, branches: bool | None
+                 ) -> dict[str, Any]:
         query: dict[str, Any] = {}
-        if id_prefix:
-            # An anchored, case-sensitive regex is answered by a range scan of the _id index.
-            query["_id"] = {"$regex": "^" + re.escape(id_prefix)}
         if statuses is not None:
             query["status"] = {"$in": list(statuses)}
         if tags:
             query["tags"] = {"$all": list(tags)}
+        if since is not None:
+            query["created_at"] = {"$gte": float(since)}
+        if project:
+            query["project"] = {"$regex": re.escape(project)}
+        if branches is not None:
+            if branches:
+                query["parent.id"] = {"$exists": True}
+            else:
+                query["parent"] = None
+        return query
+
+    @_guarded
+    def _find_trials(self, *, id_prefix: str | None, statuses: Sequence[str] | None,
+                     tags: Sequence[str] | None, parent_id: str | None, field: str,
+                     descending: bool, limit: int | None, since: float | None,
+                     project: str | None, branches: bool | None) -> list[dict[str, Any]]:
+        query = self._filters(statuses=statuses, tags=tags, since=since, project=project,
+                              branches=branches)
+        if id_prefix:
+            # An anchored, case-sensitive regex is answered by a range scan of the _id index.
+            query["_id"] = {"$regex": "^" + re.escape(id_prefix)}
         if parent_id is not None:
             query["parent.id"] = parent_id
         key = "_id" if field == "id" else field
@@ -430,6 +466,9 @@ class MongoDBStore(Store):
             self._db.events.insert_one(self._event_doc(trial_id, event))
         except DuplicateKeyError:
             return False
+        if event[1] in ("statistic", "metrics"):
+            self._summarize(trial_id, [(event[0], event[3])] if event[1] == "statistic"
+                            else [], event[1] == "metrics")
         # Not atomic with the insert (no transactions): the journal is the truth and the
         # trial's cached fields are rewritten by the next update if this one is lost.
         if fields:
@@ -439,14 +478,19 @@ class MongoDBStore(Store):
     @_guarded
     def _append_events(self, *, trial_id: str, events: Sequence[NewEvent]) -> int:
         inserted = 0
+        stats: list[tuple[int, str]] = []
+        declared = False
         for chunk in iter_chunks(events, _INSERT_CHUNK):
             docs = [self._event_doc(trial_id, event) for event in chunk]
+            skipped: set[int] = set()
             try:
                 inserted += len(self._db.events.insert_many(docs, ordered=False).inserted_ids)
             except BulkWriteError as exc:
                 details = exc.details
                 others = [e for e in details.get("writeErrors", []) if e.get("code") != 11000]
                 if others or details.get("writeConcernErrors"):
+                    # Some events may be in: summaries are rebuilt from the journal next time.
+                    self._db.trials.update_one({"_id": trial_id}, {"$unset": {"_sum": ""}})
                     first = (others or details["writeConcernErrors"])[0]
                     raise StoreUnavailable(
                         f"the MongoDB server at {self._hosts} refused journal events: "
@@ -454,7 +498,210 @@ class MongoDBStore(Store):
                         "replaying the batch later is safe",
                     ) from None
                 inserted += details.get("nInserted", 0)
+                skipped = {e.get("index") for e in details.get("writeErrors", [])}
+            for index, event in enumerate(chunk):
+                if index in skipped:
+                    continue
+                if event[1] == "statistic":
+                    stats.append((event[0], event[3]))
+                elif event[1] == "metrics":
+                    declared = True
+        if stats or declared:
+            self._summarize(trial_id, stats, declared)
         return inserted
+
+    # -- summaries (kleio.storage.summary) -------------------------------------------------
+
+    def _summarize(self, trial_id: str, stats: list[tuple[int, str]], declared: bool) -> None:
+        """Fold newly inserted statistics into the trial's summaries.
+
+        Without transactions: the trial's runner is the one writer of its events (the
+        reservation guarantees it), so reading and rewriting its summaries is safe.
+        """
+        from kleio.storage.summary import Fold, new_entry
+
+        trial = self._db.trials.find_one({"_id": trial_id}, {"_sum": 1, "created_at": 1})
+        if trial is None:
+            return
+        state = trial.get("_sum")
+        if state is None:
+            self._resummarize(trial_id)
+            return
+        if stats:
+            decoded = [(seq, decode(text)) for seq, text in stats]
+            names = list({n for _, d in decoded for n, v in d.items()
+                          if (type(v) is float or type(v) is int) and encodable(n)})
+            entries: dict[str, dict[str, Any]] = {}
+            for doc in self._db.summaries.find({"trial_id": trial_id, "name": {"$in": names}}):
+                entries[doc["name"]] = {k: doc.get(k) for k in new_entry()}
+            for name in names:
+                entries.setdefault(name, new_entry())
+            runs: dict[str, dict[str, Any]] = {}
+            if state.get("runs_ok") and state.get("last_stat_seq") is not None:
+                for doc in self._db.step_runs.find({"trial_id": trial_id,
+                                                    "last_seq": state["last_stat_seq"]}):
+                    runs[doc["key"]] = {"first_seq": doc["first_seq"],
+                                        "last_seq": doc["last_seq"], "value": doc["value"]}
+            fold = Fold(entries, {"last_stat_seq": state.get("last_stat_seq"),
+                                  "runs_ok": bool(state.get("runs_ok"))}, runs)
+            for seq, data in decoded:
+                fold.add(seq, {k: v for k, v in data.items() if encodable(k)})
+            self._write_fold(trial_id, trial.get("created_at"), fold)
+        if declared:
+            self._declare(trial_id, trial.get("created_at"))
+
+    def _resummarize(self, trial_id: str) -> None:
+        from kleio.storage.summary import Fold
+
+        trial = self._db.trials.find_one({"_id": trial_id}, {"created_at": 1})
+        if trial is None:
+            return
+        self._db.summaries.delete_many({"trial_id": trial_id})
+        self._db.step_runs.delete_many({"trial_id": trial_id})
+        fold = Fold()
+        cursor = self._db.events.find({"trial_id": trial_id, "kind": "statistic"},
+                                      sort=[("seq", pymongo.ASCENDING)])
+        for doc in cursor:
+            event = self._to_event(doc)
+            fold.add(event.seq, {k: v for k, v in event.data.items() if encodable(k)})
+        self._write_fold(trial_id, trial.get("created_at"), fold)
+        self._declare(trial_id, trial.get("created_at"))
+
+    def _write_fold(self, trial_id: str, created_at: Any, fold: Any) -> None:
+        # One request per changed name and run: a batch of the runner changes a few.
+        for name in fold.changed:
+            entry = {k: _plain(v) for k, v in fold.entries[name].items()}
+            self._db.summaries.update_one(
+                {"_id": f"{trial_id}:{name}"},
+                {"$set": {**entry, "trial_id": trial_id, "name": name,
+                          "created_at": created_at},
+                 "$setOnInsert": {"mode": None, "primary": False}},
+                upsert=True)
+        fresh = []
+        for (key, first), run in fold.changed_runs.items():
+            if (key, first) in fold.stored_runs:  # the open run, extended
+                self._db.step_runs.update_one({"_id": f"{trial_id}:{key}:{first:016x}"},
+                                              {"$set": {"last_seq": Int64(run["last_seq"])}})
+            else:
+                fresh.append({"_id": f"{trial_id}:{key}:{first:016x}", "trial_id": trial_id,
+                              "key": key, "first_seq": Int64(first),
+                              "last_seq": Int64(run["last_seq"]), "value": _plain(run["value"])})
+        for chunk in iter_chunks(fresh, _INSERT_CHUNK):
+            try:
+                self._db.step_runs.insert_many(chunk, ordered=False)
+            except BulkWriteError as exc:  # a run already stored (a replay): keep it
+                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                    raise
+        state = fold.state
+        self._db.trials.update_one({"_id": trial_id}, {"$set": {"_sum": {
+            "last_stat_seq": state["last_stat_seq"], "runs_ok": bool(state["runs_ok"])}}})
+
+    def _declare(self, trial_id: str, created_at: Any) -> None:
+        from kleio.storage.summary import declarations, new_entry
+
+        datas = [e.data for e in self._read_events(trial_id=trial_id, kinds=("metrics",),
+                                                   after=None, upto=None, limit=None,
+                                                   reverse=False)]
+        modes, primary = declarations(datas)
+        self._db.summaries.update_many({"trial_id": trial_id},
+                                       {"$set": {"mode": None, "primary": False}})
+        named = {**dict.fromkeys(modes), **({primary: None} if primary else {})}
+        for name in named:
+            if not encodable(name):
+                continue
+            self._db.summaries.update_one(
+                {"_id": f"{trial_id}:{name}"},
+                {"$set": {"mode": modes.get(name), "primary": name == primary},
+                 "$setOnInsert": {**new_entry(), "trial_id": trial_id, "name": name,
+                                  "created_at": created_at}},
+                upsert=True)
+
+    @_guarded
+    def _read_summaries(self, *, trial_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        from kleio.storage.summary import ENTRY_FIELDS
+
+        found: dict[str, dict[str, Any]] = {}
+        for doc in self._db.trials.find({"_id": {"$in": list(trial_ids)},
+                                         "_sum": {"$exists": True}}, {"_sum": 1}):
+            state = doc["_sum"]
+            found[doc["_id"]] = {"entries": {}, "modes": {}, "primary": None,
+                                 "last_stat_seq": state.get("last_stat_seq"),
+                                 "runs_ok": bool(state.get("runs_ok"))}
+        for doc in self._db.summaries.find({"trial_id": {"$in": list(found)}}):
+            summary = found[doc["trial_id"]]
+            name = doc["name"]
+            if doc.get("count"):
+                summary["entries"][name] = {k: doc.get(k) for k in ENTRY_FIELDS}
+            if doc.get("mode") is not None:
+                summary["modes"][name] = doc["mode"]
+            if doc.get("primary"):
+                summary["primary"] = name
+        return found
+
+    @_guarded
+    def _step_runs(self, *, trial_id: str, key: str) -> list[dict[str, Any]] | None:
+        trial = self._db.trials.find_one({"_id": trial_id}, {"_sum": 1})
+        if trial is None:
+            return []
+        if not (trial.get("_sum") or {}).get("runs_ok"):
+            return None
+        return [{"first_seq": int(d["first_seq"]), "last_seq": int(d["last_seq"]),
+                 "value": d["value"]}
+                for d in self._db.step_runs.find({"trial_id": trial_id, "key": key},
+                                                 sort=[("first_seq", pymongo.ASCENDING)])]
+
+    @_guarded
+    def _rank_trials(self, *, metric: str, mode: str | None, default_mode: str | None,
+                     descending: bool, statuses: Sequence[str] | None,
+                     tags: Sequence[str] | None, since: float | None, project: str | None,
+                     offset: int, limit: int) -> list[tuple[dict[str, Any], float]]:
+        import heapq
+
+        direction = pymongo.DESCENDING if descending else pymongo.ASCENDING
+        streams = []
+        for side in ("max", "min") if mode is None else (mode,):
+            query: dict[str, Any] = {"name": metric, side: {"$ne": None}}
+            if mode is None:
+                query["mode"] = {"$in": [side, None]} if default_mode == side else side
+            if since is not None:
+                query["created_at"] = {"$gte": float(since)}
+            cursor = self._db.summaries.find(
+                query, {"trial_id": 1, side: 1, "created_at": 1},
+                sort=[(side, direction), ("created_at", pymongo.DESCENDING),
+                      ("trial_id", pymongo.ASCENDING)])
+            streams.append(_ranked(cursor, side, descending))
+        merged = heapq.merge(*streams) if len(streams) > 1 else streams[0]
+        trial_query = self._filters(statuses=statuses, tags=tags, since=None, project=project,
+                                    branches=False)
+        out: list[tuple[dict[str, Any], float]] = []
+        skip = offset
+        batch: list[tuple[Any, ...]] = []
+
+        def flush() -> bool:
+            nonlocal skip
+            ids = [item[2] for item in batch]
+            docs = {d["_id"]: d for d in self._db.trials.find({**trial_query,
+                                                               "_id": {"$in": ids}})}
+            for item in batch:
+                doc = docs.get(item[2])
+                if doc is None:
+                    continue
+                if skip:
+                    skip -= 1
+                    continue
+                out.append((self._from_mongo(doc), item[3]))
+                if len(out) >= limit:
+                    return True
+            batch.clear()
+            return False
+
+        for item in merged:
+            batch.append(item)
+            if len(batch) >= max(64, limit + offset) and flush():
+                return out
+        if batch:
+            flush()
+        return out
 
     @_guarded
     def _read_events(self, *, trial_id: str, kinds: Sequence[str] | None, after: int | None,
@@ -538,6 +785,8 @@ class MongoDBStore(Store):
     def _delete_trial(self, *, trial_id: str) -> int:
         # Needs ``remove`` on trials and events (kleio rm only; see the module docstring).
         removed = self._db.events.delete_many({"trial_id": trial_id}).deleted_count
+        self._db.summaries.delete_many({"trial_id": trial_id})
+        self._db.step_runs.delete_many({"trial_id": trial_id})
         self._db.trials.delete_one({"_id": trial_id})
         return int(removed)
 
@@ -555,6 +804,26 @@ class MongoDBStore(Store):
     def close(self) -> None:
         if self._owns_client:
             self._client.close()
+
+
+def _ranked(cursor: Any, side: str, descending: bool) -> Any:
+    """``(sort key..., trial id, best)`` of summaries read in order, for heapq.merge."""
+    for doc in cursor:
+        value = doc.get(side)
+        if value is None:  # tested again: a server may get {$ne: null} wrong
+            continue
+        yield (-value if descending else value, -(doc.get("created_at") or 0),
+               doc["trial_id"], value)
+
+
+def _plain(value: Any) -> Any:
+    """A summary value as BSON holds it (ints past int64 as floats, others as JSON text)."""
+    if type(value) is int and not _INT64[0] <= value <= _INT64[1]:
+        return float(value)
+    if value is None or type(value) in (int, float, bool) or (
+            type(value) is str and encodable(value)):
+        return value
+    return encode({"v": value})[5:-1] if not isinstance(value, str) else json.dumps(value)
 
 
 def has_journal(uri: str) -> bool:

@@ -87,7 +87,53 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             "CREATE INDEX events_kind ON events (trial, kind, seq)",
         ),
     ),
+    (
+        # Per-trial summaries of statistics and step runs (kleio.storage.summary), kept in
+        # the transaction that appends the events; the project copied to a column for
+        # --project. Existing trials are summarized by _summarize_all after these statements.
+        "0002_summaries",
+        (
+            # Value columns have no type: integers stay integers, NaN is stored as 'nan'.
+            """CREATE TABLE summaries (
+                trial INTEGER NOT NULL,
+                name TEXT NOT NULL,
+                mode TEXT,
+                is_primary INTEGER NOT NULL DEFAULT 0,
+                count INTEGER NOT NULL DEFAULT 0,
+                last, last_seq INTEGER,
+                min, min_seq INTEGER, min_step, min_step_key TEXT,
+                max, max_seq INTEGER, max_step, max_step_key TEXT,
+                PRIMARY KEY (trial, name)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX summaries_min ON summaries (name, min)",
+            "CREATE INDEX summaries_max ON summaries (name, max)",
+            """CREATE TABLE summary_state (
+                trial INTEGER PRIMARY KEY,
+                last_stat_seq INTEGER,
+                runs_ok INTEGER NOT NULL DEFAULT 1
+            )""",
+            """CREATE TABLE step_runs (
+                trial INTEGER NOT NULL,
+                key TEXT NOT NULL,
+                first_seq INTEGER NOT NULL,
+                last_seq INTEGER NOT NULL,
+                value,
+                PRIMARY KEY (trial, key, first_seq)
+            ) WITHOUT ROWID""",
+            "ALTER TABLE trials ADD COLUMN project TEXT",
+            "UPDATE trials SET project = json_extract(doc, '$.project')"
+            " WHERE json_valid(doc)",
+        ),
+    ),
 ]
+
+_SUMMARY_COLUMNS = ("count", "last", "last_seq", "min", "min_seq", "min_step", "min_step_key",
+                    "max", "max_seq", "max_step", "max_step_key")
+_UPSERT_SUMMARY = (
+    "INSERT INTO summaries (trial, name, " + ", ".join(_SUMMARY_COLUMNS) + ") VALUES (?, ?, "
+    + ", ".join("?" * len(_SUMMARY_COLUMNS)) + ") ON CONFLICT (trial, name) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _SUMMARY_COLUMNS)
+)
 
 #: Real columns copied verbatim from the trial document.
 _DOC_COLUMNS = ("created_at", "started_at", "ended_at", "status", "heartbeat_at")
@@ -106,6 +152,23 @@ _INT64_MAX = (1 << 63) - 1
 
 def _int64(value: int) -> int:
     return max(-_INT64_MAX - 1, min(value, _INT64_MAX))
+
+
+def _stored(value: Any) -> Any:
+    """A summary value as an untyped column holds it (NaN as 'nan', huge ints as floats)."""
+    if type(value) is float:
+        return value if value == value else "nan"
+    if type(value) is int:
+        return value if -_INT64_MAX - 1 <= value <= _INT64_MAX else float(value)
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, bool):
+        return int(value)
+    return _dumps(value)
+
+
+def _loaded(value: Any) -> Any:
+    return float("nan") if value == "nan" else value
 
 
 def _dumps(doc: Any) -> str:
@@ -425,6 +488,8 @@ class SQLiteStore(Store):
             for name, statements in MIGRATIONS[version:SCHEMA_VERSION]:
                 for statement in statements:
                     conn.execute(statement)
+                if name == "0002_summaries":
+                    self._summarize_all(conn)
                 conn.execute("INSERT INTO migrations VALUES (?, ?)", (name, time.time()))
             conn.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
@@ -445,14 +510,21 @@ class SQLiteStore(Store):
             *(doc.get(name) for name in _DOC_COLUMNS),
             parent.get("id"),
             _dumps(doc.get("tags") or []),
+            doc.get("project") if isinstance(doc.get("project"), str) else None,
         )
         with self._write() as conn:
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO trials (id, doc, created_at, started_at, ended_at,"
-                " status, heartbeat_at, parent_id, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " status, heartbeat_at, parent_id, tags, project)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
-            return cursor.rowcount == 1
+            if cursor.rowcount != 1:
+                return False
+            # A new trial has no statistics: its (empty) summary is complete from the start.
+            key = self._write_key(conn, doc["id"])
+            conn.execute("INSERT OR IGNORE INTO summary_state (trial) VALUES (?)", (key,))
+            return True
 
     def _get_trial(self, *, trial_id: str) -> dict[str, Any] | None:
         rows = self._query("SELECT CAST(doc AS BLOB) FROM trials WHERE id = ?", (trial_id,))
@@ -486,10 +558,11 @@ class SQLiteStore(Store):
 
     def _find_trials(self, *, id_prefix: str | None, statuses: Sequence[str] | None,
                      tags: Sequence[str] | None, parent_id: str | None, field: str,
-                     descending: bool, limit: int | None) -> list[dict[str, Any]]:
+                     descending: bool, limit: int | None, since: float | None,
+                     project: str | None, branches: bool | None) -> list[dict[str, Any]]:
         order = "DESC" if descending else "ASC"
-        where: list[str] = []
-        params: list[Any] = []
+        where, params = self._filters(statuses=statuses, tags=tags, since=since,
+                                      project=project, branches=branches)
         if id_prefix:
             # A range on the primary key uses its index, unlike LIKE/GLOB with wildcards
             # in the id; the upper bound is the smallest string after every extension.
@@ -500,15 +573,9 @@ class SQLiteStore(Store):
             else:
                 where.append("substr(id, 1, ?) = ?")
                 params += [len(id_prefix), id_prefix]
-        if statuses is not None:
-            where.append(f"status IN ({', '.join('?' * len(statuses))})")
-            params += list(statuses)
         if parent_id is not None:
             where.append("parent_id = ?")
             params.append(parent_id)
-        for tag in tags or ():
-            where.append("EXISTS (SELECT 1 FROM json_each(trials.tags) WHERE value = ?)")
-            params.append(tag)
         # As bytes: a document damaged into bytes that are not UTF-8 is reported as damaged
         # (by _load), not by the sqlite3 module quoting the whole of it.
         sql = "SELECT CAST(id AS BLOB), CAST(doc AS BLOB) FROM trials"
@@ -524,6 +591,182 @@ class SQLiteStore(Store):
             sql += " LIMIT ?"
             params.append(_int64(limit))
         return [self._load(doc, raw_id) for raw_id, doc in self._query(sql, params)]
+
+    @staticmethod
+    def _filters(*, statuses: Sequence[str] | None, tags: Sequence[str] | None,
+                 since: float | None, project: str | None, branches: bool | None,
+                 table: str = "trials") -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if statuses is not None:
+            where.append(f"{table}.status IN ({', '.join('?' * len(statuses))})")
+            params += list(statuses)
+        for tag in tags or ():
+            where.append(f"EXISTS (SELECT 1 FROM json_each({table}.tags) WHERE value = ?)")
+            params.append(tag)
+        if since is not None:
+            where.append(f"{table}.created_at >= ?")
+            params.append(float(since))
+        if project:
+            where.append(f"instr({table}.project, ?) > 0")
+            params.append(project)
+        if branches is not None:
+            where.append(f"{table}.parent_id IS {'NOT ' if branches else ''}NULL")
+        return where, params
+
+    # -- summaries ------------------------------------------------------------------------
+
+    def _summarize_all(self, conn: sqlite3.Connection) -> None:
+        """Summarize every trial of a journal written before summaries (migration 0002)."""
+        ids = [row[0] for row in conn.execute("SELECT id FROM trials")]
+        for trial_id in ids:
+            key = self._write_key(conn, trial_id)
+            self._resummarize(conn, key)
+
+    def _resummarize(self, conn: sqlite3.Connection, key: int) -> None:
+        """Rebuild one trial's summaries, declarations and runs from its events."""
+        from kleio.storage.summary import Fold
+
+        conn.execute("DELETE FROM summaries WHERE trial = ?", (key,))
+        conn.execute("DELETE FROM step_runs WHERE trial = ?", (key,))
+        fold = Fold()
+        cursor = conn.execute("SELECT seq, data FROM events WHERE trial = ? AND kind ="
+                              " 'statistic' ORDER BY seq", (key,))
+        while rows := cursor.fetchmany(5000):
+            for seq, data in rows:
+                fold.add(seq, decode(data))
+        self._write_fold(conn, key, fold, fresh=True)
+        self._declare(conn, key)
+
+    def _write_fold(self, conn: sqlite3.Connection, key: int, fold: Any, fresh: bool) -> None:
+        entries = fold.entries
+        conn.executemany(_UPSERT_SUMMARY, [
+            (key, name, *(_stored(entries[name][c]) for c in _SUMMARY_COLUMNS))
+            for name in fold.changed])
+        conn.executemany(
+            "INSERT OR REPLACE INTO step_runs (trial, key, first_seq, last_seq, value)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(key, k, first, run["last_seq"], run["value"])
+             for (k, first), run in fold.changed_runs.items()])
+        state = fold.state
+        conn.execute("INSERT OR REPLACE INTO summary_state (trial, last_stat_seq, runs_ok)"
+                     " VALUES (?, ?, ?)", (key, state["last_stat_seq"], int(state["runs_ok"])))
+
+    def _declare(self, conn: sqlite3.Connection, key: int) -> None:
+        """Bring the trial's declared modes and primary metric in line with its events."""
+        from kleio.storage.summary import declarations
+
+        datas = [decode(row[0]) for row in conn.execute(
+            "SELECT data FROM events WHERE trial = ? AND kind = 'metrics' ORDER BY seq", (key,))]
+        modes, primary = declarations(datas)
+        conn.execute("UPDATE summaries SET mode = NULL, is_primary = 0 WHERE trial = ?"
+                     " AND (mode IS NOT NULL OR is_primary)", (key,))
+        named = {**dict.fromkeys(modes), **({primary: None} if primary else {})}
+        for name in named:
+            conn.execute(
+                "INSERT INTO summaries (trial, name, mode, is_primary) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (trial, name) DO UPDATE SET mode = excluded.mode,"
+                " is_primary = excluded.is_primary",
+                (key, name, modes.get(name), int(name == primary)))
+
+    def _summarize(self, conn: sqlite3.Connection, key: int, stats: list[tuple[int, str]],
+                   declared: bool) -> None:
+        """Fold newly inserted statistics into the trial's summaries (same transaction)."""
+        from kleio.storage.summary import Fold, new_entry
+
+        row = conn.execute("SELECT last_stat_seq, runs_ok FROM summary_state WHERE trial = ?",
+                           (key,)).fetchone()
+        if row is None:  # a trial of an older kleio that was never summarized
+            self._resummarize(conn, key)
+            return
+        if stats:
+            decoded = [(seq, decode(data)) for seq, data in stats]
+            names = list({n for _, d in decoded for n, v in d.items()
+                          if type(v) is float or type(v) is int})
+            entries: dict[str, dict[str, Any]] = {}
+            for chunk in (names[i:i + 500] for i in range(0, len(names), 500)):
+                for found in conn.execute(
+                        "SELECT name, " + ", ".join(_SUMMARY_COLUMNS) + " FROM summaries"
+                        f" WHERE trial = ? AND name IN ({', '.join('?' * len(chunk))})",
+                        (key, *chunk)):
+                    entries[found[0]] = {c: _loaded(v) for c, v in
+                                         zip(_SUMMARY_COLUMNS, found[1:])}
+            for name in names:
+                entries.setdefault(name, new_entry())
+            runs = {}
+            if row[1]:
+                for k, first, last, value in conn.execute(
+                        "SELECT key, first_seq, last_seq, value FROM step_runs WHERE trial = ?"
+                        " AND last_seq = ?", (key, row[0])):
+                    runs[k] = {"first_seq": first, "last_seq": last, "value": value}
+            fold = Fold(entries, {"last_stat_seq": row[0], "runs_ok": bool(row[1])}, runs)
+            for seq, data in decoded:
+                fold.add(seq, data)
+            self._write_fold(conn, key, fold, fresh=False)
+        if declared:
+            self._declare(conn, key)
+
+    def _read_summaries(self, *, trial_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        marks = ", ".join("?" * len(trial_ids))
+        found: dict[str, dict[str, Any]] = {}
+        for trial_id, last, runs_ok in self._query(
+                "SELECT k.id, s.last_stat_seq, s.runs_ok FROM trial_keys k JOIN summary_state s"
+                f" ON s.trial = k.key WHERE k.id IN ({marks})", list(trial_ids)):
+            found[trial_id] = {"entries": {}, "modes": {}, "primary": None,
+                               "last_stat_seq": last, "runs_ok": bool(runs_ok)}
+        for trial_id, name, mode, primary, *values in self._query(
+                "SELECT k.id, s.name, s.mode, s.is_primary, "
+                + ", ".join(f"s.{c}" for c in _SUMMARY_COLUMNS)
+                + " FROM trial_keys k JOIN summaries s ON s.trial = k.key"
+                f" WHERE k.id IN ({marks})", list(trial_ids)):
+            summary = found.get(trial_id)
+            if summary is None:
+                continue
+            if values[0]:
+                summary["entries"][name] = {c: _loaded(v) for c, v in
+                                            zip(_SUMMARY_COLUMNS, values)}
+            if mode is not None:
+                summary["modes"][name] = mode
+            if primary:
+                summary["primary"] = name
+        return found
+
+    def _step_runs(self, *, trial_id: str, key: str) -> list[dict[str, Any]] | None:
+        trial = self._read_key(trial_id)
+        if trial is None:
+            return []
+        state = self._query("SELECT runs_ok FROM summary_state WHERE trial = ?", (trial,))
+        if not state or not state[0][0]:
+            return None
+        return [{"first_seq": first, "last_seq": last, "value": value}
+                for first, last, value in self._query(
+                    "SELECT first_seq, last_seq, value FROM step_runs WHERE trial = ? AND"
+                    " key = ? ORDER BY first_seq", (trial, key))]
+
+    def _rank_trials(self, *, metric: str, mode: str | None, default_mode: str | None,
+                     descending: bool, statuses: Sequence[str] | None,
+                     tags: Sequence[str] | None, since: float | None, project: str | None,
+                     offset: int, limit: int) -> list[tuple[dict[str, Any], float]]:
+        where, params = self._filters(statuses=statuses, tags=tags, since=since,
+                                      project=project, branches=False, table="t")
+        if mode is not None:
+            # One mode for every trial: the index on (name, min|max) serves the order.
+            best = "s.max" if mode == "max" else "s.min"
+        else:
+            best = ("CASE coalesce(s.mode, ?) WHEN 'max' THEN s.max WHEN 'min' THEN s.min"
+                    " END")
+            params = [default_mode, *params]
+        order = "DESC" if descending else "ASC"
+        sql = (f"SELECT CAST(t.id AS BLOB), CAST(t.doc AS BLOB), {best} AS best"
+               " FROM summaries s JOIN trial_keys k ON k.key = s.trial"
+               " JOIN trials t ON t.id = k.id WHERE s.name = ?")
+        params.insert(1 if mode is None else 0, metric)
+        where.insert(0, "best IS NOT NULL")
+        sql += "".join(f" AND {w}" for w in where)
+        sql += f" ORDER BY best {order}, t.created_at DESC, t.id LIMIT ? OFFSET ?"
+        params += [_int64(limit), _int64(offset)]
+        return [(self._load(doc, raw_id), best) for raw_id, doc, best in
+                self._query(sql, params)]
 
     # -- events ---------------------------------------------------------------------------
 
@@ -547,10 +790,14 @@ class SQLiteStore(Store):
     def _try_append(self, *, trial_id: str, event: NewEvent,
                     fields: dict[str, Any] | None) -> bool:
         with self._write() as conn:
+            key = self._write_key(conn, trial_id)
             try:
-                conn.execute(_INSERT_EVENT, (self._write_key(conn, trial_id), *event))
+                conn.execute(_INSERT_EVENT, (key, *event))
             except sqlite3.IntegrityError:
                 return False
+            if event[1] in ("statistic", "metrics"):
+                self._summarize(conn, key, [(event[0], event[3])] if event[1] == "statistic"
+                                else [], event[1] == "metrics")
             if fields:
                 self._apply_fields(conn, trial_id, fields)
             return True
@@ -559,11 +806,24 @@ class SQLiteStore(Store):
         # The runner's hot path: one executemany per batch, data stored as given.
         with self._write() as conn:
             key = self._write_key(conn, trial_id)
+            stats = [(e[0], e[3]) for e in events if e[1] == "statistic"]
+            declared = any(e[1] == "metrics" for e in events)
+            if stats:
+                # Only events this call inserts are summarized (a replayed batch is skipped).
+                seqs = [seq for seq, _ in stats]
+                taken = {row[0] for row in conn.execute(
+                    "SELECT seq FROM events WHERE trial = ? AND seq BETWEEN ? AND ?",
+                    (key, _int64(min(seqs)), _int64(max(seqs))))}
+                if taken:
+                    stats = [item for item in stats if item[0] not in taken]
             before = conn.total_changes
             # The key is an integer of ours, inlined so the rows go to SQLite as given,
             # without building a new tuple per event.
             conn.executemany(_INSERT_EVENTS_OF.format(key=int(key)), events)
-            return conn.total_changes - before
+            inserted = conn.total_changes - before
+            if stats or declared:
+                self._summarize(conn, key, stats, declared)
+            return inserted
 
     def _read_events(self, *, trial_id: str, kinds: Sequence[str] | None, after: int | None,
                      upto: int | None, limit: int | None, reverse: bool) -> list[Event]:
@@ -681,6 +941,8 @@ class SQLiteStore(Store):
             removed = 0
             if row is not None:
                 removed = conn.execute("DELETE FROM events WHERE trial = ?", (row[0],)).rowcount
+                for table in ("summaries", "summary_state", "step_runs"):
+                    conn.execute(f"DELETE FROM {table} WHERE trial = ?", (row[0],))
             conn.execute("DELETE FROM trials WHERE id = ?", (trial_id,))
             return int(removed)
 

@@ -1,0 +1,170 @@
+"""Per-trial summaries of statistics, kept by the store as events are appended.
+
+Reading commands rank trials by a metric's best value and show its last one; decoding every
+statistic of every trial for that made ``kleio ls --sort -val_acc`` over 100,000 trials take
+minutes. So the store keeps, per trial (its *own* events, not its ancestors') and per
+numeric statistic name, a summary independent of any mode::
+
+    {"count": 10, "last": 0.21, "last_seq": ...,
+     "min": 0.19, "min_seq": ..., "min_step": 7, "min_step_key": "epoch",
+     "max": 0.52, "max_seq": ..., "max_step": 1, "max_step_key": "epoch"}
+
+so that the best under either mode is known whatever mode a reader declares (see
+:mod:`kleio.metrics`: the best is the *first* value reaching the minimum or maximum; NaN is
+never best; ``last`` is the last numeric value, NaN included). The trial's own metric
+declarations (``metrics`` events) are kept beside them: ``modes`` and ``primary``.
+
+For ``branch --timestamp KEY=VALUE`` the store also keeps *step runs*: for each key of
+:data:`STEP_KEYS`, maximal runs of consecutive statistics carrying the same value
+(``epoch=3`` logged in 1,000 statistics in a row is one run), so a cut is found by an indexed
+query instead of decoding every statistic. Runs are only trusted while statistics arrive in
+``seq`` order and hold plain values (``runs_ok``); otherwise readers scan.
+
+The folding is order-independent for summaries (a replayed spool may deliver an older
+execution's events late): ``last`` is the value of the highest ``seq``, ties of best go to
+the lowest ``seq``.
+
+Pure Python and light: the runner's writer imports it on its first statistic.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
+
+#: Statistic keys that say where in a run a value was logged (same as kleio.metrics).
+STEP_KEYS = ("step", "global_step", "epoch", "iteration", "iter")
+
+#: The fields of one summary entry, in the order backends store them.
+ENTRY_FIELDS = ("count", "last", "last_seq", "min", "min_seq", "min_step", "min_step_key",
+                "max", "max_seq", "max_step", "max_step_key")
+
+_PLAIN = (int, float, str)
+
+
+def new_entry() -> dict[str, Any]:
+    return dict.fromkeys(ENTRY_FIELDS) | {"count": 0}
+
+
+class Fold:
+    """Fold statistic events into summaries and step runs.
+
+    Args:
+        entries: the stored summaries of the names that may change (``{name: entry}``),
+            updated in place; names seen for the first time are added.
+        state: ``{"last_stat_seq": int | None, "runs_ok": bool}``, updated in place.
+        runs: the latest stored run per step key (``{key: {"first_seq", "last_seq",
+            "value"}}``), updated in place.
+    """
+
+    __slots__ = ("changed", "changed_runs", "entries", "runs", "state", "stored_runs")
+
+    def __init__(self, entries: dict[str, dict[str, Any]] | None = None,
+                 state: dict[str, Any] | None = None,
+                 runs: dict[str, dict[str, Any]] | None = None) -> None:
+        self.entries = {} if entries is None else entries
+        self.state = {"last_stat_seq": None, "runs_ok": True} if state is None else state
+        self.runs = {} if runs is None else runs
+        self.changed: set[str] = set()
+        self.changed_runs: dict[tuple[str, int], dict[str, Any]] = {}
+        #: The runs handed in (already stored): changed ones are updates, others inserts.
+        self.stored_runs = {(key, run["first_seq"]) for key, run in self.runs.items()}
+
+    def add(self, seq: int, stat: dict[str, Any]) -> None:
+        entries = self.entries
+        step_key: str | None = None
+        for name, value in stat.items():
+            kind = type(value)
+            if kind is not float and kind is not int:  # bool, text, lists: not a value
+                continue
+            entry = entries.get(name)
+            if entry is None:
+                entry = entries[name] = new_entry()
+            self.changed.add(name)
+            entry["count"] += 1
+            if entry["last_seq"] is None or seq > entry["last_seq"]:
+                entry["last"], entry["last_seq"] = value, seq
+            if value != value:  # NaN is never best
+                continue
+            if step_key is None:
+                step_key = next((k for k in STEP_KEYS if k in stat), "")
+            for side in ("min", "max"):
+                best = entry[side]
+                if best is None or (value < best if side == "min" else value > best) or (
+                        value == best and seq < entry[side + "_seq"]):
+                    entry[side], entry[side + "_seq"] = value, seq
+                    entry[side + "_step"] = stat[step_key] if step_key else None
+                    entry[side + "_step_key"] = step_key or None
+        self._runs(seq, stat)
+
+    def _runs(self, seq: int, stat: dict[str, Any]) -> None:
+        state = self.state
+        previous = state["last_stat_seq"]
+        if previous is not None and seq <= previous:
+            state["runs_ok"] = False  # out of order: readers scan instead
+            return
+        state["last_stat_seq"] = seq
+        if not state["runs_ok"]:
+            return
+        for key in STEP_KEYS:
+            if key not in stat:
+                continue
+            value = stat[key]
+            if type(value) not in _PLAIN or value != value or (
+                    type(value) is int and not -(1 << 63) <= value < (1 << 63)):
+                state["runs_ok"] = False  # a value the runs cannot hold exactly
+                return
+            run = self.runs.get(key)
+            if run is not None and run["last_seq"] == previous and \
+                    type(run["value"]) is type(value) and run["value"] == value:
+                run["last_seq"] = seq
+            else:
+                run = self.runs[key] = {"first_seq": seq, "last_seq": seq, "value": value}
+            self.changed_runs[(key, run["first_seq"])] = run
+
+
+def fold_all(events: Iterable[tuple[int, dict[str, Any]]]) -> Fold:
+    """A fold of ``(seq, statistic)`` pairs from nothing (a trial summarized anew)."""
+    fold = Fold()
+    for seq, stat in events:
+        fold.add(seq, stat)
+    return fold
+
+
+def declarations(datas: Iterable[Any]) -> tuple[dict[str, str], str | None]:
+    """``(modes, primary)`` of a trial's ``metrics`` events, oldest first (later win)."""
+    from kleio.metrics import from_events
+
+    found = from_events(datas)
+    return found.modes, found.primary
+
+
+def merge(earlier: dict[str, Any] | None, later: dict[str, Any]) -> dict[str, Any]:
+    """The entry of a lineage: ``earlier`` (an ancestor's part) then ``later`` (its own).
+
+    Sequence numbers are per trial, so the merged entry's ``*_seq`` are meaningless.
+    """
+    if earlier is None:
+        return dict(later)
+    out = dict(earlier)
+    out["count"] = (earlier["count"] or 0) + (later["count"] or 0)
+    if later["last_seq"] is not None:
+        out["last"], out["last_seq"] = later["last"], later["last_seq"]
+    for side in ("min", "max"):
+        value = later[side]
+        if value is None:
+            continue
+        best = out[side]
+        if best is None or (value < best if side == "min" else value > best):
+            for suffix in ("", "_seq", "_step", "_step_key"):
+                out[side + suffix] = later[side + suffix]
+    return out
+
+
+def metric_entry(entry: dict[str, Any], mode: str) -> dict[str, Any]:
+    """The summary :mod:`kleio.metrics` documents, for ``mode`` (``min`` or ``max``)."""
+    return {"mode": mode, "last": entry["last"], "best": entry[mode],
+            "best_step": entry[mode + "_step"], "step_key": entry[mode + "_step_key"],
+            "count": entry["count"]}
