@@ -230,6 +230,7 @@ class Trial:
         self._timing: tuple[float | None, float | None] | None = None
         self._declarations: Declarations | None = None
         self._metrics: dict[str, dict[str, Any]] | None = None
+        self._summary: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"<Trial {self.short_id} {self.status}>"
@@ -271,10 +272,22 @@ class Trial:
     @property
     def declarations(self) -> Declarations:
         if self._declarations is None:
-            own = from_events(e.data for e in self._journal.store.iter_lineage_events(
-                trial_id=self.id, kinds=("metrics",)))
+            if self.parent is None:
+                summary = self.own_summary()
+                own = Declarations(summary["modes"], summary["primary"])
+            else:  # a branch inherits its ancestors' declarations, up to the cut
+                own = from_events(e.data for e in self._journal.store.iter_lineage_events(
+                    trial_id=self.id, kinds=("metrics",)))
             self._declarations = self._journal.reader.over(own.over(self._journal.configured))
         return self._declarations
+
+    def own_summary(self) -> dict[str, Any]:
+        """The store's summary of this trial's own statistics (see
+        :meth:`kleio.storage.base.Store.read_summaries`), read once."""
+        if self._summary is None:
+            self._journal.prefetch([self])
+        assert self._summary is not None
+        return self._summary
 
     @property
     def primary(self) -> str | None:
@@ -283,13 +296,37 @@ class Trial:
     @property
     def metrics(self) -> dict[str, dict[str, Any]]:
         if self._metrics is None:
-            from kleio.metrics import Summarizer
+            # From the summaries the store keeps: no statistic is decoded here.
+            from kleio.storage.summary import metric_entry
 
-            summarizer = Summarizer(self.declarations)
-            for stat in self.iter_statistics():
-                summarizer.add(stat)
-            self._metrics = summarizer.result()
+            declarations = self.declarations
+            out = {}
+            for name, entry in self._lineage_entries().items():
+                mode = declarations.mode(name)
+                if mode is not None and entry["count"]:
+                    out[name] = metric_entry(entry, mode)
+            self._metrics = out
         return self._metrics
+
+    def _lineage_entries(self) -> dict[str, dict[str, Any]]:
+        """Summary entries over the lineage: each ancestor up to its cut, then our own."""
+        if self.parent is None:
+            return self.own_summary()["entries"]
+        from kleio.storage.summary import merge
+
+        store = self._journal.store
+        merged: dict[str, dict[str, Any]] = {}
+        for doc, upto in store.lineage(trial_id=self.id):
+            part = store.read_summaries(trial_ids=[doc["id"]]).get(doc["id"])
+            if part is None:
+                continue
+            last = part["last_stat_seq"]
+            if upto is not None and last is not None and last > upto:
+                # Cut before its last statistic: only the statistics up to the cut count.
+                part = store.summarize_events(trial_id=doc["id"], upto=upto)
+            for name, entry in part["entries"].items():
+                merged[name] = merge(merged.get(name), entry)
+        return merged
 
     @metrics.setter
     def metrics(self, summary: dict[str, dict[str, Any]]) -> None:
@@ -518,6 +555,70 @@ class Journal:
         """The statistics of a trial's lineage, oldest first."""
         return self.trial(trial_id).statistics()
 
+    def prefetch(self, trials: Sequence[Trial]) -> None:
+        """Read the stored summaries of these trials in one query (instead of one each)."""
+        wanted = [t for t in trials if t._summary is None]
+        if not wanted:
+            return
+        found = self.store.read_summaries(trial_ids=[t.id for t in wanted])
+        for trial in wanted:
+            trial._summary = found.get(trial.id) or {"entries": {}, "modes": {},
+                                                     "primary": None, "last_stat_seq": None,
+                                                     "runs_ok": False}
+
+    def _prefetched(self, trials: Iterable[Trial], size: int = 200) -> Iterator[Trial]:
+        chunk: list[Trial] = []
+        for trial in trials:
+            chunk.append(trial)
+            if len(chunk) >= size:
+                self.prefetch(chunk)
+                yield from chunk
+                chunk = []
+        self.prefetch(chunk)
+        yield from chunk
+
+    def _ranked(self, name: str, descending: bool, pushed: dict[str, Any],
+                page: int) -> Iterator[Trial]:
+        """Every trial matching the pushed filters, by the best value of metric ``name``
+        (missing last, ties newest first): the store ranks trials that are not branches by
+        their summaries; branches (whose lineage decides) are ranked here and merged in."""
+        import heapq
+
+        mode = self.reader.modes.get(name)
+        default = self.configured.mode(name)
+
+        def stored() -> Iterator[tuple[tuple[float, float], Trial]]:
+            offset, size = 0, page
+            while True:
+                rows = self.store.rank_trials(metric=name, mode=mode, default_mode=default,
+                                              descending=descending, offset=offset,
+                                              limit=size, **pushed)
+                trials = [Trial(self, doc) for doc, _ in rows]
+                self.prefetch(trials)
+                for (_, best), trial in zip(rows, trials):
+                    yield (_order(best, descending), -(trial.created_at or 0)), trial
+                if len(rows) < size:
+                    return
+                offset, size = offset + size, min(size * 4, 20000)
+
+        branches = [Trial(self, doc) for doc in self.store.find_trials(branches=True,
+                                                                       **pushed)]
+        placed = []
+        for trial in branches:
+            value = trial.value(name)
+            if is_number(value) and value == value:
+                placed.append(((_order(value, descending), -(trial.created_at or 0)), trial))
+        placed.sort(key=lambda item: item[0])
+        seen: set[str] = set()
+        for _, trial in heapq.merge(stored(), placed, key=lambda item: item[0]):
+            seen.add(trial.id)
+            yield trial
+        # Then the trials without a value, newest first.
+        for trial in self._prefetched(Trial(self, doc) for doc in self.store.find_trials(
+                sort="-created_at", **pushed)):
+            if trial.id not in seen:
+                yield trial
+
     def iter_trials(
         self,
         *,
@@ -545,36 +646,58 @@ class Journal:
         threshold = parse_since(since) if since is not None else None
         in_store = name in STORE_SORTS
         store_sort = ("-" if descending else "") + STORE_SORTS.get(name, "created_at")
+        # Conditions on fields the database holds are asked of it (as well as checked here).
+        for condition in conditions:
+            if condition.op == "=" and condition.name == "status" and not wanted \
+                    and condition.text in STATUSES and condition.text not in (
+                        "running", "reserved"):
+                statuses = [condition.text]
+            elif condition.op in (">", ">=") and condition.name == "created" \
+                    and condition.number is not None:
+                threshold = max(threshold or condition.number, condition.number)
+            elif condition.op in ("=", "==") and condition.name in ("tag", "tags"):
+                tags = [*(tags or ()), condition.text]
         # With every other filter answered by the database, the limit is too.
         # A held trial may show as lost: such a status filter is checked here, not there.
-        pushed = in_store and not conditions and not project and threshold is None \
-            and not ids and not (wanted & {"lost", "running", "reserved"})
-        docs: Iterable[dict[str, Any]]
+        pushed = in_store and not conditions and not ids \
+            and not (wanted & {"lost", "running", "reserved"})
+        filters = {"statuses": statuses, "tags": tags, "since": threshold,
+                   "project": project or None}
+        docs: Iterable[Any]
+        ranked = not ids and ranked_sort(name)
         if ids:
             found: dict[str, dict[str, Any]] = {}
             for prefix in ids:
                 for doc in self.store.find_trials(id_prefix=prefix.lower(), sort="id"):
                     found[doc["id"]] = doc
             docs = list(found.values())
+        elif ranked:
+            docs = self._ranked(name, descending, filters, max(64, (limit or 0) + 1))
         else:
-            docs = self.store.find_trials(statuses=statuses, tags=tags, sort=store_sort,
+            docs = self.store.find_trials(**filters, sort=store_sort,
                                           limit=limit if pushed else None)
 
-        def selected() -> Iterator[Trial]:
+        def candidates() -> Iterator[Trial]:
             for doc in docs:
+                if isinstance(doc, Trial):
+                    yield doc
+                    continue
                 if threshold is not None and (doc.get("created_at") or 0) < threshold:
                     continue
                 if project and project not in str(doc.get("project") or ""):
                     continue
                 if ids and tags and not set(tags) <= set(doc.get("tags") or ()):
                     continue
-                trial = Trial(self, doc)
+                yield Trial(self, doc)
+
+        def selected() -> Iterator[Trial]:
+            for trial in self._prefetched(candidates()):
                 if wanted and trial.status not in wanted:
                     continue
                 if all(c.matches(trial.value(c.name)) for c in conditions):
                     yield trial
 
-        if in_store and not ids:
+        if ranked or (in_store and not ids):
             for index, trial in enumerate(selected()):
                 if limit is not None and index >= limit:
                     return
@@ -593,6 +716,17 @@ class Journal:
         filters.pop("limit", None)
         filters["sort"] = "-created"
         return sum(1 for _ in self.iter_trials(**filters))
+
+
+def ranked_sort(name: str) -> bool:
+    """Tell whether a sort on ``name`` is a metric's best, ranked by the store's summaries
+    (not a field, not ``NAME.last`` and the like, which are sorted here)."""
+    return name not in FIELDS and name not in STORE_SORTS and not name.endswith(
+        (".last", ".best", ".best_step", ".count"))
+
+
+def _order(value: float, descending: bool) -> float:
+    return -value if descending else value
 
 
 def sort_trials(trials: list[Trial], name: str, descending: bool) -> list[Trial]:

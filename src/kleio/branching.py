@@ -102,9 +102,44 @@ def resolve_timestamp(store: Store, doc: dict[str, Any], spec: str) -> tuple[dic
     return _cut_at_time(store, doc, spec)
 
 
+def _cut_at_step(store: Store, lineage: list[tuple[dict[str, Any], int | None]], key: str,
+                 text: str) -> tuple[dict[str, Any], int] | None:
+    """The cut of ``KEY=VALUE`` for a step key, from the runs the store keeps (see
+    :mod:`kleio.storage.summary`): a few indexed queries, no statistic decoded. None when a
+    trial of the lineage has no runs to trust, or nothing matches (the caller then scans,
+    which also finds the words of the error)."""
+    found: tuple[dict[str, Any], int | None, dict[str, Any]] | None = None
+    for member, upto in lineage:
+        runs = store.step_runs(trial_id=member["id"], key=key)
+        if runs is None:
+            return None
+        for run in runs:
+            if upto is not None and run["first_seq"] > upto:
+                break
+            if _matches(run["value"], text):
+                found = (member, upto, run)
+    if found is None:
+        return None
+    owner, upto, run = found
+    last = run["last_seq"]
+    if upto is not None and last > upto:  # the run goes on past the cut inherited
+        tail = store.read_events(trial_id=owner["id"], kinds=("statistic",), upto=upto,
+                                 limit=1, reverse=True)
+        last = tail[0].seq if tail else run["first_seq"]
+    after = store.next_seq_of(trial_id=owner["id"], kind="statistic", after=last)
+    if after is not None and (upto is None or after <= upto):
+        return owner, after - 1
+    if upto is not None:
+        return owner, upto
+    return owner, store.last_seq(trial_id=owner["id"]) or last
+
+
 def _cut_at_statistic(store: Store, doc: dict[str, Any], key: str, text: str
                       ) -> tuple[dict[str, Any], int]:
     lineage = store.lineage(trial_id=doc["id"])
+    quick = _cut_at_step(store, lineage, key, text)
+    if quick is not None:
+        return quick
     uptos = {d["id"]: upto for d, upto in lineage}
     docs = {d["id"]: d for d, _ in lineage}
     found: Event | None = None

@@ -267,3 +267,26 @@ def test_tags_notes_and_artifacts_after_creation(journal, git_repo, tmp_path):
     missing = run_kleio("artifacts", short, "ck", "--where", "step>5", "-o", "x", cwd=git_repo)
     assert missing.returncode == errors.EXIT_NOT_FOUND and "no artifact named 'ck'" in \
         missing.stderr
+
+
+def test_cat_streams_the_same_bytes_as_it_printed_decoded():
+    """``cat --statistics [--json]`` streams (strict JSON text passed through, the table in
+    two passes); the bytes are those of decoding every statistic and printing it."""
+    import random
+
+    from kleio.cli.cat import json_lines, statistics_table, stream_table
+    from kleio.cli.common import json_line
+    from kleio.storage.base import decode, encode
+
+    samples = [{"epoch": 1, "loss": 0.5}, {"a": 1e-05, "b": -0.0, "c": True, "d": None,
+                                           "e": 12345678901234567890},
+               {"k,": 1}, {"k:": 2}, {"x": "s"}, {"n": float("nan")}, {"u": "é"}, {"é": 1},
+               {}, {"l": [1, 2]}, {"a": {"b": 1}}, {"x": float("inf")}, {"s": "\udc80"}]
+    for data in samples:
+        text = encode(data)
+        strict = "NaN" not in text and "Infinity" not in text
+        assert b"".join(json_lines([text if strict else data])) == json_line(decode(text))
+    rng = random.Random(3)
+    rows = samples + [{"epoch": i, "loss": rng.random(), "note": "x" * rng.randint(0, 300)}
+                      for i in range(50)]
+    assert "".join(stream_table(lambda: iter(rows))) == statistics_table(rows)

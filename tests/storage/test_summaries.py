@@ -237,3 +237,53 @@ def test_find_trials_since_project_and_branches(store, ranked):
     assert found(project="-c") == ["c"]
     assert found(branches=True) == ["f"]
     assert found(branches=False, since=4.0) == ["d", "e"]
+
+
+def _scan_cut(store, doc, key, text, monkeypatch):
+    import kleio.branching as branching
+
+    monkeypatch.setattr(branching, "_cut_at_step", lambda *args: None)
+    try:
+        return branching.resolve_timestamp(store, doc, f"{key}={text}")
+    finally:
+        monkeypatch.undo()
+
+
+def test_branch_cuts_from_step_runs_equal_the_scan(store, monkeypatch):
+    import random
+
+    from kleio.branching import resolve_timestamp
+
+    rng = random.Random(7)
+    store.create_trial(doc=make_doc("p"))
+    events, seq = [], EXEC1
+    for _ in range(120):
+        seq += 1
+        kind = rng.choice(["statistic"] * 4 + ["stdout"])
+        if kind == "stdout":
+            events.append(ev(seq, "stdout", line="x"))
+            continue
+        data = {"loss": rng.random()}
+        if rng.random() < 0.9:
+            data["epoch"] = rng.choice([1, 2, 3, 4, 2.0])
+        events.append(ev(seq, **data))
+    store.append_events(trial_id="p", events=events[:50])
+    store.append_events(trial_id="p", events=events[50:])
+    parent = store.get_trial(trial_id="p")
+    store.create_trial(doc=make_doc("c", parent={"id": "p", "cut": EXEC1 + 60}))
+    store.append_events(trial_id="c", events=[ev(1, epoch=5, loss=0.1), ev(2, epoch=5),
+                                              ev(3, loss=0.2), ev(4, epoch=1)])
+    child = store.get_trial(trial_id="c")
+    for doc in (parent, child):
+        for text in ("1", "2", "3", "4", "5", "2.0"):
+            try:
+                expected = _scan_cut(store, doc, "epoch", text, monkeypatch)
+            except Exception as error:  # noqa: BLE001 - both must refuse alike
+                with pytest.raises(type(error)):
+                    resolve_timestamp(store, doc, f"epoch={text}")
+                continue
+            got = resolve_timestamp(store, doc, f"epoch={text}")
+            assert (got[0]["id"], got[1]) == (expected[0]["id"], expected[1]), (doc["id"], text)
+    from kleio.branching import _cut_at_step
+
+    assert _cut_at_step(store, store.lineage(trial_id="c"), "epoch", "1") is not None

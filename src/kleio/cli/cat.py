@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kleio.cli.common import (
@@ -17,6 +18,7 @@ from kleio.cli.common import (
     table,
     write_line,
 )
+from kleio.storage.base import decode
 from kleio.trial import resolve_trial
 
 
@@ -52,6 +54,69 @@ def sort_statistics(stats: list[dict[str, Any]], spec: str, trial_id: str
     missing = [s for s in stats if s.get(key) is None]
     present.sort(key=sort_key(key), reverse=spec.startswith("-"))
     return present + missing
+
+
+#: Statistic text whose every value is a number, true, false or null and whose keys hold no
+#: quote, backslash, comma or colon: Python's json.dumps of its object differs from it only by
+#: the space after each separator, so it is written without decoding it (kleio cat --json).
+_FLAT = re.compile(r'\{"[^"\\,:]*":[^",{}\[\]:]+(?:,"[^"\\,:]*":[^",{}\[\]:]+)*\}')
+
+
+def json_lines(items: Iterable[str | dict[str, Any]], chunk: int = 4096) -> Iterator[bytes]:
+    """``--json`` lines of statistics as the store gives them (strict JSON text or objects),
+    the same bytes as :func:`json_line` of each decoded object, in chunks."""
+    flat = _FLAT.fullmatch
+    lines: list[str] = []
+    for item in items:
+        if type(item) is str and flat(item):
+            lines.append(item.replace(',"', ', "').replace('":', '": '))
+        else:
+            lines.append(json_line(item if isinstance(item, dict) else
+                                   decode(item)).decode("utf-8")[:-1])
+        if len(lines) >= chunk:
+            lines.append("")
+            yield "\n".join(lines).encode("utf-8")
+            lines = []
+    if lines:
+        lines.append("")
+        yield "\n".join(lines).encode("utf-8")
+
+
+def stream_table(rows: Callable[[], Iterable[dict[str, Any]]], max_last: int = 200
+                 ) -> Iterator[str]:
+    """:func:`statistics_table` of the statistics ``rows()`` yields, in two passes (columns
+    and widths, then the lines), so memory does not grow with the number of statistics."""
+    widths: dict[str, int] = {}
+    count = 0
+    for stat in rows():
+        count += 1
+        for key, value in stat.items():
+            width = len(_cell(value))
+            if width > widths.get(key, -1):
+                widths[key] = width
+    if not count:
+        return
+    headers = list(widths)
+    titles = [h.upper() for h in headers]
+    sizes = [max(len(t), widths[h]) for h, t in zip(headers, titles)]
+    if headers:
+        sizes[-1] = min(sizes[-1], max(len(titles[-1]), max_last))
+    last = headers[-1] if headers else None
+    yield "  ".join(t.ljust(w) for t, w in zip(titles, sizes)).rstrip() + "\n"
+    lines: list[str] = []
+    for stat in rows():
+        cells = []
+        for key, size in zip(headers, sizes):
+            cell = "" if key not in stat else _cell(stat[key])
+            if key == last and len(cell) > max_last:
+                cell = cell[:max_last - 1] + "…"
+            cells.append(cell.ljust(size))
+        lines.append("  ".join(cells).rstrip())
+        if len(lines) >= 4096:
+            yield "\n".join(lines) + "\n"
+            lines = []
+    if lines:
+        yield "\n".join(lines) + "\n"
 
 
 def statistics_table(stats: list[dict[str, Any]]) -> str:
@@ -103,6 +168,38 @@ def ended_lines(events: Iterable[Any]) -> Iterator[Any]:
         yield held
 
 
+def _statistics(store: Any, trial_id: str, args: Any) -> int:
+    """``cat --statistics``: streamed (bounded memory) unless sorted."""
+    def rows() -> Iterator[dict[str, Any]]:
+        return (e.data for e in store.iter_lineage_events(trial_id=trial_id,
+                                                          kinds=("statistic",), batch=20000))
+
+    out = stdout_bytes()
+    if args.sort:
+        stats = sort_statistics(list(rows()), args.sort, trial_id)
+        if args.json:
+            for stat in stats:
+                out.write(json_line(stat))
+        elif stats:
+            emit(statistics_table(stats))
+    elif args.json:
+        for block in json_lines(store.iter_lineage_raw(trial_id=trial_id, kind="statistic")):
+            out.write(block)
+        return 0
+    else:
+        written = False
+        encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+        for block in stream_table(rows):
+            out.write(block.encode(encoding, "kleio-output"))
+            written = True
+        if written:
+            return 0
+        stats = []
+    if not stats:
+        sys.stderr.write(f"trial {trial_id[:7]} has no statistics yet\n")
+    return 0
+
+
 def main(argv: list[str], flags: dict[str, Any]) -> int:
     p = parser("cat", "Print a trial's journalled output, or its statistics.")
     p.add_argument("id", help="trial id or a unique prefix of it")
@@ -117,19 +214,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     with store:
         doc = resolve_trial(store, args.id)
         if args.statistics:
-            stats = [e.data for e in store.iter_lineage_events(trial_id=doc["id"],
-                                                                kinds=("statistic",))]
-            if args.sort:
-                stats = sort_statistics(stats, args.sort, doc["id"])
-            if args.json:
-                out = stdout_bytes()
-                for stat in stats:
-                    out.write(json_line(stat))
-            elif stats:
-                emit(statistics_table(stats))
-            else:
-                sys.stderr.write(f"trial {doc['id'][:7]} has no statistics yet\n")
-            return 0
+            return _statistics(store, doc["id"], args)
         kind = "stderr" if args.stderr else "stdout"
         out = stdout_bytes()
         for event in ended_lines(store.iter_lineage_events(trial_id=doc["id"],

@@ -209,10 +209,10 @@ def _select(journal: Any, filters: dict[str, Any], limit: int | None
     """
     if limit is None:
         return journal.trials(**filters), 0, True
-    from kleio.api import STORE_SORTS, parse_sort
+    from kleio.api import STORE_SORTS, parse_sort, ranked_sort
 
     name, _ = parse_sort(filters.get("sort") or "-created")
-    if name in STORE_SORTS:  # streamed: stop one past the limit
+    if name in STORE_SORTS or ranked_sort(name):  # streamed: stop one past the limit
         trials = journal.trials(**filters, limit=limit + 1 if limit < (1 << 62) else limit)
         return trials[:limit], len(trials) - len(trials[:limit]), False
     trials = journal.trials(**filters)  # sorted here: every match is read anyway

@@ -579,6 +579,31 @@ class Store(abc.ABC):
                     break
                 after = events[-1].seq
 
+    def iter_lineage_raw(self, *, trial_id: str, kind: str, batch: int = 20000
+                         ) -> Iterator[str | dict[str, Any]]:
+        """Yield the data of a lineage's events of one kind, oldest first, as the store holds
+        it: the JSON text when the backend keeps text that is strict JSON (SQLite), else the
+        decoded object. For readers that pass data through (``kleio cat --json``) without
+        decoding each event; memory stays bounded.
+        """
+        for doc, upto in self.lineage(trial_id=trial_id):
+            after: int | None = None
+            while True:
+                rows = self._read_raw(trial_id=doc["id"], kind=kind, after=after, upto=upto,
+                                      limit=batch)
+                for _, data in rows:
+                    yield data
+                if len(rows) < batch:
+                    break
+                after = rows[-1][0]
+
+    def _read_raw(self, *, trial_id: str, kind: str, after: int | None, upto: int | None,
+                  limit: int) -> list[tuple[int, str | dict[str, Any]]]:
+        """``[(seq, data)]``: data is strict JSON text or a decoded object (default: decoded;
+        a backend holding JSON text overrides this)."""
+        return [(e.seq, e.data) for e in self.read_events(trial_id=trial_id, kinds=(kind,),
+                                                         after=after, upto=upto, limit=limit)]
+
     def tail_lineage_events(
         self, *, trial_id: str, kinds: Sequence[str], count: int
     ) -> list[Event]:

@@ -875,6 +875,35 @@ class SQLiteStore(Store):
             raise self._unavailable("read", exc) from None
         return [Event(trial_id, seq, kind, when, loads(data)) for seq, kind, when, data in rows]
 
+    def _read_raw(self, *, trial_id: str, kind: str, after: int | None, upto: int | None,
+                  limit: int) -> list[tuple[int, str | dict[str, Any]]]:
+        key = self._read_key(trial_id)
+        if key is None:
+            return []
+        if after is not None and after >= _INT64_MAX:
+            return []
+        # json_valid is strict RFC 8259 (no NaN, no Infinity): such text passes through as
+        # it is; any other is decoded like read_events does (kept, never fatal).
+        sql = ("SELECT seq, CASE WHEN json_valid(data) AND json_type(data) = 'object'"
+               " THEN data END, CASE WHEN json_valid(data) AND json_type(data) = 'object'"
+               " THEN NULL ELSE CAST(data AS BLOB) END FROM events INDEXED BY events_kind"
+               " WHERE trial = ? AND kind = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?")
+        params = (key, kind, _int64(-1 if after is None else after),
+                  _int64(_INT64_MAX if upto is None else upto), _int64(limit))
+        try:
+            self._reopen_if_opened()
+            rows = self._db.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "Could not decode to UTF-8" not in str(exc):
+                raise self._unavailable("read", exc) from None
+            return super()._read_raw(trial_id=trial_id, kind=kind, after=after, upto=upto,
+                                     limit=limit)
+        except sqlite3.Error as exc:
+            raise self._unavailable("read", exc) from None
+        return [(seq, text if text is not None else
+                 decode(bytes(raw).decode("utf-8", "surrogateescape")))
+                for seq, text, raw in rows]
+
     def _count_events(self, *, trial_id: str, kind: str, upto: int | None) -> int:
         key = self._read_key(trial_id)
         if key is None:
