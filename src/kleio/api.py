@@ -707,6 +707,25 @@ class Journal:
         chosen = sort_trials(chosen, name, descending)
         yield from (chosen if limit is None else chosen[:limit])
 
+    def best(self, metric: str | None = None, **filters: Any) -> Trial:
+        """The best trial by ``metric`` among those matching ``filters`` (see :func:`best`).
+
+        With a metric whose mode the reader, ``kleio.yaml`` or the name rule gives, the store
+        ranks the trials and one is read; otherwise every candidate is compared here.
+        """
+        from kleio.metrics import parse_spec
+
+        name = parse_spec(metric)[0] if metric else None
+        mode = None
+        if name is not None:
+            mode = self.reader.modes.get(name) or self.configured.mode(name)
+        if mode is None:
+            return best_of(self.trials(**filters), metric)
+        filters.pop("sort", None)
+        filters.pop("limit", None)
+        top = self.trials(**filters, sort=("-" if mode == "max" else "") + str(name), limit=1)
+        return best_of(top, metric)
+
     def trials(self, **filters: Any) -> list[Trial]:
         """The trials matching every filter, sorted and limited (see the module docstring)."""
         return list(self.iter_trials(**filters))
@@ -881,7 +900,9 @@ def best(db: str | None = None, *, metric: str | None = None, **filters: Any) ->
         TrialNotFound: no trial matches the filters, or none has a value of the metric.
     """
     with Journal(db, metrics=[metric] if metric else ()) as journal:
-        return best_of(journal.trials(**filters), metric)
+        found = journal.best(metric, **filters)
+        found.metrics  # noqa: B018 - read while connected
+        return found
 
 
 def best_of(candidates: list[Trial], metric: str | None) -> Trial:

@@ -17,10 +17,8 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     args = p.parse_args(argv)
     filters = filters_of(args)
     with journal_of(flags, args.metric) as journal:
-        from kleio.api import best_of
-
         metric = args.metric[0] if args.metric else None
-        found = best_of(journal.trials(**filters), metric)
+        found = journal.best(metric, **filters)
         if args.json:
             print_json(found.to_json())
         else:

@@ -56,14 +56,17 @@ def sort_statistics(stats: list[dict[str, Any]], spec: str, trial_id: str
     return present + missing
 
 
-#: Statistic text whose every value is a number, true, false or null and whose keys hold no
-#: quote, backslash, comma or colon: Python's json.dumps of its object differs from it only by
-#: the space after each separator, so it is written without decoding it (kleio cat --json).
-_FLAT = re.compile(r'\{"[^"\\,:]*":[^",{}\[\]:]+(?:,"[^"\\,:]*":[^",{}\[\]:]+)*\}')
+#: Statistic text whose every value is a JSON number, true, false or null and whose keys hold
+#: no quote, backslash, comma, colon or control character: it is strict JSON, and Python's
+#: json.dumps of its object differs from it only by the space after each separator, so
+#: ``kleio cat --json`` writes it without decoding it. Anything else is decoded.
+_VALUE = r'(?:-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|true|false|null)'
+_KEY = r'"[^"\\,:\x00-\x1f]*"'
+_FLAT = re.compile(rf"\{{{_KEY}:{_VALUE}(?:,{_KEY}:{_VALUE})*\}}")
 
 
 def json_lines(items: Iterable[str | dict[str, Any]], chunk: int = 4096) -> Iterator[bytes]:
-    """``--json`` lines of statistics as the store gives them (strict JSON text or objects),
+    """``--json`` lines of statistics as the store gives them (stored JSON text or objects),
     the same bytes as :func:`json_line` of each decoded object, in chunks."""
     flat = _FLAT.fullmatch
     lines: list[str] = []
@@ -130,6 +133,13 @@ def statistics_table(stats: list[dict[str, Any]]) -> str:
 
 
 def _cell(value: Any) -> str:
+    kind = type(value)
+    if kind is float:
+        return f"{value:.6g}"
+    if kind is str:
+        return value
+    if kind is int:  # what json.dumps gives, without building an encoder per cell
+        return int.__repr__(value)
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, str):

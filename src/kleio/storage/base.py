@@ -582,9 +582,10 @@ class Store(abc.ABC):
     def iter_lineage_raw(self, *, trial_id: str, kind: str, batch: int = 20000
                          ) -> Iterator[str | dict[str, Any]]:
         """Yield the data of a lineage's events of one kind, oldest first, as the store holds
-        it: the JSON text when the backend keeps text that is strict JSON (SQLite), else the
-        decoded object. For readers that pass data through (``kleio cat --json``) without
-        decoding each event; memory stays bounded.
+        it: the JSON text as written when the backend keeps text (SQLite; it may be anything,
+        :func:`decode` it unless it can be passed through), else the decoded object. For
+        readers that pass data through (``kleio cat --json``) without decoding each event;
+        memory stays bounded.
         """
         for doc, upto in self.lineage(trial_id=trial_id):
             after: int | None = None
@@ -599,8 +600,8 @@ class Store(abc.ABC):
 
     def _read_raw(self, *, trial_id: str, kind: str, after: int | None, upto: int | None,
                   limit: int) -> list[tuple[int, str | dict[str, Any]]]:
-        """``[(seq, data)]``: data is strict JSON text or a decoded object (default: decoded;
-        a backend holding JSON text overrides this)."""
+        """``[(seq, data)]``: data is the stored JSON text or a decoded object (default:
+        decoded; a backend holding JSON text overrides this)."""
         return [(e.seq, e.data) for e in self.read_events(trial_id=trial_id, kinds=(kind,),
                                                          after=after, upto=upto, limit=limit)]
 

@@ -882,11 +882,8 @@ class SQLiteStore(Store):
             return []
         if after is not None and after >= _INT64_MAX:
             return []
-        # json_valid is strict RFC 8259 (no NaN, no Infinity): such text passes through as
-        # it is; any other is decoded like read_events does (kept, never fatal).
-        sql = ("SELECT seq, CASE WHEN json_valid(data) AND json_type(data) = 'object'"
-               " THEN data END, CASE WHEN json_valid(data) AND json_type(data) = 'object'"
-               " THEN NULL ELSE CAST(data AS BLOB) END FROM events INDEXED BY events_kind"
+        # The text as stored: the reader decides what it can pass through (decode the rest).
+        sql = ("SELECT seq, data FROM events INDEXED BY events_kind"
                " WHERE trial = ? AND kind = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?")
         params = (key, kind, _int64(-1 if after is None else after),
                   _int64(_INT64_MAX if upto is None else upto), _int64(limit))
@@ -900,9 +897,7 @@ class SQLiteStore(Store):
                                      limit=limit)
         except sqlite3.Error as exc:
             raise self._unavailable("read", exc) from None
-        return [(seq, text if text is not None else
-                 decode(bytes(raw).decode("utf-8", "surrogateescape")))
-                for seq, text, raw in rows]
+        return rows
 
     def _count_events(self, *, trial_id: str, kind: str, upto: int | None) -> int:
         key = self._read_key(trial_id)
