@@ -77,6 +77,29 @@ def test_exit_code_names_match_the_constants():
         assert getattr(errors, name, None) == code, f"{name} is not {code} in kleio.errors"
 
 
+def test_every_exit_code_the_cli_uses_is_documented():
+    import kleio.checks as checks
+    import kleio.errors as errors
+
+    text = " ".join(read(REFERENCE / "exit-codes.rst").split())
+    rows = exit_code_rows()
+    names = set()
+    for module in (ROOT / "src" / "kleio" / "cli").glob("*.py"):
+        names |= set(re.findall(r"\bEXIT_[A-Z_]+\b", read(module)))
+    names.discard("EXIT_CODES")
+    for name in sorted(names):
+        code = getattr(errors, name, getattr(checks, name, None))
+        assert isinstance(code, int), name
+        assert code in rows or f"exits {code}" in text, f"{name} ({code}) is not documented"
+
+
+def test_every_command_that_needs_a_terminal_is_in_the_exit_code_73_row():
+    row = exit_code_rows()[73]
+    for module in sorted((ROOT / "src" / "kleio" / "cli").glob("*.py")):
+        if "raise NoTerminal(" in read(module):
+            assert f"kleio {module.stem}" in row, f"kleio {module.stem} can exit 73"
+
+
 @pytest.mark.parametrize("variable", [s.env for s in SETTINGS] + list(OTHER_VARIABLES))
 def test_every_variable_is_in_the_environment_reference(variable):
     assert f"``{variable}``" in read(REFERENCE / "environment.rst")

@@ -6,8 +6,10 @@ import json
 import os
 import re
 
-from kleio.config import load_config
+from kleio.config import SETTINGS, load_config
 from tests.conftest import run_kleio
+
+SETTING = {setting.name: setting for setting in SETTINGS}
 
 
 def test_init_writes_a_commented_config_and_the_journal_and_changes_nothing_twice(
@@ -35,9 +37,24 @@ def test_the_templates_settings_are_valid_once_uncommented(git_repo, db_uri):
     from kleio.cli.init import TEMPLATE
 
     setting = re.compile(r"^# ( *[a-z_]+:(?: .*)?)$")
-    lines = [m.group(1) for m in map(setting.match, TEMPLATE.format(db_path="x").splitlines())
+    text = TEMPLATE.format(db_path="x", spool_dir=str(git_repo / "spool"))
+    lines = [m.group(1) for m in map(setting.match, text.splitlines())
              if m and not m.group(1).startswith("db:")]
     (git_repo / "kleio.yaml").write_text("\n".join(lines) + "\n")
     config = load_config(cwd=str(git_repo))
     validate(config)  # every check and threshold the template names exists
     assert config["stop_on"] == ["nan", "diverged"] and config["checks"]
+    assert config["spool_dir"] == str(git_repo / "spool")
+    for name in ("heartbeat_interval", "stale_after", "flush_interval", "max_statistic_size",
+                 "stop_grace", "hostname"):
+        # Each commented value is the default: uncommenting it changes nothing but its source.
+        assert config[name] == SETTING[name].default(), name
+        if name != "hostname":  # an empty value counts as unset
+            assert config.sources[name] == str(git_repo / "kleio.yaml"), name
+
+
+def test_the_template_documents_every_setting():
+    from kleio.cli.init import TEMPLATE
+
+    documented = set(re.findall(r"^# ([a-z_]+):", TEMPLATE, re.MULTILINE))
+    assert documented == {setting.name for setting in SETTINGS}

@@ -66,6 +66,7 @@ commands:
   sync      replay events a dead runner left in the local spool
   branch    make a new trial from another: new option values, or a cut of its history
   diff      compare trials: two in depth (code, environment), more side by side
+            (alias: compare)
   checkout  materialize a trial's code state into a new directory
   pdb       explore a trial in a debugger, or re-run it under one
   plot      draw trials' statistics as learning curves (PNG, SVG or PDF)
@@ -74,7 +75,7 @@ commands:
   worker    run registered trials until none is left
   stop      ask a running trial to stop (it becomes 'suspended', resumable)
   best      print the id of the best trial by a metric (for scripts)
-  export    write trials (and their statistics) as CSV or JSON lines
+  export    write trials (and their statistics) as CSV, JSON lines or Parquet
   rm        delete trials, their journal and the blobs nothing else uses
   tag       add or remove tags of a trial
   note      set or show the note of a trial
@@ -138,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 #: The command :func:`_main` dispatched to, once known.
 _ran: str | None = None
 
+#: Commands that run until the user presses Ctrl-C: they exit 130 without "error: interrupted."
+STOPPED_BY_CTRL_C = frozenset({"tail", "ui"})
+
 
 def _main(argv: Sequence[str] | None) -> int:
     global _ran
@@ -177,7 +181,9 @@ def _main(argv: Sequence[str] | None) -> int:
         sys.stderr.write(f"error: {_masked(str(error))}\n")
         return error.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("error: interrupted.\n")
+        # Ctrl-C is how one stops `kleio tail -f` and `kleio ui`: no error line for them.
+        if _ran not in STOPPED_BY_CTRL_C:
+            sys.stderr.write("error: interrupted.\n")
         return 130
     except BrokenPipeError:
         # `kleio cat ID | head`: the reader left; that is not an error. Point stdout at

@@ -117,7 +117,8 @@ def render(info: dict[str, Any]) -> str:
     add("\ncode")
     if code.get("vcs") == "git":
         add(f"  repository {code.get('repository')}")
-        add(f"  commit     {code.get('commit')}  branch {code.get('branch') or '(detached)'}")
+        commit = code.get("commit") or "(none yet)"  # a repository with no commit
+        add(f"  commit     {commit}  branch {code.get('branch') or '(detached)'}")
         dirty = code.get("dirty")
         add(f"  dirty      {'yes' if dirty else 'no'}")
         for item in code.get("diffstat") or []:

@@ -30,6 +30,32 @@ TEMPLATE = """\
 
 # Checks whose finding stops the program, as 'kleio stop' does (the trial stays resumable):
 # stop_on: [nan, diverged]
+
+# Seconds between two heartbeats of a runner (0.05 to 3600):
+# heartbeat_interval: 5.0
+
+# Seconds without a heartbeat after which a runner is taken for dead and its trial may be
+# taken over (0.01 to 2592000); keep it several times every machine's heartbeat_interval:
+# stale_after: 60.0
+
+# Longest delay, in seconds, before an event the program sent is written to the journal
+# (0.001 to 60):
+# flush_interval: 0.2
+
+# Where events wait while the journal cannot be reached ('kleio sync' replays them); a
+# directory on this machine's local disk:
+# spool_dir: {spool_dir}
+
+# Host name recorded for this machine's runners (empty: the machine's own name):
+# hostname: ""
+
+# Largest size of one logged statistic once encoded as JSON (bytes, or 4MiB, 4MB...; 1024 to
+# 16000000); a larger one is refused at the log_statistic call:
+# max_statistic_size: 1048576
+
+# Seconds a program asked to stop by 'kleio stop' has after its SIGTERM before SIGKILL
+# (0.1 to 3600):
+# stop_grace: 10.0
 """
 
 
@@ -46,7 +72,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     created = not os.path.exists(path)
     if created:
         db_path = sqlite_path(config.db) if scheme_of(config.db) == "sqlite" else "PATH"
-        text = TEMPLATE.format(db_path=db_path)
+        text = TEMPLATE.format(db_path=db_path, spool_dir=config["spool_dir"])
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
