@@ -2,8 +2,10 @@
 
     kleio python examples/logistic_regression.py --epochs 20 --lr 0.5
 
-Every epoch logs a statistic; every ``--checkpoint-every`` epochs the weights are journalled
-as an artifact. Run the same command again (or ``kleio run ID``) after an interruption and it
+Every epoch logs a statistic: the training loss and accuracy, and the validation loss and
+accuracy on held-out data (``val_loss``, ``val_acc``, declared as metrics with ``val_acc`` the
+primary one, which ``kleio ls`` shows and ``kleio best`` ranks by). Every
+``--checkpoint-every`` epochs the weights are journalled as an artifact. Run the same command again (or ``kleio run ID``) after an interruption and it
 continues from its latest checkpoint instead of starting over. The data is made here, from a
 fixed seed: nothing is downloaded.
 """
@@ -19,12 +21,17 @@ import numpy as np
 from kleio.client.logger import kleio_logger
 
 
-def make_data(seed: int, n: int = 2000, dim: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def make_data(seed: int, n: int = 2000, n_val: int = 500, dim: int = 10
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Training and validation sets from one model (validation drawn last, so the training
+    set is the same whatever ``n_val``)."""
     rng = np.random.default_rng(seed)
     true_w = rng.normal(size=dim)
     x = rng.normal(size=(n, dim))
     y = (x @ true_w + 0.5 * rng.normal(size=n) > 0).astype(np.float64)
-    return x, y
+    x_val = rng.normal(size=(n_val, dim))
+    y_val = (x_val @ true_w + 0.5 * rng.normal(size=n_val) > 0).astype(np.float64)
+    return x, y, x_val, y_val
 
 
 def loss_and_grad(w: np.ndarray, b: float, x: np.ndarray, y: np.ndarray):
@@ -44,8 +51,9 @@ def main() -> None:
     parser.add_argument("--sleep", type=float, default=0.0, help="seconds per epoch (demos)")
     args = parser.parse_args()
 
-    x, y = make_data(args.seed)
+    x, y, x_val, y_val = make_data(args.seed)
     w, b, start = np.zeros(x.shape[1]), 0.0, 1
+    kleio_logger.declare_metrics(val_loss="min", val_acc="max", primary="val_acc")
 
     found = kleio_logger.load_artifact("ckpt.npz")
     if found is not None:
@@ -57,10 +65,13 @@ def main() -> None:
 
     for epoch in range(start, args.epochs + 1):
         loss, grad_w, grad_b, acc = loss_and_grad(w, b, x, y)
+        val_loss, _, _, val_acc = loss_and_grad(w, b, x_val, y_val)  # the same weights
         w -= args.lr * grad_w
         b -= args.lr * grad_b
-        kleio_logger.log_statistic(epoch=epoch, loss=loss, acc=acc)
-        print(f"epoch {epoch:3d}  loss {loss:.4f}  acc {acc:.3f}")
+        kleio_logger.log_statistic(epoch=epoch, loss=loss, acc=acc, val_loss=val_loss,
+                                   val_acc=val_acc)
+        print(f"epoch {epoch:3d}  loss {loss:.4f}  acc {acc:.3f}  "
+              f"val_loss {val_loss:.4f}  val_acc {val_acc:.3f}")
         if epoch % args.checkpoint_every == 0 or epoch == args.epochs:
             buffer = io.BytesIO()
             np.savez(buffer, w=w, b=b)
