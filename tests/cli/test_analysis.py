@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import sys
 import time
 
 import pytest
@@ -31,13 +32,63 @@ TRAIN = """
 """
 
 
+class _Kept(io.BytesIO):
+    """Output kept when the command closes its stream (as a process's would be)."""
+
+    def close(self):
+        pass
+
+
+def run_here(*args, cwd=None, env=None, timeout=60, input=None):
+    """Run the real entry point, :func:`kleio.cli.main`, in this process (no interpreter to
+    start, no pymongo to import): stdout, stderr and the exit code as ``run_kleio`` gives."""
+    import subprocess
+    import sys
+
+    from kleio.cli import main
+
+    assert env is None and input is None
+    out, err = _Kept(), _Kept()
+    streams = sys.stdin, sys.stdout, sys.stderr
+    here = os.getcwd()
+    sys.stdin = io.TextIOWrapper(io.BytesIO())
+    sys.stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
+    sys.stderr = io.TextIOWrapper(err, encoding="utf-8", write_through=True)
+    try:
+        os.chdir(cwd or here)
+        try:
+            code = main(list(args))
+        except SystemExit as exit:  # argparse's errors
+            code = exit.code if isinstance(exit.code, int) else 2
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os.chdir(here)
+        sys.stdin, sys.stdout, sys.stderr = streams
+    return subprocess.CompletedProcess(["kleio", *args], code, out.getvalue().decode(),
+                                       err.getvalue().decode())
+
+
+#: How the tests run reading commands: the real entry point in a process of its own
+#: (SQLite), or in this process (MongoDB, where starting one costs the most).
+RUN = run_kleio
+
+
 @pytest.fixture(params=["sqlite", "mongodb"])
 def journal(request, git_repo, tmp_path, monkeypatch):
-    """A journal (SQLite, or a fresh database on the live MongoDB server) in KLEIO_DB."""
+    """A journal (SQLite, or a fresh database on the live MongoDB server) in KLEIO_DB.
+
+    On MongoDB, programs run against an SQLite journal copied over through the store
+    (:func:`copy_journal`) and reading commands run in-process: the run path on MongoDB is
+    tested in tests/mongodb, what these tests prove is how the reading commands answer.
+    """
     if request.param == "sqlite":
         uri = "sqlite://" + str(tmp_path / "journal" / "kleio.db")
     else:
         uri = request.getfixturevalue("mongodb_db_uri")
+        monkeypatch.setattr(sys.modules[__name__], "RUN", run_here)
+        monkeypatch.setattr(sys.modules[__name__], "SIDE",
+                            "sqlite://" + str(tmp_path / "side" / "kleio.db"))
     monkeypatch.setenv("KLEIO_DB", uri)
     write(git_repo / "train.py", TRAIN)
     git(git_repo, "add", "train.py")
@@ -45,24 +96,62 @@ def journal(request, git_repo, tmp_path, monkeypatch):
     return uri
 
 
+#: Where programs run when the journal is on MongoDB (see ``journal``).
+SIDE = None
+
+
+def run_program(*args, cwd):
+    """Run a program under kleio (a real process); copied into the MongoDB journal."""
+    if SIDE is None:
+        return run_kleio(*args, cwd=cwd)
+    done = run_kleio(*args, cwd=cwd, env={**os.environ, "KLEIO_DB": SIDE})
+    copy_journal(SIDE, os.environ["KLEIO_DB"])
+    return done
+
+
+def copy_journal(source, target):
+    """Copy every trial, event and blob of an SQLite journal into another store (new ones
+    only: trials are created once, events and blobs skip what exists)."""
+    from kleio.storage import sqlite_path
+    from kleio.storage.base import encode
+
+    blobs = sqlite_path(source) + ".blobs"
+    with open_store(source) as src, open_store(target) as dst:
+        for doc in src.find_trials(sort="created_at"):
+            if not dst.create_trial(doc=doc):
+                continue
+            dst.update_trial(trial_id=doc["id"], fields={
+                k: v for k, v in doc.items() if k in ("status", "status_at", "heartbeat_at",
+                                                      "runner", "started_at", "ended_at",
+                                                      "exit_code", "checks")})
+            events = src.read_events(trial_id=doc["id"])
+            dst.append_events(trial_id=doc["id"], events=[
+                (e.seq, e.kind, e.time, encode(e.data)) for e in events])
+        for folder, _, files in os.walk(blobs):
+            for name in files:
+                if not name.startswith(".") and not dst.has_blob(sha256=name):
+                    with open(os.path.join(folder, name), "rb") as handle:
+                        dst.put_blob(fileobj=handle)
+
+
 def sweep(repo, settings=((0.1, 1), (0.1, 2), (0.3, 1), (0.3, 2))):
     ids = {}
     for lr, seed in settings:
-        done = run_kleio("-q", "python", "train.py", "--lr", str(lr), "--seed", str(seed),
-                         cwd=repo)
+        done = run_program("-q", "python", "train.py", "--lr", str(lr), "--seed", str(seed),
+                           cwd=repo)
         assert done.returncode == 0, done.stderr
         ids[(lr, seed)] = _ids(repo)[0]
     return ids
 
 
 def _ids(repo):
-    listing = run_kleio("ls", "--json", cwd=repo)
+    listing = RUN("ls", "--json", cwd=repo)
     assert listing.returncode == 0, listing.stderr
     return [t["id"] for t in json.loads(listing.stdout)]
 
 
 def ok(*args, cwd):
-    result = run_kleio(*args, cwd=cwd)
+    result = RUN(*args, cwd=cwd)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -164,7 +253,7 @@ BAD_INPUT = [
 def test_bad_input_is_one_line_with_its_code(journal, git_repo):
     sweep(git_repo, ((0.1, 1),))
     for args, code, text in BAD_INPUT:
-        result = run_kleio(*args, cwd=git_repo)
+        result = RUN(*args, cwd=git_repo)
         assert result.returncode == code, (args, result.stderr)
         assert text in result.stderr and result.stderr.count("\n") == 1, args
         assert "Traceback" not in result.stderr
@@ -174,21 +263,21 @@ def test_rm_removes_trials_events_and_unshared_blobs(journal, git_repo):
     ids = sweep(git_repo, ((0.1, 1), (0.3, 1)))
     a, b = ids[(0.1, 1)], ids[(0.3, 1)]
     # A branch reads its parent's history: the parent alone is refused.
-    branched = run_kleio("branch", a[:8], "--lr", "0.2", cwd=git_repo)
+    branched = run_program("branch", a[:8], "--lr", "0.2", cwd=git_repo)
     assert branched.returncode == 0, branched.stderr
     branch = next(i for i in _ids(git_repo) if i not in (a, b))
-    refused = run_kleio("rm", "--yes", a[:8], cwd=git_repo)
+    refused = RUN("rm", "--yes", a[:8], cwd=git_repo)
     assert refused.returncode == errors.EXIT_USAGE
     assert branch[:7] in refused.stderr and "--with-branches" in refused.stderr
     # Without a terminal and without --yes nothing is deleted.
-    asked = run_kleio("rm", b[:8], cwd=git_repo)
+    asked = RUN("rm", b[:8], cwd=git_repo)
     assert asked.returncode == errors.EXIT_NO_TTY and "--yes" in asked.stderr
     assert len(_ids(git_repo)) == 3
     # A trial held by a live runner (elsewhere, fresh heartbeat) is refused as busy.
     with open_store(journal) as store:
         store.update_trial(trial_id=b, fields={"status": "running", "heartbeat_at": time.time(),
                                                "runner": {"host": "elsewhere", "pid": 1}})
-    busy = run_kleio("rm", "--yes", b[:8], cwd=git_repo)
+    busy = RUN("rm", "--yes", b[:8], cwd=git_repo)
     assert busy.returncode == errors.EXIT_BUSY and "kleio stop" in busy.stderr
     with open_store(journal) as store:
         store.update_trial(trial_id=b, fields={"status": "completed", "runner": None})
@@ -209,7 +298,7 @@ def test_rm_removes_trials_events_and_unshared_blobs(journal, git_repo):
     leftover = os.path.join(os.environ["XDG_STATE_HOME"], "kleio", "spool", "ledger",
                             f"{b}-1-999999999")
     os.makedirs(leftover)
-    pending = run_kleio("rm", "-y", b[:8], cwd=git_repo)
+    pending = RUN("rm", "-y", b[:8], cwd=git_repo)
     assert pending.returncode == errors.EXIT_BUSY and "kleio sync" in pending.stderr
     os.rmdir(leftover)
     human = ok("rm", "-y", b[:8], cwd=git_repo)
@@ -238,13 +327,13 @@ def test_tags_notes_and_artifacts_after_creation(journal, git_repo, tmp_path):
     write(git_repo / "ck.py", CHECKPOINT)
     git(git_repo, "add", "ck.py")
     git(git_repo, "commit", "-q", "-m", "ck")
-    assert run_kleio("-q", "python", "ck.py", cwd=git_repo).returncode == 0
+    assert run_program("-q", "python", "ck.py", cwd=git_repo).returncode == 0
     trial = _ids(git_repo)[0]
     short = trial[:8]
     assert ok("tag", short, "+best", "draft", cwd=git_repo).strip() == \
         f"trial {trial[:7]} tags: best, draft"
     assert json.loads(ok("tag", short, "-draft", "--json", cwd=git_repo))["tags"] == ["best"]
-    bad = run_kleio("tag", short, "+", cwd=git_repo)
+    bad = RUN("tag", short, "+", cwd=git_repo)
     assert bad.returncode == errors.EXIT_USAGE and "not a tag" in bad.stderr
     ok("note", short, "lr too high? token=abc123", cwd=git_repo)
     assert ok("note", short, cwd=git_repo).strip() == "lr too high? token=***"
@@ -264,7 +353,7 @@ def test_tags_notes_and_artifacts_after_creation(journal, git_repo, tmp_path):
     assert out.stat().st_size == listed[0]["size"] and out.stat().st_mode & 0o077 == 0
     ok("artifacts", short, "ck", "--extract", str(tmp_path / "restored"), cwd=git_repo)
     assert (tmp_path / "restored" / "w.txt").read_text() == "weights 2"
-    missing = run_kleio("artifacts", short, "ck", "--where", "step>5", "-o", "x", cwd=git_repo)
+    missing = RUN("artifacts", short, "ck", "--where", "step>5", "-o", "x", cwd=git_repo)
     assert missing.returncode == errors.EXIT_NOT_FOUND and "no artifact named 'ck'" in \
         missing.stderr
 
