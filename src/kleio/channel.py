@@ -3,7 +3,7 @@
 One thread copies the child's stdout/stderr to the terminal as they come and cuts them into
 journal lines, tails the ledger files every process of the program appends its statistics
 and artifacts to (:mod:`kleio.ledger`), and answers the queries that come over the
-Unix-domain socket (wire format in :mod:`kleio.client.logger`). Only processes of the user
+Unix-domain socket (wire format in :mod:`kleio.client`). Only processes of the user
 may connect: the socket's directory is private and checked, and every peer's uid is checked.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import _socket
 import collections
-import json
 import os
 import queue
 import select
@@ -21,6 +20,7 @@ import time
 from kleio.ledger import LedgerReader
 from kleio.private import new_private_file, peer_is_same_user, private_dir, temp_dir
 from kleio.storage.base import encode
+from kleio.client import Decoder
 from kleio.writer import Artifact, Events, LedgerChunk, Query, Writer, warn
 
 TYPE_CHECKING = False
@@ -81,7 +81,7 @@ class LineCutter:
 
 
 class Connection:
-    """One client connection: a small state machine over the wire format."""
+    """One client connection: what :class:`kleio.client.Decoder` reads of it, handed on."""
 
     def __init__(self, sock: _socket.socket, writer: Writer, spool_dir: str,
                  before_query: Callable[[], None] = lambda: None) -> None:
@@ -91,51 +91,25 @@ class Connection:
         # Read-your-writes: what the program logged before it asked must be journalled
         # before the answer is read from the journal.
         self.before_query = before_query
-        self.buffer = b""
+        self.decoder = Decoder()
+        #: The artifact being received: its header, spool file and path.
         self.artifact: dict[str, Any] | None = None
 
     def feed(self, data: bytes) -> None:
-        buffer = self.buffer + data if self.buffer else data
-        if self.artifact is None and buffer[:1] == b"S" and b"\nA" not in buffer \
-                and b"\nQ" not in buffer and b"\nM" not in buffer:
-            # Fast path, the common case: only statistics. Split them in one go.
-            last = buffer.rfind(b"\n")
-            if last >= 0:
-                lines = buffer[:last].decode("ascii", "replace").split("\n")
-                self.writer.events("statistic", time.time(), [line[1:] for line in lines])
-            self.buffer = buffer[last + 1:]
-            return
-        pos = 0
-        end = len(buffer)
-        stats: list[str] = []
-        while pos < end:
-            if self.artifact is not None:
-                pos = self._artifact_bytes(buffer, pos)
-                if self.artifact is not None:
-                    break
-                continue
-            newline = buffer.find(b"\n", pos)
-            if newline < 0:
-                break
-            tag = buffer[pos:pos + 1]
-            if tag == b"S":
-                stats.append(buffer[pos + 1:newline].decode("ascii", "replace"))
-            else:
-                if stats:
-                    self.writer.events("statistic", time.time(), stats)
-                    stats = []
-                body = buffer[pos + 1:newline]
-                if tag == b"M":  # a metric declaration
-                    self.writer.events("metrics", time.time(), [body.decode("ascii", "replace")])
-                elif tag == b"A":
-                    self._start_artifact(json.loads(body))
-                elif tag == b"Q":
-                    self.before_query()
-                    self.writer.send(Query(self.sock, json.loads(body)))
-            pos = newline + 1
-        if stats:
-            self.writer.events("statistic", time.time(), stats)
-        self.buffer = buffer[pos:]
+        for kind, value in self.decoder.feed(data):
+            if kind == "statistic":
+                self.writer.events("statistic", time.time(), value)
+            elif kind == "data":
+                self._write_artifact(value)
+            elif kind == "metrics":
+                self.writer.events("metrics", time.time(), [value])
+            elif kind == "artifact":
+                self._start_artifact(value)
+            elif kind == "end":
+                self._end_artifact()
+            elif kind == "query":
+                self.before_query()
+                self.writer.send(Query(self.sock, value))
 
     def _start_artifact(self, header: dict[str, Any]) -> None:
         file: Any = None
@@ -147,7 +121,7 @@ class Connection:
             file = os.fdopen(fd, "wb")
         except Exception as error:
             self._refused(header, error)
-        self.artifact = {"header": header, "file": file, "path": path, "left": None}
+        self.artifact = {"header": header, "file": file, "path": path}
 
     def _refused(self, header: dict[str, Any], error: BaseException) -> None:
         # The bytes are read and dropped, and the connection lives on: the program's next
@@ -155,7 +129,9 @@ class Connection:
         self.writer.problem("artifacts_dropped", f"cannot keep artifact "
                             f"{header.get('filename')!r} ({error}); it is dropped and counted")
 
-    def _write_artifact(self, art: dict[str, Any], data: bytes) -> None:
+    def _write_artifact(self, data: bytes) -> None:
+        art = self.artifact
+        assert art is not None
         if art["file"] is None:
             return
         try:
@@ -177,33 +153,18 @@ class Connection:
         except OSError:
             pass
 
-    def _artifact_bytes(self, buffer: bytes, pos: int) -> int:
+    def _end_artifact(self) -> None:
         art = self.artifact
         assert art is not None
-        while pos < len(buffer):
-            if art["left"] is None:
-                if len(buffer) - pos < 8:
-                    return pos
-                art["left"] = int.from_bytes(buffer[pos:pos + 8], "big")
-                pos += 8
-                if art["left"] == 0:
-                    if art["file"] is not None:
-                        try:
-                            art["file"].close()
-                        except OSError as error:
-                            self._refused(art["header"], error)
-                            self._discard(art)
-                    if art["file"] is not None:
-                        self.writer.send(Artifact(art["path"], art["header"], time.time()))
-                    self.artifact = None
-                    return pos
-            take = min(art["left"], len(buffer) - pos)
-            self._write_artifact(art, buffer[pos:pos + take])
-            art["left"] -= take
-            pos += take
-            if art["left"] == 0:
-                art["left"] = None
-        return pos
+        if art["file"] is not None:
+            try:
+                art["file"].close()
+            except OSError as error:
+                self._refused(art["header"], error)
+                self._discard(art)
+        if art["file"] is not None:
+            self.writer.send(Artifact(art["path"], art["header"], time.time()))
+        self.artifact = None
 
     def close(self) -> None:
         if self.artifact is not None:  # the program died mid-artifact: drop the partial file

@@ -13,16 +13,8 @@ No database driver is imported here, and nothing slow at import time.
 Without kleio every call prints a one-line rendering and returns, so the same program runs
 unchanged with and without the wrapper.
 
-Wire format (one ledger file and one connection per process; see :mod:`kleio.channel`):
-
-* ``S<json>\\n``: a statistic (ledger or socket).
-* ``M<json>\\n``: a metric declaration ``{"metrics": {name: "min"|"max"}, "primary": name}``
-  (ledger or socket), journalled as a ``metrics`` event.
-* ``B<json header>\\n``: an artifact whose bytes are in the ledger file named by ``blob``.
-* ``A<json header>\\n`` then chunks ``<8-byte big-endian length><bytes>``, ended by a
-  zero length: an artifact.
-* ``Q<json request>\\n``: a query; the runner answers ``<json>\\n`` (then, for an
-  artifact, ``size`` raw bytes).
+The bytes written and read are :mod:`kleio.client`'s (one ledger file and one connection per
+process).
 """
 
 from __future__ import annotations
@@ -30,6 +22,19 @@ from __future__ import annotations
 import _thread
 import os
 import sys
+
+from kleio.client import (
+    BLOB,
+    METRICS,
+    QUERY,
+    STATISTIC,
+    artifact_stream,
+    encode,
+    encode_checked,
+    loads,
+    read_reply,
+    record,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see below)
 if TYPE_CHECKING:  # annotations only: ``typing`` costs milliseconds at a program's start
@@ -48,52 +53,10 @@ MAX_DEPTH = 32
 DEFAULT_MAX_STATISTIC = 1 << 20
 
 
-def _to_json(value: Any) -> Any:
-    """Convert NumPy/PyTorch scalars and 0-d arrays; anything else is not JSON-like."""
-    module = type(value).__module__.split(".", 1)[0]
-    if module in ("numpy", "torch", "jax", "jaxlib"):
-        ndim = getattr(value, "ndim", 0)
-        if ndim == 0 and hasattr(value, "item"):
-            return value.item()
-        if module == "numpy" and hasattr(value, "tolist"):
-            return value.tolist()
-    raise TypeError(type(value).__name__)
-
-
-# The C encoder of the standard library, built once (json.dumps rebuilds it on every call)
-# and taken from ``_json`` itself: the ``json`` package would import ``re`` and ``enum``,
-# tens of milliseconds of a program's start-up on a slow machine.
-try:
-    from _json import encode_basestring_ascii as _ascii
-    from _json import make_encoder as _c_make_encoder
-
-    _c_encode = _c_make_encoder(None, _to_json, _ascii, None, ":", ",", False, False, True)
-
-    def _fast_encode(value: Any) -> str:
-        return "".join(_c_encode(value, 0))
-
-    def _encode(value: Any) -> str:
-        """Like :func:`_fast_encode`, with the check for circular values (error paths)."""
-        checked = _c_make_encoder({}, _to_json, _ascii, None, ":", ",", False, False, True)
-        return "".join(checked(value, 0))
-
-except ImportError:  # pragma: no cover - an interpreter without the C accelerator
-    import json
-
-    _encode = _fast_encode = json.JSONEncoder(  # type: ignore[assignment]
-        separators=(",", ":"), default=_to_json).encode
-
-
-def _loads(text: str | bytes) -> Any:
-    import json  # only on the rare paths that read JSON (printing, queries)
-
-    return json.loads(text)
-
-
 def _bad_key(kwargs: dict[str, Any]) -> tuple[str, BaseException | None]:
     for key, value in kwargs.items():
         try:
-            _encode(value)
+            encode_checked(value)
         except (TypeError, ValueError, RecursionError) as error:
             return key, error
     return next(iter(kwargs)), None
@@ -346,14 +309,14 @@ class KleioLogger:
         if not kwargs:
             raise TypeError("log_statistic() needs at least one keyword argument, e.g. loss=0.4")
         try:
-            text = _fast_encode(kwargs)
+            text = encode(kwargs)
         except (TypeError, ValueError, RecursionError):
             raise _refuse(kwargs, "log_statistic()", "value of") from None
         if "\\ud" in text or text.count("[") + text.count("{") > MAX_DEPTH:
             _check_odd(kwargs, text, "log_statistic()")
         if len(text) >= self._max:
             raise _too_large(len(text) + 2, self._max)
-        data = ("S" + text + "\n").encode("ascii")
+        data = record(STATISTIC, text)
         # Hot path, without the lock: one pid check and one write. Appends of whole records
         # to an O_APPEND file never interleave, so threads need no lock here, and a signal
         # handler that logs while the main thread is inside this call cannot deadlock.
@@ -369,7 +332,7 @@ class KleioLogger:
                 with self._lock:
                     if self._fd == fd:
                         self._write_failed(written)
-        self._record(data, f"statistic {_render(_loads(text))}" if not self.active else "")
+        self._record(data, f"statistic {_render(loads(text))}" if not self.active else "")
 
     def _record(self, data: bytes, printed: str) -> None:
         """Append one record to the ledger, else send it to the runner; print it without kleio.
@@ -434,14 +397,14 @@ class KleioLogger:
                 raise ValueError(f"declare_metrics(): the mode of {name!r} must be 'min' or "
                                  f"'max' (or 'minimize', 'maximize'), not {mode!r}")
             declared[name] = found
-        record: dict[str, Any] = {"metrics": declared, "primary": primary}
-        text = _encode(record)
+        declaration: dict[str, Any] = {"metrics": declared, "primary": primary}
+        text = encode_checked(declaration)
         if "\\ud" in text:
-            _check_odd(record, text, "declare_metrics()")
+            _check_odd(declaration, text, "declare_metrics()")
         shown = " ".join(f"{k}={v}" for k, v in declared.items())
         if primary is not None:
             shown += f" (primary {primary})" if shown else f"primary {primary}"
-        self._record(("M" + text + "\n").encode("ascii"), f"metrics {shown}")
+        self._record(record(METRICS, text), f"metrics {shown}")
 
     def checkpoint(self, path: str, step: Any = None, metrics: dict[str, Any] | None = None,
                    primary_metric: tuple[str, str] | str | None = None,
@@ -537,7 +500,7 @@ class KleioLogger:
         if not isinstance(filename, str) or not filename:
             raise TypeError("log_artifact(): filename must be a non-empty string")
         try:
-            header = _encode({"filename": filename, "metadata": metadata})
+            header = encode_checked({"filename": filename, "metadata": metadata})
         except (TypeError, ValueError, RecursionError):
             raise _refuse(metadata, "log_artifact()", "metadata") from None
         if "\\ud" in header or header.count("[") + header.count("{") > MAX_DEPTH:
@@ -545,7 +508,7 @@ class KleioLogger:
         chunks = _chunks(fileobj)
         if not self.active:
             size = sum(len(chunk) for chunk in chunks)
-            extra = f" {_render(_loads(header)['metadata'])}" if metadata else ""
+            extra = f" {_render(loads(header)['metadata'])}" if metadata else ""
             print(f"kleio: artifact {filename} ({size} bytes){extra}", flush=True)
             return
         with self._lock:
@@ -561,12 +524,9 @@ class KleioLogger:
                 os.remove(unrecorded)
                 chunks = _chunks(data)
             try:
-                sock = self._connection()
-                sock.sendall(b"A" + header.encode("ascii") + b"\n")
-                for chunk in chunks:
-                    if chunk:
-                        sock.sendall(len(chunk).to_bytes(8, "big") + bytes(chunk))
-                sock.sendall(b"\0" * 8)
+                send = self._connection().sendall
+                for message in artifact_stream(header, chunks):
+                    send(message)
             except BaseException:
                 self._drop()  # the runner discards the partial artifact with the connection
                 raise
@@ -609,9 +569,9 @@ class KleioLogger:
                 raise OSError(error.errno, f"kleio: cannot store artifact {filename!r} in "
                               f"{os.path.dirname(path)}: {error.strerror}") from None
             raise
-        record = {"filename": filename, "metadata": metadata, "blob": blob,
-                  "sha256": digest.hexdigest(), "size": size}
-        if self._append(("B" + _encode(record) + "\n").encode("ascii")):
+        entry = {"filename": filename, "metadata": metadata, "blob": blob,
+                 "sha256": digest.hexdigest(), "size": size}
+        if self._append(record(BLOB, encode_checked(entry))):
             return None
         return path
 
@@ -621,13 +581,10 @@ class KleioLogger:
         with self._lock:
             try:
                 sock = self._connection()
-                sock.sendall(b"Q" + _encode(request).encode("ascii") + b"\n")
+                sock.sendall(record(QUERY, encode_checked(request)))
                 reader = sock.makefile("rb")
                 try:
-                    reply = _loads(reader.readline())
-                    payload = None
-                    if isinstance(reply, dict) and reply.get("size") is not None:
-                        payload = reader.read(reply["size"])
+                    reply, payload = read_reply(reader)
                 finally:
                     reader.close()
             except BaseException:
