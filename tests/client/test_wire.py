@@ -107,6 +107,9 @@ def test_hostile_frames():
     # Unknown tags (and B, which only ledger files hold) are skipped, not journalled.
     assert decode(b'X{"a":1}\nB{"blob":"x.blob"}\nS{"b":2}\n\n') == [
         ("statistic", ['{"b":2}'])]
+    # ...also among statistics, which otherwise take the fast path.
+    assert decode(b'S{"a":1}\nX{"a":2}\n\nS{"a":3}\nB{}\n') == [
+        ("statistic", ['{"a":1}', '{"a":3}'])]
     # Non-ASCII bytes in a statistic never stop the reader.
     assert decode(b'S{"a":"\xff"}\n') == [("statistic", ['{"a":"\ufffd"}'])]
     # A length announcing more than ever comes: the artifact stays open until the connection

@@ -154,9 +154,9 @@ class Decoder:
         """Yield the messages ``data`` completes (what is left waits for the next call)."""
         buffer = self._buffer + data if self._buffer else data
         self._buffer = b""
-        if not self.in_artifact and buffer[:1] == STATISTIC and b"\nA" not in buffer \
-                and b"\nQ" not in buffer and b"\nM" not in buffer:
-            # Fast path, the common case: only statistics. Split them in one go.
+        if not self.in_artifact and buffer[:1] == STATISTIC \
+                and buffer.count(b"\nS") == buffer.count(b"\n") - buffer.endswith(b"\n"):
+            # Fast path, the common case: every record is a statistic. Split them in one go.
             last = buffer.rfind(b"\n")
             self._buffer = buffer[last + 1:]
             if last >= 0:
