@@ -1,8 +1,8 @@
 """``kleio branch ID``: a new trial from another, with new option values or a cut history.
 
-Options are parsed by hand: kleio's own options (``--timestamp``, ``--no-run``, ``--tag``,
-``-q``) come before or after the id; every other token is an option of the program whose
-value replaces the parent's. After ``--`` every token belongs to the program, for a program
+Options are walked by kleio's one rule (:mod:`kleio.argv`): kleio's own options
+(``--timestamp``, ``--no-run``, ``--tag``, ``-q``) come before or after the id; every other
+option is the program's, whose value replaces the parent's. After ``--`` every token belongs to the program, for a program
 that has an option of the same name as one of kleio's.
 """
 
@@ -13,6 +13,7 @@ import shlex
 import sys
 from typing import Any
 
+from kleio.argv import walk
 from kleio.errors import ChangeRefused, UsageError
 
 HELP = """usage: kleio branch [--timestamp KEY=VALUE|ISO-TIME | --fresh] [--no-run] [-q]
@@ -38,51 +39,52 @@ options:
 """
 
 
+#: kleio branch's own options: the flags, and those that take a value.
+_FLAGS = {"--no-run": "no_run", "--fresh": "fresh", "-q": "quiet", "--quiet": "quiet"}
+_VALUED = ("--timestamp", "--tag")
+
+
 def parse(argv: list[str]) -> tuple[dict[str, Any], str | None, list[str]]:
+    """Split ``kleio branch``'s arguments: its options, the trial id, the program's options.
+
+    The tokens are walked by the one rule for options (:func:`kleio.argv.walk`); what is
+    not kleio's own option is the id (the first positional) or an override.
+    """
     options: dict[str, Any] = {"timestamp": None, "no_run": False, "tags": [], "quiet": False,
                                "fresh": False}
     trial: str | None = None
     overrides: list[str] = []
-    i = 0
-    while i < len(argv):
-        token = argv[i]
-        i += 1
-        if token == "--":
-            overrides.extend(argv[i:])
+    for kind, name, tokens in walk(argv):
+        if kind == "end":
+            overrides.extend(tokens[1:])
             break
-        if token in ("-h", "--help") and trial is None:
+        if kind == "opt" and tokens[0] in ("-h", "--help") and trial is None:
             options["help"] = True
             return options, None, []
-        if token in ("--timestamp", "--tag"):
-            if i >= len(argv):
-                raise UsageError(f"{token} needs a value", "see 'kleio branch --help'")
-            key = "timestamp" if token == "--timestamp" else "tags"
-            if key == "tags":
-                options["tags"].append(argv[i])
+        rest = tokens[1:]  # a flag's "value" is the next positional: the id or an override
+        if kind == "opt" and name in _VALUED:
+            value = tokens[0].partition("=")[2] if "=" in tokens[0] else \
+                (tokens[1] if rest else None)
+            if value is None:
+                raise UsageError(f"{name} needs a value", "see 'kleio branch --help'")
+            if name == "--tag":
+                options["tags"].append(value)
             else:
-                options["timestamp"] = argv[i]
-            i += 1
-        elif token.startswith("--timestamp="):
-            options["timestamp"] = token.partition("=")[2]
-        elif token.startswith("--tag="):
-            options["tags"].append(token.partition("=")[2])
-        elif token == "--no-run":
-            options["no_run"] = True
-        elif token == "--fresh":
-            options["fresh"] = True
-        elif token in ("-q", "--quiet"):
-            options["quiet"] = True
-        elif trial is None:
-            if token.startswith("-"):
-                raise UsageError(
-                    f"unknown option {token!r} before the trial id",
-                    "kleio branch's options are --timestamp, --fresh, --no-run, --tag and -q; "
-                    "give "
-                    "the program's options after the id",
-                )
-            trial = token
+                options["timestamp"] = value
+            continue
+        if kind == "opt" and tokens[0] in _FLAGS:
+            options[_FLAGS[tokens[0]]] = True
         else:
-            overrides.append(token)
+            rest = tokens
+        if rest and trial is None:
+            if rest[0].startswith("-"):  # an option of the program's, or a number: no id
+                raise UsageError(
+                    f"unknown option {rest[0]!r} before the trial id",
+                    "kleio branch's options are --timestamp, --fresh, --no-run, --tag and -q; "
+                    "give the program's options after the id",
+                )
+            trial, rest = rest[0], rest[1:]
+        overrides.extend(rest)
     return options, trial, overrides
 
 
