@@ -166,6 +166,46 @@ def test_docs_toctree_names_every_page():
         assert f"   {page}\n" in index
 
 
+def rst_files() -> list[Path]:
+    return [ROOT / "README.rst"] + sorted(
+        p for p in DOCS.rglob("*.rst") if "_build" not in p.parts)
+
+
+@pytest.mark.parametrize("path", rst_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_code_block_is_empty(path):
+    # Sphinx drops an empty code block without a warning: the example meant for it is lost.
+    text = read(path)
+    empty = [text[:m.start()].count("\n") + 1
+             for m in re.finditer(r"^\.\. code-block::[^\n]*\n\n(?!   |\t)", text, re.MULTILINE)]
+    assert not empty, f"empty code-block at line(s) {empty}"
+
+
+def shown_commands(text: str) -> list[tuple[str, str]]:
+    """(command, the line shown after it) of each '$ kleio ...' line of console blocks."""
+    lines = text.splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        if line.startswith("   $ kleio "):
+            command = line[len("   $ "):].split("  #", 1)[0].strip()
+            found.append((command, lines[i + 1].strip() if i + 1 < len(lines) else ""))
+    return found
+
+
+def test_readme_then_tutorial_make_each_trial_once():
+    """Issue #8: after the quick start, the tour and then the tutorial run as written, so a
+    command that makes a trial is shown again only with the refusal of a completed trial."""
+    readme = read(ROOT / "README.rst")
+    tour = readme.split("A short tour\n============\n", 1)[1].split("\nLogging from", 1)[0]
+    tutorial = read(DOCS / "tutorial.rst")
+    seen = {readme_quick_start()[0].split("&&", 1)[1].strip()}
+    for command, after in shown_commands(tour) + shown_commands(tutorial):
+        if not command.startswith(("kleio python ", "kleio branch ")):
+            continue
+        if command in seen:
+            assert after.startswith("error: trial ") and "is completed" in after, command
+        seen.add(command)
+
+
 @pytest.mark.parametrize("name", existing_command_modules())
 def test_command_help_exits_0_with_a_usage_line(name):
     result = subprocess.run(
