@@ -5,9 +5,9 @@
 Every epoch logs a statistic: the training loss and accuracy, and the validation loss and
 accuracy on held-out data (``val_loss``, ``val_acc``, declared as metrics with ``val_acc`` the
 primary one, which ``kleio ls`` shows and ``kleio best`` ranks by). Every
-``--checkpoint-every`` epochs the weights are journalled as an artifact. Run the same command again (or ``kleio run ID``) after an interruption and it
-continues from its latest checkpoint instead of starting over. The data is made here, from a
-fixed seed: nothing is downloaded.
+``--checkpoint-every`` epochs the weights are journalled as an artifact. Run the same command
+again (or ``kleio run ID``) after an interruption and it continues from its latest checkpoint
+instead of starting over. The data is made here, from a fixed seed: nothing is downloaded.
 """
 
 from __future__ import annotations
