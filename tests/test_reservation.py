@@ -170,3 +170,17 @@ def test_the_journal_names_the_holder_when_the_document_lags(store):
         reserve(store, trial, runner=runner_identity("host-a"), stale_after=60)
     statuses = [e.data["status"] for e in store.read_events(trial_id=trial, kinds=("status",))]
     assert statuses == ["new", "running", "failover", "reserved"]  # no second takeover
+
+
+def test_one_host_name_for_runners_and_the_host_snapshot(monkeypatch):
+    from kleio.reservation import hostname
+    from kleio.snapshot.host import host_snapshot
+
+    monkeypatch.delenv("KLEIO_HOSTNAME", raising=False)
+    assert hostname() == os.uname().nodename
+    assert hostname("login-node") == "login-node"
+    monkeypatch.setenv("KLEIO_HOSTNAME", "node-7")
+    assert hostname() == "node-7"
+    assert hostname("login-node") == "login-node"  # the setting, already resolved, wins
+    assert host_snapshot("")["hostname"] == "node-7"
+    assert host_snapshot("given")["hostname"] == hostname("given")

@@ -28,8 +28,21 @@ HELD = ("reserved", "running")
 
 
 def hostname(configured: str = "") -> str:
-    """The host name recorded for runners (``KLEIO_HOSTNAME`` overrides the machine's)."""
-    return configured or os.uname().nodename
+    """The host name of runners and of the host snapshot: kleio's only one.
+
+    ``configured`` is the ``hostname`` setting (``kleio.yaml``, ``KLEIO_HOSTNAME``) when the
+    caller has the configuration; else ``$KLEIO_HOSTNAME``, else the machine's name. It
+    lives here, not in :mod:`kleio.snapshot.host`, so that the commands that name runners
+    (``info``, ``tail``, ``stop``) need no snapshot module.
+    """
+    override = configured or os.environ.get("KLEIO_HOSTNAME")
+    if override:
+        return override
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()
 
 
 def process_start(pid: int) -> float | None:

@@ -1,6 +1,7 @@
 """The host snapshot: where a trial's execution ran (DESIGN §2).
 
-Memory and CPUs come from ``os.sysconf`` and ``/proc``, not psutil; GPUs from the cached
+The host name is :func:`kleio.reservation.hostname`, the one that names runners. Memory and
+CPUs come from ``os.sysconf`` and ``/proc``, not psutil; GPUs from the cached
 ``nvidia-smi`` answer of :func:`kleio.snapshot.environment.gpu_info`. Nothing here refuses a
 resume: a scheduler places each execution where it likes.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from kleio.reservation import hostname
 from kleio.snapshot.environment import gpu_info
 
 TYPE_CHECKING = False
@@ -48,22 +50,6 @@ def _memory_bytes() -> int | None:
         return None
 
 
-def hostname(configured: str = "") -> str:
-    """The host name recorded for runners and in the host snapshot.
-
-    ``configured`` is the ``hostname`` setting (``kleio.yaml``, ``KLEIO_HOSTNAME``) when the
-    caller has the configuration; else ``$KLEIO_HOSTNAME``, else the machine's name.
-    """
-    override = configured or os.environ.get("KLEIO_HOSTNAME")
-    if override:
-        return override
-    if hasattr(os, "uname"):
-        return os.uname().nodename
-    import socket
-
-    return socket.gethostname()
-
-
 def _configured_hostname() -> str:
     """The ``hostname`` setting of the current directory's configuration ("" if unset)."""
     from kleio.config import load_config
@@ -101,4 +87,4 @@ def host_snapshot(configured_hostname: str | None = None) -> dict[str, Any]:
     }
 
 
-__all__ = ["host_snapshot", "hostname"]
+__all__ = ["host_snapshot"]
