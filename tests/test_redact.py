@@ -278,7 +278,7 @@ def test_errors_never_echo_a_secret(tmp_path):
     assert scheme.returncode == 65 and "Traceback" in scheme.stderr
     assert "pa/ss" not in scheme.stderr and "x://u:***@h/db" in scheme.stderr
     suggestion = run_kleio("1a2b3c4", "--token", "t0ps3cret", cwd=tmp_path)
-    assert suggestion.returncode == 127 and "t0ps3cret" not in suggestion.stderr
+    assert suggestion.returncode == 64 and "t0ps3cret" not in suggestion.stderr
     assert "kleio run --token *** 1a2b3c4" in suggestion.stderr
 
 
@@ -322,3 +322,34 @@ def test_redaction_runs_in_linear_time():
             start = time.process_time()
             call(text)
             assert time.process_time() - start < 2.0, (text[:20], call)
+
+
+def test_words_of_a_name_are_those_of_the_patterns_they_replace():
+    """kleio.redact cuts names without re (off the start path): as the patterns did."""
+    import random
+    import re
+
+    from kleio.redact import _words
+
+    camel = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+    separators = re.compile(r"[^A-Za-z0-9]+")
+
+    def by_patterns(name):
+        words = []
+        for part in separators.split(name):
+            if not part:
+                continue
+            if part.isupper() or part.islower() or part.isdigit():
+                words.append(part.lower())
+            else:
+                words.extend(w.lower() for w in camel.findall(part))
+        return words
+
+    rng = random.Random(3)
+    alphabet = "aBcXyZ09_-.é ÉΣ\t"
+    names = ["", "apiKey", "AWS_SECRET_ACCESS_KEY", "HTTPServer2Go", "myHTTPProxy", "A", "aB",
+             "ABc", "X9y", "__x__", "github-token", "ÉcoleKEY", "kEY", "PASSWORD2FA", "pW"]
+    names += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(14)))
+              for _ in range(5000)]
+    for name in names:
+        assert _words(name) == by_patterns(name), name

@@ -131,7 +131,7 @@ def test_replaying_twice_never_doubles(journal, tmp_path):
     assert journal.count_events(trial_id="t" * 64, kind="statistic") == 5
 
 
-def test_storage_failure_never_changes_the_exit_code(journal, tmp_path):
+def test_storage_failure_never_changes_the_exit_code(journal, tmp_path, monkeypatch):
     """The store fails for a while mid-run: exit code, output and every event survive."""
     import sys
 
@@ -154,7 +154,7 @@ def test_storage_failure_never_changes_the_exit_code(journal, tmp_path):
     runner = Runner(store=flaky, trial_id="t" * 64, execution=1, next_seq=(1 << 32) + 1,
                     argv=[sys.executable, "-c", child], cwd=str(tmp_path), config=config,
                     runner_info={"host": "h", "pid": os.getpid()})
-    runner.writer.retry_interval = 0.05
+    monkeypatch.setattr(Writer, "retry_interval", 0.05)
     code = runner.run()
     assert code == 5
     assert flaky.calls > 6, "the outage window was never reached"

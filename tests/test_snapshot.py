@@ -533,3 +533,34 @@ def test_config_file_changes_are_listed_but_never_refuse():
     # A trial recorded before config files were stored: listed as added, refusing nothing.
     before = {"vcs": None, "script_sha256": "s"}
     assert [c.refuses for c in code_changes(before, new)] == [False]
+
+
+def test_a_hung_git_status_is_told_and_leaves_nothing_running(tmp_path, monkeypatch):
+    """git status that never answers (a hook, a dead network file system): after the
+    timeout the snapshot says so, and what git started dies with it."""
+    from kleio import git as git_module
+    from kleio.reservation import pid_alive
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    grandchild = tmp_path / "grandchild.pid"
+    fake = bin_dir / "git"
+    fake.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {grandchild}\nexec sleep 300\n",
+                    encoding="utf-8")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(git_module, "TIMEOUT", 1.0)
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "train.py").write_text("a", encoding="utf-8")
+    doc, _ = code_snapshot(str(repo), str(repo), "train.py")
+    assert doc["vcs"] is None
+    assert doc["vcs_error"] == "git status did not answer within 1 s"
+    pid = int(grandchild.read_text(encoding="utf-8"))
+    for _ in range(1000):  # SIGKILL was sent to its group; wait until it is gone
+        if not pid_alive(pid):
+            break
+        os.sched_yield()
+    else:
+        os.kill(pid, 9)
+        raise AssertionError("git's own child outlived the timeout")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import math
 import os
-import re
 import stat
 
 from kleio.errors import ConfigError
@@ -96,7 +95,8 @@ def _bounded_float(bounds: Bounds) -> Callable[[str, Any], float]:
     return parse
 
 
-_SIZE = re.compile(r"\s*([0-9]+)\s*((?:[km]i?)?b)?\s*", re.IGNORECASE)
+#: ``512KiB``: compiled on first use (:mod:`re` stays off the start path).
+_SIZE = r"\s*([0-9]+)\s*((?:[km]i?)?b)?\s*"
 _SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2}
 
 
@@ -108,7 +108,9 @@ def _bounded_size(bounds: Bounds) -> Callable[[str, Any], int]:
         if isinstance(value, int) and not isinstance(value, bool):
             number = value
         elif isinstance(value, str):
-            match = _SIZE.fullmatch(value)
+            import re
+
+            match = re.fullmatch(_SIZE, value, re.IGNORECASE)
             if match:
                 # More digits than any bound has: out of range, without converting a huge
                 # string (int() refuses more than 4300 digits).

@@ -13,13 +13,12 @@ importing GitPython would cost the start path tens of milliseconds.
 from __future__ import annotations
 
 import os
-import re
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at import; annotations are strings anyway
     from typing import Any
 
-    from kleio.process import Finished
+    from kleio.process import Finished, Running
 
 #: The id of git's empty tree: the base of a repository without a commit.
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -28,7 +27,7 @@ TIMEOUT = 30.0
 
 
 def run(cwd: str, *args: str, env: dict[str, str] | None = None, input: bytes | None = None,
-        timeout: float = TIMEOUT) -> Finished:
+        timeout: float | None = None) -> Finished:
     """Run ``git ARGS`` in ``cwd``; return the finished process (output as bytes).
 
     ``--no-optional-locks``: never write the index, so that many jobs starting at once in one
@@ -41,7 +40,45 @@ def run(cwd: str, *args: str, env: dict[str, str] | None = None, input: bytes | 
     from kleio.process import run as run_process
 
     return run_process(["git", "-C", cwd, "--no-optional-locks", *args], env=env, input=input,
-                       timeout=timeout)
+                       timeout=TIMEOUT if timeout is None else timeout)
+
+
+#: The arguments of the working tree's state: branch, commit, changes, untracked files.
+STATUS = ("status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all")
+
+#: ``git status`` processes started ahead by :func:`start_status`, by repository root.
+_started: dict[str, Running] = {}
+
+
+def start_status(root: str) -> None:
+    """Start ``git status`` in ``root`` now; :func:`status` collects its answer later.
+
+    ``kleio run`` starts it first thing: git works on the other core while kleio imports
+    what it needs, and the snapshot finds the answer ready. The state is still taken before
+    the program starts.
+    """
+    from kleio.process import begin
+
+    if root in _started:
+        return
+    try:
+        _started[root] = begin(["git", "-C", root, "--no-optional-locks", *STATUS])
+    except OSError:  # git missing: status() tells, as it always did
+        pass
+
+
+def status(root: str) -> Finished:
+    """``git status`` (:data:`STATUS`) of the repository at ``root``: the one
+    :func:`start_status` started, else run now.
+
+    Raises:
+        OSError: git cannot be run, or (:class:`TimeoutError`) it took longer than
+            :data:`TIMEOUT`.
+    """
+    started = _started.pop(root, None)
+    if started is not None:
+        return started.wait(TIMEOUT)
+    return run(root, *STATUS)
 
 
 def has_commit(repo: str, commit: str, env: dict[str, str] | None = None) -> bool:
@@ -67,7 +104,8 @@ def find_root(start: str | None = None) -> str | None:
 
 # -- project -------------------------------------------------------------------------------
 
-_SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?(?P<host>[^/:]+):(?P<path>(?!//).*)$")
+#: ``user@host:path`` (compiled on first use: :mod:`re` stays off the start path).
+_SCP_LIKE = r"^(?:[^@/:]+@)?(?P<host>[^/:]+):(?P<path>(?!//).*)$"
 
 
 def git_dir(root: str) -> str | None:
@@ -151,7 +189,9 @@ def normalize_remote(url: str) -> str:
             host = (parts.hostname or "").lower()
             path = host + "/" + parts.path.lstrip("/")
     else:
-        match = _SCP_LIKE.match(url)
+        import re
+
+        match = re.match(_SCP_LIKE, url)
         # ``C:/x`` is a Windows path, not host ``C``.
         if match and len(match.group("host")) > 1:
             path = match.group("host").lower() + "/" + match.group("path").lstrip("/")

@@ -21,13 +21,13 @@ worker render the results in their own words.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 from kleio.errors import ChangeRefused
 from kleio.storage.base import Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
+    from collections.abc import Sequence
     from typing import Any
 
 #: The kinds of change the gate knows, in the order they are listed.

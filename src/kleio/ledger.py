@@ -31,17 +31,17 @@ end. Nothing depends on the dead runner having recorded anything after its last 
 from __future__ import annotations
 
 import errno
-import json
 import os
 import stat
-from collections.abc import Iterator
 
+from kleio.cjson import dumps, loads
 from kleio.private import private_dir
 from kleio.reservation import pid_alive, process_start
 from kleio.storage.base import NewEvent, Store, encode, execution_of, first_seq
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
+    from collections.abc import Iterator
     from typing import Any, Callable
 
 LEDGER_ENV = "KLEIO_LEDGER"
@@ -61,9 +61,9 @@ def create_execution_dir(spool_dir: str, trial_id: str, execution: int, journal:
     path = os.path.join(root, f"{trial_id}-{execution}-{pid}")
     os.mkdir(path, 0o700)
     fd = os.open(os.path.join(path, "runner.json"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with open(fd, "w", encoding="ascii") as handle:
-        json.dump({"pid": pid, "pid_start": process_start(pid), "journal": journal,
-                   "host": os.uname().nodename}, handle)
+    with open(fd, "w", encoding="utf-8") as handle:  # ASCII, without a codec to import
+        handle.write(dumps({"pid": pid, "pid_start": process_start(pid), "journal": journal,
+                            "host": os.uname().nodename}))
     return path
 
 
@@ -75,8 +75,8 @@ def writer_pid(name: str) -> int | None:
 
 def _runner_info(directory: str) -> dict[str, Any]:
     try:
-        with open(os.path.join(directory, "runner.json"), encoding="ascii") as handle:
-            info = json.load(handle)
+        with open(os.path.join(directory, "runner.json"), encoding="utf-8") as handle:
+            info = loads(handle.read())
     except (OSError, ValueError):
         return {}
     return info if isinstance(info, dict) else {}
@@ -307,7 +307,7 @@ def chunk_events(chunk: Chunk, seq: int, when: float, directory: str,
             events.append((seq + 1 + index, "metrics", when, line[1:].decode("ascii", "replace")))
         elif tag == b"B":
             try:
-                header = json.loads(line[1:])
+                header = loads(line[1:])
                 blob = os.path.basename(str(header["blob"]))
             except (ValueError, KeyError, TypeError, RecursionError):
                 continue

@@ -125,3 +125,18 @@ def peer_is_same_user(sock: object) -> bool:
     return int.from_bytes(creds[4:8], sys.byteorder, signed=True) == os.getuid()
 
 
+def channel_path(trial_id: str) -> str:
+    """A short socket path (Unix sockets are limited to ~107 bytes) in a private directory.
+
+    Raises:
+        UnsafeDirectory: the directory exists but is not the user's own and private.
+    """
+    base = os.environ.get("XDG_RUNTIME_DIR") or temp_dir()
+    if not os.path.isabs(base):
+        base = temp_dir()
+    name = f"{trial_id[:12]}-{os.getpid()}.sock"
+    directory = os.path.join(base, f"kleio-{os.getuid()}")
+    if len(os.path.join(directory, name).encode()) > 100:
+        directory = os.path.join(temp_dir(), f"kleio-{os.getuid()}")
+    private_dir(directory, "channel directory", parent_too=True)
+    return os.path.join(directory, name)

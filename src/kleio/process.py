@@ -17,9 +17,9 @@ Everything else in kleio (``kleio diff``, ``kleio checkout``, the debugger) keep
 
 from __future__ import annotations
 
+import _signal as signal  # signal.py wraps it in enums: milliseconds of imports per run
 import os
 import select
-import signal
 import time
 
 #: Signals Python ignores at start-up and a program started by it must get back as they
@@ -50,6 +50,48 @@ def run(argv: list[str], *, env: dict[str, str] | None = None, input: bytes | No
         OSError: it cannot be started.
         TimeoutError: it took longer than ``timeout`` seconds (it is killed).
     """
+    return begin(argv, env=env, input=input).wait(timeout)
+
+
+class Running:
+    """A command started by :func:`begin`, its outputs not read yet."""
+
+    __slots__ = ("_fds", "_input", "argv", "pid", "started")
+
+    def __init__(self, argv: list[str], pid: int, fds: tuple[int, int, int],
+                 input: bytes) -> None:
+        self.argv, self.pid, self._fds, self._input = argv, pid, fds, input
+        self.started = time.monotonic()
+
+    def wait(self, timeout: float = 30.0) -> Finished:
+        """Read its outputs to their end and reap it; ``timeout`` counts from its start.
+
+        Raises:
+            TimeoutError: it took longer than ``timeout`` seconds (it is killed).
+        """
+        out_r, err_r, in_w = self._fds
+        left = timeout - (time.monotonic() - self.started)
+        try:
+            stdout, stderr = _communicate(out_r, err_r, in_w, self._input, left)
+        except BaseException:
+            # Its whole process group: what it started (a hook, a helper) must not outlive it.
+            try:
+                os.killpg(self.pid, 9)
+            except (ProcessLookupError, PermissionError):
+                kill_quietly(self.pid, 9)
+            os.waitpid(self.pid, 0)
+            raise
+        _, status = os.waitpid(self.pid, 0)
+        return Finished(self.argv, os.waitstatus_to_exitcode(status), stdout, stderr)
+
+
+def begin(argv: list[str], *, env: dict[str, str] | None = None,
+          input: bytes | None = None) -> Running:
+    """Start ``argv`` (found on PATH) with its outputs piped; :meth:`Running.wait` ends it.
+
+    Raises:
+        OSError: it cannot be started.
+    """
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     in_r, in_w = os.pipe() if input is not None else (-1, -1)
@@ -61,7 +103,7 @@ def run(argv: list[str], *, env: dict[str, str] | None = None, input: bytes | No
         actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
     try:
         pid = os.posix_spawnp(argv[0], argv, os.environ if env is None else env,
-                              file_actions=actions, setsigdef=RESTORED)
+                              file_actions=actions, setsigdef=RESTORED, setpgroup=0)
     except BaseException:
         for fd in (out_r, err_r, in_w):
             if fd >= 0:
@@ -71,17 +113,7 @@ def run(argv: list[str], *, env: dict[str, str] | None = None, input: bytes | No
         for fd in (out_w, err_w, in_r):
             if fd >= 0:
                 os.close(fd)
-    try:
-        stdout, stderr = _communicate(out_r, err_r, in_w, input or b"", timeout)
-    except BaseException:
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
-        os.waitpid(pid, 0)
-        raise
-    _, status = os.waitpid(pid, 0)
-    return Finished(argv, os.waitstatus_to_exitcode(status), stdout, stderr)
+    return Running(argv, pid, (out_r, err_r, in_w), input or b"")
 
 
 def _communicate(out_r: int, err_r: int, in_w: int, data: bytes,
@@ -131,6 +163,14 @@ def _communicate(out_r: int, err_r: int, in_w: int, data: bytes,
     return b"".join(chunks[out_r]), b"".join(chunks[err_r])
 
 
+def kill_quietly(pid: int, signo: int) -> None:
+    """Send ``signo`` to ``pid``, which may have ended already."""
+    try:
+        os.kill(pid, signo)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def spawn(argv: list[str], *, cwd: str, env: dict[str, str], stdout: int, stderr: int,
           before_exec: Callable[[], None]) -> int:
     """Start ``argv`` (found on the PATH of ``env``) in ``cwd``; return its pid.
@@ -139,6 +179,51 @@ def spawn(argv: list[str], *, cwd: str, env: dict[str, str], stdout: int, stderr
     descriptor but 0 is closed, then ``before_exec()`` runs. A failure to start it (a missing
     directory, a file that is not executable) raises :class:`OSError` here, in the parent.
     """
+    return start(argv, cwd=cwd, env=env, stdout=stdout, stderr=stderr,
+                 before_exec=before_exec).confirm()
+
+
+class Started:
+    """A program forked by :func:`start`, whose ``exec`` may not have happened yet."""
+
+    __slots__ = ("_report", "argv", "pid")
+
+    def __init__(self, argv: list[str], pid: int, report: int) -> None:
+        self.argv, self.pid, self._report = argv, pid, report
+
+    def confirm(self) -> int:
+        """Wait until the program replaced the child (``exec``); return its pid.
+
+        Raises:
+            OSError: the ``exec`` (or what the child did before it) failed; the child is
+                reaped.
+        """
+        report_r, self._report = self._report, -1
+        if report_r < 0:
+            return self.pid
+        try:
+            report = b""
+            while True:
+                block = os.read(report_r, 4096)
+                if not block:
+                    break
+                report += block
+        finally:
+            os.close(report_r)
+        if report:
+            os.waitpid(self.pid, 0)
+            number, _, text = report.partition(b"\0")
+            errno = int(number or 0)
+            raise OSError(errno, os.strerror(errno) if errno else text.decode(errors="replace"),
+                          self.argv[0])
+        return self.pid
+
+
+def start(argv: list[str], *, cwd: str, env: dict[str, str], stdout: int, stderr: int,
+          before_exec: Callable[[], None]) -> Started:
+    """Fork the child of :func:`spawn` and return at once: the parent goes on with its own
+    work while the child closes descriptors and calls ``exec``; :meth:`Started.confirm`
+    tells whether the ``exec`` worked."""
     report_r, report_w = os.pipe()  # close-on-exec: the child's exec closes it
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child, which exec()s or _exit()s
@@ -146,14 +231,10 @@ def spawn(argv: list[str], *, cwd: str, env: dict[str, str], stdout: int, stderr
             os.close(report_r)
             os.dup2(stdout, 1)
             os.dup2(stderr, 2)
-            keep = {0, 1, 2, report_w}
-            for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
-                fd = int(name)
-                if fd not in keep:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
+            # Every descriptor but 0, 1, 2 and the report pipe (close_range where it exists).
+            low, high = sorted((3, report_w))
+            os.closerange(low, high)
+            os.closerange(max(3, report_w + 1), _max_fd())
             os.chdir(cwd)
             for signo in RESTORED:
                 signal.signal(signo, signal.SIG_DFL)
@@ -166,19 +247,11 @@ def spawn(argv: list[str], *, cwd: str, env: dict[str, str], stdout: int, stderr
         finally:
             os._exit(255)
     os.close(report_w)
+    return Started(argv, pid, report_r)
+
+
+def _max_fd() -> int:
     try:
-        report = b""
-        while True:
-            block = os.read(report_r, 4096)
-            if not block:
-                break
-            report += block
-    finally:
-        os.close(report_r)
-    if report:
-        os.waitpid(pid, 0)
-        number, _, text = report.partition(b"\0")
-        errno = int(number or 0)
-        raise OSError(errno, os.strerror(errno) if errno else text.decode(errors="replace"),
-                      argv[0])
-    return pid
+        return max(os.sysconf("SC_OPEN_MAX"), 1024)
+    except (OSError, ValueError):
+        return 65536

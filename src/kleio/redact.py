@@ -35,35 +35,44 @@ retried from inside the same run of characters, and have no nested quantifiers.
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Mapping
 
 from kleio.argv import is_option
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # collections.abc imports collections: milliseconds per run
+    import re
+    from collections.abc import Mapping
 
 REDACTED = "***"
 
 
 class _Lazy:
-    """A regular expression compiled on first use.
+    """A regular expression compiled on first use, :mod:`re` imported on first use.
 
-    The large patterns run only where a cheap ``str.find`` found a word they need, so most
-    runs never use them; compiled at import they cost the start of every run milliseconds.
+    The patterns run only where a cheap ``str.find`` found a word they need, so most runs
+    never use them; :mod:`re` and the patterns, imported and compiled at import, would cost
+    the start of every run about half a bare interpreter's start.
     """
 
     __slots__ = ("_args", "_compiled")
 
-    def __init__(self, pattern: str, flags: int) -> None:
+    def __init__(self, pattern: str, flags: str) -> None:
         self._args = (pattern, flags)
         self._compiled: re.Pattern[str] | None = None
 
     def __getattr__(self, name: str) -> object:
         if self._compiled is None:
-            self._compiled = re.compile(*self._args)
+            import re
+
+            pattern, flags = self._args
+            self._compiled = re.compile(pattern, getattr(re, flags) if flags else 0)
         return getattr(self._compiled, name)
 
 
-def _lazy(pattern: str, flags: int = 0) -> re.Pattern[str]:
+def _lazy(pattern: str, flags: str = "") -> re.Pattern[str]:
+    """``re.compile(pattern, re.FLAGS)``, on first use (``flags``: a flag's name)."""
     return _Lazy(pattern, flags)  # type: ignore[return-value]  # duck-typed: used by methods
+
 
 # Words that name a secret on their own.
 _SECRET_WORDS = frozenset(
@@ -106,19 +115,53 @@ _NEUTRAL_WORDS = frozenset(
 # Working-directory variables of the shell, not passwords.
 _NOT_SECRET = frozenset({"pwd", "oldpwd"})
 
-_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
-_SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
+def _is_word_char(char: str) -> bool:
+    return char.isascii() and char.isalnum()  # [A-Za-z0-9]
+
+
+def _camel_words(part: str) -> list[str]:
+    """``part`` (ASCII letters and digits) cut like the pattern
+    ``[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\\d+``: ``HTTPServer2`` is HTTP, Server, 2."""
+    words: list[str] = []
+    start, size = 0, len(part)
+    while start < size:
+        end = start + 1
+        if part[start].isdigit():
+            while end < size and part[end].isdigit():
+                end += 1
+        elif part[start].islower():
+            while end < size and part[end].islower():
+                end += 1
+        else:  # a run of capitals: all but its last when a lower-case letter follows it
+            while end < size and part[end].isupper():
+                end += 1
+            if end < size and part[end].islower():
+                if end - start > 1:
+                    end -= 1
+                else:
+                    while end < size and part[end].islower():
+                        end += 1
+        words.append(part[start:end])
+        start = end
+    return words
 
 
 def _words(name: str) -> list[str]:
+    """The lower-cased words of a name: cut at every character but ``[A-Za-z0-9]``, and
+    camel case cut in words (``apiKey``, ``AWS_SECRET``, ``HTTPProxy``)."""
     words: list[str] = []
-    for part in _SEPARATORS.split(name):
-        if not part:
+    part: list[str] = []
+    for char in (*name, " "):
+        if _is_word_char(char):
+            part.append(char)
             continue
-        if part.isupper() or part.islower() or part.isdigit():
-            words.append(part.lower())
-        else:
-            words.extend(w.lower() for w in _CAMEL.findall(part))
+        if part:
+            text = "".join(part)
+            part.clear()
+            if text.isupper() or text.islower() or text.isdigit():
+                words.append(text.lower())
+            else:
+                words.extend(word.lower() for word in _camel_words(text))
     return words
 
 
@@ -181,7 +224,7 @@ _TOKEN_PATTERNS = _lazy(
     )
     |(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+   # JWT
     """,
-    re.VERBOSE,
+    "VERBOSE",
 )
 # [ \t], not \s: "token" at the end of a line of code must not swallow the next line's word.
 _BEARER = _lazy(r"(?i)\b(bearer|basic|token)([ \t]+)[A-Za-z0-9._~+/=-]{8,}")
@@ -233,17 +276,18 @@ def redact_value(text: str) -> str:
     # Each pattern runs only where a word it needs is (a str.find, at C speed): the
     # patterns cost microseconds per call, and code has many lines.
     lower = text.lower()
-    if "=" in text and _any_in(_SECRET_WORD, lower):
+    if "=" in text and _any_in(_SECRET_TRIGGERS, lower):
         text = _PAIR.sub(_mask_pair, text)
-    if _any_in(_BEARER_WORD, lower):
+    if _any_in(_BEARER_TRIGGERS, lower):
         text = _BEARER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
-    if _any_in(_TOKEN_WORD, lower):
+    if _any_in(_TOKEN_TRIGGERS, lower):
         text = _TOKEN_PATTERNS.sub(REDACTED, text)
     return text
 
 
-def _any_in(words: re.Pattern[str], lower: str) -> bool:
-    return words.search(lower) is not None
+def _any_in(words: tuple[str, ...], lower: str) -> bool:
+    """Whether one of ``words`` is in ``lower`` (a ``str.find`` each, at C speed)."""
+    return any(word in lower for word in words)
 
 
 def redact_env(mapping: Mapping[str, str]) -> dict[str, str]:
@@ -255,7 +299,7 @@ def redact_env(mapping: Mapping[str, str]) -> dict[str, str]:
 
 
 # A token that reads as an option name: what a flag-like secret option may be followed by.
-_OPTION_SHAPE = _lazy(r"--?[A-Za-z][A-Za-z0-9_.-]*(?:=.*)?", re.DOTALL)
+_OPTION_SHAPE = _lazy(r"--?[A-Za-z][A-Za-z0-9_.-]*(?:=.*)?", "DOTALL")
 
 _MYSQL = ("-p", False, None)
 _MONGO = ("-p", True, None)
@@ -451,9 +495,6 @@ _TOKEN_TRIGGERS = (
     "rk_", "hf_", "npm_", "pypi-", "akia", "asia", "aiza", "eyj",
 )  # fmt: skip
 _TRIGGERS = (*_SECRET_TRIGGERS, "basic", "://", *_TOKEN_TRIGGERS)
-_SECRET_WORD = re.compile("|".join(map(re.escape, _SECRET_TRIGGERS)))
-_BEARER_WORD = re.compile("|".join(_BEARER_TRIGGERS))
-_TOKEN_WORD = re.compile("|".join(map(re.escape, _TOKEN_TRIGGERS)))
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _PLAIN_WORDS = frozenset({"true", "false", "null", "none", "nil", "yes", "no", "on", "off", "~"})
 
@@ -506,7 +547,7 @@ def might_hold_secrets(text: str) -> bool:
 def _redact_line(line: str, bare_ok: bool) -> str:
     def assignment(match: re.Match[str]) -> str:
         name = match.group("name").rsplit(".", 1)[-1]
-        if _SECRET_WORD.search(name.lower()) is None:  # most names: one C call
+        if not _any_in(_SECRET_TRIGGERS, name.lower()):  # most names: a few str.find
             return match.group(0)
         new = _masked_value(match.group("value"), bare_ok)
         if new is None or not _is_secret_in_code(name):
@@ -526,17 +567,17 @@ def _redact_line(line: str, bare_ok: bool) -> str:
         # In code, key=value is a keyword argument (f(api_key=api_key)): pairs are looked for
         # inside string literals only (a URL query, a connection string); URIs and token
         # shapes everywhere (comments, docstrings).
-        if "=" in line and _any_in(_SECRET_WORD, lower):
+        if "=" in line and _any_in(_SECRET_TRIGGERS, lower):
             line = _LITERAL.sub(_redact_literal, line)
         if "://" in line:
             from kleio.storage import mask_uri
 
             line = mask_uri(line)
-        if _any_in(_BEARER_WORD, lower):
+        if _any_in(_BEARER_TRIGGERS, lower):
             line = _BEARER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, line)
-        if _any_in(_TOKEN_WORD, lower):
+        if _any_in(_TOKEN_TRIGGERS, lower):
             line = _TOKEN_PATTERNS.sub(REDACTED, line)
-    if _any_in(_SECRET_WORD, lower):
+    if _any_in(_SECRET_TRIGGERS, lower):
         line = _ASSIGNMENT.sub(assignment, line)
         if "--" in line:
             line = _TEXT_OPTION.sub(option, line)

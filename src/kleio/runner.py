@@ -1,5 +1,9 @@
 """The runner: run a command as a child, tee and journal its output, serve its client.
 
+This module starts the program; :mod:`kleio.supervisor` watches it. The split is for speed:
+the program is forked before the supervisor's modules (threads, the writer, the channel)
+are imported, so that importing them overlaps with the program's own start-up.
+
 Three threads, one job each (the other two live in :mod:`kleio.channel` and
 :mod:`kleio.writer`):
 
@@ -21,32 +25,41 @@ way, the ``finally`` clauses keep that order.
 
 from __future__ import annotations
 
+import _signal as signal  # signal.py wraps it in enums: milliseconds of imports per run
 import _socket
 import os
-import queue
-import signal
 import sys
 import time
 
 from kleio import ledger
-from kleio.channel import IOThread, LineCutter, channel_path
-from kleio.spool import Spool
-from kleio.storage.base import Store, encode, execution_of
-from kleio.writer import Heartbeat, Status, Stop, Writer, kill_quietly, warn
+from kleio.private import channel_path
+from kleio.process import kill_quietly
+from kleio.storage.base import Store, encode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
-    from typing import Any
+    from typing import Any, NoReturn
+
+    from kleio.process import Started
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2)
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 WAITED = set(FORWARDED) | {signal.SIGCHLD, signal.SIGWINCH}
-SI_USER, SI_QUEUE = 0, -1
-DUPLICATE_WINDOW = 0.2
 
 
-def _exit_code(status: int) -> int:
+def waited_signals() -> frozenset[int]:
+    """:data:`WAITED` but the signals kleio was started with ignored (``nohup``, ``cmd &`` in
+    a script): blocked, Linux would queue them for ``sigtimedwait`` instead of discarding
+    them, and a run whose program never got the signal would end 'interrupted'. The program
+    inherits them ignored, as it would without kleio."""
+    return frozenset(signo for signo in WAITED
+                     if signo in (signal.SIGCHLD, signal.SIGWINCH)
+                     or signal.getsignal(signo) != signal.SIG_IGN)
+
+
+def exit_code(status: int) -> int:
+    """The shell's exit code of a wait status: ``128 + N`` for a death by signal N."""
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
 
@@ -73,8 +86,10 @@ class ChildProcess:
         self.outputs[master] = (kind, fd)
         return slave
 
-    def spawn(self) -> int:
-        from kleio.process import spawn
+    def start(self) -> Started:
+        """Fork the program (:func:`kleio.process.start`); ``confirm()`` the result to
+        know that it started."""
+        from kleio.process import start
 
         out = self._stdio(1, "stdout")
         err = self._stdio(2, "stderr")
@@ -92,7 +107,7 @@ class ChildProcess:
                     os._exit(137)
 
         try:
-            return spawn(self.argv, cwd=self.cwd, env=self.env, stdout=out, stderr=err,
+            return start(self.argv, cwd=self.cwd, env=self.env, stdout=out, stderr=err,
                          before_exec=setup)
         finally:
             os.close(out)
@@ -100,13 +115,28 @@ class ChildProcess:
 
 
 def _prctl() -> Any:
+    """``prctl(2)`` of the C library, to call in the child between fork and exec.
+
+    Through :mod:`_ctypes`, the C half of :mod:`ctypes`: importing :mod:`ctypes` itself
+    costs about as much as a tenth of a bare interpreter start, on every run.
+    """
     if not sys.platform.startswith("linux"):
         return None
     try:
-        import ctypes
+        import _ctypes
 
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
+        class _Int(_ctypes._SimpleCData):  # ctypes.c_int
+            _type_ = "i"
+
+        class _Function(_ctypes.CFuncPtr):  # what ctypes.CDLL makes of a function
+            _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+            _restype_ = _Int
+
+        class _Library:
+            _handle = _ctypes.dlopen(None, 0)  # type: ignore[arg-type]
+
+        return _Function(("prctl", _Library()))  # type: ignore[arg-type]
+    except (ImportError, OSError, AttributeError, TypeError):
         return None
 
 
@@ -132,13 +162,15 @@ class Runner:
         self.cwd = cwd
         self.config = config
         self.runner_info = runner_info
-        spool_dir = str(config["spool_dir"])
-        self.spool_dir = spool_dir
+        self.spool_dir = str(config["spool_dir"])
         self.execution = execution
-        self.spool = Spool(spool_dir, trial_id, execution)
-        self.writer = Writer(store, trial_id, next_seq, self.spool,
-                             float(config["flush_interval"]), runner_info=runner_info)
+        self.next_seq = next_seq
         self.ledger_dir = ""
+        #: When the program was forked, and the writer journalling it (once it is).
+        self.started_at = 0.0
+        self.writer: Any = None
+        #: The signals the run waits for (:func:`waited_signals`).
+        self.waited = waited_signals()
 
     def run(self) -> int:
         """Run the child to its end; return the exit code kleio must exit with."""
@@ -150,7 +182,6 @@ class Runner:
             # The trial was reserved: give it back (resumable) before telling why.
             self._abandon("interrupted", None, str(error))
             raise
-        self.writer.ledger_dir = self.ledger_dir
         # _socket: the module socket.py wraps, whose import costs milliseconds of enums.
         listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         if os.path.exists(path):
@@ -169,9 +200,9 @@ class Runner:
         child = ChildProcess(self.argv, self.cwd, env)
         # Block the signals we wait for *before* spawning, so none is lost; the child
         # unblocks them in its pre-exec hook.
-        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, WAITED)
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, self.waited)
         try:
-            return self._supervise(child, listener, path)
+            return self._start(child, listener)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             listener.close()
@@ -191,207 +222,43 @@ class Runner:
         try:
             self.store.append_events(
                 trial_id=self.trial_id,
-                events=[(self.writer.next_seq, "status", now, encode(data))])
+                events=[(self.next_seq, "status", now, encode(data))])
             self.store.update_trial(trial_id=self.trial_id, fields=fields)
         except Exception as failure:
+            from kleio.writer import warn
+
             warn(f"could not journal that the run did not start: {failure}")
 
-    def _supervise(self, child: ChildProcess, listener: _socket.socket, path: str) -> int:
-        writer = self.writer
+    def _start(self, child: ChildProcess, listener: _socket.socket) -> int:
         try:
-            pid = child.spawn()
+            started = child.start()
+            self.started_at = time.time()
+        except OSError as error:  # fork failed (no memory, too many processes)
+            self._cannot_execute(error)
+        # While the program starts, import what watches it; then wait for its exec.
+        try:
+            from kleio.supervisor import supervise
+        except BaseException:
+            kill_quietly(started.pid, signal.SIGKILL)
+            os.waitpid(started.pid, 0)
+            raise
+        try:
+            started.confirm()
         except OSError as error:
             # ENOEXEC (a script without '#!'), EACCES...: the trial must not stay reserved.
-            self._abandon("broken", 126, str(error))
-            ledger.finish(self.ledger_dir, None, complete=True)
-            from kleio.errors import CannotExecute
+            self._cannot_execute(error)
+        return supervise(self, child, started.pid, listener)
 
-            raise CannotExecute(
-                f"cannot execute {self.argv[0]}: {error.strerror or error}",
-                "give a script a '#!' line, or run it through its interpreter "
-                "(e.g. 'kleio bash script.sh')",
-            ) from None
-        started = time.time()
-        writer.child_pid = pid
-        first_run = execution_of(writer.next_seq) == 1
-        writer.make_monitor = lambda: _checks(self.config, writer, self.trial_id, first_run)
-        writer.start()
-        reader = ledger.LedgerReader(self.ledger_dir)
-        io_thread = IOThread(writer, listener, child.outputs, self.spool_dir, reader)
-        status: int | None = None
-        interrupted: int | None = None
-        try:
-            # 'running' first: the writer journals it before the program's first line (and
-            # before the checks that line makes it load).
-            writer.send(Status("running", started, {"pid_child": pid, **self.runner_info},
-                               {"heartbeat_at": started, "started_at": started}))
-            io_thread.start()
-            status, interrupted = self._wait(child, pid)
-        finally:
-            # The order of the module docstring, whatever happened above.
-            io_thread.child_ended()
-            if io_thread.ident is not None:
-                io_thread.join()
-            io_thread.close()
-            for master in child.outputs:
-                try:
-                    os.close(master)
-                except OSError:
-                    pass
-            if status is None:  # _wait raised: leave no program and no writer behind
-                kill_quietly(pid, signal.SIGKILL)
-                writer.send(Stop())
-                writer.join()
-        code = _exit_code(status)
-        ended = time.time()
-        final = final_status(code, interrupted=interrupted,
-                             stop_requested=writer.stop_request is not None)
-        # ``stopped_by`` in the journal: the signal another process (a person, a scheduler)
-        # sent to stop the run, as opposed to the program dying of a signal on its own.
-        data: dict[str, Any] = {"exit_code": code}
-        if interrupted is not None:
-            data["stopped_by"] = int(interrupted)
-        if writer.stop_request is not None:
-            data["stop_requested"] = writer.stop_request
-        writer.send(Status(final, ended, data, {"ended_at": ended, "exit_code": code}))
-        writer.send(Stop())
-        writer.join()
-        if not writer.finish():
-            warn(f"the journal is still unavailable; {writer.spool.path} holds this run's "
-                  "last events: run 'kleio sync' when the journal is back")
-        ledger.finish(self.ledger_dir, reader,
-                      complete=writer.durable and "errors" not in writer.problems)
-        if not writer.durable:
-            warn(f"some of this run's records are not journalled yet; they wait in "
-                 f"{self.ledger_dir}: run 'kleio sync' once the journal or the disk is back")
-        return code
+    def _cannot_execute(self, error: OSError) -> NoReturn:
+        self._abandon("broken", 126, str(error))
+        ledger.finish(self.ledger_dir, None, complete=True)
+        from kleio.errors import CannotExecute
 
-    def _wait(self, child: ChildProcess, pid: int) -> tuple[int, int | None]:
-        """Wait for the child, forwarding signals and beating; return (status, interrupt)."""
-        waiter = _Waiter(self.writer, child, pid, self.config, self.runner_info)
-        while True:
-            info = signal.sigtimedwait(WAITED, waiter.timeout())
-            if info is None:
-                waiter.beat()
-                continue
-            status = waiter.on_signal(info)
-            if status is not None:
-                return status, waiter.interrupted
-
-
-class _Waiter:
-    """The runner's main loop between two signals: heartbeats, the lease, the stop grace,
-    and what each signal means (the child's end, a resize, one to forward)."""
-
-    def __init__(self, writer: Writer, child: ChildProcess, pid: int, config: Any,
-                 runner_info: dict[str, Any]) -> None:
-        self.writer, self.child, self.pid = writer, child, pid
-        self.interval = float(config["heartbeat_interval"])
-        self.grace = float(config["stop_grace"])
-        # The lease (docs/reliability.rst, "Leases"): with no heartbeat confirmed for this
-        # long, the program is paused; other hosts take over only after stale_after.
-        self.lease = max(float(config["stale_after"]) / 2, 1.5 * self.interval)
-        # The reservation's heartbeat stamp was taken after runner_info's "since".
-        since = float(runner_info.get("since") or time.time())
-        writer.renewed = time.monotonic() - max(0.0, time.time() - since)
-        self.killed = False
-        self.interrupted: int | None = None
-        self.last_forwarded: dict[tuple[int, int], float] = {}
-        self.next_beat = time.monotonic() + self.interval
-
-    def timeout(self) -> float:
-        """Act on what is due now (SIGKILL after the grace, the fence); seconds to wait."""
-        writer, now = self.writer, time.monotonic()
-        wake = self.next_beat
-        if writer.term_sent_at is not None and not self.killed:
-            # Asked to stop (kleio stop, a takeover) and still running after the grace: a
-            # program that ignores SIGTERM is killed.
-            if now >= writer.term_sent_at + self.grace:
-                warn(f"the program ignored SIGTERM for {self.grace:g} s; killing it")
-                kill_quietly(self.pid, signal.SIGKILL)
-                self.killed = True
-            else:
-                wake = min(wake, writer.term_sent_at + self.grace)
-        if not writer.fenced and writer.displaced is None:
-            fence_at = writer.renewed + self.lease
-            if now >= fence_at:
-                writer.fence(self.lease, self.child.own_group)
-            else:
-                wake = min(wake, fence_at)
-        return max(0.0, wake - now)
-
-    def beat(self) -> None:
-        """A heartbeat, when one is due."""
-        if time.monotonic() < self.next_beat:
-            return
-        # Never block the signal loop on a journal that is slow: a heartbeat that does not
-        # fit in the queue is skipped, the next one will do.
-        try:
-            self.writer.queue.put_nowait(Heartbeat(time.time(), time.monotonic()))
-        except queue.Full:
-            pass
-        self.next_beat = time.monotonic() + self.interval
-
-    def on_signal(self, info: Any) -> int | None:
-        """Act on one signal; the child's wait status once it has ended, else None."""
-        signo, pid, child = info.si_signo, self.pid, self.child
-        if signo == signal.SIGCHLD:
-            done, wait_status = os.waitpid(pid, os.WNOHANG)
-            return wait_status if done else None
-        if signo == signal.SIGWINCH:
-            for master in child.ptys:
-                _copy_winsize(child.outputs[master][1], master)
-            kill_quietly(pid, signo)
-        elif signo in FORWARDED:
-            self._forward(info)
-        elif os.environ.get("KLEIO_DEBUG"):
-            # After SIGSTOP/SIGCONT, CPython's sigtimedwait can return a struct of garbage
-            # (seen on 3.11): never act on a signal we did not ask for.
-            warn(f"ignored an unexpected wake-up: {info}")
-        return None
-
-    def _forward(self, info: Any) -> None:
-        signo = info.si_signo
-        if signo in INTERRUPTS:
-            self.interrupted = signo
-        # `timeout` and some schedulers signal both the runner and its process group: the
-        # runner gets the same signal twice from one sender within microseconds. Forward it
-        # once.
-        now = time.monotonic()
-        key = (signo, info.si_pid)
-        duplicate = now - self.last_forwarded.get(key, -1.0) < DUPLICATE_WINDOW
-        self.last_forwarded[key] = now
-        # Sharing the terminal's process group, the child already got a Ctrl-C: then
-        # forward only what another process sent to the runner itself.
-        if not duplicate and (self.child.own_group or info.si_code in (SI_USER, SI_QUEUE)
-                              or info.si_pid):
-            kill_quietly(self.pid, signo)
-
-
-def _checks(config: Any, writer: Writer, trial_id: str, first_run: bool) -> Any:
-    """The run's live checks (:mod:`kleio.checks.live`), made once the program has started:
-    importing them never delays it. Checks that cannot start never stop the run.
-
-    On a trial's first run, the warnings of :mod:`kleio.checks.before` are told too (what
-    would make it not reproducible): once per trial, never a refusal.
-    """
-    try:
-        from kleio.checks.live import attach
-
-        monitor = attach(writer, config, trial_id)
-    except Exception as error:
-        warn(f"the checks are off for this run: {error}")
-        return None
-    if first_run:
-        try:
-            from kleio.checks.before import warnings
-
-            for message in warnings(writer.store.get_trial(trial_id=trial_id) or {}):
-                warn(message)
-        except Exception:  # a warning that cannot be made must not stop the run
-            pass
-    return monitor
-
+        raise CannotExecute(
+            f"cannot execute {self.argv[0]}: {error.strerror or error}",
+            "give a script a '#!' line, or run it through its interpreter "
+            "(e.g. 'kleio bash script.sh')",
+        ) from None
 
 def final_status(code: int, *, interrupted: int | None, stop_requested: bool) -> str:
     """The status a run ends with, from its exit code and how it was stopped."""
@@ -416,6 +283,8 @@ def run_reserved(*, store: Store, config: Any, trial_id: str, reservation: Any,
     try:
         ledger.recover_trial(store, str(config["spool_dir"]), trial_id)
     except Exception as error:
+        from kleio.writer import warn
+
         warn(f"could not journal what an earlier run of this trial left on this host "
              f"({error}); 'kleio sync' will try again")
     return Runner(
@@ -430,5 +299,4 @@ def run_reserved(*, store: Store, config: Any, trial_id: str, reservation: Any,
     ).run()
 
 
-__all__ = ["ChildProcess", "LineCutter", "Runner", "Writer", "channel_path", "final_status",
-           "run_reserved"]
+__all__ = ["ChildProcess", "Runner", "exit_code", "final_status", "kill_quietly", "run_reserved"]

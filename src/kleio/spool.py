@@ -12,9 +12,9 @@ Replaying is idempotent because event keys are unique: a replayed duplicate is s
 
 from __future__ import annotations
 
-import json
 import os
 
+from kleio.cjson import dumps, loads
 from kleio.storage.base import NewEvent, Store, execution_of
 
 TYPE_CHECKING = False
@@ -46,8 +46,9 @@ class Spool:
 
             private_dir(self.directory, "spool directory")
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-            self._handle = open(fd, "a", encoding="ascii")  # noqa: SIM115 - kept open
-        self._handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+            # UTF-8, not ASCII (the same bytes: the records are ASCII): no codec to import.
+            self._handle = open(fd, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+        self._handle.write(dumps(record, separators=(",", ":")) + "\n")
         self._handle.flush()
 
     def add_events(self, events: list[NewEvent]) -> None:
@@ -107,11 +108,11 @@ def replay_file(store: Store, path: str) -> int:
 def _replay(store: Store, path: str) -> int:
     inserted = 0
     blobs: list[str] = []
-    with open(path, encoding="ascii") as handle:
+    with open(path, encoding="utf-8") as handle:
         for line in handle:
             if not line.endswith("\n"):
                 break  # a torn last line from a killed runner: everything before it counts
-            record = json.loads(line)
+            record = loads(line)
             trial_id = record["trial"]
             if "events" in record:
                 events = [(int(s), str(k), float(t), str(d)) for s, k, t, d in record["events"]]

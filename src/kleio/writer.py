@@ -11,7 +11,6 @@ counts are journalled with the final status (``problems``).
 from __future__ import annotations
 
 import _socket
-import json
 import os
 import queue
 import signal
@@ -20,8 +19,10 @@ import threading
 import time
 from itertools import repeat
 
+from kleio.cjson import dumps
 from kleio.errors import StoreUnavailable
 from kleio.ledger import Chunk, chunk_events, open_regular
+from kleio.process import kill_quietly
 from kleio.spool import Spool, split_markers
 from kleio.storage.base import NewEvent, Store, copy_hashing, encode, execution_of, first_seq
 
@@ -119,15 +120,11 @@ def _same_runner(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return bool(a) and all(a.get(key) == b.get(key) for key in ("host", "pid", "since"))
 
 
-def kill_quietly(pid: int, signo: int) -> None:
-    try:
-        os.kill(pid, signo)
-    except ProcessLookupError:
-        pass
-
-
 class Writer(threading.Thread):
     """The only thread that talks to the store."""
+
+    #: Seconds between two attempts to reach a journal that failed.
+    retry_interval = 2.0
 
     def __init__(self, store: Store, trial_id: str, next_seq: int, spool: Spool,
                  flush_interval: float, *, runner_info: dict[str, Any] | None = None,
@@ -144,7 +141,6 @@ class Writer(threading.Thread):
         self.pending: list[NewEvent] = []
         self.store_ok = True
         self.last_retry = 0.0
-        self.retry_interval = 2.0
         self.child_pid: int | None = None
         self.stop_request: dict[str, Any] | None = None
         self.runner_info: dict[str, Any] = dict(runner_info or {})
@@ -169,6 +165,9 @@ class Writer(threading.Thread):
         self.monitor: Any = None
         #: Makes :attr:`monitor` on the first thing to check (None: no checks, or made).
         self.make_monitor: Any = None
+        #: Called once, at the program's first record (a statistic, a metric declaration,
+        #: an artifact): what is told only to programs that log (kleio.checks.before).
+        self.on_first_record: Any = None
 
     # -- API used by the other threads ----------------------------------------------------
 
@@ -523,6 +522,9 @@ class Writer(threading.Thread):
                                       self._ledger_blob)
         self.pending.append(marker)
         self.pending.extend(events)
+        if events and self.on_first_record is not None:
+            hook, self.on_first_record = self.on_first_record, None
+            hook()
         if events and self._checks() is not None:
             self.monitor.records(events)
 
@@ -564,7 +566,7 @@ class Writer(threading.Thread):
         except Exception as error:
             reply, payload = {"error": f"query failed: {error}"}, None
         try:
-            conn.sendall(json.dumps(reply).encode("ascii") + b"\n")
+            conn.sendall(dumps(reply).encode("ascii") + b"\n")
             if payload is not None:
                 with payload:
                     for chunk in iter(lambda: payload.read(1 << 20), b""):

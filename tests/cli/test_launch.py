@@ -152,3 +152,13 @@ def test_the_command_line_a_refusal_suggests_keeps_the_journal_and_options(git_r
     again = run_kleio(*shlex.split(suggested)[1:], cwd=git_repo, env=env)  # typed as shown
     assert again.returncode == 0, again.stderr
     assert again.stdout == "done\nfixed\n"
+
+
+def test_a_program_that_logs_nothing_is_not_told_about_seeds(git_repo, db_uri):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if "SEED" not in k.upper()}
+    write(git_repo / "hello.py", "print('hello')\n")
+    result = run_kleio("python", "hello.py", cwd=git_repo, env=env)
+    assert result.returncode == 0 and result.stdout == "hello\n"
+    assert "seed-like" not in result.stderr

@@ -465,13 +465,15 @@ def test_reading_commands_never_create_a_journal(git_repo, tmp_path, monkeypatch
     assert not missing.parent.exists()
 
 
-@pytest.mark.parametrize("args, hint", [
-    (["lss"], "Did you mean 'kleio ls'?\n"),
-    (["run", "64437c2", "--allow-broken"], "For example 'kleio run --allow-broken 64437c2'.\n"),
+@pytest.mark.parametrize("args, hint, code", [
+    (["lss"], "Did you mean 'kleio ls'?\n", 127),
+    # An id followed by options: a usage error, the options belong before the id.
+    (["run", "64437c2", "--allow-broken"], "For example 'kleio run --allow-broken 64437c2'.\n",
+     errors.EXIT_USAGE),
 ])
-def test_not_found_explains_the_likely_mistake(git_repo, db_uri, args, hint):
+def test_not_found_explains_the_likely_mistake(git_repo, db_uri, args, hint, code):
     result = run_kleio(*args, cwd=git_repo)
-    assert result.returncode == 127
+    assert result.returncode == code
     assert result.stderr.startswith("error: ") and result.stderr.endswith(hint)
 
 
@@ -673,3 +675,51 @@ def test_tail_follow_of_a_branch_reads_the_parent_up_to_the_cut_then_its_own(tmp
          poll=0)
     store.close()
     assert shown == ["parent 3", "parent 4", "parent 5", "own 0", "own 1"]
+
+
+def test_a_signal_kleio_was_started_with_ignored_stays_ignored(git_repo, db_uri):
+    """`cmd &` in a script starts kleio with SIGINT ignored: a SIGINT then neither reaches
+    the program nor makes the run 'interrupted' (blocked, Linux would queue it for kleio)."""
+    write(git_repo / "waits.py", """
+        import signal, sys
+        signal.signal(signal.SIGUSR1, lambda *_: sys.exit(0))
+        print("ready", flush=True)
+        while True:
+            signal.pause()
+    """)
+    kleio = subprocess.Popen(
+        [sys.executable, "-m", "kleio", "python", "waits.py"], cwd=git_repo,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert kleio.stdout.readline() == "ready\n"
+    kleio.send_signal(signal.SIGINT)  # queued, it would be taken before the SIGUSR1
+    kleio.send_signal(signal.SIGUSR1)  # forwarded: the program exits 0
+    out, err = kleio.communicate(timeout=30)
+    assert kleio.returncode == 0, err
+    assert ls(git_repo)[0]["status"] == "completed"
+
+
+def test_a_removed_working_directory_is_one_line(git_repo, db_uri, tmp_path):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    probe = (f"import os, subprocess, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); "
+             "r = subprocess.run([sys.executable, '-m', 'kleio', 'python', 'x.py'], "
+             "capture_output=True, text=True); print(r.returncode); print(r.stderr, end='')")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout
+    code, message = out.split("\n", 1)
+    assert int(code) == errors.EXIT_USAGE
+    assert message == ("error: the current directory no longer exists. Change to an existing "
+                       "directory and run again.\n")
+
+
+@pytest.mark.parametrize("redirect", ["2>/dev/full", "2>&-", ">&- 2>&-"])
+def test_a_stderr_kleio_cannot_write_never_loses_the_trial(git_repo, db_uri, redirect):
+    """kleio's own messages fail (a full disk, a closed descriptor): the program still runs,
+    with its exit code, and the trial ends as that exit code says (broken), not lost."""
+    write(git_repo / "hello.py", "import sys\nprint('hello')\nsys.exit(3)\n")
+    shell = f"exec {sys.executable} -m kleio python hello.py {redirect}"
+    result = subprocess.run(["sh", "-c", shell], cwd=git_repo, capture_output=True, text=True)
+    assert result.returncode == 3
+    if ">&-" not in redirect:
+        assert result.stdout == "hello\n"
+    assert ls(git_repo)[0]["status"] == "broken"  # exit 3: broken, but journalled and run

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
 
 from kleio import __version__
 from kleio.errors import EXIT_INTERNAL, EXIT_USAGE, KleioError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # collections.abc imports collections: milliseconds on every run
+    from collections.abc import Sequence
+    from typing import Any
 
 #: subcommand -> module under kleio.cli (imported only when used, for start-up speed).
 COMMANDS: dict[str, str] = {
@@ -124,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     process exits with ``os._exit``. Tearing down the interpreter (every module, every
     object) would only add milliseconds to each run after everything is safe.
     """
+    if argv is None:
+        _guard_stdio()
     code = _main(argv)
     if argv is None and _ran is not None and _ran in FAST_EXIT:
         for stream in (sys.stdout, sys.stderr):
@@ -134,6 +140,47 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pass
         os._exit(code)
     return code
+
+
+class _Forgiving:
+    """kleio's stderr when it cannot be written (``2>/dev/full``, a closed pipe): a message
+    that cannot be shown must not stop a run that was reserved, nor lose the trial."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except (OSError, ValueError):
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _guard_stdio() -> None:
+    """Descriptors 0, 1 and 2 closed at start are opened on /dev/null (else the journal,
+    a pipe or the socket would be given one of them, and the program's output written into
+    it); stderr's messages never raise."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: this one
+    if sys.stderr is None:
+        sys.stderr = open(  # noqa: SIM115 - the process's stderr, for its whole life
+            2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+    if sys.stdout is None:
+        sys.stdout = open(  # noqa: SIM115 - the process's stdout, for its whole life
+            1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+    sys.stderr = _Forgiving(sys.stderr)
 
 
 #: The command :func:`_main` dispatched to, once known.
@@ -169,9 +216,9 @@ def _main(argv: Sequence[str] | None) -> int:
             )
         else:
             name = "run"
-        import importlib
-
-        module = importlib.import_module(f"kleio.cli.{COMMANDS[name]}")
+        qualified = f"kleio.cli.{COMMANDS[name]}"
+        __import__(qualified)  # importlib's own import costs more than this whole line
+        module = sys.modules[qualified]
         _ran = name
         code: int = module.main(rest, flags)
         return code

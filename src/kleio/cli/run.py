@@ -10,7 +10,7 @@ import os
 import sys
 
 from kleio.cli.leading import parse_leading
-from kleio.errors import ChangeRefused, CommandNotFound, UsageError
+from kleio.errors import ChangeRefused, CommandNotFound, KleioError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
@@ -61,6 +61,12 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         return 0
     if not command:
         raise UsageError("no command to run", "give one, e.g. 'kleio python train.py'")
+    try:
+        cwd = os.getcwd()
+    except FileNotFoundError:
+        raise UsageError("the current directory no longer exists",
+                         "change to an existing directory and run again") from None
+    _start_git_status(command, cwd)
     from kleio import launch
     from kleio.cli.launch import branched_line, explain_refusal, run_prepared
     from kleio.config import load_config
@@ -75,7 +81,6 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         from kleio.checks.registry import validate
 
         validate(config)  # a misspelt check is refused now, not once the program runs
-    cwd = os.getcwd()
     by_id = launch.is_trial_reference(command)
     if not by_id:
         try:
@@ -90,9 +95,11 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
                                                cwd)
         else:
             prepared = launch.prepare_command(store, config, command, cwd, options["tags"])
-            if prepared.current[0]["code"].get("vcs") is None:
-                warn("not a git repository: the code is identified by a hash of the script "
-                      "only")
+            code = prepared.current[0]["code"]
+            if code.get("vcs") is None:
+                reason = (code.get("vcs_error") or "").strip().splitlines() or [
+                    "not a git repository"]
+                warn(f"{reason[0]}: the code is identified by a hash of the script only")
         if not prepared.created:
             launch.refuse_completed(prepared.doc, allowed)
             try:
@@ -108,8 +115,23 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         store.close()
 
 
-def _explain_not_found(error: CommandNotFound, command: list[str]) -> CommandNotFound:
-    """Add the likely reason to a 'command not found': a typo of a subcommand, or an id."""
+def _start_git_status(command: list[str], cwd: str) -> None:
+    """Start the snapshot's ``git status`` first thing, so that it runs while kleio imports
+    the rest (:func:`kleio.git.start_status`); not for ``kleio run ID``, which runs in the
+    trial's own directory."""
+    token = command[0]
+    if len(command) == 1 and all(c in "0123456789abcdef" for c in token.lower()):
+        return
+    from kleio import git
+
+    root = git.find_root(cwd)
+    if root is not None:
+        git.start_status(root)
+
+
+def _explain_not_found(error: CommandNotFound, command: list[str]) -> KleioError:
+    """Add the likely reason to a 'command not found': a typo of a subcommand, or an id
+    followed by options (then a usage error: the options belong before the id)."""
     import difflib
 
     from kleio.cli import COMMANDS
@@ -120,7 +142,7 @@ def _explain_not_found(error: CommandNotFound, command: list[str]) -> CommandNot
     if close:
         return CommandNotFound(error.message, f"did you mean 'kleio {close[0]}'?")
     if looks_like_id(program) and len(command) > 1:
-        return CommandNotFound(
+        return UsageError(
             f"{program!r} is not a program; if it is a trial id, kleio's options go before it",
             f"for example 'kleio run {' '.join(command[1:])} {program}'",
         )

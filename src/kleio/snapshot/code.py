@@ -196,15 +196,16 @@ def _code(cwd: str, root: str | None, script: str | None, blobs: dict[str, bytes
           ) -> dict[str, Any]:
     if root is None:
         return _script_snapshot(cwd, script, blobs)
+    failure = "git status failed"
     try:
-        status = git.run(root, "status", "--porcelain=v2", "--branch", "-z",
-                         "--untracked-files=all")
-    except OSError:  # git missing, or too slow (TimeoutError)
-        status = None
+        status = git.status(root)
+    except TimeoutError:
+        status, failure = None, f"git status did not answer within {git.TIMEOUT:g} s"
+    except OSError as missing:  # git missing
+        status, failure = None, f"git status failed: {missing.strerror or missing}"
     if status is None or status.returncode != 0:
         fallback = _script_snapshot(cwd, script, blobs)
-        error = "git status failed" if status is None else git.decode(status.stderr)[:500]
-        fallback["vcs_error"] = error
+        fallback["vcs_error"] = failure if status is None else git.decode(status.stderr)[:500]
         return fallback
     state = git.parse_status(status.stdout)
     doc: dict[str, Any] = {

@@ -13,10 +13,10 @@ Which of its differences refuse a resume is :mod:`kleio.snapshot.compare`'s.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
+from kleio.cjson import dumps, loads
 from kleio.hashing import sha256_hex
 from kleio.redact import redact_env
 
@@ -85,7 +85,7 @@ def _cache_dir() -> str:
 def _read_json(path: str) -> Any:
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+            return loads(handle.read())
     except (OSError, ValueError):
         return None
 
@@ -96,7 +96,7 @@ def _write_json(path: str, data: Any) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         temporary = f"{path}.{os.getpid()}.tmp"
         with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, sort_keys=True)
+            handle.write(dumps(data, sort_keys=True))
         os.replace(temporary, path)
     except OSError:
         pass
