@@ -716,6 +716,14 @@ class Journal:
         from kleio.metrics import parse_spec
 
         name = parse_spec(metric)[0] if metric else None
+        if name is None:
+            found = self._primaries(filters)
+            if found is None:  # a condition only checked here: compare every candidate
+                return best_of(self.trials(**filters), metric)
+            if len(found) != 1:  # none (or no candidate) or several: best_of says which
+                return best_of(self.trials(**{**filters, "limit": 1}) if not found else
+                               self.trials(**filters), metric)
+            name = found.pop()
         mode = None
         if name is not None:
             mode = self.reader.modes.get(name) or self.configured.mode(name)
@@ -725,6 +733,31 @@ class Journal:
         filters.pop("limit", None)
         top = self.trials(**filters, sort=("-" if mode == "max" else "") + str(name), limit=1)
         return best_of(top, metric)
+
+    def _primaries(self, filters: dict[str, Any]) -> set[str] | None:
+        """The primary metrics of the candidates (as :func:`best_of` collects them), from the
+        summaries: the store's declared primaries, the branches' read here. None when that
+        takes reading every candidate (a condition only checked here)."""
+        if self.reader.primary:
+            return {self.reader.primary}
+        if filters.get("where") or filters.get("ids") or {"lost", "running", "reserved"} & set(
+                filters.get("status") or ()):
+            return None
+        since = filters.get("since")
+        pushed = {"statuses": list(filters["status"]) if filters.get("status") else None,
+                  "tags": filters.get("tags"),
+                  "since": parse_since(since) if since is not None else None,
+                  "project": filters.get("project") or None}
+        names, lacking = self.store.declared_primaries(**pushed)
+        for doc in self.store.find_trials(branches=True, **pushed):
+            primary = Trial(self, doc).declarations.primary
+            if primary:
+                names.add(primary)
+            else:
+                lacking = True
+        if lacking and self.configured.primary:
+            names.add(self.configured.primary)
+        return names
 
     def trials(self, **filters: Any) -> list[Trial]:
         """The trials matching every filter, sorted and limited (see the module docstring)."""

@@ -374,7 +374,10 @@ def test_cat_streams_the_same_bytes_as_it_printed_decoded():
     for data in samples:
         text = encode(data)
         strict = "NaN" not in text and "Infinity" not in text
-        assert b"".join(json_lines([text if strict else data])) == json_line(decode(text))
+        assert b"".join(json_lines([[text if strict else data]])) == json_line(decode(text))
+    texts = [encode(d) for d in samples if "NaN" not in encode(d) and "Inf" not in encode(d)]
+    assert b"".join(json_lines([texts[:2], texts, texts[:1]])) == b"".join(
+        json_line(decode(t)) for t in texts[:2] + texts + texts[:1])
     rng = random.Random(3)
     rows = samples + [{"epoch": i, "loss": rng.random(), "note": "x" * rng.randint(0, 300)}
                       for i in range(50)]

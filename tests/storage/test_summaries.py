@@ -287,3 +287,13 @@ def test_branch_cuts_from_step_runs_equal_the_scan(store, monkeypatch):
     from kleio.branching import _cut_at_step
 
     assert _cut_at_step(store, store.lineage(trial_id="c"), "epoch", "1") is not None
+
+
+def test_declared_primaries(store, ranked):
+    assert store.declared_primaries() == (set(), True)
+    store.append_events(trial_id="a", events=[ev(EXEC1 + 9, "metrics", primary="acc")])
+    store.append_events(trial_id="b", events=[ev(EXEC1 + 9, "metrics", primary="loss")])
+    assert store.declared_primaries() == ({"acc", "loss"}, True)
+    assert store.declared_primaries(project="p-a") == ({"acc"}, False)
+    assert store.declared_primaries(statuses=["completed"], since=2.5) == (set(), True)
+    assert store.declared_primaries(tags=["none"]) == (set(), False)

@@ -65,24 +65,37 @@ _KEY = r'"[^"\\,:\x00-\x1f]*"'
 _FLAT = re.compile(rf"\{{{_KEY}:{_VALUE}(?:,{_KEY}:{_VALUE})*\}}")
 
 
-def json_lines(items: Iterable[str | dict[str, Any]], chunk: int = 4096) -> Iterator[bytes]:
-    """``--json`` lines of statistics as the store gives them (stored JSON text or objects),
-    the same bytes as :func:`json_line` of each decoded object, in chunks."""
+def json_lines(batches: Iterable[list[str | dict[str, Any]]]) -> Iterator[bytes]:
+    """``--json`` lines of batches of statistics as the store gives them (stored JSON text
+    or objects): the same bytes as :func:`json_line` of each decoded object; flat text is
+    checked by one regular expression and spaced by two replacements, never decoded."""
     flat = _FLAT.fullmatch
-    lines: list[str] = []
-    for item in items:
-        if type(item) is str and flat(item):
-            lines.append(item.replace(',"', ', "').replace('":', '": '))
+    for batch in batches:
+        lines = []
+        for item in batch:
+            if type(item) is str and flat(item):
+                lines.append(item)
+            else:
+                lines.append(_Decoded(json_line(item if isinstance(item, dict) else
+                                                decode(item))))
+        yield _spaced(lines)
+
+
+class _Decoded(bytes):
+    """A line already encoded by json_line (not to be spaced again)."""
+
+
+def _spaced(lines: list[Any]) -> bytes:
+    if not any(type(line) is _Decoded for line in lines):
+        block = "\n".join(lines) + "\n"
+        return block.replace(',"', ', "').replace('":', '": ').encode("ascii")
+    out = []
+    for line in lines:
+        if type(line) is _Decoded:
+            out.append(bytes(line))
         else:
-            lines.append(json_line(item if isinstance(item, dict) else
-                                   decode(item)).decode("utf-8")[:-1])
-        if len(lines) >= chunk:
-            lines.append("")
-            yield "\n".join(lines).encode("utf-8")
-            lines = []
-    if lines:
-        lines.append("")
-        yield "\n".join(lines).encode("utf-8")
+            out.append(line.replace(',"', ', "').replace('":', '": ').encode("ascii") + b"\n")
+    return b"".join(out)
 
 
 def stream_table(rows: Callable[[], Iterable[dict[str, Any]]], max_last: int = 200

@@ -330,6 +330,23 @@ class Store(abc.ABC):
         events = self.read_events(trial_id=trial_id, kinds=(kind,), after=after, limit=1)
         return events[0].seq if events else None
 
+    def declared_primaries(
+        self,
+        *,
+        statuses: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        since: float | None = None,
+        project: str | None = None,
+    ) -> tuple[set[str], bool]:
+        """``(primary metrics declared, whether some trial declares none)`` over the trials
+        that are not branches and match the filters (as :meth:`find_trials`), from the
+        summaries."""
+        if not all(encodable(text) for text in (project or "", *(statuses or ()),
+                                                 *(tags or ()))):
+            return set(), False
+        return self._declared_primaries(statuses=statuses, tags=tags, since=since,
+                                        project=project or None)
+
     def rank_trials(
         self,
         *,
@@ -480,6 +497,11 @@ class Store(abc.ABC):
         """The stored summaries of these trials; trials not summarized are left out."""
 
     @abc.abstractmethod
+    def _declared_primaries(self, *, statuses: Sequence[str] | None,
+                            tags: Sequence[str] | None, since: float | None,
+                            project: str | None) -> tuple[set[str], bool]: ...
+
+    @abc.abstractmethod
     def _step_runs(self, *, trial_id: str, key: str) -> list[dict[str, Any]] | None: ...
 
     @abc.abstractmethod
@@ -580,20 +602,20 @@ class Store(abc.ABC):
                 after = events[-1].seq
 
     def iter_lineage_raw(self, *, trial_id: str, kind: str, batch: int = 20000
-                         ) -> Iterator[str | dict[str, Any]]:
-        """Yield the data of a lineage's events of one kind, oldest first, as the store holds
-        it: the JSON text as written when the backend keeps text (SQLite; it may be anything,
-        :func:`decode` it unless it can be passed through), else the decoded object. For
-        readers that pass data through (``kleio cat --json``) without decoding each event;
-        memory stays bounded.
+                         ) -> Iterator[list[str | dict[str, Any]]]:
+        """Yield, in batches (lists), the data of a lineage's events of one kind, oldest
+        first, as the store holds it: the JSON text as written when the backend keeps text
+        (SQLite; it may be anything, :func:`decode` it unless it can be passed through), else
+        the decoded object. For readers that pass data through (``kleio cat --json``)
+        without decoding each event; memory stays bounded.
         """
         for doc, upto in self.lineage(trial_id=trial_id):
             after: int | None = None
             while True:
                 rows = self._read_raw(trial_id=doc["id"], kind=kind, after=after, upto=upto,
                                       limit=batch)
-                for _, data in rows:
-                    yield data
+                if rows:
+                    yield [data for _, data in rows]
                 if len(rows) < batch:
                     break
                 after = rows[-1][0]

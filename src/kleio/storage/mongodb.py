@@ -651,6 +651,25 @@ class MongoDBStore(Store):
                                                  sort=[("first_seq", pymongo.ASCENDING)])]
 
     @_guarded
+    def _declared_primaries(self, *, statuses: Sequence[str] | None,
+                            tags: Sequence[str] | None, since: float | None,
+                            project: str | None) -> tuple[set[str], bool]:
+        query = self._filters(statuses=statuses, tags=tags, since=since, project=project,
+                              branches=False)
+        names: set[str] = set()
+        declaring = 0
+        rows = self._db.summaries.find({"primary": True}, {"trial_id": 1, "name": 1})
+        by_trial = {row["trial_id"]: row["name"] for row in rows}
+        total = 0
+        for doc in self._db.trials.find(query, {"_id": 1}):
+            total += 1
+            name = by_trial.get(doc["_id"])
+            if name is not None:
+                names.add(name)
+                declaring += 1
+        return names, total > declaring
+
+    @_guarded
     def _rank_trials(self, *, metric: str, mode: str | None, default_mode: str | None,
                      descending: bool, statuses: Sequence[str] | None,
                      tags: Sequence[str] | None, since: float | None, project: str | None,

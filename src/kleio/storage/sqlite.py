@@ -105,8 +105,9 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
                 max, max_seq INTEGER, max_step, max_step_key TEXT,
                 PRIMARY KEY (trial, name)
             ) WITHOUT ROWID""",
-            "CREATE INDEX summaries_min ON summaries (name, min)",
-            "CREATE INDEX summaries_max ON summaries (name, max)",
+            # Ranking reads one range per (metric, declared mode) in the order of its best.
+            "CREATE INDEX summaries_min ON summaries (name, mode, min)",
+            "CREATE INDEX summaries_max ON summaries (name, mode, max)",
             """CREATE TABLE summary_state (
                 trial INTEGER PRIMARY KEY,
                 last_stat_seq INTEGER,
@@ -579,6 +580,8 @@ class SQLiteStore(Store):
         # As bytes: a document damaged into bytes that are not UTF-8 is reported as damaged
         # (by _load), not by the sqlite3 module quoting the whole of it.
         sql = "SELECT CAST(id AS BLOB), CAST(doc AS BLOB) FROM trials"
+        if branches and parent_id is None:
+            sql += " INDEXED BY trials_parent"  # few branches: not a scan of every trial
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY "
@@ -743,30 +746,59 @@ class SQLiteStore(Store):
                     "SELECT first_seq, last_seq, value FROM step_runs WHERE trial = ? AND"
                     " key = ? ORDER BY first_seq", (trial, key))]
 
+    def _declared_primaries(self, *, statuses: Sequence[str] | None,
+                            tags: Sequence[str] | None, since: float | None,
+                            project: str | None) -> tuple[set[str], bool]:
+        where, params = self._filters(statuses=statuses, tags=tags, since=since,
+                                      project=project, branches=False, table="t")
+        joined = (" FROM summaries s JOIN trial_keys k ON k.key = s.trial"
+                  " JOIN trials t ON t.id = k.id WHERE s.is_primary = 1"
+                  + "".join(f" AND {w}" for w in where))
+        names = {row[0] for row in self._query("SELECT DISTINCT s.name" + joined, params)}
+        declaring = self._query("SELECT count(*)" + joined, params)[0][0]
+        total = self._query("SELECT count(*) FROM trials t"
+                            + (" WHERE " + " AND ".join(where) if where else ""), params)[0][0]
+        return names, total > declaring
+
     def _rank_trials(self, *, metric: str, mode: str | None, default_mode: str | None,
                      descending: bool, statuses: Sequence[str] | None,
                      tags: Sequence[str] | None, since: float | None, project: str | None,
                      offset: int, limit: int) -> list[tuple[dict[str, Any], float]]:
-        where, params = self._filters(statuses=statuses, tags=tags, since=since,
-                                      project=project, branches=False, table="t")
-        if mode is not None:
-            # One mode for every trial: the index on (name, min|max) serves the order.
-            best = "s.max" if mode == "max" else "s.min"
-        else:
-            best = ("CASE coalesce(s.mode, ?) WHEN 'max' THEN s.max WHEN 'min' THEN s.min"
-                    " END")
-            params = [default_mode, *params]
+        import heapq
+
+        where, filters = self._filters(statuses=statuses, tags=tags, since=since,
+                                       project=project, branches=False, table="t")
         order = "DESC" if descending else "ASC"
-        sql = (f"SELECT CAST(t.id AS BLOB), CAST(t.doc AS BLOB), {best} AS best"
-               " FROM summaries s JOIN trial_keys k ON k.key = s.trial"
-               " JOIN trials t ON t.id = k.id WHERE s.name = ?")
-        params.insert(1 if mode is None else 0, metric)
-        where.insert(0, "best IS NOT NULL")
-        sql += "".join(f" AND {w}" for w in where)
-        sql += f" ORDER BY best {order}, t.created_at DESC, t.id LIMIT ? OFFSET ?"
-        params += [_int64(limit), _int64(offset)]
-        return [(self._load(doc, raw_id), best) for raw_id, doc, best in
-                self._query(sql, params)]
+        wanted = offset + limit
+        streams = []
+        # One query per declared mode (max, min, none), each one range of the index on
+        # (name, mode, min|max) in the order of the best (a CASE on the mode would sort every
+        # summary of the metric), merged here.
+        for declared in ("max", "min", None):
+            side = mode or declared or default_mode
+            if side is None:
+                continue
+            sql = (f"SELECT s.{side}, t.created_at, t.id FROM summaries s"
+                   f" INDEXED BY summaries_{side} JOIN trial_keys k ON k.key = s.trial"
+                   " JOIN trials t ON t.id = k.id WHERE s.name = ? AND s.mode IS ?"
+                   f" AND s.{side} IS NOT NULL")
+            sql += "".join(f" AND {w}" for w in where)
+            sql += f" ORDER BY s.{side} {order}, t.created_at DESC, t.id LIMIT ?"
+            params = [metric, declared, *filters, _int64(wanted)]
+            streams.append([((-best if descending else best), -(created or 0), trial_id, best)
+                            for best, created, trial_id in self._query(sql, params)
+                            if not isinstance(best, str)])
+        chosen = list(heapq.merge(*streams))[offset:wanted]
+        docs: dict[str, Any] = {}
+        ids = [item[2] for item in chosen]
+        for low in range(0, len(ids), 500):
+            part = ids[low:low + 500]
+            for raw_id, doc in self._query(
+                    "SELECT CAST(id AS BLOB), CAST(doc AS BLOB) FROM trials WHERE id IN"
+                    f" ({', '.join('?' * len(part))})", part):
+                docs[raw_id.decode("utf-8", "surrogateescape")] = (raw_id, doc)
+        return [(self._load(docs[item[2]][1], docs[item[2]][0]), item[3])
+                for item in chosen if item[2] in docs]
 
     # -- events ---------------------------------------------------------------------------
 

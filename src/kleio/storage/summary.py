@@ -73,7 +73,9 @@ class Fold:
         self.stored_runs = {(key, run["first_seq"]) for key, run in self.runs.items()}
 
     def add(self, seq: int, stat: dict[str, Any]) -> None:
+        # The runner's writer calls this for every statistic it journals: kept flat.
         entries = self.entries
+        changed = self.changed
         step_key: str | None = None
         for name, value in stat.items():
             kind = type(value)
@@ -82,21 +84,36 @@ class Fold:
             entry = entries.get(name)
             if entry is None:
                 entry = entries[name] = new_entry()
-            self.changed.add(name)
+            changed.add(name)
             entry["count"] += 1
-            if entry["last_seq"] is None or seq > entry["last_seq"]:
-                entry["last"], entry["last_seq"] = value, seq
+            last_seq = entry["last_seq"]
+            if last_seq is None or seq > last_seq:
+                entry["last"] = value
+                entry["last_seq"] = seq
             if value != value:  # NaN is never best
                 continue
+            low = entry["min"]
+            high = entry["max"]
+            if low is not None and low < value and high > value:
+                continue  # the common case: neither a new minimum nor a new maximum
             if step_key is None:
                 step_key = next((k for k in STEP_KEYS if k in stat), "")
-            for side in ("min", "max"):
-                best = entry[side]
-                if best is None or (value < best if side == "min" else value > best) or (
-                        value == best and seq < entry[side + "_seq"]):
-                    entry[side], entry[side + "_seq"] = value, seq
-                    entry[side + "_step"] = stat[step_key] if step_key else None
-                    entry[side + "_step_key"] = step_key or None
+            step = stat[step_key] if step_key else None
+            if low is None or value < low or (value == low and seq < entry["min_seq"]):
+                entry["min"] = value
+                entry["min_seq"] = seq
+                entry["min_step"] = step
+                entry["min_step_key"] = step_key or None
+            if high is None or value > high or (value == high and seq < entry["max_seq"]):
+                entry["max"] = value
+                entry["max_seq"] = seq
+                entry["max_step"] = step
+                entry["max_step_key"] = step_key or None
+        if stat.keys().isdisjoint(STEP_KEYS) and self.state["runs_ok"]:
+            previous = self.state["last_stat_seq"]
+            if previous is None or seq > previous:
+                self.state["last_stat_seq"] = seq
+                return
         self._runs(seq, stat)
 
     def _runs(self, seq: int, stat: dict[str, Any]) -> None:
