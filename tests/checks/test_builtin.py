@@ -107,6 +107,17 @@ def test_overfitting_when_validation_worsens_while_training_improves():
     assert "overfitting" not in names(feed(engine(), both))
 
 
+def test_a_validation_metric_at_its_best_again_or_a_tiny_gap_is_no_overfitting():
+    # val_acc stays at its best 0.96 (ties) while training accuracy creeps up.
+    ties = [{"epoch": e, "acc": 0.95 + 0.001 * e, "val_acc": min(0.96, 0.9 + 0.02 * e)}
+            for e in range(20)]
+    assert "overfitting" not in names(feed(engine(), ties))
+    # Validation as good as training at its best (gap <= 0): a gap of 0.001 is not "wide".
+    tiny = [{"epoch": e, "loss": 0.5 - 0.0001 * e, "val_loss": 0.5 if e == 0 else 0.5005}
+            for e in range(20)]
+    assert "overfitting" not in names(feed(engine(), tiny))
+
+
 def test_step_going_backwards():
     stats = [{"step": s, "epoch": 0} for s in (0, 1, 2, 2, 1, 0)]
     found = [f for f in feed(engine(), stats) if f.name == "step_backwards"]

@@ -153,7 +153,8 @@ class Overfitting(Check):
     Pairs are ``val_X`` (or ``valid_``, ``validation_``, ``eval_``, ``dev_``, ``test_``) with
     ``train_X`` or plain ``X``. Told when the validation value has been worse than its best for
     ``patience`` values in a row, the training value is better than it was at that best, and
-    the gap between the two is ``gap_factor`` times what it was then.
+    the gap between the two is ``gap_factor`` times what it was then (or than 1 % of the best
+    value, when the gap then was smaller). A value equal to the best is not worse.
     """
 
     name = "overfitting"
@@ -206,9 +207,15 @@ class Overfitting(Check):
             if best is None or (value < best if mode == "min" else value > best):
                 state.update(best=value, gap=gap, train=train, worse=0, at=where(stat))
                 continue
+            if value == best:  # back at its best: not worse, the streak ends
+                state["worse"] = 0
+                continue
             state["worse"] += 1
             improved = train < state["train"] if mode == "min" else train > state["train"]
-            wide = gap > 0 and gap > self.options["gap_factor"] * max(state["gap"], 0.0)
+            # A gap at the best of zero or less (validation as good as training) would make
+            # any gap "wide": measure against at least 1 % of the best value.
+            floor = max(state["gap"], 0.01 * abs(best))
+            wide = gap > 0 and gap > self.options["gap_factor"] * floor
             if state["worse"] >= self.options["patience"] and improved and wide:
                 state["told"] = True
                 found.append(self.finding(
