@@ -308,6 +308,13 @@ class Trial:
             self._metrics = out
         return self._metrics
 
+    @metrics.setter
+    def metrics(self, summary: dict[str, dict[str, Any]]) -> None:
+        """Hand in summaries made by a reader that read the statistics itself (the dashboard
+        folds them with :class:`kleio.metrics.Summarizer` while it reads its charts' columns),
+        so they are not read twice."""
+        self._metrics = summary
+
     def _lineage_entries(self) -> dict[str, dict[str, Any]]:
         """Summary entries over the lineage: each ancestor up to its cut, then our own."""
         if self.parent is None:
@@ -327,13 +334,6 @@ class Trial:
             for name, entry in part["entries"].items():
                 merged[name] = merge(merged.get(name), entry)
         return merged
-
-    @metrics.setter
-    def metrics(self, summary: dict[str, dict[str, Any]]) -> None:
-        """Hand in summaries made by a reader that read the statistics itself (the dashboard
-        folds them with :class:`kleio.metrics.Summarizer` while it reads its charts' columns),
-        so they are not read twice."""
-        self._metrics = summary
 
     def iter_statistics(self) -> Iterator[dict[str, Any]]:
         """The statistics of the lineage, oldest first, read in batches (bounded memory)."""
@@ -661,8 +661,8 @@ class Journal:
         # A held trial may show as lost: such a status filter is checked here, not there.
         pushed = in_store and not conditions and not ids \
             and not (wanted & {"lost", "running", "reserved"})
-        filters = {"statuses": statuses, "tags": tags, "since": threshold,
-                   "project": project or None}
+        filters: dict[str, Any] = {"statuses": statuses, "tags": tags, "since": threshold,
+                                   "project": project or None}
         docs: Iterable[Any]
         ranked = not ids and ranked_sort(name)
         if ids:
@@ -744,7 +744,8 @@ class Journal:
                 filters.get("status") or ()):
             return None
         since = filters.get("since")
-        pushed = {"statuses": list(filters["status"]) if filters.get("status") else None,
+        pushed: dict[str, Any] = {
+                  "statuses": list(filters["status"]) if filters.get("status") else None,
                   "tags": filters.get("tags"),
                   "since": parse_since(since) if since is not None else None,
                   "project": filters.get("project") or None}

@@ -71,7 +71,7 @@ def json_lines(batches: Iterable[list[str | dict[str, Any]]]) -> Iterator[bytes]
     checked by one regular expression and spaced by two replacements, never decoded."""
     flat = _FLAT.fullmatch
     for batch in batches:
-        lines = []
+        lines: list[Any] = []
         for item in batch:
             if type(item) is str and flat(item):
                 lines.append(item)
@@ -212,8 +212,8 @@ def _statistics(store: Any, trial_id: str, args: Any) -> int:
     else:
         written = False
         encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-        for block in stream_table(rows):
-            out.write(block.encode(encoding, "kleio-output"))
+        for text in stream_table(rows):
+            out.write(text.encode(encoding, "kleio-output"))
             written = True
         if written:
             return 0

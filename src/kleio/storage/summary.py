@@ -45,7 +45,9 @@ _PLAIN = (int, float, str)
 
 
 def new_entry() -> dict[str, Any]:
-    return dict.fromkeys(ENTRY_FIELDS) | {"count": 0}
+    entry: dict[str, Any] = dict.fromkeys(ENTRY_FIELDS)
+    entry["count"] = 0
+    return entry
 
 
 class Fold:
@@ -65,7 +67,8 @@ class Fold:
                  state: dict[str, Any] | None = None,
                  runs: dict[str, dict[str, Any]] | None = None) -> None:
         self.entries = {} if entries is None else entries
-        self.state = {"last_stat_seq": None, "runs_ok": True} if state is None else state
+        self.state: dict[str, Any] = ({"last_stat_seq": None, "runs_ok": True}
+                                      if state is None else state)
         self.runs = {} if runs is None else runs
         self.changed: set[str] = set()
         self.changed_runs: dict[tuple[str, int], dict[str, Any]] = {}
