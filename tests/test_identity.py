@@ -14,9 +14,9 @@ from kleio.identity import (
     find_recorded,
     legacy_id,
     normalize_command,
-    short_id,
     trial_id,
 )
+from kleio.trial import short_id
 from tests.conftest import git
 
 

@@ -194,11 +194,6 @@ def find_recorded(store: Any, doc: dict[str, Any]) -> dict[str, Any] | None:
     return None if old is None else store.get_trial(trial_id=old)
 
 
-def short_id(trial_id: str) -> str:
-    """The 7-character form of an id shown to people."""
-    return trial_id[:7]
-
-
 def describe_command(
     argv: list[str], cwd: str, *, parent: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -238,6 +233,5 @@ __all__ = [
     "find_recorded",
     "legacy_id",
     "normalize_command",
-    "short_id",
     "trial_id",
 ]

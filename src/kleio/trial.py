@@ -45,6 +45,11 @@ def which(program: str) -> str | None:
     return None
 
 
+def short_id(trial_id: str) -> str:
+    """The 7-character form of an id shown to people (any unique prefix is accepted back)."""
+    return trial_id[:7]
+
+
 def resolve_trial(store: Store, prefix: str) -> dict[str, Any]:
     """Return the trial whose id starts with ``prefix``; errors list the candidates."""
     from kleio.errors import AmbiguousId

@@ -44,6 +44,7 @@ from kleio.errors import CannotExecute, CommandNotFound, NotReservable, TrialBus
 from kleio.launch import Prepared, Reserved, execute, failover_message, reserve_trial
 from kleio.reservation import HELD, RESERVABLE, holder_alive, hostname
 from kleio.storage.base import Store
+from kleio.trial import short_id
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -304,7 +305,7 @@ class Worker:
         from kleio.launch import gate, prepare_recorded
         from kleio.trial import check_executable, execution_dir
 
-        short = doc["id"][:7]
+        short = short_id(doc["id"])
         if doc.get("redacted"):
             self._skip(doc, "its command line held secrets that were not journalled; "
                             "run it with 'kleio run' and its full command line")
@@ -327,16 +328,17 @@ class Worker:
             return None
         for made in prepared.branched:
             verb = "branched" if made.new else "resuming existing branch"
-            self._say(f"{verb} {made.parent['id'][:7]} -> {made.doc['id'][:7]} ({made.reason})")
+            self._say(f"{verb} {short_id(made.parent['id'])} -> {short_id(made.doc['id'])} "
+                      f"({made.reason})")
         return prepared
 
     def _skip(self, doc: dict[str, Any], why: str) -> None:
-        self._say(f"warning: skipping trial {doc['id'][:7]}: {why}")
+        self._say(f"warning: skipping trial {short_id(doc['id'])}: {why}")
         self.skipped.append(doc["id"])
 
     def _execute(self, doc: dict[str, Any], reserved: Reserved, argv: list[str],
                  cwd: str) -> TrialRun:
-        short = doc["id"][:7]
+        short = short_id(doc["id"])
         if reserved.failover_of:
             self._say(failover_message(doc["id"], reserved.failover_of))
         self._say(f"running trial {short}: {' '.join(argv)}")

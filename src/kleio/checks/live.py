@@ -26,6 +26,7 @@ from typing import Any
 
 from kleio.checks import Context, Finding, Line, Statistic
 from kleio.checks.engine import MAX_FINDINGS, Engine
+from kleio.trial import short_id
 
 #: Fraction of the writer thread's CPU time the checks may spend (1 %).
 BUDGET = 0.01
@@ -246,7 +247,7 @@ class Monitor:
             self._count(finding.severity)
             line = f"kleio: {finding.severity}: {finding.message} [check {finding.name}]"
             if stop:
-                short = self.trial_id[:7] or "ID"
+                short = short_id(self.trial_id) or "ID"
                 line += (f"; stopping the program (stop_on: {finding.name}); resume it with "
                          f"'kleio run {short}'")
             _tell(line)

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from kleio.cli.common import emit, human_size, parser, print_json, table, text, when
+from kleio.trial import short_id
 
 
 def _matches(item: dict[str, Any], name: str | None, conditions: list[Any]) -> bool:
@@ -52,7 +53,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             else:
                 emit(table(["NAME", "SIZE", "TIME", "TRIAL", "METADATA"], [
                     [cell(i["filename"]), _size(i["size"]), when(i["time"]),
-                     i["trial"][:7] + ("" if i["trial"] == trial.id else " (inherited)"),
+                     short_id(i["trial"]) + ("" if i["trial"] == trial.id else " (inherited)"),
                      " ".join(f"{k}={cell(v)}" for k, v in i["metadata"].items())]
                     for i in items], max_last=120))
             return 0

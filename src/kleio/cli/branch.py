@@ -2,8 +2,8 @@
 
 Options are walked by kleio's one rule (:mod:`kleio.argv`): kleio's own options
 (``--timestamp``, ``--no-run``, ``--tag``, ``-q``) come before or after the id; every other
-option is the program's, whose value replaces the parent's. After ``--`` every token belongs to the program, for a program
-that has an option of the same name as one of kleio's.
+option is the program's, whose value replaces the parent's. After ``--`` every token belongs
+to the program, for a program that has an option of the same name as one of kleio's.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 from kleio.argv import walk
 from kleio.errors import ChangeRefused, UsageError
+from kleio.trial import short_id
 
 HELP = """usage: kleio branch [--timestamp KEY=VALUE|ISO-TIME | --fresh] [--no-run] [-q]
                     [--tag TAG] ID [--OPTION VALUE | --OPTION=VALUE | --FLAG ...] [-- ...]
@@ -128,7 +129,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         changed = launch.detect_changes(parent, current[0])
         if changed and new:
             sys.stderr.write(f"kleio: note: the branch records and runs the current code and "
-                             f"environment, not {parent['id'][:7]}'s "
+                             f"environment, not {short_id(parent['id'])}'s "
                              f"({launch.summarize_changes(changed)})\n")
         sys.stderr.flush()
         if options["no_run"]:
@@ -161,7 +162,7 @@ def _reason(given: dict[str, Any], parent: dict[str, Any], cut: int, options: di
     elif timestamp is not None:
         where = timestamp
         if parent["id"] != given["id"]:
-            where += f" of ancestor {parent['id'][:7]}"
+            where += f" of ancestor {short_id(parent['id'])}"
         parts.append(f"cut at {where}")
     else:
         parts.append("cut at its last event")

@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from kleio.cli.common import emit, parser, print_json, store_from
+from kleio.trial import short_id
 
 DESCRIPTION = ("Run every check over the journal of each trial (also trials recorded before "
                "checks existed) and print what they find. Exit code 1 when a finding is an "
@@ -30,7 +31,7 @@ def check_trial(store: Any, doc: dict[str, Any], config: Any) -> dict[str, Any]:
               for e in executions for name, error in e.failed.items()]
     return {
         "id": doc["id"],
-        "short_id": doc["id"][:7],
+        "short_id": short_id(doc["id"]),
         "status": doc.get("status"),
         "executions": len(executions),
         "findings": findings,

@@ -8,7 +8,7 @@ from typing import Any
 
 from kleio.cli.common import parser, store_from
 from kleio.errors import UsageError
-from kleio.trial import resolve_trial
+from kleio.trial import resolve_trial, short_id
 
 
 def default_directory(trial_id: str, cwd: str) -> str:
@@ -21,9 +21,9 @@ def default_directory(trial_id: str, cwd: str) -> str:
 
     root = find_root(cwd)
     if root is None:
-        return f"kleio-{trial_id[:7]}"
+        return f"kleio-{short_id(trial_id)}"
     parent, name = os.path.split(root.rstrip(os.sep))
-    return os.path.join(os.path.relpath(parent, cwd), f"{name}-kleio-{trial_id[:7]}")
+    return os.path.join(os.path.relpath(parent, cwd), f"{name}-kleio-{short_id(trial_id)}")
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
@@ -48,5 +48,5 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
                              "the journal may have been altered")
         dest = args.output or default_directory(doc["id"], os.getcwd())
         held = checkout(store, doc, dest, [os.getcwd(), doc.get("root")])
-    print(f"checked out trial {doc['id'][:7]} into {dest}: {held}")
+    print(f"checked out trial {short_id(doc['id'])} into {dest}: {held}")
     return 0

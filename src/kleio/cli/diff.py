@@ -8,7 +8,7 @@ from typing import Any
 
 from kleio.cli.common import emit, parser, print_json, table, text
 from kleio.storage import Store
-from kleio.trial import resolve_trial
+from kleio.trial import resolve_trial, short_id
 
 
 def _summary(journal: Any, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -85,7 +85,7 @@ def _cell(value: Any) -> str:
 
 
 def render(result: dict[str, Any]) -> str:
-    a, b = result["a"][:7], result["b"][:7]
+    a, b = short_id(result["a"]), short_id(result["b"])
     out = [f"--- a {a}", f"+++ b {b}", "", "command"]
     out += [f"  a  {shlex.join(result['command']['a'])}",
             f"  b  {shlex.join(result['command']['b'])}"]
@@ -154,7 +154,7 @@ def side_by_side(journal: Any, docs: list[dict[str, Any]]) -> dict[str, Any]:
 def render_side_by_side(result: dict[str, Any]) -> str:
     from kleio.cli.common import duration
 
-    ids = [i[:7] for i in result["trials"]]
+    ids = [short_id(i) for i in result["trials"]]
     rows = [["status", *result["status"]],
             ["duration", *[duration(d) for d in result["duration"]]],
             ["commit", *[(c["commit"] or "-")[:10] + ("+" if c["dirty"] else "")

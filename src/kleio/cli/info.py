@@ -8,7 +8,7 @@ from typing import Any
 from kleio.cli.common import duration, emit, parser, print_json, store_from, when
 from kleio.reservation import display_status, hostname
 from kleio.storage import Store
-from kleio.trial import resolve_trial
+from kleio.trial import resolve_trial, short_id
 
 
 def pending(store: Store, doc: dict[str, Any], *, host: str, spool_dir: str,
@@ -52,7 +52,7 @@ def describe(store: Store, doc: dict[str, Any], *, host: str, stale_after: float
               for kind in ("statistic", "artifact", "stdout", "stderr")}
     return {
         "id": trial_id,
-        "short_id": trial_id[:7],
+        "short_id": short_id(trial_id),
         "status": status,
         "command": list(doc.get("argv") or doc.get("command") or []),
         "normalized_command": list(doc.get("command") or []),
@@ -94,8 +94,8 @@ def render(info: dict[str, Any]) -> str:
     if info["tags"]:
         add(f"tags     {', '.join(info['tags'])}")
     if info["ancestors"]:
-        chain = " -> ".join(f"{a['id'][:7]} (up to {_cut(a['cut'])})" if a["cut"] is not None
-                            else a["id"][:7] for a in info["ancestors"])
+        chain = " -> ".join(f"{short_id(a['id'])} (up to {_cut(a['cut'])})" if a["cut"] is not None
+                            else short_id(a["id"]) for a in info["ancestors"])
         add(f"lineage  {chain} -> {info['short_id']}")
         if info.get("branch_reason"):
             add(f"branched {info['branch_reason']}")

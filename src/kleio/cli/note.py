@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kleio.cli.common import emit, parser, print_json, text
+from kleio.trial import short_id
 
 #: A note is a few lines for people, not a file.
 MAX_NOTE = 10_000
@@ -38,7 +39,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     if args.json:
         print_json({"id": doc["id"], "note": note})
     elif args.clear or args.text is not None:
-        emit(f"trial {doc['id'][:7]} note {'removed' if note is None else 'set'}\n")
+        emit(f"trial {short_id(doc['id'])} note {'removed' if note is None else 'set'}\n")
     else:
-        emit((note or f"trial {doc['id'][:7]} has no note") + "\n")
+        emit((note or f"trial {short_id(doc['id'])} has no note") + "\n")
     return 0

@@ -15,7 +15,7 @@ from typing import Any
 from kleio.cli.common import parser, store_from
 from kleio.errors import NoTerminal, UsageError
 from kleio.storage import Store
-from kleio.trial import resolve_trial
+from kleio.trial import resolve_trial, short_id
 
 BANNER = ("kleio pdb: trial {short} is loaded as `trial`: trial.info, trial.statistics, "
           "trial.artifacts, trial.artifact(filename, **metadata) -> bytes, trial.stdout; "
@@ -62,7 +62,7 @@ class Trial:
             return handle.read()
 
     def __repr__(self) -> str:
-        return (f"<kleio trial {self.id[:7]} {self.info.get('status')}: "
+        return (f"<kleio trial {short_id(self.id)} {self.info.get('status')}: "
                 f"{' '.join(self.info.get('argv') or [])}>")
 
 
@@ -103,7 +103,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         debugger = pdb.Pdb()
         if mode != "tty":
             debugger.use_rawinput = False
-        print(BANNER.format(short=doc["id"][:7]))
+        print(BANNER.format(short=short_id(doc["id"])))
         sys.stdout.flush()
         debugger.run("pass", {"__name__": "__kleio_pdb__", "trial": Trial(store, doc)})
     return 0
@@ -121,7 +121,7 @@ def _rerun(doc: dict[str, Any]) -> int:
     from kleio.argv import is_python, split_program
     from kleio.trial import execution_dir, which
 
-    short = doc["id"][:7]
+    short = short_id(doc["id"])
     argv = list(doc.get("argv") or [])
     if doc.get("redacted"):
         raise UsageError(f"trial {short}'s command held secrets that were not journalled",
@@ -165,5 +165,6 @@ def _warn_if_changed(doc: dict[str, Any], argv: list[str], cwd: str) -> None:
     except Exception:  # a snapshot that fails must not keep anyone from debugging
         return
     if changed:
-        sys.stderr.write(f"kleio pdb: warning: this is not the code trial {doc['id'][:7]} ran "
-                         f"({summarize_changes(changed)}); the debugger runs the current one\n")
+        sys.stderr.write(f"kleio pdb: warning: this is not the code trial "
+                         f"{short_id(doc['id'])} ran ({summarize_changes(changed)}); the "
+                         "debugger runs the current one\n")

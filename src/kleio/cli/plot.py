@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from kleio.cli.common import parser, stdout_bytes
+from kleio.trial import short_id
 
 
 def _names(values: list[str] | None) -> list[str]:
@@ -18,7 +19,7 @@ def _names(values: list[str] | None) -> list[str]:
 
 def default_path(ids: list[str], ys: list[str]) -> str:
     """Where a plot goes without -o: the working directory, named after what it shows."""
-    name = "-".join([*(i[:7] for i in ids[:3]), *(["more"] if len(ids) > 3 else []), *ys[:2]])
+    name = "-".join([*(short_id(i) for i in ids[:3]), *(["more"] if len(ids) > 3 else []), *ys[:2]])
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
     return os.path.abspath(f"kleio-plot-{safe}.png")
 

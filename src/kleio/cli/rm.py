@@ -22,6 +22,7 @@ from typing import Any
 
 from kleio.cli.common import emit, human_size, parser, print_json
 from kleio.storage import Store
+from kleio.trial import short_id
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
@@ -107,10 +108,10 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             branches = descendants(store, doc["id"])
             others = [b for b in branches if b["id"] not in chosen]
             if others and not args.with_branches:
-                shown = ", ".join(b["id"][:7] for b in others[:5])
+                shown = ", ".join(short_id(b["id"]) for b in others[:5])
                 more = " ..." if len(others) > 5 else ""
                 raise UsageError(
-                    f"trial {doc['id'][:7]} has {len(others)} branch"
+                    f"trial {short_id(doc['id'])} has {len(others)} branch"
                     f"{'es' if len(others) > 1 else ''} ({shown}{more}) that read its history",
                     "give --with-branches to delete them too, or remove the branches first")
             for item in [*branches, doc]:  # deepest first: no branch outlives its parent
@@ -122,9 +123,9 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             if doc.get("status") in HELD and status != "lost":
                 runner = doc.get("runner") or {}
                 raise TrialBusy(
-                    f"trial {doc['id'][:7]} is {status} (runner on {runner.get('host')} pid "
+                    f"trial {short_id(doc['id'])} is {status} (runner on {runner.get('host')} pid "
                     f"{runner.get('pid')})",
-                    f"stop it first with 'kleio stop {doc['id'][:7]}', then remove it")
+                    f"stop it first with 'kleio stop {short_id(doc['id'])}', then remove it")
         from kleio.ledger import leftovers
 
         spool_dir = str(config["spool_dir"])
@@ -134,7 +135,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             if left:
                 # 'kleio sync' would journal them again, as events of a trial that is gone.
                 raise TrialBusy(
-                    f"trial {doc['id'][:7]} has events a dead runner left on this host "
+                    f"trial {short_id(doc['id'])} has events a dead runner left on this host "
                     f"({left[0].directory})",
                     "journal them with 'kleio sync' first, then remove the trial")
         if not args.yes:
@@ -143,7 +144,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
                                  f"{'s' if len(order) > 1 else ''} and needs a confirmation",
                                  "give --yes to delete without asking")
             for doc in order:
-                sys.stderr.write(f"  {doc['id'][:7]}  {doc.get('status')}  "
+                sys.stderr.write(f"  {short_id(doc['id'])}  {doc.get('status')}  "
                                  f"{' '.join(doc.get('argv') or doc.get('command') or [])}\n")
             sys.stderr.write(f"delete these {len(order)} trials? [y/N] ")
             sys.stderr.flush()
@@ -174,7 +175,8 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         print_json(result)
     else:
         emit(f"removed {len(order)} trial{'s' if len(order) > 1 else ''} "
-             f"({', '.join(d['id'][:7] for d in order[:10])}{' ...' if len(order) > 10 else ''}"
+             f"({', '.join(short_id(d['id']) for d in order[:10])}"
+             f"{' ...' if len(order) > 10 else ''}"
              f"; {events} events), freed {_size(freed)} in {removed_blobs} blob"
              f"{'s' if removed_blobs != 1 else ''}\n")
     return 0

@@ -13,6 +13,7 @@ from typing import Any
 
 from kleio.cli.leading import parse_leading
 from kleio.errors import UsageError
+from kleio.trial import short_id
 
 HELP = """usage: kleio save [--tag TAG]... [--] PROGRAM [ARGS...]
 
@@ -59,7 +60,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     try:
         prepared = prepare_command(store, config, command, cwd, options["tags"])
         existing = prepared.doc
-        short = existing["id"][:7]
+        short = short_id(existing["id"])
         if prepared.current[0]["code"].get("vcs") is None:
             warn("not a git repository: the code is identified by a hash of the script only")
         if prepared.created:

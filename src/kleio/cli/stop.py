@@ -9,7 +9,7 @@ from typing import Any
 from kleio.cli.common import emit, parser, print_json, stdout_bytes, store_from
 from kleio.errors import NotRunning
 from kleio.reservation import HELD, display_status, hostname
-from kleio.trial import resolve_trial
+from kleio.trial import resolve_trial, short_id
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
@@ -24,7 +24,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     stale = float(config["stale_after"])
     with store:
         doc = resolve_trial(store, args.id)
-        short = doc["id"][:7]
+        short = short_id(doc["id"])
         status = display_status(doc, host=host, stale_after=stale)
         if status not in HELD:
             hint = ("its runner is gone; 'kleio run ID' takes it over" if status == "lost"

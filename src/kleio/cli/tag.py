@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kleio.cli.common import emit, one_line, parser, print_json
+from kleio.trial import short_id
 
 USAGE_HINT = "write e.g. 'kleio tag 4eda +baseline -draft' (a bare NAME adds it too)"
 
@@ -49,5 +50,5 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     if as_json:
         print_json({"id": doc["id"], "tags": tags})
     else:
-        emit(f"trial {doc['id'][:7]} tags: {', '.join(tags) if tags else '(none)'}\n")
+        emit(f"trial {short_id(doc['id'])} tags: {', '.join(tags) if tags else '(none)'}\n")
     return 0

@@ -11,7 +11,7 @@ from kleio.cli.cat import ended_lines, output_record
 from kleio.cli.common import count, json_line, parser, stdout_bytes, store_from, write_line
 from kleio.reservation import HELD, display_status, hostname
 from kleio.storage.base import Event, Store
-from kleio.trial import resolve_trial
+from kleio.trial import resolve_trial, short_id
 
 POLL = 0.25
 
@@ -55,7 +55,7 @@ def tail(store: Store, doc: dict[str, Any], *, kind: str, lines: int, follow: bo
     if not follow:
         return 0
     if doc.get("status") == "new":
-        sys.stderr.write(f"kleio: trial {trial_id[:7]} has not started yet; waiting for it "
+        sys.stderr.write(f"kleio: trial {short_id(trial_id)} has not started yet; waiting for it "
                          "(Ctrl-C to stop)\n")
     while True:
         # The status before the events: once it says the run ended, the read that follows
@@ -72,7 +72,7 @@ def tail(store: Store, doc: dict[str, Any], *, kind: str, lines: int, follow: bo
             continue
         if status not in HELD and status != "new":
             if status == "lost":
-                sys.stderr.write(f"kleio: trial {trial_id[:7]}'s runner is gone (lost)\n")
+                sys.stderr.write(f"kleio: trial {short_id(trial_id)}'s runner is gone (lost)\n")
             return 0
         time.sleep(poll)
 
