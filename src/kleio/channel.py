@@ -17,10 +17,10 @@ import select
 import threading
 import time
 
+from kleio.client import Decoder
 from kleio.ledger import LedgerReader
 from kleio.private import new_private_file, peer_is_same_user, private_dir, temp_dir
 from kleio.storage.base import encode
-from kleio.client import Decoder
 from kleio.writer import Artifact, Events, LedgerChunk, Query, Writer, warn
 
 TYPE_CHECKING = False
