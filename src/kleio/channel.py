@@ -19,7 +19,7 @@ import time
 
 from kleio.client import Decoder
 from kleio.ledger import LedgerReader
-from kleio.private import new_private_file, peer_is_same_user, private_dir, temp_dir
+from kleio.private import new_private_file, peer_is_same_user, private_dir
 from kleio.storage.base import encode
 from kleio.writer import Artifact, Events, LedgerChunk, Query, Writer, warn
 
@@ -471,21 +471,4 @@ def _write_all(fd: int, data: bytes) -> None:
         except OSError:
             return  # the terminal went away: keep journalling anyway
         view = view[written:]
-
-
-def channel_path(trial_id: str) -> str:
-    """A short socket path (Unix sockets are limited to ~107 bytes) in a private directory.
-
-    Raises:
-        UnsafeDirectory: the directory exists but is not the user's own and private.
-    """
-    base = os.environ.get("XDG_RUNTIME_DIR") or temp_dir()
-    if not os.path.isabs(base):
-        base = temp_dir()
-    name = f"{trial_id[:12]}-{os.getpid()}.sock"
-    directory = os.path.join(base, f"kleio-{os.getuid()}")
-    if len(os.path.join(directory, name).encode()) > 100:
-        directory = os.path.join(temp_dir(), f"kleio-{os.getuid()}")
-    private_dir(directory, "channel directory", parent_too=True)
-    return os.path.join(directory, name)
 
