@@ -167,7 +167,6 @@ class KleioLogger:
         self._base = ""
         self._blobs = 0
         self._sock: Any = None
-        self._send: Any = None
         try:
             self._max = int(os.environ.get("KLEIO_MAX_STATISTIC_SIZE") or DEFAULT_MAX_STATISTIC)
         except ValueError:
@@ -185,7 +184,7 @@ class KleioLogger:
     def _drop(self) -> None:
         """Forget a connection whose last message may be partial: the runner discards it."""
         sock = self._sock
-        self._sock = self._send = None
+        self._sock = None
         if sock is not None:
             try:
                 sock.close()
@@ -207,7 +206,7 @@ class KleioLogger:
     def _start(self) -> None:
         """First call in this process: open its own ledger file (or use the socket)."""
         pid = _getpid()
-        self._pid, self._fd, self._sock, self._send = pid, None, None, None
+        self._pid, self._fd, self._sock = pid, None, None
         directory = os.environ.get("KLEIO_LEDGER")
         if not directory:
             return
@@ -282,7 +281,7 @@ class KleioLogger:
                 f"kleio: the channel {os.environ['KLEIO_CHANNEL']} is served by another user; "
                 "refusing to send to it or read from it"
             )
-        self._sock, self._send = sock, sock.sendall
+        self._sock = sock
         return sock
 
     # -- statistics -------------------------------------------------------------------------
