@@ -297,15 +297,17 @@ class Store(abc.ABC):
         """Summarize a trial's own events up to ``upto`` by reading them (the slow way)."""
         from kleio.storage.summary import declarations, fold_all
 
-        fold = fold_all((e.seq, e.data) for e in self._iter_own(trial_id, ("statistic",), upto))
+        mark = self._summary_mark(trial_id=trial_id, upto=upto) if upto is not None else None
+        after, start = mark if mark is not None else (None, None)
+        fold = fold_all(((e.seq, e.data) for e in self._iter_own(trial_id, ("statistic",),
+                                                                 upto, after=after)), start)
         modes, primary = declarations(e.data for e in self._iter_own(trial_id, ("metrics",),
                                                                      upto))
         return {"entries": fold.entries, "modes": modes, "primary": primary,
                 "last_stat_seq": fold.state["last_stat_seq"], "runs_ok": False}
 
     def _iter_own(self, trial_id: str, kinds: Sequence[str], upto: int | None,
-                  batch: int = 5000) -> Iterator[Event]:
-        after: int | None = None
+                  batch: int = 5000, after: int | None = None) -> Iterator[Event]:
         while True:
             events = self.read_events(trial_id=trial_id, kinds=kinds, after=after, upto=upto,
                                       limit=batch)
@@ -500,6 +502,13 @@ class Store(abc.ABC):
     def _declared_primaries(self, *, statuses: Sequence[str] | None,
                             tags: Sequence[str] | None, since: float | None,
                             project: str | None) -> tuple[set[str], bool]: ...
+
+    def _summary_mark(self, *, trial_id: str, upto: int
+                      ) -> tuple[int, dict[str, dict[str, Any]]] | None:
+        """``(seq, entries)``: the trial's summaries as they stood at the latest mark at or
+        before ``upto`` (every statistic up to ``seq`` folded in), or None (no mark kept:
+        the caller folds from the start)."""
+        return None
 
     @abc.abstractmethod
     def _step_runs(self, *, trial_id: str, key: str) -> list[dict[str, Any]] | None: ...

@@ -111,7 +111,8 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             """CREATE TABLE summary_state (
                 trial INTEGER PRIMARY KEY,
                 last_stat_seq INTEGER,
-                runs_ok INTEGER NOT NULL DEFAULT 1
+                runs_ok INTEGER NOT NULL DEFAULT 1,
+                since_mark INTEGER DEFAULT 0
             )""",
             """CREATE TABLE step_runs (
                 trial INTEGER NOT NULL,
@@ -121,12 +122,24 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
                 value,
                 PRIMARY KEY (trial, key, first_seq)
             ) WITHOUT ROWID""",
+            # Every MARK_EVERY statistics in order, a trial's summaries as they stood: a
+            # branch cut in the middle of a long trial summarizes its inherited part from the
+            # mark before the cut and at most MARK_EVERY statistics after it.
+            """CREATE TABLE summary_marks (
+                trial INTEGER NOT NULL,
+                seq INTEGER NOT NULL,
+                entries TEXT NOT NULL,
+                PRIMARY KEY (trial, seq)
+            ) WITHOUT ROWID""",
             "ALTER TABLE trials ADD COLUMN project TEXT",
             "UPDATE trials SET project = json_extract(doc, '$.project')"
             " WHERE json_valid(doc)",
         ),
     ),
 ]
+
+#: Statistics between two summary marks (see migration 0002).
+MARK_EVERY = 10_000
 
 _SUMMARY_COLUMNS = ("count", "last", "last_seq", "min", "min_seq", "min_step", "min_step_key",
                     "max", "max_seq", "max_step", "max_step_key")
@@ -630,9 +643,9 @@ class SQLiteStore(Store):
         """Rebuild one trial's summaries, declarations and runs from its events."""
         from kleio.storage.summary import Fold
 
-        conn.execute("DELETE FROM summaries WHERE trial = ?", (key,))
-        conn.execute("DELETE FROM step_runs WHERE trial = ?", (key,))
-        fold = Fold()
+        for table in ("summaries", "step_runs", "summary_marks"):
+            conn.execute(f"DELETE FROM {table} WHERE trial = ?", (key,))
+        fold = Fold(mark_every=MARK_EVERY)
         cursor = conn.execute("SELECT seq, data FROM events WHERE trial = ? AND kind ="
                               " 'statistic' ORDER BY seq", (key,))
         while rows := cursor.fetchmany(5000):
@@ -652,8 +665,15 @@ class SQLiteStore(Store):
             [(key, k, first, run["last_seq"], run["value"])
              for (k, first), run in fold.changed_runs.items()])
         state = fold.state
-        conn.execute("INSERT OR REPLACE INTO summary_state (trial, last_stat_seq, runs_ok)"
-                     " VALUES (?, ?, ?)", (key, state["last_stat_seq"], int(state["runs_ok"])))
+        conn.execute("INSERT OR REPLACE INTO summary_state (trial, last_stat_seq, runs_ok,"
+                     " since_mark) VALUES (?, ?, ?, ?)", (key, state["last_stat_seq"],
+                                                         int(state["runs_ok"]),
+                                                         state.get("since_mark")))
+        for seq, entries in fold.marks:
+            conn.execute("INSERT OR REPLACE INTO summary_marks (trial, seq, entries)"
+                         " VALUES (?, ?, ?)", (key, seq, _dumps(
+                             [[name, [_stored(e[c]) for c in _SUMMARY_COLUMNS]]
+                              for name, e in entries.items()])))
 
     def _declare(self, conn: sqlite3.Connection, key: int) -> None:
         """Bring the trial's declared modes and primary metric in line with its events."""
@@ -677,8 +697,8 @@ class SQLiteStore(Store):
         """Fold newly inserted statistics into the trial's summaries (same transaction)."""
         from kleio.storage.summary import Fold, new_entry
 
-        row = conn.execute("SELECT last_stat_seq, runs_ok FROM summary_state WHERE trial = ?",
-                           (key,)).fetchone()
+        row = conn.execute("SELECT last_stat_seq, runs_ok, since_mark FROM summary_state"
+                           " WHERE trial = ?", (key,)).fetchone()
         if row is None:  # a trial of an older kleio that was never summarized
             self._resummarize(conn, key)
             return
@@ -687,6 +707,10 @@ class SQLiteStore(Store):
             names = list({n for _, d in decoded for n, v in d.items()
                           if type(v) is float or type(v) is int})
             entries: dict[str, dict[str, Any]] = {}
+            mark = row[1] and row[2] is not None and row[2] + len(stats) >= MARK_EVERY
+            if mark:  # a mark holds every name: read them all
+                names = list({*names, *(r[0] for r in conn.execute(
+                    "SELECT name FROM summaries WHERE trial = ? AND count > 0", (key,)))})
             for chunk in (names[i:i + 500] for i in range(0, len(names), 500)):
                 for found in conn.execute(
                         "SELECT name, " + ", ".join(_SUMMARY_COLUMNS) + " FROM summaries"
@@ -702,7 +726,8 @@ class SQLiteStore(Store):
                         "SELECT key, first_seq, last_seq, value FROM step_runs WHERE trial = ?"
                         " AND last_seq = ?", (key, row[0])):
                     runs[k] = {"first_seq": first, "last_seq": last, "value": value}
-            fold = Fold(entries, {"last_stat_seq": row[0], "runs_ok": bool(row[1])}, runs)
+            fold = Fold(entries, {"last_stat_seq": row[0], "runs_ok": bool(row[1]),
+                                  "since_mark": row[2]}, runs, mark_every=MARK_EVERY)
             for seq, data in decoded:
                 fold.add(seq, data)
             self._write_fold(conn, key, fold, fresh=False)
@@ -733,6 +758,21 @@ class SQLiteStore(Store):
             if primary:
                 summary["primary"] = name
         return found
+
+    def _summary_mark(self, *, trial_id: str, upto: int
+                      ) -> tuple[int, dict[str, dict[str, Any]]] | None:
+        trial = self._read_key(trial_id)
+        if trial is None:
+            return None
+        state = self._query("SELECT runs_ok FROM summary_state WHERE trial = ?", (trial,))
+        if not state or not state[0][0]:  # marks hold only while statistics came in order
+            return None
+        rows = self._query("SELECT seq, entries FROM summary_marks WHERE trial = ? AND seq <= ?"
+                           " ORDER BY seq DESC LIMIT 1", (trial, _int64(upto)))
+        if not rows:
+            return None
+        return rows[0][0], {name: {c: _loaded(v) for c, v in zip(_SUMMARY_COLUMNS, values)}
+                            for name, values in json.loads(rows[0][1])}
 
     def _step_runs(self, *, trial_id: str, key: str) -> list[dict[str, Any]] | None:
         trial = self._read_key(trial_id)
@@ -997,7 +1037,7 @@ class SQLiteStore(Store):
             removed = 0
             if row is not None:
                 removed = conn.execute("DELETE FROM events WHERE trial = ?", (row[0],)).rowcount
-                for table in ("summaries", "summary_state", "step_runs"):
+                for table in ("summaries", "summary_state", "step_runs", "summary_marks"):
                     conn.execute(f"DELETE FROM {table} WHERE trial = ?", (row[0],))
             conn.execute("DELETE FROM trials WHERE id = ?", (trial_id,))
             return int(removed)

@@ -61,12 +61,17 @@ class Fold:
             "value"}}``), updated in place.
     """
 
-    __slots__ = ("changed", "changed_runs", "entries", "runs", "state", "stored_runs")
+    __slots__ = ("changed", "changed_runs", "entries", "mark_every", "marks", "runs", "state",
+                 "stored_runs")
 
     def __init__(self, entries: dict[str, dict[str, Any]] | None = None,
                  state: dict[str, Any] | None = None,
-                 runs: dict[str, dict[str, Any]] | None = None) -> None:
+                 runs: dict[str, dict[str, Any]] | None = None,
+                 mark_every: int | None = None) -> None:
         self.entries = {} if entries is None else entries
+        #: Every ``mark_every`` statistics in order, ``(seq, copy of every entry)``.
+        self.mark_every = mark_every
+        self.marks: list[tuple[int, dict[str, dict[str, Any]]]] = []
         self.state: dict[str, Any] = ({"last_stat_seq": None, "runs_ok": True}
                                       if state is None else state)
         self.runs = {} if runs is None else runs
@@ -116,8 +121,17 @@ class Fold:
             previous = self.state["last_stat_seq"]
             if previous is None or seq > previous:
                 self.state["last_stat_seq"] = seq
-                return
-        self._runs(seq, stat)
+            else:
+                self._runs(seq, stat)
+        else:
+            self._runs(seq, stat)
+        if self.mark_every and self.state["runs_ok"]:
+            since = (self.state.get("since_mark") or 0) + 1
+            if since >= self.mark_every:
+                self.marks.append((seq, {k: dict(v) for k, v in entries.items()
+                                         if v["count"]}))
+                since = 0
+            self.state["since_mark"] = since
 
     def _runs(self, seq: int, stat: dict[str, Any]) -> None:
         state = self.state
@@ -145,9 +159,10 @@ class Fold:
             self.changed_runs[(key, run["first_seq"])] = run
 
 
-def fold_all(events: Iterable[tuple[int, dict[str, Any]]]) -> Fold:
-    """A fold of ``(seq, statistic)`` pairs from nothing (a trial summarized anew)."""
-    fold = Fold()
+def fold_all(events: Iterable[tuple[int, dict[str, Any]]],
+             start: dict[str, dict[str, Any]] | None = None) -> Fold:
+    """A fold of ``(seq, statistic)`` pairs from nothing, or from the entries ``start``."""
+    fold = Fold({k: dict(v) for k, v in start.items()} if start else None)
     for seq, stat in events:
         fold.add(seq, stat)
     return fold
