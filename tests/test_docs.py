@@ -112,8 +112,9 @@ def test_every_setting_is_in_the_configuration_reference(setting):
 
 def ci_commands() -> list[str]:
     lines = [line.strip() for line in read(ROOT / ".ci" / "run").splitlines()]
+    # Commands only: not the shell's settings, nor the block installing a browser first.
     return [line for line in lines if line and not line.startswith("#")
-            and not line.startswith(("set ", "cd "))]
+            and not line.startswith(("set ", "cd ", "export ", "if ", "fi", "(", "then"))]
 
 
 def ci_command() -> str:
