@@ -21,7 +21,8 @@ never holds a newline or a non-ASCII byte):
   the answer has a ``size``, that many raw bytes.
 
 Stdlib only, and cheap to import: the client is imported at the start of every program. No
-``json`` (it imports ``re`` and ``enum``), no ``typing``, and nothing heavy.
+``json`` (it imports ``re`` and ``enum``: :mod:`kleio.cjson` parses, on first use), no
+``typing``, and nothing heavy.
 """
 
 from __future__ import annotations
@@ -86,10 +87,10 @@ except ImportError:  # pragma: no cover - an interpreter without the C accelerat
 
 
 def loads(text: str | bytes) -> Any:
-    """Parse the JSON of a record (``json`` is imported on first use only)."""
-    import json
+    """Parse the JSON of a record (:mod:`kleio.cjson`, imported on first use only)."""
+    from kleio.cjson import loads as parse
 
-    return json.loads(text)
+    return parse(text)
 
 
 def record(tag: bytes, text: str) -> bytes:
@@ -112,9 +113,9 @@ def artifact_stream(header: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 def reply(answer: Any) -> bytes:
     """The runner's answer to a query: one JSON line (the raw bytes of ``size`` follow)."""
-    import json
+    from kleio.cjson import dumps
 
-    return json.dumps(answer).encode("ascii") + b"\n"
+    return dumps(answer).encode("ascii") + b"\n"
 
 
 def read_reply(reader: IO[bytes]) -> tuple[Any, bytes | None]:
