@@ -97,8 +97,10 @@ class Engine:
 
 # -- over a journal ---------------------------------------------------------------------------
 
-#: Statuses that end an execution.
-FINAL = ("completed", "broken", "interrupted", "suspended", "failover")
+#: Statuses that end an execution. Not 'failover': it is the first event of the execution
+#: that takes a dead runner's trial over (it tells how the previous one ended), and that
+#: execution goes on after it.
+FINAL = ("completed", "broken", "interrupted", "suspended")
 
 
 def own_events(store: Any, trial_id: str, kinds: tuple[str, ...],
