@@ -263,7 +263,7 @@ def test_host_snapshot(monkeypatch):
 
 
 def test_the_hostname_setting_names_the_host_in_the_snapshot(git_repo):
-    from kleio.snapshot.host import hostname
+    from kleio.reservation import hostname
 
     (git_repo / "kleio.yaml").write_text("hostname: login-node\n", encoding="utf-8")
     assert host_snapshot()["hostname"] == "login-node"  # as the runner is named

@@ -24,6 +24,7 @@ import os
 
 from kleio.errors import ChangeRefused
 from kleio.storage.base import Store
+from kleio.trial import short_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
@@ -138,7 +139,7 @@ def prepare_recorded(store: Store, config: Any, doc: dict[str, Any], cwd: str) -
 
     if doc.get("redacted"):
         raise UsageError(
-            f"trial {doc['id'][:7]}'s command held secrets that were not journalled",
+            f"trial {short_id(doc['id'])}'s command held secrets that were not journalled",
             "run it again with its full command line",
         )
     argv = list(doc.get("argv") or [])
@@ -236,7 +237,7 @@ def gate(store: Store, prepared: Prepared, *, allowed: set[str],
             count = sum(len(lines) for lines in changed.values())
             what = " and ".join("environment" if k == "env" else k for k in changed)
             raise ChangeRefused(
-                f"the {what} of trial {doc['id'][:7]} changed since it was created "
+                f"the {what} of trial {short_id(doc['id'])} changed since it was created "
                 f"({count} difference{'s' if count > 1 else ''})",
                 f"run again with {flag_for(changed)} to branch it and run the branch",
                 trial_id=doc["id"], changes=changed, flag=flag_for(changed),
@@ -297,7 +298,7 @@ def execute(store: Store, config: Any, doc: dict[str, Any], reserved: Reserved,
 
 def failover_message(trial_id: str, held: dict[str, Any]) -> str:
     """The sentence telling that a dead runner's trial is taken over."""
-    return (f"trial {trial_id[:7]} was held by a dead runner (host {held.get('host')}, "
+    return (f"trial {short_id(trial_id)} was held by a dead runner (host {held.get('host')}, "
             f"pid {held.get('pid')}); taking it over")
 
 

@@ -15,9 +15,9 @@ Layout, under ``<spool_dir>/ledger/`` (private: 0700)::
         <pid>-<token>.log                  one file per process of the program
         <pid>-<token>-<n>.blob             the bytes of one artifact
 
-Each ``.log`` line is one record, the client's wire format: ``S<json>`` a statistic,
-``B<json>`` an artifact whose bytes are in the ``.blob`` named by the record, ``M<json>`` a
-metric declaration (a ``metrics`` event).
+Each ``.log`` line is one record in the wire format of :mod:`kleio.client`: ``S<json>`` a
+statistic, ``B<json>`` an artifact whose bytes are in the ``.blob`` named by the record,
+``M<json>`` a metric declaration (a ``metrics`` event).
 
 Exactly once. Before the events read from bytes ``[from, to)`` of a file are journalled, a
 ``ledger`` event records ``{file, from, to, n}`` at sequence number ``S``; the ``n`` records
@@ -296,16 +296,17 @@ def chunk_events(chunk: Chunk, seq: int, when: float, directory: str,
     The marker says how many events the range makes (``e``), so that a recovery can tell a
     range whose events are all in the journal from one whose insert never happened.
     """
+    from kleio.client import BLOB, EVENT_KINDS  # the wire format (after the program started)
+
     events: list[NewEvent] = []
     for index, line in enumerate(chunk.lines):
         tag = line[:1]
         if len(line) > MAX_RECORD:
             continue  # what the live reader skipped as too long: the same index, no event
-        if tag == b"S":
-            events.append((seq + 1 + index, "statistic", when, line[1:].decode("ascii", "replace")))
-        elif tag == b"M":  # a metric declaration (kleio_logger.declare_metrics)
-            events.append((seq + 1 + index, "metrics", when, line[1:].decode("ascii", "replace")))
-        elif tag == b"B":
+        kind = EVENT_KINDS.get(tag)  # a statistic, a metric declaration
+        if kind is not None:
+            events.append((seq + 1 + index, kind, when, line[1:].decode("ascii", "replace")))
+        elif tag == BLOB:
             try:
                 header = loads(line[1:])
                 blob = os.path.basename(str(header["blob"]))

@@ -19,12 +19,13 @@ import threading
 import time
 from itertools import repeat
 
-from kleio.cjson import dumps
+from kleio.client import reply as encode_reply
 from kleio.errors import StoreUnavailable
 from kleio.ledger import Chunk, chunk_events, open_regular
 from kleio.process import kill_quietly
 from kleio.spool import Spool, split_markers
 from kleio.storage.base import NewEvent, Store, copy_hashing, encode, execution_of, first_seq
+from kleio.trial import short_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
@@ -388,7 +389,7 @@ class Writer(threading.Thread):
             # Another runner took the trial over (this one looked dead: a heartbeat older
             # than its stale_after). Two runs of one trial must not go on: stop ours.
             self.displaced = dict(holder)
-            warn(f"trial {self.trial_id[:7]} was taken over by a runner on "
+            warn(f"trial {short_id(self.trial_id)} was taken over by a runner on "
                   f"{holder.get('host')} (pid {holder.get('pid')}); stopping this run")
             self._terminate()
 
@@ -405,7 +406,7 @@ class Writer(threading.Thread):
                 return False
             self.fenced, self._fenced_group = True, group
             self._signal_program(signal.SIGSTOP)
-        warn(f"the journal has confirmed no heartbeat of trial {self.trial_id[:7]} for "
+        warn(f"the journal has confirmed no heartbeat of trial {short_id(self.trial_id)} for "
              f"{lease:g} s; its program is paused so that no other host runs it at the same "
              "time, and resumes if the journal returns before the trial is taken over")
         return True
@@ -469,10 +470,10 @@ class Writer(threading.Thread):
                 self._terminate()  # pending until the program continues, just below
             self._signal_program(signal.SIGCONT)
         if won:
-            warn(f"the journal is back and trial {self.trial_id[:7]} was not taken over; "
+            warn(f"the journal is back and trial {short_id(self.trial_id)} was not taken over; "
                  "its program resumes")
         else:
-            warn(f"trial {self.trial_id[:7]} was taken over by a runner on "
+            warn(f"trial {short_id(self.trial_id)} was taken over by a runner on "
                  f"{holder.get('host')} (pid {holder.get('pid')}) while this one was cut off; "
                  "stopping this run")
 
@@ -566,7 +567,7 @@ class Writer(threading.Thread):
         except Exception as error:
             reply, payload = {"error": f"query failed: {error}"}, None
         try:
-            conn.sendall(dumps(reply).encode("ascii") + b"\n")
+            conn.sendall(encode_reply(reply))
             if payload is not None:
                 with payload:
                     for chunk in iter(lambda: payload.read(1 << 20), b""):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from kleio.errors import ChangeRefused
-from kleio.trial import warn
+from kleio.trial import short_id, warn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
@@ -23,14 +23,14 @@ def run_prepared(store: Any, config: Any, prepared: Any, *, allow_broken: bool,
     if reserved.failover_of:
         warn(launch.failover_message(doc["id"], reserved.failover_of))
     if not quiet:
-        sys.stderr.write(f"trial reserved with id: {doc['id'][:7]}\n")
+        sys.stderr.write(f"trial reserved with id: {short_id(doc['id'])}\n")
     sys.stderr.flush()
     return launch.execute(store, config, doc, reserved, prepared.argv, prepared.cwd)
 
 
 def branched_line(made: Any) -> str:
     """``branched A -> B (reason)`` for a new branch; ``... already exists`` for an old one."""
-    parent, child = made.parent["id"][:7], made.doc["id"][:7]
+    parent, child = short_id(made.parent["id"]), short_id(made.doc["id"])
     if made.new:
         return f"branched {parent} -> {child} ({made.reason})"
     return f"branch {child} of {parent} exists already ({made.reason}): resuming it"
@@ -53,7 +53,7 @@ def explain_refusal(error: ChangeRefused, command: list[str] | None,
     """
     import shlex
 
-    short = error.trial_id[:7]
+    short = short_id(error.trial_id)
     sys.stderr.write(f"kleio: what changed since trial {short} was created:\n")
     sys.stderr.write("".join(line + "\n" for line in refusal_lines(error)))
     prefix = ["kleio"]
@@ -66,7 +66,7 @@ def explain_refusal(error: ChangeRefused, command: list[str] | None,
             + shlex.join([*prefix, error.flag, *kept, *target]))
     if error.branch:
         hint += ("; to resume the branch already made for this change, type: "
-                 + shlex.join([*prefix, *kept, error.branch[:7]]))
+                 + shlex.join([*prefix, *kept, short_id(error.branch)]))
     hint += "; or restore the code and environment it had to resume it"
     return ChangeRefused(error.message, hint, trial_id=error.trial_id, changes=error.changes,
                          flag=error.flag, branch=error.branch)
