@@ -177,7 +177,7 @@ def test_step_runs_group_consecutive_statistics(store):
     runs = store.step_runs(trial_id="t1", key="epoch")
     assert [(r["value"], r["first_seq"] - EXEC1, r["last_seq"] - EXEC1) for r in runs] == [
         (1, 1, 3), (2, 4, 5), (2, 7, 7), (3, 8, 8)]
-    assert store.step_runs(trial_id="t1", key="step") == []
+    assert store.step_runs(trial_id="t1", key="step") is None  # new in every statistic
     assert store.step_runs(trial_id="t1", key="loss") is None  # not a step key
     assert store.next_seq_of(trial_id="t1", kind="statistic", after=EXEC1 + 5) == EXEC1 + 6
 

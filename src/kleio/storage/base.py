@@ -317,13 +317,13 @@ class Store(abc.ABC):
             after = events[-1].seq
 
     def step_runs(self, *, trial_id: str, key: str) -> list[dict[str, Any]] | None:
-        """The runs of ``key`` (one of :data:`kleio.storage.summary.STEP_KEYS`) in the trial's
+        """The runs of ``key`` (one of :data:`kleio.storage.summary.RUN_KEYS`) in the trial's
         own statistics, ``[{"first_seq", "last_seq", "value"}, ...]`` in seq order; None when
         the store cannot answer (not kept for this trial or key): scan the statistics then.
         """
-        from kleio.storage.summary import STEP_KEYS
+        from kleio.storage.summary import RUN_KEYS
 
-        if key not in STEP_KEYS or not encodable(trial_id):
+        if key not in RUN_KEYS or not encodable(trial_id):
             return None
         return self._step_runs(trial_id=trial_id, key=key)
 

@@ -695,7 +695,7 @@ class SQLiteStore(Store):
     def _summarize(self, conn: sqlite3.Connection, key: int, stats: list[tuple[int, str]],
                    declared: bool) -> None:
         """Fold newly inserted statistics into the trial's summaries (same transaction)."""
-        from kleio.storage.summary import Fold, new_entry
+        from kleio.storage.summary import Fold
 
         row = conn.execute("SELECT last_stat_seq, runs_ok, since_mark FROM summary_state"
                            " WHERE trial = ?", (key,)).fetchone()
@@ -703,23 +703,11 @@ class SQLiteStore(Store):
             self._resummarize(conn, key)
             return
         if stats:
-            decoded = [(seq, decode(data)) for seq, data in stats]
-            names = list({n for _, d in decoded for n, v in d.items()
-                          if type(v) is float or type(v) is int})
+            # Every summary of the trial (tens of names): no pass over the batch to name them.
             entries: dict[str, dict[str, Any]] = {}
-            mark = row[1] and row[2] is not None and row[2] + len(stats) >= MARK_EVERY
-            if mark:  # a mark holds every name: read them all
-                names = list({*names, *(r[0] for r in conn.execute(
-                    "SELECT name FROM summaries WHERE trial = ? AND count > 0", (key,)))})
-            for chunk in (names[i:i + 500] for i in range(0, len(names), 500)):
-                for found in conn.execute(
-                        "SELECT name, " + ", ".join(_SUMMARY_COLUMNS) + " FROM summaries"
-                        f" WHERE trial = ? AND name IN ({', '.join('?' * len(chunk))})",
-                        (key, *chunk)):
-                    entries[found[0]] = {c: _loaded(v) for c, v in
-                                         zip(_SUMMARY_COLUMNS, found[1:])}
-            for name in names:
-                entries.setdefault(name, new_entry())
+            for found in conn.execute("SELECT name, " + ", ".join(_SUMMARY_COLUMNS)
+                                      + " FROM summaries WHERE trial = ? AND count > 0", (key,)):
+                entries[found[0]] = {c: _loaded(v) for c, v in zip(_SUMMARY_COLUMNS, found[1:])}
             runs = {}
             if row[1]:
                 for k, first, last, value in conn.execute(
@@ -728,8 +716,8 @@ class SQLiteStore(Store):
                     runs[k] = {"first_seq": first, "last_seq": last, "value": value}
             fold = Fold(entries, {"last_stat_seq": row[0], "runs_ok": bool(row[1]),
                                   "since_mark": row[2]}, runs, mark_every=MARK_EVERY)
-            for seq, data in decoded:
-                fold.add(seq, data)
+            for seq, data in stats:
+                fold.add(seq, decode(data))
             self._write_fold(conn, key, fold, fresh=False)
         if declared:
             self._declare(conn, key)

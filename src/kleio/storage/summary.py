@@ -37,6 +37,11 @@ if TYPE_CHECKING:
 #: Statistic keys that say where in a run a value was logged (same as kleio.metrics).
 STEP_KEYS = ("step", "global_step", "epoch", "iteration", "iter")
 
+#: Keys whose runs the store keeps: an epoch spans many statistics, so its runs are few; a
+#: step or an iteration is new in every statistic, and its runs would double the journal's
+#: writes (a cut on those keys scans the statistics instead).
+RUN_KEYS = ("epoch",)
+
 #: The fields of one summary entry, in the order backends store them.
 ENTRY_FIELDS = ("count", "last", "last_seq", "min", "min_seq", "min_step", "min_step_key",
                 "max", "max_seq", "max_step", "max_step_key")
@@ -81,10 +86,13 @@ class Fold:
         self.stored_runs = {(key, run["first_seq"]) for key, run in self.runs.items()}
 
     def add(self, seq: int, stat: dict[str, Any]) -> None:
-        # The runner's writer calls this for every statistic it journals: kept flat.
+        # The runner's writer calls this for every statistic it journals: kept flat (every
+        # attribute and the step looked up once per statistic, most values leave at the
+        # first test).
         entries = self.entries
         changed = self.changed
-        step_key: str | None = None
+        step_key: Any = None  # None: not looked up yet; "": the statistic has none
+        step: Any = None
         for name, value in stat.items():
             kind = type(value)
             if kind is not float and kind is not int:  # bool, text, lists: not a value
@@ -92,32 +100,39 @@ class Fold:
             entry = entries.get(name)
             if entry is None:
                 entry = entries[name] = new_entry()
-            changed.add(name)
+                changed.add(name)
+            elif name not in changed:
+                changed.add(name)
             entry["count"] += 1
-            last_seq = entry["last_seq"]
-            if last_seq is None or seq > last_seq:
+            if seq > (entry["last_seq"] or -1):
                 entry["last"] = value
                 entry["last_seq"] = seq
             if value != value:  # NaN is never best
                 continue
             low = entry["min"]
-            high = entry["max"]
-            if low is not None and low < value and high > value:
-                continue  # the common case: neither a new minimum nor a new maximum
+            if low is not None and low < value:
+                high = entry["max"]
+                if high > value or (high == value and seq > entry["max_seq"]):
+                    continue  # the common case: neither a new minimum nor a new maximum
             if step_key is None:
-                step_key = next((k for k in STEP_KEYS if k in stat), "")
-            step = stat[step_key] if step_key else None
+                for step_key in STEP_KEYS:
+                    if step_key in stat:
+                        step = stat[step_key]
+                        break
+                else:
+                    step_key = ""
             if low is None or value < low or (value == low and seq < entry["min_seq"]):
                 entry["min"] = value
                 entry["min_seq"] = seq
                 entry["min_step"] = step
                 entry["min_step_key"] = step_key or None
+            high = entry["max"]
             if high is None or value > high or (value == high and seq < entry["max_seq"]):
                 entry["max"] = value
                 entry["max_seq"] = seq
                 entry["max_step"] = step
                 entry["max_step_key"] = step_key or None
-        if stat.keys().isdisjoint(STEP_KEYS) and self.state["runs_ok"]:
+        if "epoch" not in stat and self.state["runs_ok"]:
             previous = self.state["last_stat_seq"]
             if previous is None or seq > previous:
                 self.state["last_stat_seq"] = seq
@@ -142,7 +157,7 @@ class Fold:
         state["last_stat_seq"] = seq
         if not state["runs_ok"]:
             return
-        for key in STEP_KEYS:
+        for key in RUN_KEYS:
             if key not in stat:
                 continue
             value = stat[key]
