@@ -64,9 +64,13 @@ Filters (keyword arguments of ``trials``; all combine with AND):
 * ``metrics``: ``["val_acc:max", "val_loss"]``: declarations of the reader, over the trials'
   own; the first is the primary metric.
 
-Status, tags and id prefixes are filtered by the database; when no other filter or sort
-needs the statistics, so are the sort and the limit. Metric values are read from each
-candidate's lineage (one indexed query per trial).
+Status, tags, id prefixes, ``since``, ``project`` and the conditions ``status=``,
+``created>``/``>=`` and ``tag=`` are filtered by the database; so are the sort and the limit
+when no other filter needs Python. Metrics come from the per-trial summaries the store keeps
+as statistics are appended (:mod:`kleio.storage.summary`; one query per 200 trials, no
+statistic decoded), and a sort on a metric is ranked by the store (a branch, whose lineage
+decides, is ranked here and merged in), so ``sort="-val_acc", limit=50`` reads 50 trials
+whatever the journal's size.
 
 :func:`groups` puts together trials whose options are equal except the given ones (seeds):
 each :class:`Group` has ``options`` (shared), ``trials``, ``n``, ``values(name, which)``,
