@@ -29,6 +29,8 @@ Pure Python and light: the runner's writer imports it on its first statistic.
 
 from __future__ import annotations
 
+from kleio.storage.base import encodable
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -97,6 +99,8 @@ class Fold:
             kind = type(value)
             if kind is not float and kind is not int:  # bool, text, lists: not a value
                 continue
+            if not name.isascii() and not encodable(name):
+                continue  # a lone surrogate (hostile bytes): no driver can store the name
             entry = entries.get(name)
             if entry is None:
                 entry = entries[name] = new_entry()
