@@ -353,3 +353,15 @@ def test_words_of_a_name_are_those_of_the_patterns_they_replace():
               for _ in range(5000)]
     for name in names:
         assert _words(name) == by_patterns(name), name
+
+
+def test_mask_uri_ends_an_authority_at_what_the_pattern_s_would():
+    """kleio.storage finds whitespace without re (off the start path): the same characters."""
+    import re
+
+    from kleio.storage import _SPACES, mask_uri
+
+    pattern = re.compile(r"\s")
+    assert {c for c in map(chr, range(0x110000)) if pattern.match(c)} == set(_SPACES)
+    for space in _SPACES:
+        assert mask_uri(f"mongodb://u:pw@h{space}x:y@z") == f"mongodb://u:***@h{space}x:y@z"

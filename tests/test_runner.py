@@ -206,3 +206,42 @@ def test_sync_removes_partial_artifacts_of_dead_runners(tmp_path, monkeypatch):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["removed"] == ["artifact-999999999-abc"]
     assert sorted(p.name for p in spool_dir.iterdir()) == [f"artifact-{os.getppid()}-def"]
+
+
+#: Modules the start path must not import before the program starts: each costs a good part
+#: of a bare interpreter's start (re, json and signal pull in enum; subprocess, threading...).
+NOT_BEFORE_THE_PROGRAM = ("re", "json", "enum", "typing", "subprocess", "contextlib", "datetime",
+                          "ctypes", "threading", "queue", "socket", "selectors", "dataclasses",
+                          "signal", "importlib.metadata", "hashlib", "sqlite3.dbapi2")
+
+
+@pytest.mark.parametrize("origin", ["git@example.invalid:team/project.git",
+                                    "https://example.invalid/team/project.git"])
+def test_nothing_slow_is_imported_before_the_program_starts(git_repo, db_uri, origin):
+    """``kleio python train.py`` up to its fork, in a fresh interpreter (a second run: the
+    first fills the package-list cache): none of NOT_BEFORE_THE_PROGRAM is imported."""
+    import subprocess
+    import sys
+
+    from tests.conftest import git
+
+    git(git_repo, "remote", "set-url", "origin", origin)
+    probe = (
+        "import os, sys\n"
+        "import kleio.runner as runner\n"
+        "def stop(self, child, listener):\n"
+        f"    print(sorted(m for m in {NOT_BEFORE_THE_PROGRAM!r} if m in sys.modules))\n"
+        "    sys.stdout.flush()\n"
+        "    os._exit(0)\n"
+        "runner.Runner._start = stop\n"
+        "from kleio.cli import main\n"
+        "sys.argv = ['kleio', '-q', 'python', 'train.py', sys.argv[1]]\n"
+        "main()\n"
+    )
+    # -S: this interpreter's own site (a .pth file may import anything) is not kleio's.
+    probe = f"import sys\nsys.path[:0] = {sys.path!r}\n" + probe
+    for run in ("--warm", "--measured"):
+        result = subprocess.run([sys.executable, "-S", "-c", probe, run], capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+    assert result.stdout == "[]\n"

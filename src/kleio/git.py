@@ -104,8 +104,33 @@ def find_root(start: str | None = None) -> str | None:
 
 # -- project -------------------------------------------------------------------------------
 
-#: ``user@host:path`` (compiled on first use: :mod:`re` stays off the start path).
-_SCP_LIKE = r"^(?:[^@/:]+@)?(?P<host>[^/:]+):(?P<path>(?!//).*)$"
+def scp_like(url: str) -> tuple[str, str] | None:
+    """``(host, path)`` of git's scp-like syntax ``[user@]host:path``, else None.
+
+    What the pattern ``^(?:[^@/:]+@)?(?P<host>[^/:]+):(?P<path>(?!//).*)$`` matches, without
+    :mod:`re` (the start path reads the origin of every repository; a test compares the two).
+    """
+    at = url.find("@")
+    if at > 0 and "/" not in url[:at] and ":" not in url[:at]:
+        found = _host_path(url[at + 1:])
+        if found is not None:
+            return found
+    return _host_path(url)
+
+
+def _host_path(text: str) -> tuple[str, str] | None:
+    colon = text.find(":")
+    if colon <= 0 or "/" in text[:colon]:
+        return None
+    path = text[colon + 1:]
+    newline = path.find("\n")
+    if newline != -1:  # ``.*$``: to the end, or to a newline that ends the text
+        if newline != len(path) - 1:
+            return None
+        path = path[:newline]
+    if path.startswith("//"):
+        return None
+    return text[:colon], path
 
 
 def git_dir(root: str) -> str | None:
@@ -172,6 +197,38 @@ def origin_url(root: str) -> str | None:
     return url
 
 
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.")
+
+
+def split_url(url: str) -> tuple[str, str, str]:
+    """``(scheme, host, path)`` of ``url`` as :func:`urllib.parse.urlsplit` gives them
+    (``scheme`` and ``host`` lower-cased, ``""`` when missing), without importing
+    :mod:`urllib.parse` (and :mod:`re`) on the start path; a test compares the two."""
+    for char in "\t\r\n":  # removed anywhere, as urlsplit does
+        url = url.replace(char, "")
+    scheme, rest = "", url
+    colon = url.find(":")
+    if colon > 0 and url[0].isascii() and url[0].isalpha() \
+            and all(char in _SCHEME_CHARS for char in url[:colon]):
+        scheme, rest = url[:colon].lower(), url[colon + 1:]
+    netloc = ""
+    if rest[:2] == "//":
+        end = len(rest)
+        for char in "/?#":
+            found = rest.find(char, 2)
+            if found != -1 and found < end:
+                end = found
+        netloc, rest = rest[2:end], rest[end:]
+    for char in "?#":
+        found = rest.find(char)
+        if found != -1:
+            rest = rest[:found]
+    host = netloc.rpartition("@")[2]
+    bracketed = "[" in host  # an IPv6 address: [::1]:80
+    host = host.partition("[")[2].partition("]")[0] if bracketed else host.partition(":")[0]
+    return scheme, host.lower(), rest
+
+
 def normalize_remote(url: str) -> str:
     """Spell a git remote URL one way, without credentials: ``host/owner/name``.
 
@@ -180,21 +237,14 @@ def normalize_remote(url: str) -> str:
     """
     url = url.strip()
     if "://" in url:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(url)
-        if parts.scheme == "file":
-            path = parts.path
-        else:
-            host = (parts.hostname or "").lower()
-            path = host + "/" + parts.path.lstrip("/")
+        scheme, host, path = split_url(url)
+        if scheme != "file":
+            path = host + "/" + path.lstrip("/")
     else:
-        import re
-
-        match = re.match(_SCP_LIKE, url)
+        found = scp_like(url)
         # ``C:/x`` is a Windows path, not host ``C``.
-        if match and len(match.group("host")) > 1:
-            path = match.group("host").lower() + "/" + match.group("path").lstrip("/")
+        if found is not None and len(found[0]) > 1:
+            path = found[0].lower() + "/" + found[1].lstrip("/")
         else:
             path = url
     path = path.rstrip("/")

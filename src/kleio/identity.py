@@ -23,9 +23,9 @@ options is :mod:`kleio.argv`'s; naming the project and finding the repository,
 
 from __future__ import annotations
 
-import json
 import os
 
+from kleio import cjson as json  # json's C codec without json's imports (re, enum)
 from kleio.argv import identity_form, is_option, is_python, parse_config, script_of
 from kleio.git import find_root, project_of
 from kleio.hashing import sha256_hex

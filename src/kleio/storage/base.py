@@ -27,13 +27,13 @@ backend.
 from __future__ import annotations
 
 import abc
-import json
-from collections.abc import Iterable, Iterator, Sequence
 
+from kleio import cjson as json  # json's C codec without json's imports (re, enum)
 from kleio.errors import SchemaVersionError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
+    from collections.abc import Iterable, Iterator, Sequence
     from typing import IO, Any
 
 SCHEMA_VERSION = 2

@@ -22,14 +22,12 @@ All SQL of kleio lives in this module.
 
 from __future__ import annotations
 
-import contextlib
-import json
+import _sqlite3 as sqlite3  # sqlite3 is this plus dbapi2's adapters (datetime): not used
 import os
-import sqlite3
 import stat
 import time
-from collections.abc import Iterator, Sequence
 
+from kleio import cjson as json  # json's C codec without json's imports (re, enum)
 from kleio.errors import SchemaVersionError, StoreUnavailable
 from kleio.storage import mask_uri, sqlite_path
 from kleio.storage.base import (
@@ -46,6 +44,7 @@ from kleio.storage.base import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
+    from collections.abc import Sequence
     from typing import IO, Any
 
 #: Named, ordered migrations; ``schema_version`` is the number applied. Never edit one that
@@ -242,8 +241,10 @@ class Modes:
         else:
             wanted = current & (self.dir if is_dir else self.file)
         if wanted != current:
-            with contextlib.suppress(OSError):
+            try:
                 os.chmod(path, wanted)
+            except OSError:
+                pass
 
     def make_dir(self, path: str) -> None:
         """Create ``path`` (not its parents) with this journal's directory mode."""
@@ -259,6 +260,41 @@ class Modes:
         os.fchmod(fd, self.file)  # whatever the umask
         return fd
 
+
+
+class _Transaction:
+    """One write transaction (:meth:`SQLiteStore._write`): ``BEGIN IMMEDIATE`` on entry,
+    ``COMMIT`` after the body, ``ROLLBACK`` when it raised; a database error is the journal
+    being unavailable, but a broken constraint (the caller's to handle). A class rather than
+    :func:`contextlib.contextmanager`: contextlib is not imported on the start path."""
+
+    __slots__ = ("conn", "store")
+
+    def __init__(self, store: SQLiteStore, conn: sqlite3.Connection) -> None:
+        self.store, self.conn = store, conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self.store._unavailable("write", exc) from None
+        return self.conn
+
+    def __exit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> None:
+        conn = self.conn
+        if exc is None:
+            try:
+                conn.execute("COMMIT")
+                return
+            except BaseException as error:
+                exc = error
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+            raise self.store._unavailable("write", exc) from None
+        if exc is not None and kind is None:
+            raise exc  # COMMIT failed
+        # Returning None: the body's own exception goes on.
 
 class SQLiteStore(Store):
     """A journal in one SQLite file, shared safely by processes on one machine.
@@ -333,8 +369,10 @@ class SQLiteStore(Store):
         if not os.path.lexists(self.path):
             # Made here, not by SQLite (which follows the umask): the WAL and its index take
             # the journal file's mode when SQLite creates them.
-            with contextlib.suppress(FileExistsError):
+            try:
                 os.close(self.modes.make_file(self.path))
+            except FileExistsError:
+                pass
             return
         if not stat.S_ISREG(os.stat(self.path).st_mode):
             # A FIFO would block, and SQLite would put its side files beside /dev/null.
@@ -428,9 +466,9 @@ class SQLiteStore(Store):
             raise StoreUnavailable(f"the journal at {self.path} is closed")
         return self._conn
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """Run the body in one write transaction, taking the write lock up front."""
+    def _write(self) -> _Transaction:
+        """``with self._write() as conn:`` runs the body in one write transaction, taking the
+        write lock up front."""
         conn = self._db
         if not self._verified:
             try:
@@ -438,19 +476,7 @@ class SQLiteStore(Store):
             except sqlite3.Error as exc:
                 raise self._unavailable("read", exc) from None
             self._verified = True
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise self._unavailable("write", exc) from None
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
-                raise self._unavailable("write", exc) from None
-            raise
+        return _Transaction(self, conn)
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
@@ -1003,8 +1029,10 @@ class SQLiteStore(Store):
                 os.replace(tmp, final)
         except BaseException as exc:
             # Never leave a partial file behind, whatever interrupted the copy.
-            with contextlib.suppress(OSError):
+            try:
                 os.unlink(tmp)
+            except OSError:
+                pass
             if isinstance(exc, OSError):
                 raise self._unavailable("write an artifact to", exc) from None
             raise
@@ -1044,5 +1072,7 @@ class SQLiteStore(Store):
     def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            with contextlib.suppress(sqlite3.Error):
+            try:
                 conn.close()
+            except sqlite3.Error:
+                pass
