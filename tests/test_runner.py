@@ -122,6 +122,29 @@ def test_store_still_down_at_exit_leaves_spool_for_sync(journal, tmp_path, monke
     assert "nothing to sync" in again.stdout
 
 
+def test_an_event_the_journal_refuses_never_stops_a_replay(journal, tmp_path, capsys):
+    """A journal that refuses one event for what it holds (not an outage): the others are
+    replayed and the file is done with, so that kleio sync cannot fail forever."""
+
+    class Refusing:
+        def __getattr__(self, name):
+            return getattr(journal, name)
+
+        def append_events(self, *, trial_id, events):
+            if any("refuse-me" in event[3] for event in events):
+                raise ValueError("document too large")
+            return journal.append_events(trial_id=trial_id, events=events)
+
+    spool = Spool(str(tmp_path / "s"), "t" * 64, 1)
+    events = [((1 << 32) + i, "statistic", 1.0, encode({"i": i})) for i in range(5)]
+    events[2] = ((1 << 32) + 2, "statistic", 1.0, encode({"i": "refuse-me"}))
+    spool.add_events(events)
+    assert spool.replay(Refusing()) == 4
+    assert journal.count_events(trial_id="t" * 64, kind="statistic") == 4
+    assert "the journal refused a statistic event" in capsys.readouterr().err
+    assert leftover_files(str(tmp_path / "s")) == []
+
+
 def test_replaying_twice_never_doubles(journal, tmp_path):
     spool = Spool(str(tmp_path / "s"), "t" * 64, 1)
     events = [((1 << 32) + i, "statistic", 1.0, encode({"i": i})) for i in range(5)]

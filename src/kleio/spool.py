@@ -105,6 +105,32 @@ def replay_file(store: Store, path: str) -> int:
             pass
 
 
+def _append_what_is_taken(store: Store, trial_id: str, events: list[NewEvent]) -> int:
+    """Append ``events``; when the journal refuses the batch for what an event holds (not an
+    outage: that raises :class:`~kleio.errors.StoreUnavailable`, and the file is kept for the
+    next replay), store them one by one and drop those refused, as the runner does, so that
+    one event can never stop ``kleio sync`` forever."""
+    from kleio.errors import StoreUnavailable
+
+    try:
+        return store.append_events(trial_id=trial_id, events=events)
+    except StoreUnavailable:
+        raise
+    except Exception:
+        inserted = 0
+        for event in events:
+            try:
+                inserted += store.append_events(trial_id=trial_id, events=[event])
+            except StoreUnavailable:
+                raise
+            except Exception as refused:
+                import sys
+
+                sys.stderr.write(f"kleio: warning: the journal refused a {event[1]} event of "
+                                 f"trial {trial_id[:7]} ({refused}); it is dropped\n")
+        return inserted
+
+
 def _replay(store: Store, path: str) -> int:
     inserted = 0
     blobs: list[str] = []
@@ -120,7 +146,7 @@ def _replay(store: Store, path: str) -> int:
                 markers, rest = split_markers(events)
                 if markers:
                     store.append_events(trial_id=trial_id, events=markers)
-                inserted += store.append_events(trial_id=trial_id, events=rest)
+                inserted += _append_what_is_taken(store, trial_id, rest)
             elif "blob" in record:
                 blob = record["blob"]
                 if os.path.exists(blob):

@@ -223,12 +223,6 @@ def test_a_15_mb_statistic_is_refused_by_default_and_one_document_when_allowed(
 
 @pytest.mark.mongodb
 @pytest.mark.capability("document-limit")  # a server that stores it proves nothing here
-@pytest.mark.xfail(strict=True, reason=(
-    "max_statistic_size bounds a statistic's JSON, and BSON spells a list of small numbers "
-    "about 6 times longer (type, index key and 4 bytes an element): a 2.8 MB statistic is a "
-    "17 MB document, which MongoDB refuses; kleio takes that write error for an outage "
-    "(StoreUnavailable), so the runner spools, its replays fail the same way and the trial "
-    "ends lost. The fix: store such an event's data as its JSON text"))
 def test_a_statistic_under_the_size_limit_is_stored_whatever_its_bson_size(mongodb_db_uri):
     text = encode({"values": [0] * 1_400_000})
     assert len(text) < 3_000_000 < 16_000_000  # well under max_statistic_size's upper bound

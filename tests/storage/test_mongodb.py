@@ -143,22 +143,44 @@ def test_replayed_batches_count_only_new_events(store):
     assert [e.seq for e in store.read_events(trial_id="t", after=2497)] == [2498, 2499]
 
 
-def test_append_events_reports_other_write_errors(store, monkeypatch):
+@pytest.mark.parametrize("code, concern, raised", [
+    (121, [], ValueError),  # document failed validation: refused for what it holds
+    (10334, [], ValueError),  # too large
+    (91, [], StoreUnavailable),  # shutting down: not now, replaying later is safe
+    (121, [{"code": 64, "errmsg": "waiting for replication timed out"}], StoreUnavailable),
+])
+def test_append_events_reports_other_write_errors(store, monkeypatch, code, concern, raised):
     def refuse(self, documents, ordered=True, **kwargs):
         raise BulkWriteError(
             {
                 "writeErrors": [
                     {"index": 0, "code": 11000, "errmsg": "E11000 duplicate key"},
-                    {"index": 1, "code": 121, "errmsg": "Document failed validation"},
+                    {"index": 1, "code": code, "errmsg": f"refused with code {code}"},
                 ],
-                "writeConcernErrors": [],
+                "writeConcernErrors": concern,
                 "nInserted": 0,
             }
         )
 
     monkeypatch.setattr(mongomock.collection.Collection, "insert_many", refuse)
-    with pytest.raises(StoreUnavailable, match="Document failed validation"):
+    with pytest.raises(raised, match="refused"):
         store.append_events(trial_id="t", events=events([1, 2]))
+
+
+def test_an_event_over_the_document_limit_is_kept_as_its_text(store):
+    """max_statistic_size bounds a statistic's JSON; BSON spells a list of small numbers
+    about 6 times longer: such an event is stored as its JSON text, and read back whole."""
+    import bson
+
+    from kleio.storage.mongodb import MongoDBStore
+
+    text = encode({"values": [0] * 1_400_000})
+    assert len(bson.encode({"values": [0] * 1_400_000})) > 16 << 20
+    doc = MongoDBStore._event_doc("t" * 40, (1, "statistic", 1.0, text))
+    assert len(bson.encode(doc)) < 16 << 20
+    assert MongoDBStore._to_event(doc).data == {"values": [0] * 1_400_000}
+    small = MongoDBStore._event_doc("t" * 40, (2, "statistic", 1.0, encode({"loss": 0.5})))
+    assert small["data"] == {"loss": 0.5} and "esc" not in small
 
 
 # -- errors -------------------------------------------------------------------------------

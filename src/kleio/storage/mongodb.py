@@ -48,6 +48,7 @@ from urllib.parse import parse_qsl, quote, unquote
 import gridfs
 import pymongo
 from bson import ObjectId
+from bson import encode as bson_encode
 from bson.int64 import Int64
 from pymongo.errors import (
     BulkWriteError,
@@ -82,6 +83,14 @@ BLOB_BUCKET = "blobs"
 _INSERT_CHUNK = 1000
 _INT64 = (-(2**63), 2**63 - 1)
 _SENTINEL = "__kleio_json__"
+#: MongoDB's maxBsonObjectSize less room for the envelope, and the JSON text above which an
+#: event's document size is checked (a list of small numbers is ~6x longer in BSON).
+_MAX_DOCUMENT = (16 << 20) - (16 << 10)
+_CHECKED_TEXT = 1 << 20
+#: Write errors that mean "not now" (no primary, shutting down, interrupted...): the journal
+#: is unavailable, replaying later is safe. Any other refusal is about the event itself.
+_RETRYABLE_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435,
+                              13436})
 _SPOOL_BYTES = 16 << 20
 _READ_CHUNK = 1 << 20
 _AUTH_CODES = frozenset({13, 18})  # Unauthorized, AuthenticationFailed
@@ -452,6 +461,10 @@ class MongoDBStore(Store):
         }
         if escaped:
             doc["esc"] = True
+        if len(text) > _CHECKED_TEXT and len(bson_encode(doc)) > _MAX_DOCUMENT:
+            # Kept whole as its JSON text, which the reading side decodes (no query looks
+            # inside the data of such an event).
+            doc["data"], doc["esc"] = {_SENTINEL: text}, True
         return doc
 
     @staticmethod
@@ -492,11 +505,15 @@ class MongoDBStore(Store):
                     # Some events may be in: summaries are rebuilt from the journal next time.
                     self._db.trials.update_one({"_id": trial_id}, {"$unset": {"_sum": ""}})
                     first = (others or details["writeConcernErrors"])[0]
-                    raise StoreUnavailable(
-                        f"the MongoDB server at {self._hosts} refused journal events: "
-                        f"{first.get('errmsg', first)}",
-                        "replaying the batch later is safe",
-                    ) from None
+                    message = (f"the MongoDB server at {self._hosts} refused journal events: "
+                               f"{first.get('errmsg', first)}")
+                    if details.get("writeConcernErrors") or any(
+                            e.get("code") in _RETRYABLE_CODES for e in others):
+                        raise StoreUnavailable(message, "replaying the batch later is safe") \
+                            from None
+                    # Refused for what it holds (too large, invalid): not an outage. The
+                    # runner then stores the batch's events one by one and counts the refused.
+                    raise ValueError(message) from None
                 inserted += details.get("nInserted", 0)
                 skipped = {e.get("index") for e in details.get("writeErrors", [])}
             for index, event in enumerate(chunk):
