@@ -27,8 +27,8 @@ from kleio.runner import (
     final_status,
 )
 from kleio.spool import Spool
-from kleio.storage.base import execution_of
-from kleio.writer import Heartbeat, Status, Stop, Writer, warn
+from kleio.storage.base import encode, execution_of
+from kleio.writer import Events, Heartbeat, Status, Stop, Writer, warn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
@@ -54,7 +54,8 @@ def supervise(runner: Runner, child: ChildProcess, pid: int,
     started = runner.started_at
     writer.child_pid = pid
     writer.make_monitor = lambda: _checks(runner.config, writer, runner.trial_id)
-    if execution_of(writer.next_seq) == 1:
+    first_run = execution_of(writer.next_seq) == 1
+    if first_run:
         writer.on_first_record = lambda: _before(writer, runner.trial_id)
     writer.start()
     reader = ledger.LedgerReader(runner.ledger_dir)
@@ -66,6 +67,9 @@ def supervise(runner: Runner, child: ChildProcess, pid: int,
         # before the checks that line makes it load).
         writer.send(Status("running", started, {"pid_child": pid, **runner.runner_info},
                            {"heartbeat_at": started, "started_at": started}))
+        declared = _configured_metrics(runner.config) if first_run else None
+        if declared is not None:
+            writer.send(Events("metrics", started, [encode(declared)]))
         io_thread.start()
         status, interrupted = _wait(writer, child, pid, runner)
     finally:
@@ -209,6 +213,21 @@ class _Waiter:
         if not duplicate and (self.child.own_group or info.si_code in (SI_USER, SI_QUEUE)
                               or info.si_pid):
             kill_quietly(self.pid, signo)
+
+
+def _configured_metrics(config: Any) -> dict[str, Any] | None:
+    """The ``metrics:`` of ``kleio.yaml`` as a ``metrics`` event's data (journalled at the
+    trial's first run, before anything the program declares, which then wins), or None."""
+    try:
+        setting = config["metrics"]
+    except (KeyError, TypeError):
+        return None
+    if not isinstance(setting, dict) or not setting:
+        return None
+    modes = {str(name): mode for name, mode in setting.items() if name != "primary"}
+    primary = setting.get("primary")
+    return {"metrics": modes, "primary": str(primary) if primary else None,
+            "source": "kleio.yaml"}
 
 
 def _checks(config: Any, writer: Writer, trial_id: str) -> Any:

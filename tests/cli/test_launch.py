@@ -162,3 +162,20 @@ def test_a_program_that_logs_nothing_is_not_told_about_seeds(git_repo, db_uri):
     result = run_kleio("python", "hello.py", cwd=git_repo, env=env)
     assert result.returncode == 0 and result.stdout == "hello\n"
     assert "seed-like" not in result.stderr
+
+
+def test_the_metrics_of_kleio_yaml_are_journalled_with_the_trial(git_repo, db_uri):
+    """Declared in kleio.yaml when the trial first ran, they stay its own once the file is
+    gone (a reader of the journal elsewhere has no kleio.yaml)."""
+    write(git_repo / "kleio.yaml", "metrics:\n  score: min\n  primary: score\n")
+    write(git_repo / "logs.py", """
+        from kleio.client.logger import kleio_logger
+        for step, score in enumerate([3.0, 1.0, 2.0]):
+            kleio_logger.log_statistic(step=step, score=score)
+    """)
+    assert run_kleio("python", "logs.py", "--seed", "1", cwd=git_repo).returncode == 0
+    (git_repo / "kleio.yaml").unlink()
+    listed = json.loads(run_kleio("ls", "--json", cwd=git_repo).stdout)
+    assert listed[0]["primary_metric"] == "score"
+    assert listed[0]["metrics"]["score"] == {**listed[0]["metrics"]["score"], "mode": "min",
+                                             "best": 1.0, "last": 2.0}
