@@ -946,20 +946,31 @@ class SQLiteStore(Store):
             sql += " LIMIT ?"
             params.append(_int64(limit))
         loads = decode
-        try:
-            self._reopen_if_opened()
-            rows = self._db.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "Could not decode to UTF-8" not in str(exc):
-                raise self._unavailable("read", exc) from None
+        rows = self._fetch_text(sql, params)
+        if rows is None:
             # Event data damaged into bytes that are not UTF-8: read those as bytes, kept like
             # any undecodable text, so one damaged line does not make a trial unreadable.
             rows = [(seq, kind, when, bytes(data).decode("utf-8", "surrogateescape"))
                     for seq, kind, when, data in self._query(
                         sql.replace("time, data FROM", "time, CAST(data AS BLOB) FROM"), params)]
+        return [Event(trial_id, seq, kind, when, loads(data)) for seq, kind, when, data in rows]
+
+    def _fetch_text(self, sql: str, params: Sequence[Any]) -> list[Any] | None:
+        """The rows of a query reading event text; None when some text is damaged into
+        bytes that are not UTF-8 (the caller reads those differently).
+
+        Raises:
+            StoreUnavailable: the journal cannot be read.
+        """
+        try:
+            self._reopen_if_opened()
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "Could not decode to UTF-8" not in str(exc):
+                raise self._unavailable("read", exc) from None
+            return None
         except sqlite3.Error as exc:
             raise self._unavailable("read", exc) from None
-        return [Event(trial_id, seq, kind, when, loads(data)) for seq, kind, when, data in rows]
 
     def _read_raw(self, *, trial_id: str, kind: str, after: int | None, upto: int | None,
                   limit: int) -> list[tuple[int, str | dict[str, Any]]]:
@@ -973,16 +984,10 @@ class SQLiteStore(Store):
                " WHERE trial = ? AND kind = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?")
         params = (key, kind, _int64(-1 if after is None else after),
                   _int64(_INT64_MAX if upto is None else upto), _int64(limit))
-        try:
-            self._reopen_if_opened()
-            rows = self._db.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "Could not decode to UTF-8" not in str(exc):
-                raise self._unavailable("read", exc) from None
+        rows = self._fetch_text(sql, params)
+        if rows is None:  # bytes that are not UTF-8: decoded one by one, as read_events does
             return super()._read_raw(trial_id=trial_id, kind=kind, after=after, upto=upto,
                                      limit=limit)
-        except sqlite3.Error as exc:
-            raise self._unavailable("read", exc) from None
         return rows
 
     def _count_events(self, *, trial_id: str, kind: str, upto: int | None) -> int:
