@@ -371,6 +371,17 @@ def test_the_read_only_store_refuses_every_write():
             getattr(store, name)
 
 
+def test_every_public_store_method_is_classified_as_a_read_or_a_write():
+    """A store method added later must be placed: the dashboard's store refused the reads
+    the summaries brought until they were listed (every trials page failed)."""
+    from kleio.storage.base import Store
+    from kleio.ui.readonly import READ_METHODS, WRITE_METHODS
+
+    public = {name for name in dir(Store) if not name.startswith("_")}
+    assert public - READ_METHODS - WRITE_METHODS == set()
+    assert READ_METHODS.isdisjoint(WRITE_METHODS)
+
+
 def test_a_journal_that_does_not_exist_is_refused_not_created(tmp_path):
     from kleio.errors import StoreUnavailable
     from kleio.ui.readonly import ReadOnlyJournal

@@ -18,8 +18,15 @@ from kleio.errors import StoreUnavailable
 #: The store methods a reader needs; every other attribute (the writes) is refused.
 READ_METHODS = frozenset({
     "get_trial", "find_trials", "read_events", "count_events", "last_seq", "open_blob",
-    "has_blob", "lineage", "iter_lineage_events", "tail_lineage_events", "last_status",
-    "resolve_id", "close", "uri",
+    "has_blob", "lineage", "iter_lineage_events", "iter_lineage_raw", "tail_lineage_events",
+    "last_status", "resolve_id", "close", "uri", "read_summaries", "summarize_events",
+    "step_runs", "next_seq_of", "declared_primaries", "rank_trials",
+})
+#: The store methods that write: refused (a test checks every public method is one or the
+#: other, so that a new method is classified when it is added).
+WRITE_METHODS = frozenset({
+    "create_trial", "update_trial", "try_append", "append_events", "put_blob",
+    "delete_trial", "delete_blob",
 })
 
 
