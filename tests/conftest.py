@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 
 import pytest
+
+# A suite started in the background by a non-interactive shell (``bash .ci/run &``, some CI
+# runners) inherits SIGINT ignored, and so would every kleio and program a test starts (kleio
+# keeps a signal it was started with ignored, as it must): the tests that press Ctrl-C need
+# SIGINT as a terminal gives it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

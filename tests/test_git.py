@@ -43,3 +43,29 @@ def test_urls_are_split_as_urlsplit_splits_them():
         except ValueError:  # an invalid IPv6 host: urlsplit refuses it
             continue
         assert split_url(url) == expected, url
+
+
+def test_origin_is_read_from_the_config_file_as_git_reads_it(tmp_path):
+    """Quotes, escapes and a comment after the value: the URL git uses, and so a project
+    without the credentials (a comment once made the quoted URL, password and all, the
+    project)."""
+    import subprocess
+
+    from kleio.git import origin_url, project_of
+    from tests.conftest import git
+
+    values = ['"https://alice:pw1@github.com/o/r.git" ; work account',
+              "https://github.com/o/r.git # c", '"a b" ; x', 'a\\"b', "x;y", '"x;y"',
+              "  spaced  ", 'git@host.com:o/r.git']
+    for number, value in enumerate(values):
+        repo = tmp_path / f"r{number}"
+        repo.mkdir()
+        git(repo, "init", "-q")
+        with open(repo / ".git" / "config", "a", encoding="utf-8") as handle:
+            handle.write(f'[remote "origin"]\n\turl = {value}\n')
+        expected = subprocess.run(["git", "-C", str(repo), "config", "--get",
+                                   "remote.origin.url"], capture_output=True, text=True,
+                                  check=True).stdout.rstrip("\n")
+        assert origin_url(str(repo)) == expected, value
+    first = tmp_path / "r0"
+    assert project_of(str(first), str(first)) == "github.com/o/r"

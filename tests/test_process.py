@@ -109,3 +109,22 @@ def test_both_start_programs_with_sigpipe_and_sigxfsz_as_a_shell_would(tmp_path)
     assert not _ignored(out.read_text()) & mask
     # So a pipe that closes ends its writer, as in a shell.
     assert run(["sh", "-c", "yes | head -1"], timeout=20).stdout == b"y\n"
+
+
+def test_a_ctrl_c_before_the_exec_kills_the_child_as_after_it(tmp_path):
+    """Python's SIGINT handler, inherited by the forked child, would turn a Ctrl-C before
+    the exec into an exception taken for a failed exec (the trial ended broken, 126)."""
+    import signal
+
+    def interrupted_now():
+        os.kill(os.getpid(), signal.SIGINT)  # blocked until the unblock below
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        pid = spawn([sys.executable, "-c", "pass"], cwd=str(tmp_path), env=dict(os.environ),
+                    stdout=1, stderr=2, before_exec=interrupted_now)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT

@@ -67,6 +67,14 @@ def start_status(root: str) -> None:
         pass
 
 
+def abandon_started() -> None:
+    """Kill the ``git status`` processes started ahead and never read (with what they
+    started): kleio exits without needing them, they must not outlive it."""
+    while _started:
+        _, started = _started.popitem()
+        started.kill()
+
+
 def status(root: str) -> Finished:
     """``git status`` (:data:`STATUS`) of the repository at ``root``: the one
     :func:`start_status` started, else run now.
@@ -166,11 +174,37 @@ def _origin_from_config(text: str) -> str | None:
         if section in ('remote "origin"', "remote.origin"):
             key, eq, value = line.partition("=")
             if eq and key.strip().lower() == "url":
-                value = value.strip()
-                if len(value) >= 2 and value[0] == value[-1] == '"':
-                    value = value[1:-1]
-                return value
+                return config_value(value)
     return None
+
+
+def config_value(raw: str) -> str:
+    """A value of a git config file as git reads it: double quotes removed, a ``#`` or ``;``
+    outside them starts a comment, backslash escapes read, surrounding blanks dropped (a URL
+    with a comment after it must not become the project, credentials and all)."""
+    raw = raw.lstrip(" \t")
+    out: list[str] = []
+    quoted = False
+    kept = 0  # len(out) up to the last character that is not an unquoted blank
+    index, size = 0, len(raw)
+    while index < size:
+        char = raw[index]
+        index += 1
+        if char == '"':
+            quoted = not quoted
+            continue
+        if char == "\\" and index < size:
+            char = {"n": "\n", "t": "\t", "b": "\b"}.get(raw[index], raw[index])
+            index += 1
+            out.append(char)
+            kept = len(out)
+            continue
+        if not quoted and char in "#;":
+            break
+        out.append(char)
+        if quoted or char not in " \t":
+            kept = len(out)
+    return "".join(out[:kept])
 
 
 def origin_url(root: str) -> str | None:

@@ -63,6 +63,23 @@ class Running:
         self.argv, self.pid, self._fds, self._input = argv, pid, fds, input
         self.started = time.monotonic()
 
+    def kill(self) -> None:
+        """Kill it and what it started (its process group), close its pipes, reap it."""
+        try:
+            os.killpg(self.pid, 9)
+        except (ProcessLookupError, PermissionError):
+            kill_quietly(self.pid, 9)
+        for fd in self._fds:
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
     def wait(self, timeout: float = 30.0) -> Finished:
         """Read its outputs to their end and reap it; ``timeout`` counts from its start.
 
@@ -228,6 +245,11 @@ def start(argv: list[str], *, cwd: str, env: dict[str, str], stdout: int, stderr
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child, which exec()s or _exit()s
         try:
+            # Python's SIGINT handler would turn a Ctrl-C before the exec into an exception
+            # here, taken for a failed exec: the default action instead, as after the exec
+            # (an ignored SIGINT stays ignored). The signals are still blocked here.
+            if callable(signal.getsignal(signal.SIGINT)):
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.close(report_r)
             os.dup2(stdout, 1)
             os.dup2(stderr, 2)

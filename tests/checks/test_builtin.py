@@ -216,3 +216,12 @@ def test_a_threshold_must_be_a_number(value):
     problems: list[str] = []
     registry.build(value, Context(), problems)
     assert problems == ["check 'nan' has no threshold 'x' (its thresholds: none)"]
+
+
+def test_integers_past_any_float_are_no_number_to_check():
+    """10**400 is valid JSON: the checks skip it instead of failing on float()."""
+    stats = [{"step": i, "loss": 10**400, "val_loss": -(10**400), "acc": 1.0}
+             for i in range(30)]
+    eng = engine()
+    feed(eng, stats)
+    assert eng.failed == {}  # no OverflowError switched a check off

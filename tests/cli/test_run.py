@@ -723,3 +723,35 @@ def test_a_stderr_kleio_cannot_write_never_loses_the_trial(git_repo, db_uri, red
     if ">&-" not in redirect:
         assert result.stdout == "hello\n"
     assert ls(git_repo)[0]["status"] == "broken"  # exit 3: broken, but journalled and run
+
+
+def test_a_git_status_started_ahead_dies_with_a_refused_run(git_repo, tmp_path):
+    """kleio starts git status first thing; a run refused before the snapshot reads it (a
+    journal URI of no known kind) must not leave that git running."""
+    import glob
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").write_text("#!/bin/sh\nexec sleep 299.25\n", encoding="utf-8")
+    (bin_dir / "git").chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+               KLEIO_DB="bogus://nowhere")
+    result = subprocess.run([sys.executable, "-m", "kleio", "python", "train.py"],
+                            cwd=git_repo, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == errors.EXIT_CONFIG, result.stderr
+
+    def left():  # the fake git's sleep, still running
+        found = []
+        for path in glob.glob("/proc/[0-9]*/cmdline"):
+            try:
+                with open(path, "rb") as handle:
+                    if handle.read() == b"sleep\x00299.25\x00":
+                        found.append(int(path.split("/")[2]))
+            except OSError:
+                pass
+        return found
+
+    stray = left()
+    for pid in stray:
+        os.kill(pid, signal.SIGKILL)
+    assert stray == []

@@ -81,6 +81,20 @@ def test_summaries_follow_appended_statistics(store):
     assert got == expected
 
 
+@pytest.mark.capability("nan")  # infinities: the nx-27017 wire server refuses them too
+def test_integers_past_any_float_are_stored_and_summarized_as_infinities(store):
+    """A statistic may hold any JSON integer: 10**400 once dropped the whole statistic."""
+    store.create_trial(doc=make_doc("t1"))
+    values = [2**63, 10**30, 10**309, -(10**400)]
+    store.append_events(trial_id="t1", events=[ev(EXEC1 + i + 1, step=i, acc=v)
+                                               for i, v in enumerate(values)])
+    stored = store.read_events(trial_id="t1", kinds=("statistic",))
+    assert [e.data["acc"] for e in stored] == values
+    acc = summary(store, "t1")["entries"]["acc"]
+    assert acc["count"] == 4
+    assert (acc["min"], acc["max"]) == (-math.inf, math.inf)
+
+
 def _declared(modes):
     from kleio.metrics import Declarations
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from typing import Any
 
 from kleio.checks import Check, Finding, Findings, Line, Statistic
@@ -16,8 +17,14 @@ _SEPARATORS = "_/.-"
 _VALIDATION = ("val", "valid", "validation", "eval", "dev", "test")
 
 
+#: The largest integer a float holds (a larger one, 10**400, is no number to check).
+_LARGEST = int(sys.float_info.max)
+
+
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return type(value) is float or -_LARGEST <= value <= _LARGEST
 
 
 def where(stat: Statistic) -> str:

@@ -131,12 +131,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         _guard_stdio()
     code = _main(argv)
+    git = sys.modules.get("kleio.git")
+    if git is not None:  # a git status started ahead and never read (the run was refused)
+        git.abandon_started()
     if argv is None and _ran is not None and _ran in FAST_EXIT:
         for stream in (sys.stdout, sys.stderr):
             try:
                 if stream is not None:  # None: the descriptor was closed at start
                     stream.flush()
-            except (OSError, ValueError):
+            except (OSError, ValueError, KeyboardInterrupt):  # a late Ctrl-C: exit anyway
                 pass
         os._exit(code)
     return code

@@ -174,6 +174,15 @@ def encodable(text: str) -> bool:
     return True
 
 
+def int_as_float(value: int) -> float:
+    """``float(value)``, or an infinity of its sign past the largest float (``10**400``: a
+    statistic may hold any JSON integer; summaries and ranks need a number)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
+
+
 def is_digest(text: str) -> bool:
     """Tell whether ``text`` is a sha256 hex digest as blobs are named (64 lowercase hex)."""
     return len(text) == 64 and _HEX.issuperset(text)

@@ -72,6 +72,7 @@ from kleio.storage.base import (
     decode,
     encodable,
     encode,
+    int_as_float,
     iter_chunks,
     schema_too_new,
 )
@@ -855,7 +856,7 @@ def _ranked(cursor: Any, side: str, descending: bool) -> Any:
 def _plain(value: Any) -> Any:
     """A summary value as BSON holds it (ints past int64 as floats, others as JSON text)."""
     if type(value) is int and not _INT64[0] <= value <= _INT64[1]:
-        return float(value)
+        return int_as_float(value)
     if value is None or type(value) in (int, float, bool) or (
             type(value) is str and encodable(value)):
         return value

@@ -39,6 +39,7 @@ from kleio.storage.base import (
     copy_hashing,
     decode,
     encodable,
+    int_as_float,
     schema_too_new,
 )
 
@@ -172,7 +173,7 @@ def _stored(value: Any) -> Any:
     if type(value) is float:
         return value if value == value else "nan"
     if type(value) is int:
-        return value if -_INT64_MAX - 1 <= value <= _INT64_MAX else float(value)
+        return value if -_INT64_MAX - 1 <= value <= _INT64_MAX else int_as_float(value)
     if value is None or type(value) is str:
         return value
     if isinstance(value, bool):
