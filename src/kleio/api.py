@@ -252,10 +252,10 @@ class Trial:
     @property
     def status(self) -> str:
         if self._status is None:
-            from kleio.reservation import display_status
+            from kleio.reservation import status_of
 
-            self._status = display_status(self.doc, host=self._journal.host,
-                                          stale_after=self._journal.stale_after)
+            self._status = status_of(self._journal.store, self.doc, host=self._journal.host,
+                                     stale_after=self._journal.stale_after)
         return self._status
 
     def _times(self) -> tuple[float | None, float | None]:

@@ -249,6 +249,24 @@ def reserve(
     raise busy_error(trial_id, doc.get("runner") or {}, doc.get("heartbeat_at"))
 
 
+#: Statuses that end an execution, as the last status event of a trial.
+ENDED = ("completed", "broken", "interrupted", "suspended")
+
+
+def status_of(store: Store, doc: dict[str, Any], *, host: str, stale_after: float) -> str:
+    """:func:`display_status`, but a trial that would show as ``lost`` whose last status
+    event is final shows that status: a runner killed between journalling its final event
+    and updating the trial's cached fields left them saying ``running`` (one more read,
+    only for such trials; nothing is written, readers may be read-only)."""
+    status = display_status(doc, host=host, stale_after=stale_after)
+    if status == "lost":
+        last = store.last_status(trial_id=doc["id"])
+        final = last.data.get("status") if last is not None else None
+        if final in ENDED:
+            return str(final)
+    return status
+
+
 def display_status(doc: dict[str, Any], *, host: str, stale_after: float) -> str:
     """The status to show a person: a held trial whose runner is dead shows as ``lost``."""
     status = str(doc.get("status", "new"))

@@ -755,3 +755,21 @@ def test_a_git_status_started_ahead_dies_with_a_refused_run(git_repo, tmp_path):
     for pid in stray:
         os.kill(pid, signal.SIGKILL)
     assert stray == []
+
+
+def test_a_runner_killed_after_its_final_event_shows_the_final_status(git_repo, db_uri):
+    """SIGKILLed between journalling its final status and updating the trial's cached
+    fields, the runner left them saying 'running': ls and info show the journal's status,
+    not 'lost' (the breaker's 2 of 900 kills)."""
+    from kleio.storage import open_store
+
+    assert run_kleio("python", "train.py", cwd=git_repo).returncode == 0
+    trial = ls(git_repo)[0]["id"]
+    with open_store(db_uri) as store:  # what the killed runner left
+        store.update_trial(trial_id=trial, fields={
+            "status": "running", "heartbeat_at": 1.0, "ended_at": None,
+            "runner": {"host": "elsewhere", "pid": 1, "since": 1.0}})
+    assert ls(git_repo)[0]["status"] == "completed"
+    assert info(git_repo, trial[:7])["status"] == "completed"
+    again = run_kleio("run", trial[:7], cwd=git_repo)
+    assert again.returncode == errors.EXIT_NOT_RESERVABLE and "completed" in again.stderr

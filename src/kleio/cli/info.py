@@ -6,7 +6,7 @@ import shlex
 from typing import Any
 
 from kleio.cli.common import duration, emit, parser, print_json, store_from, when
-from kleio.reservation import display_status, hostname
+from kleio.reservation import hostname, status_of
 from kleio.storage import Store
 from kleio.trial import resolve_trial, short_id
 
@@ -36,7 +36,7 @@ def describe(store: Store, doc: dict[str, Any], *, host: str, stale_after: float
              spool_dir: str = "") -> dict[str, Any]:
     """The JSON shape of ``kleio info --json`` (kept stable, tested)."""
     trial_id = doc["id"]
-    status = display_status(doc, host=host, stale_after=stale_after)
+    status = status_of(store, doc, host=host, stale_after=stale_after)
     history = [
         {"status": e.data.get("status"), "time": e.time, "seq": e.seq,
          **({"host": e.data["runner"].get("host"), "pid": e.data["runner"].get("pid")}
