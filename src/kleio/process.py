@@ -65,10 +65,7 @@ class Running:
 
     def kill(self) -> None:
         """Kill it and what it started (its process group), close its pipes, reap it."""
-        try:
-            os.killpg(self.pid, 9)
-        except (ProcessLookupError, PermissionError):
-            kill_quietly(self.pid, 9)
+        _kill_group(self.pid)
         for fd in self._fds:
             if fd >= 0:
                 try:
@@ -90,12 +87,8 @@ class Running:
         left = timeout - (time.monotonic() - self.started)
         try:
             stdout, stderr = _communicate(out_r, err_r, in_w, self._input, left)
-        except BaseException:
-            # Its whole process group: what it started (a hook, a helper) must not outlive it.
-            try:
-                os.killpg(self.pid, 9)
-            except (ProcessLookupError, PermissionError):
-                kill_quietly(self.pid, 9)
+        except BaseException:  # _communicate closed the pipes
+            _kill_group(self.pid)
             os.waitpid(self.pid, 0)
             raise
         _, status = os.waitpid(self.pid, 0)
@@ -180,6 +173,15 @@ def _communicate(out_r: int, err_r: int, in_w: int, data: bytes,
     return b"".join(chunks[out_r]), b"".join(chunks[err_r])
 
 
+def _kill_group(pid: int) -> None:
+    """SIGKILL the process group ``pid`` leads (:func:`begin` makes one per command): what
+    it started (a hook, a helper) must not outlive it."""
+    try:
+        os.killpg(pid, 9)
+    except (ProcessLookupError, PermissionError):
+        kill_quietly(pid, 9)
+
+
 def kill_quietly(pid: int, signo: int) -> None:
     """Send ``signo`` to ``pid``, which may have ended already."""
     try:
@@ -254,8 +256,7 @@ def start(argv: list[str], *, cwd: str, env: dict[str, str], stdout: int, stderr
             os.dup2(stdout, 1)
             os.dup2(stderr, 2)
             # Every descriptor but 0, 1, 2 and the report pipe (close_range where it exists).
-            low, high = sorted((3, report_w))
-            os.closerange(low, high)
+            os.closerange(3, report_w)  # nothing when the pipe is 3 or lower
             os.closerange(max(3, report_w + 1), _max_fd())
             os.chdir(cwd)
             for signo in RESTORED:

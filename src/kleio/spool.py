@@ -19,7 +19,9 @@ from kleio.storage.base import NewEvent, Store, execution_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
-    from typing import Any
+    from typing import Any, Callable
+
+    from kleio.errors import StoreUnavailable
 
 
 def split_markers(events: list[NewEvent]) -> tuple[list[NewEvent], list[NewEvent]]:
@@ -105,6 +107,30 @@ def replay_file(store: Store, path: str) -> int:
             pass
 
 
+def store_each(store: Store, trial_id: str, events: list[NewEvent],
+               refused: Callable[[NewEvent, BaseException], None]
+               ) -> tuple[int, list[NewEvent], StoreUnavailable | None]:
+    """Append ``events`` one by one, after the journal refused their batch for what an event
+    holds: ``refused(event, error)`` is told each event it refuses again (dropped).
+
+    Returns:
+        ``(events inserted, events not tried, the outage)``: when the journal becomes
+        unavailable on the way, the rest is not tried and the error is returned, so that the
+        caller keeps the rest (the runner spools it, a replay keeps its file).
+    """
+    from kleio.errors import StoreUnavailable
+
+    inserted = 0
+    for index, event in enumerate(events):
+        try:
+            inserted += store.append_events(trial_id=trial_id, events=[event])
+        except StoreUnavailable as down:
+            return inserted, events[index:], down
+        except Exception as error:
+            refused(event, error)
+    return inserted, [], None
+
+
 def _append_what_is_taken(store: Store, trial_id: str, events: list[NewEvent]) -> int:
     """Append ``events``; when the journal refuses the batch for what an event holds (not an
     outage: that raises :class:`~kleio.errors.StoreUnavailable`, and the file is kept for the
@@ -117,17 +143,15 @@ def _append_what_is_taken(store: Store, trial_id: str, events: list[NewEvent]) -
     except StoreUnavailable:
         raise
     except Exception:
-        inserted = 0
-        for event in events:
-            try:
-                inserted += store.append_events(trial_id=trial_id, events=[event])
-            except StoreUnavailable:
-                raise
-            except Exception as refused:
-                import sys
+        def told(event: NewEvent, error: BaseException) -> None:
+            import sys
 
-                sys.stderr.write(f"kleio: warning: the journal refused a {event[1]} event of "
-                                 f"trial {trial_id[:7]} ({refused}); it is dropped\n")
+            sys.stderr.write(f"kleio: warning: the journal refused a {event[1]} event of "
+                             f"trial {trial_id[:7]} ({error}); it is dropped\n")
+
+        inserted, _, down = store_each(store, trial_id, events, told)
+        if down is not None:
+            raise down from None
         return inserted
 
 

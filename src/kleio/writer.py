@@ -23,7 +23,7 @@ from kleio.client import reply as encode_reply
 from kleio.errors import StoreUnavailable
 from kleio.ledger import Chunk, chunk_events, open_regular
 from kleio.process import kill_quietly
-from kleio.spool import Spool, split_markers
+from kleio.spool import Spool, split_markers, store_each
 from kleio.storage.base import NewEvent, Store, copy_hashing, encode, execution_of, first_seq
 from kleio.trial import short_id
 
@@ -281,17 +281,15 @@ class Writer(threading.Thread):
 
         Returns what is left to spool if the journal went away meanwhile.
         """
-        for index, event in enumerate(batch):
-            try:
-                self.store.append_events(trial_id=self.trial_id, events=[event])
-            except StoreUnavailable as down:
-                self._down(down)
-                return batch[index:]
-            except Exception as refused:
-                self.problem("unstorable_events",
-                             f"the journal refused a {event[1]} event ({refused!r}); it is "
-                             "dropped and counted in the trial's final status")
-        return []
+        def refused(event: NewEvent, why: BaseException) -> None:
+            self.problem("unstorable_events",
+                         f"the journal refused a {event[1]} event ({why!r}); it is "
+                         "dropped and counted in the trial's final status")
+
+        _, rest, down = store_each(self.store, self.trial_id, batch, refused)
+        if down is not None:
+            self._down(down)
+        return rest
 
     def _hold(self, batch: list[NewEvent], error: BaseException) -> None:
         self.problem("spool_failures", f"cannot write the spool {self.spool.path} ({error}); "

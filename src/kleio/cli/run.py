@@ -120,7 +120,10 @@ def _start_git_status(command: list[str], cwd: str) -> None:
     the rest (:func:`kleio.git.start_status`); not for ``kleio run ID``, which runs in the
     trial's own directory."""
     token = command[0]
-    if len(command) == 1 and all(c in "0123456789abcdef" for c in token.lower()):
+    # A lone hex word may be an id (kleio.trial.looks_like_id's rule, not imported here:
+    # kleio.trial pulls in the configuration and the store, which git would wait for).
+    if len(command) == 1 and 4 <= len(token) <= 64 \
+            and all(c in "0123456789abcdef" for c in token.lower()):
         return
     from kleio import git
 
