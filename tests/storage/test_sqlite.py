@@ -16,8 +16,8 @@ import pytest
 
 from kleio.errors import SchemaVersionError, StoreUnavailable
 from kleio.storage import open_store
-from kleio.storage.base import SCHEMA_VERSION, encode, first_seq
-from kleio.storage.sqlite import MIGRATIONS, SQLiteStore
+from kleio.storage.base import encode, first_seq
+from kleio.storage.sqlite import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 
 WORKERS = 8
 

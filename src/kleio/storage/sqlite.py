@@ -32,7 +32,6 @@ from kleio.errors import SchemaVersionError, StoreUnavailable
 from kleio.storage import mask_uri, sqlite_path
 from kleio.storage.base import (
     NULLABLE_SORTS,
-    SCHEMA_VERSION,
     Event,
     NewEvent,
     Store,
@@ -40,7 +39,6 @@ from kleio.storage.base import (
     decode,
     encodable,
     int_as_float,
-    schema_too_new,
 )
 
 TYPE_CHECKING = False
@@ -136,7 +134,30 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             " WHERE json_valid(doc)",
         ),
     ),
+    (
+        # Each trial's primary metric, kept by _declare beside the summaries' is_primary:
+        # ``kleio best`` without --metric asks which primaries the trials declare, and three
+        # counting joins over every summary took a second over 100,000 trials; one range of
+        # (branch, name) answers it. ``branch`` is NULL while the trial has no document.
+        "0003_primaries",
+        (
+            """CREATE TABLE primaries (
+                trial INTEGER PRIMARY KEY,
+                name TEXT NOT NULL,
+                branch INTEGER
+            )""",
+            "CREATE INDEX primaries_name ON primaries (branch, name)",
+            "INSERT OR REPLACE INTO primaries (trial, name, branch)"
+            " SELECT s.trial, s.name, t.parent_id IS NOT NULL FROM summaries s"
+            " JOIN trial_keys k ON k.key = s.trial JOIN trials t ON t.id = k.id"
+            " WHERE s.is_primary = 1",
+        ),
+    ),
 ]
+
+#: The schema version of an SQLite journal: the number of migrations applied. SQLite's own
+#: (base.SCHEMA_VERSION, which MongoDB follows, is 2: the primaries table is SQLite's).
+SCHEMA_VERSION = len(MIGRATIONS)
 
 #: Statistics between two summary marks (see migration 0002).
 MARK_EVERY = 10_000
@@ -508,7 +529,9 @@ class SQLiteStore(Store):
                 f"the journal at {self.path} is damaged: its schema version {str(row[0])[:20]!r}"
                 " is not a number", _DAMAGED_HINT) from None
         if version > SCHEMA_VERSION:
-            raise schema_too_new(f"at {self.path}", version)
+            raise SchemaVersionError(
+                f"the journal at {self.path} was written by a newer kleio (schema {version} >"
+                f" {SCHEMA_VERSION})", "upgrade kleio on this machine (pip install -U kleio)")
         return version
 
     def _migrate(self) -> None:
@@ -529,9 +552,9 @@ class SQLiteStore(Store):
             for name, statements in MIGRATIONS[version:SCHEMA_VERSION]:
                 for statement in statements:
                     conn.execute(statement)
-                if name == "0002_summaries":
-                    self._summarize_all(conn)
                 conn.execute("INSERT INTO migrations VALUES (?, ?)", (name, time.time()))
+            if version < 2:  # summarized once every table of the summaries exists
+                self._summarize_all(conn)
             conn.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -565,6 +588,9 @@ class SQLiteStore(Store):
             # A new trial has no statistics: its (empty) summary is complete from the start.
             key = self._write_key(conn, doc["id"])
             conn.execute("INSERT OR IGNORE INTO summary_state (trial) VALUES (?)", (key,))
+            # A primary declared before the document (events first) now knows its side.
+            conn.execute("UPDATE primaries SET branch = ? WHERE trial = ?",
+                         (int(row[5] is not None), key))
             return True
 
     def _get_trial(self, *, trial_id: str) -> dict[str, Any] | None:
@@ -711,6 +737,12 @@ class SQLiteStore(Store):
         modes, primary = declarations(datas)
         conn.execute("UPDATE summaries SET mode = NULL, is_primary = 0 WHERE trial = ?"
                      " AND (mode IS NOT NULL OR is_primary)", (key,))
+        conn.execute("DELETE FROM primaries WHERE trial = ?", (key,))
+        if primary:
+            conn.execute(
+                "INSERT INTO primaries (trial, name, branch) SELECT ?, ?, (SELECT"
+                " t.parent_id IS NOT NULL FROM trial_keys k JOIN trials t ON t.id = k.id"
+                " WHERE k.key = ?)", (key, primary, key))
         named = {**dict.fromkeys(modes), **({primary: None} if primary else {})}
         for name in named:
             conn.execute(
@@ -806,14 +838,19 @@ class SQLiteStore(Store):
                             project: str | None) -> tuple[set[str], bool]:
         where, params = self._filters(statuses=statuses, tags=tags, since=since,
                                       project=project, branches=False, table="t")
-        joined = (" FROM summaries s JOIN trial_keys k ON k.key = s.trial"
-                  " JOIN trials t ON t.id = k.id WHERE s.is_primary = 1"
-                  + "".join(f" AND {w}" for w in where))
-        names = {row[0] for row in self._query("SELECT DISTINCT s.name" + joined, params)}
-        declaring = self._query("SELECT count(*)" + joined, params)[0][0]
-        total = self._query("SELECT count(*) FROM trials t"
-                            + (" WHERE " + " AND ".join(where) if where else ""), params)[0][0]
-        return names, total > declaring
+        if len(where) == 1:  # no filter but "not a branch": the primaries' index alone
+            counts = self._query("SELECT name, count(*) FROM primaries WHERE branch = 0"
+                                 " GROUP BY name")
+            total = self._query("SELECT count(*) FROM trials INDEXED BY trials_parent"
+                                " WHERE parent_id IS NULL")[0][0]
+        else:
+            counts = self._query(
+                "SELECT p.name, count(*) FROM trials t JOIN trial_keys k ON k.id = t.id"
+                " JOIN primaries p ON p.trial = k.key WHERE " + " AND ".join(where)
+                + " GROUP BY p.name", params)
+            total = self._query("SELECT count(*) FROM trials t WHERE "
+                                + " AND ".join(where), params)[0][0]
+        return {name for name, _ in counts}, total > sum(count for _, count in counts)
 
     def _rank_trials(self, *, metric: str, mode: str | None, default_mode: str | None,
                      descending: bool, statuses: Sequence[str] | None,
@@ -1059,7 +1096,8 @@ class SQLiteStore(Store):
             removed = 0
             if row is not None:
                 removed = conn.execute("DELETE FROM events WHERE trial = ?", (row[0],)).rowcount
-                for table in ("summaries", "summary_state", "step_runs", "summary_marks"):
+                for table in ("summaries", "summary_state", "step_runs", "summary_marks",
+                              "primaries"):
                     conn.execute(f"DELETE FROM {table} WHERE trial = ?", (row[0],))
             conn.execute("DELETE FROM trials WHERE id = ?", (trial_id,))
             return int(removed)
