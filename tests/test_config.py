@@ -23,7 +23,7 @@ def test_defaults_follow_xdg(git_repo, isolated_env):
     assert config.db == "sqlite://" + str(isolated_env / ".local" / "share" / "kleio" /
                                           "kleio.db")
     assert config.sources["db"] == "default"
-    assert config["stale_after"] == 60.0 and config["heartbeat_interval"] == 5.0
+    assert config.stale_after == 60.0 and config.heartbeat_interval == 5.0
 
 
 def test_precedence_flag_env_project_user(git_repo, monkeypatch):
@@ -35,8 +35,8 @@ def test_precedence_flag_env_project_user(git_repo, monkeypatch):
     monkeypatch.setenv("KLEIO_STALE_AFTER", "10")
     config = load_config({"db": "sqlite:///flag.db"})
     assert (config.db, config.sources["db"]) == ("sqlite:///flag.db", "command line")
-    assert (config["stale_after"], config.sources["stale_after"]) == (10.0, "KLEIO_STALE_AFTER")
-    assert (config["flush_interval"], config.sources["flush_interval"]) == (0.5, user)
+    assert (config.stale_after, config.sources["stale_after"]) == (10.0, "KLEIO_STALE_AFTER")
+    assert (config.flush_interval, config.sources["flush_interval"]) == (0.5, user)
     config = load_config()
     assert (config.db, config.sources["db"]) == ("sqlite:///project.db", str(project))
 
@@ -106,7 +106,7 @@ def test_both_ends_of_each_range_are_accepted_and_just_outside_refused(
     for value in (low, high):
         text = str(int(value)) if value == int(value) else repr(value)
         monkeypatch.setenv(env, text)
-        assert load_config()[name] == value
+        assert load_config().value(name) == value
     for value in (low * 0.99, high * 1.01 + 1):
         text = str(int(value)) if name == "max_statistic_size" else repr(value)
         monkeypatch.setenv(env, text)
@@ -116,9 +116,9 @@ def test_both_ends_of_each_range_are_accepted_and_just_outside_refused(
 
 def test_defaults_of_the_new_settings(git_repo):
     config = load_config()
-    assert config["max_statistic_size"] == 1048576
-    assert isinstance(config["max_statistic_size"], int)
-    assert config["stop_grace"] == 10.0
+    assert config.max_statistic_size == 1048576
+    assert isinstance(config.max_statistic_size, int)
+    assert config.stop_grace == 10.0
     assert config.sources["stop_grace"] == config.sources["max_statistic_size"] == "default"
 
 
@@ -130,7 +130,7 @@ def test_defaults_of_the_new_settings(git_repo):
 def test_max_statistic_size_accepts_whole_bytes_and_binary_units(git_repo, monkeypatch, text,
                                                                  size):
     monkeypatch.setenv("KLEIO_MAX_STATISTIC_SIZE", text)
-    assert load_config()["max_statistic_size"] == size
+    assert load_config().max_statistic_size == size
 
 
 @pytest.mark.parametrize("text", ["1e6", "1048576.0", "1.5MiB", "4GiB", "17MB", "1023",
@@ -144,7 +144,7 @@ def test_max_statistic_size_refuses_fractions_units_and_out_of_range(git_repo, m
 
 def test_max_statistic_size_from_yaml_int_and_float(git_repo):
     write_user("max_statistic_size: 2048\n")
-    assert load_config()["max_statistic_size"] == 2048
+    assert load_config().max_statistic_size == 2048
     write_user("max_statistic_size: 2048.0\n")
     with pytest.raises(ConfigError, match="whole number of bytes"):
         load_config()
@@ -180,7 +180,7 @@ def test_odd_yaml_is_a_config_error(git_repo, text, message):
 def test_an_empty_value_in_a_file_counts_as_unset(git_repo):
     write_user("stale_after:\nhostname: ''\n")
     config = load_config()
-    assert (config["stale_after"], config.sources["stale_after"]) == (60.0, "default")
+    assert (config.stale_after, config.sources["stale_after"]) == (60.0, "default")
     assert config.sources["hostname"] == "default"
 
 
@@ -223,3 +223,24 @@ def test_a_yaml_alias_bomb_is_refused_in_one_short_line(git_repo):
         load_config()
     assert "'heartbeat_interval' must be a number" in str(error.value)
     assert len(str(error.value)) < 400
+
+
+def test_the_configuration_is_typed_and_immutable(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KLEIO_STALE_AFTER", "90")
+    monkeypatch.setenv("KLEIO_MAX_STATISTIC_SIZE", "4KiB")
+    config = load_config()
+    assert isinstance(config.stale_after, float) and config.stale_after == 90.0
+    assert config.max_statistic_size == 4096 and isinstance(config.max_statistic_size, int)
+    with pytest.raises(AttributeError, match="immutable"):
+        config.stale_after = 1.0  # type: ignore[misc]
+    changed = config.replace(stale_after="12", stop_on="nan,diverged")
+    assert (changed.stale_after, changed.stop_on) == (12.0, ["nan", "diverged"])
+    assert changed.sources["stale_after"] == "command line"
+    assert config.stale_after == 90.0  # the original is untouched
+    with pytest.raises(ConfigError, match="stale_after"):
+        config.replace(stale_after="soon")
+    with pytest.raises(KeyError):
+        config.replace(no_such_setting=1)
+    with pytest.raises(KeyError):
+        config.value("values")

@@ -168,8 +168,8 @@ def test_storage_failure_never_changes_the_exit_code(journal, tmp_path, monkeypa
                 raise StoreUnavailable("injected outage")
 
     config = load_config({"db": "sqlite://" + str(tmp_path / "k.db")})
-    config.values.update(spool_dir=str(tmp_path / "spool"), flush_interval=0.02,
-                         heartbeat_interval=0.05)
+    config = config.replace(spool_dir=str(tmp_path / "spool"), flush_interval=0.02,
+                            heartbeat_interval=0.05)
     flaky = Window(journal)
     child = ("import time\nfrom kleio.client.logger import kleio_logger as k\n"
              "for i in range(50):\n    k.log_statistic(i=i)\n    time.sleep(0.01)\n"

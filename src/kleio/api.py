@@ -359,16 +359,11 @@ class Trial:
 
     def artifact(self, filename: str | None = None, **metadata: Any) -> bytes | None:
         """The bytes of the newest artifact of the lineage matching ``filename`` and metadata."""
-        match = None
-        for item in self.artifacts():
-            meta = item["metadata"]
-            if filename is not None and item["filename"] != filename:
-                continue
-            if all(k in meta and meta[k] == v for k, v in metadata.items()):
-                match = item
-        if match is None or not match["sha256"]:
+        found = self._journal.store.find_artifact(trial_id=self.id, filename=filename,
+                                                  metadata=metadata)
+        if found is None or not found.data.get("sha256"):
             return None
-        with self._journal.store.open_blob(sha256=match["sha256"]) as handle:
+        with self._journal.store.open_blob(sha256=found.data["sha256"]) as handle:
             data: bytes = handle.read()
         return data
 
@@ -504,9 +499,9 @@ class Journal:
         self.config = config
         from kleio.reservation import hostname
 
-        self.host = hostname(config["hostname"])
-        self.stale_after = float(config["stale_after"])
-        self.configured = from_config(config.values.get("metrics"))
+        self.host = hostname(config.hostname)
+        self.stale_after = config.stale_after
+        self.configured = from_config(config.metrics)
         try:
             self.reader = from_specs(metrics)
         except ValueError as error:

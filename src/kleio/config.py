@@ -378,18 +378,64 @@ def read_config_file(path: str) -> dict[str, Any]:
 
 
 class Config:
-    """Effective settings and where each came from."""
+    """The effective settings, typed, and where each came from: built once by
+    :func:`load_config` and handed to the core, which reads attributes (``config.stale_after``)
+    instead of looking names up. Immutable: :meth:`replace` makes a changed copy."""
 
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.sources: dict[str, str] = {}
+    __slots__ = ("checks", "db", "flush_interval", "heartbeat_interval", "hostname",
+                 "max_statistic_size", "metrics", "sources", "spool_dir", "stale_after",
+                 "stop_grace", "stop_on")
 
-    def __getitem__(self, name: str) -> Any:
-        return self.values[name]
+    db: str
+    heartbeat_interval: float
+    stale_after: float
+    flush_interval: float
+    spool_dir: str
+    #: The host name given by ``hostname:`` (empty: the machine's).
+    hostname: str
+    max_statistic_size: int
+    stop_grace: float
+    #: ``{NAME: min|max, ..., "primary": NAME}``.
+    metrics: dict[str, str]
+    #: ``{CHECK: {THRESHOLD: NUMBER} | True | False}``.
+    checks: dict[str, Any]
+    stop_on: list[str]
+    #: Where each setting came from: ``"default"``, ``"command line"``, a variable, a file.
+    sources: dict[str, str]
 
-    @property
-    def db(self) -> str:
-        return str(self.values["db"])
+    def __init__(self, values: dict[str, Any], sources: dict[str, str]) -> None:
+        missing = [setting.name for setting in SETTINGS if setting.name not in values]
+        if missing:
+            raise TypeError(f"Config needs every setting; missing {', '.join(missing)}")
+        for setting in SETTINGS:
+            object.__setattr__(self, setting.name, values[setting.name])
+        object.__setattr__(self, "sources", dict(sources))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"a Config is immutable; use config.replace({name}=...)")
+
+    def value(self, name: str) -> Any:
+        """The value of the setting ``name`` (as ``kleio config`` lists them)."""
+        if name not in SETTINGS_BY_NAME:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some settings changed (parsed as if given on the command line)."""
+        values = {setting.name: getattr(self, setting.name) for setting in SETTINGS}
+        sources = dict(self.sources)
+        for name, given in changes.items():
+            setting = SETTINGS_BY_NAME.get(name)
+            if setting is None:
+                raise KeyError(name)
+            values[name] = setting.parse(name, given)
+            sources[name] = "command line"
+        return Config(values, sources)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{setting.name}={getattr(self, setting.name)!r}"
+                          for setting in SETTINGS if setting.name != "db")
+        return f"<Config {shown}>"
 
 
 def load_config(flags: dict[str, Any] | None = None, cwd: str | None = None) -> Config:
@@ -403,21 +449,22 @@ def load_config(flags: dict[str, Any] | None = None, cwd: str | None = None) -> 
     user_path = user_config_path()
     layers.append((user_path, read_config_file(user_path)))
 
-    config = Config()
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for setting in SETTINGS:
-        for source, values in layers:
-            if setting.name in values:
+        for source, given in layers:
+            if setting.name in given:
                 label = f"{setting.env}" if source == "environment" else source
                 try:
-                    value = setting.parse(setting.name, values[setting.name])
+                    value = setting.parse(setting.name, given[setting.name])
                 except ConfigError as error:
                     where = f"--{setting.name}" if source == "command line" else label
                     raise ConfigError(f"{error.message} (set by {where})",
                                       f"fix it in {where}") from None
-                config.values[setting.name] = value
-                config.sources[setting.name] = label
+                values[setting.name] = value
+                sources[setting.name] = label
                 break
         else:
-            config.values[setting.name] = setting.default()
-            config.sources[setting.name] = "default"
-    return config
+            values[setting.name] = setting.default()
+            sources[setting.name] = "default"
+    return Config(values, sources)

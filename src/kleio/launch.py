@@ -31,6 +31,8 @@ if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are str
     from collections.abc import Sequence
     from typing import Any
 
+    from kleio.config import Config
+
 #: The kinds of change the gate knows, in the order they are listed.
 KINDS = ("code", "env")
 
@@ -108,7 +110,7 @@ def is_trial_reference(command: list[str]) -> bool:
     )
 
 
-def prepare_command(store: Store, config: Any, argv: list[str], cwd: str,
+def prepare_command(store: Store, config: Config, argv: list[str], cwd: str,
                     tags: Sequence[str] = ()) -> Prepared:
     """Build the trial of ``argv`` run in ``cwd`` and store it unless it exists.
 
@@ -128,7 +130,7 @@ def prepare_command(store: Store, config: Any, argv: list[str], cwd: str,
 
 
 
-def prepare_recorded(store: Store, config: Any, doc: dict[str, Any], cwd: str) -> Prepared:
+def prepare_recorded(store: Store, config: Config, doc: dict[str, Any], cwd: str) -> Prepared:
     """Prepare a recorded trial for a resume: its own command in its own directory.
 
     Raises:
@@ -270,7 +272,7 @@ def matching_branch(store: Store, doc: dict[str, Any], current: dict[str, Any]) 
 # -- 3. reserve, 4. execute ----------------------------------------------------------------
 
 
-def reserve_trial(store: Store, config: Any, trial_id: str, *, allow_broken: bool = False,
+def reserve_trial(store: Store, config: Config, trial_id: str, *, allow_broken: bool = False,
                   host: str | None = None) -> Reserved:
     """Reserve ``trial_id`` for a runner of this process.
 
@@ -280,13 +282,13 @@ def reserve_trial(store: Store, config: Any, trial_id: str, *, allow_broken: boo
     """
     from kleio.reservation import hostname, reserve, runner_identity
 
-    runner = runner_identity(host or hostname(config["hostname"]))
+    runner = runner_identity(host or hostname(config.hostname))
     reservation = reserve(store, trial_id, runner=runner,
-                          stale_after=float(config["stale_after"]), allow_broken=allow_broken)
+                          stale_after=config.stale_after, allow_broken=allow_broken)
     return Reserved(reservation=reservation, runner=runner)
 
 
-def execute(store: Store, config: Any, doc: dict[str, Any], reserved: Reserved,
+def execute(store: Store, config: Config, doc: dict[str, Any], reserved: Reserved,
             argv: list[str], cwd: str) -> int:
     """Run one execution of a reserved trial; return the program's exit code."""
     from kleio.runner import run_reserved

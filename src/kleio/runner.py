@@ -40,6 +40,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
     from typing import Any, NoReturn
 
+    from kleio.config import Config
     from kleio.process import Started
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -155,14 +156,14 @@ class Runner:
     """Run one execution of a reserved trial. See the module docstring."""
 
     def __init__(self, *, store: Store, trial_id: str, execution: int, next_seq: int,
-                 argv: list[str], cwd: str, config: Any, runner_info: dict[str, Any]) -> None:
+                 argv: list[str], cwd: str, config: Config, runner_info: dict[str, Any]) -> None:
         self.store = store
         self.trial_id = trial_id
         self.argv = argv
         self.cwd = cwd
         self.config = config
         self.runner_info = runner_info
-        self.spool_dir = str(config["spool_dir"])
+        self.spool_dir = config.spool_dir
         self.execution = execution
         self.next_seq = next_seq
         self.ledger_dir = ""
@@ -193,7 +194,7 @@ class Runner:
         env["KLEIO_TRIAL_ID"] = self.trial_id
         env["KLEIO_CHANNEL"] = path
         env[ledger.LEDGER_ENV] = self.ledger_dir
-        env[ledger.MAX_STATISTIC_ENV] = str(int(self.config["max_statistic_size"]))
+        env[ledger.MAX_STATISTIC_ENV] = str(self.config.max_statistic_size)
         # Python block-buffers a pipe: its output would reach the journal (and `tail -f`)
         # late and out of step with its statistics. Line by line, unless the user chose.
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -273,7 +274,7 @@ def final_status(code: int, *, interrupted: int | None, stop_requested: bool) ->
     return "broken"
 
 
-def run_reserved(*, store: Store, config: Any, trial_id: str, reservation: Any,
+def run_reserved(*, store: Store, config: Config, trial_id: str, reservation: Any,
                  runner_info: dict[str, Any], argv: list[str], cwd: str) -> int:
     """Run one execution of a trial reserved by :func:`kleio.reservation.reserve`.
 
@@ -281,7 +282,7 @@ def run_reserved(*, store: Store, config: Any, trial_id: str, reservation: Any,
     down at its end) is journalled: it belongs before this run's events.
     """
     try:
-        ledger.recover_trial(store, str(config["spool_dir"]), trial_id)
+        ledger.recover_trial(store, config.spool_dir, trial_id)
     except Exception as error:
         from kleio.writer import warn
 

@@ -34,6 +34,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
     from typing import Any
 
+    from kleio.config import Config
+
 SI_USER, SI_QUEUE = 0, -1
 DUPLICATE_WINDOW = 0.2
 
@@ -44,7 +46,7 @@ def supervise(runner: Runner, child: ChildProcess, pid: int,
     try:
         writer = Writer(runner.store, runner.trial_id, runner.next_seq,
                         Spool(runner.spool_dir, runner.trial_id, runner.execution),
-                        float(runner.config["flush_interval"]), runner_info=runner.runner_info)
+                        runner.config.flush_interval, runner_info=runner.runner_info)
     except BaseException:  # the program must not run unwatched
         kill_quietly(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -130,14 +132,14 @@ class _Waiter:
     """The runner's main loop between two signals: heartbeats, the lease, the stop grace,
     and what each signal means (the child's end, a resize, one to forward)."""
 
-    def __init__(self, writer: Writer, child: ChildProcess, pid: int, config: Any,
+    def __init__(self, writer: Writer, child: ChildProcess, pid: int, config: Config,
                  runner_info: dict[str, Any]) -> None:
         self.writer, self.child, self.pid = writer, child, pid
-        self.interval = float(config["heartbeat_interval"])
-        self.grace = float(config["stop_grace"])
+        self.interval = config.heartbeat_interval
+        self.grace = config.stop_grace
         # The lease (docs/reliability.rst, "Leases"): with no heartbeat confirmed for this
         # long, the program is paused; other hosts take over only after stale_after.
-        self.lease = max(float(config["stale_after"]) / 2, 1.5 * self.interval)
+        self.lease = max(config.stale_after / 2, 1.5 * self.interval)
         # The reservation's heartbeat stamp was taken after runner_info's "since".
         since = float(runner_info.get("since") or time.time())
         writer.renewed = time.monotonic() - max(0.0, time.time() - since)
@@ -215,14 +217,11 @@ class _Waiter:
             kill_quietly(self.pid, signo)
 
 
-def _configured_metrics(config: Any) -> dict[str, Any] | None:
+def _configured_metrics(config: Config) -> dict[str, Any] | None:
     """The ``metrics:`` of ``kleio.yaml`` as a ``metrics`` event's data (journalled at the
     trial's first run, before anything the program declares, which then wins), or None."""
-    try:
-        setting = config["metrics"]
-    except (KeyError, TypeError):
-        return None
-    if not isinstance(setting, dict) or not setting:
+    setting = config.metrics
+    if not setting:
         return None
     modes = {str(name): mode for name, mode in setting.items() if name != "primary"}
     primary = setting.get("primary")
@@ -230,7 +229,7 @@ def _configured_metrics(config: Any) -> dict[str, Any] | None:
             "source": "kleio.yaml"}
 
 
-def _checks(config: Any, writer: Writer, trial_id: str) -> Any:
+def _checks(config: Config, writer: Writer, trial_id: str) -> Any:
     """The run's live checks (:mod:`kleio.checks.live`), made once the program has started:
     importing them never delays it. Checks that cannot start never stop the run."""
     try:

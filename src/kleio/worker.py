@@ -38,13 +38,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from kleio.errors import CannotExecute, CommandNotFound, NotReservable, TrialBusy, TrialNotFound
 from kleio.launch import Prepared, Reserved, execute, failover_message, reserve_trial
 from kleio.reservation import HELD, RESERVABLE, holder_alive, hostname
 from kleio.storage.base import Store
 from kleio.trial import short_id
+
+if TYPE_CHECKING:
+    from kleio.config import Config
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -160,7 +163,7 @@ class Worker:
         log: where the worker's own one-line messages go.
     """
 
-    def __init__(self, store: Store, config: Any, options: WorkerOptions, *,
+    def __init__(self, store: Store, config: Config, options: WorkerOptions, *,
                  execute: Execute | None = None, handle_signals: bool = True,
                  cwd: str | None = None, log: TextIO | None = None) -> None:
         self.store = store
@@ -170,8 +173,8 @@ class Worker:
         self.handle_signals = handle_signals
         self.cwd = os.path.abspath(cwd or os.getcwd())
         self.log = log
-        self.host = hostname(config["hostname"])
-        self.stale_after = float(config["stale_after"])
+        self.host = hostname(config.hostname)
+        self.stale_after = config.stale_after
         self.excluded: set[str] = set()
         #: ids of the trials skipped (changed, secrets, missing program), in order.
         self.skipped: list[str] = []

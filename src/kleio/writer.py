@@ -580,19 +580,12 @@ class Writer(threading.Thread):
                 trial_id=self.trial_id, kinds=("statistic",))]
             return {"statistics": stats}, None
         if op == "artifact":
-            wanted = request.get("metadata") or {}
-            filename = request.get("filename")
-            match = None
-            for event in self.store.iter_lineage_events(trial_id=self.trial_id,
-                                                         kinds=("artifact",)):
-                data = event.data
-                meta = data.get("metadata") or {}
-                if filename is not None and data.get("filename") != filename:
-                    continue
-                if all(k in meta and meta[k] == v for k, v in wanted.items()):
-                    match = data
-            if match is None:
+            event = self.store.find_artifact(trial_id=self.trial_id,
+                                             filename=request.get("filename"),
+                                             metadata=request.get("metadata") or {})
+            if event is None:
                 return {"found": False}, None
+            match = event.data
             handle = self.store.open_blob(sha256=match["sha256"])
             return {"found": True, "filename": match["filename"],
                     "metadata": match.get("metadata") or {}, "size": match["size"]}, handle

@@ -130,7 +130,7 @@ def test_attach_without_any_check_gives_no_monitor():
     from kleio.config import load_config
 
     config = load_config()
-    config.values["checks"] = {name: False for name in registry.available()}
+    config = config.replace(checks={name: False for name in registry.available()})
     assert live.attach(Writer(), config, "t" * 64) is None
-    config.values["checks"] = {}
+    config = config.replace(checks={})
     assert isinstance(live.attach(Writer(), config, "t" * 64), live.Monitor)

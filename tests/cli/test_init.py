@@ -43,12 +43,12 @@ def test_the_templates_settings_are_valid_once_uncommented(git_repo, db_uri):
     (git_repo / "kleio.yaml").write_text("\n".join(lines) + "\n")
     config = load_config(cwd=str(git_repo))
     validate(config)  # every check and threshold the template names exists
-    assert config["stop_on"] == ["nan", "diverged"] and config["checks"]
-    assert config["spool_dir"] == str(git_repo / "spool")
+    assert config.stop_on == ["nan", "diverged"] and config.checks
+    assert config.spool_dir == str(git_repo / "spool")
     for name in ("heartbeat_interval", "stale_after", "flush_interval", "max_statistic_size",
                  "stop_grace", "hostname"):
         # Each commented value is the default: uncommenting it changes nothing but its source.
-        assert config[name] == SETTING[name].default(), name
+        assert config.value(name) == SETTING[name].default(), name
         if name != "hostname":  # an empty value counts as unset
             assert config.sources[name] == str(git_repo / "kleio.yaml"), name
 

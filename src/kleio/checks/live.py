@@ -22,11 +22,14 @@ import json
 import sys
 import time
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kleio.checks import Context, Finding, Line, Statistic
 from kleio.checks.engine import MAX_FINDINGS, Engine
 from kleio.trial import short_id
+
+if TYPE_CHECKING:
+    from kleio.config import Config
 
 #: Fraction of the writer thread's CPU time the checks may spend (1 %).
 BUDGET = 0.01
@@ -287,7 +290,7 @@ def _tell(line: str) -> None:
         pass
 
 
-def attach(writer: Any, config: Any, trial_id: str) -> Monitor | None:
+def attach(writer: Any, config: Config, trial_id: str) -> Monitor | None:
     """Make the monitor of one execution from the configuration; None when no check is on.
 
     Problems with the settings or with a check are told (``kleio: warning:``) and the other
@@ -297,14 +300,14 @@ def attach(writer: Any, config: Any, trial_id: str) -> Monitor | None:
 
     problems: list[str] = []
     declarations = None
-    metrics_setting = config.values.get("metrics") if hasattr(config, "values") else None
+    metrics_setting = config.metrics
     if metrics_setting:
         from kleio import metrics
 
         declarations = metrics.from_config(metrics_setting)
     context = Context(declarations)
-    checks = registry.build(config["checks"], context, problems)
-    stop_on = tuple(config["stop_on"])
+    checks = registry.build(config.checks, context, problems)
+    stop_on = tuple(config.stop_on)
     if stop_on:
         for name in registry.unknown_stop_on(stop_on):
             problems.append(f"setting 'stop_on' names no installed check {name!r}")

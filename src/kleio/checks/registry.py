@@ -20,10 +20,13 @@ import importlib
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kleio.checks import SEVERITIES, Check, Context
 from kleio.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kleio.config import Config
 
 GROUP = "kleio.checks"
 
@@ -155,15 +158,15 @@ def unknown_stop_on(stop_on: Sequence[str], problems: list[str] | None = None) -
     return [name for name in stop_on if name not in classes]
 
 
-def validate(config: Any) -> None:
+def validate(config: Config) -> None:
     """Refuse, before a run, ``checks`` and ``stop_on`` settings that name no check.
 
     Raises:
         ConfigError: the first problem, with the installed checks as the hint.
     """
     problems: list[str] = []
-    build(config["checks"], Context(), problems)
-    unknown = unknown_stop_on(config["stop_on"], problems)
+    build(config.checks, Context(), problems)
+    unknown = unknown_stop_on(config.stop_on, problems)
     if unknown:
         problems.insert(0, f"setting 'stop_on' names no installed check {unknown[0]!r}")
     if problems:

@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kleio.cli.common import emit, parser, print_json, store_from
 from kleio.trial import short_id
+
+if TYPE_CHECKING:
+    from kleio.config import Config
 
 DESCRIPTION = ("Run every check over the journal of each trial (also trials recorded before "
                "checks existed) and print what they find. Exit code 1 when a finding is an "
                "error, 0 otherwise.")
 
 
-def check_trial(store: Any, doc: dict[str, Any], config: Any) -> dict[str, Any]:
+def check_trial(store: Any, doc: dict[str, Any], config: Config) -> dict[str, Any]:
     """The JSON shape of one trial in ``kleio check --json`` (kept stable, tested)."""
     from kleio.checks import Context, registry
     from kleio.checks.engine import Engine, declarations_of, replay
 
-    declared = declarations_of(store, doc["id"], config["metrics"])
+    declared = declarations_of(store, doc["id"], config.metrics)
 
     def make_engine() -> Engine:
         context = Context(declared)
         problems: list[str] = []
-        return Engine(registry.build(config["checks"], context, problems), context)
+        return Engine(registry.build(config.checks, context, problems), context)
 
     executions = replay(store, doc["id"], make_engine=make_engine)
     findings = [{**f.to_json(), "execution": e.number} for e in executions for f in e.findings]

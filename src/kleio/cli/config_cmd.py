@@ -15,7 +15,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     config = config_from(flags)
     rows = []
     for setting in SETTINGS:
-        value = config.values[setting.name]
+        value = config.value(setting.name)
         shown = mask_uri(value) if isinstance(value, str) else value
         rows.append({"name": setting.name, "value": shown,
                      "source": config.sources[setting.name], "env": setting.env})

@@ -178,9 +178,9 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     store, config = store_from(flags)
     with store:
         doc = resolve_trial(store, args.id)
-        info = describe(store, doc, host=hostname(config["hostname"]),
-                        stale_after=float(config["stale_after"]),
-                        spool_dir=str(config["spool_dir"]))
+        info = describe(store, doc, host=hostname(config.hostname),
+                        stale_after=config.stale_after,
+                        spool_dir=config.spool_dir)
     if args.json:
         print_json(info)
     else:

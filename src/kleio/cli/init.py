@@ -72,7 +72,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     created = not os.path.exists(path)
     if created:
         db_path = sqlite_path(config.db) if scheme_of(config.db) == "sqlite" else "PATH"
-        text = TEMPLATE.format(db_path=db_path, spool_dir=config["spool_dir"])
+        text = TEMPLATE.format(db_path=db_path, spool_dir=config.spool_dir)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -84,7 +84,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         "config_created": created,
         "journal": mask_uri(config.db),
         "journal_created": not journal_existed,
-        "spool_dir": str(config["spool_dir"]),
+        "spool_dir": config.spool_dir,
     }
     if args.json:
         print_json(where)

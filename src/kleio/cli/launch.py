@@ -12,8 +12,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
     from typing import Any
 
+    from kleio.config import Config
 
-def run_prepared(store: Any, config: Any, prepared: Any, *, allow_broken: bool,
+
+def run_prepared(store: Any, config: Config, prepared: Any, *, allow_broken: bool,
                  quiet: bool) -> int:
     """Reserve and run a prepared trial, telling the user what happens on stderr."""
     from kleio import launch

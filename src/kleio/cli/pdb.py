@@ -49,16 +49,11 @@ class Trial:
 
     def artifact(self, filename: str | None = None, **metadata: Any) -> bytes | None:
         """The bytes of the newest artifact matching ``filename`` and ``metadata``."""
-        found = None
-        for data in self.artifacts:
-            meta = data.get("metadata") or {}
-            if filename is not None and data.get("filename") != filename:
-                continue
-            if all(meta.get(k) == v for k, v in metadata.items()):
-                found = data
+        found = self._store.find_artifact(trial_id=self.id, filename=filename,
+                                          metadata=metadata)
         if found is None:
             return None
-        with self._store.open_blob(sha256=found["sha256"]) as handle:
+        with self._store.open_blob(sha256=found.data["sha256"]) as handle:
             return handle.read()
 
     def __repr__(self) -> str:

@@ -95,8 +95,8 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
                         "reads its parent's history, so it cannot outlive it")
     args = p.parse_args(argv)
     store, config = store_from(flags)
-    host = hostname(config["hostname"])
-    stale = float(config["stale_after"])
+    host = hostname(config.hostname)
+    stale = config.stale_after
     with store:
         chosen: dict[str, dict[str, Any]] = {}
         for given in args.ids:
@@ -128,7 +128,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
                     f"stop it first with 'kleio stop {short_id(doc['id'])}', then remove it")
         from kleio.ledger import leftovers
 
-        spool_dir = str(config["spool_dir"])
+        spool_dir = config.spool_dir
         for doc in order:
             left = [item for item in leftovers(spool_dir, doc["id"])
                     if item.journal in ("", store.uri)]

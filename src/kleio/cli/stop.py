@@ -20,8 +20,8 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     p.add_argument("--wait", action="store_true", help="return only once the trial has ended")
     args = p.parse_args(argv)
     store, config = store_from(flags)
-    host = hostname(config["hostname"])
-    stale = float(config["stale_after"])
+    host = hostname(config.hostname)
+    stale = config.stale_after
     with store:
         doc = resolve_trial(store, args.id)
         short = short_id(doc["id"])
@@ -37,7 +37,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         request = {"at": time.time(), "host": host, "user": user}
         store.update_trial(trial_id=doc["id"], fields={"stop_requested": request})
         runner = doc.get("runner") or {}
-        within = float(config["heartbeat_interval"])
+        within = config.heartbeat_interval
         if not args.json:
             emit(f"asked trial {short} to stop: its runner on {runner.get('host')} stops it "
                  f"within about {within:g} s; resume it later with 'kleio run {short}'\n")

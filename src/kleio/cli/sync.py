@@ -39,12 +39,12 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     replayed = []
     skipped = []
     with store:
-        for path, count in recover_all(store, str(config["spool_dir"])):
+        for path, count in recover_all(store, config.spool_dir):
             if count is None:
                 skipped.append(path)
             else:
                 replayed.append({"file": path, "events": count})
-        removed = _remove_orphan_artifacts(str(config["spool_dir"]))
+        removed = _remove_orphan_artifacts(config.spool_dir)
     if args.json:
         print_json({"replayed": replayed, "skipped": skipped, "removed": removed})
     elif not replayed and not skipped:

@@ -113,5 +113,5 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     with store:
         doc = resolve_trial(store, args.id)
         return tail(store, doc, kind=kind, lines=args.lines, follow=args.follow, show=show,
-                    host=hostname(config["hostname"]),
-                    stale_after=float(config["stale_after"]))
+                    host=hostname(config.hostname),
+                    stale_after=config.stale_after)

@@ -56,7 +56,7 @@ def _configured_hostname() -> str:
     from kleio.errors import ConfigError
 
     try:
-        return str(load_config()["hostname"] or "")
+        return load_config().hostname
     except ConfigError:  # told to the user by whoever loads the configuration for the run
         return ""
 

@@ -645,6 +645,26 @@ class Store(abc.ABC):
         return [(e.seq, e.data) for e in self.read_events(trial_id=trial_id, kinds=(kind,),
                                                          after=after, upto=upto, limit=limit)]
 
+    def find_artifact(self, *, trial_id: str, filename: str | None = None,
+                      metadata: dict[str, Any] | None = None, batch: int = 500
+                      ) -> Event | None:
+        """The newest artifact of a trial's lineage named ``filename`` (any name if None)
+        whose metadata holds every ``metadata`` item (a key missing never matches, even a
+        ``None`` value), or None. The trial's own artifacts come first, then each ancestor's
+        up to its cut: what ``load_artifact``, ``kleio pdb`` and the read API return."""
+        wanted = metadata or {}
+        for doc, upto in reversed(self.lineage(trial_id=trial_id)):
+            while True:
+                events = self.read_events(trial_id=doc["id"], kinds=("artifact",), upto=upto,
+                                          limit=batch, reverse=True)
+                for event in events:
+                    if artifact_matches(event.data, filename, wanted):
+                        return event
+                if len(events) < batch:
+                    break
+                upto = events[-1].seq - 1
+        return None
+
     def tail_lineage_events(
         self, *, trial_id: str, kinds: Sequence[str], count: int
     ) -> list[Event]:
@@ -669,6 +689,16 @@ class Store(abc.ABC):
     def resolve_id(self, *, prefix: str) -> list[str]:
         """Return the ids of the trials whose id starts with ``prefix`` (at most 10)."""
         return [doc["id"] for doc in self.find_trials(id_prefix=prefix, sort="id", limit=10)]
+
+
+def artifact_matches(data: dict[str, Any], filename: str | None,
+                     metadata: dict[str, Any]) -> bool:
+    """Whether an artifact event's data is named ``filename`` (any if None) and holds every
+    item of ``metadata``."""
+    if filename is not None and data.get("filename") != filename:
+        return False
+    held = data.get("metadata") or {}
+    return all(key in held and held[key] == value for key, value in metadata.items())
 
 
 def iter_chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
