@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import pathlib
+import sys
 
 SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "kleio"
 
@@ -52,3 +53,15 @@ def test_drivers_stay_in_their_backend():
             assert path.name == "mongodb.py", path
         if "sqlite3" in found:
             assert path.name == "sqlite.py", path
+
+
+def test_the_client_stays_stdlib_only():
+    """kleio.client runs inside the user's program: no driver, no third-party package, and
+    of kleio only the wire format, the JSON parser and the private-file checks."""
+    allowed = {"kleio.client", "kleio.cjson", "kleio.private", "kleio.errors"}
+    for path in (SRC / "client").glob("*.py"):
+        for name in full_imports_of(path):
+            if name.startswith("kleio"):
+                assert name in allowed or name.startswith("kleio.client."), (path, name)
+            else:
+                assert name.split(".")[0] in sys.stdlib_module_names, (path, name)

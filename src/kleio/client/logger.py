@@ -24,7 +24,6 @@ import os
 import sys
 
 from kleio.client import (
-    BLOB,
     METRICS,
     QUERY,
     STATISTIC,
@@ -38,11 +37,10 @@ from kleio.client import (
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see below)
 if TYPE_CHECKING:  # annotations only: ``typing`` costs milliseconds at a program's start
-    from typing import IO, Any, Union
+    from typing import IO, Any
 
-    ArtifactSource = Union[IO[bytes], bytes, bytearray, memoryview]
+    from kleio.client.artifacts import ArtifactSource
 
-_CHUNK = 1 << 20
 _getpid = os.getpid
 _write = os.write
 
@@ -53,90 +51,12 @@ MAX_DEPTH = 32
 DEFAULT_MAX_STATISTIC = 1 << 20
 
 
-def _bad_key(kwargs: dict[str, Any]) -> tuple[str, BaseException | None]:
-    for key, value in kwargs.items():
-        try:
-            encode_checked(value)
-        except (TypeError, ValueError, RecursionError) as error:
-            return key, error
-    return next(iter(kwargs)), None
-
-
-def _refuse(kwargs: dict[str, Any], call: str, what: str) -> TypeError:
-    """The TypeError for a value the encoder refused: circular, too deep, or not JSON-like."""
-    key, error = _bad_key(kwargs)
-    if isinstance(error, ValueError) and "ircular" in str(error):
-        return TypeError(f"{call}: {what} {key!r} refers to itself (a circular reference); "
-                         "log a copy without the cycle")
-    if _depth(kwargs[key], MAX_DEPTH) > MAX_DEPTH:
-        return TypeError(f"{call}: {what} {key!r} is nested more than {MAX_DEPTH} levels "
-                         "deep; flatten it (e.g. one key per level)")
-    return TypeError(f"{call}: {what} {key!r} is a {type(kwargs[key]).__name__}, which is "
-                     "not JSON-like; log numbers, strings, booleans, None, or lists/dicts of "
-                     "them")
-
-
-def _depth(value: Any, limit: int) -> int:
-    """Nesting depth of lists and dicts in ``value``, counted up to ``limit + 1``."""
-    deepest = 0
-    stack = [(value, 0)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            items: Any = item.values()
-        elif isinstance(item, (list, tuple)):
-            items = item
-        else:
-            continue
-        level += 1
-        if level > deepest:
-            deepest = level
-            if deepest > limit:
-                return deepest
-        stack.extend((child, level) for child in items)
-    return deepest
-
-
-def _check_odd(kwargs: dict[str, Any], text: str, call: str) -> None:
-    """The slow checks, run only when the encoded text may hold what they look for."""
-    for key, value in kwargs.items():
-        if _depth(value, MAX_DEPTH) > MAX_DEPTH:
-            raise TypeError(
-                f"{call}: value of {key!r} is nested more than {MAX_DEPTH} levels deep; "
-                "flatten it (e.g. one key per level)"
-            )
-    if "\\ud" in text:
-        try:
-            import json
-
-            json.dumps(kwargs, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(
-                f"{call}: a key or value holds a lone surrogate (undecodable text, e.g. a "
-                "file name read with surrogateescape); decode it first, e.g. with "
-                "errors='replace'"
-            ) from None
-
-
-def _too_large(size: int, limit: int) -> ValueError:
-    return ValueError(
-        f"log_statistic(): this statistic is {size:,} bytes once encoded, over the limit of "
-        f"{limit:,} (setting max_statistic_size); store large values as a file with "
-        "log_artifact()"
-    )
-
-
 def _warn(message: str) -> None:
     try:
         sys.stderr.write(f"kleio: warning: {message}\n")
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
-
-
-#: Accepted spellings of a metric mode (kleio.metrics.MODE_ALIASES, not imported: start-up).
-_MODES = {"min": "min", "minimize": "min", "minimise": "min", "lower": "min",
-          "max": "max", "maximize": "max", "maximise": "max", "higher": "max"}
 
 
 def _render(values: dict[str, Any]) -> str:
@@ -261,26 +181,9 @@ class KleioLogger:
             self._start()
         if self._sock is not None:
             return self._sock
-        import socket
+        from kleio.client.connection import connect
 
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-            sock.connect(os.environ["KLEIO_CHANNEL"])
-        except OSError as error:
-            sock.close()
-            raise RuntimeError(
-                f"kleio: cannot reach the runner at {os.environ['KLEIO_CHANNEL']} ({error}); "
-                "was this program started by kleio?"
-            ) from None
-        from kleio.private import peer_is_same_user  # once per connection
-
-        if not peer_is_same_user(sock):
-            sock.close()
-            raise RuntimeError(
-                f"kleio: the channel {os.environ['KLEIO_CHANNEL']} is served by another user; "
-                "refusing to send to it or read from it"
-            )
+        sock = connect(os.environ["KLEIO_CHANNEL"])
         self._sock = sock
         return sock
 
@@ -310,11 +213,17 @@ class KleioLogger:
         try:
             text = encode(kwargs)
         except (TypeError, ValueError, RecursionError):
-            raise _refuse(kwargs, "log_statistic()", "value of") from None
+            from kleio.client.values import refuse
+
+            raise refuse(kwargs, "log_statistic()", "value of") from None
         if "\\ud" in text or text.count("[") + text.count("{") > MAX_DEPTH:
-            _check_odd(kwargs, text, "log_statistic()")
+            from kleio.client.values import check_odd
+
+            check_odd(kwargs, text, "log_statistic()")
         if len(text) >= self._max:
-            raise _too_large(len(text) + 2, self._max)
+            from kleio.client.values import too_large
+
+            raise too_large(len(text) + 2, self._max)
         data = record(STATISTIC, text)
         # Hot path, without the lock: one pid check and one write. Appends of whole records
         # to an O_APPEND file never interleave, so threads need no lock here, and a signal
@@ -382,24 +291,13 @@ class KleioLogger:
             TypeError: a positional argument, nothing declared, or ``primary`` not a string.
             ValueError: an unknown mode.
         """
-        if args:
-            raise TypeError("declare_metrics() takes keyword arguments only, e.g. "
-                            "declare_metrics(val_loss='min', primary='val_loss')")
-        if primary is not None and (not isinstance(primary, str) or not primary):
-            raise TypeError("declare_metrics(): primary must be a metric name (a string)")
-        if not modes and primary is None:
-            raise TypeError("declare_metrics() needs at least one NAME='min' or NAME='max'")
-        declared: dict[str, str] = {}
-        for name, mode in modes.items():
-            found = _MODES.get(mode.strip().lower()) if isinstance(mode, str) else None
-            if found is None:
-                raise ValueError(f"declare_metrics(): the mode of {name!r} must be 'min' or "
-                                 f"'max' (or 'minimize', 'maximize'), not {mode!r}")
-            declared[name] = found
-        declaration: dict[str, Any] = {"metrics": declared, "primary": primary}
+        from kleio.client.values import check_odd, metric_declaration
+
+        declaration = metric_declaration(args, primary, modes)
+        declared: dict[str, str] = declaration["metrics"]
         text = encode_checked(declaration)
         if "\\ud" in text:
-            _check_odd(declaration, text, "declare_metrics()")
+            check_odd(declaration, text, "declare_metrics()")
         shown = " ".join(f"{k}={v}" for k, v in declared.items())
         if primary is not None:
             shown += f" (primary {primary})" if shown else f"primary {primary}"
@@ -422,36 +320,9 @@ class KleioLogger:
             TypeError, ValueError: as :meth:`declare_metrics`, :meth:`log_statistic`,
                 :meth:`log_artifact`; FileNotFoundError: ``path`` does not exist.
         """
-        if primary_metric is not None:
-            if isinstance(primary_metric, str):
-                self.declare_metrics(primary=primary_metric)
-            else:
-                name, mode = primary_metric
-                self.declare_metrics(primary=name, **{name: mode})
-        if metrics:
-            stat = dict(metrics)
-            if step is not None:
-                stat = {"step": step, **stat}
-            self.log_statistic(**stat)
-        if path is None:
-            return
-        path = os.fspath(path)
-        name = path.rstrip("/" + os.sep) or path
-        info: dict[str, Any] = dict(metadata)
-        if step is not None:
-            info["step"] = step
-        if os.path.isdir(path):
-            import tarfile
-            import tempfile
+        from kleio.client.checkpoints import save
 
-            with tempfile.TemporaryFile() as archive:
-                with tarfile.open(fileobj=archive, mode="w") as tar:
-                    tar.add(path, arcname=".")
-                archive.seek(0)
-                self.log_artifact(name, archive, archive="tar", **info)
-        else:
-            with open(path, "rb") as source:
-                self.log_artifact(name, source, **info)
+        save(self, path, step, metrics, primary_metric, metadata)
 
     def load_checkpoint(self, path: str, **metadata: Any) -> dict[str, Any] | None:
         """Restore the newest checkpoint stored from ``path`` (matching ``metadata``, e.g.
@@ -459,29 +330,14 @@ class KleioLogger:
         existing directory, over its files). Returns the checkpoint's metadata, or None when
         there is none (and always without kleio).
         """
+        from kleio.client.checkpoints import artifact_name, restore
+
         path = os.fspath(path)
-        found = self.load_artifact(path.rstrip("/" + os.sep) or path, **metadata)
+        found = self.load_artifact(artifact_name(path), **metadata)
         if found is None:
             return None
         fileobj, meta = found
-        if meta.get("archive") == "tar":
-            import tarfile
-
-            os.makedirs(path, exist_ok=True)
-            with tarfile.open(fileobj=fileobj, mode="r") as tar:
-                root = os.path.realpath(path)
-                for member in tar.getmembers():
-                    target = os.path.realpath(os.path.join(root, member.name))
-                    if not (target == root or target.startswith(root + os.sep)) or \
-                            member.issym() or member.islnk() or member.isdev():
-                        raise ValueError(f"load_checkpoint(): the archive of {path!r} holds "
-                                         f"{member.name!r}, which would land outside it")
-                tar.extractall(root)  # noqa: S202 - every member checked above
-        else:
-            parent = os.path.dirname(os.path.abspath(path))
-            os.makedirs(parent, exist_ok=True)
-            with open(path, "wb") as out:
-                out.write(fileobj.read())
+        restore(path, fileobj, meta)
         return meta
 
     # -- artifacts --------------------------------------------------------------------------
@@ -496,15 +352,11 @@ class KleioLogger:
             TypeError: ``filename`` is not a string, ``fileobj`` is not binary, or a metadata
                 value is not JSON-like.
         """
-        if not isinstance(filename, str) or not filename:
-            raise TypeError("log_artifact(): filename must be a non-empty string")
-        try:
-            header = encode_checked({"filename": filename, "metadata": metadata})
-        except (TypeError, ValueError, RecursionError):
-            raise _refuse(metadata, "log_artifact()", "metadata") from None
-        if "\\ud" in header or header.count("[") + header.count("{") > MAX_DEPTH:
-            _check_odd({"filename": filename, **metadata}, header, "log_artifact()")
-        chunks = _chunks(fileobj)
+        from kleio.client.artifacts import chunks as cut
+        from kleio.client.artifacts import header_of
+
+        header = header_of(filename, metadata)
+        chunks = cut(fileobj)
         if not self.active:
             size = sum(len(chunk) for chunk in chunks)
             extra = f" {_render(loads(header)['metadata'])}" if metadata else ""
@@ -521,7 +373,7 @@ class KleioLogger:
                 with open(unrecorded, "rb") as source:
                     data = source.read()
                 os.remove(unrecorded)
-                chunks = _chunks(data)
+                chunks = cut(data)
             try:
                 send = self._connection().sendall
                 for message in artifact_stream(header, chunks):
@@ -535,42 +387,14 @@ class KleioLogger:
         """Write the bytes beside the ledger file, then the record.
 
         Returns None when both are written, or the path of the bytes when the record could
-        not be (the ledger was lost meanwhile).
-
-        The record is appended only once the bytes are complete, so a record always has its
-        bytes. A program killed half-way leaves a ``.blob`` without record, which is removed.
+        not be (the ledger was lost meanwhile): see :func:`kleio.client.artifacts.to_ledger`.
         """
-        import hashlib
+        from kleio.client.artifacts import to_ledger
 
         self._blobs += 1
         blob = f"{self._base}-{self._blobs}.blob"
         path = os.path.join(os.environ["KLEIO_LEDGER"], blob)
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        except OSError as error:
-            raise OSError(error.errno, f"kleio: cannot store artifact {filename!r} in "
-                          f"{os.path.dirname(path)}: {error.strerror}") from None
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
-                    if chunk:
-                        out.write(chunk)
-                        digest.update(chunk)
-                        size += len(chunk)
-        except BaseException as error:
-            try:
-                os.remove(path)
-            except OSError:
-                pass
-            if isinstance(error, OSError):
-                raise OSError(error.errno, f"kleio: cannot store artifact {filename!r} in "
-                              f"{os.path.dirname(path)}: {error.strerror}") from None
-            raise
-        entry = {"filename": filename, "metadata": metadata, "blob": blob,
-                 "sha256": digest.hexdigest(), "size": size}
-        if self._append(record(BLOB, encode_checked(entry))):
+        if self._append(to_ledger(path, blob, filename, metadata, chunks)):
             return None
         return path
 
@@ -623,29 +447,6 @@ class KleioLogger:
         import io
 
         return io.BytesIO(payload or b""), dict(reply["metadata"])
-
-
-def _chunks(source: ArtifactSource) -> list[bytes] | Any:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        return [data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK)] or [b""]
-    read = getattr(source, "read", None)
-    if read is None:
-        raise TypeError(
-            f"log_artifact(): fileobj must be a binary file object or bytes, "
-            f"not {type(source).__name__}"
-        )
-    first = read(_CHUNK)
-    if isinstance(first, str):
-        raise TypeError("log_artifact(): fileobj must be opened in binary mode ('rb')")
-
-    def generate() -> Any:
-        chunk = first
-        while chunk:
-            yield chunk
-            chunk = read(_CHUNK)
-
-    return generate()
 
 
 kleio_logger = KleioLogger()

@@ -1,0 +1,40 @@
+"""The program's connection to its runner: a Unix-domain socket served by the same user.
+
+Imported on a process's first query or first record the ledger cannot take, not with the
+logger: most programs only append to the ledger and never load ``socket``.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from kleio.private import peer_is_same_user
+
+#: The send buffer asked for: an artifact's frames go out without waiting on the runner.
+SEND_BUFFER = 4 << 20
+
+
+def connect(address: str) -> socket.socket:
+    """A connected socket to the runner at ``address``, checked to be served by this user.
+
+    Raises:
+        RuntimeError: the runner cannot be reached, or another user serves ``address``
+            (nothing is sent to nor read from it).
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        sock.connect(address)
+    except OSError as error:
+        sock.close()
+        raise RuntimeError(
+            f"kleio: cannot reach the runner at {address} ({error}); "
+            "was this program started by kleio?"
+        ) from None
+    if not peer_is_same_user(sock):
+        sock.close()
+        raise RuntimeError(
+            f"kleio: the channel {address} is served by another user; "
+            "refusing to send to it or read from it"
+        )
+    return sock
