@@ -237,3 +237,73 @@ def test_sphinx_builds_without_warnings(tmp_path):
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- the CLI reference quotes every command's --help verbatim ------------------------------
+
+HELP_WIDTH = "100"
+
+
+def command_help(name: str) -> str:
+    """``kleio NAME --help`` as printed in a terminal of HELP_WIDTH columns."""
+    import contextlib
+    import io
+    import os
+
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = HELP_WIDTH
+    out = io.StringIO()
+    try:
+        module = importlib.import_module(f"kleio.cli.{COMMANDS[name]}")
+        with contextlib.redirect_stdout(out):
+            try:
+                code = module.main(["--help"], {})  # kleio run prints its own help
+            except SystemExit as exit:
+                code = exit.code
+        assert code == 0, f"kleio {name} --help exits {code}"
+    finally:
+        if saved is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = saved
+    return out.getvalue()
+
+
+def documented_commands() -> list[str]:
+    return sorted(name for name, module in COMMANDS.items() if name == module or name == "config")
+
+
+def help_block(text: str, name: str) -> re.Match[str] | None:
+    """The ``.. code-block:: text`` of docs/reference/cli.rst quoting ``kleio NAME --help``."""
+    return re.search(rf"(?m)^(\.\. code-block:: text\n\n)((?:   usage: kleio {name}(?: .*)?\n)"
+                     r"(?:(?:   .*)?\n)*?)(?=\S|\Z)", text)
+
+
+def indented(help_text: str) -> str:
+    return "".join(f"   {line}\n" if line else "\n" for line in help_text.rstrip().split("\n")) + "\n"
+
+
+@pytest.mark.parametrize("name", documented_commands())
+def test_the_cli_reference_quotes_every_option_of_every_command(name):
+    """sqlite-utils' rule: the reference cannot drift from --help. Every option any command
+    accepts is in docs/reference/cli.rst, in that command's own --help block.
+    ``python tests/test_docs.py`` rewrites the blocks from the code."""
+    block = help_block(read(REFERENCE / "cli.rst"), name)
+    assert block is not None, f"docs/reference/cli.rst quotes no 'kleio {name} --help'"
+    assert block.group(2) == indented(command_help(name)), (
+        f"the 'kleio {name} --help' block of docs/reference/cli.rst is out of date: "
+        "run python tests/test_docs.py")
+
+
+def write_cli_help() -> None:
+    path = REFERENCE / "cli.rst"
+    text = read(path)
+    for name in documented_commands():
+        block = help_block(text, name)
+        if block is not None:
+            text = text[:block.start(2)] + indented(command_help(name)) + text[block.end(2):]
+    path.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write_cli_help()
