@@ -65,3 +65,29 @@ def test_the_client_stays_stdlib_only():
                 assert name in allowed or name.startswith("kleio.client."), (path, name)
             else:
                 assert name.split(".")[0] in sys.stdlib_module_names, (path, name)
+
+
+def test_cli_commands_never_import_each_other():
+    """A command module (one of kleio.cli.COMMANDS) imports no other: what two commands share
+    lives in a shared module (kleio.cli.common, .selection, .launch, .leading, .output)."""
+    from kleio.cli import COMMANDS
+
+    commands = set(COMMANDS.values())
+    for path in (SRC / "cli").glob("*.py"):
+        if path.stem not in commands:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            imported: list[str] = []
+            if isinstance(node, ast.Import):
+                imported = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module == "kleio.cli":
+                imported = [f"kleio.cli.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported = [node.module]
+            for name in imported:
+                parts = name.split(".")
+                if parts[:2] == ["kleio", "cli"] and len(parts) > 2:
+                    other = parts[2]
+                    assert other not in commands or other == path.stem, (
+                        f"kleio.cli.{path.stem} imports the command module {name}")

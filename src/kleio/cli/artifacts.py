@@ -23,7 +23,7 @@ def _size(count: Any) -> str:
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
     from kleio.api import Condition
-    from kleio.cli.ls import cell, journal_of
+    from kleio.cli.selection import cell, journal_of
     from kleio.errors import TrialNotFound, UsageError
 
     p = parser("artifacts", "List the artifacts of a trial's lineage (a branch's include its "

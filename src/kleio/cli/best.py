@@ -8,7 +8,7 @@ from kleio.cli.common import emit, parser, print_json
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
-    from kleio.cli.ls import add_filters, filters_of, journal_of
+    from kleio.cli.selection import add_filters, filters_of, journal_of
 
     p = parser("best", "Print the short id of the best trial by a metric (best value by its "
                "mode) among the trials matching the filters, e.g. "

@@ -18,6 +18,7 @@ from kleio.cli.common import (
     table,
     write_line,
 )
+from kleio.cli.output import ended_lines, output_record
 from kleio.storage.base import decode
 from kleio.trial import resolve_trial
 
@@ -166,29 +167,6 @@ def _compact(value: Any) -> str:
         return json.dumps(value, sort_keys=True, default=str)
     except (RecursionError, TypeError, ValueError):
         return TOO_DEEP
-
-
-def output_record(kind: str, event: Any) -> dict[str, Any]:
-    """The JSON shape of one output line in ``cat --json`` and ``tail --json``."""
-    record = {"stream": kind, "time": event.time, "line": event.data.get("line", "")}
-    if event.data.get("partial"):
-        record["partial"] = True
-    return record
-
-
-def ended_lines(events: Iterable[Any]) -> Iterator[Any]:
-    """Output events as a terminal ends up showing them: a ``partial`` record (the state of
-    a line not ended yet, such as a progress bar) is dropped once a later line of the same
-    stream ends it; one still unfinished at the end is kept."""
-    held: Any = None
-    for event in events:
-        if event.data.get("partial"):
-            held = event
-            continue
-        held = None
-        yield event
-    if held is not None:
-        yield held
 
 
 def _statistics(store: Any, trial_id: str, args: Any) -> int:

@@ -79,7 +79,7 @@ def compare(store: Store, doc_a: dict[str, Any], doc_b: dict[str, Any],
 
 def _cell(value: Any) -> str:
     """One table cell: a huge value is clipped, so it cannot pad every other row."""
-    from kleio.cli.ls import cell
+    from kleio.cli.selection import cell
 
     return cell(value)
 
@@ -170,7 +170,7 @@ def render_side_by_side(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
-    from kleio.cli.ls import journal_of
+    from kleio.cli.selection import journal_of
 
     p = parser("diff", "Compare trials. Two: command and options, code (a unified diff), "
                "environment, and the last and best value of their shared statistics (best by "

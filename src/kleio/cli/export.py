@@ -65,7 +65,7 @@ def _csv_lines(header: list[str], rows: Iterator[dict[str, Any]]) -> Iterator[by
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
-    from kleio.cli.ls import add_filters, filters_of, journal_of
+    from kleio.cli.selection import add_filters, filters_of, journal_of
 
     p = parser("export", "Write the trials matching the filters (or their statistics) as "
                "CSV, JSON lines or Parquet, for scripts and spreadsheets.", json_output=False)

@@ -7,8 +7,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, Callable
 
-from kleio.cli.cat import ended_lines, output_record
 from kleio.cli.common import count, json_line, parser, stdout_bytes, store_from, write_line
+from kleio.cli.output import ended_lines, output_record
 from kleio.reservation import HELD, display_status, hostname
 from kleio.storage.base import Event, Store
 from kleio.trial import resolve_trial, short_id
