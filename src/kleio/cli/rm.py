@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from kleio.cli.common import emit, human_size, parser, print_json
+from kleio.config import Config
 from kleio.storage import Store
 from kleio.trial import short_id
 
@@ -78,10 +79,99 @@ def _size(count: int) -> str:
     return human_size(count, "bytes")
 
 
+def _plural(count: int, word: str, plural: str = "s") -> str:
+    return f"{count} {word}{plural if count != 1 else ''}"
+
+
+def _deletion_order(store: Store, chosen: dict[str, dict[str, Any]],
+                    with_branches: bool) -> list[dict[str, Any]]:
+    """The trials to delete, each branch before its parent; a trial with branches not
+    chosen is refused unless ``with_branches``."""
+    from kleio.errors import UsageError
+
+    order: list[dict[str, Any]] = []
+    listed: set[str] = set()
+    for doc in list(chosen.values()):
+        branches = descendants(store, doc["id"])
+        others = [b for b in branches if b["id"] not in chosen]
+        if others and not with_branches:
+            shown = ", ".join(short_id(b["id"]) for b in others[:5])
+            more = " ..." if len(others) > 5 else ""
+            raise UsageError(
+                f"trial {short_id(doc['id'])} has {_plural(len(others), 'branch', 'es')} "
+                f"({shown}{more}) that read its history",
+                "give --with-branches to delete them too, or remove the branches first")
+        for item in [*branches, doc]:  # deepest first: no branch outlives its parent
+            if item["id"] not in listed:
+                listed.add(item["id"])
+                order.append(item)
+    return order
+
+
+def _refuse_busy(store: Store, order: list[dict[str, Any]], config: Config) -> None:
+    """Refuse (exit code 68) a trial held by a live runner, or one whose dead runner left
+    events on this host that ``kleio sync`` would bring back without their trial."""
+    from kleio.errors import TrialBusy
+    from kleio.ledger import leftovers
+    from kleio.reservation import HELD, display_status, hostname
+
+    host = hostname(config.hostname)
+    for doc in order:
+        status = display_status(doc, host=host, stale_after=config.stale_after)
+        if doc.get("status") in HELD and status != "lost":
+            runner = doc.get("runner") or {}
+            raise TrialBusy(
+                f"trial {short_id(doc['id'])} is {status} (runner on {runner.get('host')} pid "
+                f"{runner.get('pid')})",
+                f"stop it first with 'kleio stop {short_id(doc['id'])}', then remove it")
+    for doc in order:
+        left = [item for item in leftovers(config.spool_dir, doc["id"])
+                if item.journal in ("", store.uri)]
+        if left:
+            raise TrialBusy(
+                f"trial {short_id(doc['id'])} has events a dead runner left on this host "
+                f"({left[0].directory})",
+                "journal them with 'kleio sync' first, then remove the trial")
+
+
+def _confirmed(order: list[dict[str, Any]]) -> bool:
+    """Ask on the terminal whether to delete ``order``; without one, refuse (exit code 73)."""
+    from kleio.errors import NoTerminal
+
+    if not sys.stdin.isatty():
+        raise NoTerminal(f"kleio rm would delete {_plural(len(order), 'trial')} and needs a "
+                         "confirmation", "give --yes to delete without asking")
+    for doc in order:
+        sys.stderr.write(f"  {short_id(doc['id'])}  {doc.get('status')}  "
+                         f"{' '.join(doc.get('argv') or doc.get('command') or [])}\n")
+    sys.stderr.write(f"delete these {len(order)} trials? [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def delete_trials(store: Store, order: list[dict[str, Any]]) -> dict[str, Any]:
+    """Delete the trials of ``order`` and the blobs no remaining trial uses (content-addressed
+    blobs are shared); what was removed, as ``kleio rm --json`` prints it."""
+    candidates: set[str] = set()
+    for doc in order:
+        candidates |= blobs_of(store, doc)
+    events = sum(store.delete_trial(trial_id=doc["id"]) for doc in order)
+    kept: set[str] = set()
+    for doc in store.find_trials():
+        if candidates - kept:
+            kept |= blobs_of(store, doc) & candidates
+    freed = removed_blobs = 0
+    for digest in sorted(candidates - kept):
+        size = store.delete_blob(sha256=digest)
+        if size:
+            removed_blobs += 1
+            freed += size
+    return {"removed": [d["id"] for d in order], "events": events,
+            "blobs": removed_blobs, "bytes_freed": freed}
+
+
 def main(argv: list[str], flags: dict[str, Any]) -> int:
     from kleio.cli.common import store_from
-    from kleio.errors import NoTerminal, TrialBusy, UsageError
-    from kleio.reservation import HELD, display_status, hostname
     from kleio.trial import resolve_trial
 
     p = parser("rm", "Delete trials with their journal (statistics, output, artifacts) and the "
@@ -95,88 +185,21 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
                         "reads its parent's history, so it cannot outlive it")
     args = p.parse_args(argv)
     store, config = store_from(flags)
-    host = hostname(config.hostname)
-    stale = config.stale_after
     with store:
-        chosen: dict[str, dict[str, Any]] = {}
-        for given in args.ids:
-            doc = resolve_trial(store, given)
-            chosen[doc["id"]] = doc
-        order: list[dict[str, Any]] = []
-        listed: set[str] = set()
-        for doc in list(chosen.values()):
-            branches = descendants(store, doc["id"])
-            others = [b for b in branches if b["id"] not in chosen]
-            if others and not args.with_branches:
-                shown = ", ".join(short_id(b["id"]) for b in others[:5])
-                more = " ..." if len(others) > 5 else ""
-                raise UsageError(
-                    f"trial {short_id(doc['id'])} has {len(others)} branch"
-                    f"{'es' if len(others) > 1 else ''} ({shown}{more}) that read its history",
-                    "give --with-branches to delete them too, or remove the branches first")
-            for item in [*branches, doc]:  # deepest first: no branch outlives its parent
-                if item["id"] not in listed:
-                    listed.add(item["id"])
-                    order.append(item)
-        for doc in order:
-            status = display_status(doc, host=host, stale_after=stale)
-            if doc.get("status") in HELD and status != "lost":
-                runner = doc.get("runner") or {}
-                raise TrialBusy(
-                    f"trial {short_id(doc['id'])} is {status} (runner on {runner.get('host')} pid "
-                    f"{runner.get('pid')})",
-                    f"stop it first with 'kleio stop {short_id(doc['id'])}', then remove it")
-        from kleio.ledger import leftovers
-
-        spool_dir = config.spool_dir
-        for doc in order:
-            left = [item for item in leftovers(spool_dir, doc["id"])
-                    if item.journal in ("", store.uri)]
-            if left:
-                # 'kleio sync' would journal them again, as events of a trial that is gone.
-                raise TrialBusy(
-                    f"trial {short_id(doc['id'])} has events a dead runner left on this host "
-                    f"({left[0].directory})",
-                    "journal them with 'kleio sync' first, then remove the trial")
-        if not args.yes:
-            if not sys.stdin.isatty():
-                raise NoTerminal(f"kleio rm would delete {len(order)} trial"
-                                 f"{'s' if len(order) > 1 else ''} and needs a confirmation",
-                                 "give --yes to delete without asking")
-            for doc in order:
-                sys.stderr.write(f"  {short_id(doc['id'])}  {doc.get('status')}  "
-                                 f"{' '.join(doc.get('argv') or doc.get('command') or [])}\n")
-            sys.stderr.write(f"delete these {len(order)} trials? [y/N] ")
-            sys.stderr.flush()
-            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-                emit("nothing deleted\n")
-                return 1
-        candidates: set[str] = set()
-        for doc in order:
-            candidates |= blobs_of(store, doc)
-        events = 0
-        for doc in order:
-            events += store.delete_trial(trial_id=doc["id"])
-        # What the remaining trials still use stays (content-addressed blobs are shared).
-        kept: set[str] = set()
-        for doc in store.find_trials():
-            if candidates - kept:
-                kept |= blobs_of(store, doc) & candidates
-        freed = 0
-        removed_blobs = 0
-        for digest in sorted(candidates - kept):
-            size = store.delete_blob(sha256=digest)
-            if size:
-                removed_blobs += 1
-                freed += size
-    result = {"removed": [d["id"] for d in order], "events": events,
-              "blobs": removed_blobs, "bytes_freed": freed}
+        chosen = {doc["id"]: doc for doc in (resolve_trial(store, given) for given in args.ids)}
+        order = _deletion_order(store, chosen, args.with_branches)
+        _refuse_busy(store, order, config)
+        if not args.yes and not _confirmed(order):
+            emit("nothing deleted\n")
+            return 1
+        result = delete_trials(store, order)
     if args.json:
         print_json(result)
     else:
-        emit(f"removed {len(order)} trial{'s' if len(order) > 1 else ''} "
-             f"({', '.join(short_id(d['id']) for d in order[:10])}"
-             f"{' ...' if len(order) > 10 else ''}"
-             f"; {events} events), freed {_size(freed)} in {removed_blobs} blob"
-             f"{'s' if removed_blobs != 1 else ''}\n")
+        removed = result["removed"]
+        emit(f"removed {_plural(len(removed), 'trial')} "
+             f"({', '.join(short_id(i) for i in removed[:10])}"
+             f"{' ...' if len(removed) > 10 else ''}"
+             f"; {result['events']} events), freed {_size(result['bytes_freed'])} in "
+             f"{_plural(result['blobs'], 'blob')}\n")
     return 0
