@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterator
 from typing import Any
 
 from kleio.cli.common import duration, emit, parser, print_json, store_from, when
@@ -82,85 +83,105 @@ def describe(store: Store, doc: dict[str, Any], *, host: str, stale_after: float
 
 
 def render(info: dict[str, Any]) -> str:
-    out: list[str] = []
-    add = out.append
-    add(f"trial    {info['id']}")
-    add(f"status   {info['status']}"
-        + (f" (exit code {info['exit_code']})" if info["exit_code"] is not None else ""))
-    add(f"command  {shlex.join(info['command'])}")
+    """``kleio info`` for people: one block per part of the trial's record."""
+    sections = (_identity, _configuration, _history, _code, _environment, _host, _journal)
+    return "\n".join(line for section in sections for line in section(info)) + "\n"
+
+
+def _identity(info: dict[str, Any]) -> Iterator[str]:
+    code = f" (exit code {info['exit_code']})" if info["exit_code"] is not None else ""
+    yield f"trial    {info['id']}"
+    yield f"status   {info['status']}{code}"
+    yield f"command  {shlex.join(info['command'])}"
     if info["cwd"] not in (None, "", "."):
-        add(f"cwd      {info['cwd']}")
-    add(f"project  {info['project']}")
+        yield f"cwd      {info['cwd']}"
+    yield f"project  {info['project']}"
     if info["tags"]:
-        add(f"tags     {', '.join(info['tags'])}")
+        yield f"tags     {', '.join(info['tags'])}"
     if info["ancestors"]:
         chain = " -> ".join(f"{short_id(a['id'])} (up to {_cut(a['cut'])})" if a["cut"] is not None
                             else short_id(a["id"]) for a in info["ancestors"])
-        add(f"lineage  {chain} -> {info['short_id']}")
+        yield f"lineage  {chain} -> {info['short_id']}"
         if info.get("branch_reason"):
-            add(f"branched {info['branch_reason']}")
+            yield f"branched {info['branch_reason']}"
     started, ended = info["started_at"], info["ended_at"]
-    add(f"started  {when(started)}   ended {when(ended)}   "
-        f"duration {duration((ended - started) if started and ended else None)}")
+    yield (f"started  {when(started)}   ended {when(ended)}   "
+           f"duration {duration((ended - started) if started and ended else None)}")
+
+
+def _configuration(info: dict[str, Any]) -> Iterator[str]:
     if info["config"]:
-        add("\nconfiguration")
+        yield "\nconfiguration"
         for key, value in info["config"].items():
-            add(f"  {key} = {value}")
+            yield f"  {key} = {value}"
     for path, digest in info["config_files"].items():
-        add(f"  config file {path} (sha256 {str(digest)[:12]})")
-    add("\nstatus history")
+        yield f"  config file {path} (sha256 {str(digest)[:12]})"
+
+
+def _history(info: dict[str, Any]) -> Iterator[str]:
+    yield "\nstatus history"
     for item in info["history"]:
         where = f"  on {item['host']} pid {item['pid']}" if item.get("host") else ""
         code = f"  exit {item['exit_code']}" if item.get("exit_code") is not None else ""
-        add(f"  {when(item['time'])}  {item['status']}{where}{code}")
+        yield f"  {when(item['time'])}  {item['status']}{where}{code}"
+
+
+def _code(info: dict[str, Any]) -> Iterator[str]:
     code = info["code"]
-    add("\ncode")
-    if code.get("vcs") == "git":
-        add(f"  repository {code.get('repository')}")
-        commit = code.get("commit") or "(none yet)"  # a repository with no commit
-        add(f"  commit     {commit}  branch {code.get('branch') or '(detached)'}")
-        dirty = code.get("dirty")
-        add(f"  dirty      {'yes' if dirty else 'no'}")
-        for item in code.get("diffstat") or []:
-            add(f"    {item.get('path')} (+{item.get('added')} -{item.get('removed')})")
-        for item in code.get("untracked") or []:
-            add(f"    untracked {item.get('path')} ({item.get('size')} bytes)")
-    else:
-        add(f"  no git repository; script {code.get('script')} "
-            f"sha256 {str(code.get('script_sha256'))[:12]}")
+    yield "\ncode"
+    if code.get("vcs") != "git":
+        yield (f"  no git repository; script {code.get('script')} "
+               f"sha256 {str(code.get('script_sha256'))[:12]}")
+        return
+    yield f"  repository {code.get('repository')}"
+    commit = code.get("commit") or "(none yet)"  # a repository with no commit
+    yield f"  commit     {commit}  branch {code.get('branch') or '(detached)'}"
+    yield f"  dirty      {'yes' if code.get('dirty') else 'no'}"
+    for item in code.get("diffstat") or []:
+        yield f"    {item.get('path')} (+{item.get('added')} -{item.get('removed')})"
+    for item in code.get("untracked") or []:
+        yield f"    untracked {item.get('path')} ({item.get('size')} bytes)"
+
+
+def _environment(info: dict[str, Any]) -> Iterator[str]:
     env = info["env"]
     python = env.get("python") or {}
-    add("\nenvironment")
-    add(f"  python     {python.get('version')} ({python.get('executable')})")
     platform = env.get("platform") or {}
-    add(f"  platform   {platform.get('system')} {platform.get('release')} "
-        f"{platform.get('machine')}")
-    add(f"  packages   {len(env.get('packages') or {})} installed")
+    yield "\nenvironment"
+    yield f"  python     {python.get('version')} ({python.get('executable')})"
+    yield (f"  platform   {platform.get('system')} {platform.get('release')} "
+           f"{platform.get('machine')}")
+    yield f"  packages   {len(env.get('packages') or {})} installed"
     for name, value in (env.get("variables") or {}).items():
-        add(f"  {name}={value}")
+        yield f"  {name}={value}"
+
+
+def _host(info: dict[str, Any]) -> Iterator[str]:
     host = info["host"]
-    add("\nhost")
-    add(f"  {host.get('hostname')}  user {host.get('user')}  cpus {host.get('cpus')}  "
-        f"memory {round((host.get('memory_bytes') or 0) / 2**30, 1)} GiB")
+    yield "\nhost"
+    yield (f"  {host.get('hostname')}  user {host.get('user')}  cpus {host.get('cpus')}  "
+           f"memory {round((host.get('memory_bytes') or 0) / 2**30, 1)} GiB")
     for gpu in host.get("gpus") or []:
-        add(f"  gpu {gpu.get('name')} {gpu.get('memory')}")
+        yield f"  gpu {gpu.get('name')} {gpu.get('memory')}"
+
+
+def _journal(info: dict[str, Any]) -> Iterator[str]:
     counts = info["counts"]
-    add(f"\njournal  {counts['statistic']} statistics, {counts['artifact']} artifacts, "
-        f"{counts['stdout']} stdout lines, {counts['stderr']} stderr lines")
+    yield (f"\njournal  {counts['statistic']} statistics, {counts['artifact']} artifacts, "
+           f"{counts['stdout']} stdout lines, {counts['stderr']} stderr lines")
     if info.get("checks"):
-        add("\nchecks (found while it ran; 'kleio check ID' runs them again)")
+        yield "\nchecks (found while it ran; 'kleio check ID' runs them again)"
         for item in info["checks"]:
             stopped = " -> stopped the program" if item.get("action") == "stop" else ""
-            add(f"  {when(item.get('time'))}  {item.get('severity')}  {item.get('message')} "
-                f"[{item.get('name')}]{stopped}")
+            yield (f"  {when(item.get('time'))}  {item.get('severity')}  {item.get('message')} "
+                   f"[{item.get('name')}]{stopped}")
     for item in info.get("pending") or []:
         if item["directory"]:
-            add(f"pending  {item['bytes']} bytes on this host not journalled yet, in "
-                f"{item['directory']}: run 'kleio sync'")
+            yield (f"pending  {item['bytes']} bytes on this host not journalled yet, in "
+                   f"{item['directory']}: run 'kleio sync'")
         else:
-            add(f"pending  its runner on host {item['host']} died; what it had not journalled"
-                f" waits there: run 'kleio sync' on {item['host']}")
-    return "\n".join(out) + "\n"
+            yield (f"pending  its runner on host {item['host']} died; what it had not "
+                   f"journalled waits there: run 'kleio sync' on {item['host']}")
 
 
 def _cut(seq: int) -> str:
