@@ -144,8 +144,48 @@ def create_app(open_journal: Callable[[], Any], *, token: str | None = None,
         poll_interval: seconds between two looks at the journal for live updates.
     """
     state = Dashboard(open_journal, label=label, poll_interval=poll_interval)
+    api = Endpoints(state)
+    routes = [
+        Route("/", page),
+        Route("/static/{name:path}", static),
+        Route("/api/journal", api.guarded(api.journal_info)),
+        Route("/api/trials", api.guarded(api.trials)),
+        Route("/api/compare", api.guarded(api.compare)),
+        Route("/api/trials/{trial}", api.guarded(api.trial)),
+        Route("/api/trials/{trial}/series", api.guarded(api.series)),
+        Route("/api/trials/{trial}/output", api.guarded(api.output)),
+        Route("/api/trials/{trial}/artifacts", api.guarded(api.artifacts)),
+        Route("/api/trials/{trial}/artifacts/{sha256}", api.guarded(api.download)),
+        Route("/api/trials/{trial}/live", api.live),
+    ]
+    app = Starlette(routes=routes)
+    app.state.dashboard = state
+    return Guard(app, token=token, loopback=loopback)
 
-    def guarded(handler: Callable[[Request, Any], Any]) -> Callable[[Request], Any]:
+
+async def page(request: Request) -> Response:  # noqa: ARG001 - Starlette's signature
+    return _asset_response("index.html")
+
+
+async def static(request: Request) -> Response:
+    name = request.path_params["name"]
+    if name not in ASSETS or name == "index.html":
+        return _error(404, "no such file")
+    return _asset_response(name)
+
+
+class Endpoints:
+    """The JSON endpoints of the dashboard: each reads one journal in a worker thread
+    (:meth:`guarded`) and returns what :mod:`kleio.ui.views` builds."""
+
+    def __init__(self, state: Dashboard) -> None:
+        self.state = state
+
+    def guarded(self, handler: Callable[[Request, Any], Any]) -> Callable[[Request], Any]:
+        """An endpoint running ``handler(request, journal)`` in a worker thread: an unknown
+        trial is 404, a bad request 400, a journal that cannot be read 503."""
+        state = self.state
+
         async def endpoint(request: Request) -> Response:
             def work() -> Any:
                 return handler(request, state.journal())
@@ -162,39 +202,30 @@ def create_app(open_journal: Callable[[], Any], *, token: str | None = None,
 
         return endpoint
 
-    async def page(request: Request) -> Response:
-        return _asset_response("index.html")
-
-    async def static(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name not in ASSETS or name == "index.html":
-            return _error(404, "no such file")
-        return _asset_response(name)
-
-    def journal_info(request: Request, journal: Any) -> Any:
+    def journal_info(self, request: Request, journal: Any) -> Any:  # noqa: ARG002
         from kleio import __version__
 
-        return {"label": state.label, "version": __version__}
+        return {"label": self.state.label, "version": __version__}
 
-    def trials(request: Request, journal: Any) -> Any:
+    def trials(self, request: Request, journal: Any) -> Any:
         return views.trials_page(
             journal, sort=request.query_params.get("sort") or "-created",
             where=request.query_params.getlist("where"), status=_list(request, "status"),
             tags=_list(request, "tag"), search=request.query_params.get("q") or "",
             offset=_ints(request, "offset", 0), limit=_ints(request, "limit", 50))
 
-    def trial(request: Request, journal: Any) -> Any:
+    def trial(self, request: Request, journal: Any) -> Any:
         return views.trial_detail(journal, journal.trial(request.path_params["trial"]),
-                                  state.cache)
+                                  self.state.cache)
 
-    def series(request: Request, journal: Any) -> Any:
+    def series(self, request: Request, journal: Any) -> Any:
         found = journal.trial(request.path_params["trial"])
         return views.trial_series(
-            journal, found, state.cache, ys=_list(request, "y"),
+            journal, found, self.state.cache, ys=_list(request, "y"),
             x=request.query_params.get("x") or None, upto=_optional_int(request, "upto"),
             points=max(8, min(_ints(request, "points", views.DEFAULT_POINTS), 20000)))
 
-    def output(request: Request, journal: Any) -> Any:
+    def output(self, request: Request, journal: Any) -> Any:
         stream = request.query_params.get("stream") or "stdout"
         if stream not in ("stdout", "stderr"):
             raise UsageError(f"unknown stream {stream[:20]!r}", "use stdout or stderr")
@@ -202,10 +233,10 @@ def create_app(open_journal: Callable[[], Any], *, token: str | None = None,
                             stream=stream, upto=_optional_int(request, "upto"),
                             tail=max(1, min(_ints(request, "tail", views.OUTPUT_TAIL), 100000)))
 
-    def artifacts(request: Request, journal: Any) -> Any:
+    def artifacts(self, request: Request, journal: Any) -> Any:
         return views.artifacts(journal.trial(request.path_params["trial"]))
 
-    def download(request: Request, journal: Any) -> Any:
+    def download(self, request: Request, journal: Any) -> Any:
         found = journal.trial(request.path_params["trial"])
         sha256 = request.path_params["sha256"]
         item = views.find_artifact(found, sha256)
@@ -220,17 +251,18 @@ def create_app(open_journal: Callable[[], Any], *, token: str | None = None,
                                  headers={"content-disposition": _attachment(item["filename"]),
                                           "cache-control": "no-store"})
 
-    def compare(request: Request, journal: Any) -> Any:
+    def compare(self, request: Request, journal: Any) -> Any:
         ids = _list(request, "id")
         if not ids:
             raise UsageError("no trial to compare", "give id=ID&id=ID")
         chosen = [journal.trial(i) for i in dict.fromkeys(ids)][:50]
-        return views.compare(journal, chosen, state.cache, ys=_list(request, "y"),
+        return views.compare(journal, chosen, self.state.cache, ys=_list(request, "y"),
                              x=request.query_params.get("x") or None,
                              group_except=_list(request, "group_except"))
 
-    async def live(request: Request) -> Response:
+    async def live(self, request: Request) -> Response:
         """Server-sent events: the trial's new statistics, output lines and statuses."""
+        state = self.state
         try:
             after = _optional_int(request, "after")
             # A browser reconnecting says what it had (the id of the last message): go on
@@ -244,51 +276,34 @@ def create_app(open_journal: Callable[[], Any], *, token: str | None = None,
             return _error(404, str(error))
         except KleioError as error:
             return _error(400, str(error))
-        trial_id = found.id
-
-        async def stream() -> Any:
-            nonlocal after
-            yield b"retry: 1000\n: connected\n\n"
-            quiet = 0.0
-            while True:
-                events = await anyio.to_thread.run_sync(
-                    views.new_events, state.journal().store, trial_id, after)
-                if events:
-                    after = events[-1]["seq"]
-                    yield (b"id: %d\nevent: events\ndata: " % after) + _json_bytes(events) \
-                        + b"\n\n"
-                    quiet = 0.0
-                    if len(events) >= 5000:
-                        continue  # more are waiting: no pause
-                else:
-                    quiet += state.poll_interval
-                    if quiet >= 10.0:  # a comment now and then tells a closed page
-                        quiet = 0.0
-                        yield b": ping\n\n"
-                if await request.is_disconnected():
-                    return
-                await anyio.sleep(state.poll_interval)
-
-        return StreamingResponse(stream(), media_type="text/event-stream",
+        return StreamingResponse(self._events(request, found.id, after),
+                                 media_type="text/event-stream",
                                  headers={"cache-control": "no-store",
                                           "x-accel-buffering": "no"})
 
-    routes = [
-        Route("/", page),
-        Route("/static/{name:path}", static),
-        Route("/api/journal", guarded(journal_info)),
-        Route("/api/trials", guarded(trials)),
-        Route("/api/compare", guarded(compare)),
-        Route("/api/trials/{trial}", guarded(trial)),
-        Route("/api/trials/{trial}/series", guarded(series)),
-        Route("/api/trials/{trial}/output", guarded(output)),
-        Route("/api/trials/{trial}/artifacts", guarded(artifacts)),
-        Route("/api/trials/{trial}/artifacts/{sha256}", guarded(download)),
-        Route("/api/trials/{trial}/live", live),
-    ]
-    app = Starlette(routes=routes)
-    app.state.dashboard = state
-    return Guard(app, token=token, loopback=loopback)
+    async def _events(self, request: Request, trial_id: str, after: int | None) -> Any:
+        """The event stream of :meth:`live`, from ``after`` on, until the page closes."""
+        state = self.state
+        yield b"retry: 1000\n: connected\n\n"
+        quiet = 0.0
+        while True:
+            events = await anyio.to_thread.run_sync(
+                views.new_events, state.journal().store, trial_id, after)
+            if events:
+                after = events[-1]["seq"]
+                yield (b"id: %d\nevent: events\ndata: " % after) + _json_bytes(events) \
+                    + b"\n\n"
+                quiet = 0.0
+                if len(events) >= 5000:
+                    continue  # more are waiting: no pause
+            else:
+                quiet += state.poll_interval
+                if quiet >= 10.0:  # a comment now and then tells a closed page
+                    quiet = 0.0
+                    yield b": ping\n\n"
+            if await request.is_disconnected():
+                return
+            await anyio.sleep(state.poll_interval)
 
 
 def _asset_response(name: str) -> Response:
