@@ -194,37 +194,12 @@ STOPPED_BY_CTRL_C = frozenset({"tail", "ui"})
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    global _ran
     args = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("KLEIO_DEBUG", "") not in ("", "0")
     try:
         flags, rest = _split_globals(args)
         debug = debug or bool(flags["debug"])
-        if not rest or rest[0] in ("-h", "--help", "help"):
-            if not rest:
-                sys.stderr.write(GLOBAL_HELP)
-                return EXIT_USAGE
-            sys.stdout.write(GLOBAL_HELP)
-            return 0
-        if rest[0] == "--version":
-            print(f"kleio {__version__}")
-            return 0
-        if rest[0] in COMMANDS:
-            name, rest = rest[0], rest[1:]
-        elif rest[0] in RUN_OPTIONS or rest[0].startswith(("--tag=", "--stop-on=")):
-            name = "run"  # `kleio --allow-env-change python train.py`: run's own options
-        elif rest[0].startswith("-") and rest[0] != "--":
-            raise UsageError(
-                f"unknown option {rest[0]!r}", "see 'kleio --help' for the valid options"
-            )
-        else:
-            name = "run"
-        qualified = f"kleio.cli.{COMMANDS[name]}"
-        __import__(qualified)  # importlib's own import costs more than this whole line
-        module = sys.modules[qualified]
-        _ran = name
-        code: int = module.main(rest, flags)
-        return code
+        return _dispatch(rest, flags)
     except KleioError as error:
         if debug:
             _print_traceback()
@@ -249,6 +224,38 @@ def _main(argv: Sequence[str] | None) -> int:
             "Run again with --debug for the traceback and please report it.\n"
         )
         return EXIT_INTERNAL
+
+
+def _dispatch(rest: list[str], flags: dict[str, object]) -> int:
+    """Run what the words after the global options ask: help, the version, or a command."""
+    global _ran
+    if not rest or rest[0] in ("-h", "--help", "help"):
+        if not rest:
+            sys.stderr.write(GLOBAL_HELP)
+            return EXIT_USAGE
+        sys.stdout.write(GLOBAL_HELP)
+        return 0
+    if rest[0] == "--version":
+        print(f"kleio {__version__}")
+        return 0
+    name, rest = _command_of(rest)
+    qualified = f"kleio.cli.{COMMANDS[name]}"
+    __import__(qualified)  # importlib's own import costs more than this whole line
+    module = sys.modules[qualified]
+    _ran = name
+    code: int = module.main(rest, flags)
+    return code
+
+
+def _command_of(rest: list[str]) -> tuple[str, list[str]]:
+    """The command the words name, and its arguments: a program's name means ``run``."""
+    if rest[0] in COMMANDS:
+        return rest[0], rest[1:]
+    if rest[0] in RUN_OPTIONS or rest[0].startswith(("--tag=", "--stop-on=")):
+        return "run", rest  # `kleio --allow-env-change python train.py`: run's own options
+    if rest[0].startswith("-") and rest[0] != "--":
+        raise UsageError(f"unknown option {rest[0]!r}", "see 'kleio --help' for the valid options")
+    return "run", rest
 
 
 def _masked(text: str) -> str:

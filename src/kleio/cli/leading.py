@@ -40,6 +40,7 @@ def parse_leading(
     i = 0
     while i < len(argv):
         token = argv[i]
+        spelling = token.partition("=")[0]
         if token == "--":
             i += 1
             break
@@ -48,20 +49,12 @@ def parse_leading(
             return options, []
         if token in flags:
             options[flags[token]] = True
-        elif token == "--tag":
-            if i + 1 >= len(argv):
-                raise UsageError("--tag needs a value", f"e.g. {example}")
-            options["tags"].append(argv[i + 1])
-            i += 1
-        elif token.startswith("--tag="):
-            options["tags"].append(token[len("--tag="):])
-        elif token in values:
-            if i + 1 >= len(argv):
-                raise UsageError(f"{token} needs a value", f"see '{prog} --help'")
-            options[values[token]] = argv[i + 1]
-            i += 1
-        elif token.partition("=")[0] in values:
-            options[values[token.partition("=")[0]]] = token.partition("=")[2]
+        elif spelling == "--tag" or spelling in values:
+            i, value = _value_of(argv, i, prog=prog, example=example)
+            if spelling == "--tag":
+                options["tags"].append(value)
+            else:
+                options[values[spelling]] = value
         elif token.startswith("-"):
             valid = ", ".join(sorted(set(flags) | set(values) | {"--tag"}))
             raise UsageError(
@@ -76,3 +69,16 @@ def parse_leading(
         if not tag.strip():
             raise UsageError("a tag cannot be empty", "give --tag a name, e.g. --tag sweep1")
     return options, argv[i:]
+
+
+def _value_of(argv: list[str], i: int, *, prog: str, example: str) -> tuple[int, str]:
+    """The value of the option at ``argv[i]`` (``--opt=VALUE`` or ``--opt VALUE``) and the
+    index of the last word it took."""
+    token = argv[i]
+    if "=" in token:
+        return i, token.partition("=")[2]
+    if i + 1 >= len(argv):
+        if token == "--tag":
+            raise UsageError("--tag needs a value", f"e.g. {example}")
+        raise UsageError(f"{token} needs a value", f"see '{prog} --help'")
+    return i + 1, argv[i + 1]
