@@ -38,17 +38,30 @@ def mongomock_client():
     """Return a mongomock client that pymongo's GridFS accepts.
 
     Test-only adaptations, never needed with a real server: gridfs checks ``isinstance`` of
-    pymongo's Database/Collection (mongomock patches that), and pymongo >= 4.2 reads
+    pymongo's Database/Collection (mongomock patches that), pymongo >= 4.2 reads
     ``client.options.timeout``, which mongomock's client lacks (its ``__getattr__`` would
-    answer with a database).
+    answer with a database), and pymongo >= 4.11's ``UpdateOne`` and ``ReplaceOne`` hand a
+    ``sort`` (None unless given) to a bulk write, which mongomock's bulk builder does not take.
     """
     global _GRIDFS_READY
     if not _GRIDFS_READY:
         mongomock_gridfs.enable_gridfs_integration()
         if "options" not in vars(mongomock.MongoClient):
             mongomock.MongoClient.options = types.SimpleNamespace(timeout=None)
+        for name in ("add_update", "add_replace"):
+            _drop_unsorted(mongomock.collection.BulkOperationBuilder, name)
         _GRIDFS_READY = True
     return mongomock.MongoClient()
+
+
+def _drop_unsorted(cls, name):
+    real = getattr(cls, name)
+
+    def without_sort(self, *args, sort=None, **kwargs):
+        assert sort is None, "mongomock cannot sort a bulk update"
+        return real(self, *args, **kwargs)
+
+    setattr(cls, name, without_sort)
 
 
 @pytest.fixture

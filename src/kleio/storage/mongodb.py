@@ -14,6 +14,10 @@ Layout (no multi-document transactions; no document grows without bound)::
                    time, data (a sub-document)}              one event per document
     blobs.files   GridFS bucket "blobs": filename = sha256 (unique index), _id = ObjectId
     blobs.chunks
+    summaries, step_runs, summary_marks    see :mod:`kleio.storage.mongodb_summaries`
+
+URIs, BSON-safe values and indexes are in :mod:`kleio.storage.mongodb_layout`, the summaries
+the store keeps as statistics are appended in :mod:`kleio.storage.mongodb_summaries`.
 
 Event keys: the fixed-width hex ``_id`` makes ``(trial_id, seq)`` unique through the one
 index every collection has (enforced by the server without relying on a secondary index
@@ -26,24 +30,26 @@ integers beyond int64, keys starting with ``$``, containing ``.`` or NUL) are st
 lost; documents holding such a value are flagged so ordinary reads skip the decoding walk.
 
 Least privilege: kleio needs, on its database, ``find`` + ``insert`` + ``update`` on
-``trials`` and ``meta``; ``find`` + ``insert`` on ``events`` (never update nor remove: the
+``trials``, ``meta``, ``summaries``, ``step_runs`` and ``summary_marks``; ``find`` + ``insert``
+on ``events`` (never update nor remove: the
 journal stays append-only); ``find`` + ``insert`` + ``listIndexes`` on ``blobs.files``;
 ``find`` + ``insert`` + ``remove`` + ``listIndexes`` on ``blobs.chunks`` (remove only for
 the chunks of an upload that lost a race); ``kleio rm`` alone also needs ``remove`` on
-``trials``, ``events`` and both blob collections; and ``createIndex`` on all five the first time a
+``trials``, ``events``, the three summary collections and both blob collections (and rebuilding
+an older database's summaries ``remove`` on the summary collections); and ``createIndex`` on
+``trials``, ``events``, ``summaries``, ``step_runs`` and both blob collections the first time a
 database is used (an administrator can open it once instead).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import re
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from typing import IO, Any, TypeVar, cast
-from urllib.parse import parse_qsl, quote, unquote
+from urllib.parse import parse_qsl
 
 import gridfs
 import pymongo
@@ -70,20 +76,30 @@ from kleio.storage.base import (
     Store,
     copy_hashing,
     decode,
-    encodable,
-    encode,
-    int_as_float,
     iter_chunks,
     schema_too_new,
 )
+from kleio.storage.mongodb_layout import (
+    BLOB_BUCKET,
+    DEFAULT_DATABASE,
+    INDEXES_VERSION,
+    INT64,
+    SENTINEL,
+    database_from_uri,
+    ensure_indexes,
+    escape,
+    event_key,
+    has_journal,
+    hosts_of,
+    safe_key,
+    split_uri,
+    unescape,
+    with_database,
+    wrap,
+)
+from kleio.storage.mongodb_summaries import SummariesMixin
 
-DEFAULT_DATABASE = "kleio"
-#: Bump when :func:`ensure_indexes` gains an index: opening a database then rebuilds them.
-INDEXES_VERSION = 2
-BLOB_BUCKET = "blobs"
 _INSERT_CHUNK = 1000
-_INT64 = (-(2**63), 2**63 - 1)
-_SENTINEL = "__kleio_json__"
 #: MongoDB's maxBsonObjectSize less room for the envelope, and the JSON text above which an
 #: event's document size is checked (a list of small numbers is ~6x longer in BSON).
 _MAX_DOCUMENT = (16 << 20) - (16 << 10)
@@ -96,125 +112,8 @@ _SPOOL_BYTES = 16 << 20
 _READ_CHUNK = 1 << 20
 _AUTH_CODES = frozenset({13, 18})  # Unauthorized, AuthenticationFailed
 _CHECK_HINT = "Is the server running and reachable? Check the URI, network and credentials"
-_URI = re.compile(r"^(?P<scheme>[^:/]+://)(?P<netloc>[^/?]*)(?P<path>/[^?]*)?(?:\?(?P<query>.*))?$")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-# -- URIs -------------------------------------------------------------------------------
-
-
-def _split(uri: str) -> tuple[str, str, str, str]:
-    match = _URI.match(uri)
-    if not match or not match["scheme"].lower().startswith("mongodb"):
-        raise ConfigError(
-            f"{mask_uri(uri)!r} is not a MongoDB URI",
-            "use mongodb://host[:port]/database or mongodb+srv://host/database",
-        )
-    database = unquote((match["path"] or "/")[1:])
-    return match["scheme"], match["netloc"], database, match["query"] or ""
-
-
-def database_from_uri(uri: str) -> str:
-    """Return the database named by a MongoDB URI's path, ``kleio`` when it has none."""
-    return _split(uri)[2] or DEFAULT_DATABASE
-
-
-def hosts_of(uri: str) -> str:
-    """Return the host list of a URI, without credentials (for messages)."""
-    return _split(uri)[1].rsplit("@", 1)[-1]
-
-
-def with_database(uri: str, name: str) -> str:
-    """Return ``uri`` naming database ``name`` instead, keeping hosts, credentials and options.
-
-    The path database is also MongoDB's default ``authSource``: for a ``mongodb://`` URI with
-    credentials and no explicit ``authSource``, the old one (or ``admin``) is made explicit so
-    the same user still authenticates. ``mongodb+srv://`` URIs are left to their TXT record.
-    """
-    scheme, netloc, old, query = _split(uri)
-    options = {key.lower() for key, _ in parse_qsl(query, keep_blank_values=True)}
-    if "@" in netloc and scheme.lower() == "mongodb://" and "authsource" not in options:
-        extra = "authSource=" + quote(old or "admin", safe="")
-        query = f"{query}&{extra}" if query else extra
-    return f"{scheme}{netloc}/{quote(name, safe='')}" + (f"?{query}" if query else "")
-
-
-# -- BSON-safe values ---------------------------------------------------------------------
-
-
-def _safe_key(key: Any) -> bool:
-    return (
-        isinstance(key, str)
-        and key != _SENTINEL
-        and not key.startswith("$")
-        and "." not in key
-        and "\0" not in key
-        and encodable(key)
-    )
-
-
-def _escape(value: Any) -> tuple[Any, bool]:
-    """Return (a BSON-safe equivalent of ``value``, whether anything was escaped)."""
-    if isinstance(value, str):
-        return (value, False) if encodable(value) else (_wrap(value), True)
-    if isinstance(value, bool) or value is None or isinstance(value, float):
-        return value, False
-    if isinstance(value, int):
-        return (value, False) if _INT64[0] <= value <= _INT64[1] else (_wrap(value), True)
-    if isinstance(value, dict):
-        if not all(_safe_key(key) for key in value):
-            return _wrap(value), True
-        out, changed = {}, False
-        for key, item in value.items():
-            out[key], escaped = _escape(item)
-            changed = changed or escaped
-        return (out, True) if changed else (value, False)
-    if isinstance(value, (list, tuple)):
-        pairs = [_escape(item) for item in value]
-        if any(escaped for _, escaped in pairs):
-            return [item for item, _ in pairs], True
-        return value, False
-    return value, False  # not JSON-like: let BSON accept or reject it
-
-
-def _wrap(value: Any) -> dict[str, str]:
-    return {_SENTINEL: encode(value) if isinstance(value, dict) else json.dumps(value)}
-
-
-def _unescape(value: Any) -> Any:
-    if isinstance(value, dict):
-        if len(value) == 1 and _SENTINEL in value:
-            return json.loads(value[_SENTINEL])
-        return {key: _unescape(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_unescape(item) for item in value]
-    return value
-
-
-# -- indexes ------------------------------------------------------------------------------
-
-
-def ensure_indexes(db: Any) -> None:
-    """Create every index kleio uses; idempotent (an existing index is left as it is)."""
-    asc = pymongo.ASCENDING
-    db.events.create_index([("trial_id", asc), ("kind", asc), ("seq", asc)], name="trial_kind_seq")
-    db.trials.create_index([("status", asc), ("created_at", asc)], name="status_created")
-    db.trials.create_index([("parent.id", asc)], name="parent")
-    db.trials.create_index([("tags", asc)], name="tags")
-    for field in ("created_at", "started_at", "ended_at", "heartbeat_at"):
-        db.trials.create_index([(field, asc)], name=field)
-    # Summaries (kleio.storage.summary): ranking by a metric's best is an index range.
-    db.summaries.create_index([("trial_id", asc)], name="trial")
-    for side in ("min", "max"):
-        db.summaries.create_index([("name", asc), (side, asc)], name=f"name_{side}")
-    db.step_runs.create_index([("trial_id", asc), ("key", asc), ("first_seq", asc)],
-                              name="trial_key_seq")
-    files, chunks = db[f"{BLOB_BUCKET}.files"], db[f"{BLOB_BUCKET}.chunks"]
-    files.create_index([("filename", asc)], name="sha256", unique=True)
-    # The indexes the GridFS spec asks for, made here so that uploads need no createIndex.
-    files.create_index([("filename", asc), ("uploadDate", asc)])
-    chunks.create_index([("files_id", asc), ("n", asc)], unique=True)
 
 
 # -- the store ----------------------------------------------------------------------------
@@ -233,11 +132,8 @@ def _guarded(method: F) -> F:
     return cast(F, wrapper)
 
 
-def _event_key(trial_id: str, seq: int) -> str:
-    return f"{trial_id}:{seq:016x}"
 
-
-class MongoDBStore(Store):
+class MongoDBStore(SummariesMixin, Store):
     """A journal in a MongoDB database.
 
     Args:
@@ -260,7 +156,7 @@ class MongoDBStore(Store):
         self._hosts = hosts_of(uri)
         self._owns_client = client is None
         if client is None:
-            options = {k.lower() for k, _ in parse_qsl(_split(uri)[3], keep_blank_values=True)}
+            options = {k.lower() for k, _ in parse_qsl(split_uri(uri)[3], keep_blank_values=True)}
             defaults: dict[str, Any] = {
                 "retryWrites": True,
                 "serverSelectionTimeoutMS": timeout_ms,
@@ -354,9 +250,9 @@ class MongoDBStore(Store):
         out: dict[str, Any] = {}
         escaped_any = False
         for key, value in fields.items():
-            if not _safe_key(key) or key in ("_id", "_esc"):
+            if not safe_key(key) or key in ("_id", "_esc"):
                 raise ValueError(f"trial field name {key!r} cannot be stored in MongoDB")
-            out[key], escaped = _escape(value)
+            out[key], escaped = escape(value)
             escaped_any = escaped_any or escaped
         if escaped_any:
             out["_esc"] = True
@@ -367,7 +263,7 @@ class MongoDBStore(Store):
         trial_id = doc.pop("_id")
         doc.pop("_sum", None)
         if doc.pop("_esc", False):
-            doc = _unescape(doc)
+            doc = unescape(doc)
         return {"id": trial_id, **doc}
 
     @_guarded
@@ -447,13 +343,13 @@ class MongoDBStore(Store):
     @staticmethod
     def _event_doc(trial_id: str, event: NewEvent) -> dict[str, Any]:
         seq, kind, when, text = event
-        if not 0 <= seq <= _INT64[1]:
+        if not 0 <= seq <= INT64[1]:
             raise ValueError(f"event seq {seq} is outside 0..2**63-1")
-        data, escaped = _escape(decode(text))
+        data, escaped = escape(decode(text))
         if not isinstance(data, dict):
-            data, escaped = _wrap(data), True
+            data, escaped = wrap(data), True
         doc = {
-            "_id": _event_key(trial_id, seq),
+            "_id": event_key(trial_id, seq),
             "trial_id": trial_id,
             "seq": Int64(seq),  # one BSON type for every seq, whatever its size
             "kind": kind,
@@ -465,12 +361,12 @@ class MongoDBStore(Store):
         if len(text) > _CHECKED_TEXT and len(bson_encode(doc)) > _MAX_DOCUMENT:
             # Kept whole as its JSON text, which the reading side decodes (no query looks
             # inside the data of such an event).
-            doc["data"], doc["esc"] = {_SENTINEL: text}, True
+            doc["data"], doc["esc"] = {SENTINEL: text}, True
         return doc
 
     @staticmethod
     def _to_event(doc: dict[str, Any]) -> Event:
-        data = _unescape(doc["data"]) if doc.get("esc") else doc["data"]
+        data = unescape(doc["data"]) if doc.get("esc") else doc["data"]
         return Event(doc["trial_id"], int(doc["seq"]), doc["kind"], doc["time"], data)
 
     @_guarded
@@ -528,230 +424,51 @@ class MongoDBStore(Store):
             self._summarize(trial_id, stats, declared)
         return inserted
 
-    # -- summaries (kleio.storage.summary) -------------------------------------------------
-
-    def _summarize(self, trial_id: str, stats: list[tuple[int, str]], declared: bool) -> None:
-        """Fold newly inserted statistics into the trial's summaries.
-
-        Without transactions: the trial's runner is the one writer of its events (the
-        reservation guarantees it), so reading and rewriting its summaries is safe.
-        """
-        from kleio.storage.summary import Fold, new_entry
-
-        trial = self._db.trials.find_one({"_id": trial_id}, {"_sum": 1, "created_at": 1})
-        if trial is None:
-            return
-        state = trial.get("_sum")
-        if state is None:
-            self._resummarize(trial_id)
-            return
-        if stats:
-            decoded = [(seq, decode(text)) for seq, text in stats]
-            names = list({n for _, d in decoded for n, v in d.items()
-                          if (type(v) is float or type(v) is int) and encodable(n)})
-            entries: dict[str, dict[str, Any]] = {}
-            for doc in self._db.summaries.find({"trial_id": trial_id, "name": {"$in": names}}):
-                entries[doc["name"]] = {k: doc.get(k) for k in new_entry()}
-            for name in names:
-                entries.setdefault(name, new_entry())
-            runs: dict[str, dict[str, Any]] = {}
-            if state.get("runs_ok") and state.get("last_stat_seq") is not None:
-                for doc in self._db.step_runs.find({"trial_id": trial_id,
-                                                    "last_seq": state["last_stat_seq"]}):
-                    runs[doc["key"]] = {"first_seq": doc["first_seq"],
-                                        "last_seq": doc["last_seq"], "value": doc["value"]}
-            fold = Fold(entries, {"last_stat_seq": state.get("last_stat_seq"),
-                                  "runs_ok": bool(state.get("runs_ok"))}, runs)
-            for seq, data in decoded:
-                fold.add(seq, {k: v for k, v in data.items() if encodable(k)})
-            self._write_fold(trial_id, trial.get("created_at"), fold)
-        if declared:
-            self._declare(trial_id, trial.get("created_at"))
-
-    def _resummarize(self, trial_id: str) -> None:
-        from kleio.storage.summary import Fold
-
-        trial = self._db.trials.find_one({"_id": trial_id}, {"created_at": 1})
-        if trial is None:
-            return
-        self._db.summaries.delete_many({"trial_id": trial_id})
-        self._db.step_runs.delete_many({"trial_id": trial_id})
-        fold = Fold()
-        cursor = self._db.events.find({"trial_id": trial_id, "kind": "statistic"},
-                                      sort=[("seq", pymongo.ASCENDING)])
-        for doc in cursor:
-            event = self._to_event(doc)
-            fold.add(event.seq, {k: v for k, v in event.data.items() if encodable(k)})
-        self._write_fold(trial_id, trial.get("created_at"), fold)
-        self._declare(trial_id, trial.get("created_at"))
-
-    def _write_fold(self, trial_id: str, created_at: Any, fold: Any) -> None:
-        # One request per changed name and run: a batch of the runner changes a few.
-        for name in fold.changed:
-            entry = {k: _plain(v) for k, v in fold.entries[name].items()}
-            self._db.summaries.update_one(
-                {"_id": f"{trial_id}:{name}"},
-                {"$set": {**entry, "trial_id": trial_id, "name": name,
-                          "created_at": created_at},
-                 "$setOnInsert": {"mode": None, "primary": False}},
-                upsert=True)
-        fresh = []
-        for (key, first), run in fold.changed_runs.items():
-            if (key, first) in fold.stored_runs:  # the open run, extended
-                self._db.step_runs.update_one({"_id": f"{trial_id}:{key}:{first:016x}"},
-                                              {"$set": {"last_seq": Int64(run["last_seq"])}})
-            else:
-                fresh.append({"_id": f"{trial_id}:{key}:{first:016x}", "trial_id": trial_id,
-                              "key": key, "first_seq": Int64(first),
-                              "last_seq": Int64(run["last_seq"]), "value": _plain(run["value"])})
-        for chunk in iter_chunks(fresh, _INSERT_CHUNK):
-            try:
-                self._db.step_runs.insert_many(chunk, ordered=False)
-            except BulkWriteError as exc:  # a run already stored (a replay): keep it
-                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                    raise
-        state = fold.state
-        self._db.trials.update_one({"_id": trial_id}, {"$set": {"_sum": {
-            "last_stat_seq": state["last_stat_seq"], "runs_ok": bool(state["runs_ok"])}}})
-
-    def _declare(self, trial_id: str, created_at: Any) -> None:
-        from kleio.storage.summary import declarations, new_entry
-
-        datas = [e.data for e in self._read_events(trial_id=trial_id, kinds=("metrics",),
-                                                   after=None, upto=None, limit=None,
-                                                   reverse=False)]
-        modes, primary = declarations(datas)
-        self._db.summaries.update_many({"trial_id": trial_id},
-                                       {"$set": {"mode": None, "primary": False}})
-        named = {**dict.fromkeys(modes), **({primary: None} if primary else {})}
-        for name in named:
-            if not encodable(name):
-                continue
-            self._db.summaries.update_one(
-                {"_id": f"{trial_id}:{name}"},
-                {"$set": {"mode": modes.get(name), "primary": name == primary},
-                 "$setOnInsert": {**new_entry(), "trial_id": trial_id, "name": name,
-                                  "created_at": created_at}},
-                upsert=True)
+    # -- summaries (kleio.storage.mongodb_summaries) ---------------------------------------
 
     @_guarded
     def _read_summaries(self, *, trial_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        from kleio.storage.summary import ENTRY_FIELDS
+        return self._read_summaries_of(trial_ids)
 
-        found: dict[str, dict[str, Any]] = {}
-        for doc in self._db.trials.find({"_id": {"$in": list(trial_ids)},
-                                         "_sum": {"$exists": True}}, {"_sum": 1}):
-            state = doc["_sum"]
-            found[doc["_id"]] = {"entries": {}, "modes": {}, "primary": None,
-                                 "last_stat_seq": state.get("last_stat_seq"),
-                                 "runs_ok": bool(state.get("runs_ok"))}
-        for doc in self._db.summaries.find({"trial_id": {"$in": list(found)}}):
-            summary = found[doc["trial_id"]]
-            name = doc["name"]
-            if doc.get("count"):
-                summary["entries"][name] = {k: doc.get(k) for k in ENTRY_FIELDS}
-            if doc.get("mode") is not None:
-                summary["modes"][name] = doc["mode"]
-            if doc.get("primary"):
-                summary["primary"] = name
-        return found
+    @_guarded
+    def _summary_mark(self, *, trial_id: str, upto: int
+                      ) -> tuple[int, dict[str, dict[str, Any]]] | None:
+        return self._summary_mark_of(trial_id, upto)
 
     @_guarded
     def _step_runs(self, *, trial_id: str, key: str) -> list[dict[str, Any]] | None:
-        trial = self._db.trials.find_one({"_id": trial_id}, {"_sum": 1})
-        if trial is None:
-            return []
-        if not (trial.get("_sum") or {}).get("runs_ok"):
-            return None
-        return [{"first_seq": int(d["first_seq"]), "last_seq": int(d["last_seq"]),
-                 "value": d["value"]}
-                for d in self._db.step_runs.find({"trial_id": trial_id, "key": key},
-                                                 sort=[("first_seq", pymongo.ASCENDING)])]
+        return self._step_runs_of(trial_id, key)
 
     @_guarded
     def _declared_primaries(self, *, statuses: Sequence[str] | None,
                             tags: Sequence[str] | None, since: float | None,
                             project: str | None) -> tuple[set[str], bool]:
-        query = self._filters(statuses=statuses, tags=tags, since=since, project=project,
-                              branches=False)
-        names: set[str] = set()
-        declaring = 0
-        rows = self._db.summaries.find({"primary": True}, {"trial_id": 1, "name": 1})
-        by_trial = {row["trial_id"]: row["name"] for row in rows}
-        total = 0
-        for doc in self._db.trials.find(query, {"_id": 1}):
-            total += 1
-            name = by_trial.get(doc["_id"])
-            if name is not None:
-                names.add(name)
-                declaring += 1
-        return names, total > declaring
+        return self._declared_primaries_of(self._filters(
+            statuses=statuses, tags=tags, since=since, project=project, branches=False))
 
     @_guarded
     def _rank_trials(self, *, metric: str, mode: str | None, default_mode: str | None,
                      descending: bool, statuses: Sequence[str] | None,
                      tags: Sequence[str] | None, since: float | None, project: str | None,
                      offset: int, limit: int) -> list[tuple[dict[str, Any], float]]:
-        import heapq
-
-        direction = pymongo.DESCENDING if descending else pymongo.ASCENDING
-        streams = []
-        for side in ("max", "min") if mode is None else (mode,):
-            query: dict[str, Any] = {"name": metric, side: {"$ne": None}}
-            if mode is None:
-                query["mode"] = {"$in": [side, None]} if default_mode == side else side
-            if since is not None:
-                query["created_at"] = {"$gte": float(since)}
-            cursor = self._db.summaries.find(
-                query, {"trial_id": 1, side: 1, "created_at": 1},
-                sort=[(side, direction), ("created_at", pymongo.DESCENDING),
-                      ("trial_id", pymongo.ASCENDING)])
-            streams.append(_ranked(cursor, side, descending))
-        merged = heapq.merge(*streams) if len(streams) > 1 else streams[0]
         trial_query = self._filters(statuses=statuses, tags=tags, since=None, project=project,
                                     branches=False)
-        out: list[tuple[dict[str, Any], float]] = []
-        skip = offset
-        batch: list[tuple[Any, ...]] = []
-
-        def flush() -> bool:
-            nonlocal skip
-            ids = [item[2] for item in batch]
-            docs = {d["_id"]: d for d in self._db.trials.find({**trial_query,
-                                                               "_id": {"$in": ids}})}
-            for item in batch:
-                doc = docs.get(item[2])
-                if doc is None:
-                    continue
-                if skip:
-                    skip -= 1
-                    continue
-                out.append((self._from_mongo(doc), item[3]))
-                if len(out) >= limit:
-                    return True
-            batch.clear()
-            return False
-
-        for item in merged:
-            batch.append(item)
-            if len(batch) >= max(64, limit + offset) and flush():
-                return out
-        if batch:
-            flush()
-        return out
+        return self._rank_trials_of(metric=metric, mode=mode, default_mode=default_mode,
+                                    descending=descending, since=since,
+                                    trial_query=trial_query, offset=offset, limit=limit)
 
     @_guarded
     def _read_events(self, *, trial_id: str, kinds: Sequence[str] | None, after: int | None,
                      upto: int | None, limit: int | None, reverse: bool) -> list[Event]:
         low = 0 if after is None else max(after + 1, 0)
-        high = _INT64[1] if upto is None else min(upto, _INT64[1])
+        high = INT64[1] if upto is None else min(upto, INT64[1])
         if low > high:
             return []
         direction = pymongo.DESCENDING if reverse else pymongo.ASCENDING
         if kinds is None:
             # The _id index: keys sort like seq within a trial (trial_id filter for safety).
             query: dict[str, Any] = {
-                "_id": {"$gte": _event_key(trial_id, low), "$lte": _event_key(trial_id, high)},
+                "_id": {"$gte": event_key(trial_id, low), "$lte": event_key(trial_id, high)},
                 "trial_id": trial_id,
             }
             order = [("_id", direction)]
@@ -771,7 +488,7 @@ class MongoDBStore(Store):
     def _count_events(self, *, trial_id: str, kind: str, upto: int | None) -> int:
         query: dict[str, Any] = {"trial_id": trial_id, "kind": kind}
         if upto is not None:
-            query["seq"] = {"$lte": Int64(min(upto, _INT64[1]))}
+            query["seq"] = {"$lte": Int64(min(upto, INT64[1]))}
         return int(self._db.events.count_documents(query))
 
     def _last_seq(self, *, trial_id: str) -> int | None:
@@ -824,6 +541,7 @@ class MongoDBStore(Store):
         removed = self._db.events.delete_many({"trial_id": trial_id}).deleted_count
         self._db.summaries.delete_many({"trial_id": trial_id})
         self._db.step_runs.delete_many({"trial_id": trial_id})
+        self._db.summary_marks.delete_many({"trial_id": trial_id})
         self._db.trials.delete_one({"_id": trial_id})
         return int(removed)
 
@@ -843,43 +561,5 @@ class MongoDBStore(Store):
             self._client.close()
 
 
-def _ranked(cursor: Any, side: str, descending: bool) -> Any:
-    """``(sort key..., trial id, best)`` of summaries read in order, for heapq.merge."""
-    for doc in cursor:
-        value = doc.get(side)
-        if value is None:  # tested again: a server may get {$ne: null} wrong
-            continue
-        yield (-value if descending else value, -(doc.get("created_at") or 0),
-               doc["trial_id"], value)
-
-
-def _plain(value: Any) -> Any:
-    """A summary value as BSON holds it (ints past int64 as floats, others as JSON text)."""
-    if type(value) is int and not _INT64[0] <= value <= _INT64[1]:
-        return int_as_float(value)
-    if value is None or type(value) in (int, float, bool) or (
-            type(value) is str and encodable(value)):
-        return value
-    return encode({"v": value})[5:-1] if not isinstance(value, str) else json.dumps(value)
-
-
-def has_journal(uri: str) -> bool:
-    """Tell whether the MongoDB database of ``uri`` holds kleio's ``trials`` collection.
-
-    Asked with pymongo itself (listing collections writes nothing): opening the store would
-    create the collections and indexes of a new journal first.
-    """
-    try:
-        client: Any = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000,
-                                          connectTimeoutMS=5000, appname="kleio")
-    except (PyMongoError, ValueError) as error:
-        raise StoreUnavailable(f"cannot use the MongoDB URI {mask_uri(uri)}: "
-                               f"{mask_uri(str(error))}") from None
-    try:
-        names = client[database_from_uri(uri)].list_collection_names()
-    except PyMongoError:
-        raise StoreUnavailable(f"cannot reach the MongoDB server at {hosts_of(uri)}",
-                               "check that it runs and that the URI names it") from None
-    finally:
-        client.close()
-    return "trials" in names
+__all__ = ["BLOB_BUCKET", "DEFAULT_DATABASE", "INDEXES_VERSION", "MongoDBStore",
+           "database_from_uri", "ensure_indexes", "has_journal", "hosts_of", "with_database"]

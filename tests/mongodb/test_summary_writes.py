@@ -1,0 +1,168 @@
+"""How the MongoDB store writes summaries: a constant number of requests per batch, writes
+that a replay leaves unchanged, and the marks a branch cut in a long trial starts from.
+
+Run on mongomock and on the live server (nx-27017 unless ``KLEIO_TEST_MONGODB_URI``);
+requests are counted on the live one, with pymongo's command monitoring.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("mongomock")
+pymongo = pytest.importorskip("pymongo")
+
+from pymongo import monitoring  # noqa: E402
+
+import kleio.storage.mongodb_summaries as summaries_module  # noqa: E402
+from kleio.storage.base import encode, first_seq  # noqa: E402
+from kleio.storage.mongodb import MongoDBStore  # noqa: E402
+from kleio.storage.summary import fold_all  # noqa: E402
+from tests.mongodb.server import live_available  # noqa: E402
+
+EXEC1 = first_seq(1)
+KINDS = ["mongomock"]
+if live_available():
+    KINDS.append(pytest.param("mongodb", marks=pytest.mark.mongodb))
+
+
+class Commands(monitoring.CommandListener):
+    """The commands a client sends, by name (handshakes and heartbeats left out)."""
+
+    IGNORED = frozenset({"hello", "ismaster", "isMaster", "endSessions", "ping", "buildInfo"})
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name not in self.IGNORED:
+            target = event.command.get(event.command_name)
+            self.sent.append((event.command_name, str(target)))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture(params=KINDS)
+def store_and_commands(request):
+    commands = Commands()
+    if request.param == "mongomock":
+        from tests.storage.test_mongodb import mongomock_client
+
+        store = MongoDBStore("mongodb://localhost/kleio_writes", client=mongomock_client())
+        yield store, None
+        store.close()
+        return
+    uri = request.getfixturevalue("mongodb_db_uri")
+    client = pymongo.MongoClient(uri, event_listeners=[commands], serverSelectionTimeoutMS=5000)
+    store = MongoDBStore(uri, client=client)
+    yield store, commands
+    store.close()
+    client.close()
+
+
+def stat(seq, **data):
+    return (seq, "statistic", 1.0, encode(data))
+
+
+def test_a_batch_costs_the_same_requests_whatever_its_names(store_and_commands):
+    store, commands = store_and_commands
+    if commands is None:
+        pytest.skip("mongomock sends no command to count")
+    sent = {}
+    for names in (2, 40):
+        trial_id = f"t{names}"
+        store.create_trial(doc={"id": trial_id, "created_at": 1.0})
+        store.append_events(trial_id=trial_id, events=[stat(EXEC1, epoch=0, first=1.0)])
+        commands.sent.clear()
+        store.append_events(trial_id=trial_id, events=[
+            stat(EXEC1 + 1 + i, epoch=1 + i // 5, **{f"m{k}": i * k / 7 for k in range(names)})
+            for i in range(20)])
+        sent[names] = [name for name, _ in commands.sent]
+        assert store.read_summaries(trial_ids=[trial_id])[trial_id]["entries"][
+            f"m{names - 1}"]["count"] == 20
+    assert sent[2] == sent[40]
+    # The insert, three reads (state, summaries, open runs), one bulk write each for
+    # summaries and runs, the state.
+    assert len(sent[40]) == 7, sent[40]
+
+
+def test_a_replayed_batch_and_a_resent_bulk_write_count_once(store_and_commands, monkeypatch):
+    store, _ = store_and_commands
+    store.create_trial(doc={"id": "t", "created_at": 1.0})
+    batch = [stat(EXEC1 + i, epoch=i // 3, loss=1.0 / (1 + i)) for i in range(9)]
+    store.append_events(trial_id="t", events=batch)
+    before = store.read_summaries(trial_ids=["t"])["t"]
+    assert before["entries"]["loss"]["count"] == 9
+    assert store.append_events(trial_id="t", events=batch) == 0  # a replay: nothing new
+    assert store.read_summaries(trial_ids=["t"])["t"] == before
+    # The driver may send a write again (a retry after a lost reply): every write sets.
+    writes = []
+    real = summaries_module.SummariesMixin._write_fold
+
+    def twice(self, trial_id, created_at, fold):
+        writes.append(trial_id)
+        real(self, trial_id, created_at, fold)
+        real(self, trial_id, created_at, fold)
+
+    monkeypatch.setattr(summaries_module.SummariesMixin, "_write_fold", twice)
+    store.append_events(trial_id="t", events=[stat(EXEC1 + 9, epoch=3, loss=0.01)])
+    assert writes == ["t"]
+    after = store.read_summaries(trial_ids=["t"])["t"]["entries"]["loss"]
+    assert after["count"] == 10 and after["min"] == 0.01
+    runs = store.step_runs(trial_id="t", key="epoch")
+    assert [(r["value"], r["first_seq"] - EXEC1, r["last_seq"] - EXEC1) for r in runs] == [
+        (0, 0, 2), (1, 3, 5), (2, 6, 8), (3, 9, 9)]
+
+
+def test_a_branch_cut_mid_trial_summarizes_from_the_mark_before_the_cut(store_and_commands,
+                                                                        monkeypatch):
+    store, _ = store_and_commands
+    monkeypatch.setattr(summaries_module, "MARK_EVERY", 10)
+    store.create_trial(doc={"id": "p", "created_at": 1.0})
+    # Values with short decimals: the nx-27017 wire server keeps 15 digits of an updated
+    # double, which MongoDB keeps whole.
+    for low in range(0, 95, 7):
+        store.append_events(trial_id="p", events=[
+            stat(EXEC1 + i, step=i, loss=(1 + (i % 13)) / 8) for i in range(low, min(95, low + 7))])
+    read = []
+    real = store._iter_own
+    monkeypatch.setattr(store, "_iter_own", lambda *a, **k: read.append(k) or real(*a, **k))
+    for cut in (EXEC1 + 3, EXEC1 + 37, EXEC1 + 94):
+        got = store.summarize_events(trial_id="p", upto=cut)["entries"]
+        expected = fold_all((e.seq, e.data) for e in store.read_events(
+            trial_id="p", kinds=("statistic",), upto=cut)).entries
+        for entry in (*got.values(), *expected.values()):  # per trial, not per part
+            entry.pop("last_seq"), entry.pop("min_seq"), entry.pop("max_seq")
+        assert got == expected, cut
+    marks = [k.get("after") for k in read if k.get("after") is not None]
+    assert [m - EXEC1 for m in marks] == [29, 89]  # the 30th and the 90th statistics
+    # Statistics out of order: marks no longer hold, the reader folds from the start.
+    store.append_events(trial_id="p", events=[stat(EXEC1 - 1, step=-1, loss=9.0)])
+    read.clear()
+    store.summarize_events(trial_id="p", upto=EXEC1 + 94)
+    assert [k.get("after") for k in read if k.get("after") is not None] == []
+
+
+def test_rm_and_a_rebuild_remove_the_marks(store_and_commands, monkeypatch):
+    store, _ = store_and_commands
+    monkeypatch.setattr(summaries_module, "MARK_EVERY", 5)
+    store.create_trial(doc={"id": "t", "created_at": 1.0})
+    store.append_events(trial_id="t", events=[stat(EXEC1 + i, loss=float(i)) for i in range(12)])
+    assert store._db.summary_marks.count_documents({"trial_id": "t"}) == 2
+    store._resummarize("t")
+    assert store._db.summary_marks.count_documents({"trial_id": "t"}) == 2
+    store.delete_trial(trial_id="t")
+    assert store._db.summary_marks.count_documents({"trial_id": "t"}) == 0
+
+
+def test_an_int64_read_back_stays_a_number():
+    from bson.int64 import Int64
+
+    from kleio.storage.mongodb_layout import plain
+
+    assert plain(Int64(2**40)) == 2**40 and type(plain(Int64(2**40))) is int
+    assert plain(2**70) == float(2**70) and plain([1, 2]) == "[1,2]"
