@@ -16,6 +16,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
     from typing import Any
 
+    from kleio.config import Config
+    from kleio.launch import Prepared
+    from kleio.storage.base import Store
+
 HELP = """usage: kleio run [OPTIONS] [--] PROGRAM [ARGS...]
        kleio run [OPTIONS] ID
 
@@ -68,10 +72,32 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
                          "change to an existing directory and run again") from None
     _start_git_status(command, cwd)
     from kleio import launch
-    from kleio.cli.launch import branched_line, explain_refusal, run_prepared
-    from kleio.config import load_config
+    from kleio.cli.launch import run_prepared
     from kleio.storage import open_store
-    from kleio.trial import check_executable, resolve_trial, warn
+    from kleio.trial import check_executable
+
+    config = _config_of(options, flags)
+    by_id = launch.is_trial_reference(command)
+    if not by_id:
+        try:
+            check_executable(command, cwd)
+        except CommandNotFound as error:
+            raise _explain_not_found(error, command) from None
+    store = open_store(config.db)
+    try:
+        prepared = _prepared(store, config, command, cwd, options, by_id=by_id)
+        if not prepared.created:
+            _gate(store, prepared, command, flags, options, by_id=by_id)
+        return run_prepared(store, config, prepared, allow_broken=options["allow_broken"],
+                            quiet=options["quiet"])
+    finally:
+        store.close()
+
+
+def _config_of(options: dict[str, Any], flags: dict[str, Any]) -> Config:
+    """The run's configuration: ``--db`` and ``--stop-on`` over the layered settings; a
+    misspelt check in ``--stop-on`` is refused now, not once the program runs."""
+    from kleio.config import load_config
 
     overrides = {"db": flags.get("db")}
     if options["stop_on"] is not None:
@@ -80,39 +106,42 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     if options["stop_on"] is not None:
         from kleio.checks.registry import validate
 
-        validate(config)  # a misspelt check is refused now, not once the program runs
-    by_id = launch.is_trial_reference(command)
-    if not by_id:
-        try:
-            check_executable(command, cwd)
-        except CommandNotFound as error:
-            raise _explain_not_found(error, command) from None
+        validate(config)
+    return config
+
+
+def _prepared(store: Store, config: Config, command: list[str], cwd: str,
+              options: dict[str, Any], *, by_id: bool) -> Prepared:
+    """The trial to run: the recorded one (``kleio run ID``) or the command's, with a
+    warning when no git repository identifies its code."""
+    from kleio import launch
+    from kleio.trial import resolve_trial, warn
+
+    if by_id:
+        return launch.prepare_recorded(store, config, resolve_trial(store, command[0]), cwd)
+    prepared = launch.prepare_command(store, config, command, cwd, options["tags"])
+    code = prepared.current[0]["code"]
+    if code.get("vcs") is None:
+        reason = (code.get("vcs_error") or "").strip().splitlines() or ["not a git repository"]
+        warn(f"{reason[0]}: the code is identified by a hash of the script only")
+    return prepared
+
+
+def _gate(store: Store, prepared: Prepared, command: list[str], flags: dict[str, Any],
+          options: dict[str, Any], *, by_id: bool) -> None:
+    """An existing trial runs again only as it was: a completed one, or one whose code or
+    environment changed, is refused unless ``--allow-...`` (then branched, and told)."""
+    from kleio import launch
+    from kleio.cli.launch import branched_line, explain_refusal
+
     allowed = launch.allowed_changes(options)
-    store = open_store(config.db)
+    launch.refuse_completed(prepared.doc, allowed)
     try:
-        if by_id:
-            prepared = launch.prepare_recorded(store, config, resolve_trial(store, command[0]),
-                                               cwd)
-        else:
-            prepared = launch.prepare_command(store, config, command, cwd, options["tags"])
-            code = prepared.current[0]["code"]
-            if code.get("vcs") is None:
-                reason = (code.get("vcs_error") or "").strip().splitlines() or [
-                    "not a git repository"]
-                warn(f"{reason[0]}: the code is identified by a hash of the script only")
-        if not prepared.created:
-            launch.refuse_completed(prepared.doc, allowed)
-            try:
-                launch.gate(store, prepared, allowed=allowed, tags=options["tags"])
-            except ChangeRefused as error:
-                raise explain_refusal(error, command if not by_id else None, flags,
-                                      options) from None
-            for made in prepared.branched:
-                sys.stderr.write(branched_line(made) + "\n")
-        return run_prepared(store, config, prepared, allow_broken=options["allow_broken"],
-                            quiet=options["quiet"])
-    finally:
-        store.close()
+        launch.gate(store, prepared, allowed=allowed, tags=options["tags"])
+    except ChangeRefused as error:
+        raise explain_refusal(error, command if not by_id else None, flags, options) from None
+    for made in prepared.branched:
+        sys.stderr.write(branched_line(made) + "\n")
 
 
 def _start_git_status(command: list[str], cwd: str) -> None:
