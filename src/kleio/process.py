@@ -134,13 +134,7 @@ def _communicate(out_r: int, err_r: int, in_w: int, data: bytes,
     for fd in chunks:
         poller.register(fd, select.POLLIN)
     view = memoryview(data)
-    if in_w >= 0:
-        if view:
-            os.set_blocking(in_w, False)
-            poller.register(in_w, select.POLLOUT)
-        else:
-            os.close(in_w)
-            in_w = -1
+    in_w = _watch_input(poller, in_w, view)
     deadline = time.monotonic() + timeout
     open_fds = set(chunks) | ({in_w} if in_w >= 0 else set())
     try:
@@ -150,27 +144,44 @@ def _communicate(out_r: int, err_r: int, in_w: int, data: bytes,
                 raise TimeoutError(f"no answer within {timeout:g} s")
             for fd, _ in poller.poll(left * 1000):
                 if fd == in_w:
-                    try:
-                        view = view[os.write(in_w, view[:1 << 16]):]
-                    except BrokenPipeError:
-                        view = view[:0]
-                    if not view:
-                        poller.unregister(in_w)
-                        open_fds.discard(in_w)
-                        os.close(in_w)
-                        in_w = -1
-                    continue
-                block = os.read(fd, 1 << 16)
-                if block:
-                    chunks[fd].append(block)
+                    view = _write_some(in_w, view)
+                    ended = not view
                 else:
+                    block = os.read(fd, 1 << 16)
+                    chunks[fd].append(block)
+                    ended = not block
+                if ended:
                     poller.unregister(fd)
                     open_fds.discard(fd)
+                    if fd == in_w:
+                        os.close(in_w)
+                        in_w = -1
     finally:
         for fd in (out_r, err_r, in_w):
             if fd >= 0:
                 os.close(fd)
     return b"".join(chunks[out_r]), b"".join(chunks[err_r])
+
+
+def _watch_input(poller: select.poll, in_w: int, view: memoryview) -> int:
+    """Poll ``in_w`` for writing when there is something to write; else close it (the
+    command reads an empty input). Returns the descriptor still open, or -1."""
+    if in_w < 0:
+        return in_w
+    if not view:
+        os.close(in_w)
+        return -1
+    os.set_blocking(in_w, False)
+    poller.register(in_w, select.POLLOUT)
+    return in_w
+
+
+def _write_some(in_w: int, view: memoryview) -> memoryview:
+    """Write what the pipe takes of ``view``; what is left (nothing once the reader left)."""
+    try:
+        return view[os.write(in_w, view[:1 << 16]):]
+    except BrokenPipeError:
+        return view[:0]
 
 
 def _kill_group(pid: int) -> None:
