@@ -71,33 +71,46 @@ def code_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
         found.append(change("commit", f"commit {_short(old.get('commit'))} → "
                                       f"{_short(new.get('commit'))}"))
     if old.get("diff_sha256") != new.get("diff_sha256"):
-        old_stats = {s["path"]: s for s in old.get("diffstat") or []}
-        new_stats = {s["path"]: s for s in new.get("diffstat") or []}
-        if not new_stats:
-            found.append(change("diff", "uncommitted changes removed"))
-        in_diff = [
-            change(f"diff:{path}", f"uncommitted change: {_stat_line(stat)}")
-            for path, stat in sorted(new_stats.items())
-            if old_stats.get(path) != stat
-        ]
-        in_diff += [
-            change(f"diff:{path}", f"uncommitted change reverted: {path}")
-            for path in sorted(set(old_stats) - set(new_stats))
-        ]
-        if not in_diff:  # same line counts, other content: name every changed file
-            in_diff = [change(f"diff:{path}", f"uncommitted change: {_stat_line(s)}")
-                       for path, s in sorted(new_stats.items())]
-        found += in_diff
+        found += _diff_changes(old, new)
+    return found + _untracked_changes(old, new) + configs
+
+
+def _diff_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    """The files whose uncommitted change differs (every one refuses a resume)."""
+    old_stats = {s["path"]: s for s in old.get("diffstat") or []}
+    new_stats = {s["path"]: s for s in new.get("diffstat") or []}
+    found = [] if new_stats else [Change("code", "diff", "uncommitted changes removed", True)]
+    in_diff = [
+        Change("code", f"diff:{path}", f"uncommitted change: {_stat_line(stat)}", True)
+        for path, stat in sorted(new_stats.items())
+        if old_stats.get(path) != stat
+    ]
+    in_diff += [
+        Change("code", f"diff:{path}", f"uncommitted change reverted: {path}", True)
+        for path in sorted(set(old_stats) - set(new_stats))
+    ]
+    if not in_diff:  # same line counts, other content: name every changed file
+        in_diff = [Change("code", f"diff:{path}", f"uncommitted change: {_stat_line(stat)}", True)
+                   for path, stat in sorted(new_stats.items())]
+    return found + in_diff
+
+
+def _untracked_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    """The untracked sources added, removed or changed (every one refuses a resume)."""
     old_files = {f["path"]: f["sha256"] for f in old.get("untracked") or []}
     new_files = {f["path"]: f["sha256"] for f in new.get("untracked") or []}
+    found = []
     for path in sorted(set(old_files) | set(new_files)):
         if path not in old_files:
-            found.append(change(f"untracked:{path}", f"untracked file added: {path}"))
+            message = f"untracked file added: {path}"
         elif path not in new_files:
-            found.append(change(f"untracked:{path}", f"untracked file removed: {path}"))
+            message = f"untracked file removed: {path}"
         elif old_files[path] != new_files[path]:
-            found.append(change(f"untracked:{path}", f"untracked file changed: {path}"))
-    return found + configs
+            message = f"untracked file changed: {path}"
+        else:
+            continue
+        found.append(Change("code", f"untracked:{path}", message, True))
+    return found
 
 
 def _config_file_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
@@ -142,7 +155,12 @@ def env_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     package such as ``torch``), placement variables (:data:`PLACEMENT_VARIABLES`) and the
     other recorded variables, and the versions of kleio and pip.
     """
-    found = []
+    return (_python_changes(old, new) + _platform_changes(old, new)
+            + _package_changes(old, new) + _variable_changes(old, new) + _gpu_changes(old, new))
+
+
+def _python_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    """Another implementation or version refuses; the same one elsewhere is only listed."""
     old_py, new_py = old.get("python") or {}, new.get("python") or {}
     old_version = (old_py.get("implementation"), old_py.get("version"))
     new_version = (new_py.get("implementation"), new_py.get("version"))
@@ -151,18 +169,26 @@ def env_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
         line = f"python {' '.join(map(str, old_version))} → {' '.join(map(str, new_version))}"
         if moved:
             line += f" ({old_py.get('executable')} → {new_py.get('executable')})"
-        found.append(Change("env", "python", line, True))
-    elif moved:
-        found.append(Change("env", "python-executable",
-                            f"python executable {old_py.get('executable')} → "
-                            f"{new_py.get('executable')}", False))
+        return [Change("env", "python", line, True)]
+    if moved:
+        return [Change("env", "python-executable", f"python executable "
+                       f"{old_py.get('executable')} → {new_py.get('executable')}", False)]
+    return []
+
+
+def _platform_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     old_platform, new_platform = old.get("platform") or {}, new.get("platform") or {}
-    for key in ("system", "machine", "release"):  # the kernel release differs between nodes
-        if old_platform.get(key) != new_platform.get(key):
-            found.append(Change("env", f"platform:{key}", f"platform {key} "
-                                f"{old_platform.get(key)} → {new_platform.get(key)}",
-                                key != "release"))
+    return [Change("env", f"platform:{key}",
+                   f"platform {key} {old_platform.get(key)} → {new_platform.get(key)}",
+                   key != "release")  # the kernel release differs between nodes
+            for key in ("system", "machine", "release")
+            if old_platform.get(key) != new_platform.get(key)]
+
+
+def _package_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    """A package removed or changed refuses (unless ignored, as pip); one added never."""
     old_packages, new_packages = old.get("packages") or {}, new.get("packages") or {}
+    found = []
     for name in sorted(set(old_packages) | set(new_packages)):
         counts = name not in _IGNORED_PACKAGES
         if name not in old_packages:
@@ -174,19 +200,23 @@ def env_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
         elif old_packages[name] != new_packages[name]:
             found.append(Change("env", f"package:{name}", f"package {name} "
                                 f"{old_packages[name]} → {new_packages[name]}", counts))
-    old_vars, new_vars = old.get("variables") or {}, new.get("variables") or {}
-    for name in sorted(set(old_vars) | set(new_vars)):
-        if old_vars.get(name) != new_vars.get(name):
-            before = old_vars.get(name, "(unset)")
-            after = new_vars.get(name, "(unset)")
-            found.append(Change("env", f"variable:{name}", f"variable {name} {before} → {after}",
-                                _variable_refuses(name, old)))
-    old_gpu, new_gpu = old.get("gpu") or {}, new.get("gpu") or {}
-    for key in ("driver", "cuda"):
-        if old_gpu.get(key) != new_gpu.get(key):
-            found.append(Change("env", f"gpu:{key}", f"gpu {key} {old_gpu.get(key) or '(none)'} "
-                                f"→ {new_gpu.get(key) or '(none)'}", False))
     return found
+
+
+def _variable_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    old_vars, new_vars = old.get("variables") or {}, new.get("variables") or {}
+    return [Change("env", f"variable:{name}", f"variable {name} "
+                   f"{old_vars.get(name, '(unset)')} → {new_vars.get(name, '(unset)')}",
+                   _variable_refuses(name, old))
+            for name in sorted(set(old_vars) | set(new_vars))
+            if old_vars.get(name) != new_vars.get(name)]
+
+
+def _gpu_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    old_gpu, new_gpu = old.get("gpu") or {}, new.get("gpu") or {}
+    return [Change("env", f"gpu:{key}", f"gpu {key} {old_gpu.get(key) or '(none)'} "
+                   f"→ {new_gpu.get(key) or '(none)'}", False)
+            for key in ("driver", "cuda") if old_gpu.get(key) != new_gpu.get(key)]
 
 
 def host_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
