@@ -101,6 +101,13 @@ def mask_patch(patch: bytes) -> tuple[bytes, dict[str, int]]:
     if not might_hold_secrets(text):  # the common case, at C speed
         return patch, {}
     lines = text.split("\n")
+    masked, touched = _mask_hunks(lines)
+    return "\n".join(_headers_masked(lines, touched)).encode("utf-8", "surrogateescape"), masked
+
+
+def _mask_hunks(lines: list[str]) -> tuple[dict[str, int], set[int]]:
+    """Mask the hunk lines of a patch in place, one file (section) at a time; return the
+    values masked in added lines per path, and the sections where something was masked."""
     sections: dict[int, tuple[str | None, list[int]]] = {}
     for index, section, path, _ in _hunk_lines(lines):
         sections.setdefault(section, (path, []))[1].append(index)
@@ -121,7 +128,12 @@ def mask_patch(patch: bytes) -> tuple[bytes, dict[str, int]]:
         if count:
             key = path or "(unknown path)"
             masked[key] = masked.get(key, 0) + count
-    out: list[str] = []
+    return masked, touched
+
+
+def _headers_masked(lines: list[str], touched: set[int]) -> Iterator[str]:
+    """The patch's lines with the function names after ``@@`` masked, and without the
+    ``index`` line of a file whose hunks were masked."""
     section, header = -1, False
     for line in lines:  # no hunk line starts with "diff --git ", "@@ " or "index "
         if line.startswith("diff --git "):
@@ -135,8 +147,7 @@ def mask_patch(patch: bytes) -> tuple[bytes, dict[str, int]]:
             # The blob ids of the file before and after: hashes of the unmasked text, which
             # would let a reader test guesses of the secret. git apply does not need them.
             continue
-        out.append(line)
-    return "\n".join(out).encode("utf-8", "surrogateescape"), masked
+        yield line
 
 
 def _matches(masked: str, original: str) -> bool:
