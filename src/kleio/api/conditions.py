@@ -1,0 +1,200 @@
+"""The ``where`` conditions, ``since`` and ``sort`` specifications of :mod:`kleio.api`.
+
+Also the ordering of trials by a name (:func:`sort_trials`) and the names a listing knows
+(:func:`known`), so that ``kleio ls``, ``best``, ``export`` and the dashboard agree.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from kleio.errors import UsageError
+from kleio.metrics import is_number
+
+if TYPE_CHECKING:
+    from kleio.api.trial import Trial
+
+#: Fields every trial has, by the names ``where``/``sort``/``--columns`` use.
+FIELDS = ("id", "status", "project", "tag", "tags", "command", "created", "started", "ended",
+          "duration", "parent", "exit_code")
+#: Fields sorted by the database (name -> trial document field).
+STORE_SORTS = {"created": "created_at", "id": "id", "status": "status"}
+_CONDITION = re.compile(r"^\s*([^<>=!\s][^<>=!]*?)\s*(==|!=|<=|>=|=|<|>)\s*(.*?)\s*$", re.S)
+_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+# -- conditions ----------------------------------------------------------------------------
+
+
+class Condition:
+    """One ``NAME OP VALUE`` of ``where``."""
+
+    __slots__ = ("name", "op", "text", "number")
+
+    def __init__(self, spec: str) -> None:
+        match = _CONDITION.match(spec) if isinstance(spec, str) else None
+        if match is None or not match.group(3):
+            raise UsageError(
+                f"cannot read the condition {str(spec)[:60]!r}",
+                "write NAME OP VALUE with OP one of = != < <= > >=, e.g. --where 'lr<0.1' "
+                "or --where status=completed",
+            )
+        self.name, op, self.text = match.group(1), match.group(2), match.group(3)
+        self.op = "=" if op == "==" else op
+        self.number = _number(self.text)
+
+    def matches(self, value: Any) -> bool:
+        if value is None:
+            return False
+        if isinstance(value, (list, tuple)):  # tags, a repeated option: any element
+            if self.op == "!=":
+                return not any(self._equal(item) for item in value)
+            return any(self.matches(item) for item in value)
+        number = _number(value)
+        if number is not None and self.number is not None:
+            left, right = number, self.number
+            if left != left:
+                return False
+        elif self.op in ("=", "!="):
+            return self._equal(value) == (self.op == "=")
+        else:
+            left, right = str(value), self.text  # type: ignore[assignment]
+        return {"=": left == right, "!=": left != right, "<": left < right,
+                "<=": left <= right, ">": left > right, ">=": left >= right}[self.op]
+
+    def _equal(self, value: Any) -> bool:
+        number = _number(value)
+        if number is not None and self.number is not None:
+            return number == self.number
+        if isinstance(value, bool):
+            return self.text.lower() == str(value).lower()
+        return str(value) == self.text
+
+    def __repr__(self) -> str:
+        return f"Condition({self.name}{self.op}{self.text})"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and value.strip():
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) or value.strip().lower() in (
+            "inf", "-inf", "+inf") else None
+    return None
+
+
+def parse_since(since: Any, now: float | None = None) -> float:
+    """``since`` as epoch seconds: a number, ``"2d"``/``"3h"``/``"30m"``/``"1w"``, or an ISO date.
+
+    Raises:
+        UsageError: text that is none of these.
+    """
+    if is_number(since):
+        return float(since)
+    text = str(since)
+    match = _SINCE.match(text)
+    if match:
+        return (now if now is not None else time.time()) - float(match.group(1)) * _UNITS[
+            match.group(2).lower()]
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise UsageError(f"cannot read --since {text[:40]!r}",
+                         "give a duration like 2d, 3h, 30m, or a date like 2024-05-01") from None
+
+
+def parse_sort(spec: str) -> tuple[str, bool]:
+    """``-NAME`` -> ``("NAME", True)``.
+
+    Raises:
+        UsageError: an empty name or one holding control characters.
+    """
+    descending = spec.startswith("-")
+    name = spec[1:] if descending else spec
+    if not name.strip() or any(ord(c) < 32 or ord(c) == 127 for c in name) or name == "-":
+        raise UsageError(f"cannot sort by {spec[:40]!r}",
+                         "give a field (created, started, ended, status, id, duration), an "
+                         "option or a metric, '-' prefixed for descending")
+    return name, descending
+
+
+def ranked_sort(name: str) -> bool:
+    """Tell whether a sort on ``name`` is a metric's best, ranked by the store's summaries
+    (not a field, not ``NAME.last`` and the like, which are sorted here)."""
+    return name not in FIELDS and name not in STORE_SORTS and not name.endswith(
+        (".last", ".best", ".best_step", ".count"))
+
+
+def _order(value: float, descending: bool) -> float:
+    return -value if descending else value
+
+
+def sort_trials(trials: list[Trial], name: str, descending: bool) -> list[Trial]:
+    """Sort by ``name`` (a field, option or metric's best); missing values last both ways.
+
+    Numbers sort as numbers and before text; ties keep the newest first.
+    """
+    present: list[tuple[Any, Trial]] = []
+    missing: list[Trial] = []
+    for trial in trials:
+        value = trial.value(name)
+        number = _number(value) if not isinstance(value, (list, tuple)) else None
+        if number is not None and number == number:
+            present.append(((0, number, ""), trial))
+        elif value is None or isinstance(value, float):
+            missing.append(trial)
+        else:
+            present.append(((1, 0.0, str(value)), trial))
+    present.sort(key=lambda item: -(item[1].created_at or 0))
+    present.sort(key=lambda item: item[0], reverse=descending)
+    return [trial for _, trial in present] + missing
+
+
+def known(trials: Iterable[Trial], name: str) -> bool:
+    """Tell whether ``name`` is a field, or an option or metric of one of ``trials``."""
+    base = name.rpartition(".")[0] if name.endswith((".last", ".best", ".best_step",
+                                                      ".count")) else name
+    if name in FIELDS:
+        return True
+    return any(name in t.options or base in t.metrics for t in trials)
+
+
+def best_of(candidates: list[Trial], metric: str | None) -> Trial:
+    """The best of ``candidates`` by ``metric`` (see :func:`best`)."""
+    from kleio.errors import TrialNotFound
+    from kleio.metrics import parse_spec, rank_key
+
+    if not candidates:
+        raise TrialNotFound("no trial matches the filters", "list trials with 'kleio ls'")
+    name = parse_spec(metric)[0] if metric else None
+    if name is None:
+        primaries = {t.primary for t in candidates if t.primary}
+        if len(primaries) != 1:
+            raise UsageError(
+                "no metric to rank by: " + ("no trial declares a primary metric"
+                                            if not primaries else
+                                            f"trials declare different primary metrics "
+                                            f"({', '.join(sorted(primaries))})"),
+                "give one, e.g. --metric val_acc:max")
+        name = primaries.pop()
+    having = [t for t in candidates if name in t.metrics
+              and t.metrics[name]["best"] is not None]
+    if not having:
+        raise TrialNotFound(f"no trial has the metric {name!r}",
+                         "check its spelling with 'kleio cat --statistics ID', or declare its "
+                         "mode with --metric NAME:min or NAME:max")
+    return min(having, key=lambda t: rank_key(t.metrics[name]["best"],
+                                                t.metrics[name]["mode"]))

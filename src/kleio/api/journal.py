@@ -1,0 +1,308 @@
+"""A read-only view of one journal: :class:`Journal`, which finds, filters and ranks trials."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from kleio.api.conditions import (
+    STORE_SORTS,
+    Condition,
+    _order,
+    best_of,
+    parse_since,
+    parse_sort,
+    ranked_sort,
+    sort_trials,
+)
+from kleio.api.trial import Trial
+from kleio.errors import UsageError
+from kleio.metrics import from_config, from_specs, is_number
+from kleio.storage.base import STATUSES, Store
+
+
+class Journal:
+    """A read-only view of one journal; open with :func:`open_journal`.
+
+    The connection opens on first use and again after :meth:`close`, so the trials it
+    returned can still read their statistics later.
+    """
+
+    def __init__(self, uri: str | None = None, *, metrics: Sequence[str] = (),
+                 cwd: str | None = None) -> None:
+        from kleio.config import load_config
+
+        config = load_config({"db": uri}, cwd=cwd)
+        self.uri = config.db
+        self.config = config
+        from kleio.reservation import hostname
+
+        self.host = hostname(config.hostname)
+        self.stale_after = config.stale_after
+        self.configured = from_config(config.metrics)
+        try:
+            self.reader = from_specs(metrics)
+        except ValueError as error:
+            raise UsageError(str(error), "write --metric NAME or NAME:min / NAME:max") from None
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from kleio.storage import open_store, scheme_of, sqlite_path
+
+            if scheme_of(self.uri) == "sqlite":
+                import os
+
+                path = sqlite_path(self.uri)
+                if not os.path.exists(path):
+                    from kleio.errors import NoJournal
+
+                    raise NoJournal(
+                        f"there is no journal at {path} yet",
+                        "run a trial first (e.g. 'kleio python train.py'), or point --db or "
+                        "KLEIO_DB at an existing journal")
+            self._store = open_store(self.uri)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def trial(self, trial_id: str) -> Trial:
+        """The trial whose id starts with ``trial_id``.
+
+        Raises:
+            TrialNotFound, AmbiguousId: no trial, or several, match.
+        """
+        from kleio.trial import resolve_trial
+
+        return Trial(self, resolve_trial(self.store, trial_id))
+
+    def statistics(self, trial_id: str) -> list[dict[str, Any]]:
+        """The statistics of a trial's lineage, oldest first."""
+        return self.trial(trial_id).statistics()
+
+    def prefetch(self, trials: Sequence[Trial]) -> None:
+        """Read the stored summaries of these trials in one query (instead of one each)."""
+        wanted = [t for t in trials if t._summary is None]
+        if not wanted:
+            return
+        found = self.store.read_summaries(trial_ids=[t.id for t in wanted])
+        for trial in wanted:
+            trial._summary = found.get(trial.id) or {"entries": {}, "modes": {},
+                                                     "primary": None, "last_stat_seq": None,
+                                                     "runs_ok": False}
+
+    def _prefetched(self, trials: Iterable[Trial], size: int = 200) -> Iterator[Trial]:
+        chunk: list[Trial] = []
+        for trial in trials:
+            chunk.append(trial)
+            if len(chunk) >= size:
+                self.prefetch(chunk)
+                yield from chunk
+                chunk = []
+        self.prefetch(chunk)
+        yield from chunk
+
+    def _ranked(self, name: str, descending: bool, pushed: dict[str, Any],
+                page: int) -> Iterator[Trial]:
+        """Every trial matching the pushed filters, by the best value of metric ``name``
+        (missing last, ties newest first): the store ranks trials that are not branches by
+        their summaries; branches (whose lineage decides) are ranked here and merged in."""
+        import heapq
+
+        mode = self.reader.modes.get(name)
+        default = self.configured.mode(name)
+
+        def stored() -> Iterator[tuple[tuple[float, float], Trial]]:
+            offset, size = 0, page
+            while True:
+                rows = self.store.rank_trials(metric=name, mode=mode, default_mode=default,
+                                              descending=descending, offset=offset,
+                                              limit=size, **pushed)
+                trials = [Trial(self, doc) for doc, _ in rows]
+                self.prefetch(trials)
+                for (_, best), trial in zip(rows, trials):
+                    yield (_order(best, descending), -(trial.created_at or 0)), trial
+                if len(rows) < size:
+                    return
+                offset, size = offset + size, min(size * 4, 20000)
+
+        branches = [Trial(self, doc) for doc in self.store.find_trials(branches=True,
+                                                                       **pushed)]
+        placed = []
+        for trial in branches:
+            value = trial.value(name)
+            if is_number(value) and value == value:
+                placed.append(((_order(value, descending), -(trial.created_at or 0)), trial))
+        placed.sort(key=lambda item: item[0])
+        seen: set[str] = set()
+        for _, trial in heapq.merge(stored(), placed, key=lambda item: item[0]):
+            seen.add(trial.id)
+            yield trial
+        # Then the trials without a value, newest first.
+        for trial in self._prefetched(Trial(self, doc) for doc in self.store.find_trials(
+                sort="-created_at", **pushed)):
+            if trial.id not in seen:
+                yield trial
+
+    def iter_trials(
+        self,
+        *,
+        where: Iterable[str] = (),
+        status: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        project: str | None = None,
+        since: Any = None,
+        ids: Sequence[str] | None = None,
+        sort: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Trial]:
+        """Like :meth:`trials`, as a generator (unsorted listings stream)."""
+        conditions = [Condition(spec) for spec in where]
+        name, descending = parse_sort(sort or "-created")
+        wanted = set(status or ())
+        unknown = [s for s in wanted if s not in STATUSES and s != "lost"]
+        if unknown:
+            raise UsageError(f"unknown status {unknown[0]!r}",
+                             f"use one of {', '.join(STATUSES)}, lost")
+        statuses = None
+        if wanted:  # a lost trial is held (running/reserved) in the database
+            statuses = sorted({("running" if s == "lost" else s) for s in wanted}
+                              | ({"reserved"} if "lost" in wanted else set()))
+        threshold = parse_since(since) if since is not None else None
+        in_store = name in STORE_SORTS
+        store_sort = ("-" if descending else "") + STORE_SORTS.get(name, "created_at")
+        # Conditions on fields the database holds are asked of it (as well as checked here).
+        for condition in conditions:
+            if condition.op == "=" and condition.name == "status" and not wanted \
+                    and condition.text in STATUSES and condition.text not in (
+                        "running", "reserved"):
+                statuses = [condition.text]
+            elif condition.op in (">", ">=") and condition.name == "created" \
+                    and condition.number is not None:
+                threshold = max(threshold or condition.number, condition.number)
+            elif condition.op in ("=", "==") and condition.name in ("tag", "tags"):
+                tags = [*(tags or ()), condition.text]
+        # With every other filter answered by the database, the limit is too.
+        # A held trial may show as lost: such a status filter is checked here, not there.
+        pushed = in_store and not conditions and not ids \
+            and not (wanted & {"lost", "running", "reserved"})
+        filters: dict[str, Any] = {"statuses": statuses, "tags": tags, "since": threshold,
+                                   "project": project or None}
+        docs: Iterable[Any]
+        ranked = not ids and ranked_sort(name)
+        if ids:
+            found: dict[str, dict[str, Any]] = {}
+            for prefix in ids:
+                for doc in self.store.find_trials(id_prefix=prefix.lower(), sort="id"):
+                    found[doc["id"]] = doc
+            docs = list(found.values())
+        elif ranked:
+            docs = self._ranked(name, descending, filters, max(64, (limit or 0) + 1))
+        else:
+            docs = self.store.find_trials(**filters, sort=store_sort,
+                                          limit=limit if pushed else None)
+
+        def candidates() -> Iterator[Trial]:
+            for doc in docs:
+                if isinstance(doc, Trial):
+                    yield doc
+                    continue
+                if threshold is not None and (doc.get("created_at") or 0) < threshold:
+                    continue
+                if project and project not in str(doc.get("project") or ""):
+                    continue
+                if ids and tags and not set(tags) <= set(doc.get("tags") or ()):
+                    continue
+                yield Trial(self, doc)
+
+        def selected() -> Iterator[Trial]:
+            for trial in self._prefetched(candidates()):
+                if wanted and trial.status not in wanted:
+                    continue
+                if all(c.matches(trial.value(c.name)) for c in conditions):
+                    yield trial
+
+        if ranked or (in_store and not ids):
+            for index, trial in enumerate(selected()):
+                if limit is not None and index >= limit:
+                    return
+                yield trial
+            return
+        chosen = list(selected())
+        chosen = sort_trials(chosen, name, descending)
+        yield from (chosen if limit is None else chosen[:limit])
+
+    def best(self, metric: str | None = None, **filters: Any) -> Trial:
+        """The best trial by ``metric`` among those matching ``filters`` (see :func:`best`).
+
+        With a metric whose mode the reader, ``kleio.yaml`` or the name rule gives, the store
+        ranks the trials and one is read; otherwise every candidate is compared here.
+        """
+        from kleio.metrics import parse_spec
+
+        name = parse_spec(metric)[0] if metric else None
+        if name is None:
+            found = self._primaries(filters)
+            if found is None:  # a condition only checked here: compare every candidate
+                return best_of(self.trials(**filters), metric)
+            if len(found) != 1:  # none (or no candidate) or several: best_of says which
+                return best_of(self.trials(**{**filters, "limit": 1}) if not found else
+                               self.trials(**filters), metric)
+            name = found.pop()
+        mode = None
+        if name is not None:
+            mode = self.reader.modes.get(name) or self.configured.mode(name)
+        if mode is None:
+            return best_of(self.trials(**filters), metric)
+        filters.pop("sort", None)
+        filters.pop("limit", None)
+        top = self.trials(**filters, sort=("-" if mode == "max" else "") + str(name), limit=1)
+        return best_of(top, metric)
+
+    def _primaries(self, filters: dict[str, Any]) -> set[str] | None:
+        """The primary metrics of the candidates (as :func:`best_of` collects them), from the
+        summaries: the store's declared primaries, the branches' read here. None when that
+        takes reading every candidate (a condition only checked here)."""
+        if self.reader.primary:
+            return {self.reader.primary}
+        if filters.get("where") or filters.get("ids") or {"lost", "running", "reserved"} & set(
+                filters.get("status") or ()):
+            return None
+        since = filters.get("since")
+        pushed: dict[str, Any] = {
+                  "statuses": list(filters["status"]) if filters.get("status") else None,
+                  "tags": filters.get("tags"),
+                  "since": parse_since(since) if since is not None else None,
+                  "project": filters.get("project") or None}
+        names, lacking = self.store.declared_primaries(**pushed)
+        for doc in self.store.find_trials(branches=True, **pushed):
+            primary = Trial(self, doc).declarations.primary
+            if primary:
+                names.add(primary)
+            else:
+                lacking = True
+        if lacking and self.configured.primary:
+            names.add(self.configured.primary)
+        return names
+
+    def trials(self, **filters: Any) -> list[Trial]:
+        """The trials matching every filter, sorted and limited (see the module docstring)."""
+        return list(self.iter_trials(**filters))
+
+    def count(self, **filters: Any) -> int:
+        """How many trials match (``limit`` ignored)."""
+        filters.pop("limit", None)
+        filters["sort"] = "-created"
+        return sum(1 for _ in self.iter_trials(**filters))
