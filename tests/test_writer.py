@@ -1,0 +1,101 @@
+"""kleio.writer: refused events counted, nothing lost through outages; the final status rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from kleio.errors import StoreUnavailable
+from kleio.runner import final_status
+from kleio.spool import Spool
+from kleio.storage.base import encode, first_seq
+from kleio.writer import Heartbeat, Status, Stop, Writer
+from tests.ledger.conftest import TRIAL, reserved_journal, stats
+
+
+@pytest.fixture
+def journal(tmp_path):
+    store = reserved_journal(tmp_path / "k.db")
+    yield store
+    store.close()
+
+
+class Refusing:
+    """A store that refuses some events for their content, and fails in odd ways."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def append_events(self, *, trial_id, events):
+        if any('"bad"' in data for _, _, _, data in events):
+            raise ValueError("document refused")
+        return self.store.append_events(trial_id=trial_id, events=events)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+def test_the_writer_survives_a_refused_event_and_counts_it(journal, tmp_path):
+    writer = Writer(Refusing(journal), TRIAL, first_seq(1) + 1,
+                    Spool(str(tmp_path / "s"), TRIAL, 1), 0.01)
+    writer.start()
+    writer.events("statistic", 1.0, [encode({"i": 0}), encode({"bad": 1}), encode({"i": 1})])
+    writer.send(object())  # a bug of ours (no such message) must not end the thread either
+    writer.events("statistic", 2.0, [encode({"i": 2})])
+    writer.send(Status("completed", 3.0, {"exit_code": 0}, {}))
+    writer.send(Stop())
+    writer.join(timeout=10)
+    assert stats(journal) == [0, 1, 2]
+    final = journal.last_status(trial_id=TRIAL).data
+    assert final["problems"] == {"unstorable_events": 1, "errors": 1}
+
+
+class Full(Spool):
+    def _write(self, record):
+        raise OSError(28, "No space left on device")
+
+
+def test_nothing_is_lost_when_journal_and_spool_both_fail_for_a_while(journal, tmp_path):
+    import threading
+
+    class Down:
+        down = True
+        failed = threading.Event()
+
+        def append_events(self, **kwargs):
+            if self.down:
+                self.failed.set()
+                raise StoreUnavailable("injected outage")
+            return journal.append_events(**kwargs)
+
+        def __getattr__(self, name):
+            return getattr(journal, name)
+
+    store = Down()
+    writer = Writer(store, TRIAL, first_seq(1) + 1, Full(str(tmp_path / "s"), TRIAL, 1), 0.01)
+    writer.retry_interval = 0.0
+    writer.start()
+    writer.events("stdout", 1.0, [encode({"line": str(i)}) for i in range(100)])
+    writer.send(Heartbeat(1.5))  # a flush: the journal and the spool both refuse
+    assert store.failed.wait(10)
+    store.down = False
+    writer.send(Heartbeat(2.0))
+    writer.send(Stop())
+    writer.join(timeout=10)
+    assert writer.finish()
+    lines = journal.read_events(trial_id=TRIAL, kinds=("stdout",))
+    assert [e.data["line"] for e in lines] == [str(i) for i in range(100)]
+    assert writer.problems.get("spool_failures", 0) >= 1
+
+
+@pytest.mark.parametrize("code, interrupted, stop, expected", [
+    (0, None, False, "completed"),
+    (1, None, False, "broken"),
+    (137, None, False, "broken"),
+    (130, None, False, "interrupted"),
+    (143, 15, False, "interrupted"),
+    (0, 15, False, "interrupted"),
+    (0, None, True, "suspended"),
+    (137, None, True, "suspended"),
+])
+def test_final_status_rule(code, interrupted, stop, expected):
+    assert final_status(code, interrupted=interrupted, stop_requested=stop) == expected
