@@ -164,28 +164,21 @@ class Decoder:
                 lines = buffer[:last].decode("ascii", "replace").split("\n")
                 yield "statistic", [line[1:] for line in lines]
             return
+        yield from self._decode(buffer)
+
+    def _decode(self, buffer: bytes) -> Iterator[tuple[str, Any]]:
+        """The messages of ``buffer``, record by record; keeps what is left for later."""
         pos = 0
         end = len(buffer)
         stats: list[str] = []
         try:
             while pos < end:
                 if self.in_artifact:
-                    left = self._left
-                    if left is None:
-                        if end - pos < LENGTH_SIZE:
-                            break
-                        left = int.from_bytes(buffer[pos:pos + LENGTH_SIZE], "big")
-                        pos += LENGTH_SIZE
-                        if left == 0:
-                            self.in_artifact = False
-                            yield "end", b""
-                            continue
-                    take = min(left, end - pos)
-                    piece = buffer[pos:pos + take]
-                    pos += take
-                    self._left = left - take or None
-                    if piece:
-                        yield "data", piece
+                    pos, message = self._artifact_frame(buffer, pos)
+                    if message is None:
+                        break  # the rest of a length: wait for more bytes
+                    if message:
+                        yield message
                     continue
                 newline = buffer.find(b"\n", pos)
                 if newline < 0:
@@ -199,18 +192,45 @@ class Decoder:
                 if stats:
                     yield "statistic", stats
                     stats = []
-                if tag == METRICS:
-                    yield "metrics", body.decode("ascii", "replace")
-                elif tag == ARTIFACT:
-                    header = loads(body)
-                    self.in_artifact, self._left = True, None
-                    yield "artifact", header
-                elif tag == QUERY:
-                    yield "query", loads(body)
+                found = self._record(tag, body)
+                if found is not None:
+                    yield found
             if stats:
                 yield "statistic", stats
         finally:
             self._buffer = buffer[pos:]
+
+    def _artifact_frame(self, buffer: bytes, pos: int
+                        ) -> tuple[int, tuple[str, Any] | tuple[()] | None]:
+        """Read artifact bytes at ``pos``: ``(new position, message)``, the message being
+        ``("data", bytes)``, ``("end", b"")``, ``()`` (nothing yet) or None (a frame length
+        is cut: wait for more bytes)."""
+        left = self._left
+        end = len(buffer)
+        if left is None:
+            if end - pos < LENGTH_SIZE:
+                return pos, None
+            left = int.from_bytes(buffer[pos:pos + LENGTH_SIZE], "big")
+            pos += LENGTH_SIZE
+            if left == 0:
+                self.in_artifact = False
+                return pos, ("end", b"")
+        take = min(left, end - pos)
+        piece = buffer[pos:pos + take]
+        self._left = left - take or None
+        return pos + take, (("data", piece) if piece else ())
+
+    def _record(self, tag: bytes, body: bytes) -> tuple[str, Any] | None:
+        """The message of one record other than a statistic (None: an unknown tag)."""
+        if tag == METRICS:
+            return "metrics", body.decode("ascii", "replace")
+        if tag == ARTIFACT:
+            header = loads(body)
+            self.in_artifact, self._left = True, None
+            return "artifact", header
+        if tag == QUERY:
+            return "query", loads(body)
+        return None
 
 
 __all__ = [
