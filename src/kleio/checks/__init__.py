@@ -154,19 +154,19 @@ class Check:
         """A finding of this check."""
         return Finding(self.name, severity or self.severity, message, seq, key)
 
-    def statistic(self, stat: Statistic) -> Findings:
+    def statistic(self, stat: Statistic) -> Findings:  # noqa: ARG002 - a hook
         """Called for each statistic, in journal order."""
         return None
 
-    def line(self, line: Line) -> Findings:
+    def line(self, line: Line) -> Findings:  # noqa: ARG002 - a hook
         """Called for each line of output, in journal order."""
         return None
 
-    def tick(self, now: float) -> Findings:
+    def tick(self, now: float) -> Findings:  # noqa: ARG002 - a hook
         """Called now and then with the current time (also while nothing arrives)."""
         return None
 
-    def end(self, status: str | None) -> Findings:
+    def end(self, status: str | None) -> Findings:  # noqa: ARG002 - a hook
         """Called once at the end of the run with its final status (None if unknown)."""
         return None
 

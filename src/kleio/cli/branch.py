@@ -116,7 +116,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             parent, cut = given, -1
         else:
             parent, cut = given, store.last_seq(trial_id=given["id"]) or 0
-        reason = _reason(given, parent, cut, options, overrides)
+        reason = _reason(given, parent, options, overrides)
         cwd = execution_dir(given, os.getcwd())
         if given.get("redacted"):
             create_branch(store, given, cut=cut, reason=reason)  # raises: nothing to replay
@@ -151,7 +151,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         store.close()
 
 
-def _reason(given: dict[str, Any], parent: dict[str, Any], cut: int, options: dict[str, Any],
+def _reason(given: dict[str, Any], parent: dict[str, Any], options: dict[str, Any],
             overrides: list[str]) -> str:
     parts = []
     if overrides:

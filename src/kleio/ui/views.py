@@ -288,7 +288,7 @@ def compare(journal: Any, trials: Sequence[Any], cache: ColumnCache, *, ys: Sequ
 # -- output, artifacts, new events ---------------------------------------------------------
 
 
-def _lineage_events(store: Any, trial_id: str, kinds: Sequence[str], upto: int | None
+def _lineage_bounds(store: Any, trial_id: str, upto: int | None
                     ) -> list[tuple[dict[str, Any], int | None]]:
     """The lineage with the trial's own bound set to ``upto``."""
     chain = store.lineage(trial_id=trial_id)
@@ -300,7 +300,7 @@ def output(journal: Any, trial: Any, *, stream: str, upto: int | None = None,
     """The last ``tail`` lines of a stream over the lineage (up to ``upto`` of its own)."""
     store = journal.store
     lines: list[dict[str, Any]] = []
-    for doc, bound in reversed(_lineage_events(store, trial.id, (stream,), upto)):
+    for doc, bound in reversed(_lineage_bounds(store, trial.id, upto)):
         need = tail - len(lines)
         if need <= 0:
             break
@@ -314,7 +314,7 @@ def output(journal: Any, trial: Any, *, stream: str, upto: int | None = None,
     lines = [line for index, line in enumerate(lines)
              if not line.get("partial") or index == len(lines) - 1]
     total = sum(store.count_events(trial_id=doc["id"], kind=stream, upto=bound)
-                for doc, bound in _lineage_events(store, trial.id, (stream,), upto))
+                for doc, bound in _lineage_bounds(store, trial.id, upto))
     return {"stream": stream, "lines": lines, "total": total}
 
 
