@@ -288,6 +288,25 @@ def reserve_trial(store: Store, config: Config, trial_id: str, *, allow_broken: 
     return Reserved(reservation=reservation, runner=runner)
 
 
+def hold_signals() -> object:
+    """Block the signals a runner forwards to its program (those not ignored), until
+    :func:`release_signals`: one that arrives between the reservation and the runner's own
+    blocking waits for the runner, which forwards it. Returns the mask to restore."""
+    import _signal
+
+    from kleio.runner import waited_signals
+
+    forwarded = waited_signals() - {_signal.SIGCHLD, _signal.SIGWINCH}
+    return _signal.pthread_sigmask(_signal.SIG_BLOCK, forwarded)
+
+
+def release_signals(mask: object) -> None:
+    """Restore the signal mask :func:`hold_signals` returned."""
+    import _signal
+
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
+
+
 def execute(store: Store, config: Config, doc: dict[str, Any], reserved: Reserved,
             argv: list[str], cwd: str) -> int:
     """Run one execution of a reserved trial; return the program's exit code."""
@@ -314,11 +333,13 @@ __all__ = [
     "failover_message",
     "flag_for",
     "gate",
+    "hold_signals",
     "is_trial_reference",
     "matching_branch",
     "prepare_command",
     "prepare_recorded",
     "refuse_completed",
+    "release_signals",
     "reserve_trial",
     "summarize_changes",
 ]

@@ -21,13 +21,20 @@ def run_prepared(store: Any, config: Config, prepared: Any, *, allow_broken: boo
     from kleio import launch
 
     doc = prepared.doc
-    reserved = launch.reserve_trial(store, config, doc["id"], allow_broken=allow_broken)
-    if reserved.failover_of:
-        warn(launch.failover_message(doc["id"], reserved.failover_of))
-    if not quiet:
-        sys.stderr.write(f"trial reserved with id: {short_id(doc['id'])}\n")
-    sys.stderr.flush()
-    return launch.execute(store, config, doc, reserved, prepared.argv, prepared.cwd)
+    # From the reservation on, a Ctrl-C or a SIGTERM waits (blocked) until the runner takes
+    # it: it then goes to the program, and the trial ends 'interrupted'. Delivered in
+    # between, it would kill kleio and leave the trial 'reserved' by a dead runner.
+    held = launch.hold_signals()
+    try:
+        reserved = launch.reserve_trial(store, config, doc["id"], allow_broken=allow_broken)
+        if reserved.failover_of:
+            warn(launch.failover_message(doc["id"], reserved.failover_of))
+        if not quiet:
+            sys.stderr.write(f"trial reserved with id: {short_id(doc['id'])}\n")
+        sys.stderr.flush()
+        return launch.execute(store, config, doc, reserved, prepared.argv, prepared.cwd)
+    finally:
+        launch.release_signals(held)
 
 
 def branched_line(made: Any) -> str:
