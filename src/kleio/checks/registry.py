@@ -168,7 +168,8 @@ def validate(config: Config) -> None:
     build(config.checks, Context(), problems)
     unknown = unknown_stop_on(config.stop_on, problems)
     if unknown:
-        problems.insert(0, f"setting 'stop_on' names no installed check {unknown[0]!r}")
-    if problems:
-        raise ConfigError(problems[0], "installed checks: "
-                          f"{', '.join(available())} ('kleio check --list' describes them)")
+        problems.insert(0, f"setting 'stop_on' names no installed check {unknown[0]!r} "
+                           f"(installed: {', '.join(available())})")
+    if problems:  # each problem that needs them names the installed checks already
+        raise ConfigError(problems[0], "'kleio check --list' describes the installed checks "
+                                       "and their thresholds")
