@@ -15,6 +15,7 @@ from kleio.api.conditions import (
     ranked_sort,
     sort_trials,
 )
+from kleio.api.prefetch import prefetch
 from kleio.api.trial import Trial
 from kleio.errors import UsageError
 from kleio.metrics import from_config, from_specs, is_number
@@ -93,15 +94,9 @@ class Journal:
         return self.trial(trial_id).statistics()
 
     def prefetch(self, trials: Sequence[Trial]) -> None:
-        """Read the stored summaries of these trials in one query (instead of one each)."""
-        wanted = [t for t in trials if t._summary is None]
-        if not wanted:
-            return
-        found = self.store.read_summaries(trial_ids=[t.id for t in wanted])
-        for trial in wanted:
-            trial._summary = found.get(trial.id) or {"entries": {}, "modes": {},
-                                                     "primary": None, "last_stat_seq": None,
-                                                     "runs_ok": False}
+        """Read what these trials show (summaries, status events, lineages) in a constant
+        number of requests instead of a few each (see :mod:`kleio.api.prefetch`)."""
+        prefetch(self.store, trials)
 
     def _prefetched(self, trials: Iterable[Trial], size: int = 200) -> Iterator[Trial]:
         chunk: list[Trial] = []
@@ -138,8 +133,8 @@ class Journal:
                     return
                 offset, size = offset + size, min(size * 4, 20000)
 
-        branches = [Trial(self, doc) for doc in self.store.find_trials(branches=True,
-                                                                       **pushed)]
+        branches = list(self._prefetched(Trial(self, doc) for doc in self.store.find_trials(
+            branches=True, **pushed)))
         placed = []
         for trial in branches:
             value = trial.value(name)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kleio.metrics import Declarations, from_events
-from kleio.storage.base import Store, execution_of, first_seq
+from kleio.storage.base import Event, Store, execution_of, first_seq
 
 if TYPE_CHECKING:
     from kleio.api.journal import Journal
@@ -40,6 +40,10 @@ class Trial:
         self._declarations: Declarations | None = None
         self._metrics: dict[str, dict[str, Any]] | None = None
         self._summary: dict[str, Any] | None = None
+        # Read for a whole page by kleio.api.prefetch (None: not read, read alone if needed).
+        self._status_events: list[Event] | None = None
+        self._lineage_parts: list[dict[str, Any]] | None = None
+        self._lineage_declared: list[Any] | None = None
 
     def __repr__(self) -> str:
         return f"<Trial {self.short_id} {self.status}>"
@@ -57,15 +61,24 @@ class Trial:
     @property
     def status(self) -> str:
         if self._status is None:
-            from kleio.reservation import status_of
+            from kleio.reservation import ENDED, display_status, status_of
 
-            self._status = status_of(self._journal.store, self.doc, host=self._journal.host,
-                                     stale_after=self._journal.stale_after)
+            if self._status_events is None:
+                self._status = status_of(self._journal.store, self.doc,
+                                         host=self._journal.host,
+                                         stale_after=self._journal.stale_after)
+            else:  # status_of with the status events read for the page
+                status = display_status(self.doc, host=self._journal.host,
+                                        stale_after=self._journal.stale_after)
+                events = self._status_events
+                final = events[-1].data.get("status") if events else None
+                self._status = str(final) if status == "lost" and final in ENDED else status
         return self._status
 
     def _times(self) -> tuple[float | None, float | None]:
         if self._timing is None:
-            self._timing = execution_times(self._journal.store, self.doc, self.status)
+            self._timing = execution_times(self._journal.store, self.doc, self.status,
+                                           events=self._status_events)
         return self._timing
 
     @property
@@ -84,6 +97,8 @@ class Trial:
             if self.parent is None:
                 summary = self.own_summary()
                 own = Declarations(summary["modes"], summary["primary"])
+            elif self._lineage_declared is not None:  # read for the page
+                own = from_events(self._lineage_declared)
             else:  # a branch inherits its ancestors' declarations, up to the cut
                 own = from_events(e.data for e in self._journal.store.iter_lineage_events(
                     trial_id=self.id, kinds=("metrics",)))
@@ -130,8 +145,13 @@ class Trial:
             return self.own_summary()["entries"]
         from kleio.storage.summary import merge
 
-        store = self._journal.store
         merged: dict[str, dict[str, Any]] = {}
+        if self._lineage_parts is not None:  # read for the page
+            for known in self._lineage_parts:
+                for name, entry in known["entries"].items():
+                    merged[name] = merge(merged.get(name), entry)
+            return merged
+        store = self._journal.store
         for doc, upto in store.lineage(trial_id=self.id):
             part = store.read_summaries(trial_ids=[doc["id"]]).get(doc["id"])
             if part is None:
@@ -244,15 +264,18 @@ def _field(trial: Trial, name: str) -> Any:
 
 
 def execution_times(store: Store, doc: dict[str, Any], status: str,
-                    now: float | None = None) -> tuple[float | None, float | None]:
+                    now: float | None = None, events: Sequence[Event] | None = None
+                    ) -> tuple[float | None, float | None]:
     """``(first start, total seconds run)`` over every execution of a trial (not its parent's).
 
     An execution starts at its ``running`` status and ends at its final status (completed,
     broken, interrupted, suspended). One that has none: if a later execution exists, it ended
     with its last journalled event; if it is the last one, it is still running (up to now)
-    or, when its runner is lost, ended at the trial's last heartbeat.
+    or, when its runner is lost, ended at the trial's last heartbeat. ``events``: the
+    trial's status events, when already read.
     """
-    events = store.read_events(trial_id=doc["id"], kinds=("status",))
+    if events is None:
+        events = store.read_events(trial_id=doc["id"], kinds=("status",))
     starts: dict[int, float] = {}
     ends: dict[int, float] = {}
     for event in events:

@@ -30,6 +30,7 @@ import abc
 
 from kleio import cjson as json  # json's C codec without json's imports (re, enum)
 from kleio.errors import SchemaVersionError
+from kleio.storage.batched import BatchedReads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
@@ -211,10 +212,12 @@ def schema_too_new(journal: str, version: object) -> SchemaVersionError:
     )
 
 
-class Store(abc.ABC):
+class Store(BatchedReads, abc.ABC):
     """Abstract journal. All methods are keyword-only after ``self``.
 
     A store instance is used by one thread at a time; open one per thread or process.
+    The reads of many trials at once (a page of a listing) are those of
+    :class:`~kleio.storage.batched.BatchedReads`.
     """
 
     #: The URI the store was opened with, password masked.

@@ -100,6 +100,9 @@ from kleio.storage.mongodb_layout import (
 from kleio.storage.mongodb_summaries import SummariesMixin
 
 _INSERT_CHUNK = 1000
+#: Documents per reply of a batched read (a page's status events in one reply, not 101 and
+#: then the rest: the server still caps a reply at 16 MiB).
+_BATCH = 10_000
 #: MongoDB's maxBsonObjectSize less room for the envelope, and the JSON text above which an
 #: event's document size is checked (a list of small numbers is ~6x longer in BSON).
 _MAX_DOCUMENT = (16 << 20) - (16 << 10)
@@ -494,6 +497,55 @@ class MongoDBStore(SummariesMixin, Store):
     def _last_seq(self, *, trial_id: str) -> int | None:
         events = self.read_events(trial_id=trial_id, limit=1, reverse=True)
         return events[0].seq if events else None
+
+    # -- batched reads (kleio.storage.batched): one request over every id -----------------
+
+    @_guarded
+    def _get_trials(self, *, trial_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return {doc["_id"]: self._from_mongo(doc)
+                for doc in self._db.trials.find({"_id": {"$in": list(trial_ids)}},
+                                                batch_size=_BATCH)}
+
+    @_guarded
+    def _read_events_of(self, *, trial_ids: Sequence[str], kinds: Sequence[str]
+                        ) -> dict[str, list[Event]]:
+        # Served by the (trial_id, kind, seq) index; the caller puts each trial's in order.
+        found: dict[str, list[Event]] = {}
+        for doc in self._db.events.find({"trial_id": {"$in": list(trial_ids)},
+                                         "kind": {"$in": list(kinds)}}, batch_size=_BATCH):
+            event = self._to_event(doc)
+            found.setdefault(event.trial_id, []).append(event)
+        return found
+
+    @_guarded
+    def _read_ranges(self, *, kind: str, ranges: Sequence[tuple[str, int | None, int]]
+                     ) -> dict[int, list[Event]]:
+        found: dict[int, list[Event]] = {}
+        spans = [(t, -1 if after is None else after, min(upto, INT64[1]))
+                 for t, after, upto in ranges]
+        query = {"$or": [{"trial_id": t, "kind": kind,
+                          "seq": {"$gt": Int64(low), "$lte": Int64(high)}}
+                         for t, low, high in spans if low < high]}
+        if not query["$or"]:
+            return found
+        by_trial: dict[str, list[int]] = {}
+        for index, (trial_id, _, _) in enumerate(spans):
+            by_trial.setdefault(trial_id, []).append(index)
+        # Put in order here: a server sort of every range's events could pass its memory.
+        for doc in self._db.events.find(query, batch_size=_BATCH):
+            event = self._to_event(doc)
+            for index in by_trial.get(event.trial_id, ()):  # ranges of one trial may overlap
+                _, low, high = spans[index]
+                if low < event.seq <= high:
+                    found.setdefault(index, []).append(event)
+        for events in found.values():
+            events.sort(key=lambda e: e.seq)
+        return found
+
+    @_guarded
+    def _summary_marks(self, *, cuts: Sequence[tuple[str, int]]
+                       ) -> dict[tuple[str, int], tuple[int, dict[str, dict[str, Any]]]]:
+        return self._summary_marks_of(cuts)
 
     # -- blobs ----------------------------------------------------------------------------
 

@@ -178,7 +178,8 @@ class SummariesMixin:
                                  "runs_ok": state["runs_ok"]}
         if not found:
             return found
-        for doc in self._db.summaries.find({"trial_id": {"$in": list(found)}}):
+        for doc in self._db.summaries.find({"trial_id": {"$in": list(found)}},
+                                           batch_size=10_000):
             summary = found[doc["trial_id"]]
             name = doc["name"]
             if doc.get("count"):
@@ -206,6 +207,44 @@ class SummariesMixin:
             return None
         return int(found[0]["seq"]), {item["name"]: {k: item.get(k) for k in ENTRY_FIELDS}
                                       for item in found[0]["entries"]}
+
+    def _summary_marks_of(self, cuts: Sequence[tuple[str, int]]
+                          ) -> dict[tuple[str, int], tuple[int, dict[str, dict[str, Any]]]]:
+        """The latest mark at or before each ``(trial id, upto)``: three requests (the
+        trials' states, the marks' keys, the chosen marks) whatever the number of cuts."""
+        from kleio.storage.summary import ENTRY_FIELDS
+
+        ids = list({trial_id for trial_id, _ in cuts})
+        ordered = {doc["_id"] for doc in self._db.trials.find({"_id": {"$in": ids}},
+                                                              {"_sum": 1})
+                   if _state(doc.get("_sum"))["runs_ok"]}  # marks hold only then
+        spans = [(t, min(upto, INT64[1])) for t, upto in cuts if t in ordered and upto >= 0]
+        if not spans:
+            return {}
+        keys = self._db.summary_marks.find(
+            {"$or": [{"_id": {"$gte": event_key(t, 0), "$lte": event_key(t, high)}}
+                     for t, high in spans]}, {"trial_id": 1, "seq": 1})
+        seqs: dict[str, list[int]] = {}
+        for doc in keys:
+            seqs.setdefault(doc["trial_id"], []).append(int(doc["seq"]))
+        chosen: dict[tuple[str, int], int] = {}
+        for (trial_id, upto), (_, high) in zip([c for c in cuts if c[0] in ordered
+                                                and c[1] >= 0], spans):
+            below = [seq for seq in seqs.get(trial_id, ()) if seq <= high]
+            if below:
+                chosen[(trial_id, upto)] = max(below)
+        if not chosen:
+            return {}
+        marks = {doc["_id"]: doc for doc in self._db.summary_marks.find(
+            {"_id": {"$in": [event_key(t, seq) for (t, _), seq in chosen.items()]}})}
+        found = {}
+        for (trial_id, upto), seq in chosen.items():
+            doc = marks.get(event_key(trial_id, seq))
+            if doc is not None:
+                found[(trial_id, upto)] = (seq, {item["name"]: {k: item.get(k)
+                                                                for k in ENTRY_FIELDS}
+                                                 for item in doc["entries"]})
+        return found
 
     def _step_runs_of(self, trial_id: str, key: str) -> list[dict[str, Any]] | None:
         trial = self._db.trials.find_one({"_id": trial_id}, {"_sum": 1})

@@ -20,7 +20,8 @@ READ_METHODS = frozenset({
     "get_trial", "find_trials", "read_events", "count_events", "last_seq", "open_blob",
     "has_blob", "lineage", "iter_lineage_events", "iter_lineage_raw", "tail_lineage_events",
     "last_status", "resolve_id", "close", "uri", "read_summaries", "summarize_events",
-    "step_runs", "next_seq_of", "declared_primaries", "rank_trials", "find_artifact",
+    "step_runs", "next_seq_of", "declared_primaries", "rank_trials",
+    "get_trials", "lineages", "read_events_of", "summarize_events_of", "find_artifact",
 })
 #: The store methods that write: refused (a test checks every public method is one or the
 #: other, so that a new method is classified when it is added).
