@@ -157,7 +157,7 @@ def test_a_branch_s_lineage_through_the_store(tmp_path):
 
 
 def test_a_logger_s_batch_is_taken_column_by_column():
-    from kleio.cli.cat import _columns
+    from kleio.storage.summary import columns as _columns
 
     rng = random.Random(1)
     texts = [encode({"step": i, "loss": rng.random(), "ok": True}) for i in range(100)]

@@ -24,6 +24,7 @@ from kleio.cli.common import (
 )
 from kleio.cli.output import ended_lines, output_record
 from kleio.storage.base import decode
+from kleio.storage.summary import columns
 from kleio.trial import resolve_trial
 
 
@@ -164,10 +165,10 @@ def table_blocks(batches: Callable[[], Iterable[list[str | dict[str, Any]]]],
     :meth:`Store.iter_lineage_raw` gives them), to the byte, with bounded memory, at a
     fraction of its cost: a batch of statistics written with the same keys in the same
     order and scalar values (the usual one) is cut into columns and each column decoded and
-    formatted whole (:func:`_columns`, :func:`_cells`); any other batch is decoded
-    statistic by statistic. The cells of the first pass (the widths) wait in a temporary
-    file for the second (the lines), so the statistics are read and decoded once; without
-    a temporary file they are read again."""
+    formatted whole (:func:`kleio.storage.summary.columns`, :func:`_cells`); any other
+    batch is decoded statistic by statistic. The cells of the first pass (the widths)
+    wait in a temporary file for the second (the lines), so the statistics are read and
+    decoded once; without a temporary file they are read again."""
     import tempfile  # (it imports shutil and random: only the table pays for them)
 
     widths: dict[str, int] = {}
@@ -212,10 +213,10 @@ _Cells = tuple[tuple[str, ...] | None, list[Any]]
 
 
 def _cell_batches(batches: Iterable[list[str | dict[str, Any]]]) -> Iterator[_Cells]:
-    """Per batch, ``(keys, columns of cells)`` (see :func:`_columns`) or ``(None, [{key:
-    cell}...])`` for a batch taken statistic by statistic."""
+    """Per batch, ``(keys, columns of cells)`` (see :func:`kleio.storage.summary.columns`)
+    or ``(None, [{key: cell}...])`` for a batch taken statistic by statistic."""
     for batch in batches:
-        found = _columns(batch)
+        found = columns(batch)
         if found is not None:
             yield found[0], [_cells(column) for column in found[1]]
         else:
@@ -290,55 +291,6 @@ def _decoded(batch: list[str | dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 _SCAN = getattr(cjson, "_scan", None)  # None on an interpreter without _json: decode alone
-
-
-_NOT_SCALAR = '"[]{}'
-
-
-def _columns(batch: list[str | dict[str, Any]]
-             ) -> tuple[tuple[str, ...], list[Sequence[Any]]] | None:
-    """``(keys, columns)``: the decoded values of a batch column by column, without one
-    object per statistic, or None when the batch is not made of texts that all read
-    ``{"k1":v1,"k2":v2,...}`` with the keys of the first in the same order (no escape,
-    control character nor duplicate in them) and scalar values (no quote, bracket nor
-    comma in them).
-
-    The joined texts are cut at the keys (``,"k2":`` and the like, which no such value
-    holds) and checked by filling the template of one text with the values cut: the same
-    text means each value is where its key says. Each column of values joined by commas is
-    then a JSON array of exactly one value per statistic, whose decoding is what
-    :func:`decode` makes of each value in its text."""
-    try:
-        first = batch[0].split('"')  # type: ignore[union-attr]  # AttributeError: an object
-        text = "".join(batch)  # type: ignore[arg-type]
-    except (AttributeError, IndexError, TypeError):
-        return None
-    width = len(first) // 2
-    shape = tuple(first[1::2])
-    if (width == 0 or first[0] != "{" or len(set(shape)) != width
-            or any("\\" in key or any(c < " " for c in key) for key in shape)):
-        return None
-    heads = [f'"{key}":' for key in shape]
-    if not text.startswith("{" + heads[0]) or not text.endswith("}"):
-        return None
-    body = text[len(heads[0]) + 1:-1].replace("}{" + heads[0], "\x00")
-    for head in heads[1:]:
-        body = body.replace("," + head, "\x00")
-    values = body.split("\x00")
-    rows = len(batch)
-    template = "{" + ",".join(head.replace("%", "%%") + "%s" for head in heads) + "}"
-    if len(values) != width * rows or template * rows % tuple(values) != text:
-        return None
-    columns: list[Sequence[Any]] = []
-    for index in range(width):
-        joined = ",".join(values[index::width])
-        if joined.count(",") != rows - 1 or any(c in joined for c in _NOT_SCALAR):
-            return None
-        try:
-            columns.append(cjson.loads("[" + joined + "]"))
-        except (ValueError, RecursionError):
-            return None
-    return shape, columns
 
 
 def _cells(column: Sequence[Any]) -> list[str]:

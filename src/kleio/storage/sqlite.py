@@ -775,8 +775,7 @@ class SQLiteStore(Store):
                     runs[k] = {"first_seq": first, "last_seq": last, "value": value}
             fold = Fold(entries, {"last_stat_seq": row[0], "runs_ok": bool(row[1]),
                                   "since_mark": row[2]}, runs, mark_every=MARK_EVERY)
-            for seq, data in stats:
-                fold.add(seq, decode(data))
+            fold.add_texts(stats)
             self._write_fold(conn, key, fold, fresh=False)
         if declared:
             self._declare(conn, key)
