@@ -1,4 +1,5 @@
-"""kleio.writer: refused events counted, nothing lost through outages; the final status rule."""
+"""kleio.writer.thread: refused events counted, nothing lost through outages; the final status
+rule (kleio.runner.final_status, kept beside the writer that journals the status)."""
 
 from __future__ import annotations
 

@@ -1,35 +1,36 @@
 """The writer thread of a runner: the only code that talks to the store during a run.
 
 It numbers events, writes them in batches, journals the records of the ledger
-(:mod:`kleio.ledger`), answers the client's queries, applies ``kleio stop`` requests and
-notices a takeover at each heartbeat, and spools to a local file whenever the store fails,
-replaying it when the store returns. A storage failure never changes the program's exit code
-and never ends this thread: every failure is caught, told once on stderr, counted, and the
-counts are journalled with the final status (``problems``).
+(:mod:`kleio.ledger`) and the artifacts sent over the socket, and spools to a local file
+whenever the store fails, replaying it when the store returns. A storage failure never
+changes the program's exit code and never ends this thread: every failure is caught, told
+once on stderr, counted, and the counts are journalled with the final status
+(``problems``). The lease is kept by :mod:`kleio.writer.lease`, queries answered by
+:mod:`kleio.writer.queries`.
 """
 
 from __future__ import annotations
 
-import _socket
 import os
 import queue
-import signal
-import sys
 import threading
 import time
 from itertools import repeat
 
-from kleio.client import reply as encode_reply
 from kleio.errors import StoreUnavailable
 from kleio.ledger import Chunk, chunk_events, open_regular
-from kleio.process import kill_quietly
 from kleio.spool import Spool, split_markers, store_each
-from kleio.storage.base import NewEvent, Store, copy_hashing, encode, execution_of, first_seq
-from kleio.trial import short_id
+from kleio.storage.base import NewEvent, Store, copy_hashing, encode
+from kleio.writer.lease import Lease
+from kleio.writer.messages import Artifact, Events, Heartbeat, LedgerChunk, Query, Status, Stop
+from kleio.writer.queries import send as answer_query
+from kleio.writer.stderr import warn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
     from typing import Any
+
+    from kleio.writer.messages import Message
 
 BATCH = 5000
 #: Events held in memory when neither the journal nor the spool takes them (a full disk).
@@ -37,91 +38,7 @@ BATCH = 5000
 MAX_BACKLOG = 200_000
 
 
-# -- messages: what the other threads ask the writer, one class per request -----------------
-
-
-class Events:
-    """Events of one kind, numbered in order by the writer (output lines, statistics)."""
-
-    __slots__ = ("datas", "kind", "when")
-
-    def __init__(self, kind: str, when: float, datas: list[str]) -> None:
-        self.kind, self.when, self.datas = kind, when, datas
-
-
-class LedgerChunk:
-    """Records read from a ledger file (:class:`kleio.ledger.Chunk`)."""
-
-    __slots__ = ("chunk",)
-
-    def __init__(self, chunk: Chunk) -> None:
-        self.chunk = chunk
-
-
-class Heartbeat:
-    """Renew the lease: ``when`` is the time stamp, ``taken`` its monotonic time."""
-
-    __slots__ = ("taken", "when")
-
-    def __init__(self, when: float, taken: float | None = None) -> None:
-        self.when, self.taken = when, taken
-
-
-class Status:
-    """A status event, and the trial's cached fields to set with it."""
-
-    __slots__ = ("data", "fields", "status", "when")
-
-    def __init__(self, status: str, when: float, data: dict[str, Any],
-                 fields: dict[str, Any]) -> None:
-        self.status, self.when, self.data, self.fields = status, when, data, fields
-
-
-class Artifact:
-    """An artifact whose bytes a client sent over the socket (staged in ``path``)."""
-
-    __slots__ = ("header", "path", "when")
-
-    def __init__(self, path: str, header: dict[str, Any], when: float) -> None:
-        self.path, self.header, self.when = path, header, when
-
-
-class Query:
-    """A client's question, answered on its connection."""
-
-    __slots__ = ("conn", "request")
-
-    def __init__(self, conn: _socket.socket, request: dict[str, Any]) -> None:
-        self.conn, self.request = conn, request
-
-
-class Stop:
-    """Flush everything and end the thread."""
-
-    __slots__ = ()
-
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Union
-
-    #: Everything the writer's queue carries.
-    Message = Union[Events, LedgerChunk, Heartbeat, Status, Artifact, Query, Stop]
-
-
-def warn(message: str) -> None:
-    try:
-        sys.stderr.write(f"kleio: warning: {message}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-
-
-def _same_runner(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return bool(a) and all(a.get(key) == b.get(key) for key in ("host", "pid", "since"))
-
-
-class Writer(threading.Thread):
+class Writer(Lease, threading.Thread):
     """The only thread that talks to the store."""
 
     #: Seconds between two attempts to reach a journal that failed.
@@ -146,14 +63,7 @@ class Writer(threading.Thread):
         self.stop_request: dict[str, Any] | None = None
         self.runner_info: dict[str, Any] = dict(runner_info or {})
         self.displaced: dict[str, Any] | None = None
-        #: Self-fencing (docs/reliability.rst, "Leases"): the monotonic time at which the
-        #: heartbeat stamp the journal last confirmed was taken, and whether the program is
-        #: paused for want of a newer one. The runner's main thread fences (:meth:`fence`),
-        #: this thread resumes or yields (:meth:`_reclaim`); the lock orders the two.
-        self.renewed = time.monotonic()
-        self.fenced = False
-        self._fence_lock = threading.Lock()
-        self._fenced_group = False
+        self._init_lease()  # self-fencing: kleio.writer.lease
         self.ledger_dir = ledger_dir
         # Events neither the journal nor the spool took: retried at every flush.
         self.backlog: list[NewEvent] = []
@@ -353,133 +263,11 @@ class Writer(threading.Thread):
         return False
 
     def _heartbeat(self, beat: Heartbeat) -> None:
-        """Renew the lease, answer ``kleio stop``, notice a takeover."""
-        when, taken = beat.when, beat.taken
+        """Tell the checks the time, then renew the lease (:meth:`Lease._renew`)."""
         monitor = self._checks()
         if monitor is not None:
-            monitor.tick(when)
-        if self.fenced:
-            self._reclaim()
-            return
-        if self._fields({"heartbeat_at": when}) and taken is not None:
-            with self._fence_lock:
-                if not self.fenced:
-                    self.renewed = max(self.renewed, taken)
-        if not self.store_ok:
-            self._retry()
-            return
-        # `kleio stop ID`, from any machine sharing the journal, asks through the trial's
-        # document; the runner answers at its next heartbeat by stopping the program.
-        try:
-            doc = self.store.get_trial(trial_id=self.trial_id) or {}
-        except Exception as error:
-            self._down(error)
-            return
-        request = doc.get("stop_requested")
-        if request and self.stop_request is None and self.child_pid is not None:
-            self.stop_request = dict(request)
-            self._terminate()
-        holder = doc.get("runner") or {}
-        mine = self.runner_info
-        if (self.displaced is None and mine and self.child_pid is not None and holder
-                and (holder.get("host"), holder.get("pid"), holder.get("since"))
-                != (mine.get("host"), mine.get("pid"), mine.get("since"))):
-            # Another runner took the trial over (this one looked dead: a heartbeat older
-            # than its stale_after). Two runs of one trial must not go on: stop ours.
-            self.displaced = dict(holder)
-            warn(f"trial {short_id(self.trial_id)} was taken over by a runner on "
-                  f"{holder.get('host')} (pid {holder.get('pid')}); stopping this run")
-            self._terminate()
-
-    def fence(self, lease: float, group: bool) -> bool:
-        """Pause the program: no heartbeat was confirmed for ``lease`` seconds (main thread).
-
-        Another host may take the trial over once its heartbeat is older than stale_after;
-        the lease is shorter, so this run is paused before that can happen. ``group``: the
-        program has its own process group, which is paused whole. True if paused now.
-        """
-        with self._fence_lock:
-            if (self.fenced or self.child_pid is None or self.displaced is not None
-                    or time.monotonic() - self.renewed < lease):
-                return False
-            self.fenced, self._fenced_group = True, group
-            self._signal_program(signal.SIGSTOP)
-        warn(f"the journal has confirmed no heartbeat of trial {short_id(self.trial_id)} for "
-             f"{lease:g} s; its program is paused so that no other host runs it at the same "
-             "time, and resumes if the journal returns before the trial is taken over")
-        return True
-
-    def _signal_program(self, signo: int) -> None:
-        if self.child_pid is None:
-            return
-        if self._fenced_group:
-            try:
-                os.killpg(self.child_pid, signo)
-                return
-            except OSError:
-                pass
-        kill_quietly(self.child_pid, signo)
-
-    def _reclaim(self) -> None:
-        """Fenced, and the journal may be back: claim the next execution, or yield the trial.
-
-        The claim is the compare-and-append of reservations (:mod:`kleio.reservation`): of
-        this runner and any host taking the trial over, exactly one inserts the first event
-        of the next execution. This runner's own events, spooled meanwhile, keep their
-        execution's numbers, so replaying them never overwrites the new holder's status.
-        """
-        if not self.store_ok:
-            self._retry()
-            if not self.store_ok:
-                return
-        execution = execution_of(self.next_seq) + 1
-        seq = first_seq(execution)
-        when, taken = time.time(), time.monotonic()
-        mine = self.runner_info
-        event = (seq, "status", when,
-                 encode({"status": "running", "runner": mine, "resumed": "lease renewed"}))
-        fields = {"status": "running", "status_at": when, "heartbeat_at": when, "runner": mine}
-        try:
-            won = self.store.try_append(trial_id=self.trial_id, event=event, fields=fields)
-            holder: dict[str, Any] = {}
-            if not won:
-                # Our own claim, if the reply to an insert that succeeded was lost.
-                found = self.store.read_events(trial_id=self.trial_id, after=seq - 1, upto=seq)
-                data = found[0].data if found else {}
-                claimer = data.get("runner") or {}
-                # A takeover's first event is a 'failover' naming this runner as the old one.
-                won = data.get("resumed") is not None and _same_runner(claimer, mine)
-                if won:
-                    self.store.update_trial(trial_id=self.trial_id, fields=fields)
-                else:
-                    doc = self.store.get_trial(trial_id=self.trial_id) or {}
-                    holder = data.get("by") or doc.get("runner") or {}
-        except Exception as error:
-            self._down(error)
-            return
-        with self._fence_lock:
-            self.fenced = False
-            if won:
-                self.next_seq = seq + 1
-                self.spool.execution = execution
-                self.renewed = taken
-            else:
-                self.displaced = dict(holder)
-                self._terminate()  # pending until the program continues, just below
-            self._signal_program(signal.SIGCONT)
-        if won:
-            warn(f"the journal is back and trial {short_id(self.trial_id)} was not taken over; "
-                 "its program resumes")
-        else:
-            warn(f"trial {short_id(self.trial_id)} was taken over by a runner on "
-                 f"{holder.get('host')} (pid {holder.get('pid')}) while this one was cut off; "
-                 "stopping this run")
-
-    def _terminate(self) -> None:
-        if self.child_pid is not None:
-            kill_quietly(self.child_pid, signal.SIGTERM)
-            if self.term_sent_at is None:
-                self.term_sent_at = time.monotonic()
+            monitor.tick(beat.when)
+        self._renew(beat)
 
     def _status(self, message: Status) -> None:
         status, when, data, fields = message.status, message.when, message.data, message.fields
@@ -559,37 +347,7 @@ class Writer(threading.Thread):
         return claimed
 
     def _query(self, message: Query) -> None:
-        conn, request = message.conn, message.request
-        try:
-            reply, payload = self._answer(request)
-        except Exception as error:
-            reply, payload = {"error": f"query failed: {error}"}, None
-        try:
-            conn.sendall(encode_reply(reply))
-            if payload is not None:
-                with payload:
-                    for chunk in iter(lambda: payload.read(1 << 20), b""):
-                        conn.sendall(chunk)
-        except OSError:
-            pass
-
-    def _answer(self, request: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-        op = request.get("op")
-        if op == "statistics":
-            stats = [e.data for e in self.store.iter_lineage_events(
-                trial_id=self.trial_id, kinds=("statistic",))]
-            return {"statistics": stats}, None
-        if op == "artifact":
-            event = self.store.find_artifact(trial_id=self.trial_id,
-                                             filename=request.get("filename"),
-                                             metadata=request.get("metadata") or {})
-            if event is None:
-                return {"found": False}, None
-            match = event.data
-            handle = self.store.open_blob(sha256=match["sha256"])
-            return {"found": True, "filename": match["filename"],
-                    "metadata": match.get("metadata") or {}, "size": match["size"]}, handle
-        return {"error": f"unknown query {op!r}"}, None
+        answer_query(message.conn, message.request, self.store, self.trial_id)
 
     def finish(self, patience: float = 10.0) -> bool:
         """Called after the thread stopped: last replay; True if nothing is left spooled.
