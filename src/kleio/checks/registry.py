@@ -168,8 +168,11 @@ def validate(config: Config) -> None:
     build(config.checks, Context(), problems)
     unknown = unknown_stop_on(config.stop_on, problems)
     if unknown:
-        problems.insert(0, f"setting 'stop_on' names no installed check {unknown[0]!r} "
-                           f"(installed: {', '.join(available())})")
-    if problems:  # each problem that needs them names the installed checks already
-        raise ConfigError(problems[0], "'kleio check --list' describes the installed checks "
-                                       "and their thresholds")
+        problems.insert(0, f"setting 'stop_on' names no installed check {unknown[0]!r}")
+    if problems:
+        if "(installed: " in problems[0]:  # the message names them already
+            hint = "'kleio check --list' describes the installed checks and their thresholds"
+        else:
+            hint = (f"installed checks: {', '.join(available())} ('kleio check --list' "
+                    "describes them)")
+        raise ConfigError(problems[0], hint)
