@@ -70,7 +70,7 @@ def fill(store: MongoDBStore, count: int = 70) -> None:
         events = [(EXEC1, "status", 1.0 + index, encode({"status": "reserved"})),
                   (EXEC1 + 1, "status", 2.0 + index, encode({"status": "running"}))]
         if index == 20:
-            events.append((EXEC1 + 2, "metrics", 2.0, encode({"modes": {"val_loss": "min"},
+            events.append((EXEC1 + 2, "metrics", 2.0, encode({"metrics": {"val_loss": "min"},
                                                               "primary": "val_loss"})))
         events += [(EXEC1 + 3 + k, "statistic", 3.0 + k,
                     encode({"epoch": k, "val_loss": 1.0 / (k + 1 + index), "acc": k / 8}))

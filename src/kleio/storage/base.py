@@ -300,9 +300,11 @@ class Store(BatchedReads, abc.ABC):
         found: dict[str, dict[str, Any]] = {}
         for chunk in iter_chunks(ids, 500):
             found.update(self._read_summaries(trial_ids=chunk))
-        for trial_id in ids:
-            if trial_id not in found and self.get_trial(trial_id=trial_id) is not None:
-                found[trial_id] = self.summarize_events(trial_id=trial_id)
+        missing = [t for t in ids if t not in found]
+        if missing:  # all of them at once (a page of an older journal)
+            known = self.get_trials(trial_ids=missing)
+            folded = self.summarize_events_of(cuts=[(t, None) for t in missing if t in known])
+            found.update({t: folded[(t, upto)] for t, upto in folded})
         return found
 
     def summarize_events(self, *, trial_id: str, upto: int | None = None) -> dict[str, Any]:

@@ -119,27 +119,30 @@ class BatchedReads:
 
     # -- summaries up to a cut --------------------------------------------------------------
 
-    def summarize_events_of(self, *, cuts: Iterable[tuple[str, int]]
-                            ) -> dict[tuple[str, int], dict[str, Any]]:
+    def summarize_events_of(self, *, cuts: Iterable[tuple[str, int | None]]
+                            ) -> dict[tuple[str, int | None], dict[str, Any]]:
         """:meth:`~kleio.storage.base.Store.summarize_events` of each ``(trial id, upto)``:
-        the summaries of a trial's own events up to a branch's cut. Each starts from the
+        the summaries of a trial's own events up to a branch's cut (None: all of them, for a
+        trial an older kleio never summarized). Each starts from the
         store's mark before its cut, when it keeps one; the marks, the statistics after
-        them and the declarations are each read in one request on a batching backend."""
+        them and the declarations are each read in one request on a batching backend, and
+        folded as they arrive (memory holds the summaries, not the statistics)."""
         from kleio.storage.summary import declarations, fold_all
 
         pairs = [(t, upto) for t, upto in dict.fromkeys(cuts) if _usable([t])]
         if not pairs:
             return {}
-        marks = self._summary_marks(cuts=pairs)
+        marks: dict[Any, tuple[int, dict[str, dict[str, Any]]]] = dict(self._summary_marks(
+            cuts=[(t, upto) for t, upto in pairs if upto is not None]))
         ranges = [(t, (marks.get((t, upto)) or (None, None))[0], upto) for t, upto in pairs]
-        stats = self._read_ranges(kind="statistic", ranges=ranges)
+        folds = [fold_all((), (marks.get(pair) or (None, None))[1]) for pair in pairs]
+        for index, event in self._iter_ranges(kind="statistic", ranges=ranges):
+            folds[index].add(event.seq, event.data)
         declared = self.read_events_of(trial_ids=[t for t, _ in pairs], kinds=("metrics",))
         out = {}
-        for index, (trial_id, upto) in enumerate(pairs):
-            start = (marks.get((trial_id, upto)) or (None, None))[1]
-            fold = fold_all(((e.seq, e.data) for e in stats.get(index, ())), start)
+        for (trial_id, upto), fold in zip(pairs, folds):
             modes, primary = declarations(e.data for e in declared.get(trial_id, ())
-                                          if e.seq <= upto)
+                                          if upto is None or e.seq <= upto)
             out[(trial_id, upto)] = {"entries": fold.entries, "modes": modes,
                                      "primary": primary,
                                      "last_stat_seq": fold.state["last_stat_seq"],
@@ -156,9 +159,12 @@ class BatchedReads:
                 found[(trial_id, upto)] = mark
         return found
 
-    def _read_ranges(self, *, kind: str, ranges: Sequence[tuple[str, int | None, int]]
-                     ) -> dict[int, list[Event]]:
-        """``{index: events}``: the events of ``kind`` of each ``(trial id, after, upto)``
-        of ``ranges`` (``after < seq <= upto``), in ``seq`` order."""
-        return {index: list(self._iter_own(trial_id, (kind,), upto, after=after))
-                for index, (trial_id, after, upto) in enumerate(ranges)}
+    def _iter_ranges(self, *, kind: str,
+                     ranges: Sequence[tuple[str, int | None, int | None]]
+                     ) -> Iterator[tuple[int, Event]]:
+        """``(index, event)`` for the events of ``kind`` of each ``(trial id, after, upto)``
+        of ``ranges`` (``after < seq <= upto``, None for no bound), in any order (folding
+        summaries does not depend on it), streamed: memory stays bounded."""
+        for index, (trial_id, after, upto) in enumerate(ranges):
+            for event in self._iter_own(trial_id, (kind,), upto, after=after):
+                yield index, event

@@ -47,7 +47,7 @@ import functools
 import re
 import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any, TypeVar, cast
 from urllib.parse import parse_qsl
 
@@ -517,30 +517,28 @@ class MongoDBStore(SummariesMixin, Store):
             found.setdefault(event.trial_id, []).append(event)
         return found
 
-    @_guarded
-    def _read_ranges(self, *, kind: str, ranges: Sequence[tuple[str, int | None, int]]
-                     ) -> dict[int, list[Event]]:
-        found: dict[int, list[Event]] = {}
-        spans = [(t, -1 if after is None else after, min(upto, INT64[1]))
-                 for t, after, upto in ranges]
-        query = {"$or": [{"trial_id": t, "kind": kind,
-                          "seq": {"$gt": Int64(low), "$lte": Int64(high)}}
-                         for t, low, high in spans if low < high]}
-        if not query["$or"]:
-            return found
+    def _iter_ranges(self, *, kind: str,
+                     ranges: Sequence[tuple[str, int | None, int | None]]
+                     ) -> Iterator[tuple[int, Event]]:
+        spans = [(t, -1 if after is None else after,
+                  INT64[1] if upto is None else min(upto, INT64[1])) for t, after, upto in ranges]
+        clauses = [{"trial_id": t, "kind": kind, "seq": {"$gt": Int64(low), "$lte": Int64(high)}}
+                   for t, low, high in spans if low < high]
+        if not clauses:
+            return
         by_trial: dict[str, list[int]] = {}
         for index, (trial_id, _, _) in enumerate(spans):
             by_trial.setdefault(trial_id, []).append(index)
-        # Put in order here: a server sort of every range's events could pass its memory.
-        for doc in self._db.events.find(query, batch_size=_BATCH):
-            event = self._to_event(doc)
-            for index in by_trial.get(event.trial_id, ()):  # ranges of one trial may overlap
-                _, low, high = spans[index]
-                if low < event.seq <= high:
-                    found.setdefault(index, []).append(event)
-        for events in found.values():
-            events.sort(key=lambda e: e.seq)
-        return found
+        try:
+            # One cursor, streamed in any order: a server sort could pass its memory.
+            for doc in self._db.events.find({"$or": clauses}, batch_size=_BATCH):
+                event = self._to_event(doc)
+                for index in by_trial.get(event.trial_id, ()):  # ranges may overlap
+                    _, low, high = spans[index]
+                    if low < event.seq <= high:
+                        yield index, event
+        except PyMongoError as exc:
+            raise self._unavailable(exc) from None
 
     @_guarded
     def _summary_marks(self, *, cuts: Sequence[tuple[str, int]]
