@@ -1,32 +1,7 @@
-"""Workers: pull reservable trials from the journal and run them, one after the other.
+"""The worker's loop: reserve the oldest runnable trial, run it, and again, until told to stop.
 
-``kleio save CMD`` registers trials; any number of workers, on any machines sharing the
-journal, then run them. A worker repeatedly
-
-1. asks the store for candidates, oldest first, filtered by tags in the query: trials whose
-   status is reservable (``new``, ``interrupted``, ``suspended``, ``failover``, and ``broken``
-   with ``allow_broken``), and held trials whose runner is dead (see
-   :func:`kleio.reservation.holder_alive`);
-2. tries to reserve them in order (:func:`kleio.reservation.reserve`, the compare-and-append
-   of DESIGN §3): a trial another worker took meanwhile raises ``TrialBusy`` or
-   ``NotReservable`` and the next candidate is tried, so every trial runs exactly once
-   whatever the number of workers;
-3. runs the reserved trial with the :class:`~kleio.runner.Runner`, with its recorded argv in
-   its recorded directory, and goes back to 1.
-
-It stops after ``max_trials`` runs, when nothing was reservable for ``idle_timeout`` seconds
-(0: as soon as nothing is left), or when it is interrupted. SIGINT, SIGTERM and SIGHUP are
-blocked in the worker's thread: during a run the Runner receives them and forwards them to
-the trial (which ends ``interrupted``, resumable by any worker); between runs they are
-noticed at the next check. Either way the worker then stops.
-
-A worker never runs a trial twice in one session (a trial that keeps interrupting itself
-does not loop), skips trials whose command line held secrets (they were not journalled) with
-a warning, and, with ``allow_broken``, re-runs only trials that were already broken when it
-started. Saved trials are run with the code and environment snapshots taken at save time:
-no change detection applies, the worker runs whatever the checkout it starts in holds.
-
-This module is the Python API under ``kleio worker``; it parses no arguments.
+See :mod:`kleio.worker` for the rules (exactly once whatever the number of workers; signals;
+skipped trials).
 """
 
 from __future__ import annotations
@@ -42,17 +17,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from kleio.errors import CannotExecute, CommandNotFound, NotReservable, TrialBusy, TrialNotFound
 from kleio.launch import Prepared, Reserved, execute, failover_message, reserve_trial
-from kleio.reservation import HELD, RESERVABLE, holder_alive, hostname
+from kleio.reservation import hostname
 from kleio.storage.base import Store
 from kleio.trial import short_id
+from kleio.worker.candidates import find_candidates
+from kleio.worker.results import INTERRUPTS, TrialRun, WorkerResult, run_status
 
 if TYPE_CHECKING:
     from kleio.config import Config
-
-INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-#: How many candidates one store query returns (beyond those this worker already excludes).
-BATCH = 16
 
 #: ``execute(store, config, doc, reserved, argv, cwd) -> exit code``.
 Execute = Callable[[Store, Any, dict[str, Any], Reserved, list[str], str], int]
@@ -80,72 +52,8 @@ class WorkerOptions:
     allow_changes: set[str] = field(default_factory=set)
 
 
-@dataclass(frozen=True)
-class TrialRun:
-    """The outcome of one trial run by a worker."""
-
-    trial_id: str
-    status: str
-    exit_code: int
-    seconds: float
-    stopped_by: int | None = None
-
-
-@dataclass
-class WorkerResult:
-    """What a worker did and why it stopped.
-
-    ``stopped`` is ``"max-trials"``, ``"idle"`` or ``"interrupted"``; ``signal`` is the
-    signal that interrupted it when known.
-    """
-
-    runs: list[TrialRun] = field(default_factory=list)
-    stopped: str = "idle"
-    signal: int | None = None
-    skipped: list[str] = field(default_factory=list)
-
-
 #: The default :data:`Execute`: one execution of a reserved trial with the Runner.
 run_with_runner: Execute = execute
-
-
-def find_candidates(
-    store: Store,
-    *,
-    tags: list[str],
-    host: str,
-    stale_after: float,
-    allow_broken: bool = False,
-    broken_before: float = 0.0,
-    exclude: set[str] | frozenset[str] = frozenset(),
-    limit: int = BATCH,
-) -> list[dict[str, Any]]:
-    """Return up to ``limit`` trials a worker may try to reserve, oldest first.
-
-    Filters, sort and limit are pushed into the store's query. Held trials (``reserved``,
-    ``running``) are few (at most one per live runner) and are kept only when their runner
-    is dead. ``exclude`` holds ids this worker will not run; broken trials are kept only if
-    they broke before ``broken_before``.
-    """
-    statuses = list(RESERVABLE) + (["broken"] if allow_broken else [])
-    tag_filter = list(tags) or None
-    # Ask for enough rows that excluded ones cannot hide the next runnable trial.
-    docs = store.find_trials(statuses=statuses, tags=tag_filter, sort="created_at",
-                             limit=limit + len(exclude))
-    docs += [
-        doc
-        for doc in store.find_trials(statuses=list(HELD), tags=tag_filter, sort="created_at")
-        if not holder_alive(doc.get("runner"), doc.get("heartbeat_at"), host=host,
-                            stale_after=stale_after)
-    ]
-    kept = [
-        doc
-        for doc in docs
-        if doc["id"] not in exclude
-        and (doc.get("status") != "broken" or (doc.get("status_at") or 0.0) < broken_before)
-    ]
-    kept.sort(key=lambda doc: (doc.get("created_at") or 0.0, doc["id"]))
-    return kept[:limit]
 
 
 class Worker:
@@ -353,52 +261,16 @@ class Worker:
             self._say(f"warning: trial {short}: {error}")
             code = 126
         seconds = time.monotonic() - began
-        status, stopped_by = self._final_status(doc["id"], code)
-        self._say(f"trial {short} {status} (exit code {code}, {seconds:.1f} s)")
-        return TrialRun(doc["id"], status, code, seconds, stopped_by)
-
-    def _final_status(self, trial_id: str, code: int) -> tuple[str, int | None]:
         try:
-            last = self.store.last_status(trial_id=trial_id)
+            last = self.store.last_status(trial_id=doc["id"])
         except Exception:  # the journal is down: the Runner spooled; judge by the code
             last = None
-        if last is not None and last.data.get("status") in ("completed", "broken",
-                                                           "interrupted"):
-            return str(last.data["status"]), last.data.get("stopped_by")
-        signo = _signal_of(code)
-        if signo is not None:
-            return "interrupted", signo
-        return ("completed" if code == 0 else "broken"), None
-
-
-def _signal_of(code: int) -> int | None:
-    return code - 128 if code - 128 in INTERRUPTS else None
+        status, stopped_by = run_status(last.data if last is not None else None, code)
+        self._say(f"trial {short} {status} (exit code {code}, {seconds:.1f} s)")
+        return TrialRun(doc["id"], status, code, seconds, stopped_by)
 
 
 def _project_of(cwd: str) -> str:
     from kleio.git import find_root, project_of
 
     return project_of(find_root(cwd), cwd)
-
-
-def summary(result: WorkerResult) -> str:
-    """One line saying what a worker did and why it stopped."""
-    counts: dict[str, int] = {}
-    for run in result.runs:
-        counts[run.status] = counts.get(run.status, 0) + 1
-    detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    ran = f"ran {len(result.runs)} trial{'s' if len(result.runs) != 1 else ''}"
-    if detail:
-        ran += f" ({detail})"
-    if result.skipped:
-        ran += f"; skipped {len(result.skipped)} (listed above)"
-    reason = {
-        "max-trials": "reached --max-trials",
-        "idle": "nothing left to run",
-        "interrupted": "interrupted",
-    }[result.stopped]
-    return f"{ran}; stopped: {reason}"
-
-
-__all__ = ["TrialRun", "Worker", "WorkerOptions", "WorkerResult", "find_candidates",
-           "run_with_runner", "summary"]
