@@ -13,15 +13,17 @@ server's URI (a database the benchmark may fill and drop) to measure one.
    the figure is statistics per second of the whole ``kleio run`` (start-up, snapshot,
    reservation, every statistic in the journal, runner exited), SQLite and MongoDB runs
    alternated so both see the same machine load.
-2. ``kleio ls --limit 50`` over ``--trials`` completed trials, the newest ``--with-events``
-   of them (1,000) with their four status events. ``ls`` reads the events of the trials it
-   shows, which MongoDB finds through the ``_id`` and ``trial_kind_seq`` indexes whatever
-   the other trials hold; the wire server's reads slow down with every event document it
-   holds (with the events of all 100,000 trials one ``ls`` took over three minutes). The
-   journal is filled outside the timed part (SQLite through the store; MongoDB with
-   pymongo's bulk ``insert_many`` of the documents ``MongoDBStore`` writes, from one trial
-   document made by ``kleio.trial.build_trial``), then only the ``kleio`` command is timed,
-   as a whole process: wall time and CPU time (user + system of that process).
+2. ``kleio ls --limit 50`` (and the commands it sends MongoDB, counted with pymongo's
+   command monitoring for ``--limit 5`` and ``50``) over ``--trials`` completed trials, the
+   newest ``--with-events`` of them (1,000) with their four status events. ``ls`` reads the
+   events of the trials it shows, which MongoDB finds through the ``_id`` and
+   ``trial_kind_seq`` indexes whatever the other trials hold; the wire server's reads slow
+   down with every event document it holds (with the events of all 100,000 trials one ``ls``
+   took over three minutes). The journal is filled outside the timed part (SQLite through
+   the store; MongoDB with pymongo's bulk ``insert_many`` of the documents ``MongoDBStore``
+   writes, from one trial document made by ``kleio.trial.build_trial``), then only the
+   ``kleio`` command is timed, as a whole process: wall time and CPU time (user + system of
+   that process).
 
 Medians and spreads (min-max) of ``--runs`` runs are printed. Run it with an interpreter
 that no ``.pth`` file slows (a plain venv with ``pymongo psutil PyYAML filelock nx-27017``)
@@ -170,7 +172,10 @@ def fill_mongodb(uri: str, template: dict, trials: int, with_events: int) -> Non
         batch, events = [], []
         for index, doc in enumerate(trial_docs(template, trials)):
             fields = {key: value for key, value in doc.items() if key != "id"}
-            batch.append({"_id": doc["id"], **MongoDBStore._to_mongo(fields)})
+            # _sum: the summary state MongoDBStore gives every trial it creates (without it
+            # a reader takes the trial for one of an older kleio and summarizes its events).
+            batch.append({"_id": doc["id"], **MongoDBStore._to_mongo(fields),
+                          "_sum": {"last_stat_seq": None, "runs_ok": True}})
             if index >= trials - with_events:
                 events += [MongoDBStore._event_doc(doc["id"], event)
                            for event in status_events(doc)]
@@ -187,6 +192,45 @@ def fill_mongodb(uri: str, template: dict, trials: int, with_events: int) -> Non
             db.events.insert_many(events, ordered=False)
     finally:
         client.close()
+
+
+def round_trips(uri: str, limit: int) -> dict[str, int]:
+    """The commands one ``kleio ls --limit LIMIT`` sends the server, by name, counted with
+    pymongo's command monitoring (in this process, on the kleio of ``--src``)."""
+    import contextlib
+    import io
+
+    import pymongo
+    from pymongo import monitoring
+
+    import kleio.cli.ls as ls
+    import kleio.storage
+    from kleio.storage.mongodb import MongoDBStore
+
+    sent: dict[str, int] = {}
+
+    class Listener(monitoring.CommandListener):
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            if event.command_name not in ("hello", "ismaster", "isMaster", "endSessions"):
+                sent[event.command_name] = sent.get(event.command_name, 0) + 1
+
+        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+            pass
+
+        def failed(self, event: monitoring.CommandFailedEvent) -> None:
+            pass
+
+    client: pymongo.MongoClient = pymongo.MongoClient(uri, event_listeners=[Listener()])
+    real = kleio.storage.open_store
+    kleio.storage.open_store = lambda _: MongoDBStore(uri, client=client)  # type: ignore
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    try:
+        with contextlib.redirect_stdout(out):
+            ls.main(["--limit", str(limit)], {"db": uri})
+    finally:
+        kleio.storage.open_store = real
+        client.close()
+    return sent
 
 
 def drop(base: str, used: list[str]) -> None:
@@ -289,6 +333,10 @@ def main() -> None:
                         cpus[name].append(cpu)
                         shown = out.splitlines()[:2]
                 print("kleio ls shows, first row:\n  " + "\n  ".join(shown))
+                for limit in (5, 50):
+                    sent = round_trips(mongo_uri, limit)
+                    print(f"kleio ls --limit {limit} on mongodb: {sum(sent.values())} commands "
+                          f"({', '.join(f'{k} {v}' for k, v in sorted(sent.items()))})")
                 for name in walls:
                     print(f"kleio ls --limit 50 over {args.trials:,} trials, {name:7}: wall "
                           f"{summary(walls[name], 'ms', 1000)}; CPU "
