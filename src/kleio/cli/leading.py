@@ -6,6 +6,9 @@ untouched (argparse would try to read them). Kept free of argparse for start-up 
 
 from __future__ import annotations
 
+import os
+import sys
+
 from kleio.errors import UsageError
 
 TYPE_CHECKING = False
@@ -82,3 +85,26 @@ def _value_of(argv: list[str], i: int, *, prog: str, example: str) -> tuple[int,
             raise UsageError("--tag needs a value", f"e.g. {example}")
         raise UsageError(f"{token} needs a value", f"see '{prog} --help'")
     return i + 1, argv[i + 1]
+
+
+def program_or_help(parsed: tuple[dict[str, Any], list[str]], *, help_text: str, verb: str,
+                    example: str) -> tuple[dict[str, Any], list[str], str] | None:
+    """What :func:`parse_leading` found, and the current directory; None once ``--help``
+    printed ``help_text``.
+
+    Raises:
+        UsageError: no program was given (``no command to VERB``), or the current directory
+            was removed under the shell.
+    """
+    options, command = parsed
+    if options.get("help"):
+        sys.stdout.write(help_text)
+        return None
+    if not command:
+        raise UsageError(f"no command to {verb}", f"give one, e.g. '{example}'")
+    try:
+        cwd = os.getcwd()
+    except FileNotFoundError:
+        raise UsageError("the current directory no longer exists",
+                         "change to an existing directory and run again") from None
+    return options, command, cwd

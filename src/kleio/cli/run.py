@@ -6,10 +6,9 @@ belongs to the program, untouched, and the hot path stays fast.
 
 from __future__ import annotations
 
-import os
 import sys
 
-from kleio.cli.leading import parse_leading
+from kleio.cli.leading import parse_leading, program_or_help
 from kleio.errors import ChangeRefused, CommandNotFound, KleioError, UsageError
 
 TYPE_CHECKING = False
@@ -59,17 +58,11 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
-    options, command = parse(argv)
-    if options.get("help"):
-        sys.stdout.write(HELP)
+    given = program_or_help(parse(argv), help_text=HELP, verb="run",
+                            example="kleio python train.py")
+    if given is None:
         return 0
-    if not command:
-        raise UsageError("no command to run", "give one, e.g. 'kleio python train.py'")
-    try:
-        cwd = os.getcwd()
-    except FileNotFoundError:
-        raise UsageError("the current directory no longer exists",
-                         "change to an existing directory and run again") from None
+    options, command, cwd = given
     _start_git_status(command, cwd)
     from kleio import launch
     from kleio.cli.launch import run_prepared

@@ -7,11 +7,10 @@ Options are parsed by hand, like ``kleio run``: the program's own arguments stay
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
-from kleio.cli.leading import parse_leading
+from kleio.cli.leading import parse_leading, program_or_help
 from kleio.errors import UsageError
 from kleio.trial import short_id
 
@@ -35,19 +34,17 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
-    options, command = parse(argv)
-    if options.get("help"):
-        sys.stdout.write(HELP)
+    given = program_or_help(parse(argv), help_text=HELP, verb="save",
+                            example="kleio save python train.py")
+    if given is None:
         return 0
-    if not command:
-        raise UsageError("no command to save", "give one, e.g. 'kleio save python train.py'")
+    options, command, cwd = given
     from kleio.config import load_config
     from kleio.launch import prepare_command
     from kleio.redact import redact_argv
     from kleio.storage import open_store
     from kleio.trial import check_executable, warn
 
-    cwd = os.getcwd()
     check_executable(command, cwd)
     if redact_argv(list(command))[1]:
         raise UsageError(

@@ -53,8 +53,8 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
                  if removed else ""))
     else:
         for item in replayed:
-            count = item["events"]
-            print(f"replayed {count} event{'s' if count != 1 else ''} from {item['file']}")
+            events = item["events"]
+            print(f"replayed {events} event{'s' if events != 1 else ''} from {item['file']}")
         for path in skipped:
             print(f"skipped {path}: its runner is still alive, another process is syncing "
                   "it, or it belongs to another journal (give that one with --db)")
