@@ -91,3 +91,14 @@ def test_cli_commands_never_import_each_other():
                     other = parts[2]
                     assert other not in commands or other == path.stem, (
                         f"kleio.cli.{path.stem} imports the command module {name}")
+
+
+def test_the_runners_layers_point_one_way():
+    """The ledger is read by the writer, which the I/O thread feeds, never the other way:
+    kleio.ledger imports neither kleio.writer nor kleio.channel, kleio.writer not
+    kleio.channel (a cycle here would load the run's threads on the runner's start path)."""
+    below = {"ledger": ("kleio.writer", "kleio.channel"), "writer": ("kleio.channel",)}
+    for package, forbidden in below.items():
+        for path in (SRC / package).glob("*.py"):
+            for name in full_imports_of(path):
+                assert not name.startswith(forbidden), (path, name)
