@@ -268,3 +268,33 @@ def test_nothing_slow_is_imported_before_the_program_starts(git_repo, db_uri, or
                                 text=True, timeout=60)
         assert result.returncode == 0, result.stderr
     assert result.stdout == "[]\n"
+
+
+def test_the_exec_failure_hint_names_the_reason(tmp_path):
+    import errno
+
+    from kleio.runner import exec_hint
+
+    script = tmp_path / "s.py"
+    script.write_text("#!/nonexistent/python3 -u\nprint(1)\n", encoding="utf-8")
+    missing = OSError(errno.ENOENT, "No such file or directory")
+    assert "'#!' line names /nonexistent/python3" in exec_hint(missing, ["./s.py"], str(tmp_path))
+    assert "'#!' line" in exec_hint(OSError(errno.ENOEXEC, "Exec format error"), ["./s.py"],
+                                    str(tmp_path))
+    assert "chmod +x ./s.py" in exec_hint(OSError(errno.EACCES, "Permission denied"),
+                                          ["./s.py"], str(tmp_path))
+    assert "longer than the system accepts" in exec_hint(
+        OSError(errno.E2BIG, "Argument list too long"), ["./s.py"], str(tmp_path))
+
+
+def test_a_script_whose_interpreter_is_missing_is_told_so(git_repo, db_uri):
+    from tests.conftest import git, run_kleio
+
+    script = git_repo / "s.py"
+    script.write_text("#!/nonexistent/python3\nprint(1)\n", encoding="utf-8")
+    script.chmod(0o755)
+    git(git_repo, "add", "s.py")
+    git(git_repo, "commit", "-q", "-m", "script")
+    done = run_kleio("run", "./s.py", cwd=git_repo)
+    assert done.returncode == 126
+    assert "its '#!' line names /nonexistent/python3, which does not exist here" in done.stderr

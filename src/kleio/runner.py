@@ -255,11 +255,44 @@ class Runner:
         ledger.finish(self.ledger_dir, None, complete=True)
         from kleio.errors import CannotExecute
 
-        raise CannotExecute(
-            f"cannot execute {self.argv[0]}: {error.strerror or error}",
-            "give a script a '#!' line, or run it through its interpreter "
-            "(e.g. 'kleio bash script.sh')",
-        ) from None
+        raise CannotExecute(f"cannot execute {self.argv[0]}: {error.strerror or error}",
+                            exec_hint(error, self.argv, self.cwd)) from None
+
+def exec_hint(error: OSError, argv: list[str], cwd: str) -> str:
+    """What to do when the program could not be executed, by the reason the system gave."""
+    import errno
+
+    if error.errno == errno.E2BIG:
+        return ("its arguments and environment are longer than the system accepts: pass long "
+                "values in a file, or unset large environment variables")
+    if error.errno == errno.ENOENT:  # the file exists (checked before): its interpreter not
+        interpreter = _interpreter_of(os.path.join(cwd, argv[0]) if os.sep in argv[0]
+                                      else argv[0])
+        if interpreter:
+            return (f"its '#!' line names {interpreter}, which does not exist here: install it, "
+                    "or fix the line (e.g. '#!/usr/bin/env python3')")
+    if error.errno == errno.EACCES:
+        return (f"make it executable ('chmod +x {argv[0]}'), or run it through its "
+                "interpreter (e.g. 'kleio bash script.sh')")
+    return ("give a script a '#!' line, or run it through its interpreter "
+            "(e.g. 'kleio bash script.sh')")
+
+
+def _interpreter_of(program: str) -> str | None:
+    """The interpreter a script's ``#!`` line names (None: no such line, or unreadable)."""
+    from kleio.trial import which
+
+    path = program if os.sep in program else which(program)
+    try:
+        with open(path or program, "rb") as handle:
+            first = handle.readline(4096)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].decode("utf-8", "replace").split()
+    return words[0] if words else None
+
 
 def final_status(code: int, *, interrupted: int | None, stop_requested: bool) -> str:
     """The status a run ends with, from its exit code and how it was stopped."""
