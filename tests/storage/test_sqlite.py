@@ -498,8 +498,6 @@ class ReadOnly:
         self.monkeypatch = monkeypatch
 
     def __enter__(self):
-        import kleio.storage.sqlite as module
-
         real = os.access
 
         def access(path, mode, *args, **kwargs):
@@ -507,7 +505,7 @@ class ReadOnly:
                 return False
             return real(path, mode, *args, **kwargs)
 
-        self.monkeypatch.setattr(module.os, "access", access)
+        self.monkeypatch.setattr(os, "access", access)
 
     def __exit__(self, *exc):
         self.monkeypatch.undo()
