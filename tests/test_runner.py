@@ -297,4 +297,4 @@ def test_a_script_whose_interpreter_is_missing_is_told_so(git_repo, db_uri):
     git(git_repo, "commit", "-q", "-m", "script")
     done = run_kleio("run", "./s.py", cwd=git_repo)
     assert done.returncode == 126
-    assert "its '#!' line names /nonexistent/python3, which does not exist here" in done.stderr
+    assert "Its '#!' line names /nonexistent/python3, which does not exist here" in done.stderr
