@@ -6,7 +6,6 @@ Also the ordering of trials by a name (:func:`sort_trials`) and the names a list
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Iterable
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from kleio.errors import UsageError
 from kleio.metrics import is_number
+from kleio.storage.base import as_number
 
 if TYPE_CHECKING:
     from kleio.api.trial import Trial
@@ -79,19 +79,8 @@ class Condition:
         return f"Condition({self.name}{self.op}{self.text})"
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str) and value.strip():
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-        return number if math.isfinite(number) or value.strip().lower() in (
-            "inf", "-inf", "+inf") else None
-    return None
+#: How a value compares: as a number or, None, as text (see :func:`as_number`).
+_number = as_number
 
 
 def parse_since(since: Any, now: float | None = None) -> float:

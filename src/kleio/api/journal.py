@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from kleio.api.conditions import (
+    FIELDS,
     STORE_SORTS,
     Condition,
     _order,
@@ -19,7 +20,7 @@ from kleio.api.prefetch import prefetch
 from kleio.api.trial import Trial
 from kleio.errors import UsageError
 from kleio.metrics import from_config, from_specs, is_number
-from kleio.storage.base import STATUSES, Store
+from kleio.storage.base import HINT_OPS, STATUSES, Store
 
 
 class Journal:
@@ -206,8 +207,12 @@ class Journal:
         elif ranked:
             docs = self._ranked(name, descending, filters, max(64, (limit or 0) + 1))
         else:
+            # Conditions comparing an option or a metric with a number narrow the database's
+            # answer (each candidate is still checked here: a hint never decides).
+            hints = [(c.name, c.op, c.number) for c in conditions if c.number is not None
+                     and c.op in HINT_OPS and c.name not in FIELDS]
             docs = self.store.find_trials(**filters, sort=store_sort,
-                                          limit=limit if pushed else None)
+                                          limit=limit if pushed else None, hints=hints)
 
         def candidates() -> Iterator[Trial]:
             for doc in docs:

@@ -27,6 +27,7 @@ backend.
 from __future__ import annotations
 
 import abc
+import math
 
 from kleio import cjson as json  # json's C codec without json's imports (re, enum)
 from kleio.errors import SchemaVersionError
@@ -184,6 +185,31 @@ def int_as_float(value: int) -> float:
         return float("inf") if value > 0 else float("-inf")
 
 
+def as_number(value: Any) -> float | None:
+    """``value`` as the number a ``where`` condition compares it as, or None (compared as
+    text): ints and floats, and text holding a finite number or spelling an infinity (a
+    bool is not a number). One rule for :mod:`kleio.api` and the backends that narrow a
+    listing by such conditions (:meth:`Store.find_trials`'s ``hints``)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return int_as_float(value)
+    if isinstance(value, float):
+        return value
+    if isinstance(value, str) and value.strip():
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        if math.isfinite(number) or value.strip().lower() in ("inf", "-inf", "+inf"):
+            return number
+    return None
+
+
+#: What a ``hint`` of :meth:`Store.find_trials` compares with: ``(name, op, number)``.
+HINT_OPS = ("=", "<", "<=", ">", ">=")
+
+
 def is_digest(text: str) -> bool:
     """Tell whether ``text`` is a sha256 hex digest as blobs are named (64 lowercase hex)."""
     return len(text) == 64 and _HEX.issuperset(text)
@@ -256,6 +282,7 @@ class Store(BatchedReads, abc.ABC):
         branches: bool | None = None,
         sort: str = "-created_at",
         limit: int | None = None,
+        hints: Sequence[tuple[str, str, float]] = (),
     ) -> list[dict[str, Any]]:
         """Return trial documents matching every given filter, sorted and limited.
 
@@ -272,6 +299,13 @@ class Store(BatchedReads, abc.ABC):
             branches: True: only branches (trials with a parent); False: only the others.
             sort: a field of :data:`SORTABLE_FIELDS`, ``-`` prefixed for descending.
             limit: at most this many documents.
+            hints: conditions ``(name, op, number)``, ``op`` in :data:`HINT_OPS`, as
+                :mod:`kleio.api` reads ``where``: the trial's option ``name`` (compared as
+                :func:`as_number` says, any element of a list), else its metric (``name``:
+                its best under its mode; ``name.last``, ``name.best``). A backend may leave
+                out trials that cannot match one; it keeps every trial that may, so the
+                caller checks each (a hint narrows, it never decides). With hints, ``limit``
+                counts the narrowed trials.
         """
         field, descending = parse_sort(sort)
         if limit is not None and limit <= 0:
@@ -280,10 +314,22 @@ class Store(BatchedReads, abc.ABC):
                                                  project or "",
                                                  *(statuses or ()), *(tags or ()))):
             return []
+        usable = [h for h in hints if h[1] in HINT_OPS and encodable(h[0])
+                  and h[2] == h[2]]
+        if usable:
+            return self._find_trials_narrowed(
+                id_prefix=id_prefix, statuses=statuses, tags=tags, parent_id=parent_id,
+                field=field, descending=descending, limit=limit, since=since,
+                project=project or None, branches=branches, hints=usable)
         return self._find_trials(id_prefix=id_prefix, statuses=statuses, tags=tags,
                                  parent_id=parent_id, field=field, descending=descending,
                                  limit=limit, since=since, project=project or None,
                                  branches=branches)
+
+    def _find_trials_narrowed(self, *, hints: Sequence[tuple[str, str, float]],
+                              **filters: Any) -> list[dict[str, Any]]:
+        """:meth:`_find_trials` with hints (valid); by default they narrow nothing."""
+        return self._find_trials(**filters)
 
     # -- summaries (see kleio.storage.summary) ----------------------------------------------
 

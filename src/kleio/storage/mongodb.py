@@ -98,6 +98,7 @@ from kleio.storage.mongodb_layout import (
     wrap,
 )
 from kleio.storage.mongodb_summaries import SummariesMixin
+from kleio.storage.mongodb_where import narrowing, option_index
 
 _INSERT_CHUNK = 1000
 #: Documents per reply of a batched read (a page's status events in one reply, not 101 and
@@ -253,7 +254,7 @@ class MongoDBStore(SummariesMixin, Store):
         out: dict[str, Any] = {}
         escaped_any = False
         for key, value in fields.items():
-            if not safe_key(key) or key in ("_id", "_esc"):
+            if not safe_key(key) or key in ("_id", "_esc", "_opts", "_sum"):
                 raise ValueError(f"trial field name {key!r} cannot be stored in MongoDB")
             out[key], escaped = escape(value)
             escaped_any = escaped_any or escaped
@@ -265,6 +266,7 @@ class MongoDBStore(SummariesMixin, Store):
     def _from_mongo(doc: dict[str, Any]) -> dict[str, Any]:
         trial_id = doc.pop("_id")
         doc.pop("_sum", None)
+        doc.pop("_opts", None)
         if doc.pop("_esc", False):
             doc = unescape(doc)
         return {"id": trial_id, **doc}
@@ -274,8 +276,10 @@ class MongoDBStore(SummariesMixin, Store):
         body = self._to_mongo({k: v for k, v in doc.items() if k != "id"})
         try:
             # _sum: the trial's summary state (kleio.storage.summary), complete from the start.
+            # _opts: the options as where-conditions compare them (mongodb_where).
             self._db.trials.insert_one({"_id": doc["id"], **body,
-                                        "_sum": {"last_stat_seq": None, "runs_ok": True}})
+                                        "_sum": {"last_stat_seq": None, "runs_ok": True},
+                                        "_opts": option_index(doc.get("config"))})
         except DuplicateKeyError:
             return False
         return True
@@ -310,12 +314,20 @@ class MongoDBStore(SummariesMixin, Store):
         return query
 
     @_guarded
+    def _find_trials_narrowed(self, *, hints: Sequence[tuple[str, str, float]],
+                              **filters: Any) -> list[dict[str, Any]]:
+        return self._find_trials(**filters, narrow=narrowing(self._db, hints))
+
+    @_guarded
     def _find_trials(self, *, id_prefix: str | None, statuses: Sequence[str] | None,
                      tags: Sequence[str] | None, parent_id: str | None, field: str,
                      descending: bool, limit: int | None, since: float | None,
-                     project: str | None, branches: bool | None) -> list[dict[str, Any]]:
+                     project: str | None, branches: bool | None,
+                     narrow: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         query = self._filters(statuses=statuses, tags=tags, since=since, project=project,
                               branches=branches)
+        if narrow:
+            query = {**query, "$and": [narrow]} if query else narrow
         if id_prefix:
             # An anchored, case-sensitive regex is answered by a range scan of the _id index.
             query["_id"] = {"$regex": "^" + re.escape(id_prefix)}
