@@ -22,6 +22,7 @@ from typing import Any
 from kleio.argv import apply_overrides  # the one rule for walking options
 from kleio.errors import UsageError
 from kleio.storage.base import Event, Store
+from kleio.trial import short_id
 
 # -- cut points ----------------------------------------------------------------------------
 
@@ -158,7 +159,7 @@ def _cut_at_statistic(store: Store, doc: dict[str, Any], key: str, text: str
         if found is not None and after is None:
             after = event
     if found is None:
-        short = doc["id"][:7]
+        short = short_id(doc["id"])
         if not seen:
             listed = ", ".join(sorted(keys)[:10]) or "none"
             raise UsageError(
@@ -200,7 +201,7 @@ def _cut_at_time(store: Store, doc: dict[str, Any], spec: str) -> tuple[dict[str
         cut = (docs[event.trial_id], event.seq)
     if cut is None:
         raise UsageError(
-            f"trial {doc['id'][:7]}'s lineage has no event at or before {spec}",
+            f"trial {short_id(doc['id'])}'s lineage has no event at or before {spec}",
             "give a later time (see 'kleio info ID' for its history)",
         )
     return cut
@@ -256,7 +257,7 @@ def create_branch(
     from kleio.redact import redact_argv
     from kleio.trial import build_trial, execution_dir, store_trial
 
-    short = parent_doc["id"][:7]
+    short = short_id(parent_doc["id"])
     if argv is None:
         if parent_doc.get("redacted"):
             raise UsageError(
