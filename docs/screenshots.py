@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -31,7 +32,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from playwright.sync_api import Browser, Page, sync_playwright
+try:
+    from playwright.sync_api import Browser, Page, sync_playwright
+except ImportError:
+    raise SystemExit("docs/screenshots.py needs Playwright: pip install playwright") from None
 
 DOCS = Path(__file__).resolve().parent
 EXAMPLE = DOCS.parent / "examples" / "logistic_regression.py"
@@ -115,26 +119,13 @@ def run_sweep(root: Path, uri: str, env: dict[str, str]) -> None:
     """Every learning rate with every seed, each a trial of its own, run to completion."""
     for lr in LEARNING_RATES:
         for seed in SEEDS:
+            command = ["python", SCRIPT, "--epochs", EPOCHS, "--lr", lr, "--seed", seed]
             subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "kleio",
-                    "--db",
-                    uri,
-                    "python",
-                    SCRIPT,
-                    "--epochs",
-                    EPOCHS,
-                    "--lr",
-                    lr,
-                    "--seed",
-                    seed,
-                ],
+                [sys.executable, "-m", "kleio", "--db", uri, *command],
                 cwd=root,
                 env=env,
                 check=True,
-                stdout=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,  # the example's own lines; kleio's go to stderr
             )
 
 
@@ -329,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         run_sweep(root, uri, env)
         with serve(root, uri, env) as base:
             take_pictures(base, args.out.resolve())
+    except subprocess.CalledProcessError as error:
+        raise SystemExit(f"failed (exit {error.returncode}): {shlex.join(error.cmd)}") from None
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
