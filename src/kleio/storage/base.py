@@ -20,225 +20,52 @@ execution number and can be replayed later without colliding with its successor.
 :class:`Store` is the one place where arguments are checked: its public methods validate (the
 fields that may change, the sort key, ids a backend cannot encode, digests) and then call the
 ``_``-prefixed primitives each backend implements, which may assume valid arguments. The
-helpers at the bottom of :class:`Store` are built on the public methods and shared by every
-backend.
+reads built on the public methods and shared by every backend are its bases: the lineage's
+(:mod:`kleio.storage.lineage`) and those of many trials at once (:mod:`kleio.storage.batched`).
+The values the contract speaks of (constants, :class:`Event`, the event codec, the shared
+checks) are in :mod:`kleio.storage.records`, re-exported here.
 """
 
 from __future__ import annotations
 
 import abc
-import math
 
-from kleio import cjson as json  # json's C codec without json's imports (re, enum)
-from kleio.errors import SchemaVersionError
 from kleio.storage.batched import BatchedReads
+from kleio.storage.lineage import LineageReads
+from kleio.storage.records import (  # noqa: F401 - the contract's values, re-exported
+    EVENT_KINDS,
+    EXECUTION_SHIFT,
+    HINT_OPS,
+    MUTABLE_FIELDS,
+    NULLABLE_SORTS,
+    SCHEMA_VERSION,
+    SORTABLE_FIELDS,
+    STATUSES,
+    Event,
+    NewEvent,
+    artifact_matches,
+    as_number,
+    check_fields,
+    copy_hashing,
+    decode,
+    encodable,
+    encode,
+    execution_of,
+    first_seq,
+    int_as_float,
+    is_digest,
+    iter_chunks,
+    parse_sort,
+    schema_too_new,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Iterator, Sequence
     from typing import IO, Any
 
-SCHEMA_VERSION = 2
 
-EXECUTION_SHIFT = 32
-
-#: ``ledger`` events are bookkeeping of the runner (see :mod:`kleio.ledger`), not shown by readers.
-#: ``metrics`` events are metric declarations (see :mod:`kleio.metrics`).
-EVENT_KINDS = ("status", "stdout", "stderr", "statistic", "artifact", "ledger", "metrics",
-               "check")
-
-STATUSES = (
-    "new",
-    "reserved",
-    "running",
-    "completed",
-    "broken",
-    "interrupted",
-    "suspended",
-    "failover",
-)
-
-#: Trial document fields that can change after creation (a cache of the journal).
-MUTABLE_FIELDS = frozenset(
-    {"status", "status_at", "heartbeat_at", "runner", "started_at", "ended_at", "exit_code",
-     "tags", "stop_requested", "checks", "note"}
-)
-
-#: Fields ``find_trials`` can sort on (prefix with ``-`` for descending).
-SORTABLE_FIELDS = ("created_at", "started_at", "ended_at", "status", "id", "heartbeat_at")
-
-#: Sort fields a trial may lack (never started, never ended, no heartbeat yet): trials
-#: lacking them sort last in both directions.
-NULLABLE_SORTS = frozenset({"started_at", "ended_at", "heartbeat_at"})
-
-_HEX = frozenset("0123456789abcdef")
-
-#: A new event as handed to a store: (seq, kind, time, data as JSON text).
-NewEvent = tuple[int, str, float, str]
-
-
-def execution_of(seq: int) -> int:
-    """Return the execution number encoded in a sequence number."""
-    return seq >> EXECUTION_SHIFT
-
-
-def first_seq(execution: int) -> int:
-    """Return the sequence number of the first event of ``execution``."""
-    return execution << EXECUTION_SHIFT
-
-
-class Event:
-    """One journal event as read back from a store."""
-
-    __slots__ = ("data", "kind", "seq", "time", "trial_id")
-
-    def __init__(self, trial_id: str, seq: int, kind: str, time: float,
-                 data: dict[str, Any]) -> None:
-        self.trial_id, self.seq, self.kind, self.time, self.data = (
-            trial_id, seq, kind, time, data)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Event) and (
-            self.trial_id, self.seq, self.kind, self.time, self.data) == (
-            other.trial_id, other.seq, other.kind, other.time, other.data)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable data: not hashable, like a dict
-
-    def __repr__(self) -> str:
-        return (f"Event({self.trial_id!r}, {self.seq}, {self.kind!r}, {self.time}, "
-                f"{self.data!r})")
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "trial_id": self.trial_id,
-            "seq": self.seq,
-            "kind": self.kind,
-            "time": self.time,
-            "data": self.data,
-        }
-
-
-def encode(data: dict[str, Any]) -> str:
-    """Encode event data the way every backend expects it (compact JSON text).
-
-    ``ensure_ascii`` keeps undecodable output bytes (kept as lone surrogates) representable.
-    """
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=True)
-
-
-def decode(text: str) -> dict[str, Any]:
-    """Decode event data; text that is not a JSON object is kept, never fatal.
-
-    The runner stores what clients send without parsing it (speed); a damaged line must not
-    make a whole trial unreadable, so it comes back as ``{"invalid_data": text}``.
-    """
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than any reader goes
-        return {"invalid_data": text}
-    return data if isinstance(data, dict) else {"invalid_data": text}
-
-
-def check_fields(fields: dict[str, Any]) -> None:
-    """Raise ValueError unless every field is one of :data:`MUTABLE_FIELDS`."""
-    unknown = sorted(set(fields) - MUTABLE_FIELDS)
-    if unknown:
-        raise ValueError(
-            f"cannot update trial field(s) {', '.join(unknown)}: "
-            f"only {', '.join(sorted(MUTABLE_FIELDS))} can change"
-        )
-
-
-def parse_sort(sort: str) -> tuple[str, bool]:
-    """Return (field, descending) for a ``find_trials`` sort; ValueError if it is unknown."""
-    descending = sort.startswith("-")
-    field = sort[1:] if descending else sort
-    if field not in SORTABLE_FIELDS:
-        raise ValueError(
-            f"cannot sort trials by {sort!r}: use one of {', '.join(SORTABLE_FIELDS)}"
-            " (prefix with - for descending)"
-        )
-    return field, descending
-
-
-def encodable(text: str) -> bool:
-    """Tell whether ``text`` can be encoded as UTF-8 (it holds no lone surrogate).
-
-    Undecodable argv bytes reach kleio as lone surrogates; no database driver can pass them
-    and no stored id or tag holds one, so such an id or filter matches nothing.
-    """
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def int_as_float(value: int) -> float:
-    """``float(value)``, or an infinity of its sign past the largest float (``10**400``: a
-    statistic may hold any JSON integer; summaries and ranks need a number)."""
-    try:
-        return float(value)
-    except OverflowError:
-        return float("inf") if value > 0 else float("-inf")
-
-
-def as_number(value: Any) -> float | None:
-    """``value`` as the number a ``where`` condition compares it as, or None (compared as
-    text): ints and floats, and text holding a finite number or spelling an infinity (a
-    bool is not a number). One rule for :mod:`kleio.api` and the backends that narrow a
-    listing by such conditions (:meth:`Store.find_trials`'s ``hints``)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return int_as_float(value)
-    if isinstance(value, float):
-        return value
-    if isinstance(value, str) and value.strip():
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-        if math.isfinite(number) or value.strip().lower() in ("inf", "-inf", "+inf"):
-            return number
-    return None
-
-
-#: What a ``hint`` of :meth:`Store.find_trials` compares with: ``(name, op, number)``.
-HINT_OPS = ("=", "<", "<=", ">", ">=")
-
-
-def is_digest(text: str) -> bool:
-    """Tell whether ``text`` is a sha256 hex digest as blobs are named (64 lowercase hex)."""
-    return len(text) == 64 and _HEX.issuperset(text)
-
-
-def copy_hashing(source: IO[bytes], sink: IO[bytes] | None = None,
-                 chunk: int = 1 << 20) -> tuple[str, int]:
-    """Read ``source`` to its end, writing it to ``sink`` if given; return (sha256, size)."""
-    import hashlib  # only the blob paths need it
-
-    digest, size = hashlib.sha256(), 0
-    while block := source.read(chunk):
-        digest.update(block)
-        if sink is not None:
-            sink.write(block)
-        size += len(block)
-    return digest.hexdigest(), size
-
-
-def schema_too_new(journal: str, version: object) -> SchemaVersionError:
-    """The one error for a journal written by a newer kleio (every backend raises it)."""
-    return SchemaVersionError(
-        f"the journal {journal} was written by a newer kleio (schema {version} > "
-        f"{SCHEMA_VERSION})",
-        "upgrade kleio on this machine (pip install -U kleio)",
-    )
-
-
-class Store(BatchedReads, abc.ABC):
+class Store(LineageReads, BatchedReads, abc.ABC):
     """Abstract journal. All methods are keyword-only after ``self``.
 
     A store instance is used by one thread at a time; open one per thread or process.
@@ -619,146 +446,3 @@ class Store(BatchedReads, abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # -- helpers built on the primitives ---------------------------------------------------
-
-    def lineage(self, *, trial_id: str) -> list[tuple[dict[str, Any], int | None]]:
-        """Return ``[(trial_doc, upto), ...]`` from the oldest ancestor to this trial.
-
-        ``upto`` is the cut inherited from the child (None for the trial itself): reading a
-        lineage yields each ancestor's events up to the cut of the branch below it.
-        """
-        chain: list[tuple[dict[str, Any], int | None]] = []
-        upto: int | None = None
-        current: str | None = trial_id
-        seen: set[str] = set()
-        while current is not None and current not in seen:
-            seen.add(current)
-            doc = self.get_trial(trial_id=current)
-            if doc is None:
-                break
-            chain.append((doc, upto))
-            parent = doc.get("parent") or None
-            if parent:
-                current = parent["id"]
-                # Sequence numbers are per trial: the cut applies to the parent only.
-                upto = parent.get("cut")
-            else:
-                current = None
-        chain.reverse()
-        return chain
-
-    def iter_lineage_events(
-        self,
-        *,
-        trial_id: str,
-        kinds: Sequence[str] | None = None,
-        batch: int = 5000,
-    ) -> Iterator[Event]:
-        """Yield the events of a trial's whole lineage: ancestors up to their cut, then its own.
-
-        Events are read in batches so memory stays bounded whatever the journal's size.
-        """
-        for doc, upto in self.lineage(trial_id=trial_id):
-            after: int | None = None
-            while True:
-                events = self.read_events(
-                    trial_id=doc["id"], kinds=kinds, after=after, upto=upto, limit=batch
-                )
-                yield from events
-                if len(events) < batch:
-                    break
-                after = events[-1].seq
-
-    def iter_lineage_raw(self, *, trial_id: str, kind: str, batch: int = 20000
-                         ) -> Iterator[list[str | dict[str, Any]]]:
-        """Yield, in batches (lists), the data of a lineage's events of one kind, oldest
-        first, as the store holds it: the JSON text as written when the backend keeps text
-        (SQLite; it may be anything, :func:`decode` it unless it can be passed through), else
-        the decoded object. For readers that pass data through (``kleio cat --json``)
-        without decoding each event; memory stays bounded.
-        """
-        for doc, upto in self.lineage(trial_id=trial_id):
-            after: int | None = None
-            while True:
-                rows = self._read_raw(trial_id=doc["id"], kind=kind, after=after, upto=upto,
-                                      limit=batch)
-                if rows:
-                    yield [data for _, data in rows]
-                if len(rows) < batch:
-                    break
-                after = rows[-1][0]
-
-    def _read_raw(self, *, trial_id: str, kind: str, after: int | None, upto: int | None,
-                  limit: int) -> list[tuple[int, str | dict[str, Any]]]:
-        """``[(seq, data)]``: data is the stored JSON text or a decoded object (default:
-        decoded; a backend holding JSON text overrides this)."""
-        return [(e.seq, e.data) for e in self.read_events(trial_id=trial_id, kinds=(kind,),
-                                                         after=after, upto=upto, limit=limit)]
-
-    def find_artifact(self, *, trial_id: str, filename: str | None = None,
-                      metadata: dict[str, Any] | None = None, batch: int = 500
-                      ) -> Event | None:
-        """The newest artifact of a trial's lineage named ``filename`` (any name if None)
-        whose metadata holds every ``metadata`` item (a key missing never matches, even a
-        ``None`` value), or None. The trial's own artifacts come first, then each ancestor's
-        up to its cut: what ``load_artifact``, ``kleio pdb`` and the read API return."""
-        wanted = metadata or {}
-        for doc, upto in reversed(self.lineage(trial_id=trial_id)):
-            while True:
-                events = self.read_events(trial_id=doc["id"], kinds=("artifact",), upto=upto,
-                                          limit=batch, reverse=True)
-                for event in events:
-                    if artifact_matches(event.data, filename, wanted):
-                        return event
-                if len(events) < batch:
-                    break
-                upto = events[-1].seq - 1
-        return None
-
-    def tail_lineage_events(
-        self, *, trial_id: str, kinds: Sequence[str], count: int
-    ) -> list[Event]:
-        """Return the last ``count`` events of the given kinds over a trial's lineage."""
-        result: list[Event] = []
-        for doc, upto in reversed(self.lineage(trial_id=trial_id)):
-            need = count - len(result)
-            if need <= 0:
-                break
-            events = self.read_events(
-                trial_id=doc["id"], kinds=kinds, upto=upto, limit=need, reverse=True
-            )
-            result.extend(events)
-        result.reverse()
-        return result[-count:] if count else []
-
-    def last_status(self, *, trial_id: str) -> Event | None:
-        """Return the newest status event of a trial (its own, not its ancestors')."""
-        events = self.read_events(trial_id=trial_id, kinds=("status",), limit=1, reverse=True)
-        return events[0] if events else None
-
-    def resolve_id(self, *, prefix: str) -> list[str]:
-        """Return the ids of the trials whose id starts with ``prefix`` (at most 10)."""
-        return [doc["id"] for doc in self.find_trials(id_prefix=prefix, sort="id", limit=10)]
-
-
-def artifact_matches(data: dict[str, Any], filename: str | None,
-                     metadata: dict[str, Any]) -> bool:
-    """Whether an artifact event's data is named ``filename`` (any if None) and holds every
-    item of ``metadata``."""
-    if filename is not None and data.get("filename") != filename:
-        return False
-    held = data.get("metadata") or {}
-    return all(key in held and held[key] == value for key, value in metadata.items())
-
-
-def iter_chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """Split an iterable in lists of at most ``size`` items."""
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
