@@ -126,3 +126,12 @@ def to_ledger(
         "size": size,
     }
     return record(BLOB, encode_checked(entry))
+
+
+def take_back(path: str) -> list[bytes]:
+    """The bytes of a blob the ledger took but whose record it refused, in chunks; the file
+    goes (the bytes are sent over the socket instead)."""
+    with open(path, "rb") as source:
+        data = source.read()
+    os.remove(path)
+    return chunks(data)

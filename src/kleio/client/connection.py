@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import socket
 
+from kleio.client import QUERY, encode_checked, read_reply, record
 from kleio.private import peer_is_same_user
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 #: The send buffer asked for: an artifact's frames go out without waiting on the runner.
 SEND_BUFFER = 4 << 20
@@ -38,3 +43,20 @@ def connect(address: str) -> socket.socket:
             "refusing to send to it or read from it"
         )
     return sock
+
+
+def ask(sock: socket.socket, request: dict[str, Any]) -> tuple[Any, bytes | None]:
+    """Send a query on ``sock``; return the runner's answer and the bytes that follow it.
+
+    Raises:
+        RuntimeError: the runner answered with an error (the message is the runner's).
+    """
+    sock.sendall(record(QUERY, encode_checked(request)))
+    reader = sock.makefile("rb")
+    try:
+        reply, payload = read_reply(reader)
+    finally:
+        reader.close()
+    if isinstance(reply, dict) and reply.get("error"):
+        raise RuntimeError(f"kleio: {reply['error']}")
+    return reply, payload

@@ -25,13 +25,11 @@ import sys
 
 from kleio.client import (
     METRICS,
-    QUERY,
     STATISTIC,
     artifact_stream,
     encode,
     encode_checked,
     loads,
-    read_reply,
     record,
 )
 
@@ -353,7 +351,7 @@ class KleioLogger:
                 value is not JSON-like.
         """
         from kleio.client.artifacts import chunks as cut
-        from kleio.client.artifacts import header_of
+        from kleio.client.artifacts import header_of, take_back
 
         header = header_of(filename, metadata)
         chunks = cut(fileobj)
@@ -370,10 +368,7 @@ class KleioLogger:
                 if unrecorded is None:
                     return
                 # The ledger took the bytes but refused the record: send them to the runner.
-                with open(unrecorded, "rb") as source:
-                    data = source.read()
-                os.remove(unrecorded)
-                chunks = cut(data)
+                chunks = take_back(unrecorded)
             try:
                 send = self._connection().sendall
                 for message in artifact_stream(header, chunks):
@@ -401,21 +396,14 @@ class KleioLogger:
     # -- resume support ---------------------------------------------------------------------
 
     def _query(self, request: dict[str, Any]) -> tuple[Any, bytes | None]:
+        from kleio.client.connection import ask
+
         with self._lock:
             try:
-                sock = self._connection()
-                sock.sendall(record(QUERY, encode_checked(request)))
-                reader = sock.makefile("rb")
-                try:
-                    reply, payload = read_reply(reader)
-                finally:
-                    reader.close()
+                return ask(self._connection(), request)
             except BaseException:
                 self._drop()
                 raise
-        if isinstance(reply, dict) and reply.get("error"):
-            raise RuntimeError(f"kleio: {reply['error']}")
-        return reply, payload
 
     def statistics(self) -> list[dict[str, Any]]:
         """Return every statistic of this trial's lineage, oldest first.
