@@ -161,7 +161,7 @@ def test_a_logger_s_batch_is_taken_column_by_column():
 
     rng = random.Random(1)
     texts = [encode({"step": i, "loss": rng.random(), "ok": True}) for i in range(100)]
-    keys, columns = _columns(texts)
+    keys, columns, _ = _columns(texts)
     assert keys == ("step", "loss", "ok") and list(columns[0]) == list(range(100))
     for text in ('{"step":1}', '{"loss":1,"step":2}', '{"step":1,"loss":"x","ok":true}',
                  '{"step":1,"loss":1,2,"ok":true}'):

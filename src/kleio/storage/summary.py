@@ -29,9 +29,9 @@ Pure Python and light: the runner's writer imports it on its first statistic.
 
 from __future__ import annotations
 
-from itertools import compress
+from itertools import chain, compress
 from math import isnan as _isnan
-from operator import ne
+from operator import itemgetter, ne
 
 from kleio import cjson as json
 from kleio.storage.base import decode, encodable
@@ -189,7 +189,7 @@ class Fold:
         found = columns([text for _, text in stats])
         if found is None:
             return False
-        shape, values = found
+        shape, values, _ = found
         by_key = dict(zip(shape, values))
         numeric = []
         try:
@@ -295,19 +295,20 @@ class Fold:
             self.changed_runs[(key, run["first_seq"])] = run
 
 
-_NOT_SCALAR = '"[]{}'
+_NOT_SCALAR = '"[]{} \t\n\r'
 
 
-def columns(batch: Sequence[Any]) -> tuple[tuple[str, ...], list[list[Any]]] | None:
-    """``(keys, columns)``: the decoded values of a batch column by column, without one
-    object per statistic, or None when the batch is not made of texts that all read
-    ``{"k1":v1,"k2":v2,...}`` with the keys of the first in the same order (no escape,
-    control character nor duplicate in them) and scalar values (no quote, bracket nor
-    comma in them).
+def columns(batch: Sequence[Any]
+            ) -> tuple[tuple[str, ...], list[list[Any]], list[list[str]]] | None:
+    """``(keys, columns, texts)``: the decoded values of a batch column by column (and
+    each value's text), without one object per statistic, or None when the batch is not
+    made of texts that all read ``{"k1":v1,"k2":v2,...}`` with the keys of the first in the
+    same order (no escape, control character nor duplicate in them) and scalar values (no
+    quote, bracket, comma nor white space in them).
 
-    The joined texts are cut at the keys (``,"k2":`` and the like, which no such value
-    holds) and checked by filling the template of one text with the values cut: the same
-    text means each value is where its key says. Each column of values joined by commas is
+    The joined texts are cut after each key and the values taken from the pieces, then
+    checked by filling the template of one text with them: the same text means each value
+    is where its key says. Each column of values joined by commas is
     then a JSON array of exactly one value per statistic, whose decoding is what
     :func:`kleio.storage.base.decode` makes of each value in its text."""
     try:
@@ -320,27 +321,28 @@ def columns(batch: Sequence[Any]) -> tuple[tuple[str, ...], list[list[Any]]] | N
     if (width == 0 or first[0] != "{" or len(set(shape)) != width
             or any("\\" in key or any(c < " " for c in key) for key in shape)):
         return None
-    heads = [f'"{key}":' for key in shape]
-    if not text.startswith("{" + heads[0]) or not text.endswith("}"):
-        return None
-    body = text[len(heads[0]) + 1:-1].replace("}{" + heads[0], "\x00")
-    for head in heads[1:]:
-        body = body.replace("," + head, "\x00")
-    values = body.split("\x00")
+    # Cut at '":' (after each key), each piece is a value and what follows it up to the
+    # next key's name: ',"k2' or, after the last value, '}{"k1' (one is added at the end).
+    pieces = (text + '{"' + shape[0]).split('":')
     rows = len(batch)
-    template = "{" + ",".join(head.replace("%", "%%") + "%s" for head in heads) + "}"
-    if len(values) != width * rows or template * rows % tuple(values) != text:
+    if len(pieces) != 1 + width * rows or pieces[0] != '{"' + shape[0]:
         return None
+    tails = [len(key) + 2 for key in shape[1:]] + [len(shape[0]) + 3]
+    texts = [list(map(itemgetter(slice(0, -tail)), pieces[1 + index::width]))
+             for index, tail in enumerate(tails)]
+    template = "{" + ",".join('"' + key.replace("%", "%%") + '":%s' for key in shape) + "}"
+    if template * rows % tuple(chain.from_iterable(zip(*texts))) != text:
+        return None  # the same text again: each value is where its key says
     found: list[list[Any]] = []
-    for index in range(width):
-        joined = ",".join(values[index::width])
+    for column in texts:
+        joined = ",".join(column)
         if joined.count(",") != rows - 1 or any(c in joined for c in _NOT_SCALAR):
             return None
         try:
             found.append(json.loads("[" + joined + "]"))
         except (ValueError, RecursionError):
             return None
-    return shape, found
+    return shape, found, texts
 
 
 def fold_all(events: Iterable[tuple[int, dict[str, Any]]],
