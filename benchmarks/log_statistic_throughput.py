@@ -43,8 +43,10 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def run_once(count: int, db: str | None, src: str | None) -> tuple[float, float, int, float]:
-    """One benchmark run; returns (child rate, end-to-end rate, stored, peak RSS MiB)."""
+def run_once(count: int, db: str | None, src: str | None
+             ) -> tuple[float, float, int, float, float]:
+    """One benchmark run; returns (child rate, end-to-end rate, stored, peak RSS MiB, CPU
+    seconds of kleio run and the program together)."""
     with tempfile.TemporaryDirectory() as work:
         script = os.path.join(work, "logger.py")
         with open(script, "w") as handle:
@@ -55,14 +57,17 @@ def run_once(count: int, db: str | None, src: str | None) -> tuple[float, float,
         env["XDG_STATE_HOME"] = os.path.join(work, "state")
         if src:
             env["PYTHONPATH"] = src
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        before, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
         start = time.perf_counter()
         result = subprocess.run(
             [sys.executable, "-m", "kleio", "run", "-q", sys.executable, script,
              str(count)], cwd=work, env=env, capture_output=True, text=True, check=True)
         total = time.perf_counter() - start
         child = float(result.stdout.split("CHILD ")[1])
-        rss_kib = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        rss_kib = max(before, usage.ru_maxrss)
+        cpu = usage.ru_utime + usage.ru_stime - cpu
         listing = subprocess.run(
             [sys.executable, "-m", "kleio", "ls", "--json"], cwd=work, env=env,
             capture_output=True, text=True, check=True)
@@ -71,7 +76,7 @@ def run_once(count: int, db: str | None, src: str | None) -> tuple[float, float,
             [sys.executable, "-m", "kleio", "info", trial, "--json"], cwd=work, env=env,
             capture_output=True, text=True, check=True)
         stored = json.loads(stats.stdout)["counts"]["statistic"]
-    return count / child, count / total, stored, rss_kib / 1024
+    return count / child, count / total, stored, rss_kib / 1024, cpu
 
 
 def _summary(values: list[float]) -> str:
@@ -92,9 +97,11 @@ def main() -> None:
     bare = subprocess.run([sys.executable, "-X", "importtime", "-c", "pass"],
                           capture_output=True, text=True).stderr.strip().splitlines()
     print(f"python -X importtime -c pass: {bare[-1] if bare else '?'} (us; an inflated "
-          "interpreter slows every figure)")
+          "interpreter slows every figure); load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     trees = [("this tree", None)] + ([("against", args.against)] if args.against else [])
-    results: dict[str, list[tuple[float, float, int, float]]] = {name: [] for name, _ in trees}
+    results: dict[str, list[tuple[float, float, int, float, float]]] = {
+        name: [] for name, _ in trees}
     for _ in range(args.runs):
         for name, src in trees:  # alternated: both see the same machine load
             results[name].append(run_once(args.count, args.db, src))
@@ -107,6 +114,10 @@ def main() -> None:
         print(f"[{name}] end to end      {_summary([r[1] for r in runs])}"
               "  (target >= 100,000/s, includes start-up)")
         print(f"[{name}] peak RSS        {max(r[3] for r in runs):10.1f} MiB")
+        cpus = sorted(r[4] for r in runs)
+        print(f"[{name}] CPU (run+program) {cpus[len(cpus) // 2]:8.2f} s  (min {cpus[0]:.2f},"
+              f" max {cpus[-1]:.2f}; {args.count / cpus[len(cpus) // 2]:,.0f} statistics per"
+              " CPU second)")
     print("peers on this kind of machine: MLflow log_metric into SQLite 260/s, "
           "Sacred log_scalar (in memory) 127,000/s")
 

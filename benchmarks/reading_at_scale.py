@@ -2,6 +2,7 @@
 
     python benchmarks/reading_at_scale.py [--trials 100000] [--statistics 20]
         [--big 1000000] [--runs 5] [--src DIR] [--python EXE] [--db-dir DIR] [--only A,B]
+        [--against DIR --against-db-dir DIR]
 
 Builds, through the store of the kleio source tree ``--src`` (default: this checkout's
 ``src``) as a runner would write it, an SQLite journal of ``--trials`` completed trials with
@@ -13,7 +14,9 @@ filelock``) and ``PYTHONPATH=--src``, and prints the median and spread (min-max)
 time, the median CPU time and the largest peak memory (ru_maxrss of the child), beside
 ``python -X importtime -c pass`` of the same interpreter. Point ``--src`` at the tree of an
 earlier commit (``git archive COMMIT src | tar -x -C /tmp/before``) for the "before" figures:
-each tree builds its own journal (the journal format changed).
+each tree builds its own journal (the journal format changed). With ``--against`` (another
+tree's ``src``) and ``--against-db-dir`` (its journal, built by that tree), each run of a
+command on this tree is followed by one on the other, so both see the same machine load.
 """
 
 from __future__ import annotations
@@ -113,6 +116,17 @@ def measure(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, floa
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
+def report(name: str, runs: list[tuple[float, float, int]], rows: int) -> None:
+    """One line: median wall time [spread], median CPU, largest peak, rows/s if any."""
+    walls = [r[0] for r in runs]
+    cpu = statistics.median(r[1] for r in runs)
+    peak = max(r[2] for r in runs) / 1024
+    rate = f"  {rows / statistics.median(walls) / 1000:6.0f} k rows/s" if rows else ""
+    print(f"{name:55s} wall {statistics.median(walls) * 1000:7.0f} ms "
+          f"[{min(walls) * 1000:.0f}-{max(walls) * 1000:.0f}]  cpu {cpu * 1000:6.0f} ms"
+          f"  peak {peak:6.1f} MiB{rate}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -124,7 +138,11 @@ def main() -> None:
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--db-dir", default=None, help="keep the journal here (reused)")
     parser.add_argument("--only", default=None, help="comma-separated command names")
+    parser.add_argument("--against", default=None, help="another tree's src, alternated")
+    parser.add_argument("--against-db-dir", default=None, help="its journal's directory")
     args = parser.parse_args()
+    if args.against and not args.against_db_dir:
+        parser.error("--against needs --against-db-dir (a journal that tree built)")
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("KLEIO_") and k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPATH"] = os.path.abspath(args.src)
@@ -165,20 +183,22 @@ def main() -> None:
         }
         only = set(args.only.split(",")) if args.only else None
         print(f"python -X importtime -c pass: {import_time(args.python):.1f} ms "
-              f"({args.python}); src {args.src}")
+              f"({args.python}); src {args.src}; load average "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        trees = [("", env)]
+        if args.against:
+            other = dict(env, PYTHONPATH=os.path.abspath(args.against),
+                         KLEIO_DB="sqlite://" + os.path.join(args.against_db_dir, "kleio.db"))
+            trees.append(("[against] ", other))
         for name, argv in commands.items():
             if only and not any(word in name for word in only):
                 continue
-            runs = [measure([*kleio, *argv], env, work) for _ in range(args.runs)]
-            walls = [r[0] for r in runs]
-            cpu = statistics.median(r[1] for r in runs)
-            peak = max(r[2] for r in runs) / 1024
-            rate = ""
-            if name.startswith("cat"):
-                rate = f"  {args.big / statistics.median(walls) / 1000:6.0f} k rows/s"
-            print(f"{name:45s} wall {statistics.median(walls) * 1000:7.0f} ms "
-                  f"[{min(walls) * 1000:.0f}-{max(walls) * 1000:.0f}]  cpu {cpu * 1000:6.0f} ms"
-                  f"  peak {peak:6.1f} MiB{rate}")
+            runs: dict[str, list[tuple[float, float, int]]] = {label: [] for label, _ in trees}
+            for _ in range(args.runs):
+                for label, tree_env in trees:  # alternated: the same load for both
+                    runs[label].append(measure([*kleio, *argv], tree_env, work))
+            for label, _ in trees:
+                report(label + name, runs[label], args.big if name.startswith("cat") else 0)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
