@@ -9,15 +9,19 @@ the URI sets them itself. This module is the only one that imports pymongo; the 
 Layout (no multi-document transactions; no document grows without bound)::
 
     meta          {_id: "schema", version, indexes}
-    trials        {_id: trial id, ...the trial document without "id"}
+    trials        {_id: trial id, ...the trial document without "id",
+                   _sum: its summary state, _opts: its options as where compares them}
     events        {_id: "<trial id>:<seq as 16 hex digits>", trial_id, seq (int64), kind,
                    time, data (a sub-document)}              one event per document
     blobs.files   GridFS bucket "blobs": filename = sha256 (unique index), _id = ObjectId
     blobs.chunks
     summaries, step_runs, summary_marks    see :mod:`kleio.storage.mongodb_summaries`
 
-URIs, BSON-safe values and indexes are in :mod:`kleio.storage.mongodb_layout`, the summaries
-the store keeps as statistics are appended in :mod:`kleio.storage.mongodb_summaries`.
+One concern a module: URIs, BSON-safe values and indexes in :mod:`kleio.storage.mongodb_layout`;
+the summaries kept as statistics are appended in :mod:`kleio.storage.mongodb_summaries`; the
+reads of a page of trials in :mod:`kleio.storage.mongodb_reads`; ``where`` conditions asked of
+the database in :mod:`kleio.storage.mongodb_where`; artifacts' bytes in
+:mod:`kleio.storage.mongodb_blobs`. This module holds the store: connecting, trials, events.
 
 Event keys: the fixed-width hex ``_id`` makes ``(trial_id, seq)`` unique through the one
 index every collection has (enforced by the server without relying on a secondary index
@@ -43,17 +47,13 @@ database is used (an administrator can open it once instead).
 
 from __future__ import annotations
 
-import functools
 import re
-import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from typing import IO, Any, TypeVar, cast
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import parse_qsl
 
-import gridfs
 import pymongo
-from bson import ObjectId
 from bson import encode as bson_encode
 from bson.int64 import Int64
 from pymongo.errors import (
@@ -63,7 +63,6 @@ from pymongo.errors import (
     InvalidName,
     InvalidURI,
     OperationFailure,
-    PyMongoError,
 )
 
 from kleio.errors import ConfigError, StoreUnavailable
@@ -74,11 +73,11 @@ from kleio.storage.base import (
     Event,
     NewEvent,
     Store,
-    copy_hashing,
     decode,
     iter_chunks,
     schema_too_new,
 )
+from kleio.storage.mongodb_blobs import BlobsMixin
 from kleio.storage.mongodb_layout import (
     BLOB_BUCKET,
     DEFAULT_DATABASE,
@@ -89,6 +88,7 @@ from kleio.storage.mongodb_layout import (
     ensure_indexes,
     escape,
     event_key,
+    guarded,
     has_journal,
     hosts_of,
     safe_key,
@@ -97,13 +97,11 @@ from kleio.storage.mongodb_layout import (
     with_database,
     wrap,
 )
+from kleio.storage.mongodb_reads import BatchedMixin
 from kleio.storage.mongodb_summaries import SummariesMixin
 from kleio.storage.mongodb_where import narrowing, option_index
 
 _INSERT_CHUNK = 1000
-#: Documents per reply of a batched read (a page's status events in one reply, not 101 and
-#: then the rest: the server still caps a reply at 16 MiB).
-_BATCH = 10_000
 #: MongoDB's maxBsonObjectSize less room for the envelope, and the JSON text above which an
 #: event's document size is checked (a list of small numbers is ~6x longer in BSON).
 _MAX_DOCUMENT = (16 << 20) - (16 << 10)
@@ -112,32 +110,15 @@ _CHECKED_TEXT = 1 << 20
 #: is unavailable, replaying later is safe. Any other refusal is about the event itself.
 _RETRYABLE_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435,
                               13436})
-_SPOOL_BYTES = 16 << 20
-_READ_CHUNK = 1 << 20
 _AUTH_CODES = frozenset({13, 18})  # Unauthorized, AuthenticationFailed
 _CHECK_HINT = "Is the server running and reachable? Check the URI, network and credentials"
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 # -- the store ----------------------------------------------------------------------------
 
 
-def _guarded(method: F) -> F:
-    """Turn any pymongo failure in ``method`` into one StoreUnavailable sentence."""
-
-    @functools.wraps(method)
-    def wrapper(self: MongoDBStore, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except PyMongoError as exc:
-            raise self._unavailable(exc) from None
-
-    return cast(F, wrapper)
-
-
-
-class MongoDBStore(SummariesMixin, Store):
+class MongoDBStore(SummariesMixin, BatchedMixin, BlobsMixin, Store):
     """A journal in a MongoDB database.
 
     Args:
@@ -220,7 +201,7 @@ class MongoDBStore(SummariesMixin, Store):
             )
         return StoreUnavailable(f"cannot reach the MongoDB server at {self._hosts}", _CHECK_HINT)
 
-    @_guarded
+    @guarded
     def _open(self) -> None:
         meta = self._db.meta.find_one({"_id": "schema"}) or {}
         version = meta.get("version", SCHEMA_VERSION)
@@ -271,7 +252,7 @@ class MongoDBStore(SummariesMixin, Store):
             doc = unescape(doc)
         return {"id": trial_id, **doc}
 
-    @_guarded
+    @guarded
     def _create_trial(self, *, doc: dict[str, Any]) -> bool:
         body = self._to_mongo({k: v for k, v in doc.items() if k != "id"})
         try:
@@ -284,12 +265,12 @@ class MongoDBStore(SummariesMixin, Store):
             return False
         return True
 
-    @_guarded
+    @guarded
     def _get_trial(self, *, trial_id: str) -> dict[str, Any] | None:
         doc = self._db.trials.find_one({"_id": trial_id})
         return None if doc is None else self._from_mongo(doc)
 
-    @_guarded
+    @guarded
     def _update_trial(self, *, trial_id: str, fields: dict[str, Any]) -> None:
         self._db.trials.update_one({"_id": trial_id}, {"$set": self._to_mongo(fields)})
 
@@ -313,12 +294,12 @@ class MongoDBStore(SummariesMixin, Store):
                 query["parent"] = None
         return query
 
-    @_guarded
+    @guarded
     def _find_trials_narrowed(self, *, hints: Sequence[tuple[str, str, float]],
                               **filters: Any) -> list[dict[str, Any]]:
         return self._find_trials(**filters, narrow=narrowing(self._db, hints))
 
-    @_guarded
+    @guarded
     def _find_trials(self, *, id_prefix: str | None, statuses: Sequence[str] | None,
                      tags: Sequence[str] | None, parent_id: str | None, field: str,
                      descending: bool, limit: int | None, since: float | None,
@@ -384,7 +365,7 @@ class MongoDBStore(SummariesMixin, Store):
         data = unescape(doc["data"]) if doc.get("esc") else doc["data"]
         return Event(doc["trial_id"], int(doc["seq"]), doc["kind"], doc["time"], data)
 
-    @_guarded
+    @guarded
     def _try_append(self, *, trial_id: str, event: NewEvent,
                     fields: dict[str, Any] | None) -> bool:
         try:
@@ -400,7 +381,7 @@ class MongoDBStore(SummariesMixin, Store):
             self._update_trial(trial_id=trial_id, fields=fields)
         return True
 
-    @_guarded
+    @guarded
     def _append_events(self, *, trial_id: str, events: Sequence[NewEvent]) -> int:
         inserted = 0
         stats: list[tuple[int, str]] = []
@@ -441,27 +422,27 @@ class MongoDBStore(SummariesMixin, Store):
 
     # -- summaries (kleio.storage.mongodb_summaries) ---------------------------------------
 
-    @_guarded
+    @guarded
     def _read_summaries(self, *, trial_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return self._read_summaries_of(trial_ids)
 
-    @_guarded
+    @guarded
     def _summary_mark(self, *, trial_id: str, upto: int
                       ) -> tuple[int, dict[str, dict[str, Any]]] | None:
         return self._summary_mark_of(trial_id, upto)
 
-    @_guarded
+    @guarded
     def _step_runs(self, *, trial_id: str, key: str) -> list[dict[str, Any]] | None:
         return self._step_runs_of(trial_id, key)
 
-    @_guarded
+    @guarded
     def _declared_primaries(self, *, statuses: Sequence[str] | None,
                             tags: Sequence[str] | None, since: float | None,
                             project: str | None) -> tuple[set[str], bool]:
         return self._declared_primaries_of(self._filters(
             statuses=statuses, tags=tags, since=since, project=project, branches=False))
 
-    @_guarded
+    @guarded
     def _rank_trials(self, *, metric: str, mode: str | None, default_mode: str | None,
                      descending: bool, statuses: Sequence[str] | None,
                      tags: Sequence[str] | None, since: float | None, project: str | None,
@@ -472,7 +453,7 @@ class MongoDBStore(SummariesMixin, Store):
                                     descending=descending, since=since,
                                     trial_query=trial_query, offset=offset, limit=limit)
 
-    @_guarded
+    @guarded
     def _read_events(self, *, trial_id: str, kinds: Sequence[str] | None, after: int | None,
                      upto: int | None, limit: int | None, reverse: bool) -> list[Event]:
         low = 0 if after is None else max(after + 1, 0)
@@ -499,7 +480,7 @@ class MongoDBStore(SummariesMixin, Store):
             cursor = cursor.limit(limit)
         return [self._to_event(doc) for doc in cursor]
 
-    @_guarded
+    @guarded
     def _count_events(self, *, trial_id: str, kind: str, upto: int | None) -> int:
         query: dict[str, Any] = {"trial_id": trial_id, "kind": kind}
         if upto is not None:
@@ -510,94 +491,9 @@ class MongoDBStore(SummariesMixin, Store):
         events = self.read_events(trial_id=trial_id, limit=1, reverse=True)
         return events[0].seq if events else None
 
-    # -- batched reads (kleio.storage.batched): one request over every id -----------------
+    # -- removal (kleio rm) ----------------------------------------------------------------
 
-    @_guarded
-    def _get_trials(self, *, trial_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        return {doc["_id"]: self._from_mongo(doc)
-                for doc in self._db.trials.find({"_id": {"$in": list(trial_ids)}},
-                                                batch_size=_BATCH)}
-
-    @_guarded
-    def _read_events_of(self, *, trial_ids: Sequence[str], kinds: Sequence[str]
-                        ) -> dict[str, list[Event]]:
-        # Served by the (trial_id, kind, seq) index; the caller puts each trial's in order.
-        found: dict[str, list[Event]] = {}
-        for doc in self._db.events.find({"trial_id": {"$in": list(trial_ids)},
-                                         "kind": {"$in": list(kinds)}}, batch_size=_BATCH):
-            event = self._to_event(doc)
-            found.setdefault(event.trial_id, []).append(event)
-        return found
-
-    def _iter_ranges(self, *, kind: str,
-                     ranges: Sequence[tuple[str, int | None, int | None]]
-                     ) -> Iterator[tuple[int, Event]]:
-        spans = [(t, -1 if after is None else after,
-                  INT64[1] if upto is None else min(upto, INT64[1])) for t, after, upto in ranges]
-        clauses = [{"trial_id": t, "kind": kind, "seq": {"$gt": Int64(low), "$lte": Int64(high)}}
-                   for t, low, high in spans if low < high]
-        if not clauses:
-            return
-        by_trial: dict[str, list[int]] = {}
-        for index, (trial_id, _, _) in enumerate(spans):
-            by_trial.setdefault(trial_id, []).append(index)
-        try:
-            # One cursor, streamed in any order: a server sort could pass its memory.
-            for doc in self._db.events.find({"$or": clauses}, batch_size=_BATCH):
-                event = self._to_event(doc)
-                for index in by_trial.get(event.trial_id, ()):  # ranges may overlap
-                    _, low, high = spans[index]
-                    if low < event.seq <= high:
-                        yield index, event
-        except PyMongoError as exc:
-            raise self._unavailable(exc) from None
-
-    @_guarded
-    def _summary_marks(self, *, cuts: Sequence[tuple[str, int]]
-                       ) -> dict[tuple[str, int], tuple[int, dict[str, dict[str, Any]]]]:
-        return self._summary_marks_of(cuts)
-
-    # -- blobs ----------------------------------------------------------------------------
-
-    @property
-    def _blobs(self) -> Any:
-        if self._bucket is None:
-            self._bucket = gridfs.GridFSBucket(self._db, BLOB_BUCKET)
-        return self._bucket
-
-    @_guarded
-    def _put_blob(self, *, fileobj: IO[bytes]) -> tuple[str, int]:
-        # Hash first (into memory, then a temporary file past 16 MB) and upload only unknown
-        # content: identical artifacts, e.g. unchanged weights, never cross the network twice.
-        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
-            sha, size = copy_hashing(fileobj, cast(IO[bytes], spool), _READ_CHUNK)
-            if self.has_blob(sha256=sha):
-                return sha, size
-            spool.seek(0)
-            # A fresh ObjectId keys the chunks, so a racing upload of the same bytes never
-            # touches ours; the unique filename index lets one files document win, and the
-            # loser removes only its own chunks. A crash mid-upload leaves unreachable chunks
-            # only: a blob is visible once its files document, written last, exists.
-            file_id = ObjectId()
-            try:
-                self._blobs.upload_from_stream_with_id(file_id, sha, spool)
-            except gridfs.errors.FileExists:
-                self._db[f"{BLOB_BUCKET}.chunks"].delete_many({"files_id": file_id})
-        return sha, size
-
-    @_guarded
-    def _open_blob(self, *, sha256: str) -> IO[bytes]:
-        doc = self._db[f"{BLOB_BUCKET}.files"].find_one({"filename": sha256}, {"_id": 1})
-        if doc is None:
-            raise KeyError(sha256)
-        return cast(IO[bytes], self._blobs.open_download_stream(doc["_id"]))
-
-    @_guarded
-    def _has_blob(self, *, sha256: str) -> bool:
-        files = self._db[f"{BLOB_BUCKET}.files"]
-        return files.find_one({"filename": sha256}, {"_id": 1}) is not None
-
-    @_guarded
+    @guarded
     def _delete_trial(self, *, trial_id: str) -> int:
         # Needs ``remove`` on trials and events (kleio rm only; see the module docstring).
         removed = self._db.events.delete_many({"trial_id": trial_id}).deleted_count
@@ -606,15 +502,6 @@ class MongoDBStore(SummariesMixin, Store):
         self._db.summary_marks.delete_many({"trial_id": trial_id})
         self._db.trials.delete_one({"_id": trial_id})
         return int(removed)
-
-    @_guarded
-    def _delete_blob(self, *, sha256: str) -> int:
-        doc = self._db[f"{BLOB_BUCKET}.files"].find_one({"filename": sha256},
-                                                        {"_id": 1, "length": 1})
-        if doc is None:
-            return 0
-        self._blobs.delete(doc["_id"])
-        return int(doc.get("length") or 0)
 
     # -- lifecycle ------------------------------------------------------------------------
 

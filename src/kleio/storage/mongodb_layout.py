@@ -6,9 +6,11 @@ Shared by :mod:`kleio.storage.mongodb` (the store) and :mod:`kleio.storage.mongo
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, quote, unquote
 
 import pymongo
@@ -140,6 +142,23 @@ def ensure_indexes(db: Any) -> None:
     # The indexes the GridFS spec asks for, made here so that uploads need no createIndex.
     files.create_index([("filename", asc), ("uploadDate", asc)])
     chunks.create_index([("files_id", asc), ("n", asc)], unique=True)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded(method: F) -> F:
+    """Turn any pymongo failure in the store's ``method`` into one StoreUnavailable
+    sentence (the store's ``_unavailable``)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except PyMongoError as exc:
+            raise self._unavailable(exc) from None
+
+    return cast(F, wrapper)
 
 
 def event_key(trial_id: str, seq: int) -> str:
