@@ -137,14 +137,33 @@ def trials_page(journal: Any, *, sort: str = "-created", where: Sequence[str] = 
         if seen >= wanted:
             break
     more = len(page) > limit
-    rows = [row(trial) for trial in page[:limit]]
+    shown = page[:limit]
+    rows = [row(trial) for trial in shown]
     options: dict[str, None] = {}
-    metrics: dict[str, None] = {}
     for item in rows:
         options.update(dict.fromkeys(item["options"]))
-        metrics.update(dict.fromkeys(item["metrics"]))
+    metrics, primary = metric_columns(shown)
     return {"rows": rows, "offset": offset, "limit": limit, "more": more,
-            "options": list(options), "metrics": list(metrics), "sort": sort}
+            "options": list(options), "metrics": metrics, "primary": primary, "sort": sort}
+
+
+def metric_columns(trials: Sequence[Any]) -> tuple[list[str], str | None]:
+    """The metric columns of a table of ``trials``, in the order that matters: the primary
+    metric the most trials declare, the other primaries, the declared metrics, then the other
+    numeric statistics, each group by name; and that primary metric (None: none declared)."""
+    primaries: dict[str, int] = {}
+    declared: set[str] = set()
+    found: set[str] = set()
+    for trial in trials:
+        found.update(trial.metrics)
+        declared.update(trial.declarations.modes)
+        if trial.primary:
+            primaries[trial.primary] = primaries.get(trial.primary, 0) + 1
+    ranked = sorted(primaries, key=lambda name: (-primaries[name], name))
+    rank = {name: (0, index) for index, name in enumerate(ranked)}
+    order = sorted(found, key=lambda name: (*rank.get(name, (1 if name in declared else 2, 0)),
+                                            name))
+    return order, (ranked[0] if ranked else None)
 
 
 def _code_summary(code: dict[str, Any]) -> dict[str, Any]:

@@ -279,7 +279,12 @@
         header("duration", "duration"),
         el("th", {}, "tags"),
         options.map((o) => header(o, o)),
-        metrics.map((m) => header(m, m, (rows.find((r) => r.metrics[m]) || {metrics: {[m]: {}}}).metrics[m].mode)),
+        metrics.map((m) => {
+          const th = header(m === page.primary ? m + " \u2605" : m, m,
+                            (rows.find((r) => r.metrics[m]) || {metrics: {[m]: {}}}).metrics[m].mode);
+          if (m === page.primary) { th.classList.add("primary"); th.title = "primary metric; sort by " + m; }
+          return th;
+        }),
         el("th", {}, "command"));
       const body = rows.map((r) => {
         const box = el("input", {type: "checkbox", "data-id": r.id, checked: selected.has(r.id)});
