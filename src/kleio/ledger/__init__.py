@@ -17,8 +17,10 @@ One module a concern:
 * :mod:`kleio.ledger.directories`: the layout, one directory per execution, its runner, and
   its removal once journalled;
 * :mod:`kleio.ledger.reader`: the ``.log`` files read as they grow, complete records only;
-* :mod:`kleio.ledger.events`: records as journal events, exactly once (``ledger`` markers);
-* :mod:`kleio.ledger.recovery`: what a dead runner left, journalled by whoever comes next.
+* :mod:`kleio.ledger.events`: records as journal events, exactly once (``ledger`` markers),
+  and a dead runner's files journalled again by their markers;
+* :mod:`kleio.ledger.recovery`: whose leftovers, when and by whom (spool first, one process
+  at a time, the right journal only).
 
 Every name is importable from here too; a submodule is loaded when one of its names is first
 asked for, so the runner's start loads the directories only.

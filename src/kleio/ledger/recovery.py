@@ -12,12 +12,11 @@ import os
 
 from kleio.ledger.directories import Leftover, leftovers, remove, remove_if_done, writer_pid
 from kleio.reservation import pid_alive
-from kleio.storage.base import Store, execution_of, first_seq
+from kleio.storage.base import Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
     from collections.abc import Iterator
-    from typing import Any
 
 
 def recover(store: Store, leftover: Leftover) -> int | None:
@@ -60,82 +59,17 @@ def recover(store: Store, leftover: Leftover) -> int | None:
 
 
 def _recover(store: Store, leftover: Leftover) -> int:
+    """Journal the files of ``leftover``, then remove those whose writer is gone."""
     # Here, not at the top: every run asks for its trial's leftovers before it starts, and
     # the reading and the events are needed only when a dead runner left some.
-    from kleio.ledger.events import append_marked, chunk_events, is_complete
-    from kleio.ledger.reader import READ_CHUNK, LedgerFile, open_regular
+    from kleio.ledger.events import rejournal
 
-    directory, trial_id, execution = leftover.directory, leftover.trial_id, leftover.execution
-    low, high = first_seq(execution), first_seq(execution + 1) - 1
-    # Every marked range of every file, in order: a batch may hold several ranges of one
-    # file, and a runner killed between its two inserts leaves them all without events.
-    markers: dict[str, list[Any]] = {}
-    for event in store.read_events(trial_id=trial_id, kinds=("ledger",), after=low - 1,
-                                   upto=high):
-        markers.setdefault(str(event.data.get("file")), []).append(event)
-    last = store.read_events(trial_id=trial_id, upto=high, limit=1, reverse=True)
-    next_seq = max(low, last[0].seq + 1 if last and execution_of(last[0].seq) == execution
-                   else low)
-    # A marked range may be only partly in the journal: its numbers are taken all the same.
-    for ranges in markers.values():
-        for marker in ranges:
-            next_seq = max(next_seq, marker.seq + int(marker.data.get("n", 0)) + 1)
-
-    def put_blob(path: str, header: dict[str, Any]) -> tuple[str, int] | None:
-        try:
-            fd = open_regular(path)
-        except FileNotFoundError:  # stored and removed by the runner before it died
-            sha = str(header.get("sha256"))
-            return (sha, int(header.get("size") or 0)) if store.has_blob(sha256=sha) else None
-        except OSError:
-            return None
-        with os.fdopen(fd, "rb") as handle:
-            return store.put_blob(fileobj=handle)
-
-    # What the files hold now, all taken at once: writers that outlived their runner may go
-    # on appending, and a recovery must end (a later sync takes the rest).
-    sizes = {}
-    for name in sorted(os.listdir(directory)):
-        if name.endswith(".log"):
-            try:
-                sizes[name] = os.stat(os.path.join(directory, name)).st_size
-            except OSError:
-                continue
-    inserted = 0
-    for name, size in sizes.items():
-        path = os.path.join(directory, name)
-        mtime = os.path.getmtime(path)
-        offset = 0
-        for marker in markers.get(name, []):
-            start, end = int(marker.data["from"]), int(marker.data["to"])
-            offset = max(offset, end)
-            if is_complete(store, trial_id, marker):
-                continue
-            ledger_file = LedgerFile(path, start)
-            chunk = ledger_file.read(end - start)
-            ledger_file.close()
-            if chunk is not None and chunk.end == end:
-                _, events = chunk_events(chunk, marker.seq, marker.time, directory, put_blob)
-                inserted += append_marked(store, trial_id, None, events)
-        ledger_file = LedgerFile(path, offset)
-        try:
-            while ledger_file.read_to < size:
-                before = ledger_file.read_to
-                chunk = ledger_file.read(min(4 * READ_CHUNK, size - ledger_file.read_to))
-                if chunk is None:
-                    if ledger_file.read_to == before:
-                        break  # the end, or a torn last record that never completes
-                    continue
-                marker_event, events = chunk_events(chunk, next_seq, mtime, directory, put_blob)
-                next_seq += len(chunk.lines) + 1
-                inserted += append_marked(store, trial_id, marker_event, events)
-            done = not pid_alive(writer_pid(name))
-        finally:
-            ledger_file.close()
-        if done:
-            # A torn last record (its writer died inside a failed write) was never
-            # acknowledged: the file goes with it.
-            remove(path)
+    inserted = rejournal(store, leftover.directory, leftover.trial_id, leftover.execution)
+    for name in os.listdir(leftover.directory):
+        if name.endswith(".log") and not pid_alive(writer_pid(name)):
+            # Read to its end by rejournal; a torn last record (its writer died inside a
+            # failed write) was never acknowledged: the file goes with it.
+            remove(os.path.join(leftover.directory, name))
     return inserted
 
 
