@@ -170,8 +170,8 @@ class Writer(Lease, threading.Thread):
                 return
             except StoreUnavailable as error:
                 self._down(error)
-            except Exception as error:
-                batch = self._salvage(batch, error)
+            except Exception:  # refused for its content: each event is tried on its own
+                batch = self._salvage(batch)
                 if not batch:
                     return
         try:
@@ -186,7 +186,7 @@ class Writer(Lease, threading.Thread):
             self.store.append_events(trial_id=self.trial_id, events=markers)
         self.store.append_events(trial_id=self.trial_id, events=rest)
 
-    def _salvage(self, batch: list[NewEvent], error: BaseException) -> list[NewEvent]:
+    def _salvage(self, batch: list[NewEvent]) -> list[NewEvent]:
         """The journal refused a batch for its content: store what it takes one by one.
 
         Returns what is left to spool if the journal went away meanwhile.
