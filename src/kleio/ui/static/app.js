@@ -303,7 +303,8 @@
           options.map((o) => el("td", {class: "num", "data-column": o}, fmtValue(r.options[o]))),
           metrics.map((m) => el("td", {class: "num", "data-column": m},
                                  r.metrics[m] ? fmtNumber(r.metrics[m].best) : "")),
-          el("td", {class: "command mono", title: shellJoin(r.command)}, shellJoin(r.command)));
+          el("td", {class: "command mono", title: shellJoin(r.command)},
+             el("div", {class: "clip"}, shellJoin(r.command))));
       });
       const table = el("table", {class: "grid", id: "trials"}, el("thead", {}, head), el("tbody", {}, body));
       tableBox.replaceChildren(rows.length ? table : el("p", {class: "muted"}, "no trial matches"));
