@@ -165,6 +165,8 @@ def capabilities(uri: str) -> dict[str, str]:
       doubles allow (the nx-27017 wire server keeps documents as JSON and refuses them).
     * ``document-limit``: a document over 16 MiB is refused with a write error, as MongoDB
       does (probed on first use: the probe sends 16 MiB).
+    * ``exact-doubles``: a double set by an update reads back exactly, as BSON keeps it (the
+      nx-27017 wire server keeps 15 significant digits of an updated value).
     """
     import pymongo
 
@@ -184,6 +186,12 @@ def capabilities(uri: str) -> dict[str, str]:
                 )
         except Exception as error:  # the server may not know the command at all
             missing["explain"] = f"explain() fails: {error}"
+        third = 1 / 3
+        probe.update_one({"_id": 1}, {"$set": {"v": third}})
+        back = (probe.find_one({"_id": 1}) or {}).get("v")
+        if back != third:
+            missing["exact-doubles"] = f"an update of 1/3 read back {back!r}"
+        probe.update_one({"_id": 1}, {"$set": {"v": 1.0}})
         nulls = sorted(doc["_id"] for doc in probe.find({"v": None}))
         not_null = sorted(doc["_id"] for doc in probe.find({"v": {"$ne": None}}))
         if nulls != [2, 3] or not_null != [1]:

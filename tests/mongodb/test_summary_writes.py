@@ -166,3 +166,16 @@ def test_an_int64_read_back_stays_a_number():
 
     assert plain(Int64(2**40)) == 2**40 and type(plain(Int64(2**40))) is int
     assert plain(2**70) == float(2**70) and plain([1, 2]) == "[1,2]"
+
+
+@pytest.mark.capability("exact-doubles")
+def test_summaries_keep_every_digit_over_many_batches(store_and_commands):
+    store, _ = store_and_commands
+    store.create_trial(doc={"id": "t", "created_at": 1.0})
+    values = [1 / (3 + i) for i in range(30)]
+    for low in range(0, 30, 4):
+        store.append_events(trial_id="t", events=[
+            stat(EXEC1 + i, epoch=i, loss=values[i]) for i in range(low, min(30, low + 4))])
+    loss = store.read_summaries(trial_ids=["t"])["t"]["entries"]["loss"]
+    assert (loss["min"], loss["max"], loss["last"]) == (values[-1], values[0], values[-1])
+    assert loss["min_seq"] == EXEC1 + 29 and loss["max_seq"] == EXEC1
