@@ -78,15 +78,7 @@ def redact_argv(argv: list[str]) -> tuple[list[str], bool]:
         masked: str | None = None
         option = is_option(token)
         if mask_next is not None:
-            mode, mask_next = mask_next, None
-            if token == "--":
-                pass  # the end of the options: the secret option had no value
-            elif mode == "user:password":
-                user, colon, _ = token.partition(":")
-                if colon and not option:
-                    masked = user + colon + REDACTED
-            elif not option or mode == "any" or _OPTION_SHAPE.fullmatch(token) is None:
-                masked = REDACTED
+            masked, mask_next = _masked_next(mask_next, token, option), None
         if masked is None and option and token != "--":
             masked, mask_next = _redact_option(token, program, subcommands)
         if masked is None and not option:
@@ -105,9 +97,37 @@ def redact_argv(argv: list[str]) -> tuple[list[str], bool]:
     return result, changed
 
 
+def _masked_next(mode: str, token: str, option: bool) -> str | None:
+    """The token after a secret option, masked as ``mode`` says; None to leave it."""
+    if token == "--":
+        return None  # the end of the options: the secret option had no value
+    if mode == "user:password":
+        user, colon, _ = token.partition(":")
+        return user + colon + REDACTED if colon and not option else None
+    if not option or mode == "any" or _OPTION_SHAPE.fullmatch(token) is None:
+        return REDACTED
+    return None
+
+
 def _redact_option(token: str, program: str | None, subcommands: set[str]
                    ) -> tuple[str | None, str | None]:
     """``(masked token or None, how to treat the next token or None)`` for one option."""
+    name, eq, value = token.partition("=")
+    if program is not None:
+        found = _program_option(token, program, subcommands)
+        if found is not None:
+            return found
+    if is_secret_name(name):
+        if eq:
+            return (name + "=" + REDACTED, None)
+        return (None, "any" if takes_value(name) else "flag")
+    return (None, None)
+
+
+def _program_option(token: str, program: str, subcommands: set[str]
+                    ) -> tuple[str | None, str | None] | None:
+    """:func:`_redact_option` for the options a known program gives a password with;
+    None when ``token`` is not one of them."""
     name, eq, value = token.partition("=")
     if program in _POSTGRES and name in ("--password", "-W"):
         return (None, None)
@@ -126,11 +146,7 @@ def _redact_option(token: str, program: str | None, subcommands: set[str]
                 return (short + REDACTED, None)
             if token == short:
                 return (None, "any" if separate else None)
-    if is_secret_name(name):
-        if eq:
-            return (name + "=" + REDACTED, None)
-        return (None, "any" if takes_value(name) else "flag")
-    return (None, None)
+    return None
 
 
 _WORD = lazy(r"\S+")
