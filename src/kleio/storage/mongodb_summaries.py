@@ -33,7 +33,7 @@ import pymongo
 from bson.int64 import Int64
 from pymongo import UpdateMany, UpdateOne
 
-from kleio.storage.base import decode, encodable
+from kleio.storage.base import encodable
 from kleio.storage.mongodb_layout import INT64, event_key, plain
 
 #: Statistics between two summary marks (as :data:`kleio.storage.sqlite.MARK_EVERY`).
@@ -84,8 +84,7 @@ class SummariesMixin:
                     runs[doc["key"]] = {"first_seq": doc["first_seq"],
                                         "last_seq": doc["last_seq"], "value": doc["value"]}
             fold = Fold(entries, state, runs, mark_every=MARK_EVERY)
-            for seq, text in stats:
-                fold.add(seq, decode(text))
+            fold.add_texts(stats)  # by columns where it can, as add(seq, decode(text)) each
             self._write_fold(trial_id, trial.get("created_at"), fold)
         if declared:
             self._declare(trial_id, trial.get("created_at"))
