@@ -257,7 +257,7 @@ def summary(values: list[float], unit: str, scale: float = 1.0, fmt: str = ",.0f
             f"(min {min(scaled):{fmt}}, max {max(scaled):{fmt}}, n={len(scaled)})")
 
 
-def main() -> None:
+def main() -> None:  # noqa: C901 - a benchmark script
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=20_000,

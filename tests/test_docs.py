@@ -280,7 +280,8 @@ def help_block(text: str, name: str) -> re.Match[str] | None:
 
 
 def indented(help_text: str) -> str:
-    return "".join(f"   {line}\n" if line else "\n" for line in help_text.rstrip().split("\n")) + "\n"
+    lines = help_text.rstrip().split("\n")
+    return "".join(f"   {line}\n" if line else "\n" for line in lines) + "\n"
 
 
 @pytest.mark.parametrize("name", documented_commands())
@@ -303,6 +304,29 @@ def write_cli_help() -> None:
         if block is not None:
             text = text[:block.start(2)] + indented(command_help(name)) + text[block.end(2):]
     path.write_text(text, encoding="utf-8")
+
+
+def tree_modules() -> set[str]:
+    """Every module and package of src/kleio, dotted (``kleio.__main__`` aside)."""
+    src = ROOT / "src"
+    found = set()
+    for path in (src / "kleio").rglob("*.py"):
+        parts = list(path.relative_to(src).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts[-1] != "__main__":
+            found.add(".".join(parts))
+    return found
+
+
+def test_the_architecture_page_maps_every_module_of_the_tree():
+    """docs/architecture.rst's module map matches the tree: no module missing, none gone."""
+    text = read(DOCS / "architecture.rst")
+    mapped = set(re.findall(r"^   \* - ``(kleio(?:\.\w+)*)``$", text, re.MULTILINE))
+    assert sorted(tree_modules() - mapped) == [], "modules missing from the module map"
+    assert sorted(mapped - tree_modules()) == [], "the module map names modules that are gone"
+    for name in set(re.findall(r":mod:`(kleio(?:\.\w+)*)`", text)):
+        assert name in tree_modules(), f"docs/architecture.rst refers to a missing {name}"
 
 
 if __name__ == "__main__":

@@ -130,7 +130,8 @@ def prepare_command(store: Store, config: Config, argv: list[str], cwd: str,
 
 
 
-def prepare_recorded(store: Store, config: Config, doc: dict[str, Any], cwd: str) -> Prepared:
+def prepare_recorded(store: Store, config: Config, doc: dict[str, Any],  # noqa: ARG001
+                     cwd: str) -> Prepared:  # the store: as every launch step takes it
     """Prepare a recorded trial for a resume: its own command in its own directory.
 
     Raises:

@@ -152,7 +152,7 @@ class Journal:
             if trial.id not in seen:
                 yield trial
 
-    def iter_trials(
+    def iter_trials(  # noqa: C901 - one filter pipeline; to be split into steps
         self,
         *,
         where: Iterable[str] = (),

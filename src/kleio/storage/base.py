@@ -153,7 +153,7 @@ class Store(LineageReads, BatchedReads, abc.ABC):
                                  limit=limit, since=since, project=project or None,
                                  branches=branches)
 
-    def _find_trials_narrowed(self, *, hints: Sequence[tuple[str, str, float]],
+    def _find_trials_narrowed(self, *, hints: Sequence[tuple[str, str, float]],  # noqa: ARG002
                               **filters: Any) -> list[dict[str, Any]]:
         """:meth:`_find_trials` with hints (valid); by default they narrow nothing."""
         return self._find_trials(**filters)
@@ -390,7 +390,7 @@ class Store(LineageReads, BatchedReads, abc.ABC):
                             tags: Sequence[str] | None, since: float | None,
                             project: str | None) -> tuple[set[str], bool]: ...
 
-    def _summary_mark(self, *, trial_id: str, upto: int
+    def _summary_mark(self, *, trial_id: str, upto: int  # noqa: ARG002 - a default
                       ) -> tuple[int, dict[str, dict[str, Any]]] | None:
         """``(seq, entries)``: the trial's summaries as they stood at the latest mark at or
         before ``upto`` (every statistic up to ``seq`` folded in), or None (no mark kept:

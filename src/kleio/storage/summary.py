@@ -93,7 +93,7 @@ class Fold:
         #: The runs handed in (already stored): changed ones are updates, others inserts.
         self.stored_runs = {(key, run["first_seq"]) for key, run in self.runs.items()}
 
-    def add(self, seq: int, stat: dict[str, Any]) -> None:
+    def add(self, seq: int, stat: dict[str, Any]) -> None:  # noqa: C901 - the hot loop, kept flat
         # The runner's writer calls this for every statistic it journals: kept flat (every
         # attribute and the step looked up once per statistic, most values leave at the
         # first test).
@@ -175,7 +175,7 @@ class Fold:
                     self.add(seq, decode(text))
             done += len(part)
 
-    def _add_columns(self, stats: Sequence[tuple[int, str]]) -> bool:
+    def _add_columns(self, stats: Sequence[tuple[int, str]]) -> bool:  # noqa: C901 - hot
         """Fold ``stats`` as :meth:`add` would, column by column; False (nothing changed)
         when they are not in seq order after the last statistic folded, not
         :func:`columns`, or hold a value :meth:`add` treats statistic by statistic (NaN, a

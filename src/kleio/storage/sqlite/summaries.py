@@ -51,10 +51,10 @@ class SummariesMixin(SQLiteBase):
         while rows := cursor.fetchmany(5000):
             for seq, data in rows:
                 fold.add(seq, decode(data))
-        self._write_fold(conn, key, fold, fresh=True)
+        self._write_fold(conn, key, fold)
         self._declare(conn, key)
 
-    def _write_fold(self, conn: sqlite3.Connection, key: int, fold: Any, fresh: bool) -> None:
+    def _write_fold(self, conn: sqlite3.Connection, key: int, fold: Any) -> None:
         entries = fold.entries
         conn.executemany(_UPSERT_SUMMARY, [
             (key, name, *(_stored(entries[name][c]) for c in _SUMMARY_COLUMNS))
@@ -123,7 +123,7 @@ class SummariesMixin(SQLiteBase):
             fold = Fold(entries, {"last_stat_seq": row[0], "runs_ok": bool(row[1]),
                                   "since_mark": row[2]}, runs, mark_every=package.MARK_EVERY)
             fold.add_texts(stats)
-            self._write_fold(conn, key, fold, fresh=False)
+            self._write_fold(conn, key, fold)
         if declared:
             self._declare(conn, key)
 
