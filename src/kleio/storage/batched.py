@@ -13,6 +13,8 @@ store methods like the others (read-only).
 
 from __future__ import annotations
 
+from kleio.storage.records import iter_chunks
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -22,17 +24,6 @@ if TYPE_CHECKING:
 
 #: Ids per request of a batched read.
 CHUNK = 500
-
-
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _usable(trial_ids: Iterable[str]) -> list[str]:
@@ -59,7 +50,7 @@ class BatchedReads:
     def get_trials(self, *, trial_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The documents of those of ``trial_ids`` that exist, ``{id: doc}``."""
         found: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(_usable(trial_ids), CHUNK):
+        for chunk in iter_chunks(_usable(trial_ids), CHUNK):
             found.update(self._get_trials(trial_ids=chunk))
         return found
 
@@ -106,7 +97,7 @@ class BatchedReads:
         order (a trial without any is left out). For kinds a trial holds few of (status,
         metrics): nothing bounds what is read."""
         found: dict[str, list[Event]] = {}
-        for chunk in _chunks(_usable(trial_ids), CHUNK):
+        for chunk in iter_chunks(_usable(trial_ids), CHUNK):
             for trial_id, events in self._read_events_of(trial_ids=chunk,
                                                          kinds=list(kinds)).items():
                 if events:
