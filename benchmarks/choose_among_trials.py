@@ -34,24 +34,51 @@ def build(uri: str, trials: int, per_trial: int) -> None:
             trial_id = f"{rng.getrandbits(256):064x}"
             lr = rng.choice([0.01, 0.03, 0.1, 0.3])
             now = time.time()
-            store.create_trial(doc={
-                "id": trial_id, "created_at": now, "status": "completed", "parent": None,
-                "tags": [], "project": "bench", "argv": ["python", "train.py", "--lr", str(lr),
-                                                         "--seed", str(index)],
-                "config": {"lr": str(lr), "seed": str(index)}, "started_at": now,
-                "ended_at": now + 60})
+            store.create_trial(
+                doc={
+                    "id": trial_id,
+                    "created_at": now,
+                    "status": "completed",
+                    "parent": None,
+                    "tags": [],
+                    "project": "bench",
+                    "argv": ["python", "train.py", "--lr", str(lr), "--seed", str(index)],
+                    "config": {"lr": str(lr), "seed": str(index)},
+                    "started_at": now,
+                    "ended_at": now + 60,
+                }
+            )
             start = first_seq(1)
-            events = [(0, "status", now, encode({"status": "new"})),
-                      (start, "status", now, encode({"status": "reserved"})),
-                      (start + 1, "status", now, encode({"status": "running"})),
-                      (start + 2, "metrics", now,
-                       encode({"metrics": {"val_loss": "min", "val_acc": "max"},
-                               "primary": "val_acc"}))]
-            events += [(start + 3 + i, "statistic", now,
-                        encode({"epoch": i, "val_loss": rng.random(), "val_acc": rng.random()}))
-                       for i in range(per_trial)]
-            events.append((start + 3 + per_trial, "status", now + 60,
-                           encode({"status": "completed", "exit_code": 0})))
+            events = [
+                (0, "status", now, encode({"status": "new"})),
+                (start, "status", now, encode({"status": "reserved"})),
+                (start + 1, "status", now, encode({"status": "running"})),
+                (
+                    start + 2,
+                    "metrics",
+                    now,
+                    encode(
+                        {"metrics": {"val_loss": "min", "val_acc": "max"}, "primary": "val_acc"}
+                    ),
+                ),
+            ]
+            events += [
+                (
+                    start + 3 + i,
+                    "statistic",
+                    now,
+                    encode({"epoch": i, "val_loss": rng.random(), "val_acc": rng.random()}),
+                )
+                for i in range(per_trial)
+            ]
+            events.append(
+                (
+                    start + 3 + per_trial,
+                    "status",
+                    now + 60,
+                    encode({"status": "completed", "exit_code": 0}),
+                )
+            )
             store.append_events(trial_id=trial_id, events=events)
 
 
@@ -76,14 +103,22 @@ def main() -> None:
         uri = args.db or "sqlite://" + os.path.join(tmp, "kleio.db")
         started = time.perf_counter()
         build(uri, args.trials, args.statistics)
-        print(f"journal: {args.trials} trials x {args.statistics} statistics "
-              f"({time.perf_counter() - started:.1f} s to build)")
+        print(
+            f"journal: {args.trials} trials x {args.statistics} statistics "
+            f"({time.perf_counter() - started:.1f} s to build)"
+        )
         env = dict(os.environ, KLEIO_DB=uri)
         kleio = [sys.executable, "-m", "kleio"]
         commands = {
             "kleio best": [*kleio, "best"],
-            "kleio ls --sort -val_acc --limit 50": [*kleio, "ls", "--sort", "-val_acc",
-                                                    "--limit", "50"],
+            "kleio ls --sort -val_acc --limit 50": [
+                *kleio,
+                "ls",
+                "--sort",
+                "-val_acc",
+                "--limit",
+                "50",
+            ],
             "kleio ls": [*kleio, "ls"],
             "kleio ls --group-by-except seed": [*kleio, "ls", "--group-by-except", "seed"],
             "kleio export --format jsonl": [*kleio, "export", "--format", "jsonl"],
@@ -94,8 +129,10 @@ def main() -> None:
             wall = statistics.median(r[0] for r in runs)
             cpu = statistics.median(r[1] for r in runs)
             peak = max(r[2] for r in runs) / 1024
-            print(f"{name:40s} wall {wall * 1000:7.0f} ms  cpu {cpu * 1000:7.0f} ms  "
-                  f"peak {peak:6.1f} MiB")
+            print(
+                f"{name:40s} wall {wall * 1000:7.0f} ms  cpu {cpu * 1000:7.0f} ms  "
+                f"peak {peak:6.1f} MiB"
+            )
 
 
 if __name__ == "__main__":

@@ -37,15 +37,31 @@ PACKAGES = {f"package-{i}": f"{i}.0.{i % 7}" for i in range(150)}
 def doc_for(index: int, now: float) -> dict:
     tid = f"{index:064x}"
     options = {"lr": str(0.001 * (1 + index % 10)), "seed": str(index % 3), "epochs": "10"}
-    return {"schema_version": SCHEMA_VERSION, "id": tid, "created_at": now + index * 1e-3,
-            "project": "bench", "root": "/bench", "command": ["python", "train.py"],
-            "argv": ["python", "train.py", *[f"--{k}={v}" for k, v in options.items()]],
-            "cwd": ".", "config": options, "config_files": {}, "redacted": [], "parent": None,
-            "tags": ["sweep"], "code": {"vcs": "git", "commit": "0" * 40, "dirty": False},
-            "env": {"python": {"version": "3.11"}, "packages": PACKAGES},
-            "host": {"hostname": "bench"}, "status": "completed", "status_at": now,
-            "heartbeat_at": None, "runner": None, "started_at": now, "ended_at": now + 60,
-            "exit_code": 0}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "id": tid,
+        "created_at": now + index * 1e-3,
+        "project": "bench",
+        "root": "/bench",
+        "command": ["python", "train.py"],
+        "argv": ["python", "train.py", *[f"--{k}={v}" for k, v in options.items()]],
+        "cwd": ".",
+        "config": options,
+        "config_files": {},
+        "redacted": [],
+        "parent": None,
+        "tags": ["sweep"],
+        "code": {"vcs": "git", "commit": "0" * 40, "dirty": False},
+        "env": {"python": {"version": "3.11"}, "packages": PACKAGES},
+        "host": {"hostname": "bench"},
+        "status": "completed",
+        "status_at": now,
+        "heartbeat_at": None,
+        "runner": None,
+        "started_at": now,
+        "ended_at": now + 60,
+        "exit_code": 0,
+    }
 
 
 def build_many(uri: str, count: int) -> None:
@@ -62,16 +78,23 @@ def build_many(uri: str, count: int) -> None:
             doc = doc_for(index, now)
             store.create_trial(doc=doc)
             seq = first_seq(1)
-            events = [(0, "status", now, encode({"status": "new"})),
-                      (seq, "status", now, encode({"status": "running"}))]
+            events = [
+                (0, "status", now, encode({"status": "new"})),
+                (seq, "status", now, encode({"status": "running"})),
+            ]
             for epoch in range(1, 11):
-                events.append((seq + epoch, "statistic", now, encode(
-                    {"epoch": epoch, "loss": 1.0 / epoch, "val_acc": 0.5 + epoch / 40})))
+                events.append(
+                    (
+                        seq + epoch,
+                        "statistic",
+                        now,
+                        encode({"epoch": epoch, "loss": 1.0 / epoch, "val_acc": 0.5 + epoch / 40}),
+                    )
+                )
             events.append((seq + 11, "status", now + 60, encode({"status": "completed"})))
             store.append_events(trial_id=doc["id"], events=events)
             if index % 10000 == 0:
-                print(f"  built {index} trials ({time.perf_counter() - start:.0f} s)",
-                      flush=True)
+                print(f"  built {index} trials ({time.perf_counter() - start:.0f} s)", flush=True)
 
 
 def build_long(uri: str, count: int) -> str:
@@ -84,12 +107,19 @@ def build_long(uri: str, count: int) -> str:
         doc.update(id=tid, status="running", ended_at=None, heartbeat_at=now)
         store.create_trial(doc=doc)
         base = first_seq(1)
-        store.append_events(trial_id=tid, events=[(base, "status", now,
-                                                   encode({"status": "running"}))])
+        store.append_events(
+            trial_id=tid, events=[(base, "status", now, encode({"status": "running"}))]
+        )
         batch = []
         for step in range(count):
-            batch.append((base + 1 + step, "statistic", now,
-                          encode({"step": step, "loss": 1.0 / (step + 1)})))
+            batch.append(
+                (
+                    base + 1 + step,
+                    "statistic",
+                    now,
+                    encode({"step": step, "loss": 1.0 / (step + 1)}),
+                )
+            )
             if len(batch) == 50000:
                 store.append_events(trial_id=tid, events=batch)
                 batch = []
@@ -101,8 +131,12 @@ def build_long(uri: str, count: int) -> str:
 class Server:
     def __init__(self, uri: str) -> None:
         env = dict(os.environ, KLEIO_DB=uri)
-        self.process = subprocess.Popen([sys.executable, "-m", "kleio", "ui", "--port", "0"],
-                                        stdout=subprocess.PIPE, text=True, env=env)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "kleio", "ui", "--port", "0"],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         line = self.process.stdout.readline()
         self.base = re.search(r"at (http://\S+)", line).group(1).rstrip("/")
 
@@ -118,8 +152,10 @@ class Server:
 
 
 def report(name: str, seconds: list[float]) -> None:
-    print(f"{name}: median {statistics.median(seconds) * 1000:.0f} ms, "
-          f"worst {max(seconds) * 1000:.0f} ms over {len(seconds)}")
+    print(
+        f"{name}: median {statistics.median(seconds) * 1000:.0f} ms, "
+        f"worst {max(seconds) * 1000:.0f} ms over {len(seconds)}"
+    )
 
 
 def live_latency(uri: str, server: Server, tid: str, runs: int = 20) -> list[float]:
@@ -144,8 +180,9 @@ def live_latency(uri: str, server: Server, tid: str, runs: int = 20) -> list[flo
         for _ in range(runs):
             seq = store.last_seq(trial_id=tid) + 1
             sent = time.time()
-            store.append_events(trial_id=tid, events=[(seq, "statistic", sent,
-                                                       encode({"loss": 0.5}))])
+            store.append_events(
+                trial_id=tid, events=[(seq, "statistic", sent, encode({"loss": 0.5}))]
+            )
             deadline = time.monotonic() + 30
             while seq not in received and time.monotonic() < deadline:
                 time.sleep(0.005)
@@ -169,10 +206,14 @@ def main() -> None:
 
     server = Server(many)
     try:
-        report(f"trials table, first page of {args.trials} trials",
-               [server.get("/api/trials?limit=50")[0] for _ in range(5)])
-        report("trials table, fifth page", [server.get("/api/trials?limit=50&offset=200")[0]
-                                            for _ in range(3)])
+        report(
+            f"trials table, first page of {args.trials} trials",
+            [server.get("/api/trials?limit=50")[0] for _ in range(5)],
+        )
+        report(
+            "trials table, fifth page",
+            [server.get("/api/trials?limit=50&offset=200")[0] for _ in range(3)],
+        )
     finally:
         server.stop()
 
@@ -183,15 +224,19 @@ def main() -> None:
         _, series = server.get(f"/api/trials/{tid}/series")
         ready = time.perf_counter() - start
         points = sum(len(s["x"]) for s in series["series"].values())
-        print(f"trial page of {args.statistics} statistics: charts ready in {ready * 1000:.0f}"
-              f" ms ({'complete' if series['complete'] else 'preview'}, {points} points)")
+        print(
+            f"trial page of {args.statistics} statistics: charts ready in {ready * 1000:.0f}"
+            f" ms ({'complete' if series['complete'] else 'preview'}, {points} points)"
+        )
         while not series["complete"]:
             time.sleep(0.5)
             _, series = server.get(f"/api/trials/{tid}/series")
         print(f"  full read done after {time.perf_counter() - start:.1f} s")
         _, series = server.get(f"/api/trials/{tid}/series")
-        report("  the same page again (columns cached)",
-               [server.get(f"/api/trials/{tid}/series")[0] for _ in range(3)])
+        report(
+            "  the same page again (columns cached)",
+            [server.get(f"/api/trials/{tid}/series")[0] for _ in range(3)],
+        )
         report("live update latency", live_latency(long, server, tid))
     finally:
         server.stop()

@@ -32,8 +32,11 @@ def main() -> None:
         env.pop(name, None)
     import kleio
 
-    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.dirname(kleio.__file__)],
-                   check=True, env=env)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", os.path.dirname(kleio.__file__)],
+        check=True,
+        env=env,
+    )
     bare, client = [], []
     for _ in range(args.runs):
         bare.append(timed([sys.executable, "-c", "pass"], env))
@@ -41,8 +44,9 @@ def main() -> None:
     b, c = statistics.median(bare), statistics.median(client)
     print(f"python -c pass                         median {b * 1000:6.1f} ms")
     print(f"python -c 'import kleio.client.logger'  median {c * 1000:6.1f} ms")
-    print(f"added by the import                           {(c - b) * 1000:6.1f} ms  "
-          "(target <= 20 ms)")
+    print(
+        f"added by the import                           {(c - b) * 1000:6.1f} ms  (target <= 20 ms)"
+    )
 
 
 if __name__ == "__main__":

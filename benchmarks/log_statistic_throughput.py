@@ -43,8 +43,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def run_once(count: int, db: str | None, src: str | None
-             ) -> tuple[float, float, int, float, float]:
+def run_once(count: int, db: str | None, src: str | None) -> tuple[float, float, int, float, float]:
     """One benchmark run; returns (child rate, end-to-end rate, stored, peak RSS MiB, CPU
     seconds of kleio run and the program together)."""
     with tempfile.TemporaryDirectory() as work:
@@ -61,20 +60,35 @@ def run_once(count: int, db: str | None, src: str | None
         before, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
         start = time.perf_counter()
         result = subprocess.run(
-            [sys.executable, "-m", "kleio", "run", "-q", sys.executable, script,
-             str(count)], cwd=work, env=env, capture_output=True, text=True, check=True)
+            [sys.executable, "-m", "kleio", "run", "-q", sys.executable, script, str(count)],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         total = time.perf_counter() - start
         child = float(result.stdout.split("CHILD ")[1])
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         rss_kib = max(before, usage.ru_maxrss)
         cpu = usage.ru_utime + usage.ru_stime - cpu
         listing = subprocess.run(
-            [sys.executable, "-m", "kleio", "ls", "--json"], cwd=work, env=env,
-            capture_output=True, text=True, check=True)
+            [sys.executable, "-m", "kleio", "ls", "--json"],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         trial = json.loads(listing.stdout)[0]["id"]
         stats = subprocess.run(
-            [sys.executable, "-m", "kleio", "info", trial, "--json"], cwd=work, env=env,
-            capture_output=True, text=True, check=True)
+            [sys.executable, "-m", "kleio", "info", trial, "--json"],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         stored = json.loads(stats.stdout)["counts"]["statistic"]
     return count / child, count / total, stored, rss_kib / 1024, cpu
 
@@ -82,8 +96,7 @@ def run_once(count: int, db: str | None, src: str | None
 def _summary(values: list[float]) -> str:
     import statistics
 
-    return (f"{statistics.median(values):10,.0f}/s  "
-            f"(min {min(values):,.0f}, max {max(values):,.0f})")
+    return f"{statistics.median(values):10,.0f}/s  (min {min(values):,.0f}, max {max(values):,.0f})"
 
 
 def main() -> None:
@@ -91,35 +104,51 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--db", default=None)
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--against", default=None, metavar="SRC",
-                        help="another kleio source tree to alternate with")
+    parser.add_argument(
+        "--against", default=None, metavar="SRC", help="another kleio source tree to alternate with"
+    )
     args = parser.parse_args()
-    bare = subprocess.run([sys.executable, "-X", "importtime", "-c", "pass"],
-                          capture_output=True, text=True).stderr.strip().splitlines()
-    print(f"python -X importtime -c pass: {bare[-1] if bare else '?'} (us; an inflated "
-          "interpreter slows every figure); load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    bare = (
+        subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "pass"], capture_output=True, text=True
+        )
+        .stderr.strip()
+        .splitlines()
+    )
+    print(
+        f"python -X importtime -c pass: {bare[-1] if bare else '?'} (us; an inflated "
+        "interpreter slows every figure); load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     trees = [("this tree", None)] + ([("against", args.against)] if args.against else [])
     results: dict[str, list[tuple[float, float, int, float, float]]] = {
-        name: [] for name, _ in trees}
+        name: [] for name, _ in trees
+    }
     for _ in range(args.runs):
         for name, src in trees:  # alternated: both see the same machine load
             results[name].append(run_once(args.count, args.db, src))
     for name, _ in trees:
         runs = results[name]
-        print(f"[{name}] statistics logged {args.count}, in the journal "
-              f"{', '.join(str(r[2]) for r in runs)}")
-        print(f"[{name}] child loop      {_summary([r[0] for r in runs])}"
-              "  (target >= 150,000/s)")
-        print(f"[{name}] end to end      {_summary([r[1] for r in runs])}"
-              "  (target >= 100,000/s, includes start-up)")
+        print(
+            f"[{name}] statistics logged {args.count}, in the journal "
+            f"{', '.join(str(r[2]) for r in runs)}"
+        )
+        print(f"[{name}] child loop      {_summary([r[0] for r in runs])}  (target >= 150,000/s)")
+        print(
+            f"[{name}] end to end      {_summary([r[1] for r in runs])}"
+            "  (target >= 100,000/s, includes start-up)"
+        )
         print(f"[{name}] peak RSS        {max(r[3] for r in runs):10.1f} MiB")
         cpus = sorted(r[4] for r in runs)
-        print(f"[{name}] CPU (run+program) {cpus[len(cpus) // 2]:8.2f} s  (min {cpus[0]:.2f},"
-              f" max {cpus[-1]:.2f}; {args.count / cpus[len(cpus) // 2]:,.0f} statistics per"
-              " CPU second)")
-    print("peers on this kind of machine: MLflow log_metric into SQLite 260/s, "
-          "Sacred log_scalar (in memory) 127,000/s")
+        print(
+            f"[{name}] CPU (run+program) {cpus[len(cpus) // 2]:8.2f} s  (min {cpus[0]:.2f},"
+            f" max {cpus[-1]:.2f}; {args.count / cpus[len(cpus) // 2]:,.0f} statistics per"
+            " CPU second)"
+        )
+    print(
+        "peers on this kind of machine: MLflow log_metric into SQLite 260/s, "
+        "Sacred log_scalar (in memory) 127,000/s"
+    )
 
 
 if __name__ == "__main__":

@@ -59,12 +59,16 @@ CHILD = textwrap.dedent("""
 
 def kleio_env(work: str, db: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(KLEIO_DB=db, PYTHONPATH=SRC_USED[0], HOME=work,
-               XDG_CACHE_HOME=os.path.join(work, "cache"),
-               XDG_STATE_HOME=os.path.join(work, "state"),
-               XDG_CONFIG_HOME=os.path.join(work, "config"),
-               XDG_DATA_HOME=os.path.join(work, "data"),
-               KLEIOTEST_SEED="0")
+    env.update(
+        KLEIO_DB=db,
+        PYTHONPATH=SRC_USED[0],
+        HOME=work,
+        XDG_CACHE_HOME=os.path.join(work, "cache"),
+        XDG_STATE_HOME=os.path.join(work, "state"),
+        XDG_CONFIG_HOME=os.path.join(work, "config"),
+        XDG_DATA_HOME=os.path.join(work, "data"),
+        KLEIOTEST_SEED="0",
+    )
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
@@ -130,12 +134,20 @@ def trial_docs(template: dict, trials: int):
     base = template["created_at"] - trials
     for index in range(trials):
         created = base + index
-        yield {**template, "id": hashlib.sha256(b"%d" % index).hexdigest(),
-               "argv": [*template["argv"][:-1], str(index)],
-               "command": [*template["command"][:-1], str(index)],
-               "config": {"lr": index}, "created_at": created, "status": "completed",
-               "status_at": created + 0.5, "started_at": created + 0.01,
-               "heartbeat_at": created + 0.5, "ended_at": created + 0.5, "exit_code": 0}
+        yield {
+            **template,
+            "id": hashlib.sha256(b"%d" % index).hexdigest(),
+            "argv": [*template["argv"][:-1], str(index)],
+            "command": [*template["command"][:-1], str(index)],
+            "config": {"lr": index},
+            "created_at": created,
+            "status": "completed",
+            "status_at": created + 0.5,
+            "started_at": created + 0.01,
+            "heartbeat_at": created + 0.5,
+            "ended_at": created + 0.5,
+            "exit_code": 0,
+        }
 
 
 def status_events(doc: dict) -> list:
@@ -144,10 +156,12 @@ def status_events(doc: dict) -> list:
 
     created, started, ended = doc["created_at"], doc["started_at"], doc["ended_at"]
     runner = {"host": "bench", "pid": 1, "since": started}
-    return [(0, "status", created, encode({"status": "new"})),
-            (1, "status", started, encode({"status": "reserved", "runner": runner})),
-            (2, "status", started, encode({"status": "running", "execution": 1})),
-            (3, "status", ended, encode({"status": "completed", "exit_code": 0}))]
+    return [
+        (0, "status", created, encode({"status": "new"})),
+        (1, "status", started, encode({"status": "reserved", "runner": runner})),
+        (2, "status", started, encode({"status": "running", "execution": 1})),
+        (3, "status", ended, encode({"status": "completed", "exit_code": 0})),
+    ]
 
 
 def fill_sqlite(uri: str, template: dict, trials: int, with_events: int) -> None:
@@ -174,11 +188,17 @@ def fill_mongodb(uri: str, template: dict, trials: int, with_events: int) -> Non
             fields = {key: value for key, value in doc.items() if key != "id"}
             # _sum: the summary state MongoDBStore gives every trial it creates (without it
             # a reader takes the trial for one of an older kleio and summarizes its events).
-            batch.append({"_id": doc["id"], **MongoDBStore._to_mongo(fields),
-                          "_sum": {"last_stat_seq": None, "runs_ok": True}})
+            batch.append(
+                {
+                    "_id": doc["id"],
+                    **MongoDBStore._to_mongo(fields),
+                    "_sum": {"last_stat_seq": None, "runs_ok": True},
+                }
+            )
             if index >= trials - with_events:
-                events += [MongoDBStore._event_doc(doc["id"], event)
-                           for event in status_events(doc)]
+                events += [
+                    MongoDBStore._event_doc(doc["id"], event) for event in status_events(doc)
+                ]
             if len(batch) == 1000:
                 db.trials.insert_many(batch, ordered=False)
                 batch = []
@@ -253,25 +273,42 @@ def drop(base: str, used: list[str]) -> None:
 
 def summary(values: list[float], unit: str, scale: float = 1.0, fmt: str = ",.0f") -> str:
     scaled = [value * scale for value in values]
-    return (f"{statistics.median(scaled):{fmt}} {unit} "
-            f"(min {min(scaled):{fmt}}, max {max(scaled):{fmt}}, n={len(scaled)})")
+    return (
+        f"{statistics.median(scaled):{fmt}} {unit} "
+        f"(min {min(scaled):{fmt}}, max {max(scaled):{fmt}}, n={len(scaled)})"
+    )
 
 
 def main() -> None:  # noqa: C901 - a benchmark script
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=20_000,
-                        help="statistics per kleio run (default 20,000)")
-    parser.add_argument("--trials", type=int, default=100_000,
-                        help="trials in the journal kleio ls lists (default 100,000)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--count", type=int, default=20_000, help="statistics per kleio run (default 20,000)"
+    )
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=100_000,
+        help="trials in the journal kleio ls lists (default 100,000)",
+    )
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--with-events", type=int, default=1_000, metavar="N",
-                        help="the newest N trials get their status events (default 1,000; "
-                             "see the module's help)")
-    parser.add_argument("--db", default=None, metavar="MONGODB_URI",
-                        help="a real server's database to fill and drop, instead of nx-27017")
-    parser.add_argument("--src", default=SRC, help="the kleio source tree to run (default: "
-                        "this checkout's src)")
+    parser.add_argument(
+        "--with-events",
+        type=int,
+        default=1_000,
+        metavar="N",
+        help="the newest N trials get their status events (default 1,000; see the module's help)",
+    )
+    parser.add_argument(
+        "--db",
+        default=None,
+        metavar="MONGODB_URI",
+        help="a real server's database to fill and drop, instead of nx-27017",
+    )
+    parser.add_argument(
+        "--src", default=SRC, help="the kleio source tree to run (default: this checkout's src)"
+    )
     parser.add_argument("--skip-statistics", action="store_true")
     parser.add_argument("--skip-ls", action="store_true")
     args = parser.parse_args()
@@ -291,9 +328,11 @@ def main() -> None:  # noqa: C901 - a benchmark script
             base, peer = args.db, "the server of --db"
         print(f"MongoDB: {peer}; SQLite: a file in {tempfile.gettempdir()}")
         if server is not None:
-            print("The wire server's own speed limits the MongoDB figures (pure Python over "
-                  "SQLite, one process): they bound kleio's cost from above, they do not "
-                  "measure MongoDB.")
+            print(
+                "The wire server's own speed limits the MongoDB figures (pure Python over "
+                "SQLite, one process): they bound kleio's cost from above, they do not "
+                "measure MongoDB."
+            )
         used: list[str] = []
         try:
             if not args.skip_statistics:
@@ -306,27 +345,34 @@ def main() -> None:  # noqa: C901 - a benchmark script
                     rates["mongodb"].append(log_statistic_once(mongo_uri, args.count))
                     drop(base, used)
                 for name, values in rates.items():
-                    print(f"log_statistic end to end, {args.count:,} statistics, {name:7}: "
-                          f"{summary(values, 'statistics/s')}")
+                    print(
+                        f"log_statistic end to end, {args.count:,} statistics, {name:7}: "
+                        f"{summary(values, 'statistics/s')}"
+                    )
             if not args.skip_ls:
                 template = trial_template(work)
                 sqlite_uri = "sqlite://" + os.path.join(work, "ls", "kleio.db")
                 mongo_uri = with_database(base, f"kleio_bench_ls_{uuid.uuid4().hex[:8]}")
                 used.append(mongo_uri)
-                for name, uri, fill in (("sqlite", sqlite_uri, fill_sqlite),
-                                        ("mongodb", mongo_uri, fill_mongodb)):
+                for name, uri, fill in (
+                    ("sqlite", sqlite_uri, fill_sqlite),
+                    ("mongodb", mongo_uri, fill_mongodb),
+                ):
                     start = time.perf_counter()
                     fill(uri, template, args.trials, min(args.trials, args.with_events))
-                    print(f"filled {name} with {args.trials:,} trials in "
-                          f"{time.perf_counter() - start:.1f} s (not timed below)")
+                    print(
+                        f"filled {name} with {args.trials:,} trials in "
+                        f"{time.perf_counter() - start:.1f} s (not timed below)"
+                    )
                 walls: dict[str, list[float]] = {"sqlite": [], "mongodb": []}
                 cpus: dict[str, list[float]] = {"sqlite": [], "mongodb": []}
                 env_work = os.path.join(work, "ls-cwd")
                 os.makedirs(env_work, exist_ok=True)
                 for _ in range(args.runs):
                     for name, uri in (("sqlite", sqlite_uri), ("mongodb", mongo_uri)):
-                        wall, cpu, out = timed(kleio("ls", "--limit", "50"), env_work,
-                                               kleio_env(env_work, uri))
+                        wall, cpu, out = timed(
+                            kleio("ls", "--limit", "50"), env_work, kleio_env(env_work, uri)
+                        )
                         if len(out.splitlines()) < 51:
                             raise SystemExit(f"kleio ls on {name} listed too few rows:\n{out}")
                         walls[name].append(wall)
@@ -335,12 +381,16 @@ def main() -> None:  # noqa: C901 - a benchmark script
                 print("kleio ls shows, first row:\n  " + "\n  ".join(shown))
                 for limit in (5, 50):
                     sent = round_trips(mongo_uri, limit)
-                    print(f"kleio ls --limit {limit} on mongodb: {sum(sent.values())} commands "
-                          f"({', '.join(f'{k} {v}' for k, v in sorted(sent.items()))})")
+                    print(
+                        f"kleio ls --limit {limit} on mongodb: {sum(sent.values())} commands "
+                        f"({', '.join(f'{k} {v}' for k, v in sorted(sent.items()))})"
+                    )
                 for name in walls:
-                    print(f"kleio ls --limit 50 over {args.trials:,} trials, {name:7}: wall "
-                          f"{summary(walls[name], 'ms', 1000)}; CPU "
-                          f"{summary(cpus[name], 'ms', 1000)}")
+                    print(
+                        f"kleio ls --limit 50 over {args.trials:,} trials, {name:7}: wall "
+                        f"{summary(walls[name], 'ms', 1000)}; CPU "
+                        f"{summary(cpus[name], 'ms', 1000)}"
+                    )
             _, cpu, _ = timed([sys.executable, "-c", "pass"], work, kleio_env(work, "x"))
             print(f"for scale: {sys.executable} -c pass costs {cpu * 1000:.0f} ms of CPU")
         finally:

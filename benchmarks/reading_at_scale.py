@@ -92,8 +92,9 @@ print(big_id)
 
 def import_time(python: str) -> float:
     """Total ms of ``python -X importtime -c pass`` (the interpreter's own start-up)."""
-    done = subprocess.run([python, "-X", "importtime", "-c", "pass"], capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run(
+        [python, "-X", "importtime", "-c", "pass"], capture_output=True, text=True, check=True
+    )
     total = 0
     for line in done.stderr.splitlines():
         match = re.match(r"import time:\s+\d+\s+\|\s+(\d+)\s+\|\s?(\S.*)$", line)
@@ -105,8 +106,9 @@ def import_time(python: str) -> float:
 def measure(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, float, int]:
     """(wall s, cpu s, peak KiB) of one run; os.wait4 gives this child's own rusage."""
     start = time.perf_counter()
-    child = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -122,14 +124,18 @@ def report(name: str, runs: list[tuple[float, float, int]], rows: int) -> None:
     cpu = statistics.median(r[1] for r in runs)
     peak = max(r[2] for r in runs) / 1024
     rate = f"  {rows / statistics.median(walls) / 1000:6.0f} k rows/s" if rows else ""
-    print(f"{name:55s} wall {statistics.median(walls) * 1000:7.0f} ms "
-          f"[{min(walls) * 1000:.0f}-{max(walls) * 1000:.0f}]  cpu {cpu * 1000:6.0f} ms"
-          f"  peak {peak:6.1f} MiB{rate}", flush=True)
+    print(
+        f"{name:55s} wall {statistics.median(walls) * 1000:7.0f} ms "
+        f"[{min(walls) * 1000:.0f}-{max(walls) * 1000:.0f}]  cpu {cpu * 1000:6.0f} ms"
+        f"  peak {peak:6.1f} MiB{rate}",
+        flush=True,
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--trials", type=int, default=100_000)
     parser.add_argument("--statistics", type=int, default=20)
     parser.add_argument("--big", type=int, default=1_000_000)
@@ -143,8 +149,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.against and not args.against_db_dir:
         parser.error("--against needs --against-db-dir (a journal that tree built)")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("KLEIO_") and k != "PYTHONDONTWRITEBYTECODE"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("KLEIO_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
     env["PYTHONPATH"] = os.path.abspath(args.src)
     tmp = tempfile.mkdtemp(prefix="kleio-bench-")
     try:
@@ -161,12 +170,25 @@ def main() -> None:
             handle.write("print('train')\n")
         if not os.path.exists(path):
             started = time.perf_counter()
-            subprocess.run([args.python, "-c", BUILD, uri, str(args.trials),
-                            str(args.statistics), str(args.big)], env=env, check=True,
-                           stdout=subprocess.DEVNULL)
-            print(f"journal: {args.trials} trials x {args.statistics} statistics + one of "
-                  f"{args.big} ({time.perf_counter() - started:.0f} s to build, "
-                  f"{os.path.getsize(path) / 2**20:.0f} MiB)")
+            subprocess.run(
+                [
+                    args.python,
+                    "-c",
+                    BUILD,
+                    uri,
+                    str(args.trials),
+                    str(args.statistics),
+                    str(args.big),
+                ],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            print(
+                f"journal: {args.trials} trials x {args.statistics} statistics + one of "
+                f"{args.big} ({time.perf_counter() - started:.0f} s to build, "
+                f"{os.path.getsize(path) / 2**20:.0f} MiB)"
+            )
         big = "b" * 7
         kleio = [args.python, "-m", "kleio"]
         epoch = max(0, args.big // 2000)
@@ -177,18 +199,30 @@ def main() -> None:
             "ls": ["ls"],
             "cat --statistics --json BIG": ["cat", "--statistics", "--json", big],
             "cat --statistics BIG": ["cat", "--statistics", big],
-            f"branch --timestamp epoch={epoch} --no-run BIG":
-                ["branch", "--timestamp", f"epoch={epoch}", "--no-run", "-q", big],
+            f"branch --timestamp epoch={epoch} --no-run BIG": [
+                "branch",
+                "--timestamp",
+                f"epoch={epoch}",
+                "--no-run",
+                "-q",
+                big,
+            ],
             "config (start-up alone)": ["config"],
         }
         only = set(args.only.split(",")) if args.only else None
-        print(f"python -X importtime -c pass: {import_time(args.python):.1f} ms "
-              f"({args.python}); src {args.src}; load average "
-              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        print(
+            f"python -X importtime -c pass: {import_time(args.python):.1f} ms "
+            f"({args.python}); src {args.src}; load average "
+            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+            flush=True,
+        )
         trees = [("", env)]
         if args.against:
-            other = dict(env, PYTHONPATH=os.path.abspath(args.against),
-                         KLEIO_DB="sqlite://" + os.path.join(args.against_db_dir, "kleio.db"))
+            other = dict(
+                env,
+                PYTHONPATH=os.path.abspath(args.against),
+                KLEIO_DB="sqlite://" + os.path.join(args.against_db_dir, "kleio.db"),
+            )
             trees.append(("[against] ", other))
         for name, argv in commands.items():
             if only and not any(word in name for word in only):

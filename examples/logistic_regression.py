@@ -21,8 +21,9 @@ import numpy as np
 from kleio.client.logger import kleio_logger
 
 
-def make_data(seed: int, n: int = 2000, n_val: int = 500, dim: int = 10
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def make_data(
+    seed: int, n: int = 2000, n_val: int = 500, dim: int = 10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Training and validation sets from one model (validation drawn last, so the training
     set is the same whatever ``n_val``)."""
     rng = np.random.default_rng(seed)
@@ -68,10 +69,13 @@ def main() -> None:
         val_loss, _, _, val_acc = loss_and_grad(w, b, x_val, y_val)  # the same weights
         w -= args.lr * grad_w
         b -= args.lr * grad_b
-        kleio_logger.log_statistic(epoch=epoch, loss=loss, acc=acc, val_loss=val_loss,
-                                   val_acc=val_acc)
-        print(f"epoch {epoch:3d}  loss {loss:.4f}  acc {acc:.3f}  "
-              f"val_loss {val_loss:.4f}  val_acc {val_acc:.3f}")
+        kleio_logger.log_statistic(
+            epoch=epoch, loss=loss, acc=acc, val_loss=val_loss, val_acc=val_acc
+        )
+        print(
+            f"epoch {epoch:3d}  loss {loss:.4f}  acc {acc:.3f}  "
+            f"val_loss {val_loss:.4f}  val_acc {val_acc:.3f}"
+        )
         if epoch % args.checkpoint_every == 0 or epoch == args.epochs:
             buffer = io.BytesIO()
             np.savez(buffer, w=w, b=b)

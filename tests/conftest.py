@@ -58,9 +58,7 @@ def git_repo(tmp_path, monkeypatch):
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
     git(repo, "remote", "add", "origin", "https://example.invalid/team/project.git")
-    (repo / "train.py").write_text(
-        "import sys\nprint('args', sys.argv[1:])\n", encoding="utf-8"
-    )
+    (repo / "train.py").write_text("import sys\nprint('args', sys.argv[1:])\n", encoding="utf-8")
     git(repo, "add", "train.py")
     git(repo, "commit", "-q", "-m", "initial")
     monkeypatch.chdir(repo)

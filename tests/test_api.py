@@ -24,8 +24,15 @@ PROGRAM = """
 
 
 def _doc(trial_id, **fields):
-    return {"id": trial_id, "created_at": 1.0, "status": "new", "parent": None, "tags": [],
-            "config": {}, **fields}
+    return {
+        "id": trial_id,
+        "created_at": 1.0,
+        "status": "new",
+        "parent": None,
+        "tags": [],
+        "config": {},
+        **fields,
+    }
 
 
 def test_trials_statistics_and_a_branch_continuing_its_parent(git_repo, db_uri):
@@ -34,8 +41,9 @@ def test_trials_statistics_and_a_branch_continuing_its_parent(git_repo, db_uri):
     git(git_repo, "commit", "-q", "-m", "fit")
     assert run_kleio("-q", "python", "fit.py", "--lr", "0.5", cwd=git_repo).returncode == 0
     parent = ka.trials()[0]
-    branched = run_kleio("branch", parent.id[:8], "--timestamp", "epoch=2", "--lr", "0.1",
-                         cwd=git_repo)
+    branched = run_kleio(
+        "branch", parent.id[:8], "--timestamp", "epoch=2", "--lr", "0.1", cwd=git_repo
+    )
     assert branched.returncode == 0, branched.stderr
     branch = ka.trials(where=["lr=0.1"])[0]
     assert branch.parent == parent.id and branch.options == {"lr": "0.1"}
@@ -74,19 +82,23 @@ def test_times_over_executions(tmp_path):
     with open_store(f"sqlite://{tmp_path / 'j.db'}") as store:
         doc = _doc("a" * 64, status="completed")
         store.create_trial(doc=doc)
-        events = [(first_seq(1), "status", 100.0, encode({"status": "reserved"})),
-                  (first_seq(1) + 1, "status", 101.0, encode({"status": "running"})),
-                  (first_seq(1) + 2, "statistic", 130.0, encode({"x": 1})),  # then lost
-                  (first_seq(2), "status", 200.0, encode({"status": "failover"})),
-                  (first_seq(2) + 1, "status", 201.0, encode({"status": "reserved"})),
-                  (first_seq(2) + 2, "status", 202.0, encode({"status": "running"})),
-                  (first_seq(2) + 3, "status", 212.0, encode({"status": "completed"}))]
+        events = [
+            (first_seq(1), "status", 100.0, encode({"status": "reserved"})),
+            (first_seq(1) + 1, "status", 101.0, encode({"status": "running"})),
+            (first_seq(1) + 2, "statistic", 130.0, encode({"x": 1})),  # then lost
+            (first_seq(2), "status", 200.0, encode({"status": "failover"})),
+            (first_seq(2) + 1, "status", 201.0, encode({"status": "reserved"})),
+            (first_seq(2) + 2, "status", 202.0, encode({"status": "running"})),
+            (first_seq(2) + 3, "status", 212.0, encode({"status": "completed"})),
+        ]
         store.append_events(trial_id=doc["id"], events=events)
         assert ka.execution_times(store, doc, "completed") == (101.0, 29.0 + 10.0)
         lost = _doc("b" * 64, status="running", heartbeat_at=150.0)
         store.create_trial(doc=lost)
-        store.append_events(trial_id=lost["id"], events=[
-            (first_seq(1), "status", 101.0, encode({"status": "running"}))])
+        store.append_events(
+            trial_id=lost["id"],
+            events=[(first_seq(1), "status", 101.0, encode({"status": "running"}))],
+        )
         assert ka.execution_times(store, lost, "lost") == (101.0, 49.0)
         assert ka.execution_times(store, lost, "running", now=111.0) == (101.0, 10.0)
         never = _doc("c" * 64)
@@ -128,10 +140,12 @@ class FakeTrial:
 
 
 def test_groups_differ_only_by_the_excepted_options():
-    trials = [FakeTrial({"lr": "0.1", "seed": "1"}, 0.8),
-              FakeTrial({"lr": "0.1", "seed": "2"}, 0.6),
-              FakeTrial({"lr": "0.2", "seed": "1"}, 0.9),
-              FakeTrial({"lr": "0.1", "seed": "3"}, 0.7, project="other")]
+    trials = [
+        FakeTrial({"lr": "0.1", "seed": "1"}, 0.8),
+        FakeTrial({"lr": "0.1", "seed": "2"}, 0.6),
+        FakeTrial({"lr": "0.2", "seed": "1"}, 0.9),
+        FakeTrial({"lr": "0.1", "seed": "3"}, 0.7, project="other"),
+    ]
     found = ka.groups(trials)
     assert [g.n for g in found] == [2, 1, 1]
     first = found[0]

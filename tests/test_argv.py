@@ -8,8 +8,19 @@ from kleio.argv import apply_overrides, is_option, is_python, split_program, wal
 from kleio.errors import UsageError
 
 
-@pytest.mark.parametrize("name", ["python", "python3", "python3.11", "pypy3", "pythonw",
-                                  "/opt/venv/bin/python3.12", "Python.exe", "python3.11w"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "python",
+        "python3",
+        "python3.11",
+        "pypy3",
+        "pythonw",
+        "/opt/venv/bin/python3.12",
+        "Python.exe",
+        "python3.11w",
+    ],
+)
 def test_is_python(name):
     assert is_python(name)
 
@@ -21,8 +32,9 @@ def test_is_not_python(name):
 
 def test_is_option():
     assert is_option("--lr") and is_option("-x") and is_option("--a=1")
-    assert not is_option("-1") and not is_option("-0.5") and not is_option("-") \
-        and not is_option("x")
+    assert (
+        not is_option("-1") and not is_option("-0.5") and not is_option("-") and not is_option("x")
+    )
 
 
 def test_walk():
@@ -44,7 +56,16 @@ def test_split_program():
 
 def test_apply_overrides_replaces_any_spelling_and_appends():
     argv = ["python", "t.py", "--lr=0.1", "--n", "2", "--", "raw"]
-    assert apply_overrides(argv, ["--lr", "0.05", "--seed=1"]) == \
-        ["python", "t.py", "--lr", "0.05", "--n", "2", "--seed=1", "--", "raw"]
+    assert apply_overrides(argv, ["--lr", "0.05", "--seed=1"]) == [
+        "python",
+        "t.py",
+        "--lr",
+        "0.05",
+        "--n",
+        "2",
+        "--seed=1",
+        "--",
+        "raw",
+    ]
     with pytest.raises(UsageError):
         apply_overrides(argv, ["positional"])

@@ -22,16 +22,31 @@ from kleio.trial import build_trial, store_trial
         (["python", "t.py", "--lr", "0.1"], ["--lr", "0.05"], ["python", "t.py", "--lr", "0.05"]),
         (["python", "t.py", "--lr=0.1"], ["--lr", "0.05"], ["python", "t.py", "--lr", "0.05"]),
         (["python", "t.py", "--lr", "0.1"], ["--lr=0.05"], ["python", "t.py", "--lr=0.05"]),
-        (["python", "t.py", "--lr", "0.1"], ["--epochs", "3"],
-         ["python", "t.py", "--lr", "0.1", "--epochs", "3"]),
-        (["python", "t.py", "data", "--fast", "--lr", "1"], ["--slow"],
-         ["python", "t.py", "data", "--fast", "--lr", "1", "--slow"]),
-        (["python", "t.py", "--fast", "--lr", "1"], ["--fast", "--lr", "-2"],
-         ["python", "t.py", "--fast", "--lr", "-2"]),
-        (["python", "-u", "t.py", "--tag", "a", "--tag", "b", "x"], ["--tag", "c"],
-         ["python", "-u", "t.py", "--tag", "c", "x"]),
-        (["python", "t.py", "--lr", "1", "--", "--raw"], ["--seed", "2"],
-         ["python", "t.py", "--lr", "1", "--seed", "2", "--", "--raw"]),
+        (
+            ["python", "t.py", "--lr", "0.1"],
+            ["--epochs", "3"],
+            ["python", "t.py", "--lr", "0.1", "--epochs", "3"],
+        ),
+        (
+            ["python", "t.py", "data", "--fast", "--lr", "1"],
+            ["--slow"],
+            ["python", "t.py", "data", "--fast", "--lr", "1", "--slow"],
+        ),
+        (
+            ["python", "t.py", "--fast", "--lr", "1"],
+            ["--fast", "--lr", "-2"],
+            ["python", "t.py", "--fast", "--lr", "-2"],
+        ),
+        (
+            ["python", "-u", "t.py", "--tag", "a", "--tag", "b", "x"],
+            ["--tag", "c"],
+            ["python", "-u", "t.py", "--tag", "c", "x"],
+        ),
+        (
+            ["python", "t.py", "--lr", "1", "--", "--raw"],
+            ["--seed", "2"],
+            ["python", "t.py", "--lr", "1", "--seed", "2", "--", "--raw"],
+        ),
         (["./run.sh", "-n", "4"], ["-n", "8"], ["./run.sh", "-n", "8"]),
     ],
 )
@@ -64,19 +79,24 @@ def _trial(store, git_repo, *argv, stats=0):
     store_trial(store, doc, blobs)
     seq = first_seq(1)
     t0 = doc["created_at"]
-    store.append_events(trial_id=doc["id"], events=[(seq, "status", t0 + 1, encode(
-        {"status": "reserved"}))])
-    events = [(seq + 1 + i, "statistic", t0 + 2 + i,
-               encode({"epoch": i + 1, "loss": 1 / (i + 1)})) for i in range(stats)]
+    store.append_events(
+        trial_id=doc["id"], events=[(seq, "status", t0 + 1, encode({"status": "reserved"}))]
+    )
+    events = [
+        (seq + 1 + i, "statistic", t0 + 2 + i, encode({"epoch": i + 1, "loss": 1 / (i + 1)}))
+        for i in range(stats)
+    ]
     for start in range(0, len(events), 20000):
-        store.append_events(trial_id=doc["id"], events=events[start:start + 20000])
+        store.append_events(trial_id=doc["id"], events=events[start : start + 20000])
     return doc
 
 
 def _rows(path):
     with sqlite3.connect(path) as conn:
-        return {table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-                for table in ("trials", "events")}
+        return {
+            table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            for table in ("trials", "events")
+        }
 
 
 def test_branching_copies_nothing_and_takes_constant_time(git_repo, tmp_path):
@@ -90,14 +110,22 @@ def test_branching_copies_nothing_and_takes_constant_time(git_repo, tmp_path):
             current = build_trial(list(parent["argv"]), str(git_repo), None)
             before = _rows(path)
             start = time.perf_counter()
-            child = make_branch(store, parent, cut=store.last_seq(trial_id=parent["id"]),
-                                reason="test", argv=parent["argv"], current=current)
+            child = make_branch(
+                store,
+                parent,
+                cut=store.last_seq(trial_id=parent["id"]),
+                reason="test",
+                argv=parent["argv"],
+                current=current,
+            )
             timings[name] = time.perf_counter() - start
             after = _rows(path)
             # One trial document and its `new` status event, whatever the parent's size.
             assert after == {"trials": before["trials"] + 1, "events": before["events"] + 1}
-            assert child["parent"] == {"id": parent["id"],
-                                       "cut": store.last_seq(trial_id=parent["id"])}
+            assert child["parent"] == {
+                "id": parent["id"],
+                "cut": store.last_seq(trial_id=parent["id"]),
+            }
         assert timings["big"] < 0.2, timings
         assert timings["big"] < 10 * timings["small"] + 0.02, timings
         # The branch reads its parent's 100,000 statistics through the lineage.
@@ -129,7 +157,8 @@ def test_resolve_timestamp(git_repo, tmp_path):
         assert doc["id"] == parent["id"] and cut == seq + 3
         assert resolve_timestamp(store, parent, "epoch=3.0")[1] == seq + 3
         assert resolve_timestamp(store, parent, "epoch=10")[1] == store.last_seq(
-            trial_id=parent["id"])
+            trial_id=parent["id"]
+        )
         with pytest.raises(UsageError, match=r"nearest values: 10, 9, 8"):
             resolve_timestamp(store, parent, "epoch=12")
         with pytest.raises(UsageError, match=r"has the key 'step' \(keys logged: epoch, loss"):

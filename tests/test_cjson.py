@@ -13,9 +13,28 @@ import pytest
 from kleio import cjson
 
 VALUES = [
-    None, True, False, 0, -1, 2**70, -(2**70), 0.1, 1e-320, 1e308, -0.0, 2.5, 1 / 3,
-    "", "plain", "é ü 日本", "\x00\x1f\x7f\u2028\ud800", '"quoted" \\ back/slash\n\t',
-    [], {}, [1, [2, [3, {"x": None}]]], {"b": 1, "a": 2, "c": {"z": [], "y": {}}},
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2**70,
+    -(2**70),
+    0.1,
+    1e-320,
+    1e308,
+    -0.0,
+    2.5,
+    1 / 3,
+    "",
+    "plain",
+    "é ü 日本",
+    "\x00\x1f\x7f\u2028\ud800",
+    '"quoted" \\ back/slash\n\t',
+    [],
+    {},
+    [1, [2, [3, {"x": None}]]],
+    {"b": 1, "a": 2, "c": {"z": [], "y": {}}},
     {1: "int key", 2.5: "float key", False: "bool key", None: "none key"},
     {"nested": [{"k": "v" * 100}] * 3, "unicode": "Ωmega"},
 ]
@@ -30,20 +49,29 @@ def _random_value(rng: random.Random, depth: int = 0):
     if kind == 2:
         return rng.uniform(-1e6, 1e6) * 10 ** rng.randint(-300, 300)
     if kind in (3, 4):
-        return "".join(chr(rng.choice([rng.randrange(32, 127), rng.randrange(0, 0x3000)]))
-                       for _ in range(rng.randrange(12)))
+        return "".join(
+            chr(rng.choice([rng.randrange(32, 127), rng.randrange(0, 0x3000)]))
+            for _ in range(rng.randrange(12))
+        )
     if kind in (5, 6):
         return [_random_value(rng, depth + 1) for _ in range(rng.randrange(5))]
-    return {_random_value(rng, 4) if rng.random() < 0.1 else str(rng.random()):
-            _random_value(rng, depth + 1) for _ in range(rng.randrange(5))}
+    return {
+        _random_value(rng, 4) if rng.random() < 0.1 else str(rng.random()): _random_value(
+            rng, depth + 1
+        )
+        for _ in range(rng.randrange(5))
+    }
 
 
 def _arguments():
     for sort_keys in (False, True):
         for ensure_ascii in (False, True):
             for separators in ((", ", ": "), (",", ":")):
-                yield {"sort_keys": sort_keys, "ensure_ascii": ensure_ascii,
-                       "separators": separators}
+                yield {
+                    "sort_keys": sort_keys,
+                    "ensure_ascii": ensure_ascii,
+                    "separators": separators,
+                }
 
 
 @pytest.mark.parametrize("arguments", list(_arguments()), ids=str)
@@ -92,9 +120,14 @@ def test_bad_text_is_json_decode_error_at_the_same_place(text):
 
 
 def test_importing_it_imports_neither_json_nor_re():
-    probe = ("import sys, kleio.cjson as c; c.dumps({'a': [1.5]}); c.loads('[1]');"
-             "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-I", "-S", "-c",
-                          f"import sys; sys.path[:0] = {sys.path!r}; {probe}"],
-                         capture_output=True, text=True, check=True).stdout
+    probe = (
+        "import sys, kleio.cjson as c; c.dumps({'a': [1.5]}); c.loads('[1]');"
+        "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}; {probe}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip() == "[]"

@@ -30,7 +30,8 @@ def read(path: Path) -> str:
 def existing_command_modules() -> list[str]:
     """Subcommands whose module exists (some are being written while others are in use)."""
     return sorted(
-        name for name, module in COMMANDS.items()
+        name
+        for name, module in COMMANDS.items()
         if importlib.util.find_spec(f"kleio.cli.{module}") is not None
     )
 
@@ -53,7 +54,8 @@ def exit_code_rows() -> dict[int, str]:
     text = read(REFERENCE / "exit-codes.rst")
     rows: dict[int, str] = {}
     for match in re.finditer(
-        r"^   \* - (\d+)\n     - ``(\w+)``\n     - (.+?)(?=\n   \* - |\n\n)", text,
+        r"^   \* - (\d+)\n     - ``(\w+)``\n     - (.+?)(?=\n   \* - |\n\n)",
+        text,
         re.MULTILINE | re.DOTALL,
     ):
         rows[int(match.group(1))] = " ".join(match.group(3).replace("``", "").split())
@@ -113,8 +115,13 @@ def test_every_setting_is_in_the_configuration_reference(setting):
 def ci_commands() -> list[str]:
     lines = [line.strip() for line in read(ROOT / ".ci" / "run").splitlines()]
     # Commands only: not the shell's settings, nor the block installing a browser first.
-    return [line for line in lines if line and not line.startswith("#")
-            and not line.startswith(("set ", "cd ", "export ", "if ", "fi", "(", "then"))]
+    return [
+        line
+        for line in lines
+        if line
+        and not line.startswith("#")
+        and not line.startswith(("set ", "cd ", "export ", "if ", "fi", "(", "then"))
+    ]
 
 
 def ci_command() -> str:
@@ -159,7 +166,8 @@ def test_docs_toctree_names_every_page():
     index = read(DOCS / "index.rst")
     pages = sorted(
         str(p.relative_to(DOCS).with_suffix(""))
-        for p in DOCS.rglob("*.rst") if "_build" not in p.parts and p.name != "index.rst"
+        for p in DOCS.rglob("*.rst")
+        if "_build" not in p.parts and p.name != "index.rst"
     )
     missing = [page for page in pages if f"   {page}\n" not in index]
     assert not missing, f"pages missing from the toctree of docs/index.rst: {missing}"
@@ -168,16 +176,17 @@ def test_docs_toctree_names_every_page():
 
 
 def rst_files() -> list[Path]:
-    return [ROOT / "README.rst"] + sorted(
-        p for p in DOCS.rglob("*.rst") if "_build" not in p.parts)
+    return [ROOT / "README.rst"] + sorted(p for p in DOCS.rglob("*.rst") if "_build" not in p.parts)
 
 
 @pytest.mark.parametrize("path", rst_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_code_block_is_empty(path):
     # Sphinx drops an empty code block without a warning: the example meant for it is lost.
     text = read(path)
-    empty = [text[:m.start()].count("\n") + 1
-             for m in re.finditer(r"^\.\. code-block::[^\n]*\n\n(?!   |\t)", text, re.MULTILINE)]
+    empty = [
+        text[: m.start()].count("\n") + 1
+        for m in re.finditer(r"^\.\. code-block::[^\n]*\n\n(?!   |\t)", text, re.MULTILINE)
+    ]
     assert not empty, f"empty code-block at line(s) {empty}"
 
 
@@ -187,7 +196,7 @@ def shown_commands(text: str) -> list[tuple[str, str]]:
     found = []
     for i, line in enumerate(lines):
         if line.startswith("   $ kleio "):
-            command = line[len("   $ "):].split("  #", 1)[0].strip()
+            command = line[len("   $ ") :].split("  #", 1)[0].strip()
             found.append((command, lines[i + 1].strip() if i + 1 < len(lines) else ""))
     return found
 
@@ -211,15 +220,18 @@ def test_readme_then_tutorial_make_each_trial_once():
 def test_command_help_exits_0_with_a_usage_line(name):
     result = subprocess.run(
         [sys.executable, "-m", "kleio", name, "--help"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: kleio "), result.stdout[:200]
 
 
 def test_global_help_lists_every_command():
-    result = subprocess.run([sys.executable, "-m", "kleio", "--help"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "kleio", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0
     for name, module in COMMANDS.items():
         if name == module or name == "config":
@@ -232,9 +244,22 @@ def test_sphinx_builds_without_warnings(tmp_path):
     if not (DOCS / "teams.rst").exists() or not (DOCS / "performance.rst").exists():
         pytest.skip("docs/teams.rst or docs/performance.rst is not written yet")
     result = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", "-d",
-         str(tmp_path / "doctrees"), str(DOCS), str(tmp_path / "html")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "-q",
+            "-b",
+            "html",
+            "-d",
+            str(tmp_path / "doctrees"),
+            str(DOCS),
+            str(tmp_path / "html"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -275,8 +300,11 @@ def documented_commands() -> list[str]:
 
 def help_block(text: str, name: str) -> re.Match[str] | None:
     """The ``.. code-block:: text`` of docs/reference/cli.rst quoting ``kleio NAME --help``."""
-    return re.search(rf"(?m)^(\.\. code-block:: text\n\n)((?:   usage: kleio {name}(?: .*)?\n)"
-                     r"(?:(?:   .*)?\n)*?)(?=\S|\Z)", text)
+    return re.search(
+        rf"(?m)^(\.\. code-block:: text\n\n)((?:   usage: kleio {name}(?: .*)?\n)"
+        r"(?:(?:   .*)?\n)*?)(?=\S|\Z)",
+        text,
+    )
 
 
 def indented(help_text: str) -> str:
@@ -293,7 +321,8 @@ def test_the_cli_reference_quotes_every_option_of_every_command(name):
     assert block is not None, f"docs/reference/cli.rst quotes no 'kleio {name} --help'"
     assert block.group(2) == indented(command_help(name)), (
         f"the 'kleio {name} --help' block of docs/reference/cli.rst is out of date: "
-        "run python tests/test_docs.py")
+        "run python tests/test_docs.py"
+    )
 
 
 def write_cli_help() -> None:
@@ -302,7 +331,7 @@ def write_cli_help() -> None:
     for name in documented_commands():
         block = help_block(text, name)
         if block is not None:
-            text = text[:block.start(2)] + indented(command_help(name)) + text[block.end(2):]
+            text = text[: block.start(2)] + indented(command_help(name)) + text[block.end(2) :]
     path.write_text(text, encoding="utf-8")
 
 

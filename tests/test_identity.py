@@ -250,8 +250,12 @@ def test_equals_and_space_spellings_are_one_trial(git_repo):
 
 
 def test_the_order_of_named_options_does_not_matter(git_repo):
-    a, b, c = ids(git_repo, ["--lr", "0.1", "--epochs", "5", "--amp"],
-                  ["--amp", "--epochs=5", "--lr", "0.1"], ["--epochs", "5", "--amp", "--lr=0.1"])
+    a, b, c = ids(
+        git_repo,
+        ["--lr", "0.1", "--epochs", "5", "--amp"],
+        ["--amp", "--epochs=5", "--lr", "0.1"],
+        ["--epochs", "5", "--amp", "--lr=0.1"],
+    )
     assert a == b == c
     # The command is recorded as typed; only the id uses the identity form.
     doc = describe_command(["python", "train.py", "--lr", "0.1", "--epochs", "5"], str(git_repo))
@@ -270,8 +274,11 @@ def test_positional_order_and_values_still_matter(git_repo):
 def test_a_flag_before_a_path_may_be_a_positional_argument(git_repo):
     # --verbose may be a flag and a.txt, b.txt positional arguments: swapping the pairs
     # would swap the positionals, so these are two trials.
-    a, b = ids(git_repo, ["--verbose", "a.txt", "--quiet", "b.txt"],
-               ["--quiet", "b.txt", "--verbose", "a.txt"])
+    a, b = ids(
+        git_repo,
+        ["--verbose", "a.txt", "--quiet", "b.txt"],
+        ["--quiet", "b.txt", "--verbose", "a.txt"],
+    )
     assert a != b
     # ... and "--verbose=a.txt" may be an error where "--verbose a.txt" is not.
     a, b = ids(git_repo, ["--verbose=a.txt"], ["--verbose", "a.txt"])
@@ -292,10 +299,16 @@ def test_repeated_options_and_late_positionals_keep_the_command_as_typed(git_rep
 def test_identity_form_examples():
     from kleio.argv import identity_form
 
-    assert identity_form(["python", "-u", "t.py", "in", "--b", "2", "--a=1", "--f", "--", "-x"]) \
-        == ["python", "-u", "t.py", "in", "--a=1", "--b=2", "--f", "--", "-x"]
-    assert identity_form(["python", "t.py", "--v", "a.txt", "--n", "-1"]) == \
-        ["python", "t.py", "--n=-1", "--v", "a.txt"]
+    assert identity_form(
+        ["python", "-u", "t.py", "in", "--b", "2", "--a=1", "--f", "--", "-x"]
+    ) == ["python", "-u", "t.py", "in", "--a=1", "--b=2", "--f", "--", "-x"]
+    assert identity_form(["python", "t.py", "--v", "a.txt", "--n", "-1"]) == [
+        "python",
+        "t.py",
+        "--n=-1",
+        "--v",
+        "a.txt",
+    ]
     # Single-dash options move, but keep their spelling: -n=3 may mean the value "=3".
     assert identity_form(["python", "t.py", "-n", "3", "-a"]) == ["python", "t.py", "-a", "-n", "3"]
     assert identity_form(["python", "t.py", "-n=3"]) != identity_form(["python", "t.py", "-n", "3"])

@@ -42,8 +42,9 @@ def test_core_never_imports_the_cli_framework():
             continue
         assert "argparse" not in imports_of(path), path
         if path.name != "__main__.py":
-            assert not any(m == "kleio.cli" or m.startswith("kleio.cli.")
-                           for m in full_imports_of(path)), path
+            assert not any(
+                m == "kleio.cli" or m.startswith("kleio.cli.") for m in full_imports_of(path)
+            ), path
 
 
 def test_drivers_stay_in_their_backend():
@@ -90,7 +91,8 @@ def test_cli_commands_never_import_each_other():
                 if parts[:2] == ["kleio", "cli"] and len(parts) > 2:
                     other = parts[2]
                     assert other not in commands or other == path.stem, (
-                        f"kleio.cli.{path.stem} imports the command module {name}")
+                        f"kleio.cli.{path.stem} imports the command module {name}"
+                    )
 
 
 def test_the_runners_layers_point_one_way():

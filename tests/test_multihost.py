@@ -26,9 +26,14 @@ def kleio(*args, host, cwd, **extra):
 
 
 def popen(*args, host, cwd, **extra):
-    return subprocess.Popen([sys.executable, "-m", "kleio", *args], cwd=cwd,
-                            env=env_for(host, **extra), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "kleio", *args],
+        cwd=cwd,
+        env=env_for(host, **extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def save(cwd, *command):
@@ -45,13 +50,16 @@ def status_on(host, cwd, trial, **extra):
 
 def test_tail_follows_a_trial_running_on_another_host(git_repo, db_uri, tmp_path):
     go = tmp_path / "go"
-    write(git_repo / "slow.py", f"""
+    write(
+        git_repo / "slow.py",
+        f"""
         import os, time
         print("line 1", flush=True)
         while not os.path.exists({str(go)!r}):
             time.sleep(0.02)
         print("line 2", flush=True)
-    """)
+    """,
+    )
     trial = save(git_repo, "python", "slow.py")
     runner = popen("run", trial, host="host-a", cwd=git_repo)
     assert runner.stdout.readline() == "line 1\n"
@@ -69,7 +77,9 @@ def test_tail_follows_a_trial_running_on_another_host(git_repo, db_uri, tmp_path
 
 def test_stale_runner_on_another_host_is_failed_over(git_repo, db_uri, tmp_path):
     marker = tmp_path / "first-run"
-    write(git_repo / "job.py", f"""
+    write(
+        git_repo / "job.py",
+        f"""
         import os, time
         if os.path.exists({str(marker)!r}):
             print("resumed", flush=True)
@@ -77,7 +87,8 @@ def test_stale_runner_on_another_host_is_failed_over(git_repo, db_uri, tmp_path)
             open({str(marker)!r}, "w").close()
             print("started", flush=True)
             time.sleep(60)
-    """)
+    """,
+    )
     trial = save(git_repo, "python", "job.py")
     runner = popen("run", trial, host="host-a", cwd=git_repo)
     assert runner.stdout.readline() == "started\n"
@@ -105,5 +116,12 @@ def test_stale_runner_on_another_host_is_failed_over(git_repo, db_uri, tmp_path)
     assert worker.stdout == "resumed\n"
     info = json.loads(kleio("info", trial, "--json", host="host-b", cwd=git_repo).stdout)
     statuses = [h["status"] for h in info["history"]]
-    assert statuses == ["new", "reserved", "running", "failover", "reserved", "running",
-                        "completed"]
+    assert statuses == [
+        "new",
+        "reserved",
+        "running",
+        "failover",
+        "reserved",
+        "running",
+        "completed",
+    ]

@@ -42,8 +42,11 @@ def two_trials(git_repo, db_uri):
 
 def test_plot_writes_png_svg_and_pdf_by_extension(two_trials, tmp_path):
     a, b = two_trials
-    for name, magic in (("curves.png", b"\x89PNG"), ("curves.svg", b"<?xml"),
-                        ("curves.pdf", b"%PDF")):
+    for name, magic in (
+        ("curves.png", b"\x89PNG"),
+        ("curves.svg", b"<?xml"),
+        ("curves.pdf", b"%PDF"),
+    ):
         out = tmp_path / name
         result = run_kleio("plot", a, b, "--y", "loss", "--y", "acc", "-o", str(out))
         assert result.returncode == 0, result.stderr
@@ -55,15 +58,18 @@ def test_plot_writes_png_svg_and_pdf_by_extension(two_trials, tmp_path):
     assert ">loss<" in svg.replace("</tspan>", "<") or "loss" in svg
 
 
-def test_plot_without_output_writes_png_to_a_pipe_and_a_file_on_a_terminal(two_trials,
-                                                                          git_repo):
+def test_plot_without_output_writes_png_to_a_pipe_and_a_file_on_a_terminal(two_trials, git_repo):
     a, b = two_trials
-    result = subprocess.run([sys.executable, "-m", "kleio", "plot", a, "--y", "loss"],
-                            capture_output=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "kleio", "plot", a, "--y", "loss"], capture_output=True, timeout=60
+    )
     assert result.returncode == 0 and result.stdout.startswith(b"\x89PNG")
     leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "kleio", "plot", a, b, "--y", "loss"],
-                               stdout=follower, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kleio", "plot", a, b, "--y", "loss"],
+        stdout=follower,
+        stderr=subprocess.PIPE,
+    )
     os.close(follower)
     printed = b""
     while True:
@@ -86,13 +92,14 @@ def test_plot_errors_are_one_line_with_a_distinct_code(two_trials, tmp_path):
     a, _ = two_trials
     result = run_kleio("plot", a, "--y", "loss", "-o", str(tmp_path / "curves.jpg"))
     assert result.returncode == 64
-    assert result.stderr == ("error: cannot tell the image format of "
-                             f"'{tmp_path / 'curves.jpg'}' from its extension. End the file "
-                             "name with one of .png, .svg, .pdf.\n")
+    assert result.stderr == (
+        "error: cannot tell the image format of "
+        f"'{tmp_path / 'curves.jpg'}' from its extension. End the file "
+        "name with one of .png, .svg, .pdf.\n"
+    )
     result = run_kleio("plot", a, "--y", "val_loss")
     assert result.returncode == 64 and result.stderr.count("\n") == 1
-    assert "logged a statistic 'val_loss'" in result.stderr and "acc, epoch, loss" in \
-        result.stderr
+    assert "logged a statistic 'val_loss'" in result.stderr and "acc, epoch, loss" in result.stderr
     result = run_kleio("plot", a, "--y", "loss", "--x", "step")
     assert result.returncode == 64 and "'step' (given with --x)" in result.stderr
     result = run_kleio("plot", "ffffffff", "--y", "loss")
@@ -103,13 +110,18 @@ def test_plot_errors_are_one_line_with_a_distinct_code(two_trials, tmp_path):
 
 def test_plot_names_the_extra_when_matplotlib_is_missing(two_trials):
     a, _ = two_trials
-    code = ("import sys; sys.modules['matplotlib'] = None; from kleio.cli import main; "
-            f"sys.exit(main(['plot', '{a}', '--y', 'loss', '-o', 'x.png']))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60)
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; from kleio.cli import main; "
+        f"sys.exit(main(['plot', '{a}', '--y', 'loss', '-o', 'x.png']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 76
-    assert result.stderr == ("error: kleio plot needs matplotlib, which is not installed. "
-                             "Install it with: pip install 'kleio[plot]'.\n")
+    assert result.stderr == (
+        "error: kleio plot needs matplotlib, which is not installed. "
+        "Install it with: pip install 'kleio[plot]'.\n"
+    )
     assert not os.path.exists("x.png")
 
 
@@ -125,9 +137,13 @@ def journal(tmp_path):
     with open_store(uri) as store:
         ids = sweep(store)
         parent = ids["lr0.1-s0"]
-        ids["branch"] = add_trial(store, "branch", options={"lr": 0.05, "seed": 0},
-                                  stats=[{"epoch": 4, "loss": 0.001}],
-                                  parent=(parent, (1 << 32) + 3))
+        ids["branch"] = add_trial(
+            store,
+            "branch",
+            options={"lr": 0.05, "seed": 0},
+            stats=[{"epoch": 4, "loss": 0.001}],
+            parent=(parent, (1 << 32) + 3),
+        )
     with open_journal(uri) as journal:
         yield journal, ids
 
@@ -178,8 +194,7 @@ def test_series_helpers_downsample_and_aggregate():
     assert downsample(Series([1.0], [2.0]), 1000) == Series([1.0], [2.0])
     band = aggregate([Series([1, 2], [1.0, 3.0]), Series([2, 3], [5.0, 7.0])])
     assert band.xs == [1, 2, 3] and band.mean == [1.0, 4.0, 7.0]
-    assert band.counts == [1, 2, 1] and band.std[0] == 0 and band.std[1] == pytest.approx(
-        2 ** 0.5)
+    assert band.counts == [1, 2, 1] and band.std[0] == 0 and band.std[1] == pytest.approx(2**0.5)
 
 
 def test_plot_reads_a_mongodb_journal(mongodb_db_uri, tmp_path):
@@ -189,8 +204,18 @@ def test_plot_reads_a_mongodb_journal(mongodb_db_uri, tmp_path):
         ids = sweep(store)
     out = tmp_path / "sweep.svg"
     chosen = [ids[k][:8] for k in ("lr0.1-s0", "lr0.1-s1", "lr0.5-s0", "lr0.5-s1")]
-    result = run_kleio("--db", mongodb_db_uri, "plot", *chosen, "--y", "loss",
-                       "--group-by-except", "seed", "-o", str(out))
+    result = run_kleio(
+        "--db",
+        mongodb_db_uri,
+        "plot",
+        *chosen,
+        "--y",
+        "loss",
+        "--group-by-except",
+        "seed",
+        "-o",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     svg = out.read_text()
     assert "lr=0.1 (n=2)" in svg and "lr=0.5 (n=2)" in svg

@@ -18,8 +18,17 @@ from tests.faults.helpers import wait_for
 @pytest.fixture
 def store(tmp_path):
     store = open_store("sqlite://" + str(tmp_path / "k.db"))
-    store.create_trial(doc={"schema_version": 1, "id": "r" * 64, "created_at": 1.0,
-                            "command": ["x"], "status": "new", "tags": [], "parent": None})
+    store.create_trial(
+        doc={
+            "schema_version": 1,
+            "id": "r" * 64,
+            "created_at": 1.0,
+            "command": ["x"],
+            "status": "new",
+            "tags": [],
+            "parent": None,
+        }
+    )
     store.append_events(trial_id="r" * 64, events=[(0, "status", 1.0, encode({"status": "new"}))])
     yield store
     store.close()
@@ -39,15 +48,22 @@ def test_one_reservation_then_busy(store):
 
 def test_a_takeover_in_progress_is_not_taken_over_twice(store):
     trial = "r" * 64
-    store.try_append(trial_id=trial, event=(first_seq(1), "status", time.time(),
-                                            encode({"status": "reserved"})),
-                     fields={"status": "running", "runner": dead_runner(),
-                             "heartbeat_at": time.time() - 600})
+    store.try_append(
+        trial_id=trial,
+        event=(first_seq(1), "status", time.time(), encode({"status": "reserved"})),
+        fields={"status": "running", "runner": dead_runner(), "heartbeat_at": time.time() - 600},
+    )
     # Runner A has written 'failover' and not yet 'reserved' (two appends): B must wait.
     taker = runner_identity("host-a")
-    store.try_append(trial_id=trial, event=(first_seq(2), "status", time.time(),
-                                            encode({"status": "failover",
-                                                    "runner": dead_runner(), "by": taker})))
+    store.try_append(
+        trial_id=trial,
+        event=(
+            first_seq(2),
+            "status",
+            time.time(),
+            encode({"status": "failover", "runner": dead_runner(), "by": taker}),
+        ),
+    )
     with pytest.raises(TrialBusy):
         reserve(store, trial, runner=runner_identity("host-b"), stale_after=60)
     # A failover whose taker died too is stale after stale_after: it can be taken.
@@ -57,10 +73,15 @@ def test_a_takeover_in_progress_is_not_taken_over_twice(store):
 
 def test_dead_pid_on_this_host_is_failed_over_at_once(store):
     trial = "r" * 64
-    store.try_append(trial_id=trial, event=(first_seq(1), "status", time.time(),
-                                            encode({"status": "running"})),
-                     fields={"status": "running", "heartbeat_at": time.time(),
-                             "runner": {**dead_runner(), "since": time.time()}})
+    store.try_append(
+        trial_id=trial,
+        event=(first_seq(1), "status", time.time(), encode({"status": "running"})),
+        fields={
+            "status": "running",
+            "heartbeat_at": time.time(),
+            "runner": {**dead_runner(), "since": time.time()},
+        },
+    )
     got = reserve(store, trial, runner=runner_identity("host-a"), stale_after=60)
     assert got.failover_of["pid"] == 999_999_999
     statuses = [e.data["status"] for e in store.read_events(trial_id=trial, kinds=("status",))]
@@ -80,9 +101,11 @@ def test_liveness_rules():
 
 def test_completed_is_not_reserved(store):
     trial = "r" * 64
-    store.try_append(trial_id=trial, event=(first_seq(1), "status", time.time(),
-                                            encode({"status": "completed"})),
-                     fields={"status": "completed"})
+    store.try_append(
+        trial_id=trial,
+        event=(first_seq(1), "status", time.time(), encode({"status": "completed"})),
+        fields={"status": "completed"},
+    )
     with pytest.raises(NotReservable, match="completed"):
         reserve(store, trial, runner=runner_identity("h"), stale_after=60)
 
@@ -128,8 +151,11 @@ def test_a_fenced_runner_claims_the_next_execution_and_resumes(store, fenced):
     wait_for(lambda: state_of(program.pid) != "T", "the program to continue")
     assert writer.next_seq == first_seq(2) + 1 and writer.spool.execution == 2
     last = store.last_status(trial_id=trial)
-    assert (last.seq, last.data["status"], last.data["resumed"]) == (first_seq(2), "running",
-                                                                      "lease renewed")
+    assert (last.seq, last.data["status"], last.data["resumed"]) == (
+        first_seq(2),
+        "running",
+        "lease renewed",
+    )
     doc = store.get_trial(trial_id=trial)
     assert doc["status"] == "running" and doc["runner"] == writer.runner_info
 
@@ -157,15 +183,30 @@ def test_the_journal_names_the_holder_when_the_document_lags(store):
     """On MongoDB the document's runner is written after the status event: a reader between
     the two must not take a live trial over from the dead runner the document still names."""
     trial = "r" * 64
-    store.try_append(trial_id=trial, event=(first_seq(1), "status", time.time(),
-                                            encode({"status": "running", **dead_runner()})),
-                     fields={"status": "running", "runner": dead_runner(),
-                             "heartbeat_at": time.time()})
+    store.try_append(
+        trial_id=trial,
+        event=(first_seq(1), "status", time.time(), encode({"status": "running", **dead_runner()})),
+        fields={"status": "running", "runner": dead_runner(), "heartbeat_at": time.time()},
+    )
     taker = runner_identity("host-a")  # this process: alive
-    store.try_append(trial_id=trial, event=(first_seq(2), "status", time.time(), encode(
-        {"status": "failover", "runner": dead_runner(), "by": taker})))
-    store.try_append(trial_id=trial, event=(first_seq(2) + 1, "status", time.time(), encode(
-        {"status": "reserved", "runner": taker})))  # its fields not written yet
+    store.try_append(
+        trial_id=trial,
+        event=(
+            first_seq(2),
+            "status",
+            time.time(),
+            encode({"status": "failover", "runner": dead_runner(), "by": taker}),
+        ),
+    )
+    store.try_append(
+        trial_id=trial,
+        event=(
+            first_seq(2) + 1,
+            "status",
+            time.time(),
+            encode({"status": "reserved", "runner": taker}),
+        ),
+    )  # its fields not written yet
     with pytest.raises(TrialBusy, match=f"pid {os.getpid()}"):
         reserve(store, trial, runner=runner_identity("host-a"), stale_after=60)
     statuses = [e.data["status"] for e in store.read_events(trial_id=trial, kinds=("status",))]

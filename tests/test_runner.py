@@ -69,8 +69,17 @@ class FlakyStore:
 @pytest.fixture
 def journal(tmp_path):
     store = open_store("sqlite://" + str(tmp_path / "k.db"))
-    store.create_trial(doc={"schema_version": 1, "id": "t" * 64, "created_at": 1.0,
-                            "command": ["x"], "status": "new", "tags": [], "parent": None})
+    store.create_trial(
+        doc={
+            "schema_version": 1,
+            "id": "t" * 64,
+            "created_at": 1.0,
+            "command": ["x"],
+            "status": "new",
+            "tags": [],
+            "parent": None,
+        }
+    )
     yield store
     store.close()
 
@@ -168,23 +177,34 @@ def test_storage_failure_never_changes_the_exit_code(journal, tmp_path, monkeypa
                 raise StoreUnavailable("injected outage")
 
     config = load_config({"db": "sqlite://" + str(tmp_path / "k.db")})
-    config = config.replace(spool_dir=str(tmp_path / "spool"), flush_interval=0.02,
-                            heartbeat_interval=0.05)
+    config = config.replace(
+        spool_dir=str(tmp_path / "spool"), flush_interval=0.02, heartbeat_interval=0.05
+    )
     flaky = Window(journal)
-    child = ("import time\nfrom kleio.client.logger import kleio_logger as k\n"
-             "for i in range(50):\n    k.log_statistic(i=i)\n    time.sleep(0.01)\n"
-             "print('done')\nraise SystemExit(5)\n")
-    runner = Runner(store=flaky, trial_id="t" * 64, execution=1, next_seq=(1 << 32) + 1,
-                    argv=[sys.executable, "-c", child], cwd=str(tmp_path), config=config,
-                    runner_info={"host": "h", "pid": os.getpid()})
+    child = (
+        "import time\nfrom kleio.client.logger import kleio_logger as k\n"
+        "for i in range(50):\n    k.log_statistic(i=i)\n    time.sleep(0.01)\n"
+        "print('done')\nraise SystemExit(5)\n"
+    )
+    runner = Runner(
+        store=flaky,
+        trial_id="t" * 64,
+        execution=1,
+        next_seq=(1 << 32) + 1,
+        argv=[sys.executable, "-c", child],
+        cwd=str(tmp_path),
+        config=config,
+        runner_info={"host": "h", "pid": os.getpid()},
+    )
     monkeypatch.setattr(Writer, "retry_interval", 0.05)
     code = runner.run()
     assert code == 5
     assert flaky.calls > 6, "the outage window was never reached"
     stats = journal.read_events(trial_id="t" * 64, kinds=("statistic",))
     assert [e.data["i"] for e in stats] == list(range(50))
-    assert [e.data["line"] for e in journal.read_events(trial_id="t" * 64,
-                                                        kinds=("stdout",))] == ["done"]
+    assert [e.data["line"] for e in journal.read_events(trial_id="t" * 64, kinds=("stdout",))] == [
+        "done"
+    ]
     assert journal.last_status(trial_id="t" * 64).data["status"] == "broken"
     assert leftover_files(str(tmp_path / "spool")) == []
 
@@ -195,9 +215,11 @@ def test_replay_of_a_dead_runner_never_overwrites_a_newer_execution(journal, tmp
     spool.add_events([((1 << 32) + 5, "status", 1.0, encode({"status": "running"}))])
     spool.add_fields({"status": "running", "heartbeat_at": 1.0})
     # Meanwhile another runner took the trial over (execution 2) and completed it.
-    journal.try_append(trial_id=trial, event=(2 << 32, "status", 2.0,
-                                              encode({"status": "completed"})),
-                       fields={"status": "completed"})
+    journal.try_append(
+        trial_id=trial,
+        event=(2 << 32, "status", 2.0, encode({"status": "completed"})),
+        fields={"status": "completed"},
+    )
     spool.replay(journal)
     assert journal.get_trial(trial_id=trial)["status"] == "completed"
     assert journal.count_events(trial_id=trial, kind="status") == 2
@@ -233,13 +255,30 @@ def test_sync_removes_partial_artifacts_of_dead_runners(tmp_path, monkeypatch):
 
 #: Modules the start path must not import before the program starts: each costs a good part
 #: of a bare interpreter's start (re, json and signal pull in enum; subprocess, threading...).
-NOT_BEFORE_THE_PROGRAM = ("re", "json", "enum", "typing", "subprocess", "contextlib", "datetime",
-                          "ctypes", "threading", "queue", "socket", "selectors", "dataclasses",
-                          "signal", "importlib.metadata", "hashlib", "sqlite3.dbapi2")
+NOT_BEFORE_THE_PROGRAM = (
+    "re",
+    "json",
+    "enum",
+    "typing",
+    "subprocess",
+    "contextlib",
+    "datetime",
+    "ctypes",
+    "threading",
+    "queue",
+    "socket",
+    "selectors",
+    "dataclasses",
+    "signal",
+    "importlib.metadata",
+    "hashlib",
+    "sqlite3.dbapi2",
+)
 
 
-@pytest.mark.parametrize("origin", ["git@example.invalid:team/project.git",
-                                    "https://example.invalid/team/project.git"])
+@pytest.mark.parametrize(
+    "origin", ["git@example.invalid:team/project.git", "https://example.invalid/team/project.git"]
+)
 def test_nothing_slow_is_imported_before_the_program_starts(git_repo, db_uri, origin):
     """``kleio python train.py`` up to its fork, in a fresh interpreter (a second run: the
     first fills the package-list cache): none of NOT_BEFORE_THE_PROGRAM is imported."""
@@ -264,8 +303,9 @@ def test_nothing_slow_is_imported_before_the_program_starts(git_repo, db_uri, or
     # -S: this interpreter's own site (a .pth file may import anything) is not kleio's.
     probe = f"import sys\nsys.path[:0] = {sys.path!r}\n" + probe
     for run in ("--warm", "--measured"):
-        result = subprocess.run([sys.executable, "-S", "-c", probe, run], capture_output=True,
-                                text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-S", "-c", probe, run], capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0, result.stderr
     assert result.stdout == "[]\n"
 
@@ -279,12 +319,15 @@ def test_the_exec_failure_hint_names_the_reason(tmp_path):
     script.write_text("#!/nonexistent/python3 -u\nprint(1)\n", encoding="utf-8")
     missing = OSError(errno.ENOENT, "No such file or directory")
     assert "'#!' line names /nonexistent/python3" in exec_hint(missing, ["./s.py"], str(tmp_path))
-    assert "'#!' line" in exec_hint(OSError(errno.ENOEXEC, "Exec format error"), ["./s.py"],
-                                    str(tmp_path))
-    assert "chmod +x ./s.py" in exec_hint(OSError(errno.EACCES, "Permission denied"),
-                                          ["./s.py"], str(tmp_path))
+    assert "'#!' line" in exec_hint(
+        OSError(errno.ENOEXEC, "Exec format error"), ["./s.py"], str(tmp_path)
+    )
+    assert "chmod +x ./s.py" in exec_hint(
+        OSError(errno.EACCES, "Permission denied"), ["./s.py"], str(tmp_path)
+    )
     assert "longer than the system accepts" in exec_hint(
-        OSError(errno.E2BIG, "Argument list too long"), ["./s.py"], str(tmp_path))
+        OSError(errno.E2BIG, "Argument list too long"), ["./s.py"], str(tmp_path)
+    )
 
 
 def test_a_script_whose_interpreter_is_missing_is_told_so(git_repo, db_uri):

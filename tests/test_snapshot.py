@@ -90,10 +90,10 @@ def test_untracked_sources_are_recorded(git_repo):
 
 
 def test_secrets_in_the_diff_and_untracked_sources_are_masked_before_storing(git_repo):
-    (git_repo / "train.py").write_text('API_KEY = "sk-abcdefghijklmnopqrstuvwxyz"\nlr = 1\n',
-                                       encoding="utf-8")
-    (git_repo / "setup.sh").write_text("export DB_PASSWORD=hunter2\necho ok\n",
-                                       encoding="utf-8")
+    (git_repo / "train.py").write_text(
+        'API_KEY = "sk-abcdefghijklmnopqrstuvwxyz"\nlr = 1\n', encoding="utf-8"
+    )
+    (git_repo / "setup.sh").write_text("export DB_PASSWORD=hunter2\necho ok\n", encoding="utf-8")
     doc, blobs = snap(git_repo)
     stored = b"".join(blobs.values())
     assert b"sk-abcdefghij" not in stored and b"hunter2" not in stored
@@ -107,11 +107,13 @@ def test_secrets_in_the_diff_and_untracked_sources_are_masked_before_storing(git
     assert doc["secrets_masked"] == {"setup.sh": 1, "train.py": 1}
     # Change detection: any other edit is a change; a new value of a masked secret is not,
     # as a new --password is not a new trial.
-    (git_repo / "train.py").write_text('API_KEY = "sk-zyxwvutsrqponmlkjihgfedcba"\nlr = 1\n',
-                                       encoding="utf-8")
+    (git_repo / "train.py").write_text(
+        'API_KEY = "sk-zyxwvutsrqponmlkjihgfedcba"\nlr = 1\n', encoding="utf-8"
+    )
     assert changes(doc, snap(git_repo)[0], "code") == []
-    (git_repo / "train.py").write_text('API_KEY = "sk-zyxwvutsrqponmlkjihgfedcba"\nlr = 2\n',
-                                       encoding="utf-8")
+    (git_repo / "train.py").write_text(
+        'API_KEY = "sk-zyxwvutsrqponmlkjihgfedcba"\nlr = 2\n', encoding="utf-8"
+    )
     assert changes(doc, snap(git_repo)[0], "code") == ["uncommitted change: train.py (+2 -2)"]
 
 
@@ -124,8 +126,9 @@ def test_the_diff_is_made_with_prefixes_git_apply_expects(git_repo):
 
 
 def test_the_script_is_masked_when_stored_outside_git(tmp_path):
-    (tmp_path / "train.py").write_text("TOKEN = 'ghp_abcdefghijklmnopqrstuvwxyz01'\n",
-                                       encoding="utf-8")
+    (tmp_path / "train.py").write_text(
+        "TOKEN = 'ghp_abcdefghijklmnopqrstuvwxyz01'\n", encoding="utf-8"
+    )
     doc, blobs = code_snapshot(str(tmp_path), None, "train.py")
     assert blobs == {doc["script_sha256"]: b"TOKEN = '***'\n"}
     assert doc["secrets_masked"] == {"train.py": 1}
@@ -442,12 +445,9 @@ def test_a_variable_recorded_only_since_a_newer_kleio_does_not_refuse_an_old_tri
     # A trial snapshotted before TF_DETERMINISTIC_OPS was recorded: it may have been set.
     old = env_doc()
     assert "variables_version" not in old
-    new = env_doc(variables={**old["variables"], "TF_DETERMINISTIC_OPS": "1"},
-                  variables_version=2)
+    new = env_doc(variables={**old["variables"], "TF_DETERMINISTIC_OPS": "1"}, variables_version=2)
     assert changes(old, new, "env") == []
-    assert [str(c) for c in env_changes(old, new)] == [
-        "variable TF_DETERMINISTIC_OPS (unset) → 1"
-    ]
+    assert [str(c) for c in env_changes(old, new)] == ["variable TF_DETERMINISTIC_OPS (unset) → 1"]
     # The variables recorded from the start still count.
     seeded = env_doc(variables={**old["variables"], "PYTHONHASHSEED": "1"})
     assert changes(old, seeded, "env") == ["variable PYTHONHASHSEED (unset) → 1"]
@@ -463,8 +463,12 @@ def test_env_snapshot_records_the_variable_lists(monkeypatch):
 
 
 def test_host_changes_never_refuse():
-    old = {"hostname": "node1", "cpus_available": 8, "cpu_model": "x",
-           "gpus": [{"name": "A100", "memory": "80 GiB"}]}
+    old = {
+        "hostname": "node1",
+        "cpus_available": 8,
+        "cpu_model": "x",
+        "gpus": [{"name": "A100", "memory": "80 GiB"}],
+    }
     new = {"hostname": "node7", "cpus_available": 4, "cpu_model": "x", "gpus": []}
     listed = host_changes(old, new)
     assert [str(c) for c in listed] == [
@@ -480,8 +484,7 @@ def test_every_code_change_refuses(git_repo):
     before = snap(git_repo)[0]
     (git_repo / "train.py").write_text("print(2)\n", encoding="utf-8")
     listed = code_changes(before, snap(git_repo)[0])
-    assert listed == [Change("code", "diff:train.py",
-                                      "uncommitted change: train.py (+1 -2)", True)]
+    assert listed == [Change("code", "diff:train.py", "uncommitted change: train.py (+1 -2)", True)]
     assert str(listed[0]) == "uncommitted change: train.py (+1 -2)"
 
 
@@ -545,8 +548,9 @@ def test_a_hung_git_status_is_told_and_leaves_nothing_running(tmp_path, monkeypa
     bin_dir.mkdir()
     grandchild = tmp_path / "grandchild.pid"
     fake = bin_dir / "git"
-    fake.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {grandchild}\nexec sleep 300\n",
-                    encoding="utf-8")
+    fake.write_text(
+        f"#!/bin/sh\nsleep 300 &\necho $! > {grandchild}\nexec sleep 300\n", encoding="utf-8"
+    )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setattr(git_module, "TIMEOUT", 1.0)

@@ -8,8 +8,9 @@ imports this package and must not pay for the read API.
 
 __version__ = "0.1.0"
 
-_READ_API = frozenset({"open_journal", "trials", "best", "groups", "to_dataframe",
-                       "statistics_dataframe"})
+_READ_API = frozenset(
+    {"open_journal", "trials", "best", "groups", "to_dataframe", "statistics_dataframe"}
+)
 
 
 def __getattr__(name: str) -> object:

@@ -63,7 +63,7 @@ def is_python(program: str) -> bool:
         name = name[:-1]
     for prefix in ("python", "pypy"):
         if name.startswith(prefix):
-            rest = name[len(prefix):]
+            rest = name[len(prefix) :]
             return all(char in "0123456789." for char in rest)
     return False
 
@@ -135,14 +135,13 @@ def walk(args: Sequence[str]) -> list[tuple[str, str | None, list[str]]]:
         token = args[index]
         index += 1
         if token == "--":
-            items.append(("end", None, list(args[index - 1:])))
+            items.append(("end", None, list(args[index - 1 :])))
             break
         if not is_option(token):
             items.append(("pos", None, [token]))
             continue
         name, eq, _ = token.partition("=")
-        if not eq and index < len(args) and not is_option(args[index]) \
-                and args[index] != "--":
+        if not eq and index < len(args) and not is_option(args[index]) and args[index] != "--":
             items.append(("opt", name, [token, args[index]]))
             index += 1
         else:
@@ -283,8 +282,13 @@ def identity_form(command: Sequence[str]) -> list[str]:
                 # -n 3 stays two tokens: click and getopt read -n=3 as the value "=3".
                 free.append((name, tokens))
     free.sort(key=lambda unit: unit[0])
-    return [*command[:start], *leading, *(token for _, unit in free for token in unit),
-            *ordered, *tail]
+    return [
+        *command[:start],
+        *leading,
+        *(token for _, unit in free for token in unit),
+        *ordered,
+        *tail,
+    ]
 
 
 __all__ = [

@@ -103,8 +103,9 @@ def resolve_timestamp(store: Store, doc: dict[str, Any], spec: str) -> tuple[dic
     return _cut_at_time(store, doc, spec)
 
 
-def _cut_at_step(store: Store, lineage: list[tuple[dict[str, Any], int | None]], key: str,
-                 text: str) -> tuple[dict[str, Any], int] | None:
+def _cut_at_step(
+    store: Store, lineage: list[tuple[dict[str, Any], int | None]], key: str, text: str
+) -> tuple[dict[str, Any], int] | None:
     """The cut of ``KEY=VALUE`` for a step key, from the runs the store keeps (see
     :mod:`kleio.storage.summary`): a few indexed queries, no statistic decoded. None when a
     trial of the lineage has no runs to trust, or nothing matches (the caller then scans,
@@ -124,8 +125,9 @@ def _cut_at_step(store: Store, lineage: list[tuple[dict[str, Any], int | None]],
     owner, upto, run = found
     last = run["last_seq"]
     if upto is not None and last > upto:  # the run goes on past the cut inherited
-        tail = store.read_events(trial_id=owner["id"], kinds=("statistic",), upto=upto,
-                                 limit=1, reverse=True)
+        tail = store.read_events(
+            trial_id=owner["id"], kinds=("statistic",), upto=upto, limit=1, reverse=True
+        )
         last = tail[0].seq if tail else run["first_seq"]
     after = store.next_seq_of(trial_id=owner["id"], kind="statistic", after=last)
     if after is not None and (upto is None or after <= upto):
@@ -135,8 +137,9 @@ def _cut_at_step(store: Store, lineage: list[tuple[dict[str, Any], int | None]],
     return owner, store.last_seq(trial_id=owner["id"]) or last
 
 
-def _cut_at_statistic(store: Store, doc: dict[str, Any], key: str, text: str
-                      ) -> tuple[dict[str, Any], int]:
+def _cut_at_statistic(
+    store: Store, doc: dict[str, Any], key: str, text: str
+) -> tuple[dict[str, Any], int]:
     lineage = store.lineage(trial_id=doc["id"])
     quick = _cut_at_step(store, lineage, key, text)
     if quick is not None:
@@ -275,8 +278,12 @@ def create_branch(
         doc, blobs = build_trial(child_argv, cwd, None, [])  # type: ignore[arg-type]
     parent = {"id": parent_doc["id"], "cut": int(cut)}
     doc["parent"] = parent
-    doc["id"] = trial_id(project=doc["project"], command=doc["command"],
-                         config_files=doc["config_files"], parent=parent)
+    doc["id"] = trial_id(
+        project=doc["project"],
+        command=doc["command"],
+        config_files=doc["config_files"],
+        parent=parent,
+    )
     doc["branch_reason"] = reason
     doc["tags"] = sorted(set(parent_doc.get("tags") or []) | set(tags))
     new = store_trial(store, doc, blobs)

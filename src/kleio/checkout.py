@@ -34,8 +34,7 @@ from kleio.redact import REDACTED
 from kleio.storage.base import Store
 
 
-def checkout(store: Store, doc: dict[str, Any], dest: str, candidates: list[str | None]
-             ) -> str:
+def checkout(store: Store, doc: dict[str, Any], dest: str, candidates: list[str | None]) -> str:
     """Materialize a trial's code in the new directory ``dest`` (see :func:`_checkout`).
 
     On failure nothing is left behind: what was written into ``dest`` is removed.
@@ -59,8 +58,7 @@ def checkout(store: Store, doc: dict[str, Any], dest: str, candidates: list[str 
         raise
 
 
-def _checkout(store: Store, doc: dict[str, Any], dest: str, candidates: list[str | None]
-              ) -> str:
+def _checkout(store: Store, doc: dict[str, Any], dest: str, candidates: list[str | None]) -> str:
     """Materialize a trial's code in the new directory ``dest``; return what it holds.
 
     With git, ``dest`` is a clone of the repository at the trial's commit (detached), with
@@ -135,15 +133,18 @@ def _write_configs(store: Store, dest: str, configs: dict[str, dict[str, Any]]) 
         absolute = entry.get("absolute")
         if not isinstance(absolute, str) or not os.path.isabs(absolute):
             raise _refuse(f"config file {path!r}", "has no absolute path")
-        relative = safe_path(f"{CONFIG_DIR}/{os.path.normpath(absolute).lstrip('/')}",
-                             "config file")
+        relative = safe_path(
+            f"{CONFIG_DIR}/{os.path.normpath(absolute).lstrip('/')}", "config file"
+        )
         _write_new_file(dest, relative, blob(store, entry["sha256"], f"config file {path}"))
         written.append(path)
     if not written:
         return ""
-    return (f"; {len(written)} config file(s) from outside the repository in "
-            f"{os.path.join(dest, CONFIG_DIR)} (give them to the command in place of the "
-            "originals)")
+    return (
+        f"; {len(written)} config file(s) from outside the repository in "
+        f"{os.path.join(dest, CONFIG_DIR)} (give them to the command in place of the "
+        "originals)"
+    )
 
 
 def _check_links(dest: str, paths: list[str]) -> None:
@@ -154,11 +155,16 @@ def _check_links(dest: str, paths: list[str]) -> None:
         if not os.path.islink(full):
             continue
         target = os.path.realpath(full)
-        inside = os.path.relpath(target, root) if target == root or \
-            target.startswith(root + os.sep) else None
+        inside = (
+            os.path.relpath(target, root)
+            if target == root or target.startswith(root + os.sep)
+            else None
+        )
         if inside is None or any(_is_git_dir_name(part) for part in inside.split(os.sep)):
-            raise _refuse(f"symbolic link {path!r} -> {os.readlink(full)!r}",
-                          "leads out of the directory or into .git")
+            raise _refuse(
+                f"symbolic link {path!r} -> {os.readlink(full)!r}",
+                "leads out of the directory or into .git",
+            )
 
 
 def _write_new_file(dest: str, path: str, content: bytes) -> None:
@@ -176,23 +182,22 @@ def _write_new_file(dest: str, path: str, content: bytes) -> None:
                 os.mkdir(part, dir_fd=directory)
             except FileExistsError:
                 pass
-            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
-                            dir_fd=directory)
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=directory)
             os.close(directory)
             directory = inner
-        handle = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                         0o666, dir_fd=directory)
+        handle = os.open(
+            parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666, dir_fd=directory
+        )
         with os.fdopen(handle, "wb") as out:
             out.write(content)
     except FileExistsError:
-        raise _refuse(f"file {path!r}", "exists already (the commit or the diff has it)"
-                      ) from None
+        raise _refuse(f"file {path!r}", "exists already (the commit or the diff has it)") from None
     except OSError as error:
         if error.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise _refuse(f"file {path!r}", "is under a symbolic link or a file"
-                          ) from None
-        raise CodeUnavailable(f"cannot write {_shown(repr(path))} in {dest}: "
-                              f"{error.strerror}") from None
+            raise _refuse(f"file {path!r}", "is under a symbolic link or a file") from None
+        raise CodeUnavailable(
+            f"cannot write {_shown(repr(path))} in {dest}: {error.strerror}"
+        ) from None
     finally:
         os.close(directory)
 
@@ -202,8 +207,13 @@ def _masked_note(code: dict[str, Any]) -> str:
     if not isinstance(masked, dict) or not masked:
         return ""
     # Names from the journal, printed on a terminal: escapes shown, never sent.
-    names = sorted(_shown(name if name.isprintable() else repr(name))
-                   for name in masked if isinstance(name, str))
+    names = sorted(
+        _shown(name if name.isprintable() else repr(name))
+        for name in masked
+        if isinstance(name, str)
+    )
     more = f" and {len(names) - 10} more" if len(names) > 10 else ""
-    return (f"; secrets were masked as {REDACTED} in {', '.join(names[:10])}{more}: "
-            "put them back before running it")
+    return (
+        f"; secrets were masked as {REDACTED} in {', '.join(names[:10])}{more}: "
+        "put them back before running it"
+    )

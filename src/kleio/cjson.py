@@ -50,15 +50,22 @@ try:
 
     _scan = make_scanner(_Context())  # type: ignore[arg-type]  # duck-typed: read attributes
 
-    def dumps(value: Any, *, sort_keys: bool = False, ensure_ascii: bool = True,
-              allow_nan: bool = True, separators: tuple[str, str] = (", ", ": ")) -> str:
+    def dumps(
+        value: Any,
+        *,
+        sort_keys: bool = False,
+        ensure_ascii: bool = True,
+        allow_nan: bool = True,
+        separators: tuple[str, str] = (", ", ": "),
+    ) -> str:
         """:func:`json.dumps` with these arguments (``check_circular`` on, no ``indent``)."""
         encoder = encode_basestring_ascii if ensure_ascii else encode_basestring
         if isinstance(value, str):
             return str(encoder(value))
         item_separator, key_separator = separators
-        encode = make_encoder({}, _default, encoder, None, key_separator, item_separator,
-                              sort_keys, False, allow_nan)
+        encode = make_encoder(
+            {}, _default, encoder, None, key_separator, item_separator, sort_keys, False, allow_nan
+        )
         return "".join(encode(value, 0))
 
     def loads(text: str | bytes) -> Any:
@@ -78,18 +85,34 @@ try:
         return value
 
     # The arguments above are those of CPython 3.9 to 3.13; check them once, cheaply.
-    if dumps({"b": [1, 2.5, None, True], "a": "é"}, sort_keys=True, separators=(",", ":"),
-             ensure_ascii=False) != '{"a":"é","b":[1,2.5,null,true]}' \
-            or loads(' {"a": [1, 2.5, "\\u00e9"]} ') != {"a": [1, 2.5, "é"]}:
+    if dumps(
+        {"b": [1, 2.5, None, True], "a": "é"},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ) != '{"a":"é","b":[1,2.5,null,true]}' or loads(' {"a": [1, 2.5, "\\u00e9"]} ') != {
+        "a": [1, 2.5, "é"]
+    }:
         raise ImportError("_json differs from what kleio.cjson expects")
 except (ImportError, TypeError):  # pragma: no cover - another interpreter: json itself
     import json as _stdlib
 
-    def dumps(value: Any, *, sort_keys: bool = False, ensure_ascii: bool = True,
-              allow_nan: bool = True, separators: tuple[str, str] = (", ", ": ")) -> str:
+    def dumps(
+        value: Any,
+        *,
+        sort_keys: bool = False,
+        ensure_ascii: bool = True,
+        allow_nan: bool = True,
+        separators: tuple[str, str] = (", ", ": "),
+    ) -> str:
         """:func:`json.dumps` with these arguments."""
-        return _stdlib.dumps(value, sort_keys=sort_keys, ensure_ascii=ensure_ascii,
-                             allow_nan=allow_nan, separators=separators)
+        return _stdlib.dumps(
+            value,
+            sort_keys=sort_keys,
+            ensure_ascii=ensure_ascii,
+            allow_nan=allow_nan,
+            separators=separators,
+        )
 
     def loads(text: str | bytes) -> Any:
         """:func:`json.loads` of UTF-8 ``text``."""

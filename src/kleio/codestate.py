@@ -55,8 +55,10 @@ def _shown(text: str) -> str:
 
 
 def _refuse(what: str, why: str) -> UnsafeSnapshot:
-    return UnsafeSnapshot(f"refusing the trial's recorded code: {_shown(what)} {why}",
-                          "the journal may have been altered; nothing was written")
+    return UnsafeSnapshot(
+        f"refusing the trial's recorded code: {_shown(what)} {why}",
+        "the journal may have been altered; nothing was written",
+    )
 
 
 def _is_git_dir_name(part: str) -> bool:
@@ -118,8 +120,9 @@ def _patch_paths(repo: str, patch: bytes, env: dict[str, str] | None) -> list[st
     """The paths ``git apply`` would touch (as git itself reads the patch), each checked."""
     listed = _git(repo, "apply", "--numstat", "-z", "-", env=env, input=patch, check=False)
     if listed.returncode != 0:
-        raise CodeUnavailable(f"the recorded diff is not a patch git can read "
-                              f"({_last_line(listed.stderr)})")
+        raise CodeUnavailable(
+            f"the recorded diff is not a patch git can read ({_last_line(listed.stderr)})"
+        )
     records = listed.stdout.split(b"\0")
     paths: list[str] = []
     index = 0
@@ -132,8 +135,7 @@ def _patch_paths(repo: str, patch: bytes, env: dict[str, str] | None) -> list[st
         names = [fields[2]] if fields[2] else records[index : index + 2]
         index += 0 if fields[2] else 2
         for name in names:
-            paths.append(safe_path(name.decode("utf-8", "surrogateescape"),
-                                   "file in the diff"))
+            paths.append(safe_path(name.decode("utf-8", "surrogateescape"), "file in the diff"))
     return paths
 
 
@@ -142,8 +144,9 @@ def _last_line(stderr: bytes) -> str:
     return _shown(lines[-1]) if lines else "no message"
 
 
-def _base_reader(repo: str, commit: str | None, env: dict[str, str] | None
-                 ) -> Callable[[str], bytes | None]:
+def _base_reader(
+    repo: str, commit: str | None, env: dict[str, str] | None
+) -> Callable[[str], bytes | None]:
     def read(path: str) -> bytes | None:
         if commit is None:
             return None
@@ -153,8 +156,9 @@ def _base_reader(repo: str, commit: str | None, env: dict[str, str] | None
     return read
 
 
-def _recorded_patch(store: Store, code: dict[str, Any], repo: str,
-                    env: dict[str, str] | None) -> tuple[bytes, list[str]]:
+def _recorded_patch(
+    store: Store, code: dict[str, Any], repo: str, env: dict[str, str] | None
+) -> tuple[bytes, list[str]]:
     """The trial's diff, ready to apply at its commit, and the paths it touches."""
     patch = blob(store, code["diff_sha256"], "recorded diff")
     if not patch.strip():
@@ -163,15 +167,21 @@ def _recorded_patch(store: Store, code: dict[str, Any], repo: str,
     return patch, _patch_paths(repo, patch, env)
 
 
-def _git(cwd: str, *args: str, env: dict[str, str] | None = None,
-         input: bytes | None = None, check: bool = True) -> Finished:
+def _git(
+    cwd: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    input: bytes | None = None,
+    check: bool = True,
+) -> Finished:
     """:func:`kleio.git.run`, failing with :class:`CodeUnavailable` (and, if ``check``, on a
     non-zero exit)."""
     try:
         result = git.run(cwd, *args, env=env, input=input, timeout=120)
     except OSError as error:  # git missing, or too slow (TimeoutError)
-        raise CodeUnavailable(f"git could not be run ({error})",
-                              "install git and put it on PATH") from None
+        raise CodeUnavailable(
+            f"git could not be run ({error})", "install git and put it on PATH"
+        ) from None
     if check and result.returncode != 0:
         raise CodeUnavailable(f"git {args[0]} failed: {_last_line(result.stderr)}")
     return result
@@ -197,8 +207,10 @@ def blob(store: Store, sha256: str, what: str) -> bytes:
         with store.open_blob(sha256=sha256) as handle:
             return handle.read()
     except KeyError:
-        raise CodeUnavailable(f"the {what} (sha256 {sha256[:12]}) is not in the journal",
-                              "it was too large to be stored") from None
+        raise CodeUnavailable(
+            f"the {what} (sha256 {sha256[:12]}) is not in the journal",
+            "it was too large to be stored",
+        ) from None
 
 
 class Workspace:
@@ -208,8 +220,11 @@ class Workspace:
         self.repo = repo
         self.tmp = tempfile.TemporaryDirectory(prefix="kleio-code-")
         common = _git(repo, "rev-parse", "--git-common-dir").stdout.decode().strip()
-        objects = os.path.join(repo, common, "objects") if not os.path.isabs(common) \
+        objects = (
+            os.path.join(repo, common, "objects")
+            if not os.path.isabs(common)
             else os.path.join(common, "objects")
+        )
         self.env = dict(os.environ)
         self.env["GIT_OBJECT_DIRECTORY"] = os.path.join(self.tmp.name, "objects")
         self.env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = objects
@@ -221,8 +236,10 @@ class Workspace:
         env = {**self.env, "GIT_INDEX_FILE": os.path.join(self.tmp.name, f"index-{name}")}
         commit = code.get("commit")
         if commit is not None and not git.has_commit(self.repo, commit, env):
-            raise CodeUnavailable(f"commit {commit[:12]} is not in the repository at "
-                                  f"{self.repo}", "fetch it (git fetch) and try again")
+            raise CodeUnavailable(
+                f"commit {commit[:12]} is not in the repository at {self.repo}",
+                "fetch it (git fetch) and try again",
+            )
         _git(self.repo, "read-tree", commit or git.EMPTY_TREE, env=env)
         if code.get("diff_sha256"):
             patch, paths = _recorded_patch(store, code, self.repo, env)
@@ -232,15 +249,25 @@ class Workspace:
             raise CodeUnavailable("the trial's uncommitted changes were not recorded")
         for item in code.get("untracked") or []:
             content = blob(store, item["sha256"], f"untracked file {item['path']}")
-            oid = _git(self.repo, "hash-object", "-w", "--stdin", env=env,
-                       input=content).stdout.decode().strip()
-            _git(self.repo, "update-index", "--add", "--cacheinfo",
-                 f"100644,{oid},{item['path']}", env=env)
+            oid = (
+                _git(self.repo, "hash-object", "-w", "--stdin", env=env, input=content)
+                .stdout.decode()
+                .strip()
+            )
+            _git(
+                self.repo,
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                f"100644,{oid},{item['path']}",
+                env=env,
+            )
         return _git(self.repo, "write-tree", env=env).stdout.decode().strip()
 
     def diff(self, tree_a: str, tree_b: str) -> str:
-        out = _git(self.repo, "diff", "--no-color", "--no-ext-diff", tree_a, tree_b,
-                   env=self.env).stdout
+        out = _git(
+            self.repo, "diff", "--no-color", "--no-ext-diff", tree_a, tree_b, env=self.env
+        ).stdout
         return out.decode("utf-8", "surrogateescape")
 
     def close(self) -> None:
@@ -264,12 +291,12 @@ def _script_bytes(store: Store, code: dict[str, Any]) -> bytes | None:
 
 def _script_text(store: Store, code: dict[str, Any]) -> list[str] | None:
     content = _script_bytes(store, code)
-    return None if content is None else \
-        content.decode("utf-8", "replace").splitlines(keepends=True)
+    return None if content is None else content.decode("utf-8", "replace").splitlines(keepends=True)
 
 
-def code_diff(store: Store, code_a: dict[str, Any], code_b: dict[str, Any],
-              candidates: list[str | None]) -> str:
+def code_diff(
+    store: Store, code_a: dict[str, Any], code_b: dict[str, Any], candidates: list[str | None]
+) -> str:
     """A unified diff from the code of one trial to another's ("" when they are the same).
 
     It covers the config files outside the repository too, as stored (see
@@ -310,27 +337,39 @@ def _config_diff(store: Store, code_a: dict[str, Any], code_b: dict[str, Any]) -
     out = []
     for path in sorted(set(files_a) | set(files_b)):
         a, b = files_a.get(path), files_b.get(path)
-        if a is not None and b is not None and (a.get("sha256"), a.get("size")) == \
-                (b.get("sha256"), b.get("size")):
+        if (
+            a is not None
+            and b is not None
+            and (a.get("sha256"), a.get("size")) == (b.get("sha256"), b.get("size"))
+        ):
             continue
         old, new = _config_text(store, a), _config_text(store, b)
         shown = _shown(path if path.isprintable() else repr(path))
         if old is None or new is None:
-            out.append(f"Config file {shown} differs (not stored: larger than "
-                       f"{MAX_CONFIG_BLOB // 1024} KiB, or binary)\n")
+            out.append(
+                f"Config file {shown} differs (not stored: larger than "
+                f"{MAX_CONFIG_BLOB // 1024} KiB, or binary)\n"
+            )
             continue
-        lines = "".join(difflib.unified_diff(
-            old, new, "/dev/null" if a is None else f"a/{shown}",
-            "/dev/null" if b is None else f"b/{shown}"))
+        lines = "".join(
+            difflib.unified_diff(
+                old,
+                new,
+                "/dev/null" if a is None else f"a/{shown}",
+                "/dev/null" if b is None else f"b/{shown}",
+            )
+        )
         out.append(lines if lines.endswith("\n") or not lines else lines + "\n")
     return "".join(out)
 
 
-def _tree_diff(store: Store, code_a: dict[str, Any], code_b: dict[str, Any],
-               candidates: list[str | None]) -> str:
+def _tree_diff(
+    store: Store, code_a: dict[str, Any], code_b: dict[str, Any], candidates: list[str | None]
+) -> str:
     if code_a.get("vcs") == code_b.get("vcs") == "git":
-        same = all(code_a.get(k) == code_b.get(k) for k in ("commit", "diff_sha256")) and \
-            code_a.get("untracked") == code_b.get("untracked")
+        same = all(
+            code_a.get(k) == code_b.get(k) for k in ("commit", "diff_sha256")
+        ) and code_a.get("untracked") == code_b.get("untracked")
         if same:
             return ""
         check_snapshot(code_a)  # before git is asked about anything the journal says
@@ -350,16 +389,22 @@ def _tree_diff(store: Store, code_a: dict[str, Any], code_b: dict[str, Any],
     if old is None or new is None:
         if code_a.get("script_sha256") == code_b.get("script_sha256"):
             return ""
-        raise CodeUnavailable("the trials' scripts were not stored",
-                              "compare them by hand: their hashes differ")
-    return "".join(difflib.unified_diff(old, new, "a/" + str(code_a.get("script")),
-                                        "b/" + str(code_b.get("script"))))
+        raise CodeUnavailable(
+            "the trials' scripts were not stored", "compare them by hand: their hashes differ"
+        )
+    return "".join(
+        difflib.unified_diff(
+            old, new, "a/" + str(code_a.get("script")), "b/" + str(code_b.get("script"))
+        )
+    )
 
 
-def _apply(repo: str, patch: bytes, commit: str | None, *options: str,
-           env: dict[str, str] | None = None) -> None:
+def _apply(
+    repo: str, patch: bytes, commit: str | None, *options: str, env: dict[str, str] | None = None
+) -> None:
     applied = _git(repo, "apply", *options, "--binary", "-", env=env, input=patch, check=False)
     if applied.returncode != 0:
         at = f"commit {commit[:12]}" if commit else "an empty repository"
-        raise CodeUnavailable(f"the recorded diff does not apply to {at} "
-                              f"({_last_line(applied.stderr)})")
+        raise CodeUnavailable(
+            f"the recorded diff does not apply to {at} ({_last_line(applied.stderr)})"
+        )

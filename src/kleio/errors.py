@@ -103,9 +103,16 @@ class ChangeRefused(KleioError):
 
     exit_code = EXIT_CHANGED
 
-    def __init__(self, message: str, hint: str | None = None, *, trial_id: str = "",
-                 changes: dict[str, list[str]] | None = None, flag: str = "",
-                 branch: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        trial_id: str = "",
+        changes: dict[str, list[str]] | None = None,
+        flag: str = "",
+        branch: str | None = None,
+    ) -> None:
         super().__init__(message, hint)
         self.trial_id = trial_id
         self.changes = changes or {}

@@ -26,8 +26,13 @@ EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 TIMEOUT = 30.0
 
 
-def run(cwd: str, *args: str, env: dict[str, str] | None = None, input: bytes | None = None,
-        timeout: float | None = None) -> Finished:
+def run(
+    cwd: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    input: bytes | None = None,
+    timeout: float | None = None,
+) -> Finished:
     """Run ``git ARGS`` in ``cwd``; return the finished process (output as bytes).
 
     ``--no-optional-locks``: never write the index, so that many jobs starting at once in one
@@ -39,8 +44,12 @@ def run(cwd: str, *args: str, env: dict[str, str] | None = None, input: bytes | 
     """
     from kleio.process import run as run_process
 
-    return run_process(["git", "-C", cwd, "--no-optional-locks", *args], env=env, input=input,
-                       timeout=TIMEOUT if timeout is None else timeout)
+    return run_process(
+        ["git", "-C", cwd, "--no-optional-locks", *args],
+        env=env,
+        input=input,
+        timeout=TIMEOUT if timeout is None else timeout,
+    )
 
 
 #: The arguments of the working tree's state: branch, commit, changes, untracked files.
@@ -92,8 +101,10 @@ def status(root: str) -> Finished:
 def has_commit(repo: str, commit: str, env: dict[str, str] | None = None) -> bool:
     """Whether the repository at ``repo`` (with ``env``'s object directories) has ``commit``."""
     try:
-        return run(repo, "cat-file", "-e", f"{commit}^{{commit}}", env=env,
-                   timeout=120).returncode == 0
+        return (
+            run(repo, "cat-file", "-e", f"{commit}^{{commit}}", env=env, timeout=120).returncode
+            == 0
+        )
     except OSError:
         return False
 
@@ -112,6 +123,7 @@ def find_root(start: str | None = None) -> str | None:
 
 # -- project -------------------------------------------------------------------------------
 
+
 def scp_like(url: str) -> tuple[str, str] | None:
     """``(host, path)`` of git's scp-like syntax ``[user@]host:path``, else None.
 
@@ -120,7 +132,7 @@ def scp_like(url: str) -> tuple[str, str] | None:
     """
     at = url.find("@")
     if at > 0 and "/" not in url[:at] and ":" not in url[:at]:
-        found = _host_path(url[at + 1:])
+        found = _host_path(url[at + 1 :])
         if found is not None:
             return found
     return _host_path(url)
@@ -130,7 +142,7 @@ def _host_path(text: str) -> tuple[str, str] | None:
     colon = text.find(":")
     if colon <= 0 or "/" in text[:colon]:
         return None
-    path = text[colon + 1:]
+    path = text[colon + 1 :]
     newline = path.find("\n")
     if newline != -1:  # ``.*$``: to the end, or to a newline that ends the text
         if newline != len(path) - 1:
@@ -242,9 +254,13 @@ def split_url(url: str) -> tuple[str, str, str]:
         url = url.replace(char, "")
     scheme, rest = "", url
     colon = url.find(":")
-    if colon > 0 and url[0].isascii() and url[0].isalpha() \
-            and all(char in _SCHEME_CHARS for char in url[:colon]):
-        scheme, rest = url[:colon].lower(), url[colon + 1:]
+    if (
+        colon > 0
+        and url[0].isascii()
+        and url[0].isalpha()
+        and all(char in _SCHEME_CHARS for char in url[:colon])
+    ):
+        scheme, rest = url[:colon].lower(), url[colon + 1 :]
     netloc = ""
     if rest[:2] == "//":
         end = len(rest)
@@ -295,7 +311,6 @@ def project_of(root: str | None, cwd: str) -> str:
             return normalize_remote(url)
         return os.path.abspath(root)
     return os.path.abspath(cwd)
-
 
 
 # -- working tree state ---------------------------------------------------------------

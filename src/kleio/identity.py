@@ -154,8 +154,9 @@ def trial_id(
     return _digest(project, identity_form(command), config_files, parent)
 
 
-def _digest(project: str, command: list[str], config_files: dict[str, str],
-            parent: dict[str, Any] | None) -> str:
+def _digest(
+    project: str, command: list[str], config_files: dict[str, str], parent: dict[str, Any] | None
+) -> str:
     identity = {
         "project": project,
         "command": list(command),
@@ -174,8 +175,9 @@ def legacy_id(doc: dict[str, Any]) -> str | None:
     an old trial would silently start a new one (see :func:`find_recorded`).
     """
     command = list(doc.get("command") or [])
-    old = _digest(doc.get("project") or "", command, doc.get("config_files") or {},
-                  doc.get("parent"))
+    old = _digest(
+        doc.get("project") or "", command, doc.get("config_files") or {}, doc.get("parent")
+    )
     return None if old == doc.get("id") else old
 
 

@@ -52,8 +52,9 @@ class Branched:
 
     __slots__ = ("doc", "new", "parent", "reason")
 
-    def __init__(self, *, parent: dict[str, Any], doc: dict[str, Any], reason: str,
-                 new: bool) -> None:
+    def __init__(
+        self, *, parent: dict[str, Any], doc: dict[str, Any], reason: str, new: bool
+    ) -> None:
         self.parent, self.doc, self.reason, self.new = parent, doc, reason, new
 
 
@@ -71,9 +72,15 @@ class Prepared:
 
     __slots__ = ("argv", "branched", "created", "current", "cwd", "doc")
 
-    def __init__(self, *, doc: dict[str, Any], argv: list[str], cwd: str,
-                 current: tuple[dict[str, Any], dict[str, bytes]],
-                 created: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        doc: dict[str, Any],
+        argv: list[str],
+        cwd: str,
+        current: tuple[dict[str, Any], dict[str, bytes]],
+        created: bool = False,
+    ) -> None:
         self.doc, self.argv, self.cwd, self.current = doc, argv, cwd, current
         self.created = created
         self.branched: list[Branched] = []
@@ -110,8 +117,9 @@ def is_trial_reference(command: list[str]) -> bool:
     )
 
 
-def prepare_command(store: Store, config: Config, argv: list[str], cwd: str,
-                    tags: Sequence[str] = ()) -> Prepared:
+def prepare_command(
+    store: Store, config: Config, argv: list[str], cwd: str, tags: Sequence[str] = ()
+) -> Prepared:
     """Build the trial of ``argv`` run in ``cwd`` and store it unless it exists.
 
     A trial journalled before the identity form (:func:`kleio.identity.legacy_id`) is
@@ -129,9 +137,12 @@ def prepare_command(store: Store, config: Config, argv: list[str], cwd: str,
     return Prepared(doc=doc, argv=list(argv), cwd=cwd, current=(new, blobs), created=created)
 
 
-
-def prepare_recorded(store: Store, config: Config, doc: dict[str, Any],  # noqa: ARG001
-                     cwd: str) -> Prepared:  # the store: as every launch step takes it
+def prepare_recorded(
+    store: Store,  # noqa: ARG001 - taken as every launch step takes it
+    config: Config,
+    doc: dict[str, Any],
+    cwd: str,
+) -> Prepared:
     """Prepare a recorded trial for a resume: its own command in its own directory.
 
     Raises:
@@ -181,13 +192,14 @@ def detect_changes(doc: dict[str, Any], current: dict[str, Any]) -> dict[str, li
 
     found: dict[str, list[str]] = {}
     for kind, compare in (("code", code_changes), ("env", env_changes)):
-        lines = [change.message
-                 for change in compare(doc.get(kind) or {}, current.get(kind) or {})
-                 if change.refuses]
+        lines = [
+            change.message
+            for change in compare(doc.get(kind) or {}, current.get(kind) or {})
+            if change.refuses
+        ]
         if lines:
             found[kind] = lines
     return found
-
 
 
 def summarize_changes(changed: dict[str, list[str]]) -> str:
@@ -215,8 +227,9 @@ def refuse_completed(doc: dict[str, Any], allowed: set[str]) -> None:
         raise completed_error(doc["id"])
 
 
-def gate(store: Store, prepared: Prepared, *, allowed: set[str],
-         tags: Sequence[str] = ()) -> Prepared:
+def gate(
+    store: Store, prepared: Prepared, *, allowed: set[str], tags: Sequence[str] = ()
+) -> Prepared:
     """Check ``prepared``'s trial against the snapshots of now; branch allowed changes.
 
     A branch made earlier for the same change is found again (its id is deterministic) and
@@ -243,13 +256,23 @@ def gate(store: Store, prepared: Prepared, *, allowed: set[str],
                 f"the {what} of trial {short_id(doc['id'])} changed since it was created "
                 f"({count} difference{'s' if count > 1 else ''})",
                 f"run again with {flag_for(changed)} to branch it and run the branch",
-                trial_id=doc["id"], changes=changed, flag=flag_for(changed),
+                trial_id=doc["id"],
+                changes=changed,
+                flag=flag_for(changed),
                 branch=matching_branch(store, doc, current),
             )
         cut = store.last_seq(trial_id=doc["id"]) or 0
         reason = summarize_changes(changed)
-        child, new = create_branch(store, doc, cut=cut, reason=reason, argv=prepared.argv,
-                                   cwd=prepared.cwd, current=prepared.current, tags=tags)
+        child, new = create_branch(
+            store,
+            doc,
+            cut=cut,
+            reason=reason,
+            argv=prepared.argv,
+            cwd=prepared.cwd,
+            current=prepared.current,
+            tags=tags,
+        )
         prepared.branched.append(Branched(parent=doc, doc=child, reason=reason, new=new))
         prepared.doc = child
     return prepared
@@ -262,8 +285,9 @@ def matching_branch(store: Store, doc: dict[str, Any], current: dict[str, Any]) 
     made with other option values is another experiment, whatever its code.
     """
     for child in store.find_trials(parent_id=doc["id"], limit=50):
-        if child.get("command") != doc.get("command") \
-                or child.get("config_files") != doc.get("config_files"):
+        if child.get("command") != doc.get("command") or child.get("config_files") != doc.get(
+            "config_files"
+        ):
             continue
         if not detect_changes(child, current):
             return str(child["id"])
@@ -273,8 +297,14 @@ def matching_branch(store: Store, doc: dict[str, Any], current: dict[str, Any]) 
 # -- 3. reserve, 4. execute ----------------------------------------------------------------
 
 
-def reserve_trial(store: Store, config: Config, trial_id: str, *, allow_broken: bool = False,
-                  host: str | None = None) -> Reserved:
+def reserve_trial(
+    store: Store,
+    config: Config,
+    trial_id: str,
+    *,
+    allow_broken: bool = False,
+    host: str | None = None,
+) -> Reserved:
     """Reserve ``trial_id`` for a runner of this process.
 
     Raises:
@@ -284,8 +314,9 @@ def reserve_trial(store: Store, config: Config, trial_id: str, *, allow_broken: 
     from kleio.reservation import hostname, reserve, runner_identity
 
     runner = runner_identity(host or hostname(config.hostname))
-    reservation = reserve(store, trial_id, runner=runner,
-                          stale_after=config.stale_after, allow_broken=allow_broken)
+    reservation = reserve(
+        store, trial_id, runner=runner, stale_after=config.stale_after, allow_broken=allow_broken
+    )
     return Reserved(reservation=reservation, runner=runner)
 
 
@@ -308,20 +339,29 @@ def release_signals(mask: object) -> None:
     _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
 
 
-def execute(store: Store, config: Config, doc: dict[str, Any], reserved: Reserved,
-            argv: list[str], cwd: str) -> int:
+def execute(
+    store: Store, config: Config, doc: dict[str, Any], reserved: Reserved, argv: list[str], cwd: str
+) -> int:
     """Run one execution of a reserved trial; return the program's exit code."""
     from kleio.runner import run_reserved
 
-    return run_reserved(store=store, config=config, trial_id=doc["id"],
-                        reservation=reserved.reservation, runner_info=reserved.runner,
-                        argv=argv, cwd=cwd)
+    return run_reserved(
+        store=store,
+        config=config,
+        trial_id=doc["id"],
+        reservation=reserved.reservation,
+        runner_info=reserved.runner,
+        argv=argv,
+        cwd=cwd,
+    )
 
 
 def failover_message(trial_id: str, held: dict[str, Any]) -> str:
     """The sentence telling that a dead runner's trial is taken over."""
-    return (f"trial {short_id(trial_id)} was held by a dead runner (host {held.get('host')}, "
-            f"pid {held.get('pid')}); taking it over")
+    return (
+        f"trial {short_id(trial_id)} was held by a dead runner (host {held.get('host')}, "
+        f"pid {held.get('pid')}); taking it over"
+    )
 
 
 __all__ = [

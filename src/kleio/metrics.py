@@ -56,20 +56,61 @@ MODES = (MIN, MAX)
 
 #: Spellings accepted for a mode (lower-cased).
 MODE_ALIASES = {
-    "min": MIN, "minimize": MIN, "minimise": MIN, "lower": MIN, "low": MIN, "-": MIN,
-    "max": MAX, "maximize": MAX, "maximise": MAX, "higher": MAX, "high": MAX, "+": MAX,
+    "min": MIN,
+    "minimize": MIN,
+    "minimise": MIN,
+    "lower": MIN,
+    "low": MIN,
+    "-": MIN,
+    "max": MAX,
+    "maximize": MAX,
+    "maximise": MAX,
+    "higher": MAX,
+    "high": MAX,
+    "+": MAX,
 }
 
 #: Names (after the prefix) that are metrics to minimize without a declaration.
-MIN_NAMES = frozenset({
-    "loss", "error", "err", "mse", "rmse", "mae", "mape", "nll", "perplexity", "ppl", "wer",
-    "cer", "regret", "cost",
-})
+MIN_NAMES = frozenset(
+    {
+        "loss",
+        "error",
+        "err",
+        "mse",
+        "rmse",
+        "mae",
+        "mape",
+        "nll",
+        "perplexity",
+        "ppl",
+        "wer",
+        "cer",
+        "regret",
+        "cost",
+    }
+)
 #: Names (after the prefix) that are metrics to maximize without a declaration.
-MAX_NAMES = frozenset({
-    "acc", "accuracy", "f1", "auc", "roc_auc", "precision", "recall", "score", "bleu",
-    "rouge", "map", "iou", "miou", "dice", "r2", "reward", "return",
-})
+MAX_NAMES = frozenset(
+    {
+        "acc",
+        "accuracy",
+        "f1",
+        "auc",
+        "roc_auc",
+        "precision",
+        "recall",
+        "score",
+        "bleu",
+        "rouge",
+        "map",
+        "iou",
+        "miou",
+        "dice",
+        "r2",
+        "reward",
+        "return",
+    }
+)
 #: Prefixes the name rule removes (one of them, followed by one of ``_ / . -``).
 PREFIXES = ("train", "val", "valid", "validation", "test", "eval", "dev")
 _SEPARATORS = "_/.-"
@@ -86,9 +127,12 @@ def mode_from_name(name: str) -> str | None:
     if lowered in MAX_NAMES:
         return MAX
     for prefix in PREFIXES:
-        if len(lowered) > len(prefix) + 1 and lowered.startswith(prefix) \
-                and lowered[len(prefix)] in _SEPARATORS:
-            rest = lowered[len(prefix) + 1:]
+        if (
+            len(lowered) > len(prefix) + 1
+            and lowered.startswith(prefix)
+            and lowered[len(prefix)] in _SEPARATORS
+        ):
+            rest = lowered[len(prefix) + 1 :]
             if rest in MIN_NAMES:
                 return MIN
             if rest in MAX_NAMES:
@@ -104,8 +148,7 @@ def parse_mode(text: Any) -> str:
     """
     mode = MODE_ALIASES.get(str(text).strip().lower()) if isinstance(text, str) else None
     if mode is None:
-        raise ValueError(f"unknown metric mode {text!r}: use min or max "
-                         "(or minimize, maximize)")
+        raise ValueError(f"unknown metric mode {text!r}: use min or max (or minimize, maximize)")
     return mode
 
 
@@ -131,8 +174,7 @@ class Declarations:
 
     __slots__ = ("modes", "primary")
 
-    def __init__(self, modes: Mapping[str, str] | None = None,
-                 primary: str | None = None) -> None:
+    def __init__(self, modes: Mapping[str, str] | None = None, primary: str | None = None) -> None:
         self.modes: dict[str, str] = dict(modes or {})
         self.primary: str | None = primary
 
@@ -266,13 +308,18 @@ class Summarizer:
                 continue
             entry = out.get(key)
             if entry is None:
-                entry = out[key] = {"mode": mode, "last": None, "best": None,
-                                    "best_step": None, "step_key": None, "count": 0}
+                entry = out[key] = {
+                    "mode": mode,
+                    "last": None,
+                    "best": None,
+                    "best_step": None,
+                    "step_key": None,
+                    "count": 0,
+                }
             entry["last"] = value
             entry["count"] += 1
             best = entry["best"]
-            if value == value and (best is None or (value < best if mode == MIN
-                                                    else value > best)):
+            if value == value and (best is None or (value < best if mode == MIN else value > best)):
                 entry["best"] = value
                 if step_key is None:
                     step_key = next((k for k in STEP_KEYS if k in stat), "")
@@ -283,8 +330,9 @@ class Summarizer:
         return self._out
 
 
-def summarize(stats: Iterable[Mapping[str, Any]],
-              declarations: Declarations | None = None) -> dict[str, dict[str, Any]]:
+def summarize(
+    stats: Iterable[Mapping[str, Any]], declarations: Declarations | None = None
+) -> dict[str, dict[str, Any]]:
     """Return ``{metric: {"mode", "last", "best", "best_step", "step_key", "count"}}``."""
     summarizer = Summarizer(declarations or Declarations())
     for stat in stats:

@@ -59,13 +59,16 @@ def _figure_class() -> Any:
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise MissingExtra("kleio plot needs matplotlib, which is not installed",
-                           f"install it with: {PLOT_INSTALL}") from None
+        raise MissingExtra(
+            "kleio plot needs matplotlib, which is not installed",
+            f"install it with: {PLOT_INSTALL}",
+        ) from None
     return Figure
 
 
-def render(panels: Sequence[Panel], out: str | IO[bytes], fmt: str, *,
-           title: str | None = None) -> None:
+def render(
+    panels: Sequence[Panel], out: str | IO[bytes], fmt: str, *, title: str | None = None
+) -> None:
     """Draw ``panels`` (one axes each, two columns at most) and save them to ``out``.
 
     Raises:
@@ -85,14 +88,22 @@ def render(panels: Sequence[Panel], out: str | IO[bytes], fmt: str, *,
             color = f"C{number % 10}"
             ax.plot(line.xs, line.ys, label=line.label, color=color, linewidth=1.4)
             if line.lower is not None and line.upper is not None:
-                ax.fill_between(line.xs, line.lower, line.upper, color=color, alpha=0.2,
-                                linewidth=0)
+                ax.fill_between(
+                    line.xs, line.lower, line.upper, color=color, alpha=0.2, linewidth=0
+                )
         ax.set_title(panel.metric)
         ax.set_xlabel(panel.xlabel)
         ax.grid(True, alpha=0.3)
         if not any(len(line.xs) for line in panel.lines):
-            ax.text(0.5, 0.5, f"no numeric values of {panel.metric}", ha="center",
-                    va="center", transform=ax.transAxes, color="gray")
+            ax.text(
+                0.5,
+                0.5,
+                f"no numeric values of {panel.metric}",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                color="gray",
+            )
         elif many:
             ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
         else:
@@ -113,8 +124,14 @@ def render(panels: Sequence[Panel], out: str | IO[bytes], fmt: str, *,
 # -- from trials to panels ------------------------------------------------------------------
 
 
-def panels_for(journal: Any, trials: Sequence[Any], ys: Sequence[str], x: str | None,
-               group_except: Sequence[str] = (), points: int = 4000) -> list[Panel]:
+def panels_for(
+    journal: Any,
+    trials: Sequence[Any],
+    ys: Sequence[str],
+    x: str | None,
+    group_except: Sequence[str] = (),
+    points: int = 4000,
+) -> list[Panel]:
     """One panel per name of ``ys`` for these trials (:class:`kleio.api.Trial`).
 
     Each trial's statistics are read once over its lineage (a branch's curve continues its
@@ -140,8 +157,9 @@ def panels_for(journal: Any, trials: Sequence[Any], ys: Sequence[str], x: str | 
     option_names: dict[str, None] = {}
     for trial in trials:
         option_names.update(dict.fromkeys(trial.options))
-    differing = [name for name in option_names
-                 if len({repr(t.options.get(name)) for t in trials}) > 1]
+    differing = [
+        name for name in option_names if len({repr(t.options.get(name)) for t in trials}) > 1
+    ]
     panels = []
     for y in ys:
         lines = []
@@ -152,27 +170,37 @@ def panels_for(journal: Any, trials: Sequence[Any], ys: Sequence[str], x: str | 
                 if group.n == 1:
                     label = f"{group.trials[0].short_id} {label}".strip()
                 label += f" (n={group.n})"
-                band = downsample_band(aggregate(
-                    [columns[t.id].series(y, x_key) for t in group.trials]), points)
-                lines.append(Line(label, band.xs, band.mean,
-                                  [m - s for m, s in zip(band.mean, band.std)],
-                                  [m + s for m, s in zip(band.mean, band.std)]))
+                band = downsample_band(
+                    aggregate([columns[t.id].series(y, x_key) for t in group.trials]), points
+                )
+                lines.append(
+                    Line(
+                        label,
+                        band.xs,
+                        band.mean,
+                        [m - s for m, s in zip(band.mean, band.std)],
+                        [m + s for m, s in zip(band.mean, band.std)],
+                    )
+                )
         else:
             for trial in trials:
-                label = trial.short_id + "".join(f" {k}={trial.options.get(k)}"
-                                                 for k in differing if k in trial.options)
+                label = trial.short_id + "".join(
+                    f" {k}={trial.options.get(k)}" for k in differing if k in trial.options
+                )
                 curve = downsample(columns[trial.id].series(y, x_key), points)
                 lines.append(Line(label, curve.xs, curve.ys))
         panels.append(Panel(y, xlabel, lines))
     return panels
 
 
-def _check_names(trials: Sequence[Any], names: list[str], columns: dict[str, Any],
-                 what: str) -> None:
+def _check_names(
+    trials: Sequence[Any], names: list[str], columns: dict[str, Any], what: str
+) -> None:
     for name in names:
         if not any(name in columns[t.id].keys for t in trials):
             logged = sorted({k for t in trials for k in columns[t.id].keys})
             raise UsageError(
                 f"no trial among {', '.join(t.short_id for t in trials)} logged a statistic "
                 f"{name!r} ({what})",
-                f"use one of: {', '.join(logged[:20]) or '(none logged yet)'}")
+                f"use one of: {', '.join(logged[:20]) or '(none logged yet)'}",
+            )

@@ -99,8 +99,13 @@ def new_private_file(directory: str, prefix: str) -> tuple[int, str]:
     Like :func:`tempfile.mkstemp`: a random name, created with ``O_EXCL`` (never an existing
     file or a link someone put there) and mode 0600.
     """
-    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
+    flags = (
+        os.O_RDWR
+        | os.O_CREAT
+        | os.O_EXCL
+        | getattr(os, "O_NOFOLLOW", 0)
         | getattr(os, "O_CLOEXEC", 0)
+    )
     for _ in range(100):
         path = os.path.join(directory, prefix + os.urandom(6).hex())
         try:

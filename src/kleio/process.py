@@ -24,8 +24,9 @@ import time
 
 #: Signals Python ignores at start-up and a program started by it must get back as they
 #: were: with SIGPIPE ignored, ``yes | head -1`` in the program would never end.
-RESTORED = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ")
-                 if hasattr(signal, name))
+RESTORED = tuple(
+    getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ") if hasattr(signal, name)
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
@@ -42,8 +43,13 @@ class Finished:
         self.args, self.returncode, self.stdout, self.stderr = args, returncode, stdout, stderr
 
 
-def run(argv: list[str], *, env: dict[str, str] | None = None, input: bytes | None = None,
-        timeout: float = 30.0) -> Finished:
+def run(
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    input: bytes | None = None,
+    timeout: float = 30.0,
+) -> Finished:
     """Run ``argv`` (found on PATH) to its end; capture what it prints.
 
     Raises:
@@ -58,8 +64,7 @@ class Running:
 
     __slots__ = ("_fds", "_input", "argv", "pid", "started")
 
-    def __init__(self, argv: list[str], pid: int, fds: tuple[int, int, int],
-                 input: bytes) -> None:
+    def __init__(self, argv: list[str], pid: int, fds: tuple[int, int, int], input: bytes) -> None:
         self.argv, self.pid, self._fds, self._input = argv, pid, fds, input
         self.started = time.monotonic()
 
@@ -95,8 +100,9 @@ class Running:
         return Finished(self.argv, os.waitstatus_to_exitcode(status), stdout, stderr)
 
 
-def begin(argv: list[str], *, env: dict[str, str] | None = None,
-          input: bytes | None = None) -> Running:
+def begin(
+    argv: list[str], *, env: dict[str, str] | None = None, input: bytes | None = None
+) -> Running:
     """Start ``argv`` (found on PATH) with its outputs piped; :meth:`Running.wait` ends it.
 
     Raises:
@@ -105,15 +111,23 @@ def begin(argv: list[str], *, env: dict[str, str] | None = None,
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     in_r, in_w = os.pipe() if input is not None else (-1, -1)
-    actions: list[tuple[int | str, ...]] = [(os.POSIX_SPAWN_DUP2, out_w, 1),
-                                            (os.POSIX_SPAWN_DUP2, err_w, 2)]
+    actions: list[tuple[int | str, ...]] = [
+        (os.POSIX_SPAWN_DUP2, out_w, 1),
+        (os.POSIX_SPAWN_DUP2, err_w, 2),
+    ]
     if input is not None:
         actions.append((os.POSIX_SPAWN_DUP2, in_r, 0))
     else:
         actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
     try:
-        pid = os.posix_spawnp(argv[0], argv, os.environ if env is None else env,
-                              file_actions=actions, setsigdef=RESTORED, setpgroup=0)
+        pid = os.posix_spawnp(
+            argv[0],
+            argv,
+            os.environ if env is None else env,
+            file_actions=actions,
+            setsigdef=RESTORED,
+            setpgroup=0,
+        )
     except BaseException:
         for fd in (out_r, err_r, in_w):
             if fd >= 0:
@@ -126,8 +140,9 @@ def begin(argv: list[str], *, env: dict[str, str] | None = None,
     return Running(argv, pid, (out_r, err_r, in_w), input or b"")
 
 
-def _communicate(out_r: int, err_r: int, in_w: int, data: bytes,
-                 timeout: float) -> tuple[bytes, bytes]:
+def _communicate(
+    out_r: int, err_r: int, in_w: int, data: bytes, timeout: float
+) -> tuple[bytes, bytes]:
     """Write ``data`` to ``in_w`` and read both outputs to their end, within ``timeout``."""
     chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
     poller = select.poll()
@@ -179,7 +194,7 @@ def _watch_input(poller: select.poll, in_w: int, view: memoryview) -> int:
 def _write_some(in_w: int, view: memoryview) -> memoryview:
     """Write what the pipe takes of ``view``; what is left (nothing once the reader left)."""
     try:
-        return view[os.write(in_w, view[:1 << 16]):]
+        return view[os.write(in_w, view[: 1 << 16]) :]
     except BrokenPipeError:
         return view[:0]
 
@@ -201,16 +216,24 @@ def kill_quietly(pid: int, signo: int) -> None:
         pass
 
 
-def spawn(argv: list[str], *, cwd: str, env: dict[str, str], stdout: int, stderr: int,
-          before_exec: Callable[[], None]) -> int:
+def spawn(
+    argv: list[str],
+    *,
+    cwd: str,
+    env: dict[str, str],
+    stdout: int,
+    stderr: int,
+    before_exec: Callable[[], None],
+) -> int:
     """Start ``argv`` (found on the PATH of ``env``) in ``cwd``; return its pid.
 
     In the child, ``stdout`` and ``stderr`` become its descriptors 1 and 2, every other
     descriptor but 0 is closed, then ``before_exec()`` runs. A failure to start it (a missing
     directory, a file that is not executable) raises :class:`OSError` here, in the parent.
     """
-    return start(argv, cwd=cwd, env=env, stdout=stdout, stderr=stderr,
-                 before_exec=before_exec).confirm()
+    return start(
+        argv, cwd=cwd, env=env, stdout=stdout, stderr=stderr, before_exec=before_exec
+    ).confirm()
 
 
 class Started:
@@ -244,13 +267,21 @@ class Started:
             os.waitpid(self.pid, 0)
             number, _, text = report.partition(b"\0")
             errno = int(number or 0)
-            raise OSError(errno, os.strerror(errno) if errno else text.decode(errors="replace"),
-                          self.argv[0])
+            raise OSError(
+                errno, os.strerror(errno) if errno else text.decode(errors="replace"), self.argv[0]
+            )
         return self.pid
 
 
-def start(argv: list[str], *, cwd: str, env: dict[str, str], stdout: int, stderr: int,
-          before_exec: Callable[[], None]) -> Started:
+def start(
+    argv: list[str],
+    *,
+    cwd: str,
+    env: dict[str, str],
+    stdout: int,
+    stderr: int,
+    before_exec: Callable[[], None],
+) -> Started:
     """Fork the child of :func:`spawn` and return at once: the parent goes on with its own
     work while the child closes descriptors and calls ``exec``; :meth:`Started.confirm`
     tells whether the ``exec`` worked."""

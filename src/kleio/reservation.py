@@ -157,10 +157,14 @@ def current_holder(doc: dict[str, Any], last: Any) -> tuple[dict[str, Any], floa
     """
     data = last.data if last is not None else {}
     named = data.get("runner") or (
-        {key: data[key] for key in _RUNNER_KEYS if key in data} if "pid" in data else {})
+        {key: data[key] for key in _RUNNER_KEYS if key in data} if "pid" in data else {}
+    )
     cached = doc.get("runner") or {}
-    if last is not None and named and any(
-            cached.get(key) != named.get(key) for key in ("host", "pid", "since")):
+    if (
+        last is not None
+        and named
+        and any(cached.get(key) != named.get(key) for key in ("host", "pid", "since"))
+    ):
         return named, last.time  # the document lags: its runner and heartbeat are older
     return (cached or named), doc.get("heartbeat_at")
 
@@ -171,8 +175,13 @@ class Reservation:
 
     __slots__ = ("execution", "failover_of", "next_seq", "previous_status")
 
-    def __init__(self, execution: int, next_seq: int, previous_status: str,
-                 failover_of: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        execution: int,
+        next_seq: int,
+        previous_status: str,
+        failover_of: dict[str, Any] | None,
+    ) -> None:
         self.execution, self.next_seq = execution, next_seq
         self.previous_status, self.failover_of = previous_status, failover_of
 
@@ -202,9 +211,7 @@ def reserve(
         status = last.data.get("status", "new") if last else "new"
         execution = execution_of(last.seq) + 1 if last else 1
         failover_of = None
-        if status == "failover" and last is not None and (
-            time.time() - last.time < stale_after
-        ):
+        if status == "failover" and last is not None and (time.time() - last.time < stale_after):
             # Another runner is taking the trial over right now (its 'reserved' follows).
             taker = last.data.get("by") or {}
             raise busy_error(trial_id, taker, last.time)
@@ -217,18 +224,27 @@ def reserve(
             raise completed_error(trial_id)
         elif status == "broken" and not allow_broken:
             raise NotReservable(
-                f"trial {short} is broken (its last run exited with code "
-                f"{doc.get('exit_code')})",
+                f"trial {short} is broken (its last run exited with code {doc.get('exit_code')})",
                 f"run it again with 'kleio run --allow-broken {short}'",
             )
         seq = first_seq(execution)
         now = time.time()
-        fields = {"status": "reserved", "status_at": now, "runner": runner,
-                  "heartbeat_at": now, "ended_at": None, "exit_code": None,
-                  "stop_requested": None}
+        fields = {
+            "status": "reserved",
+            "status_at": now,
+            "runner": runner,
+            "heartbeat_at": now,
+            "ended_at": None,
+            "exit_code": None,
+            "stop_requested": None,
+        }
         if failover_of is not None:
-            first = (seq, "status", now,
-                     encode({"status": "failover", "runner": failover_of, "by": runner}))
+            first = (
+                seq,
+                "status",
+                now,
+                encode({"status": "failover", "runner": failover_of, "by": runner}),
+            )
             if not store.try_append(trial_id=trial_id, event=first):
                 continue
             seq += 1

@@ -43,8 +43,14 @@ if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are str
     from kleio.config import Config
     from kleio.process import Started
 
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-             signal.SIGUSR2)
+FORWARDED = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 WAITED = set(FORWARDED) | {signal.SIGCHLD, signal.SIGWINCH}
 
@@ -54,9 +60,11 @@ def waited_signals() -> frozenset[int]:
     a script): blocked, Linux would queue them for ``sigtimedwait`` instead of discarding
     them, and a run whose program never got the signal would end 'interrupted'. The program
     inherits them ignored, as it would without kleio."""
-    return frozenset(signo for signo in WAITED
-                     if signo in (signal.SIGCHLD, signal.SIGWINCH)
-                     or signal.getsignal(signo) != signal.SIG_IGN)
+    return frozenset(
+        signo
+        for signo in WAITED
+        if signo in (signal.SIGCHLD, signal.SIGWINCH) or signal.getsignal(signo) != signal.SIG_IGN
+    )
 
 
 def exit_code(status: int) -> int:
@@ -108,8 +116,9 @@ class ChildProcess:
                     os._exit(137)
 
         try:
-            return start(self.argv, cwd=self.cwd, env=self.env, stdout=out, stderr=err,
-                         before_exec=setup)
+            return start(
+                self.argv, cwd=self.cwd, env=self.env, stdout=out, stderr=err, before_exec=setup
+            )
         finally:
             os.close(out)
             os.close(err)
@@ -155,8 +164,18 @@ def _copy_winsize(src: int, dst: int) -> None:
 class Runner:
     """Run one execution of a reserved trial. See the module docstring."""
 
-    def __init__(self, *, store: Store, trial_id: str, execution: int, next_seq: int,
-                 argv: list[str], cwd: str, config: Config, runner_info: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        trial_id: str,
+        execution: int,
+        next_seq: int,
+        argv: list[str],
+        cwd: str,
+        config: Config,
+        runner_info: dict[str, Any],
+    ) -> None:
         self.store = store
         self.trial_id = trial_id
         self.argv = argv
@@ -177,8 +196,9 @@ class Runner:
         """Run the child to its end; return the exit code kleio must exit with."""
         try:
             path = channel_path(self.trial_id)
-            self.ledger_dir = ledger.create_execution_dir(self.spool_dir, self.trial_id,
-                                                          self.execution, self.store.uri)
+            self.ledger_dir = ledger.create_execution_dir(
+                self.spool_dir, self.trial_id, self.execution, self.store.uri
+            )
         except Exception as error:
             # The trial was reserved: give it back (resumable) before telling why.
             self._abandon("interrupted", None, str(error))
@@ -222,8 +242,8 @@ class Runner:
             fields.update(ended_at=now, exit_code=code)
         try:
             self.store.append_events(
-                trial_id=self.trial_id,
-                events=[(self.next_seq, "status", now, encode(data))])
+                trial_id=self.trial_id, events=[(self.next_seq, "status", now, encode(data))]
+            )
             self.store.update_trial(trial_id=self.trial_id, fields=fields)
         except Exception as failure:
             from kleio.writer import warn
@@ -255,27 +275,36 @@ class Runner:
         ledger.finish(self.ledger_dir, None, complete=True)
         from kleio.errors import CannotExecute
 
-        raise CannotExecute(f"cannot execute {self.argv[0]}: {error.strerror or error}",
-                            exec_hint(error, self.argv, self.cwd)) from None
+        raise CannotExecute(
+            f"cannot execute {self.argv[0]}: {error.strerror or error}",
+            exec_hint(error, self.argv, self.cwd),
+        ) from None
+
 
 def exec_hint(error: OSError, argv: list[str], cwd: str) -> str:
     """What to do when the program could not be executed, by the reason the system gave."""
     import errno
 
     if error.errno == errno.E2BIG:
-        return ("its arguments and environment are longer than the system accepts: pass long "
-                "values in a file, or unset large environment variables")
+        return (
+            "its arguments and environment are longer than the system accepts: pass long "
+            "values in a file, or unset large environment variables"
+        )
     if error.errno == errno.ENOENT:  # the file exists (checked before): its interpreter not
-        interpreter = _interpreter_of(os.path.join(cwd, argv[0]) if os.sep in argv[0]
-                                      else argv[0])
+        interpreter = _interpreter_of(os.path.join(cwd, argv[0]) if os.sep in argv[0] else argv[0])
         if interpreter:
-            return (f"its '#!' line names {interpreter}, which does not exist here: install it, "
-                    "or fix the line (e.g. '#!/usr/bin/env python3')")
+            return (
+                f"its '#!' line names {interpreter}, which does not exist here: install it, "
+                "or fix the line (e.g. '#!/usr/bin/env python3')"
+            )
     if error.errno == errno.EACCES:
-        return (f"make it executable ('chmod +x {argv[0]}'), or run it through its "
-                "interpreter (e.g. 'kleio bash script.sh')")
-    return ("give a script a '#!' line, or run it through its interpreter "
-            "(e.g. 'kleio bash script.sh')")
+        return (
+            f"make it executable ('chmod +x {argv[0]}'), or run it through its "
+            "interpreter (e.g. 'kleio bash script.sh')"
+        )
+    return (
+        "give a script a '#!' line, or run it through its interpreter (e.g. 'kleio bash script.sh')"
+    )
 
 
 def _interpreter_of(program: str) -> str | None:
@@ -307,8 +336,16 @@ def final_status(code: int, *, interrupted: int | None, stop_requested: bool) ->
     return "broken"
 
 
-def run_reserved(*, store: Store, config: Config, trial_id: str, reservation: Any,
-                 runner_info: dict[str, Any], argv: list[str], cwd: str) -> int:
+def run_reserved(
+    *,
+    store: Store,
+    config: Config,
+    trial_id: str,
+    reservation: Any,
+    runner_info: dict[str, Any],
+    argv: list[str],
+    cwd: str,
+) -> int:
     """Run one execution of a trial reserved by :func:`kleio.reservation.reserve`.
 
     First, what earlier runs of the trial left on this host (a runner killed, the journal
@@ -319,8 +356,10 @@ def run_reserved(*, store: Store, config: Config, trial_id: str, reservation: An
     except Exception as error:
         from kleio.writer import warn
 
-        warn(f"could not journal what an earlier run of this trial left on this host "
-             f"({error}); 'kleio sync' will try again")
+        warn(
+            f"could not journal what an earlier run of this trial left on this host "
+            f"({error}); 'kleio sync' will try again"
+        )
     return Runner(
         store=store,
         trial_id=trial_id,

@@ -107,9 +107,12 @@ def replay_file(store: Store, path: str) -> int:
             pass
 
 
-def store_each(store: Store, trial_id: str, events: list[NewEvent],
-               refused: Callable[[NewEvent, BaseException], None]
-               ) -> tuple[int, list[NewEvent], StoreUnavailable | None]:
+def store_each(
+    store: Store,
+    trial_id: str,
+    events: list[NewEvent],
+    refused: Callable[[NewEvent, BaseException], None],
+) -> tuple[int, list[NewEvent], StoreUnavailable | None]:
     """Append ``events`` one by one, after the journal refused their batch for what an event
     holds: ``refused(event, error)`` is told each event it refuses again (dropped).
 
@@ -143,11 +146,14 @@ def _append_what_is_taken(store: Store, trial_id: str, events: list[NewEvent]) -
     except StoreUnavailable:
         raise
     except Exception:
+
         def told(event: NewEvent, error: BaseException) -> None:
             import sys
 
-            sys.stderr.write(f"kleio: warning: the journal refused a {event[1]} event of "
-                             f"trial {trial_id[:7]} ({error}); it is dropped\n")
+            sys.stderr.write(
+                f"kleio: warning: the journal refused a {event[1]} event of "
+                f"trial {trial_id[:7]} ({error}); it is dropped\n"
+            )
 
         inserted, _, down = store_each(store, trial_id, events, told)
         if down is not None:

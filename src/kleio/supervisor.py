@@ -40,13 +40,17 @@ SI_USER, SI_QUEUE = 0, -1
 DUPLICATE_WINDOW = 0.2
 
 
-def supervise(runner: Runner, child: ChildProcess, pid: int,
-              listener: _socket.socket) -> int:
+def supervise(runner: Runner, child: ChildProcess, pid: int, listener: _socket.socket) -> int:
     """Journal the run of the started program ``pid`` to its end; return its exit code."""
     try:
-        writer = Writer(runner.store, runner.trial_id, runner.next_seq,
-                        Spool(runner.spool_dir, runner.trial_id, runner.execution),
-                        runner.config.flush_interval, runner_info=runner.runner_info)
+        writer = Writer(
+            runner.store,
+            runner.trial_id,
+            runner.next_seq,
+            Spool(runner.spool_dir, runner.trial_id, runner.execution),
+            runner.config.flush_interval,
+            runner_info=runner.runner_info,
+        )
     except BaseException:  # the program must not run unwatched
         kill_quietly(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -67,8 +71,14 @@ def supervise(runner: Runner, child: ChildProcess, pid: int,
     try:
         # 'running' first: the writer journals it before the program's first line (and
         # before the checks that line makes it load).
-        writer.send(Status("running", started, {"pid_child": pid, **runner.runner_info},
-                           {"heartbeat_at": started, "started_at": started}))
+        writer.send(
+            Status(
+                "running",
+                started,
+                {"pid_child": pid, **runner.runner_info},
+                {"heartbeat_at": started, "started_at": started},
+            )
+        )
         declared = _configured_metrics(runner.config) if first_run else None
         if declared is not None:
             writer.send(Events("metrics", started, [encode(declared)]))
@@ -91,8 +101,9 @@ def supervise(runner: Runner, child: ChildProcess, pid: int,
             writer.join()
     code = exit_code(status)
     ended = time.time()
-    final = final_status(code, interrupted=interrupted,
-                         stop_requested=writer.stop_request is not None)
+    final = final_status(
+        code, interrupted=interrupted, stop_requested=writer.stop_request is not None
+    )
     # ``stopped_by`` in the journal: the signal another process (a person, a scheduler)
     # sent to stop the run, as opposed to the program dying of a signal on its own.
     data: dict[str, Any] = {"exit_code": code}
@@ -104,18 +115,22 @@ def supervise(runner: Runner, child: ChildProcess, pid: int,
     writer.send(Stop())
     writer.join()
     if not writer.finish():
-        warn(f"the journal is still unavailable; {writer.spool.path} holds this run's "
-              "last events: run 'kleio sync' when the journal is back")
-    ledger.finish(runner.ledger_dir, reader,
-                  complete=writer.durable and "errors" not in writer.problems)
+        warn(
+            f"the journal is still unavailable; {writer.spool.path} holds this run's "
+            "last events: run 'kleio sync' when the journal is back"
+        )
+    ledger.finish(
+        runner.ledger_dir, reader, complete=writer.durable and "errors" not in writer.problems
+    )
     if not writer.durable:
-        warn(f"some of this run's records are not journalled yet; they wait in "
-             f"{runner.ledger_dir}: run 'kleio sync' once the journal or the disk is back")
+        warn(
+            f"some of this run's records are not journalled yet; they wait in "
+            f"{runner.ledger_dir}: run 'kleio sync' once the journal or the disk is back"
+        )
     return code
 
 
-def _wait(writer: Writer, child: ChildProcess, pid: int, runner: Runner
-          ) -> tuple[int, int | None]:
+def _wait(writer: Writer, child: ChildProcess, pid: int, runner: Runner) -> tuple[int, int | None]:
     """Wait for the child, forwarding signals and beating; return (status, interrupt)."""
     waiter = _Waiter(writer, child, pid, runner.config, runner.runner_info)
     while True:
@@ -132,8 +147,14 @@ class _Waiter:
     """The runner's main loop between two signals: heartbeats, the lease, the stop grace,
     and what each signal means (the child's end, a resize, one to forward)."""
 
-    def __init__(self, writer: Writer, child: ChildProcess, pid: int, config: Config,
-                 runner_info: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        writer: Writer,
+        child: ChildProcess,
+        pid: int,
+        config: Config,
+        runner_info: dict[str, Any],
+    ) -> None:
         self.writer, self.child, self.pid = writer, child, pid
         self.interval = config.heartbeat_interval
         self.grace = config.stop_grace
@@ -212,8 +233,9 @@ class _Waiter:
         self.last_forwarded[key] = now
         # Sharing the terminal's process group, the child already got a Ctrl-C: then
         # forward only what another process sent to the runner itself.
-        if not duplicate and (self.child.own_group or info.si_code in (SI_USER, SI_QUEUE)
-                              or info.si_pid):
+        if not duplicate and (
+            self.child.own_group or info.si_code in (SI_USER, SI_QUEUE) or info.si_pid
+        ):
             kill_quietly(self.pid, signo)
 
 
@@ -225,8 +247,7 @@ def _configured_metrics(config: Config) -> dict[str, Any] | None:
         return None
     modes = {str(name): mode for name, mode in setting.items() if name != "primary"}
     primary = setting.get("primary")
-    return {"metrics": modes, "primary": str(primary) if primary else None,
-            "source": "kleio.yaml"}
+    return {"metrics": modes, "primary": str(primary) if primary else None, "source": "kleio.yaml"}
 
 
 def _checks(config: Config, writer: Writer, trial_id: str) -> Any:

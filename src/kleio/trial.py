@@ -30,9 +30,7 @@ def check_executable(argv: list[str], cwd: str) -> None:
         if os.path.isdir(path) or not os.access(path, os.X_OK):
             raise CannotExecute(f"cannot execute {program}: permission denied or not a file")
     elif which(program) is None:
-        raise CommandNotFound(
-            f"command not found: {program}", "check its spelling and your PATH"
-        )
+        raise CommandNotFound(f"command not found: {program}", "check its spelling and your PATH")
 
 
 def which(program: str) -> str | None:
@@ -58,9 +56,7 @@ def resolve_trial(store: Store, prefix: str) -> dict[str, Any]:
         raise TrialNotFound("an empty id matches no trial", "list trials with 'kleio ls'")
     ids = store.resolve_id(prefix=prefix.lower())
     if not ids:
-        raise TrialNotFound(
-            f"no trial matches id {prefix!r}", "list trials with 'kleio ls'"
-        )
+        raise TrialNotFound(f"no trial matches id {prefix!r}", "list trials with 'kleio ls'")
     if len(ids) > 1:
         listed = ", ".join(i[:12] for i in ids[:5])
         more = " ..." if len(ids) > 5 else ""
@@ -77,8 +73,9 @@ def looks_like_id(token: str) -> bool:
     return 4 <= len(token) <= 64 and all(c in "0123456789abcdef" for c in token.lower())
 
 
-def build_trial(argv: list[str], cwd: str, config: Config,
-                tags: list[str] | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
+def build_trial(
+    argv: list[str], cwd: str, config: Config, tags: list[str] | None = None
+) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Describe and snapshot a command: the trial document and the blobs it refers to."""
     from kleio.identity import describe_command
     from kleio.snapshot.code import code_snapshot

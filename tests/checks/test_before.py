@@ -13,8 +13,7 @@ def doc(argv, config=None, gpus=()):
 
 def test_no_seed_anywhere_is_one_warning():
     (found,) = warnings(doc(["python", "train.py", "--lr", "0.1"], {"lr": "0.1"}), {})
-    assert found.startswith("no seed-like option (such as --seed) and no seed in the "
-                            "environment")
+    assert found.startswith("no seed-like option (such as --seed) and no seed in the environment")
 
 
 def test_a_seed_option_or_variable_is_enough():
@@ -29,9 +28,11 @@ def test_gpu_variables_that_name_no_device():
     seeded = ["python", "train.py", "--seed", "0"]
     assert warnings(doc(seeded), {"CUDA_VISIBLE_DEVICES": "0"}) == [
         "CUDA_VISIBLE_DEVICES=0 but this host has no NVIDIA GPU (nvidia-smi finds none): the "
-        "program will run on the CPU, or fail"]
+        "program will run on the CPU, or fail"
+    ]
     assert warnings(doc(seeded, gpus=[GPU, GPU]), {"CUDA_VISIBLE_DEVICES": "1,3"}) == [
-        "CUDA_VISIBLE_DEVICES=1,3 names device 3, but this host has 2 GPUs (0 to 1)"]
+        "CUDA_VISIBLE_DEVICES=1,3 names device 3, but this host has 2 GPUs (0 to 1)"
+    ]
     assert warnings(doc(seeded, gpus=[GPU, GPU]), {"CUDA_VISIBLE_DEVICES": "1"}) == []
     for value in ("", "-1", "none", "all"):
         assert warnings(doc(seeded), {"CUDA_VISIBLE_DEVICES": value}) == []

@@ -45,13 +45,19 @@ def test_builtin_checks_are_registered_in_setup_cfg_as_entry_points():
         name, _, spec = line.partition("=")
         declared[name.strip()] = spec.strip()
     assert declared == BUILTIN
-    assert list(registry.available()) [:len(BUILTIN)] == list(BUILTIN)
+    assert list(registry.available())[: len(BUILTIN)] == list(BUILTIN)
 
 
 def test_nan_and_infinities_are_told_once_per_key_with_the_step():
-    found = feed(engine(), [{"step": 1, "loss": 0.5}, {"step": 5, "loss": math.nan},
-                            {"step": 6, "loss": math.nan, "acc": math.inf},
-                            {"step": 7, "acc": -math.inf}])
+    found = feed(
+        engine(),
+        [
+            {"step": 1, "loss": 0.5},
+            {"step": 5, "loss": math.nan},
+            {"step": 6, "loss": math.nan, "acc": math.inf},
+            {"step": 7, "acc": -math.inf},
+        ],
+    )
     nan = [f for f in found if f.name == "nan"]
     assert [(f.key, f.message, f.seq, f.severity) for f in nan] == [
         ("loss", "loss is NaN at step=5", 1001, "error"),
@@ -66,8 +72,11 @@ def test_divergence_of_a_min_metric_after_warmup():
     assert len(found) == 1 and found[0].key == "loss" and found[0].seq == 1011
     assert "15 times its best 0.1" in found[0].message
     # A max metric that grows, or an undeclared name, never diverges.
-    assert not [f for f in feed(engine(), [{"acc": 0.01 * 2 ** i, "lr": 2.0 ** i}
-                                           for i in range(12)]) if f.name == "diverged"]
+    assert not [
+        f
+        for f in feed(engine(), [{"acc": 0.01 * 2**i, "lr": 2.0**i} for i in range(12)])
+        if f.name == "diverged"
+    ]
 
 
 def test_divergence_factor_comes_from_the_settings():
@@ -77,19 +86,25 @@ def test_divergence_factor_comes_from_the_settings():
 
 
 def test_plateau_of_the_first_validation_metric_when_none_is_declared():
-    stats = [{"epoch": i, "train_loss": 1.0 / (i + 1), "val_acc": min(0.5 + i / 100, 0.6)}
-             for i in range(40)]
+    stats = [
+        {"epoch": i, "train_loss": 1.0 / (i + 1), "val_acc": min(0.5 + i / 100, 0.6)}
+        for i in range(40)
+    ]
     found = [f for f in feed(engine(), stats) if f.name == "plateau"]
     assert len(found) == 1 and found[0].key == "val_acc"
-    assert found[0].message.startswith("val_acc has not improved for 20 values (best 0.6 at "
-                                       "epoch=10")
+    assert found[0].message.startswith(
+        "val_acc has not improved for 20 values (best 0.6 at epoch=10"
+    )
 
 
 def test_plateau_follows_the_declared_primary_metric():
     stats = [{"epoch": i, "val_acc": 0.5, "train_loss": 1.0} for i in range(30)]
     declared = Declarations({}, primary="train_loss")
-    found = [f for f in feed(engine({"plateau": {"patience": 5}}, declared), stats)
-             if f.name == "plateau"]
+    found = [
+        f
+        for f in feed(engine({"plateau": {"patience": 5}}, declared), stats)
+        if f.name == "plateau"
+    ]
     assert [f.key for f in found] == ["train_loss"]
 
 
@@ -109,12 +124,16 @@ def test_overfitting_when_validation_worsens_while_training_improves():
 
 def test_a_validation_metric_at_its_best_again_or_a_tiny_gap_is_no_overfitting():
     # val_acc stays at its best 0.96 (ties) while training accuracy creeps up.
-    ties = [{"epoch": e, "acc": 0.95 + 0.001 * e, "val_acc": min(0.96, 0.9 + 0.02 * e)}
-            for e in range(20)]
+    ties = [
+        {"epoch": e, "acc": 0.95 + 0.001 * e, "val_acc": min(0.96, 0.9 + 0.02 * e)}
+        for e in range(20)
+    ]
     assert "overfitting" not in names(feed(engine(), ties))
     # Validation as good as training at its best (gap <= 0): a gap of 0.001 is not "wide".
-    tiny = [{"epoch": e, "loss": 0.5 - 0.0001 * e, "val_loss": 0.5 if e == 0 else 0.5005}
-            for e in range(20)]
+    tiny = [
+        {"epoch": e, "loss": 0.5 - 0.0001 * e, "val_loss": 0.5 if e == 0 else 0.5005}
+        for e in range(20)
+    ]
     assert "overfitting" not in names(feed(engine(), tiny))
 
 
@@ -131,8 +150,9 @@ def test_silent_trial_is_told_once_per_silence():
     assert eng.line(Line(1, 10.0, "stdout", "epoch 1")) == []
     assert eng.tick(69.0) == []
     first = eng.tick(70.5)
-    assert names(first) == ["silent"] and first[0].message.startswith("no output and no "
-                                                                      "statistic for 60 s")
+    assert names(first) == ["silent"] and first[0].message.startswith(
+        "no output and no statistic for 60 s"
+    )
     assert eng.tick(200.0) == []  # told once
     eng.statistic(Statistic(2, 300.0, {"loss": 1.0}, 0))
     assert names(eng.tick(400.0)) == ["silent"]  # a new silence
@@ -142,8 +162,9 @@ def test_repeated_error_lines_digits_aside():
     eng = engine({"repeated_error": {"count": 3}})
     found = []
     for attempt in range(5):
-        found += eng.line(Line(attempt, 0.0, "stderr",
-                               f"ConnectionError: refused (attempt {attempt})"))
+        found += eng.line(
+            Line(attempt, 0.0, "stderr", f"ConnectionError: refused (attempt {attempt})")
+        )
         found += eng.line(Line(attempt, 0.0, "stdout", "epoch done"))
     assert [(f.name, f.seq) for f in found] == [("repeated_error", 2)]
     assert "3 times on stderr" in found[0].message
@@ -183,8 +204,7 @@ def test_a_check_that_raises_is_disabled_and_reported_the_others_go_on():
     failures = []
     context = Context()
     problems: list[str] = []
-    checks = [Exploding(context, {}), Wrong(context, {}),
-              *registry.build({}, context, problems)]
+    checks = [Exploding(context, {}), Wrong(context, {}), *registry.build({}, context, problems)]
     eng = Engine(checks, context, on_failure=lambda name, error: failures.append(name))
     found = feed(eng, [{"loss": math.nan}, {"loss": math.nan}, {"acc": math.nan}])
     assert names(found) == ["nan", "nan"]
@@ -195,19 +215,28 @@ def test_a_check_that_raises_is_disabled_and_reported_the_others_go_on():
 
 def test_finding_json_shape():
     finding = Finding("nan", "error", "loss is NaN at step=5", 7, "loss")
-    assert finding.to_json() == {"name": "nan", "severity": "error",
-                                 "message": "loss is NaN at step=5", "trigger": 7,
-                                 "key": "loss"}
+    assert finding.to_json() == {
+        "name": "nan",
+        "severity": "error",
+        "message": "loss is NaN at step=5",
+        "trigger": 7,
+        "key": "loss",
+    }
 
 
 def test_registry_refuses_classes_that_are_not_checks(monkeypatch):
     problems: list[str] = []
-    monkeypatch.setattr(registry, "entry_point_specs",
-                        lambda: {"bad": "kleio.checks:Finding", "missing": "no.such:Thing"})
+    monkeypatch.setattr(
+        registry,
+        "entry_point_specs",
+        lambda: {"bad": "kleio.checks:Finding", "missing": "no.such:Thing"},
+    )
     found = registry.available(problems)
     assert "bad" not in found and "missing" not in found and "nan" in found
-    assert problems[0] == ("check 'bad' (kleio.checks:Finding) cannot be loaded: "
-                           "kleio.checks:Finding is not a subclass of kleio.checks.Check")
+    assert problems[0] == (
+        "check 'bad' (kleio.checks:Finding) cannot be loaded: "
+        "kleio.checks:Finding is not a subclass of kleio.checks.Check"
+    )
     assert problems[1].startswith("check 'missing' (no.such:Thing) cannot be loaded: ")
 
 
@@ -220,8 +249,7 @@ def test_a_threshold_must_be_a_number(value):
 
 def test_integers_past_any_float_are_no_number_to_check():
     """10**400 is valid JSON: the checks skip it instead of failing on float()."""
-    stats = [{"step": i, "loss": 10**400, "val_loss": -(10**400), "acc": 1.0}
-             for i in range(30)]
+    stats = [{"step": i, "loss": 10**400, "val_loss": -(10**400), "acc": 1.0} for i in range(30)]
     eng = engine()
     feed(eng, stats)
     assert eng.failed == {}  # no OverflowError switched a check off

@@ -55,7 +55,8 @@ def test_nan_at_step_5_is_told_once_journalled_and_shown(git_repo, journal):
     ident = trial_id(git_repo)
     info = json.loads(run_kleio("info", ident, "--json").stdout)
     assert [(c["name"], c["severity"], c["key"]) for c in info["checks"]] == [
-        ("nan", "error", "loss")]
+        ("nan", "error", "loss")
+    ]
     human = run_kleio("info", ident)
     assert "loss is NaN at step=5 [nan]" in human.stdout
     listing = run_kleio("ls")
@@ -65,27 +66,34 @@ def test_nan_at_step_5_is_told_once_journalled_and_shown(git_repo, journal):
     assert check.returncode == 1, check.stderr
     (report,) = json.loads(check.stdout)
     assert [(f["name"], f["message"], f["trigger"]) for f in report["findings"]] == [
-        ("nan", "loss is NaN at step=5", info["checks"][0]["trigger"])]
+        ("nan", "loss is NaN at step=5", info["checks"][0]["trigger"])
+    ]
     assert report["errors"] == 1 and report["executions"] == 1
 
 
 @pytest.mark.capability("nan")  # MongoDB stores NaN; the nx-27017 wire server refuses it
 def test_stop_on_nan_stops_the_program_like_kleio_stop_and_it_resumes(git_repo, journal):
-    write(git_repo / "nan.py", """
+    write(
+        git_repo / "nan.py",
+        """
         import time
         from kleio.client.logger import kleio_logger as k
         for step in range(3000):
             k.log_statistic(step=step, loss=float("nan") if step >= 5 else 1.0)
             time.sleep(0.01)  # a long run, unless it is stopped
         print("ran to the end")
-    """)
-    result = run_kleio("python", "nan.py", "--seed", "1",
-                       env={**os.environ, "KLEIO_STOP_ON": "nan"})
+    """,
+    )
+    result = run_kleio(
+        "python", "nan.py", "--seed", "1", env={**os.environ, "KLEIO_STOP_ON": "nan"}
+    )
     assert result.returncode == 143, result.stderr  # the program died of SIGTERM
     assert "ran to the end" not in result.stdout
     (line,) = kleio_lines(result.stderr)
-    assert line.startswith("kleio: error: loss is NaN at step=5 [check nan]; stopping the "
-                           "program (stop_on: nan); resume it with 'kleio run ")
+    assert line.startswith(
+        "kleio: error: loss is NaN at step=5 [check nan]; stopping the "
+        "program (stop_on: nan); resume it with 'kleio run "
+    )
     ident = trial_id(git_repo)
     info = json.loads(run_kleio("info", ident, "--json").stdout)
     assert info["status"] == "suspended"
@@ -104,30 +112,38 @@ def test_stop_on_nan_stops_the_program_like_kleio_stop_and_it_resumes(git_repo, 
 
 
 def test_divergence_and_plateau_through_the_runner_and_kleio_check(git_repo, journal):
-    write(git_repo / "diverge.py", """
+    write(
+        git_repo / "diverge.py",
+        """
         from kleio.client.logger import kleio_logger as k
         for step in range(12):
             k.log_statistic(step=step, loss=1.0 / (step + 1) if step < 10 else 50.0)
-    """)
-    write(git_repo / "plateau.py", """
+    """,
+    )
+    write(
+        git_repo / "plateau.py",
+        """
         from kleio.client.logger import kleio_logger as k
         for epoch in range(30):
             k.log_statistic(epoch=epoch, val_acc=min(0.5 + epoch / 100, 0.55))
-    """)
+    """,
+    )
     diverged = run_kleio("python", "diverge.py")
     assert kleio_lines(diverged.stderr) == [
         "kleio: error: loss is 50 at step=10, 500 times its best 0.1: the run is diverging "
-        "[check diverged]"]
+        "[check diverged]"
+    ]
     plateau = run_kleio("python", "plateau.py")
     assert kleio_lines(plateau.stderr) == [
         "kleio: warning: val_acc has not improved for 20 values (best 0.55 at epoch=5, now "
-        "0.55 at epoch=25) [check plateau]"]
+        "0.55 at epoch=25) [check plateau]"
+    ]
     listing = run_kleio("ls").stdout
     assert "completed!" in listing and "completed?" in listing
     ids = [t["id"] for t in json.loads(run_kleio("ls", "--json").stdout)]
     check = run_kleio("check", *ids)
     assert check.returncode == 1
-    assert check.stdout.splitlines()[1].split() [:2] == ["warning", "plateau"]
+    assert check.stdout.splitlines()[1].split()[:2] == ["warning", "plateau"]
     assert "error    diverged" in check.stdout
     only_plateau = run_kleio("check", ids[0])
     assert only_plateau.returncode == 0, only_plateau.stdout  # warnings only: success
@@ -135,18 +151,29 @@ def test_divergence_and_plateau_through_the_runner_and_kleio_check(git_repo, jou
 
 def test_a_silent_program_is_told_while_it_runs(git_repo, db_uri, tmp_path):
     release = tmp_path / "release"
-    write(git_repo / "quiet.py", f"""
+    write(
+        git_repo / "quiet.py",
+        f"""
         import os, time
         print("started", flush=True)
         for _ in range(3000):  # at most 30 s: waits for the test to see the warning
             if os.path.exists({str(release)!r}):
                 break
             time.sleep(0.01)
-    """)
-    env = {**os.environ, "KLEIO_CHECKS": json.dumps({"silent": {"after": 0.3}}),
-           "KLEIO_HEARTBEAT_INTERVAL": "0.05"}
-    proc = subprocess.Popen([sys.executable, "-m", "kleio", "python", "quiet.py"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    """,
+    )
+    env = {
+        **os.environ,
+        "KLEIO_CHECKS": json.dumps({"silent": {"after": 0.3}}),
+        "KLEIO_HEARTBEAT_INTERVAL": "0.05",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kleio", "python", "quiet.py"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         told = []
         for line in proc.stderr:
@@ -159,8 +186,11 @@ def test_a_silent_program_is_told_while_it_runs(git_repo, db_uri, tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0
-    assert len(told) == 1 and told[0].startswith("kleio: warning: no output and no statistic "
-                                                 "for ") and told[0].endswith("[check silent]")
+    assert (
+        len(told) == 1
+        and told[0].startswith("kleio: warning: no output and no statistic for ")
+        and told[0].endswith("[check silent]")
+    )
     assert not kleio_lines(rest)
     ident = trial_id(git_repo)
     again = run_kleio("check", ident, "--json", env=env)
@@ -171,15 +201,30 @@ def test_a_silent_program_is_told_while_it_runs(git_repo, db_uri, tmp_path):
 
 
 def test_kleio_check_over_a_trial_journalled_without_checks(git_repo, journal):
-    write(git_repo / "nan.py", """
+    write(
+        git_repo / "nan.py",
+        """
         from kleio.client.logger import kleio_logger as k
         for step in range(12):
             k.log_statistic(step=step, loss=1.0 / (step + 1) if step < 10 else 50.0)
         for i in range(12):
             print("RuntimeError: CUDA error: an illegal memory access, retry", i)
-    """)
-    off = json.dumps({name: "off" for name in ("nan", "diverged", "plateau", "overfitting",
-                                               "step_backwards", "silent", "repeated_error")})
+    """,
+    )
+    off = json.dumps(
+        {
+            name: "off"
+            for name in (
+                "nan",
+                "diverged",
+                "plateau",
+                "overfitting",
+                "step_backwards",
+                "silent",
+                "repeated_error",
+            )
+        }
+    )
     result = run_kleio("python", "nan.py", env={**os.environ, "KLEIO_CHECKS": off})
     assert result.returncode == 0 and not kleio_lines(result.stderr)
     ident = trial_id(git_repo)
@@ -207,8 +252,10 @@ def test_kleio_check_errors(git_repo, db_uri):
     write(git_repo / "kleio.yaml", "checks:\n  silent: {afterr: 3}\n")
     bad = run_kleio("check", trial_id(git_repo))
     assert bad.returncode == 65
-    assert bad.stderr.startswith("error: check 'silent' has no threshold 'afterr' (its "
-                                 "thresholds: after). Installed checks: nan, diverged, ")
+    assert bad.stderr.startswith(
+        "error: check 'silent' has no threshold 'afterr' (its "
+        "thresholds: after). Installed checks: nan, diverged, "
+    )
     write(git_repo / "kleio.yaml", "stop_on: [nann]\n")
     bad = run_kleio("check", trial_id(git_repo))
     assert bad.returncode == 65
@@ -252,25 +299,28 @@ class ZeroLr(Check):
 """
 
 
-def test_a_third_party_check_from_an_entry_point_and_one_that_raises(git_repo, db_uri,
-                                                                    tmp_path):
+def test_a_third_party_check_from_an_entry_point_and_one_that_raises(git_repo, db_uri, tmp_path):
     site = tmp_path / "plugin"
     (site / "myplugin-0.1.dist-info").mkdir(parents=True)
     (site / "myplugin.py").write_text(PLUGIN)
     (site / "myplugin-0.1.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: myplugin\nVersion: 0.1\n")
+        "Metadata-Version: 2.1\nName: myplugin\nVersion: 0.1\n"
+    )
     (site / "myplugin-0.1.dist-info" / "entry_points.txt").write_text(
-        "[kleio.checks]\nboom = myplugin:Boom\nzero_lr = myplugin:ZeroLr\n")
+        "[kleio.checks]\nboom = myplugin:Boom\nzero_lr = myplugin:ZeroLr\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(site)}
     listed = json.loads(run_kleio("check", "--list", "--json", env=env).stdout)
     assert [c["name"] for c in listed][-2:] == ["boom", "zero_lr"]
-    write(git_repo / "lr.py", """
+    write(
+        git_repo / "lr.py",
+        """
         from kleio.client.logger import kleio_logger as k
         for step in range(6):
             k.log_statistic(step=step, lr=0)
-    """)
-    result = run_kleio("python", "lr.py", env={**env, "KLEIO_CHECKS": '{"zero_lr": '
-                                                                      '{"after": 4}}'})
+    """,
+    )
+    result = run_kleio("python", "lr.py", env={**env, "KLEIO_CHECKS": '{"zero_lr": {"after": 4}}'})
     assert result.returncode == 0, result.stderr
     assert kleio_lines(result.stderr) == [
         "kleio: warning: check boom raised RuntimeError: a bug in a plugin; it is disabled "
@@ -288,5 +338,6 @@ def test_a_third_party_check_from_an_entry_point_and_one_that_raises(git_repo, d
     check = run_kleio("check", ident, "--json", env=env)
     (report,) = json.loads(check.stdout)
     assert [f["name"] for f in report["findings"]] == ["zero_lr"]
-    assert report["failed_checks"] == [{"name": "boom", "error": "RuntimeError: a bug in a "
-                                        "plugin", "execution": 1}]
+    assert report["failed_checks"] == [
+        {"name": "boom", "error": "RuntimeError: a bug in a plugin", "execution": 1}
+    ]

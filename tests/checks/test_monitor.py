@@ -57,8 +57,10 @@ def monitor(stop_on=(), extra=()):
 
 
 def stats(start, count, nan_at=None):
-    return [json.dumps({"step": i, "loss": float("nan") if i == nan_at else 1.0 / (i + 1)})
-            for i in range(start, start + count)]
+    return [
+        json.dumps({"step": i, "loss": float("nan") if i == nan_at else 1.0 / (i + 1)})
+        for i in range(start, start + count)
+    ]
 
 
 def test_every_statistic_is_checked_within_the_budget():
@@ -81,8 +83,13 @@ def test_beyond_the_budget_a_sample_is_checked_but_every_nan_is_found(monkeypatc
     (event,) = writer.pending
     seq, kind, when, data = event
     assert (seq, kind, when) == (1000, "check", 5.0)
-    assert json.loads(data) == {"name": "nan", "severity": "error", "key": "loss",
-                                "message": "loss is NaN at step=31337", "trigger": 31_338}
+    assert json.loads(data) == {
+        "name": "nan",
+        "severity": "error",
+        "key": "loss",
+        "message": "loss is NaN at step=31337",
+        "trigger": 31_338,
+    }
     assert writer.next_seq == 1001
     # The trial's cached counts add this run's findings to the earlier executions' ones.
     assert writer.fields == [{"checks": {"warning": 2, "error": 1}}]
@@ -90,9 +97,11 @@ def test_beyond_the_budget_a_sample_is_checked_but_every_nan_is_found(monkeypatc
 
 def test_ledger_records_and_the_string_nan_is_no_finding():
     mon, writer = monitor()
-    events = [(7, "statistic", 1.0, json.dumps({"note": "NaN", "x": 1})),
-              (8, "artifact", 1.0, "{}"),
-              (9, "statistic", 1.0, json.dumps({"x": float("inf")}))]
+    events = [
+        (7, "statistic", 1.0, json.dumps({"note": "NaN", "x": 1})),
+        (8, "artifact", 1.0, "{}"),
+        (9, "statistic", 1.0, json.dumps({"x": float("inf")})),
+    ]
     mon.records(events)
     assert [json.loads(e[3])["message"] for e in writer.pending] == ["x is +inf at statistic #2"]
     assert json.loads(writer.pending[0][3])["trigger"] == 9

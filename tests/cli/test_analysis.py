@@ -65,8 +65,9 @@ def run_here(*args, cwd=None, env=None, timeout=60, input=None):
     finally:
         os.chdir(here)
         sys.stdin, sys.stdout, sys.stderr = streams
-    return subprocess.CompletedProcess(["kleio", *args], code, out.getvalue().decode(),
-                                       err.getvalue().decode())
+    return subprocess.CompletedProcess(
+        ["kleio", *args], code, out.getvalue().decode(), err.getvalue().decode()
+    )
 
 
 #: How the tests run reading commands: the real entry point in a process of its own
@@ -87,8 +88,9 @@ def journal(request, git_repo, tmp_path, monkeypatch):
     else:
         uri = request.getfixturevalue("mongodb_db_uri")
         monkeypatch.setattr(sys.modules[__name__], "RUN", run_here)
-        monkeypatch.setattr(sys.modules[__name__], "SIDE",
-                            "sqlite://" + str(tmp_path / "side" / "kleio.db"))
+        monkeypatch.setattr(
+            sys.modules[__name__], "SIDE", "sqlite://" + str(tmp_path / "side" / "kleio.db")
+        )
     monkeypatch.setenv("KLEIO_DB", uri)
     write(git_repo / "train.py", TRAIN)
     git(git_repo, "add", "train.py")
@@ -120,13 +122,28 @@ def copy_journal(source, target):
         for doc in src.find_trials(sort="created_at"):
             if not dst.create_trial(doc=doc):
                 continue
-            dst.update_trial(trial_id=doc["id"], fields={
-                k: v for k, v in doc.items() if k in ("status", "status_at", "heartbeat_at",
-                                                      "runner", "started_at", "ended_at",
-                                                      "exit_code", "checks")})
+            dst.update_trial(
+                trial_id=doc["id"],
+                fields={
+                    k: v
+                    for k, v in doc.items()
+                    if k
+                    in (
+                        "status",
+                        "status_at",
+                        "heartbeat_at",
+                        "runner",
+                        "started_at",
+                        "ended_at",
+                        "exit_code",
+                        "checks",
+                    )
+                },
+            )
             events = src.read_events(trial_id=doc["id"])
-            dst.append_events(trial_id=doc["id"], events=[
-                (e.seq, e.kind, e.time, encode(e.data)) for e in events])
+            dst.append_events(
+                trial_id=doc["id"], events=[(e.seq, e.kind, e.time, encode(e.data)) for e in events]
+            )
         for folder, _, files in os.walk(blobs):
             for name in files:
                 if not name.startswith(".") and not dst.has_blob(sha256=name):
@@ -137,8 +154,9 @@ def copy_journal(source, target):
 def sweep(repo, settings=((0.1, 1), (0.1, 2), (0.3, 1), (0.3, 2))):
     ids = {}
     for lr, seed in settings:
-        done = run_program("-q", "python", "train.py", "--lr", str(lr), "--seed", str(seed),
-                           cwd=repo)
+        done = run_program(
+            "-q", "python", "train.py", "--lr", str(lr), "--seed", str(seed), cwd=repo
+        )
         assert done.returncode == 0, done.stderr
         ids[(lr, seed)] = _ids(repo)[0]
     return ids
@@ -161,8 +179,7 @@ def test_rank_filter_group_compare_export(journal, git_repo):
     best_id = ids[(0.3, 1)]
     listed = json.loads(ok("ls", "--json", cwd=git_repo))
     first = listed[0]
-    for key in ("id", "status", "command", "options", "tags", "metrics", "started_at",
-                "duration"):
+    for key in ("id", "status", "command", "options", "tags", "metrics", "started_at", "duration"):
         assert key in first
     assert first["options"] == {"lr": "0.3", "seed": "2"}
     assert first["metrics"]["val_acc"]["mode"] == "max"
@@ -172,27 +189,42 @@ def test_rank_filter_group_compare_export(journal, git_repo):
     assert first["primary_metric"] == "val_acc"
     # Ranked by the primary metric's best; the default column is that metric.
     table = ok("ls", "--sort", "-val_acc", cwd=git_repo)
-    assert table.splitlines()[0].split()[:5] == ["ID", "STATUS", "STARTED", "DURATION",
-                                                 "VAL_ACC"]
+    assert table.splitlines()[0].split()[:5] == ["ID", "STATUS", "STARTED", "DURATION", "VAL_ACC"]
     assert table.splitlines()[1].startswith(best_id[:7])
     ranked = json.loads(ok("ls", "--sort", "val_loss", "--json", cwd=git_repo))
     assert ranked[0]["id"] == best_id
     # Filters combine with AND; a column per option and metric.
-    shown = ok("ls", "--where", "lr<0.2", "--where", "status=completed", "--columns",
-               "lr,seed,val_loss.last", cwd=git_repo)
+    shown = ok(
+        "ls",
+        "--where",
+        "lr<0.2",
+        "--where",
+        "status=completed",
+        "--columns",
+        "lr,seed,val_loss.last",
+        cwd=git_repo,
+    )
     assert "LR" in shown and "VAL_LOSS.LAST" in shown and len(shown.splitlines()) == 3
     assert json.loads(ok("ls", "--tag", "nope", "--json", cwd=git_repo)) == []
-    assert len(json.loads(ok("ls", "--since", "1h", "--project", "team/project", "--json",
-                             cwd=git_repo))) == 4
+    assert (
+        len(
+            json.loads(
+                ok("ls", "--since", "1h", "--project", "team/project", "--json", cwd=git_repo)
+            )
+        )
+        == 4
+    )
     limited = ok("ls", "--limit", "1", cwd=git_repo)
     assert "more trials match" in limited and "--all" in limited
     # best, for scripts
     assert ok("best", cwd=git_repo).strip() == best_id[:7]
     assert ok("best", "--metric", "val_loss", cwd=git_repo).strip() == best_id[:7]
-    assert ok("best", "--metric", "epoch:min", cwd=git_repo).strip() in {i[:7] for i in
-                                                                       ids.values()}
-    assert json.loads(ok("best", "--json", "--where", "lr=0.1", cwd=git_repo))["id"] == \
-        ids[(0.1, 1)]
+    assert ok("best", "--metric", "epoch:min", cwd=git_repo).strip() in {
+        i[:7] for i in ids.values()
+    }
+    assert (
+        json.loads(ok("best", "--json", "--where", "lr=0.1", cwd=git_repo))["id"] == ids[(0.1, 1)]
+    )
     # groups: seeds averaged
     grouped = json.loads(ok("ls", "--group-by-except", "seed", "--json", cwd=git_repo))
     assert sorted(g["n"] for g in grouped) == [2, 2]
@@ -205,8 +237,7 @@ def test_rank_filter_group_compare_export(journal, git_repo):
     acc = next(m for m in many["metrics"] if m["name"] == "val_acc")
     assert acc["best_trial"] == best_id and acc["mode"] == "max"
     assert {o["option"] for o in many["options"]} == {"lr", "seed"}
-    assert "val_acc best (max)" in ok("compare", *[i[:8] for i in ids.values()],
-                                      cwd=git_repo)
+    assert "val_acc best (max)" in ok("compare", *[i[:8] for i in ids.values()], cwd=git_repo)
     two = json.loads(ok("diff", "--json", ids[(0.1, 1)][:8], best_id[:8], cwd=git_repo))
     better = {s["key"]: s["better"] for s in two["statistics"]}
     assert better["val_loss"] == "lower" and better["val_acc"] == "higher"
@@ -214,11 +245,24 @@ def test_rank_filter_group_compare_export(journal, git_repo):
     # export
     rows = list(csv.DictReader(io.StringIO(ok("export", cwd=git_repo))))
     assert len(rows) == 4 and {"id", "lr", "seed", "val_acc.best", "val_loss.last"} <= set(rows[0])
-    lines = ok("export", "--format", "jsonl", "--statistics", "--where", "lr=0.1",
-               "--where", "seed=1", cwd=git_repo).splitlines()
+    lines = ok(
+        "export",
+        "--format",
+        "jsonl",
+        "--statistics",
+        "--where",
+        "lr=0.1",
+        "--where",
+        "seed=1",
+        cwd=git_repo,
+    ).splitlines()
     assert [json.loads(line)["statistic"]["epoch"] for line in lines] == [1, 2, 3]
-    assert json.loads(ok("export", "--format", "jsonl", "--limit", "1",
-                         cwd=git_repo))["metrics"]["val_acc"]["mode"] == "max"
+    assert (
+        json.loads(ok("export", "--format", "jsonl", "--limit", "1", cwd=git_repo))["metrics"][
+            "val_acc"
+        ]["mode"]
+        == "max"
+    )
     out = git_repo / "trials.csv"
     ok("export", "--statistics", "-o", str(out), cwd=git_repo)
     assert out.stat().st_mode & 0o077 == 0
@@ -275,8 +319,14 @@ def test_rm_removes_trials_events_and_unshared_blobs(journal, git_repo):
     assert len(_ids(git_repo)) == 3
     # A trial held by a live runner (elsewhere, fresh heartbeat) is refused as busy.
     with open_store(journal) as store:
-        store.update_trial(trial_id=b, fields={"status": "running", "heartbeat_at": time.time(),
-                                               "runner": {"host": "elsewhere", "pid": 1}})
+        store.update_trial(
+            trial_id=b,
+            fields={
+                "status": "running",
+                "heartbeat_at": time.time(),
+                "runner": {"host": "elsewhere", "pid": 1},
+            },
+        )
     busy = RUN("rm", "--yes", b[:8], cwd=git_repo)
     assert busy.returncode == errors.EXIT_BUSY and "kleio stop" in busy.stderr
     with open_store(journal) as store:
@@ -295,8 +345,9 @@ def test_rm_removes_trials_events_and_unshared_blobs(journal, git_repo):
             assert not store.has_blob(sha256=digest)
     assert done["bytes_freed"] > 0 and done["blobs"] >= 1
     # What a dead runner left on this host must be journalled (kleio sync) first.
-    leftover = os.path.join(os.environ["XDG_STATE_HOME"], "kleio", "spool", "ledger",
-                            f"{b}-1-999999999")
+    leftover = os.path.join(
+        os.environ["XDG_STATE_HOME"], "kleio", "spool", "ledger", f"{b}-1-999999999"
+    )
     os.makedirs(leftover)
     pending = RUN("rm", "-y", b[:8], cwd=git_repo)
     assert pending.returncode == errors.EXIT_BUSY and "kleio sync" in pending.stderr
@@ -309,8 +360,9 @@ def test_rm_removes_trials_events_and_unshared_blobs(journal, git_repo):
 def _blob_digests(store, trial_id):
     from kleio.cli.rm import blobs_of
 
-    return {d for d in blobs_of(store, store.get_trial(trial_id=trial_id))
-            if store.has_blob(sha256=d)}
+    return {
+        d for d in blobs_of(store, store.get_trial(trial_id=trial_id)) if store.has_blob(sha256=d)
+    }
 
 
 CHECKPOINT = """
@@ -330,8 +382,10 @@ def test_tags_notes_and_artifacts_after_creation(journal, git_repo, tmp_path):
     assert run_program("-q", "python", "ck.py", cwd=git_repo).returncode == 0
     trial = _ids(git_repo)[0]
     short = trial[:8]
-    assert ok("tag", short, "+best", "draft", cwd=git_repo).strip() == \
-        f"trial {trial[:7]} tags: best, draft"
+    assert (
+        ok("tag", short, "+best", "draft", cwd=git_repo).strip()
+        == f"trial {trial[:7]} tags: best, draft"
+    )
     assert json.loads(ok("tag", short, "-draft", "--json", cwd=git_repo))["tags"] == ["best"]
     bad = RUN("tag", short, "+", cwd=git_repo)
     assert bad.returncode == errors.EXIT_USAGE and "not a tag" in bad.stderr
@@ -354,8 +408,9 @@ def test_tags_notes_and_artifacts_after_creation(journal, git_repo, tmp_path):
     ok("artifacts", short, "ck", "--extract", str(tmp_path / "restored"), cwd=git_repo)
     assert (tmp_path / "restored" / "w.txt").read_text() == "weights 2"
     missing = RUN("artifacts", short, "ck", "--where", "step>5", "-o", "x", cwd=git_repo)
-    assert missing.returncode == errors.EXIT_NOT_FOUND and "no artifact named 'ck'" in \
-        missing.stderr
+    assert (
+        missing.returncode == errors.EXIT_NOT_FOUND and "no artifact named 'ck'" in missing.stderr
+    )
 
 
 def test_cat_streams_the_same_bytes_as_it_printed_decoded():
@@ -367,18 +422,31 @@ def test_cat_streams_the_same_bytes_as_it_printed_decoded():
     from kleio.cli.common import json_line
     from kleio.storage.base import decode, encode
 
-    samples = [{"epoch": 1, "loss": 0.5}, {"a": 1e-05, "b": -0.0, "c": True, "d": None,
-                                           "e": 12345678901234567890},
-               {"k,": 1}, {"k:": 2}, {"x": "s"}, {"n": float("nan")}, {"u": "é"}, {"é": 1},
-               {}, {"l": [1, 2]}, {"a": {"b": 1}}, {"x": float("inf")}, {"s": "\udc80"}]
+    samples = [
+        {"epoch": 1, "loss": 0.5},
+        {"a": 1e-05, "b": -0.0, "c": True, "d": None, "e": 12345678901234567890},
+        {"k,": 1},
+        {"k:": 2},
+        {"x": "s"},
+        {"n": float("nan")},
+        {"u": "é"},
+        {"é": 1},
+        {},
+        {"l": [1, 2]},
+        {"a": {"b": 1}},
+        {"x": float("inf")},
+        {"s": "\udc80"},
+    ]
     for data in samples:
         text = encode(data)
         strict = "NaN" not in text and "Infinity" not in text
         assert b"".join(json_lines([[text if strict else data]])) == json_line(decode(text))
     texts = [encode(d) for d in samples if "NaN" not in encode(d) and "Inf" not in encode(d)]
     assert b"".join(json_lines([texts[:2], texts, texts[:1]])) == b"".join(
-        json_line(decode(t)) for t in texts[:2] + texts + texts[:1])
+        json_line(decode(t)) for t in texts[:2] + texts + texts[:1]
+    )
     rng = random.Random(3)
-    rows = samples + [{"epoch": i, "loss": rng.random(), "note": "x" * rng.randint(0, 300)}
-                      for i in range(50)]
+    rows = samples + [
+        {"epoch": i, "loss": rng.random(), "note": "x" * rng.randint(0, 300)} for i in range(50)
+    ]
     assert "".join(stream_table(lambda: iter(rows))) == statistics_table(rows)

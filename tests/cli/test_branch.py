@@ -43,11 +43,14 @@ ONCE = """
 
 
 def test_code_change_is_refused_with_a_readable_list(git_repo, db_uri):
-    write(git_repo / "train.py", """
+    write(
+        git_repo / "train.py",
+        """
         import os, signal
         print("args")
         os.kill(os.getpid(), signal.SIGTERM)
-    """)
+    """,
+    )
     git(git_repo, "commit", "-q", "-am", "a run that is interrupted")
     first = run_kleio("python", "train.py", "--lr", "0.1", cwd=git_repo)
     assert first.returncode == 128 + signal.SIGTERM
@@ -55,8 +58,10 @@ def test_code_change_is_refused_with_a_readable_list(git_repo, db_uri):
     with open(git_repo / "train.py", "a", encoding="utf-8") as handle:
         handle.write("print('one more line')\n")
     write(git_repo / "helper.py", "X = 1\n")
-    for args, again in ((["python", "train.py", "--lr", "0.1"], "python train.py --lr 0.1"),
-                        (["run", trial], trial)):
+    for args, again in (
+        (["python", "train.py", "--lr", "0.1"], "python train.py --lr 0.1"),
+        (["run", trial], trial),
+    ):
         refused = run_kleio(*args, cwd=git_repo)
         assert refused.returncode == errors.EXIT_CHANGED, refused.stderr
         assert refused.stdout == ""  # nothing ran
@@ -84,10 +89,12 @@ def test_a_completed_trial_is_refused_as_completed_before_any_change_check(git_r
         assert refused.stderr.splitlines() == [
             f"error: trial {trial} is completed and is not run again. Read it with "
             f"'kleio cat {trial}', or start a new trial with 'kleio branch {trial} "
-            "--OPTION VALUE'."]
+            "--OPTION VALUE'."
+        ]
     # Asked to branch the changed code, it does.
-    branched_run = run_kleio("run", "--allow-code-change", "python", "train.py", "--lr", "0.1",
-                             cwd=git_repo)
+    branched_run = run_kleio(
+        "run", "--allow-code-change", "python", "train.py", "--lr", "0.1", cwd=git_repo
+    )
     assert branched_run.returncode == 0, branched_run.stderr
     assert branched(branched_run.stderr)[0] == trial
 
@@ -118,8 +125,9 @@ def test_allow_code_change_branches_and_parent_stays_resumable(git_repo, db_uri)
     assert run_kleio("cat", child, cwd=git_repo).stdout == "run first\nrun again\nnew code\n"
     details = info(git_repo, child)
     assert details["parent"]["id"].startswith(parent)
-    assert details["ancestors"] == [{"id": details["parent"]["id"],
-                                     "cut": details["parent"]["cut"]}]
+    assert details["ancestors"] == [
+        {"id": details["parent"]["id"], "cut": details["parent"]["cut"]}
+    ]
     assert details["code"]["dirty"] is True
     assert info(git_repo, parent)["code"]["dirty"] is False
     human = run_kleio("info", child, cwd=git_repo).stdout
@@ -158,11 +166,16 @@ def test_branch_replaces_and_adds_options(git_repo, db_uri):
     assert result.stdout == "args ['data', '--lr=0.05', '--fast', '--epochs', '3']\n"
     assert branched(result.stderr)[0] == parent
     child = short_id(result.stderr)
-    assert info(git_repo, child)["config"] == {"lr": "0.05", "fast": True, "epochs": "3",
-                                                "_pos": ["data"]}
+    assert info(git_repo, child)["config"] == {
+        "lr": "0.05",
+        "fast": True,
+        "epochs": "3",
+        "_pos": ["data"],
+    }
     # Deterministic: the same parent, cut and options are the same trial.
-    again = run_kleio("branch", parent, "--no-run", "--lr=0.05", "--epochs", "3", "--fast",
-                      cwd=git_repo)
+    again = run_kleio(
+        "branch", parent, "--no-run", "--lr=0.05", "--epochs", "3", "--fast", cwd=git_repo
+    )
     assert again.returncode == 0 and again.stdout.strip().startswith(child)
     other = run_kleio("branch", "--no-run", parent, "--lr", "0.01", cwd=git_repo)
     assert other.stdout.strip()[:7] not in (child, parent)
@@ -187,13 +200,13 @@ def example(git_repo):
 
 
 def test_branch_at_epoch_continues_from_the_checkpoint(example, db_uri):
-    first = run_kleio("python", "logistic_regression.py", "--epochs", "10",
-                      "--checkpoint-every", "5", cwd=example)
+    first = run_kleio(
+        "python", "logistic_regression.py", "--epochs", "10", "--checkpoint-every", "5", cwd=example
+    )
     assert first.returncode == 0, first.stderr
     parent = short_id(first.stderr)
     assert [s["epoch"] for s in stats(example, parent)] == list(range(1, 11))
-    result = run_kleio("branch", parent, "--timestamp", "epoch=5", "--epochs", "8",
-                       cwd=example)
+    result = run_kleio("branch", parent, "--timestamp", "epoch=5", "--epochs", "8", cwd=example)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "resuming from the checkpoint of epoch 5"
     assert "epoch   1 " not in result.stdout
@@ -205,8 +218,10 @@ def test_branch_at_epoch_continues_from_the_checkpoint(example, db_uri):
         [doc] = store.find_trials(id_prefix=child)
         own = store.read_events(trial_id=doc["id"], kinds=("statistic",))
         assert [e.data["epoch"] for e in own] == [6, 7, 8]
-        artifacts = [e.data["metadata"]["epoch"] for e in store.iter_lineage_events(
-            trial_id=doc["id"], kinds=("artifact",))]
+        artifacts = [
+            e.data["metadata"]["epoch"]
+            for e in store.iter_lineage_events(trial_id=doc["id"], kinds=("artifact",))
+        ]
         assert artifacts == [5, 8]  # the parent's checkpoint of epoch 10 is past the cut
     tail = run_kleio("tail", "-n", "2", child, cwd=example)
     assert tail.stdout.splitlines()[-1].startswith("epoch   8")

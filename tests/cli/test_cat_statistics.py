@@ -31,16 +31,16 @@ HOSTILE = [
     '{"step":12, "loss":0.4}',
     ' {"step":13,"loss":0.4} ',
     '{"step":14,"loss":0.4,}',
-    '[1,2]',
+    "[1,2]",
     '"text"',
-    '',
-    'not json',
+    "",
+    "not json",
     '{"step":15,"loss":true,"acc":null,"flag":false}',
     '{"step":16,"last":"' + "x" * 300 + '"}',
     '{"step":17}\n{"step":18}',  # a newline inside one statistic's text
     '{"step":19,"ctl\\u0001":1}',
     '{"step":20,"loss":0.5}{"step":21,"loss":0.6}',
-    '{}',
+    "{}",
     '{"step":22,"loss":1e16,"acc":123456.5,"x":1234565.0,"y":0.0001,"z":0.00001}',
     '{"step":23,"loss":-1.5e-300,"acc":5e-324}',
     '{"a":1,"b":2}',
@@ -52,8 +52,12 @@ HOSTILE = [
 
 def flat(rng):
     """A statistic as the logger writes it (same keys, same order), now and then odd."""
-    stat = {"step": rng.randrange(10**6), "epoch": rng.randrange(100),
-            "loss": rng.random() * 10 ** rng.randint(-8, 8), "acc": rng.random()}
+    stat = {
+        "step": rng.randrange(10**6),
+        "epoch": rng.randrange(100),
+        "loss": rng.random() * 10 ** rng.randint(-8, 8),
+        "acc": rng.random(),
+    }
     if rng.random() < 0.05:
         stat["acc"] = rng.choice([1, -3, True, None, float("nan"), -0.0, 10**30])
     if rng.random() < 0.03:
@@ -66,7 +70,7 @@ def batches_of(rng, texts):
     out, low = [], 0
     while low < len(texts):
         size = rng.choice([1, 2, 3, 7, 50, 500])
-        batch = texts[low:low + size]
+        batch = texts[low : low + size]
         if rng.random() < 0.1:
             batch = [decode(batch[0]), *batch[1:]]
         out.append(batch)
@@ -106,8 +110,9 @@ def test_the_table_and_json_are_the_bytes_of_one_statistic_at_a_time(seed):
         texts.insert(rng.randrange(len(texts) + 1), rng.choice(HOSTILE))
     batches = batches_of(rng, texts)
     assert table_now(batches) == table_before(batches)
-    ascii_only = all(isinstance(i, dict) or i.isascii() or not _FLAT.fullmatch(i)
-                     for b in batches for i in b)
+    ascii_only = all(
+        isinstance(i, dict) or i.isascii() or not _FLAT.fullmatch(i) for b in batches for i in b
+    )
     if ascii_only:  # (a flat text that is not ASCII fails in both, as before)
         assert json_now(batches) == json_before(batches)
 
@@ -123,10 +128,25 @@ def test_each_hostile_text_alone_and_among_flat_ones(text):
 
 def test_floats_format_as_before():
     rng = random.Random(5)
-    values = [rng.random() * 10 ** rng.randint(-330, 308) * rng.choice([1, -1])
-              for _ in range(20000)]
-    values += [float("inf"), float("-inf"), float("nan"), -0.0, 0.0, 5e-324, 1e16, 1e-5,
-               123456.5, 1234565.0, 0.0001, 0.00001, 999999.5, 9999995.0]
+    values = [
+        rng.random() * 10 ** rng.randint(-330, 308) * rng.choice([1, -1]) for _ in range(20000)
+    ]
+    values += [
+        float("inf"),
+        float("-inf"),
+        float("nan"),
+        -0.0,
+        0.0,
+        5e-324,
+        1e16,
+        1e-5,
+        123456.5,
+        1234565.0,
+        0.0001,
+        0.00001,
+        999999.5,
+        9999995.0,
+    ]
     texts = [json.dumps({"v": v}, separators=(",", ":")) for v in values]
     assert table_now([texts]) == table_before([texts])
 
@@ -143,12 +163,15 @@ def test_a_branch_s_lineage_through_the_store(tmp_path):
     with open_store("sqlite://" + str(tmp_path / "k.db")) as store:
         store.create_trial(doc={"id": "p", "created_at": 1.0})
         texts = [flat(rng) for _ in range(300)] + HOSTILE[:12]
-        store.append_events(trial_id="p", events=[(SEQ + i, "statistic", 1.0, t)
-                                                  for i, t in enumerate(texts)])
-        store.create_trial(doc={"id": "c", "created_at": 2.0,
-                                "parent": {"id": "p", "cut": SEQ + 150}})
-        store.append_events(trial_id="c", events=[(SEQ + i, "statistic", 1.0, flat(rng))
-                                                  for i in range(40)])
+        store.append_events(
+            trial_id="p", events=[(SEQ + i, "statistic", 1.0, t) for i, t in enumerate(texts)]
+        )
+        store.create_trial(
+            doc={"id": "c", "created_at": 2.0, "parent": {"id": "p", "cut": SEQ + 150}}
+        )
+        store.append_events(
+            trial_id="c", events=[(SEQ + i, "statistic", 1.0, flat(rng)) for i in range(40)]
+        )
         batches = list(store.iter_lineage_raw(trial_id="c", kind="statistic"))
         rows = [e.data for e in store.iter_lineage_events(trial_id="c", kinds=("statistic",))]
         assert sum(map(len, batches)) == len(rows) == 191
@@ -163,6 +186,10 @@ def test_a_logger_s_batch_is_taken_column_by_column():
     texts = [encode({"step": i, "loss": rng.random(), "ok": True}) for i in range(100)]
     keys, columns, _ = _columns(texts)
     assert keys == ("step", "loss", "ok") and list(columns[0]) == list(range(100))
-    for text in ('{"step":1}', '{"loss":1,"step":2}', '{"step":1,"loss":"x","ok":true}',
-                 '{"step":1,"loss":1,2,"ok":true}'):
+    for text in (
+        '{"step":1}',
+        '{"loss":1,"step":2}',
+        '{"step":1,"loss":"x","ok":true}',
+        '{"step":1,"loss":1,2,"ok":true}',
+    ):
         assert _columns([*texts[:3], text]) is None

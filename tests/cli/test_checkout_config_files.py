@@ -38,7 +38,8 @@ def _setup(git_repo, tmp_path):
 
 
 def test_diff_shows_and_checkout_restores_a_config_file_outside_the_repository(
-        git_repo, db_uri, tmp_path):
+    git_repo, db_uri, tmp_path
+):
     _trial.seen = set()
     config = _setup(git_repo, tmp_path)
     a, _ = _trial(git_repo, config)
@@ -80,11 +81,12 @@ def test_checkout_without_o_leaves_the_repository_clean(git_repo, db_uri, tmp_pa
 
 @pytest.mark.parametrize("absolute", ["../../escape.yaml", "/x/.git/hooks/pre-commit"])
 def test_checkout_refuses_a_config_file_entry_that_leaves_the_directory(
-        git_repo, db_uri, tmp_path, absolute):
+    git_repo, db_uri, tmp_path, absolute
+):
     _trial.seen = set()
     config = _setup(git_repo, tmp_path)
     a, _ = _trial(git_repo, config)
-    path = db_uri[len("sqlite://"):]
+    path = db_uri[len("sqlite://") :]
     with sqlite3.connect(path) as db:
         (doc,) = db.execute("SELECT doc FROM trials WHERE id = ?", (a,)).fetchone()
         doc = json.loads(doc)

@@ -63,8 +63,10 @@ def test_diff_and_checkout(git_repo, db_uri, tmp_path):
     assert (out / "util.py").read_text() == "HELPER = 1\n"
     head = git(out, "rev-parse", "HEAD").strip()
     assert head == git(git_repo, "rev-parse", "HEAD").strip()
-    assert git(out, "remote", "get-url", "origin").strip() == \
-        "https://example.invalid/team/project.git"
+    assert (
+        git(out, "remote", "get-url", "origin").strip()
+        == "https://example.invalid/team/project.git"
+    )
     # In the checkout, the trial's command is the same trial, with the same code.
     again = run_kleio("run", b, cwd=out)
     assert again.returncode == errors.EXIT_NOT_RESERVABLE, again.stderr  # completed
@@ -78,29 +80,39 @@ def test_diff_and_checkout(git_repo, db_uri, tmp_path):
 
 def test_pdb_reads_commands_from_stdin(git_repo, db_uri):
     a, b = _two_trials(git_repo)
-    commands = ("p trial.statistics[-1]['epoch'], len(trial.statistics)\n"
-                "p trial.artifact('w.bin')\n"
-                "p trial.info['parent']['id'][:7]\n"
-                "c\n")
+    commands = (
+        "p trial.statistics[-1]['epoch'], len(trial.statistics)\n"
+        "p trial.artifact('w.bin')\n"
+        "p trial.info['parent']['id'][:7]\n"
+        "c\n"
+    )
     result = run_kleio("pdb", b, input=commands, cwd=git_repo)
     assert result.returncode == 0, result.stderr
     assert "(3, 6)" in result.stdout
     assert "b'weights-2'" in result.stdout
     assert f"'{a}'" in result.stdout
-    no_tty = subprocess.run([sys.executable, "-m", "kleio", "pdb", b], cwd=git_repo,
-                            stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    no_tty = subprocess.run(
+        [sys.executable, "-m", "kleio", "pdb", b],
+        cwd=git_repo,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+    )
     assert no_tty.returncode == errors.EXIT_NO_TTY
     assert no_tty.stderr.startswith("error: kleio pdb needs a terminal")
 
 
 def test_pdb_rerun_stops_post_mortem_and_journals_nothing(git_repo, db_uri):
-    write(git_repo / "crash.py", """
+    write(
+        git_repo / "crash.py",
+        """
         import sys
         def divide(x):
             return 1 / x
         print("starting", sys.argv[1:])
         divide(int(sys.argv[2]))
-    """)
+    """,
+    )
     first = run_kleio("python", "crash.py", "--x", "0", cwd=git_repo)
     assert first.returncode == 1
     trial = short_id(first.stderr)
@@ -114,8 +126,9 @@ def test_pdb_rerun_stops_post_mortem_and_journals_nothing(git_repo, db_uri):
     assert "-> return 1 / x" in result.stdout and "(Pdb) 0" in result.stdout
     assert "warning" not in result.stderr  # the code is the trial's
     # A breakpoint given on stdin stops the program there, before the crash.
-    stopped = run_kleio("pdb", "--rerun", trial, input="b crash.py:4\nc\np ('at', x)\nq\n",
-                        cwd=git_repo)
+    stopped = run_kleio(
+        "pdb", "--rerun", trial, input="b crash.py:4\nc\np ('at', x)\nq\n", cwd=git_repo
+    )
     assert "(Pdb) ('at', 0)" in stopped.stdout, stopped.stdout
     assert "Traceback" not in stopped.stdout + stopped.stderr  # stopped before the division
     with open_store(db_uri) as store:
@@ -128,19 +141,24 @@ def test_pdb_rerun_stops_post_mortem_and_journals_nothing(git_repo, db_uri):
     assert "untracked file changed: crash.py" in edited.stderr
 
 
-
 def test_checkout_puts_back_the_commit_and_says_what_stays_masked(git_repo, db_uri, tmp_path):
-    write(git_repo / "train.py", """
+    write(
+        git_repo / "train.py",
+        """
         API_KEY = "sk-committedcommittedcommitted"
         print("ok")
-    """)
+    """,
+    )
     git(git_repo, "commit", "-q", "-am", "a key")
     # The key leaves the code; a new secret comes in an untracked file.
-    write(git_repo / "train.py", """
+    write(
+        git_repo / "train.py",
+        """
         import os
         API_KEY = os.environ.get("KEY")
         print("ok")
-    """)
+    """,
+    )
     write(git_repo / "local.sh", "export DB_PASSWORD=hunter2\n")
     trial = short_id(run_kleio("python", "train.py", cwd=git_repo).stderr)
     out = tmp_path / "co"
@@ -171,7 +189,7 @@ def _tampered(git_repo, db_uri, original=None, *, untracked=None, patch=None, **
             code["dirty"] = True
     code.update(fields)
     # As whoever can write the journal file would: past the store's own API.
-    with sqlite3.connect(db_uri[len("sqlite://"):]) as db:
+    with sqlite3.connect(db_uri[len("sqlite://") :]) as db:
         db.execute("UPDATE trials SET doc = ? WHERE id = ?", (json.dumps(doc), doc["id"]))
     db.close()
     return doc["id"][:7]
@@ -179,14 +197,17 @@ def _tampered(git_repo, db_uri, original=None, *, untracked=None, patch=None, **
 
 def _new_file(path, content=b"echo pwned\n", mode="100755"):
     lines = content.decode().splitlines()
-    return (f"diff --git a/{path} b/{path}\nnew file mode {mode}\n--- /dev/null\n"
-            f"+++ b/{path}\n@@ -0,0 +1,{len(lines)} @@\n"
-            + "".join(f"+{line}\n" for line in lines)).encode()
+    return (
+        f"diff --git a/{path} b/{path}\nnew file mode {mode}\n--- /dev/null\n"
+        f"+++ b/{path}\n@@ -0,0 +1,{len(lines)} @@\n" + "".join(f"+{line}\n" for line in lines)
+    ).encode()
 
 
 def _symlink(path, target):
-    return (f"diff --git a/{path} b/{path}\nnew file mode 120000\n--- /dev/null\n"
-            f"+++ b/{path}\n@@ -0,0 +1 @@\n+{target}\n\\ No newline at end of file\n").encode()
+    return (
+        f"diff --git a/{path} b/{path}\nnew file mode 120000\n--- /dev/null\n"
+        f"+++ b/{path}\n@@ -0,0 +1 @@\n+{target}\n\\ No newline at end of file\n"
+    ).encode()
 
 
 TAMPERINGS = [
@@ -239,8 +260,10 @@ def test_diff_refuses_a_tampered_journal(git_repo, db_uri):
     bad = _tampered(git_repo, db_uri, untracked="../evil.py")
     compared = run_kleio("diff", good, bad, cwd=git_repo)
     assert compared.returncode == errors.EXIT_USAGE
-    assert compared.stderr.startswith("error: refusing the trial's recorded code: untracked "
-                                      "file '../evil.py' leaves the directory")
+    assert compared.stderr.startswith(
+        "error: refusing the trial's recorded code: untracked "
+        "file '../evil.py' leaves the directory"
+    )
 
 
 def test_checkout_writes_nothing_through_a_link_in_the_commit(git_repo, db_uri, tmp_path):
@@ -265,8 +288,12 @@ def test_checkout_outside_git_writes_only_the_script_by_its_name(tmp_path, db_ur
     assert (tmp_path / "co" / "t.py").read_text() == "TOKEN = '***'\nprint(1)\n"
     with open_store(db_uri) as store:
         [original] = store.find_trials(id_prefix=trial)
-    for fields in [{"script": "/x/.."}, {"script": "/x/.git"}, {"script": "/x/"},
-                   {"script_sha256": "../../etc/passwd"}]:
+    for fields in [
+        {"script": "/x/.."},
+        {"script": "/x/.git"},
+        {"script": "/x/"},
+        {"script_sha256": "../../etc/passwd"},
+    ]:
         _tampered(None, db_uri, original, **fields)
         refused = run_kleio("checkout", trial, "-o", str(tmp_path / "again"), cwd=plain)
         assert refused.returncode == errors.EXIT_USAGE, (fields, refused.stderr)
@@ -277,11 +304,39 @@ def test_checkout_outside_git_writes_only_the_script_by_its_name(tmp_path, db_ur
 def test_safe_path_accepts_names_and_refuses_places():
     from kleio.codestate import UnsafeSnapshot, safe_path
 
-    for path in ["a.py", "pkg/mod.py", ".gitignore", ".github/ci.yml", "a/b.git", "git",
-                 "sp ace/\u00e9.py", "\udcff.py", "x" * 255]:
+    for path in [
+        "a.py",
+        "pkg/mod.py",
+        ".gitignore",
+        ".github/ci.yml",
+        "a/b.git",
+        "git",
+        "sp ace/\u00e9.py",
+        "\udcff.py",
+        "x" * 255,
+    ]:
         assert safe_path(path, "file") == path
-    for path in ["", "/etc/x", "../x", "a/../../x", "a//b", "a/", "./a", ".git", "a/.git/x",
-                 ".GIT/x", ".git./x", ".git::$INDEX_ALLOCATION/x", "git~1/x", ".g\u200cit/x",
-                 "a\0b", "x" * 256, "\ud800.py", None, 3, ["a"]]:
+    for path in [
+        "",
+        "/etc/x",
+        "../x",
+        "a/../../x",
+        "a//b",
+        "a/",
+        "./a",
+        ".git",
+        "a/.git/x",
+        ".GIT/x",
+        ".git./x",
+        ".git::$INDEX_ALLOCATION/x",
+        "git~1/x",
+        ".g\u200cit/x",
+        "a\0b",
+        "x" * 256,
+        "\ud800.py",
+        None,
+        3,
+        ["a"],
+    ]:
         with pytest.raises(UnsafeSnapshot):
             safe_path(path, "file")

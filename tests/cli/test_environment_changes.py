@@ -26,8 +26,15 @@ def first_run(repo, **env):
 def test_placement_and_host_never_refuse_a_resume(git_repo, db_uri):
     first_run(git_repo, CUDA_VISIBLE_DEVICES="0", OMP_NUM_THREADS="8", KLEIO_HOSTNAME="node1")
     # Another node of the cluster, other devices and thread counts: the same trial resumes.
-    moved = {**os.environ, "FAIL": "0", "CUDA_VISIBLE_DEVICES": "2,3", "OMP_NUM_THREADS": "2",
-             "MKL_NUM_THREADS": "2", "SLURM_JOB_ID": "77", "KLEIO_HOSTNAME": "node7"}
+    moved = {
+        **os.environ,
+        "FAIL": "0",
+        "CUDA_VISIBLE_DEVICES": "2,3",
+        "OMP_NUM_THREADS": "2",
+        "MKL_NUM_THREADS": "2",
+        "SLURM_JOB_ID": "77",
+        "KLEIO_HOSTNAME": "node7",
+    }
     result = run_kleio("run", "--allow-broken", "python", "job.py", cwd=git_repo, env=moved)
     assert result.returncode == 0, result.stderr
     assert "changed" not in result.stderr
@@ -47,10 +54,26 @@ def test_diff_lists_what_does_not_refuse(git_repo, db_uri):
     write(git_repo / "job.py", SCRIPT)
     git(repo := git_repo, "add", "job.py")
     git(repo, "commit", "-q", "-m", "job")
-    a = run_kleio("run", "-q", "python", "job.py", "--n", "1", cwd=repo,
-                  env={**os.environ, "OMP_NUM_THREADS": "8", "KLEIO_HOSTNAME": "node1"})
-    b = run_kleio("run", "-q", "python", "job.py", "--n", "2", cwd=repo,
-                  env={**os.environ, "OMP_NUM_THREADS": "2", "KLEIO_HOSTNAME": "node7"})
+    a = run_kleio(
+        "run",
+        "-q",
+        "python",
+        "job.py",
+        "--n",
+        "1",
+        cwd=repo,
+        env={**os.environ, "OMP_NUM_THREADS": "8", "KLEIO_HOSTNAME": "node1"},
+    )
+    b = run_kleio(
+        "run",
+        "-q",
+        "python",
+        "job.py",
+        "--n",
+        "2",
+        cwd=repo,
+        env={**os.environ, "OMP_NUM_THREADS": "2", "KLEIO_HOSTNAME": "node7"},
+    )
     assert a.returncode == b.returncode == 0, a.stderr + b.stderr
     rows = json.loads(run_kleio("ls", "--json", cwd=repo).stdout)
     by_n = {row["command"][-1]: row["id"] for row in rows}

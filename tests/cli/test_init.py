@@ -12,8 +12,7 @@ from tests.conftest import run_kleio
 SETTING = {setting.name: setting for setting in SETTINGS}
 
 
-def test_init_writes_a_commented_config_and_the_journal_and_changes_nothing_twice(
-        git_repo, db_uri):
+def test_init_writes_a_commented_config_and_the_journal_and_changes_nothing_twice(git_repo, db_uri):
     (git_repo / "sub").mkdir()
     first = run_kleio("init", cwd=git_repo / "sub")
     assert first.returncode == 0, first.stderr
@@ -28,7 +27,10 @@ def test_init_writes_a_commented_config_and_the_journal_and_changes_nothing_twic
     assert again.returncode == 0, again.stderr
     where = json.loads(again.stdout)
     assert (where["config"], where["config_created"], where["journal_created"]) == (
-        str(config), False, False)
+        str(config),
+        False,
+        False,
+    )
     assert config.read_text() == text
 
 
@@ -38,15 +40,24 @@ def test_the_templates_settings_are_valid_once_uncommented(git_repo, db_uri):
 
     setting = re.compile(r"^# ( *[a-z_]+:(?: .*)?)$")
     text = TEMPLATE.format(db_path="x", spool_dir=str(git_repo / "spool"))
-    lines = [m.group(1) for m in map(setting.match, text.splitlines())
-             if m and not m.group(1).startswith("db:")]
+    lines = [
+        m.group(1)
+        for m in map(setting.match, text.splitlines())
+        if m and not m.group(1).startswith("db:")
+    ]
     (git_repo / "kleio.yaml").write_text("\n".join(lines) + "\n")
     config = load_config(cwd=str(git_repo))
     validate(config)  # every check and threshold the template names exists
     assert config.stop_on == ["nan", "diverged"] and config.checks
     assert config.spool_dir == str(git_repo / "spool")
-    for name in ("heartbeat_interval", "stale_after", "flush_interval", "max_statistic_size",
-                 "stop_grace", "hostname"):
+    for name in (
+        "heartbeat_interval",
+        "stale_after",
+        "flush_interval",
+        "max_statistic_size",
+        "stop_grace",
+        "hostname",
+    ):
         # Each commented value is the default: uncommenting it changes nothing but its source.
         assert config.value(name) == SETTING[name].default(), name
         if name != "hostname":  # an empty value counts as unset

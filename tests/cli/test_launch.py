@@ -122,8 +122,7 @@ def test_a_trial_without_a_seed_is_warned_about_once_and_runs(git_repo, db_uri):
     env = {k: v for k, v in os.environ.items() if "SEED" not in k.upper()}
     write(git_repo / "stop.py", STOP_ONCE)
     first = run_kleio("python", "stop.py", cwd=git_repo, env=env)
-    warning = ("kleio: warning: no seed-like option (such as --seed) and no seed in the "
-               "environment")
+    warning = "kleio: warning: no seed-like option (such as --seed) and no seed in the environment"
     assert first.returncode == 143 and warning in first.stderr  # told, never refused
     trial = short_id(first.stderr)
     resumed = run_kleio("run", trial, cwd=git_repo, env=env)
@@ -168,14 +167,21 @@ def test_the_metrics_of_kleio_yaml_are_journalled_with_the_trial(git_repo, db_ur
     """Declared in kleio.yaml when the trial first ran, they stay its own once the file is
     gone (a reader of the journal elsewhere has no kleio.yaml)."""
     write(git_repo / "kleio.yaml", "metrics:\n  score: min\n  primary: score\n")
-    write(git_repo / "logs.py", """
+    write(
+        git_repo / "logs.py",
+        """
         from kleio.client.logger import kleio_logger
         for step, score in enumerate([3.0, 1.0, 2.0]):
             kleio_logger.log_statistic(step=step, score=score)
-    """)
+    """,
+    )
     assert run_kleio("python", "logs.py", "--seed", "1", cwd=git_repo).returncode == 0
     (git_repo / "kleio.yaml").unlink()
     listed = json.loads(run_kleio("ls", "--json", cwd=git_repo).stdout)
     assert listed[0]["primary_metric"] == "score"
-    assert listed[0]["metrics"]["score"] == {**listed[0]["metrics"]["score"], "mode": "min",
-                                             "best": 1.0, "last": 2.0}
+    assert listed[0]["metrics"]["score"] == {
+        **listed[0]["metrics"]["score"],
+        "mode": "min",
+        "best": 1.0,
+        "last": 2.0,
+    }

@@ -18,8 +18,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def kleio_process(*args, cwd, stdin=None):
-    return subprocess.Popen([sys.executable, "-m", "kleio", *args], cwd=cwd, text=True,
-                            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "kleio", *args],
+        cwd=cwd,
+        text=True,
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def interrupt(proc):
@@ -30,12 +36,15 @@ def interrupt(proc):
 
 
 def test_ctrl_c_stops_tail_f_with_130_and_no_error_line(git_repo, db_uri):
-    write(git_repo / "waits.py", """
+    write(
+        git_repo / "waits.py",
+        """
         import sys
         print("ready", flush=True)
         sys.stdin.read()  # until the test closes it
         print("done", flush=True)
-    """)
+    """,
+    )
     run = kleio_process("python", "waits.py", cwd=git_repo, stdin=subprocess.PIPE)
     try:
         assert run.stdout.readline() == "ready\n"
@@ -85,7 +94,10 @@ def test_the_example_logs_and_declares_validation_metrics(tmp_path):
     """README's analysis commands rank by val_acc and plot val_loss: the example logs both."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "logistic_regression.py"), "--epochs", "2"],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

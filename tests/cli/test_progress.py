@@ -42,12 +42,13 @@ def test_an_unfinished_line_is_journalled_as_partial_and_superseded(git_repo, db
     with open_store(db_uri) as store:
         [doc] = store.find_trials(id_prefix=trial)
         lines = [e.data for e in store.read_events(trial_id=doc["id"], kinds=("stdout",))]
-    assert lines == [{"line": "step 1/3", "partial": True}, {"line": "step 3/3"},
-                     {"line": "done"}]
+    assert lines == [{"line": "step 1/3", "partial": True}, {"line": "step 3/3"}, {"line": "done"}]
     # Readers show what the terminal ended up showing: no redraw twice.
     assert run_kleio("cat", trial, cwd=git_repo).stdout == "step 3/3\ndone\n"
-    records = [json.loads(line) for line in
-               run_kleio("tail", "--json", trial, cwd=git_repo).stdout.splitlines()]
+    records = [
+        json.loads(line)
+        for line in run_kleio("tail", "--json", trial, cwd=git_repo).stdout.splitlines()
+    ]
     assert [r["line"] for r in records] == ["step 3/3", "done"]
 
 
@@ -55,7 +56,15 @@ def test_a_line_still_unfinished_at_the_end_is_kept():
     def event(seq, **data):
         return Event("t", seq, "stdout", 0.0, data)
 
-    shown = list(ended_lines([event(1, line="a"), event(2, line="1%", partial=True),
-                              event(3, line="b"), event(4, line="50%", partial=True),
-                              event(5, line="70%", partial=True)]))
+    shown = list(
+        ended_lines(
+            [
+                event(1, line="a"),
+                event(2, line="1%", partial=True),
+                event(3, line="b"),
+                event(4, line="50%", partial=True),
+                event(5, line="70%", partial=True),
+            ]
+        )
+    )
     assert [e.data["line"] for e in shown] == ["a", "b", "70%"]

@@ -35,12 +35,15 @@ def short_id(stderr):
 
 
 def test_run_is_transparent_and_journalled(git_repo, db_uri):
-    write(git_repo / "hello.py", """
+    write(
+        git_repo / "hello.py",
+        """
         import sys
         print("out:", sys.argv[1:])
         print("err line", file=sys.stderr)
         sys.exit(3)
-    """)
+    """,
+    )
     result = run_kleio("python", "hello.py", "--name", "two words", "--lr=0.1", cwd=git_repo)
     assert result.returncode == 3
     assert result.stdout == "out: ['--name', 'two words', '--lr=0.1']\n"
@@ -80,13 +83,16 @@ def test_same_command_is_same_trial_and_completed_is_not_rerun(git_repo, db_uri)
 
 def test_resume_interrupted_trial_by_id_prefix(git_repo, db_uri):
     marker = git_repo / "marker"
-    write(git_repo / "once.py", f"""
+    write(
+        git_repo / "once.py",
+        f"""
         import os, signal
         if not os.path.exists({str(marker)!r}):
             open({str(marker)!r}, "w").close()
             os.kill(os.getpid(), signal.SIGTERM)
         print("second run")
-    """)
+    """,
+    )
     first = run_kleio("python", "once.py", cwd=git_repo)
     assert first.returncode == 128 + signal.SIGTERM
     trial = short_id(first.stderr)
@@ -174,8 +180,10 @@ def test_database_in_unusable_directory(git_repo, tmp_path, monkeypatch):
 
 
 def test_child_killed_by_sigkill(git_repo, db_uri):
-    write(git_repo / "die.py", "import os, signal\nprint('bye', flush=True)\n"
-                               "os.kill(os.getpid(), signal.SIGKILL)\n")
+    write(
+        git_repo / "die.py",
+        "import os, signal\nprint('bye', flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n",
+    )
     result = run_kleio("python", "die.py", cwd=git_repo)
     assert result.returncode == 128 + signal.SIGKILL
     [row] = ls(git_repo)
@@ -185,7 +193,9 @@ def test_child_killed_by_sigkill(git_repo, db_uri):
 
 def test_sigterm_to_runner_is_forwarded(git_repo, db_uri, tmp_path):
     flag = tmp_path / "got-term"
-    write(git_repo / "wait.py", f"""
+    write(
+        git_repo / "wait.py",
+        f"""
         import signal, sys, time
         def handler(signo, frame):
             open({str(flag)!r}, "w").write(str(signo))
@@ -193,10 +203,15 @@ def test_sigterm_to_runner_is_forwarded(git_repo, db_uri, tmp_path):
         signal.signal(signal.SIGTERM, handler)
         print("ready", flush=True)
         time.sleep(30)
-    """)
-    proc = subprocess.Popen([sys.executable, "-m", "kleio", "python", "wait.py"],
-                            cwd=git_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    """,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kleio", "python", "wait.py"],
+        cwd=git_repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline() == "ready\n"
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=20)
@@ -206,13 +221,16 @@ def test_sigterm_to_runner_is_forwarded(git_repo, db_uri, tmp_path):
 
 
 def test_ten_thousand_statistics_then_os_exit(git_repo, db_uri):
-    write(git_repo / "burst.py", """
+    write(
+        git_repo / "burst.py",
+        """
         import os
         from kleio.client.logger import kleio_logger
         for i in range(10000):
             kleio_logger.log_statistic(step=i, loss=1.0 / (i + 1))
         os._exit(1)
-    """)
+    """,
+    )
     result = run_kleio("python", "burst.py", cwd=git_repo)
     assert result.returncode == 1
     trial = short_id(result.stderr)
@@ -224,24 +242,37 @@ def test_ten_thousand_statistics_then_os_exit(git_repo, db_uri):
 
 
 def test_statistics_sorted_and_shape(git_repo, db_uri):
-    write(git_repo / "stats.py", """
+    write(
+        git_repo / "stats.py",
+        """
         from kleio.client.logger import kleio_logger
         for epoch, loss in [(1, 0.5), (2, 0.2), (3, 0.9)]:
             kleio_logger.log_statistic(epoch=epoch, loss=loss)
-    """)
+    """,
+    )
     trial = short_id(run_kleio("python", "stats.py", cwd=git_repo).stderr)
     result = run_kleio("cat", trial, "--statistics", "--sort", "loss", "--json", cwd=git_repo)
     assert [json.loads(line) for line in result.stdout.splitlines()] == [
-        {"epoch": 2, "loss": 0.2}, {"epoch": 1, "loss": 0.5}, {"epoch": 3, "loss": 0.9}]
+        {"epoch": 2, "loss": 0.2},
+        {"epoch": 1, "loss": 0.5},
+        {"epoch": 3, "loss": 0.9},
+    ]
     table = run_kleio("cat", trial, "--statistics", cwd=git_repo).stdout
     assert table.splitlines()[0].split() == ["EPOCH", "LOSS"]
 
 
 def test_sixteen_concurrent_starts_run_exactly_once(git_repo, db_uri):
     write(git_repo / "slow.py", "import time\nprint('running', flush=True)\ntime.sleep(3)\n")
-    procs = [subprocess.Popen([sys.executable, "-m", "kleio", "python", "slow.py"],
-                              cwd=git_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(16)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "kleio", "python", "slow.py"],
+            cwd=git_repo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(16)
+    ]
     results = [(p.wait(timeout=90), *p.communicate()) for p in procs]
     codes = sorted(code for code, _, _ in results)
     assert codes.count(0) == 1, results
@@ -257,7 +288,9 @@ def test_runner_killed_by_sigkill_is_failed_over(git_repo, db_uri, tmp_path):
     alive = tmp_path / "alive"
     keep_going = tmp_path / "keep-going"
     keep_going.touch()
-    write(git_repo / "long.py", f"""
+    write(
+        git_repo / "long.py",
+        f"""
         import os, time
         from kleio.client.logger import kleio_logger
         for i in range(3):
@@ -267,9 +300,14 @@ def test_runner_killed_by_sigkill_is_failed_over(git_repo, db_uri, tmp_path):
             open({str(alive)!r}, "w").write(str(time.time()))
             time.sleep(0.1)
         print("finished")
-    """)
-    proc = subprocess.Popen([sys.executable, "-m", "kleio", "python", "long.py"],
-                            cwd=git_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    """,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kleio", "python", "long.py"],
+        cwd=git_repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout.readline() == b"logged\n"
     time.sleep(1.5)
     proc.send_signal(signal.SIGKILL)
@@ -293,15 +331,22 @@ def test_runner_killed_by_sigkill_is_failed_over(git_repo, db_uri, tmp_path):
 
 
 def test_tail_follows_a_running_trial(git_repo, db_uri):
-    write(git_repo / "ticks.py", """
+    write(
+        git_repo / "ticks.py",
+        """
         import time
         for i in range(6):
             print("tick", i, flush=True)
             time.sleep(0.3)
-    """)
-    proc = subprocess.Popen([sys.executable, "-m", "kleio", "python", "ticks.py"],
-                            cwd=git_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    """,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kleio", "python", "ticks.py"],
+        cwd=git_repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline() == "tick 0\n"
     trial = ls(git_repo)[0]["id"]
     follow = run_kleio("tail", "-f", "-n", "1", trial, cwd=git_repo, timeout=30)
@@ -313,8 +358,9 @@ def test_tail_follows_a_running_trial(git_repo, db_uri):
 
 
 def test_python_m_kleio_and_version(db_uri):
-    result = subprocess.run([sys.executable, "-m", "kleio", "--version"], capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "kleio", "--version"], capture_output=True, text=True
+    )
     assert result.returncode == 0 and result.stdout.startswith("kleio ")
 
 
@@ -330,20 +376,26 @@ def test_config_masks_passwords(git_repo, monkeypatch):
 
 
 def test_undecodable_output_is_kept(git_repo, db_uri):
-    write(git_repo / "bytes.py", "import sys\nsys.stdout.buffer.write(b'ok \\xff\\xfe end\\n')\n"
-                                 "sys.stdout.buffer.write(b'10%\\r50%\\r100%\\n')\n")
-    result = subprocess.run([sys.executable, "-m", "kleio", "python", "bytes.py"],
-                            cwd=git_repo, capture_output=True)
+    write(
+        git_repo / "bytes.py",
+        "import sys\nsys.stdout.buffer.write(b'ok \\xff\\xfe end\\n')\n"
+        "sys.stdout.buffer.write(b'10%\\r50%\\r100%\\n')\n",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "kleio", "python", "bytes.py"], cwd=git_repo, capture_output=True
+    )
     assert result.returncode == 0
     trial = short_id(result.stderr.decode())
-    cat = subprocess.run([sys.executable, "-m", "kleio", "cat", trial], cwd=git_repo,
-                         capture_output=True)
+    cat = subprocess.run(
+        [sys.executable, "-m", "kleio", "cat", trial], cwd=git_repo, capture_output=True
+    )
     assert cat.stdout == b"ok \xff\xfe end\n100%\n"
 
 
 def test_environment_of_child(git_repo, db_uri):
-    write(git_repo / "env.py", "import os\nprint(os.environ['KLEIO_TRIAL_ID'])\n"
-                               "print(os.getcwd())\n")
+    write(
+        git_repo / "env.py", "import os\nprint(os.environ['KLEIO_TRIAL_ID'])\nprint(os.getcwd())\n"
+    )
     result = run_kleio("python", "env.py", cwd=git_repo)
     trial_id, cwd = result.stdout.splitlines()
     assert trial_id.startswith(short_id(result.stderr))
@@ -352,7 +404,9 @@ def test_environment_of_child(git_repo, db_uri):
 
 def test_signal_to_the_whole_process_group_reaches_the_child_once(git_repo, db_uri, tmp_path):
     count = tmp_path / "count"
-    write(git_repo / "count.py", f"""
+    write(
+        git_repo / "count.py",
+        f"""
         import signal, sys, time
         hits = []
         def handler(signo, frame):
@@ -364,10 +418,17 @@ def test_signal_to_the_whole_process_group_reaches_the_child_once(git_repo, db_u
             time.sleep(0.05)
         time.sleep(0.5)
         open({str(count)!r}, "w").write(str(len(hits)))
-    """)
-    proc = subprocess.Popen([sys.executable, "-m", "kleio", "python", "count.py"],
-                            cwd=git_repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    """,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kleio", "python", "count.py"],
+        cwd=git_repo,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     assert proc.stdout.readline() == "ready\n"
     # What `timeout -s INT` does: signal the runner, then its whole process group.
     os.kill(proc.pid, signal.SIGINT)
@@ -387,12 +448,19 @@ def test_program_named_like_a_subcommand_runs_after_double_dash(git_repo, db_uri
 def test_a_terminal_stays_a_terminal_for_the_child(git_repo, db_uri):
     import pty
 
-    write(git_repo / "term.py",
-          "import sys\nprint('tty', sys.stdout.isatty(), sys.stderr.isatty())\n"
-          "print('\\x1b[31mred\\x1b[0m')\n")
+    write(
+        git_repo / "term.py",
+        "import sys\nprint('tty', sys.stdout.isatty(), sys.stderr.isatty())\n"
+        "print('\\x1b[31mred\\x1b[0m')\n",
+    )
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "kleio", "python", "term.py"], cwd=git_repo,
-                            stdin=slave, stdout=slave, stderr=slave)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kleio", "python", "term.py"],
+        cwd=git_repo,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+    )
     os.close(slave)
     output = b""
     while True:
@@ -415,14 +483,17 @@ def test_a_terminal_stays_a_terminal_for_the_child(git_repo, db_uri):
 def test_output_and_statistics_are_journalled_in_step(git_repo, db_uri):
     # Output and statistics travel on two channels: their order is kept when the program
     # does some work between epochs (here 0.1 s), as any training loop does.
-    write(git_repo / "step.py", """
+    write(
+        git_repo / "step.py",
+        """
         import time
         from kleio.client.logger import kleio_logger
         for epoch in range(3):
             print("epoch", epoch)
             kleio_logger.log_statistic(epoch=epoch)
             time.sleep(0.1)
-    """)
+    """,
+    )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     result = run_kleio("python", "step.py", cwd=git_repo, env=env)
     trial = short_id(result.stderr)
@@ -430,23 +501,31 @@ def test_output_and_statistics_are_journalled_in_step(git_repo, db_uri):
 
     with open_store(db_uri) as store:
         [doc] = store.find_trials(id_prefix=trial)
-        kinds = [e.kind for e in store.read_events(trial_id=doc["id"],
-                                                   kinds=("stdout", "statistic"))]
+        kinds = [
+            e.kind for e in store.read_events(trial_id=doc["id"], kinds=("stdout", "statistic"))
+        ]
     assert kinds == ["stdout", "statistic"] * 3
 
 
 def test_sorting_descending_and_unknown_keys(git_repo, db_uri):
-    write(git_repo / "stats.py", """
+    write(
+        git_repo / "stats.py",
+        """
         from kleio.client.logger import kleio_logger
         for epoch, loss in [(1, 0.5), (2, 0.2), (3, 0.9)]:
             kleio_logger.log_statistic(epoch=epoch, loss=loss)
         kleio_logger.log_statistic(note="no loss here")
-    """)
+    """,
+    )
     trial = short_id(run_kleio("python", "stats.py", cwd=git_repo).stderr)
     result = run_kleio("cat", trial, "--statistics", "--sort", "-loss", "--json", cwd=git_repo)
     assert result.returncode == 0, result.stderr
     assert [json.loads(line).get("loss") for line in result.stdout.splitlines()] == [
-        0.9, 0.5, 0.2, None]
+        0.9,
+        0.5,
+        0.2,
+        None,
+    ]
     bad = run_kleio("cat", trial, "--statistics", "--sort", "acc", cwd=git_repo)
     assert bad.returncode == errors.EXIT_USAGE
     assert "has the key 'acc'" in bad.stderr and "epoch, loss, note" in bad.stderr
@@ -465,12 +544,18 @@ def test_reading_commands_never_create_a_journal(git_repo, tmp_path, monkeypatch
     assert not missing.parent.exists()
 
 
-@pytest.mark.parametrize("args, hint, code", [
-    (["lss"], "Did you mean 'kleio ls'?\n", 127),
-    # An id followed by options: a usage error, the options belong before the id.
-    (["run", "64437c2", "--allow-broken"], "For example 'kleio run --allow-broken 64437c2'.\n",
-     errors.EXIT_USAGE),
-])
+@pytest.mark.parametrize(
+    "args, hint, code",
+    [
+        (["lss"], "Did you mean 'kleio ls'?\n", 127),
+        # An id followed by options: a usage error, the options belong before the id.
+        (
+            ["run", "64437c2", "--allow-broken"],
+            "For example 'kleio run --allow-broken 64437c2'.\n",
+            errors.EXIT_USAGE,
+        ),
+    ],
+)
 def test_not_found_explains_the_likely_mistake(git_repo, db_uri, args, hint, code):
     result = run_kleio(*args, cwd=git_repo)
     assert result.returncode == code
@@ -481,16 +566,23 @@ def test_stop_suspends_a_running_trial_which_resumes(git_repo, db_uri, monkeypat
     monkeypatch.setenv("KLEIO_HEARTBEAT_INTERVAL", "0.2")
     keep_going = tmp_path / "keep-going"
     keep_going.touch()
-    write(git_repo / "loop.py", f"""
+    write(
+        git_repo / "loop.py",
+        f"""
         import os, time
         print("started", flush=True)
         while os.path.exists({str(keep_going)!r}):
             time.sleep(0.05)
         print("finished")
-    """)
-    proc = subprocess.Popen([sys.executable, "-m", "kleio", "python", "loop.py"],
-                            cwd=git_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    """,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kleio", "python", "loop.py"],
+        cwd=git_repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline() == "started\n"
     trial = ls(git_repo)[0]["id"][:7]
     stopped = run_kleio("stop", trial, "--wait", cwd=git_repo, timeout=30)
@@ -506,22 +598,37 @@ def test_stop_suspends_a_running_trial_which_resumes(git_repo, db_uri, monkeypat
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout == "started\nfinished\n"
     history = [h["status"] for h in info(git_repo, trial)["history"]]
-    assert history == ["new", "reserved", "running", "suspended", "reserved", "running",
-                       "completed"]
+    assert history == [
+        "new",
+        "reserved",
+        "running",
+        "suspended",
+        "reserved",
+        "running",
+        "completed",
+    ]
 
 
 def test_a_paused_and_resumed_runner_carries_on(git_repo, db_uri, monkeypatch):
     """Ctrl-Z then fg, or a scheduler suspending a job: SIGSTOP, then SIGCONT."""
     monkeypatch.setenv("KLEIO_HEARTBEAT_INTERVAL", "0.5")
-    write(git_repo / "ticks.py", """
+    write(
+        git_repo / "ticks.py",
+        """
         import time
         for i in range(30):
             print("tick", i, flush=True)
             time.sleep(0.1)
-    """)
-    proc = subprocess.Popen([sys.executable, "-m", "kleio", "python", "ticks.py"],
-                            cwd=git_repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    """,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kleio", "python", "ticks.py"],
+        cwd=git_repo,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline() == "tick 0\n"
     proc.send_signal(signal.SIGSTOP)
     time.sleep(1.5)
@@ -535,21 +642,34 @@ def test_a_paused_and_resumed_runner_carries_on(git_repo, db_uri, monkeypatch):
 def test_a_runner_taken_over_stops_its_run(git_repo, db_uri, monkeypatch):
     """A too small stale_after elsewhere fails a live runner over: the first one stops."""
     monkeypatch.setenv("KLEIO_HEARTBEAT_INTERVAL", "0.3")
-    write(git_repo / "long.py", """
+    write(
+        git_repo / "long.py",
+        """
         import time
         print("started", flush=True)
         time.sleep(20)
-    """)
+    """,
+    )
     env = dict(os.environ, KLEIO_HOSTNAME="host-a")
-    first = subprocess.Popen([sys.executable, "-m", "kleio", "python", "long.py"],
-                             cwd=git_repo, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "kleio", "python", "long.py"],
+        cwd=git_repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert first.stdout.readline() == "started\n"
     trial = ls(git_repo)[0]["id"][:7]
     other = dict(os.environ, KLEIO_HOSTNAME="host-b", KLEIO_STALE_AFTER="0.01")
-    second = subprocess.Popen([sys.executable, "-m", "kleio", "run", trial], cwd=git_repo,
-                              env=other, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+    second = subprocess.Popen(
+        [sys.executable, "-m", "kleio", "run", trial],
+        cwd=git_repo,
+        env=other,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = second.stdout.readline()
     if line != "started\n":
         first.kill()
@@ -580,6 +700,7 @@ def test_a_script_without_shebang_is_126_and_broken(git_repo, db_uri):
 
 # -- tail -f never skips what is journalled while it prints (in-process, no timing) ---------
 
+
 class _RacingStore:
     """A real SQLite journal that lets the "runner" journal more at one chosen moment.
 
@@ -603,9 +724,13 @@ class _RacingStore:
 
         last = self.store.last_seq(trial_id=self.trial_id)
         start = first_seq(1) if last is None else last + 1  # a branch without events yet
-        self.store.append_events(trial_id=self.trial_id, events=[
-            (start + i, "stdout", 1.0, encode({"line": line}))
-            for i, line in enumerate(self.late)])
+        self.store.append_events(
+            trial_id=self.trial_id,
+            events=[
+                (start + i, "stdout", 1.0, encode({"line": line}))
+                for i, line in enumerate(self.late)
+            ],
+        )
         self.store.update_trial(trial_id=self.trial_id, fields={"status": "completed"})
 
     def last_seq(self, **kwargs):
@@ -628,12 +753,24 @@ def _journal_with_lines(tmp_path, lines, *, trial_id="a" * 64, parent=None):
 
     store = SQLiteStore(str(tmp_path / "tail.db"))
     me = {"host": "h", "pid": os.getpid(), "pid_start": None, "since": time.time()}
-    store.create_trial(doc={"schema_version": 1, "id": trial_id, "created_at": 1.0,
-                            "command": ["x"], "status": "running", "tags": [],
-                            "parent": parent, "runner": me, "heartbeat_at": time.time()})
+    store.create_trial(
+        doc={
+            "schema_version": 1,
+            "id": trial_id,
+            "created_at": 1.0,
+            "command": ["x"],
+            "status": "running",
+            "tags": [],
+            "parent": parent,
+            "runner": me,
+            "heartbeat_at": time.time(),
+        }
+    )
     start = first_seq(1)
-    store.append_events(trial_id=trial_id, events=[
-        (start + i, "stdout", 1.0, encode({"line": line})) for i, line in enumerate(lines)])
+    store.append_events(
+        trial_id=trial_id,
+        events=[(start + i, "stdout", 1.0, encode({"line": line})) for i, line in enumerate(lines)],
+    )
     return store
 
 
@@ -646,9 +783,17 @@ def test_tail_follow_never_skips_lines_journalled_while_it_prints(tmp_path, mome
     store = _journal_with_lines(tmp_path, lines)
     racing = _RacingStore(store, "a" * 64, moment, late)
     shown = []
-    code = tail(racing, store.get_trial(trial_id="a" * 64), kind="stdout", lines=30,
-                follow=True, show=lambda event: shown.append(event.data["line"]), host="h",
-                stale_after=60.0, poll=0)
+    code = tail(
+        racing,
+        store.get_trial(trial_id="a" * 64),
+        kind="stdout",
+        lines=30,
+        follow=True,
+        show=lambda event: shown.append(event.data["line"]),
+        host="h",
+        stale_after=60.0,
+        poll=0,
+    )
     store.close()
     assert racing.fired and code == 0
     assert shown == lines[-30:] + late  # every late line, once, in order
@@ -661,18 +806,37 @@ def test_tail_follow_of_a_branch_reads_the_parent_up_to_the_cut_then_its_own(tmp
     parent_lines = [f"parent {i}" for i in range(10)]
     store = _journal_with_lines(tmp_path, parent_lines, trial_id="p" * 64)
     cut = first_seq(1) + 5  # the branch inherits parent 0..5
-    store.append_events(trial_id="p" * 64, events=[(first_seq(1) + 100, "stdout", 1.0,
-                                                    encode({"line": "after the cut"}))])
+    store.append_events(
+        trial_id="p" * 64,
+        events=[(first_seq(1) + 100, "stdout", 1.0, encode({"line": "after the cut"}))],
+    )
     me = {"host": "h", "pid": os.getpid(), "pid_start": None, "since": time.time()}
-    store.create_trial(doc={"schema_version": 1, "id": "b" * 64, "created_at": 2.0,
-                            "command": ["x"], "status": "running", "tags": [],
-                            "parent": {"id": "p" * 64, "cut": cut}, "runner": me,
-                            "heartbeat_at": time.time()})
+    store.create_trial(
+        doc={
+            "schema_version": 1,
+            "id": "b" * 64,
+            "created_at": 2.0,
+            "command": ["x"],
+            "status": "running",
+            "tags": [],
+            "parent": {"id": "p" * 64, "cut": cut},
+            "runner": me,
+            "heartbeat_at": time.time(),
+        }
+    )
     racing = _RacingStore(store, "b" * 64, "tail", ["own 0", "own 1"])
     shown = []
-    tail(racing, store.get_trial(trial_id="b" * 64), kind="stdout", lines=3, follow=True,
-         show=lambda event: shown.append(event.data["line"]), host="h", stale_after=60.0,
-         poll=0)
+    tail(
+        racing,
+        store.get_trial(trial_id="b" * 64),
+        kind="stdout",
+        lines=3,
+        follow=True,
+        show=lambda event: shown.append(event.data["line"]),
+        host="h",
+        stale_after=60.0,
+        poll=0,
+    )
     store.close()
     assert shown == ["parent 3", "parent 4", "parent 5", "own 0", "own 1"]
 
@@ -680,17 +844,24 @@ def test_tail_follow_of_a_branch_reads_the_parent_up_to_the_cut_then_its_own(tmp
 def test_a_signal_kleio_was_started_with_ignored_stays_ignored(git_repo, db_uri):
     """`cmd &` in a script starts kleio with SIGINT ignored: a SIGINT then neither reaches
     the program nor makes the run 'interrupted' (blocked, Linux would queue it for kleio)."""
-    write(git_repo / "waits.py", """
+    write(
+        git_repo / "waits.py",
+        """
         import signal, sys
         signal.signal(signal.SIGUSR1, lambda *_: sys.exit(0))
         print("ready", flush=True)
         while True:
             signal.pause()
-    """)
+    """,
+    )
     kleio = subprocess.Popen(
-        [sys.executable, "-m", "kleio", "python", "waits.py"], cwd=git_repo,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        [sys.executable, "-m", "kleio", "python", "waits.py"],
+        cwd=git_repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     assert kleio.stdout.readline() == "ready\n"
     kleio.send_signal(signal.SIGINT)  # queued, it would be taken before the SIGUSR1
     kleio.send_signal(signal.SIGUSR1)  # forwarded: the program exits 0
@@ -702,14 +873,18 @@ def test_a_signal_kleio_was_started_with_ignored_stays_ignored(git_repo, db_uri)
 def test_a_removed_working_directory_is_one_line(git_repo, db_uri, tmp_path):
     gone = tmp_path / "gone"
     gone.mkdir()
-    probe = (f"import os, subprocess, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); "
-             "r = subprocess.run([sys.executable, '-m', 'kleio', 'python', 'x.py'], "
-             "capture_output=True, text=True); print(r.returncode); print(r.stderr, end='')")
+    probe = (
+        f"import os, subprocess, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); "
+        "r = subprocess.run([sys.executable, '-m', 'kleio', 'python', 'x.py'], "
+        "capture_output=True, text=True); print(r.returncode); print(r.stderr, end='')"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout
     code, message = out.split("\n", 1)
     assert int(code) == errors.EXIT_USAGE
-    assert message == ("error: the current directory no longer exists. Change to an existing "
-                       "directory and run again.\n")
+    assert message == (
+        "error: the current directory no longer exists. Change to an existing "
+        "directory and run again.\n"
+    )
 
 
 @pytest.mark.parametrize("redirect", ["2>/dev/full", "2>&-", ">&- 2>&-"])
@@ -734,10 +909,17 @@ def test_a_git_status_started_ahead_dies_with_a_refused_run(git_repo, tmp_path):
     bin_dir.mkdir()
     (bin_dir / "git").write_text("#!/bin/sh\nexec sleep 299.25\n", encoding="utf-8")
     (bin_dir / "git").chmod(0o755)
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-               KLEIO_DB="bogus://nowhere")
-    result = subprocess.run([sys.executable, "-m", "kleio", "python", "train.py"],
-                            cwd=git_repo, env=env, capture_output=True, text=True, timeout=60)
+    env = dict(
+        os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", KLEIO_DB="bogus://nowhere"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "kleio", "python", "train.py"],
+        cwd=git_repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == errors.EXIT_CONFIG, result.stderr
 
     def left():  # the fake git's sleep, still running
@@ -766,9 +948,15 @@ def test_a_runner_killed_after_its_final_event_shows_the_final_status(git_repo, 
     assert run_kleio("python", "train.py", cwd=git_repo).returncode == 0
     trial = ls(git_repo)[0]["id"]
     with open_store(db_uri) as store:  # what the killed runner left
-        store.update_trial(trial_id=trial, fields={
-            "status": "running", "heartbeat_at": 1.0, "ended_at": None,
-            "runner": {"host": "elsewhere", "pid": 1, "since": 1.0}})
+        store.update_trial(
+            trial_id=trial,
+            fields={
+                "status": "running",
+                "heartbeat_at": 1.0,
+                "ended_at": None,
+                "runner": {"host": "elsewhere", "pid": 1, "since": 1.0},
+            },
+        )
     assert ls(git_repo)[0]["status"] == "completed"
     assert info(git_repo, trial[:7])["status"] == "completed"
     again = run_kleio("run", trial[:7], cwd=git_repo)

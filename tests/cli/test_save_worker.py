@@ -23,16 +23,19 @@ def save(cwd, *args):
     assert result.returncode == 0, result.stderr
     prefix = "trial saved with id: "
     assert result.stdout.startswith(prefix), result.stdout
-    return result.stdout[len(prefix):].strip()
+    return result.stdout[len(prefix) :].strip()
 
 
 def append_script(repo, out):
-    return write(repo / "append.py", f"""
+    return write(
+        repo / "append.py",
+        f"""
         import sys
         with open({str(out)!r}, "a") as handle:
             handle.write(" ".join(sys.argv[1:]) + "\\n")
         print("ran", *sys.argv[1:])
-    """)
+    """,
+    )
 
 
 def test_save_registers_a_new_trial_without_running_it(git_repo, db_uri, tmp_path):
@@ -62,8 +65,7 @@ def test_save_mistakes_are_one_line_errors(git_repo, db_uri):
         (["save"], errors.EXIT_USAGE, "no command to save"),
         (["save", "--frob", "python"], errors.EXIT_USAGE, "unknown option"),
         (["save", "no-such-program-kleio"], 127, "command not found"),
-        (["save", "python", "train.py", "--password", "hunter2"], errors.EXIT_USAGE,
-         "secrets"),
+        (["save", "python", "train.py", "--password", "hunter2"], errors.EXIT_USAGE, "secrets"),
         (["worker", "--max-trials", "0"], errors.EXIT_USAGE, "at least 1"),
         (["worker", "--idle-timeout", "soon"], errors.EXIT_USAGE, "not a number"),
     ]
@@ -81,8 +83,13 @@ def test_three_worker_processes_run_eight_trials_exactly_once(git_repo, db_uri, 
     append_script(git_repo, out)
     ids = [save(git_repo, "python", "append.py", "--i", str(i)) for i in range(8)]
     workers = [
-        subprocess.Popen([sys.executable, "-m", "kleio", "worker"], cwd=git_repo,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "kleio", "worker"],
+            cwd=git_repo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(3)
     ]
     outputs = [proc.communicate(timeout=60) for proc in workers]
@@ -95,7 +102,8 @@ def test_three_worker_processes_run_eight_trials_exactly_once(git_repo, db_uri, 
     assert all("stopped: nothing left to run" in err for _, err in outputs)
     # The children's output went through each worker's stdout.
     assert sorted(line for o, _ in outputs for line in o.splitlines()) == sorted(
-        f"ran --i {i}" for i in range(8))
+        f"ran --i {i}" for i in range(8)
+    )
 
 
 def test_worker_tags_max_trials_and_exit_codes(git_repo, db_uri, tmp_path):
@@ -117,7 +125,10 @@ def test_worker_tags_max_trials_and_exit_codes(git_repo, db_uri, tmp_path):
     assert f"trial {broken} broken (exit code 5" in rest.stderr
     rows = ls(git_repo)
     assert (rows[a2]["status"], rows[b]["status"], rows[broken]["status"]) == (
-        "completed", "new", "broken")
+        "completed",
+        "new",
+        "broken",
+    )
     last = run_kleio("worker", cwd=git_repo)
     assert out.read_text() == "a1\na2\nb\n"
     assert "ran 1 trial" in last.stderr
@@ -127,9 +138,13 @@ def test_idle_timeout_picks_up_trials_saved_later(git_repo, db_uri, tmp_path):
     out = tmp_path / "ran.txt"
     append_script(git_repo, out)
     began = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "kleio", "worker", "--idle-timeout", "2"],
-                            cwd=git_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kleio", "worker", "--idle-timeout", "2"],
+        cwd=git_repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(0.5)
     save(git_repo, "python", "append.py", "late")
     _, err = proc.communicate(timeout=30)
@@ -141,15 +156,23 @@ def test_idle_timeout_picks_up_trials_saved_later(git_repo, db_uri, tmp_path):
 
 
 def test_sigterm_interrupts_the_running_trial_and_stops_the_worker(git_repo, db_uri):
-    write(git_repo / "wait.py", """
+    write(
+        git_repo / "wait.py",
+        """
         import sys, time
         print("started", sys.argv[1], flush=True)
         time.sleep(30)
-    """)
+    """,
+    )
     first = save(git_repo, "python", "wait.py", "1")
     second = save(git_repo, "python", "wait.py", "2")
-    proc = subprocess.Popen([sys.executable, "-m", "kleio", "worker"], cwd=git_repo,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kleio", "worker"],
+        cwd=git_repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline() == "started 1\n"
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=20)
@@ -174,9 +197,13 @@ def test_worker_skips_a_trial_whose_command_held_secrets(git_repo, db_uri, tmp_p
 
 
 def test_sigint_stops_an_idle_worker(git_repo, db_uri):
-    proc = subprocess.Popen([sys.executable, "-m", "kleio", "worker", "--idle-timeout", "60"],
-                            cwd=git_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kleio", "worker", "--idle-timeout", "60"],
+        cwd=git_repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # Once it says it waits, its signals are blocked and it is ready.
     waiting = "kleio worker: nothing to run; waiting up to 60 s for new trials\n"
     assert proc.stderr.readline() == waiting
@@ -186,14 +213,16 @@ def test_sigint_stops_an_idle_worker(git_repo, db_uri):
     assert err == "kleio worker: ran 0 trials; stopped: interrupted\n"
 
 
-def test_a_trial_dying_of_a_signal_on_its_own_does_not_stop_the_worker(git_repo, db_uri,
-                                                                        tmp_path):
+def test_a_trial_dying_of_a_signal_on_its_own_does_not_stop_the_worker(git_repo, db_uri, tmp_path):
     out = tmp_path / "ran.txt"
     append_script(git_repo, out)
-    write(git_repo / "suicide.py", """
+    write(
+        git_repo / "suicide.py",
+        """
         import os, signal
         os.kill(os.getpid(), signal.SIGTERM)
-    """)
+    """,
+    )
     first = save(git_repo, "python", "suicide.py")
     second = save(git_repo, "python", "append.py", "--i", "2")
     result = run_kleio("worker", cwd=git_repo, timeout=60)

@@ -37,7 +37,11 @@ def test_a_signal_right_after_the_reservation_interrupts_the_trial(git_repo, db_
     (git_repo / "wait.py").write_text("import time\ntime.sleep(30)\n", encoding="utf-8")
     done = subprocess.run(
         [sys.executable, "-c", SIGNALLED, str(int(signo)), "run", sys.executable, "wait.py"],
-        capture_output=True, text=True, timeout=60, cwd=git_repo)
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=git_repo,
+    )
     # The program got the signal while it started: Python then ends with 1 (a Ctrl-C in
     # its start-up), or it dies by the signal; either way kleio exits as the program did.
     assert done.returncode in (1, 128 + signo), (done.returncode, done.stderr)

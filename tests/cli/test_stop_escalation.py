@@ -10,11 +10,14 @@ from tests.cli.test_run import info, ls
 from tests.conftest import run_kleio, write
 
 
-def test_stop_kills_a_program_that_ignores_sigterm_after_the_grace(git_repo, db_uri,
-                                                                   monkeypatch, tmp_path):
+def test_stop_kills_a_program_that_ignores_sigterm_after_the_grace(
+    git_repo, db_uri, monkeypatch, tmp_path
+):
     monkeypatch.setenv("KLEIO_HEARTBEAT_INTERVAL", "0.1")
     monkeypatch.setenv("KLEIO_STOP_GRACE", "0.5")
-    write(git_repo / "stubborn.py", """
+    write(
+        git_repo / "stubborn.py",
+        """
         import signal, time
         from kleio.client.logger import kleio_logger
         signal.signal(signal.SIGTERM, lambda *a: print("ignoring SIGTERM", flush=True))
@@ -22,10 +25,15 @@ def test_stop_kills_a_program_that_ignores_sigterm_after_the_grace(git_repo, db_
         print("started", flush=True)
         while True:
             time.sleep(0.05)
-    """)
-    proc = subprocess.Popen([sys.executable, "-m", "kleio", "python", "stubborn.py"],
-                            cwd=git_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    """,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kleio", "python", "stubborn.py"],
+        cwd=git_repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline() == "started\n"
     trial = ls(git_repo)[0]["id"][:7]
     stopped = run_kleio("stop", trial, "--wait", cwd=git_repo, timeout=60)

@@ -12,8 +12,7 @@ from kleio.client.artifacts import CHUNK, chunks, header_of, to_ledger, write_bl
 
 
 def test_header_checks_filename_and_metadata():
-    assert loads(header_of("w.pt", {"epoch": 3})) == {"filename": "w.pt",
-                                                      "metadata": {"epoch": 3}}
+    assert loads(header_of("w.pt", {"epoch": 3})) == {"filename": "w.pt", "metadata": {"epoch": 3}}
     with pytest.raises(TypeError, match="non-empty string"):
         header_of("", {})
     with pytest.raises(TypeError, match="metadata 'm' is a set"):

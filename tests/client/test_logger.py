@@ -46,8 +46,10 @@ def test_print_fallback_without_kleio(logger, capsys):
     logger.log_statistic(epoch=np.int64(3), loss=np.float32(0.5), acc=np.array(0.25))
     logger.log_artifact("w.bin", io.BytesIO(b"12345"), epoch=3)
     out = capsys.readouterr().out.splitlines()
-    assert out == ["kleio: statistic epoch=3 loss=0.5 acc=0.25",
-                   "kleio: artifact w.bin (5 bytes) epoch=3"]
+    assert out == [
+        "kleio: statistic epoch=3 loss=0.5 acc=0.25",
+        "kleio: artifact w.bin (5 bytes) epoch=3",
+    ]
     assert logger.statistics() == []
     assert logger.load_artifact("w.bin") is None
     assert logger.active is False and logger.trial_id is None
@@ -63,24 +65,29 @@ def test_text_file_is_rejected(logger, tmp_path):
 
 
 def test_importing_the_client_imports_no_driver():
-    code = ("import sys, kleio.client.logger\n"
-            "bad = [m for m in ('sqlite3', 'pymongo', 'yaml', 'git', 'psutil', 'numpy') "
-            "if m in sys.modules]\nprint(bad)")
+    code = (
+        "import sys, kleio.client.logger\n"
+        "bad = [m for m in ('sqlite3', 'pymongo', 'yaml', 'git', 'psutil', 'numpy') "
+        "if m in sys.modules]\nprint(bad)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "[]"
 
 
 def test_importing_the_client_adds_no_slow_standard_module():
     """json, re, enum and typing cost tens of ms at a program's start: none is imported."""
-    code = ("import sys\nbefore = set(sys.modules)\nimport kleio.client.logger\n"
-            "print(sorted(set(sys.modules) - before & {'json', 're', 'enum', 'typing', "
-            "'threading', 'socket', 'hashlib'}))")
+    code = (
+        "import sys\nbefore = set(sys.modules)\nimport kleio.client.logger\n"
+        "print(sorted(set(sys.modules) - before & {'json', 're', 'enum', 'typing', "
+        "'threading', 'socket', 'hashlib'}))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "[]", result.stderr
 
 
 def test_numpy_values_statistics_and_artifacts_round_trip(git_repo, db_uri):
-    (git_repo / "job.py").write_text(textwrap.dedent("""
+    (git_repo / "job.py").write_text(
+        textwrap.dedent("""
         import io, numpy as np
         from kleio.client.logger import kleio_logger as k
         k.log_statistic(epoch=np.int64(1), loss=np.float64(0.5), acc=np.array(0.75),
@@ -94,12 +101,16 @@ def test_numpy_values_statistics_and_artifacts_round_trip(git_repo, db_uri):
         found, meta = k.load_artifact(epoch=1)
         print(found.read(), meta)
         print(k.load_artifact("missing.bin"))
-    """), encoding="utf-8")
+    """),
+        encoding="utf-8",
+    )
     result = run_kleio("python", "job.py", cwd=git_repo)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == ("[{'epoch': 1, 'loss': 0.5, 'acc': 0.75, 'vec': [0, 1, 2], "
-                        "'nested': {'a': [1, 2.5, None, True]}}]")
+    assert lines[0] == (
+        "[{'epoch': 1, 'loss': 0.5, 'acc': 0.75, 'vec': [0, 1, 2], "
+        "'nested': {'a': [1, 2.5, None, True]}}]"
+    )
     assert lines[1] == "1800000 {'epoch': 2, 'kind': 'ckpt'}"
     assert lines[2] == "b'first' {'epoch': 1, 'kind': 'ckpt'}"
     assert lines[3] == "None"
@@ -109,7 +120,8 @@ def test_numpy_values_statistics_and_artifacts_round_trip(git_repo, db_uri):
 
 
 def test_every_process_of_a_job_logs(git_repo, db_uri):
-    (git_repo / "fork.py").write_text(textwrap.dedent("""
+    (git_repo / "fork.py").write_text(
+        textwrap.dedent("""
         import multiprocessing as mp
         from kleio.client.logger import kleio_logger as k
         def work(rank):
@@ -120,7 +132,9 @@ def test_every_process_of_a_job_logs(git_repo, db_uri):
             procs = [mp.get_context("fork").Process(target=work, args=(r,)) for r in range(4)]
             [p.start() for p in procs]
             [p.join() for p in procs]
-    """), encoding="utf-8")
+    """),
+        encoding="utf-8",
+    )
     result = run_kleio("python", "fork.py", cwd=git_repo)
     assert result.returncode == 0, result.stderr
     trial = json.loads(run_kleio("ls", "--json", cwd=git_repo).stdout)[0]["id"]
@@ -139,17 +153,41 @@ def test_example_resumes_from_its_checkpoint(git_repo, db_uri, tmp_path):
     subprocess.run(["git", "add", "train.py"], cwd=git_repo, check=True)
     subprocess.run(["git", "commit", "-qm", "example"], cwd=git_repo, check=True)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kleio", "python", "train.py", "--epochs", "12",
-         "--checkpoint-every", "4", "--sleep", "0.15"],
-        cwd=git_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "kleio",
+            "python",
+            "train.py",
+            "--epochs",
+            "12",
+            "--checkpoint-every",
+            "4",
+            "--sleep",
+            "0.15",
+        ],
+        cwd=git_repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in proc.stdout:
         if line.startswith("epoch   6"):
             break
     proc.send_signal(2)
     proc.communicate(timeout=30)
     assert proc.returncode == 130
-    resumed = run_kleio("python", "train.py", "--epochs", "12", "--checkpoint-every", "4",
-                        "--sleep", "0.15", cwd=git_repo)
+    resumed = run_kleio(
+        "python",
+        "train.py",
+        "--epochs",
+        "12",
+        "--checkpoint-every",
+        "4",
+        "--sleep",
+        "0.15",
+        cwd=git_repo,
+    )
     assert resumed.returncode == 0, resumed.stderr
     first = resumed.stdout.splitlines()[0]
     assert first == "resuming from the checkpoint of epoch 4"
@@ -161,7 +199,8 @@ def test_example_resumes_from_its_checkpoint(git_repo, db_uri, tmp_path):
 
 
 def test_fork_while_another_thread_logs_does_not_deadlock(git_repo, db_uri):
-    (git_repo / "forky.py").write_text(textwrap.dedent("""
+    (git_repo / "forky.py").write_text(
+        textwrap.dedent("""
         import os, threading
         from kleio.client.logger import kleio_logger as k
         k.log_statistic(step=-1)
@@ -181,7 +220,9 @@ def test_fork_while_another_thread_logs_does_not_deadlock(git_repo, db_uri):
         release.set()
         _, status = os.waitpid(pid, 0)
         print("child exit", os.waitstatus_to_exitcode(status))
-    """), encoding="utf-8")
+    """),
+        encoding="utf-8",
+    )
     result = run_kleio("python", "forky.py", cwd=git_repo, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "child exit 0\n"

@@ -20,8 +20,12 @@ def test_without_kleio_calls_print(logger, capsys, tmp_path):
     logger.declare_metrics(val_loss="minimize", val_acc="max", primary="val_acc")
     (tmp_path / "ck").mkdir()
     (tmp_path / "ck" / "w.txt").write_text("w")
-    logger.checkpoint(str(tmp_path / "ck"), step=3, metrics={"val_loss": 0.2},
-                      primary_metric=("val_loss", "minimize"))
+    logger.checkpoint(
+        str(tmp_path / "ck"),
+        step=3,
+        metrics={"val_loss": 0.2},
+        primary_metric=("val_loss", "minimize"),
+    )
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "kleio: metrics val_loss=min val_acc=max (primary val_acc)"
     assert out[1] == "kleio: metrics val_loss=min (primary val_loss)"
@@ -74,8 +78,13 @@ def test_checkpoint_is_journalled_and_restored_whole(git_repo, db_uri):
     assert saved.returncode == 0, saved.stderr
     listed = json.loads(run_kleio("ls", "--json", cwd=git_repo).stdout)[0]
     assert listed["primary_metric"] == "score"
-    assert listed["metrics"]["score"] == {"mode": "min", "last": 7.0, "best": 5.0,
-                                          "best_step": 1, "step_key": "step"}
+    assert listed["metrics"]["score"] == {
+        "mode": "min",
+        "last": 7.0,
+        "best": 5.0,
+        "best_step": 1,
+        "step_key": "step",
+    }
     branched = run_kleio("branch", listed["id"][:8], "--mode", "load", cwd=git_repo)
     assert branched.returncode == 0, branched.stderr
     assert "meta 1 weights False" in branched.stdout

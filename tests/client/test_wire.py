@@ -14,7 +14,7 @@ from kleio import client as wire
 def decode(data: bytes, cut: int | None = None) -> list[tuple[str, object]]:
     """Feed ``data`` in one go, or in pieces of ``cut`` bytes; merge what the pieces split."""
     decoder = wire.Decoder()
-    pieces = [data] if cut is None else [data[i:i + cut] for i in range(0, len(data), cut)]
+    pieces = [data] if cut is None else [data[i : i + cut] for i in range(0, len(data), cut)]
     out: list[tuple[str, object]] = []
     for piece in pieces:
         for kind, value in decoder.feed(piece):
@@ -32,8 +32,9 @@ def artifact(header: dict, chunks: list[bytes]) -> bytes:
 
 
 def test_encode_is_compact_ascii_json_and_converts_numpy_scalars():
-    text = wire.encode({"loss": np.float32(0.5), "n": np.int64(3), "v": np.array([1, 2]),
-                        "name": "é\n"})
+    text = wire.encode(
+        {"loss": np.float32(0.5), "n": np.int64(3), "v": np.array([1, 2]), "name": "é\n"}
+    )
     assert text == '{"loss":0.5,"n":3,"v":[1,2],"name":"\\u00e9\\n"}'
     assert text.isascii() and "\n" not in text
     assert wire.encode_checked({"a": [1]}) == '{"a":[1]}'
@@ -46,13 +47,14 @@ def test_encode_is_compact_ascii_json_and_converts_numpy_scalars():
 
 
 def test_records_round_trip_in_order_whatever_the_cut():
-    stream = (wire.record(wire.STATISTIC, wire.encode({"epoch": 1}))
-              + wire.record(wire.STATISTIC, wire.encode({"epoch": 2}))
-              + wire.record(wire.METRICS, wire.encode({"metrics": {"loss": "min"},
-                                                        "primary": "loss"}))
-              + artifact({"filename": "w.pt", "metadata": {"epoch": 2}}, [b"ab", b"", b"cde"])
-              + wire.record(wire.QUERY, wire.encode({"op": "statistics"}))
-              + wire.record(wire.STATISTIC, wire.encode({"epoch": 3})))
+    stream = (
+        wire.record(wire.STATISTIC, wire.encode({"epoch": 1}))
+        + wire.record(wire.STATISTIC, wire.encode({"epoch": 2}))
+        + wire.record(wire.METRICS, wire.encode({"metrics": {"loss": "min"}, "primary": "loss"}))
+        + artifact({"filename": "w.pt", "metadata": {"epoch": 2}}, [b"ab", b"", b"cde"])
+        + wire.record(wire.QUERY, wire.encode({"op": "statistics"}))
+        + wire.record(wire.STATISTIC, wire.encode({"epoch": 3}))
+    )
     expected = [
         ("statistic", ['{"epoch":1}', '{"epoch":2}']),
         ("metrics", '{"metrics":{"loss":"min"},"primary":"loss"}'),
@@ -70,24 +72,33 @@ def test_records_round_trip_in_order_whatever_the_cut():
 def test_only_statistics_take_the_fast_path_and_keep_a_partial_record():
     decoder = wire.Decoder()
     assert list(decoder.feed(b'S{"a":1}\nS{"a":2}\nS{"a"')) == [
-        ("statistic", ['{"a":1}', '{"a":2}'])]
-    assert list(decoder.feed(b':3}\n')) == [("statistic", ['{"a":3}'])]
+        ("statistic", ['{"a":1}', '{"a":2}'])
+    ]
+    assert list(decoder.feed(b":3}\n")) == [("statistic", ['{"a":3}'])]
     assert list(decoder.feed(b"")) == []
 
 
 def test_empty_and_large_artifacts():
     assert decode(artifact({"filename": "e"}, [b""])) == [
-        ("artifact", {"filename": "e"}), ("end", b"")]
+        ("artifact", {"filename": "e"}),
+        ("end", b""),
+    ]
     big = bytes(range(256)) * 5000
-    chunks = [big[i:i + 70000] for i in range(0, len(big), 70000)]
+    chunks = [big[i : i + 70000] for i in range(0, len(big), 70000)]
     assert decode(artifact({"filename": "b"}, chunks), 65536) == [
-        ("artifact", {"filename": "b"}), ("data", big), ("end", b"")]
+        ("artifact", {"filename": "b"}),
+        ("data", big),
+        ("end", b""),
+    ]
 
 
 def test_artifact_bytes_that_look_like_records_are_bytes():
     content = b'\nS{"x":1}\nQ{"op":"statistics"}\n' + wire.END_OF_ARTIFACT
     assert decode(artifact({"filename": "f"}, [content]), 5) == [
-        ("artifact", {"filename": "f"}), ("data", content), ("end", b"")]
+        ("artifact", {"filename": "f"}),
+        ("data", content),
+        ("end", b""),
+    ]
 
 
 def test_hostile_frames():
@@ -103,11 +114,11 @@ def test_hostile_frames():
             seen.append(item)
     assert seen == [("statistic", ['{"a":1}']), ("metrics", "{}")]
     # Unknown tags (and B, which only ledger files hold) are skipped, not journalled.
-    assert decode(b'X{"a":1}\nB{"blob":"x.blob"}\nS{"b":2}\n\n') == [
-        ("statistic", ['{"b":2}'])]
+    assert decode(b'X{"a":1}\nB{"blob":"x.blob"}\nS{"b":2}\n\n') == [("statistic", ['{"b":2}'])]
     # ...also among statistics, which otherwise take the fast path.
     assert decode(b'S{"a":1}\nX{"a":2}\n\nS{"a":3}\nB{}\n') == [
-        ("statistic", ['{"a":1}', '{"a":3}'])]
+        ("statistic", ['{"a":1}', '{"a":3}'])
+    ]
     # Non-ASCII bytes in a statistic never stop the reader.
     assert decode(b'S{"a":"\xff"}\n') == [("statistic", ['{"a":"\ufffd"}'])]
     # A length announcing more than ever comes: the artifact stays open until the connection
@@ -127,7 +138,5 @@ def test_reply_round_trip():
     answer = {"found": True, "metadata": {"epoch": 3}, "size": 5}
     reader = io.BytesIO(wire.reply(answer) + b"hello" + b"rest")
     assert wire.read_reply(reader) == (answer, b"hello")
-    assert wire.read_reply(io.BytesIO(wire.reply({"statistics": []}))) == (
-        {"statistics": []}, None)
+    assert wire.read_reply(io.BytesIO(wire.reply({"statistics": []}))) == ({"statistics": []}, None)
     assert json.loads(wire.reply({"é": 1})) == {"é": 1}
-

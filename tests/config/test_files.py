@@ -11,13 +11,16 @@ from kleio.errors import ConfigError
 from tests.config.conftest import write_user
 
 
-@pytest.mark.parametrize("text, message", [
-    ("db: [unclosed\n", "is not valid YAML"),
-    ("- a\n- b\n", "must hold a mapping"),
-    ("dbb: x\n", "unknown setting 'dbb'"),
-    ("stale_after: soon\n", "'stale_after' must be a number, not 'soon' (set by"),
-    ("stale_after: -5\n", "must be a finite number from 0.01 to 2592000 seconds, not -5 ("),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("db: [unclosed\n", "is not valid YAML"),
+        ("- a\n- b\n", "must hold a mapping"),
+        ("dbb: x\n", "unknown setting 'dbb'"),
+        ("stale_after: soon\n", "'stale_after' must be a number, not 'soon' (set by"),
+        ("stale_after: -5\n", "must be a finite number from 0.01 to 2592000 seconds, not -5 ("),
+    ],
+)
 def test_bad_files_are_clear_errors(git_repo, text, message):
     path = write_user(text)
     with pytest.raises(ConfigError) as error:
@@ -41,19 +44,23 @@ def test_a_config_file_that_is_not_utf8_is_one_line_exit_65(git_repo):
         handle.write(b"hostname: caf\xe9\n")
     with pytest.raises(ConfigError) as error:
         load_config()
-    assert str(error.value) == (f"configuration file {path} is not UTF-8 text (byte 0xe9 at "
-                                "offset 13). Save it as UTF-8.")
+    assert str(error.value) == (
+        f"configuration file {path} is not UTF-8 text (byte 0xe9 at offset 13). Save it as UTF-8."
+    )
     assert error.value.exit_code == 65
 
 
-@pytest.mark.parametrize("text, message", [
-    ("a: " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply"),
-    ("1: 2\nfoo: 3\n", "unknown setting '1'"),
-    ("2001-01-01: x\n", "unknown setting '2001-01-01'"),
-    ("db: \"a\\0b\"\n", "NUL"),
-    ("hostname: \"a\\nb\"\n", "control characters"),
-    ("hostname: [a]\n", "must be a host name"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a: " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply"),
+        ("1: 2\nfoo: 3\n", "unknown setting '1'"),
+        ("2001-01-01: x\n", "unknown setting '2001-01-01'"),
+        ('db: "a\\0b"\n', "NUL"),
+        ('hostname: "a\\nb"\n', "control characters"),
+        ("hostname: [a]\n", "must be a host name"),
+    ],
+)
 def test_odd_yaml_is_a_config_error(git_repo, text, message):
     path = write_user(text)
     with pytest.raises(ConfigError, match=message) as error:

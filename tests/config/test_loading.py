@@ -11,8 +11,7 @@ from tests.config.conftest import write_user
 
 def test_defaults_follow_xdg(git_repo, isolated_env):
     config = load_config()
-    assert config.db == "sqlite://" + str(isolated_env / ".local" / "share" / "kleio" /
-                                          "kleio.db")
+    assert config.db == "sqlite://" + str(isolated_env / ".local" / "share" / "kleio" / "kleio.db")
     assert config.sources["db"] == "default"
     assert config.stale_after == 60.0 and config.heartbeat_interval == 5.0
 

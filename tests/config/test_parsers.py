@@ -13,10 +13,13 @@ BOUNDED = sorted(BOUNDS)
 
 
 @pytest.mark.parametrize("name", BOUNDED)
-@pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-inf", "Infinity", "1e308", "-1", "0",
-                                  "-0.0", "true", "five", "0x10"])
+@pytest.mark.parametrize(
+    "text",
+    ["nan", "NaN", "inf", "-inf", "Infinity", "1e308", "-1", "0", "-0.0", "true", "five", "0x10"],
+)
 def test_non_finite_huge_or_negative_values_from_the_environment_are_refused(
-        git_repo, monkeypatch, name, text):
+    git_repo, monkeypatch, name, text
+):
     env = SETTINGS_BY_NAME[name].env
     monkeypatch.setenv(env, text)
     with pytest.raises(ConfigError) as error:
@@ -29,9 +32,24 @@ def test_non_finite_huge_or_negative_values_from_the_environment_are_refused(
 
 
 @pytest.mark.parametrize("name", BOUNDED)
-@pytest.mark.parametrize("text", [".inf", "-.inf", ".nan", ".NaN", "1e308", "1.0e+308", "-5",
-                                  "0", "yes", "[1]", "{a: 1}", "2001-01-01",
-                                  "1" + "0" * 5000])
+@pytest.mark.parametrize(
+    "text",
+    [
+        ".inf",
+        "-.inf",
+        ".nan",
+        ".NaN",
+        "1e308",
+        "1.0e+308",
+        "-5",
+        "0",
+        "yes",
+        "[1]",
+        "{a: 1}",
+        "2001-01-01",
+        "1" + "0" * 5000,
+    ],
+)
 def test_non_finite_huge_or_negative_values_in_a_file_are_refused(git_repo, name, text):
     path = write_user(f"{name}: {text}\n")
     with pytest.raises(ConfigError) as error:
@@ -42,8 +60,7 @@ def test_non_finite_huge_or_negative_values_in_a_file_are_refused(git_repo, name
 
 
 @pytest.mark.parametrize("name", BOUNDED)
-def test_both_ends_of_each_range_are_accepted_and_just_outside_refused(
-        git_repo, monkeypatch, name):
+def test_both_ends_of_each_range_are_accepted_and_just_outside_refused(git_repo, monkeypatch, name):
     low, high = BOUNDS[name].low, BOUNDS[name].high
     env = SETTINGS_BY_NAME[name].env
     for value in (low, high):
@@ -57,21 +74,42 @@ def test_both_ends_of_each_range_are_accepted_and_just_outside_refused(
             load_config()
 
 
-@pytest.mark.parametrize("text, size", [
-    ("1048576", 1048576), ("4MiB", 4 * 2**20), ("4 mib", 4 * 2**20), ("512KiB", 512 * 1024),
-    ("2MB", 2_000_000), ("16000000", 16_000_000), ("16MB", 16_000_000), ("1024B", 1024),
-    ("0001024", 1024),
-])
-def test_max_statistic_size_accepts_whole_bytes_and_binary_units(git_repo, monkeypatch, text,
-                                                                 size):
+@pytest.mark.parametrize(
+    "text, size",
+    [
+        ("1048576", 1048576),
+        ("4MiB", 4 * 2**20),
+        ("4 mib", 4 * 2**20),
+        ("512KiB", 512 * 1024),
+        ("2MB", 2_000_000),
+        ("16000000", 16_000_000),
+        ("16MB", 16_000_000),
+        ("1024B", 1024),
+        ("0001024", 1024),
+    ],
+)
+def test_max_statistic_size_accepts_whole_bytes_and_binary_units(git_repo, monkeypatch, text, size):
     monkeypatch.setenv("KLEIO_MAX_STATISTIC_SIZE", text)
     assert load_config().max_statistic_size == size
 
 
-@pytest.mark.parametrize("text", ["1e6", "1048576.0", "1.5MiB", "4GiB", "17MB", "1023",
-                                  "9" * 30, "1" + "0" * 30 + "2048", "４０９６", "-2048", "MiB"])
-def test_max_statistic_size_refuses_fractions_units_and_out_of_range(git_repo, monkeypatch,
-                                                                     text):
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1e6",
+        "1048576.0",
+        "1.5MiB",
+        "4GiB",
+        "17MB",
+        "1023",
+        "9" * 30,
+        "1" + "0" * 30 + "2048",
+        "４０９６",
+        "-2048",
+        "MiB",
+    ],
+)
+def test_max_statistic_size_refuses_fractions_units_and_out_of_range(git_repo, monkeypatch, text):
     monkeypatch.setenv("KLEIO_MAX_STATISTIC_SIZE", text)
     with pytest.raises(ConfigError, match="max_statistic_size"):
         load_config()

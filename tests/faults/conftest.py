@@ -55,10 +55,16 @@ def pytest_terminal_summary(terminalreporter):
         "passing checks: {acknowledged} records acknowledged, 0 lost, 0 duplicated "
         "({dropped_and_reported} dropped and told: in the final status, or on stderr when no "
         "status can be journalled)".format(
-            **{k: totals.get(k, 0) for k in ("runs", "commands", "kills", "acknowledged",
-                                             "dropped_and_reported")}))
+            **{
+                k: totals.get(k, 0)
+                for k in ("runs", "commands", "kills", "acknowledged", "dropped_and_reported")
+            }
+        )
+    )
     if totals.get("failed_checks"):
         terminalreporter.write_line(
             "fault suite: {failed_checks} failed or xfailed checks lost {lost_in_failed_checks} "
-            "acknowledged records".format(**{k: totals.get(k, 0) for k in (
-                "failed_checks", "lost_in_failed_checks")}))
+            "acknowledged records".format(
+                **{k: totals.get(k, 0) for k in ("failed_checks", "lost_in_failed_checks")}
+            )
+        )

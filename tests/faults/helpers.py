@@ -63,15 +63,28 @@ def kleio_argv(*args: str) -> list[str]:
 class Run:
     """A ``kleio`` process started in the background, its output in files."""
 
-    def __init__(self, args: Iterable[str], *, cwd: str, out_dir: str, env: dict | None = None,
-                 new_session: bool = False) -> None:
+    def __init__(
+        self,
+        args: Iterable[str],
+        *,
+        cwd: str,
+        out_dir: str,
+        env: dict | None = None,
+        new_session: bool = False,
+    ) -> None:
         self.out_path = os.path.join(out_dir, "kleio.out")
         self.err_path = os.path.join(out_dir, "kleio.err")
         # stdin is not a terminal: the program gets its own process group, as in CI.
         with open(self.out_path, "ab") as out, open(self.err_path, "ab") as err:
-            self.proc = subprocess.Popen(kleio_argv(*args), cwd=cwd, env=env,
-                                         stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                         start_new_session=new_session)
+            self.proc = subprocess.Popen(
+                kleio_argv(*args),
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=new_session,
+            )
         TOTALS["runs"] += 1
 
     @property
@@ -84,8 +97,9 @@ class Run:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"kleio did not end within {timeout:g} s; stderr:\n"
-                                 + self.stderr) from None
+            raise AssertionError(
+                f"kleio did not end within {timeout:g} s; stderr:\n" + self.stderr
+            ) from None
 
     def kill(self) -> None:
         """SIGKILL the runner and reap it."""
@@ -104,12 +118,20 @@ class Run:
             return handle.read()
 
 
-def kleio(*args: str, cwd: str | None = None, env: dict | None = None,
-          timeout: float = DEADLINE) -> subprocess.CompletedProcess:
+def kleio(
+    *args: str, cwd: str | None = None, env: dict | None = None, timeout: float = DEADLINE
+) -> subprocess.CompletedProcess:
     """Run one kleio command to its end (stdin not a terminal)."""
     TOTALS["commands"] += 1
-    return subprocess.run(kleio_argv(*args), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        kleio_argv(*args),
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def json_lines(text: str) -> list[Any]:
@@ -151,14 +173,16 @@ def exactly_once(values: list[int], acknowledged: int, what: str = "statistics")
         f"{what}: {acknowledged} acknowledged, {len(values)} stored, lost {lost}, "
         f"duplicates {duplicates} (first duplicates: "
         f"{sorted(v for v, n in counts.items() if n > 1)[:5]}, first lost: "
-        f"{[i for i in range(acknowledged) if i not in counts][:5]})")
+        f"{[i for i in range(acknowledged) if i not in counts][:5]})"
+    )
     assert not gaps, f"{what}: not contiguous, missing {gaps[:5]} below {top}"
     TOTALS["acknowledged"] += acknowledged
     return len(values)
 
 
-def count_lost(acknowledged: Iterable[Any], stored: Iterable[Any],
-               reported: int = 0) -> tuple[int, int]:
+def count_lost(
+    acknowledged: Iterable[Any], stored: Iterable[Any], reported: int = 0
+) -> tuple[int, int]:
     """(lost, duplicates) of acknowledged keys among stored keys, added to the totals.
 
     ``reported``: how many records the run's final status counts as dropped; that many
@@ -185,8 +209,9 @@ def set_subreaper(on: bool) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, int(on),
-                                                        0, 0, 0) == 0
+        return (
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0
+        )
     except (OSError, AttributeError):
         return False
 
@@ -222,4 +247,3 @@ def wait_gone(pid: int, what: str = "the program to end") -> None:
 def kill_quietly(pid: int, signo: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, signo)
-

@@ -11,7 +11,7 @@ from __future__ import annotations
 #: ``<state>/acked`` after every thousand statistics. A first run logs until it is killed;
 #: a resumed run (it finds statistics of an earlier run) goes on from the last one journalled,
 #: checks the artifacts it can load, logs ``RESUMED_EXTRA`` more statistics and exits 0.
-LOGGER = r'''
+LOGGER = r"""
 import json, os, sys
 from kleio.client.logger import kleio_logger as k
 
@@ -55,12 +55,12 @@ while i < stop:
             j += 1
     report("acked", {"i": i, "j": j})
 report("done", {"i": i, "j": j})
-'''
+"""
 
 #: Logs statistics, fills the file system holding ``<fill dir>`` to the last byte, then goes
 #: on logging statistics and a few large artifacts. Every call that returned is recorded
 #: (``acked``); every call that raised is counted by exception type. Exits 3.
-FILLER = r'''
+FILLER = r"""
 import errno, json, os, sys
 from kleio.client.logger import kleio_logger as k
 
@@ -117,13 +117,13 @@ for j in range(4):
 report("result", {"acked": acked, "artifacts": artifacts, "failures": failures,
                   "errors": errors})
 sys.exit(3)
-'''
+"""
 
 #: Waits until the journal is locked (``<state>/locked`` exists), then makes ``n`` calls of
 #: ``log_statistic``, printing ``lines`` lines among them, timing the slowest of each, and
 #: reports ``{"n", "max_call", "max_print", "lock_held"}`` in ``<state>/done``. A watchdog
 #: thread reports ``<state>/stuck`` as soon as one print has been waiting for 0.5 s.
-LOCKED = r'''
+LOCKED = r"""
 import json, os, sys, threading, time
 from kleio.client.logger import kleio_logger as k
 
@@ -171,11 +171,11 @@ for i in range(n):
 finished.set()
 report("done", {"n": n, "max_call": slowest, "max_print": slowest_print,
                 "lock_held": not os.path.exists(os.path.join(state, "released"))})
-'''
+"""
 
 #: Tries oversized, deep and odd values; reports, per case, None when the call returned or
 #: ``[exception type, message]`` when it raised, then what ``statistics()`` gave back.
-ODD = r'''
+ODD = r"""
 import json, math, os, sys
 from kleio.client.logger import MAX_DEPTH, kleio_logger as k
 
@@ -241,11 +241,11 @@ json.dump({"results": results, "artifacts": artifacts, "limit": limit,
            "back": sorted(str(c) for c in back),
            "nan_back": repr(back.get("nan", {}).get("x"))},
           open(os.path.join(state, "odd.json"), "w"))
-'''
+"""
 
 #: Reports its channel, waits until the test has attacked it (``<state>/attacked``), then
 #: logs ten statistics of its own and checks it reads back exactly those.
-VICTIM = r'''
+VICTIM = r"""
 import json, os, sys, time
 from kleio.client.logger import kleio_logger as k
 
@@ -263,12 +263,12 @@ while not os.path.exists(os.path.join(state, "attacked")):
 for i in range(10):
     k.log_statistic(mine=i)
 assert k.statistics() == [{"mine": i} for i in range(10)], k.statistics()
-'''
+"""
 
 #: Forks ``workers`` processes that each log ``w=<n>, i=0, 1, 2 ...`` as fast as they can,
 #: reporting ``<state>/acked-<n>`` (the next i) after every thousand calls and their pids in
 #: ``<state>/workers``; the parent waits for them.
-WORKERS = r'''
+WORKERS = r"""
 import json, os, sys
 from kleio.client.logger import kleio_logger as k
 
@@ -295,4 +295,4 @@ for w in range(workers):
 report("workers", {"pids": pids, "parent": os.getpid(), "trial": os.environ["KLEIO_TRIAL_ID"]})
 for _ in pids:
     os.wait()
-'''
+"""

@@ -67,18 +67,26 @@ def snapshot(path: str) -> tuple:
     return info.st_mode, info.st_uid, listing
 
 
-ATTACKS = ["world-writable", "group-writable", "symlink", "file",
-           pytest.param("other-user", marks=as_root)]
+ATTACKS = [
+    "world-writable",
+    "group-writable",
+    "symlink",
+    "file",
+    pytest.param("other-user", marks=as_root),
+]
 
 
-@pytest.mark.parametrize(("attack", "where"), [
-    *[(attack, "xdg") for attack in ATTACKS[:-1]],
-    pytest.param("other-user", "xdg", marks=as_root),
-    # XDG_RUNTIME_DIR unset: the directory is made in the temporary directory, where anyone
-    # can create it first (the attack of issue 7).
-    ("world-writable", "tmp"),
-    pytest.param("other-user", "tmp", marks=as_root),
-])
+@pytest.mark.parametrize(
+    ("attack", "where"),
+    [
+        *[(attack, "xdg") for attack in ATTACKS[:-1]],
+        pytest.param("other-user", "xdg", marks=as_root),
+        # XDG_RUNTIME_DIR unset: the directory is made in the temporary directory, where anyone
+        # can create it first (the attack of issue 7).
+        ("world-writable", "tmp"),
+        pytest.param("other-user", "tmp", marks=as_root),
+    ],
+)
 def test_kleio_run_refuses_a_planted_channel_directory(lab, runtime, monkeypatch, attack, where):
     if where == "tmp":
         monkeypatch.delenv("XDG_RUNTIME_DIR")
@@ -220,10 +228,11 @@ def test_same_user_refuses_another_uid(runtime):
 def test_runner_drops_a_connection_from_another_user(lab, runtime):
     """Someone reached the socket anyway (here: root opened the way): nothing gets in."""
     lab.program("victim.py", programs.VICTIM)
-    run = Run(["run", "-q", sys.executable, "victim.py", lab.state], cwd=lab.repo,
-              out_dir=lab.tmp)
-    ready = wait_for(lambda: read_report(lab.state, "ready") or run.proc.poll() is not None,
-                     "the program to start")
+    run = Run(["run", "-q", sys.executable, "victim.py", lab.state], cwd=lab.repo, out_dir=lab.tmp)
+    ready = wait_for(
+        lambda: read_report(lab.state, "ready") or run.proc.poll() is not None,
+        "the program to start",
+    )
     assert isinstance(ready, dict), run.stderr
     lab.pids.append(ready["pid"])
     channel = ready["channel"]

@@ -35,8 +35,11 @@ def tmpfs(tmp_path):
     def mount(name: str) -> str:
         path = tmp_path / name
         path.mkdir()
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m,mode=0700", "tmpfs",
-                                 str(path)], capture_output=True, text=True)
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=32m,mode=0700", "tmpfs", str(path)],
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
         mounts.append(path)
@@ -60,13 +63,19 @@ ALL_FULL_BUG = (
     "status's problems, which is never journalled: stderr names the first one only, and its "
     "count of lost events leaves them out; meanwhile 'the journal is back' / 'the journal is "
     "unavailable' alternate on stderr at every retry (an empty spool replays fine on a full "
-    "disk), not told once")
+    "disk), not told once"
+)
 
 
-@pytest.mark.parametrize("full", [
-    "ledger", "journal", "all-space-back",
-    pytest.param("all", marks=pytest.mark.xfail(strict=True, reason="bug: " + ALL_FULL_BUG)),
-])
+@pytest.mark.parametrize(
+    "full",
+    [
+        "ledger",
+        "journal",
+        "all-space-back",
+        pytest.param("all", marks=pytest.mark.xfail(strict=True, reason="bug: " + ALL_FULL_BUG)),
+    ],
+)
 def test_disk_fills_up_mid_run(lab, tmpfs, monkeypatch, full):
     disk = tmpfs("disk")
     if full in ("ledger", "all", "all-space-back"):
@@ -77,14 +86,17 @@ def test_disk_fills_up_mid_run(lab, tmpfs, monkeypatch, full):
         lab.db = "sqlite://" + os.path.join(disk, "journal", "kleio.db")
         monkeypatch.setenv("KLEIO_DB", lab.db)
     lab.program("filler.py", programs.FILLER)
-    run = Run(["run", "-q", sys.executable, "filler.py", lab.state, disk], cwd=lab.repo,
-              out_dir=lab.tmp)
+    run = Run(
+        ["run", "-q", sys.executable, "filler.py", lab.state, disk], cwd=lab.repo, out_dir=lab.tmp
+    )
     filler = os.path.join(disk, "filler")
     if full == "all-space-back":
         # Space comes back once the program has ended, while the runner still holds what
         # neither the journal nor the spool took: it must all reach the journal.
-        wait_for(lambda: read_report(lab.state, "result") or run.proc.poll() is not None,
-                 "the program to end")
+        wait_for(
+            lambda: read_report(lab.state, "result") or run.proc.poll() is not None,
+            "the program to end",
+        )
         os.remove(filler)
     code = run.wait(timeout=90)
     stderr = run.stderr
@@ -112,23 +124,23 @@ def test_disk_fills_up_mid_run(lab, tmpfs, monkeypatch, full):
         # Documented: nowhere is left to count them in, so the runner says it on stderr.
         told = LOST_ON_STDERR.search(stderr)
         reported += int(told.group(1)) if told else 0
-    reported_artifacts = sum(problems.get(key, 0)
-                             for key in ("artifacts_dropped", "missing_artifacts"))
+    reported_artifacts = sum(
+        problems.get(key, 0) for key in ("artifacts_dropped", "missing_artifacts")
+    )
     lost, duplicates = count_lost(result["acked"], stats, reported)
-    lost_artifacts, duplicate_artifacts = count_lost(result["artifacts"], arts,
-                                                     reported_artifacts)
+    lost_artifacts, duplicate_artifacts = count_lost(result["artifacts"], arts, reported_artifacts)
     assert (duplicates, duplicate_artifacts) == (0, 0)
     assert (max(0, lost - reported), max(0, lost_artifacts - reported_artifacts)) == (0, 0), (
         f"{lost} of {len(result['acked'])} acknowledged statistics and {lost_artifacts} of "
         f"{len(result['artifacts'])} artifacts are not journalled, and the final status "
         f"counts {problems}: {status}; program failures {result['failures']} "
-        f"{result['errors']}; stderr:\n{stderr}")
+        f"{result['errors']}; stderr:\n{stderr}"
+    )
     warnings = [line for line in stderr.splitlines() if line.startswith("kleio: warning:")]
     repeated = {line for line in warnings if warnings.count(line) > 1}
     assert not repeated, f"told more than once: {sorted(repeated)}"
     if full != "all":  # documented: then no final status can be journalled
-        assert (status.get("status"), status.get("exit_code")) == ("broken", 3), (status,
-                                                                                 stderr)
+        assert (status.get("status"), status.get("exit_code")) == ("broken", 3), (status, stderr)
 
 
 # -- without a tmpfs: ENOSPC and short writes injected into the client ----------------------

@@ -48,8 +48,12 @@ def payload(j: int) -> bytes:
 
 def start_logger(lab, mode: str = "stats", **kwargs) -> tuple[Run, dict]:
     lab.program("logger.py", programs.LOGGER)
-    run = Run(["run", "-q", sys.executable, "logger.py", lab.state, mode], cwd=lab.repo,
-              out_dir=lab.tmp, **kwargs)
+    run = Run(
+        ["run", "-q", sys.executable, "logger.py", lab.state, mode],
+        cwd=lab.repo,
+        out_dir=lab.tmp,
+        **kwargs,
+    )
     started = wait_running(run, lambda: read_report(lab.state, "started"), "the program to start")
     lab.pids.append(started["pid"])
     return run, started
@@ -61,8 +65,9 @@ def wait_running(run: Run, condition, what: str):
     def check():
         value = condition()
         if not value and run.proc.poll() is not None:
-            raise AssertionError(f"kleio ended with {run.proc.returncode} before {what}; "
-                                 f"stderr:\n{run.stderr}")
+            raise AssertionError(
+                f"kleio ended with {run.proc.returncode} before {what}; stderr:\n{run.stderr}"
+            )
         return value
 
     return wait_for(check, what)
@@ -71,8 +76,11 @@ def wait_running(run: Run, condition, what: str):
 def wait_acked(lab, run: Run, rng: random.Random) -> int:
     """Wait until a random number (in thousands) of calls returned; return it."""
     threshold = rng.randrange(1, 40) * 1000
-    wait_running(run, lambda: (read_report(lab.state, "acked") or {}).get("i", 0) >= threshold,
-                 f"{threshold} acknowledged statistics")
+    wait_running(
+        run,
+        lambda: (read_report(lab.state, "acked") or {}).get("i", 0) >= threshold,
+        f"{threshold} acknowledged statistics",
+    )
     return threshold
 
 
@@ -95,7 +103,8 @@ def check_artifacts(lab, trial: str, acknowledged) -> int:
     lost, duplicates = count_lost(acknowledged, found)
     assert (lost, duplicates) == (0, 0), (
         f"artifacts: {len(acknowledged)} acknowledged, {len(found)} stored, lost {lost} "
-        f"({sorted(set(acknowledged) - set(found))[:5]}), duplicates {duplicates}")
+        f"({sorted(set(acknowledged) - set(found))[:5]}), duplicates {duplicates}"
+    )
     assert info(trial, lab.repo)["counts"]["artifact"] == len(found)
     return len(found)
 
@@ -247,9 +256,10 @@ def test_sync_journals_every_marked_range(lab, monkeypatch, ranges):
     middle = sum(len(r) for r in records[:120])
     end = sum(len(r) for r in records)
     low = first_seq(execution)
-    markers = [(low, "ledger", 1.0, encode({"file": name, "from": 0, "to": middle, "n": 120})),
-               (low + 121, "ledger", 1.0,
-                encode({"file": name, "from": middle, "to": end, "n": 80}))]
+    markers = [
+        (low, "ledger", 1.0, encode({"file": name, "from": 0, "to": middle, "n": 120})),
+        (low + 121, "ledger", 1.0, encode({"file": name, "from": middle, "to": end, "n": 80})),
+    ]
     with open_store(lab.db) as store:
         store.append_events(trial_id=trial, events=markers[:ranges])
     result = kleio("sync", "--json", cwd=lab.repo)
@@ -264,8 +274,6 @@ def subprocess_pid_of_finished_process() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
-
-
 
 
 def ledger_records(spool: str, pids: list[int]) -> int:
@@ -293,15 +301,18 @@ class Workers:
     def __init__(self, lab, count: int, case: str) -> None:
         self.lab, self.count = lab, count
         lab.program("workers.py", programs.WORKERS)
-        self.run = Run(["run", "-q", sys.executable, "workers.py", lab.state, str(count)],
-                       cwd=lab.repo, out_dir=lab.tmp)
-        started = wait_running(self.run, lambda: read_report(lab.state, "workers"),
-                               "the workers")
+        self.run = Run(
+            ["run", "-q", sys.executable, "workers.py", lab.state, str(count)],
+            cwd=lab.repo,
+            out_dir=lab.tmp,
+        )
+        started = wait_running(self.run, lambda: read_report(lab.state, "workers"), "the workers")
         self.parent, self.pids, self.trial = started["parent"], started["pids"], started["trial"]
         lab.pids += [self.parent, *self.pids]
         threshold = rng_for(case, 0).randrange(1, 4) * 1000
-        wait_running(self.run, lambda: min(self.acked()) >= threshold,
-                     f"{threshold} calls per worker")
+        wait_running(
+            self.run, lambda: min(self.acked()) >= threshold, f"{threshold} calls per worker"
+        )
 
     def acked(self) -> list[int]:
         return [read_report(self.lab.state, f"acked-{w}", 0) for w in range(self.count)]
@@ -317,8 +328,11 @@ class Workers:
         stats = statistics(self.trial, self.lab.repo)
         assert [s["parent"] for s in stats if "parent" in s] == [self.parent]
         for w in range(self.count):
-            exactly_once([s["i"] for s in stats if s.get("w") == w], acknowledged[w],
-                         f"statistics of worker {w}")
+            exactly_once(
+                [s["i"] for s in stats if s.get("w") == w],
+                acknowledged[w],
+                f"statistics of worker {w}",
+            )
 
 
 def test_forked_workers_killed_with_the_runner(lab):
@@ -355,16 +369,24 @@ def test_sync_while_orphaned_workers_log(lab, monkeypatch):
     wait_for(lambda: all(stopped(pid) for pid in workers.pids), "the workers to stop")
     before = workers.acked()
     present = ledger_records(spool, [workers.parent, *workers.pids])
-    sync = subprocess.Popen(kleio_argv("sync"), cwd=lab.repo, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sync = subprocess.Popen(
+        kleio_argv("sync"),
+        cwd=lab.repo,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     TOTALS["commands"] += 1
     # The workers go on once sync has begun journalling (it has found their files).
     already = journalled()
     wait_for(lambda: sync.poll() is not None or journalled() > already, "sync to begin")
     for pid in workers.pids:
         os.kill(pid, signal.SIGCONT)
-    wait_for(lambda: sync.poll() is not None or journalled() > present,
-             "sync to end or to journal what was written after it started")
+    wait_for(
+        lambda: sync.poll() is not None or journalled() > present,
+        "sync to end or to journal what was written after it started",
+    )
     returned = sync.poll() is not None
     if not returned:
         sync.kill()  # it would go on until the workers stop: no need to watch it catch up
@@ -374,14 +396,13 @@ def test_sync_while_orphaned_workers_log(lab, monkeypatch):
     reader.close()
     assert returned and count <= present, (
         f"kleio sync {'returned' if returned else 'was still running'} after journalling "
-        f"{count:,} records while the files held {present:,} when it started")
+        f"{count:,} records while the files held {present:,} when it started"
+    )
     assert sync.returncode == 0, err
     workers.check(before)
     sync_and_check_idempotent(lab)
     workers.check(workers.acked())
     assert info(workers.trial, lab.repo)["pending"] == []
-
-
 
 
 def test_sync_treats_a_zombie_writer_as_dead(lab):

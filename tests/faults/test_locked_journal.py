@@ -41,19 +41,29 @@ def run_under_lock(lab, calls: int, lines: int) -> tuple[Run, dict, dict]:
     The lock is released early only when the program reports a print stuck for 0.5 s.
     """
     lab.program("locked.py", programs.LOCKED)
-    run = Run(["run", "-q", sys.executable, "locked.py", lab.state, str(calls), str(lines)],
-              cwd=lab.repo, out_dir=lab.tmp)
-    ready = wait_for(lambda: read_report(lab.state, "ready") or run.proc.poll() is not None,
-                     "the program to start")
+    run = Run(
+        ["run", "-q", sys.executable, "locked.py", lab.state, str(calls), str(lines)],
+        cwd=lab.repo,
+        out_dir=lab.tmp,
+    )
+    ready = wait_for(
+        lambda: read_report(lab.state, "ready") or run.proc.poll() is not None,
+        "the program to start",
+    )
     assert isinstance(ready, dict), run.stderr
     lab.pids.append(ready["pid"])
     lock = sqlite3.connect(sqlite_path(lab.db), isolation_level=None, timeout=30)
     try:
         lock.execute("BEGIN IMMEDIATE")
         open(os.path.join(lab.state, "locked"), "w").close()
-        done = wait_for(lambda: read_report(lab.state, "done") or read_report(
-            lab.state, "stuck") or run.proc.poll() is not None,
-            f"the program's {calls} calls under the lock")
+        done = wait_for(
+            lambda: (
+                read_report(lab.state, "done")
+                or read_report(lab.state, "stuck")
+                or run.proc.poll() is not None
+            ),
+            f"the program's {calls} calls under the lock",
+        )
         assert isinstance(done, dict), f"kleio ended first:\n{run.stderr}"
         if "stuck" not in done:  # every call returned while we held the lock
             assert done["lock_held"] and lock.in_transaction
@@ -66,8 +76,7 @@ def run_under_lock(lab, calls: int, lines: int) -> tuple[Run, dict, dict]:
 
 def test_locked_journal_never_blocks_a_call(lab):
     run, ready, done = run_under_lock(lab, CALLS, 0)
-    TOTALS["locked_calls_max_ms"] = max(TOTALS["locked_calls_max_ms"],
-                                        int(done["max_call"] * 1000))
+    TOTALS["locked_calls_max_ms"] = max(TOTALS["locked_calls_max_ms"], int(done["max_call"] * 1000))
     assert done["max_call"] < 0.5, f"a log_statistic call took {done['max_call']:.3f} s"
     code = run.wait()
     assert code == 0, run.stderr
@@ -90,18 +99,25 @@ def test_locked_journal_never_blocks_output(lab, monkeypatch):
 def test_runner_killed_while_the_journal_is_locked(lab):
     """A runner killed while the journal is unwritable leaves everything to ``kleio sync``."""
     lab.program("locked.py", programs.LOCKED)
-    run = Run(["run", "-q", sys.executable, "locked.py", lab.state, str(CALLS // 2), "0"],
-              cwd=lab.repo, out_dir=lab.tmp)
-    ready = wait_for(lambda: read_report(lab.state, "ready") or run.proc.poll() is not None,
-                     "the program to start")
+    run = Run(
+        ["run", "-q", sys.executable, "locked.py", lab.state, str(CALLS // 2), "0"],
+        cwd=lab.repo,
+        out_dir=lab.tmp,
+    )
+    ready = wait_for(
+        lambda: read_report(lab.state, "ready") or run.proc.poll() is not None,
+        "the program to start",
+    )
     assert isinstance(ready, dict), run.stderr
     lab.pids.append(ready["pid"])
     lock = sqlite3.connect(sqlite_path(lab.db), isolation_level=None, timeout=30)
     try:
         lock.execute("BEGIN IMMEDIATE")
         open(os.path.join(lab.state, "locked"), "w").close()
-        done = wait_for(lambda: read_report(lab.state, "done") or run.proc.poll() is not None,
-                        "the program's calls under the lock")
+        done = wait_for(
+            lambda: read_report(lab.state, "done") or run.proc.poll() is not None,
+            "the program's calls under the lock",
+        )
         assert isinstance(done, dict), f"kleio ended first:\n{run.stderr}"
         run.kill()  # the runner waits on the lock for the journal: it dies holding it all
         wait_gone(ready["pid"])

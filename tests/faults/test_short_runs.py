@@ -51,24 +51,34 @@ def test_hundreds_of_short_runs(lab):
 
     def run(case):
         argv, _ = case
-        return subprocess.run(kleio_argv("run", "-q", *argv), cwd=lab.repo,
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=120)
+        return subprocess.run(
+            kleio_argv("run", "-q", *argv),
+            cwd=lab.repo,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     with ThreadPoolExecutor(PARALLEL) as pool:
         results = list(pool.map(run, cases))
     TOTALS["runs"] += len(cases)
 
-    wrong_codes = [(i, r.returncode, code, r.stderr[-300:])
-                   for i, (r, (_, code)) in enumerate(zip(results, cases))
-                   if r.returncode != code]
-    assert not wrong_codes, f"{len(wrong_codes)} of {len(cases)} exit codes wrong: " \
-        f"{wrong_codes[:3]}"
-    not_teed = [i for i, r in enumerate(results)
-                if f"out-{i}" not in r.stdout or f"err-{i}" not in r.stderr]
+    wrong_codes = [
+        (i, r.returncode, code, r.stderr[-300:])
+        for i, (r, (_, code)) in enumerate(zip(results, cases))
+        if r.returncode != code
+    ]
+    assert not wrong_codes, (
+        f"{len(wrong_codes)} of {len(cases)} exit codes wrong: {wrong_codes[:3]}"
+    )
+    not_teed = [
+        i for i, r in enumerate(results) if f"out-{i}" not in r.stdout or f"err-{i}" not in r.stderr
+    ]
     assert not not_teed, f"output not passed through for runs {not_teed[:10]}"
-    unexpected = [(i, r.stderr) for i, r in enumerate(results)
-                  if "warning" in r.stderr or "error" in r.stderr]
+    unexpected = [
+        (i, r.stderr) for i, r in enumerate(results) if "warning" in r.stderr or "error" in r.stderr
+    ]
     assert not unexpected, f"{len(unexpected)} runs told of problems: {unexpected[:3]}"
 
     with open_store(lab.db) as store:
@@ -80,22 +90,26 @@ def test_hundreds_of_short_runs(lab):
             doc = trials[tuple(argv)]
             expected = "completed" if code == 0 else "broken"
             status = store.last_status(trial_id=doc["id"])
-            if (doc["status"], doc.get("exit_code"), status.data.get("status"),
-                    status.data.get("exit_code")) != (expected, code, expected, code):
+            if (
+                doc["status"],
+                doc.get("exit_code"),
+                status.data.get("status"),
+                status.data.get("exit_code"),
+            ) != (expected, code, expected, code):
                 wrong_status.append((i, doc["status"], doc.get("exit_code"), status.data))
             events = store.read_events(trial_id=doc["id"])
-            lines = [(e.kind, e.data.get("line")) for e in events
-                     if e.kind in ("stdout", "stderr")]
-            if lines.count(("stdout", f"out-{i}")) != 1 or \
-                    lines.count(("stderr", f"err-{i}")) != 1 or len(lines) != 2:
+            lines = [(e.kind, e.data.get("line")) for e in events if e.kind in ("stdout", "stderr")]
+            if (
+                lines.count(("stdout", f"out-{i}")) != 1
+                or lines.count(("stderr", f"err-{i}")) != 1
+                or len(lines) != 2
+            ):
                 wrong_lines.append((i, lines))
             if argv[0] == sys.executable:
                 acknowledged += [(i, n) for n in range(STATISTICS)]
-                stored += [(e.data["run"], e.data["n"]) for e in events
-                           if e.kind == "statistic"]
+                stored += [(e.data["run"], e.data["n"]) for e in events if e.kind == "statistic"]
     assert not wrong_status, f"{len(wrong_status)} final statuses wrong: {wrong_status[:3]}"
-    assert not wrong_lines, f"{len(wrong_lines)} runs' output journalled wrong: " \
-        f"{wrong_lines[:3]}"
+    assert not wrong_lines, f"{len(wrong_lines)} runs' output journalled wrong: {wrong_lines[:3]}"
     # Each run's acknowledged lines count too: two per run.
     TOTALS["acknowledged"] += 2 * len(cases)
     assert count_lost(acknowledged, stored) == (0, 0)

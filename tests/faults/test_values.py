@@ -32,8 +32,11 @@ def odd_run(lab) -> tuple[dict, str]:
     result = kleio("run", sys.executable, "odd.py", lab.state, cwd=lab.repo)
     TOTALS["runs"] += 1
     assert result.returncode == 0, result.stderr
-    trial = [line.rsplit(" ", 1)[1] for line in result.stderr.splitlines()
-             if line.startswith("trial reserved with id:")][0]
+    trial = [
+        line.rsplit(" ", 1)[1]
+        for line in result.stderr.splitlines()
+        if line.startswith("trial reserved with id:")
+    ][0]
     with open(f"{lab.state}/odd.json", encoding="utf-8") as handle:
         return json.load(handle), trial
 
@@ -62,16 +65,22 @@ def test_odd_values_are_refused_or_stored_and_readable(lab):
     by_case = {s["case"]: s for s in stored}
     assert by_case["nan"]["x"] == "NaN"
     assert (by_case["inf"]["x"], by_case["inf"]["y"]) == ("Infinity", "-Infinity")
-    assert by_case["big_int"]["x"] == 2 ** 70
+    assert by_case["big_int"]["x"] == 2**70
     assert by_case["unicode"]["\u043a\u043b\u044e\u0447"] == "z"
     assert by_case["control"]["x"] == "nul \x00 esc \x1b[31m red\nnew line\rcr\ttab"
     assert len(by_case["under_limit"]["x"]) == report["limit"] - 100
 
     # Nothing stored makes a reading command crash, human or JSON.
-    for args in (["cat", trial], ["cat", trial, "--statistics"],
-                 ["cat", trial, "--statistics", "--sort", "x"],
-                 ["cat", trial, "--statistics", "--sort", "-x"],
-                 ["info", trial], ["ls"], ["tail", trial], ["tail", trial, "--json"]):
+    for args in (
+        ["cat", trial],
+        ["cat", trial, "--statistics"],
+        ["cat", trial, "--statistics", "--sort", "x"],
+        ["cat", trial, "--statistics", "--sort", "-x"],
+        ["info", trial],
+        ["ls"],
+        ["tail", trial],
+        ["tail", trial, "--json"],
+    ):
         result = kleio(*args, cwd=lab.repo)
         assert result.returncode == 0 and "Traceback" not in result.stderr, (args, result.stderr)
     for args in (["info", trial, "--json"], ["ls", "--json"]):

@@ -26,9 +26,12 @@ def test_an_unknown_name_is_an_attribute_error():
 
 def test_a_start_without_leftovers_reads_and_journals_no_ledger(tmp_path):
     """The runner's start: its execution directory, and its trial's leftovers (none)."""
-    code = ("import sys\nfrom kleio import ledger\nledger.create_execution_dir\n"
-            f"ledger.recover_trial(None, {str(tmp_path)!r}, 'x' * 64)\n"
-            "print(sorted(m for m in sys.modules if m.startswith('kleio.ledger.')))")
+    code = (
+        "import sys\nfrom kleio import ledger\nledger.create_execution_dir\n"
+        f"ledger.recover_trial(None, {str(tmp_path)!r}, 'x' * 64)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('kleio.ledger.')))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.stdout.strip() == "['kleio.ledger.directories', 'kleio.ledger.recovery']", \
+    assert result.stdout.strip() == "['kleio.ledger.directories', 'kleio.ledger.recovery']", (
         result.stderr
+    )

@@ -62,8 +62,12 @@ def test_an_endless_record_is_skipped_in_bounded_memory(tmp_path, monkeypatch):
         if chunk is not None:
             lines += chunk.lines
     assert lines == [b"", b'S{"i":1}']  # the same index as a recovery gives it
-    marker, events = chunk_events(Chunk("1-a.log", 0, reader.offset,
-                                        path.read_bytes().split(b"\n")[:2]), 10, 1.0,
-                                  str(tmp_path), lambda path, header: None)
+    marker, events = chunk_events(
+        Chunk("1-a.log", 0, reader.offset, path.read_bytes().split(b"\n")[:2]),
+        10,
+        1.0,
+        str(tmp_path),
+        lambda path, header: None,
+    )
     assert [seq for seq, *_ in events] == [12]
     reader.close()

@@ -15,8 +15,9 @@ from tests.ledger.conftest import TRIAL, dead_execution, stats
 
 
 def test_recovery_journals_a_dead_runners_ledger_once(journal, tmp_path):
-    leftover = dead_execution(tmp_path, journal,
-                              [b'S{"i":%d}\n' % i for i in range(1000)] + [b'S{"i":10'])
+    leftover = dead_execution(
+        tmp_path, journal, [b'S{"i":%d}\n' % i for i in range(1000)] + [b'S{"i":10']
+    )
     assert recover(journal, leftover) == 1000
     assert stats(journal) == list(range(1000))
     assert not os.path.exists(leftover.directory)  # its writer is gone: nothing left to read
@@ -24,16 +25,16 @@ def test_recovery_journals_a_dead_runners_ledger_once(journal, tmp_path):
     assert stats(journal) == list(range(1000))
 
 
-def test_a_range_half_journalled_before_the_runner_died_is_completed_not_doubled(
-        journal, tmp_path):
+def test_a_range_half_journalled_before_the_runner_died_is_completed_not_doubled(journal, tmp_path):
     records = [b'S{"i":%d}\n' % i for i in range(10)]
     leftover = dead_execution(tmp_path, journal, records)
     # The dead runner had read the first 6 records, inserted their marker, then only 2 of
     # its events (MongoDB's unordered insert_many can stop anywhere), then died.
     name = "999999998-abcd.log"
     chunk = Chunk(name, 0, sum(len(r) for r in records[:6]), [r[:-1] for r in records[:6]])
-    marker, events = chunk_events(chunk, first_seq(1) + 1, 2.0, leftover.directory,
-                                  lambda path, header: ("0" * 64, 0))
+    marker, events = chunk_events(
+        chunk, first_seq(1) + 1, 2.0, leftover.directory, lambda path, header: ("0" * 64, 0)
+    )
     journal.append_events(trial_id=TRIAL, events=[marker, events[0], events[3]])
     recover(journal, leftover)
     assert stats(journal) == list(range(10))
@@ -43,8 +44,9 @@ def test_a_range_half_journalled_before_the_runner_died_is_completed_not_doubled
 
 def test_recovery_skips_another_journals_ledger(journal, tmp_path):
     leftover = dead_execution(tmp_path, journal, [b'S{"i":0}\n'])
-    other = Leftover(leftover.directory, leftover.trial_id, leftover.execution,
-                     "sqlite:///elsewhere.db")
+    other = Leftover(
+        leftover.directory, leftover.trial_id, leftover.execution, "sqlite:///elsewhere.db"
+    )
     assert recover(journal, other) is None
     assert stats(journal) == []
     assert leftovers(str(tmp_path / "spool"))[0].journal == journal.uri
@@ -57,8 +59,13 @@ def test_recovery_stores_an_artifacts_bytes_before_its_event(journal, tmp_path):
         handle.write(b"weights")
     import hashlib
 
-    header = {"filename": "w.bin", "metadata": {"epoch": 3}, "blob": "999999998-abcd-1.blob",
-              "sha256": hashlib.sha256(b"weights").hexdigest(), "size": 7}
+    header = {
+        "filename": "w.bin",
+        "metadata": {"epoch": 3},
+        "blob": "999999998-abcd-1.blob",
+        "sha256": hashlib.sha256(b"weights").hexdigest(),
+        "size": 7,
+    }
     with open(os.path.join(leftover.directory, "999999998-abcd.log"), "ab") as handle:
         handle.write(b"B" + json.dumps(header).encode() + b"\n")
     assert recover(journal, leftover) == 1
@@ -77,5 +84,4 @@ def test_a_ledger_waits_while_its_spool_is_not_replayed(journal, tmp_path):
     assert recover(journal, leftover) is None  # another process may be replaying it
     assert recover_trial(journal, str(tmp_path / "spool"), TRIAL) >= 1
     assert stats(journal) == [0]
-    assert [e.data["line"] for e in journal.read_events(trial_id=TRIAL, kinds=("stdout",))] \
-        == ["x"]
+    assert [e.data["line"] for e in journal.read_events(trial_id=TRIAL, kinds=("stdout",))] == ["x"]

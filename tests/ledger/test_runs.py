@@ -15,8 +15,14 @@ def test_live_writer_journals_ledger_chunks_with_markers_first(journal, tmp_path
     directory.mkdir()
     (directory / "999999998-x.log").write_bytes(b"".join(b'S{"i":%d}\n' % i for i in range(20)))
     reader = LedgerReader(str(directory))
-    writer = Writer(journal, TRIAL, first_seq(1) + 1, Spool(str(tmp_path / "s"), TRIAL, 1),
-                    0.01, ledger_dir=str(directory))
+    writer = Writer(
+        journal,
+        TRIAL,
+        first_seq(1) + 1,
+        Spool(str(tmp_path / "s"), TRIAL, 1),
+        0.01,
+        ledger_dir=str(directory),
+    )
     writer.start()
     for chunk in reader.drain():
         writer.send(LedgerChunk(chunk))
@@ -32,7 +38,9 @@ def test_without_a_writable_ledger_calls_go_over_the_socket(git_repo, db_uri):
     """A ledger that cannot be written (here: gone) costs one warning, not one record."""
     from tests.conftest import run_kleio, write
 
-    write(git_repo / "fallback.py", """
+    write(
+        git_repo / "fallback.py",
+        """
         import os, shutil
         from kleio.client.logger import kleio_logger
         shutil.rmtree(os.environ["KLEIO_LEDGER"])
@@ -40,7 +48,8 @@ def test_without_a_writable_ledger_calls_go_over_the_socket(git_repo, db_uri):
             kleio_logger.log_statistic(i=i)
         kleio_logger.log_artifact("w.bin", b"x" * 3_000_000, epoch=1)
         print(len(kleio_logger.statistics()), kleio_logger.load_artifact("w.bin")[1])
-    """)
+    """,
+    )
     result = run_kleio("python", "fallback.py", cwd=git_repo)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "500 {'epoch': 1}\n"
@@ -50,7 +59,9 @@ def test_without_a_writable_ledger_calls_go_over_the_socket(git_repo, db_uri):
 def test_a_program_logging_from_a_signal_handler_never_deadlocks(git_repo, db_uri):
     from tests.conftest import run_kleio, write
 
-    write(git_repo / "handler.py", """
+    write(
+        git_repo / "handler.py",
+        """
         import os, signal
         from kleio.client.logger import kleio_logger
         signal.signal(signal.SIGUSR1, lambda *a: kleio_logger.log_statistic(signal=1))
@@ -58,7 +69,8 @@ def test_a_program_logging_from_a_signal_handler_never_deadlocks(git_repo, db_ur
             kleio_logger.log_statistic(i=i)
             if i % 100 == 0:
                 os.kill(os.getpid(), signal.SIGUSR1)
-    """)
+    """,
+    )
     result = run_kleio("python", "handler.py", cwd=git_repo, timeout=120)
     assert result.returncode == 0, result.stderr
     trial = result.stderr.split("id: ")[1][:7]
@@ -74,7 +86,9 @@ def test_short_lived_writers_never_exhaust_the_runners_descriptors(git_repo, db_
 
     from tests.conftest import write
 
-    write(git_repo / "forks.py", """
+    write(
+        git_repo / "forks.py",
+        """
         import os
         from kleio.client.logger import kleio_logger
         for epoch in range(100):
@@ -88,9 +102,14 @@ def test_short_lived_writers_never_exhaust_the_runners_descriptors(git_repo, db_
             for pid in pids:
                 os.waitpid(pid, 0)
         print(len(kleio_logger.statistics()))
-    """)
+    """,
+    )
     limited = subprocess.run(
         ["sh", "-c", f"ulimit -n 64 && exec {sys.executable} -m kleio python forks.py"],
-        cwd=git_repo, capture_output=True, text=True, timeout=120)
+        cwd=git_repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert limited.returncode == 0, limited.stderr
     assert limited.stdout == "400\n"

@@ -75,11 +75,24 @@ class WireServer:
         log = os.path.join(self.directory, f"server-{self._starts}.log")
         with open(log, "wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", _START, "--db", os.path.join(self.directory, "nx.db"),
-                 "--host", "127.0.0.1", "-p", str(self.port),
-                 "--log-file", os.path.join(self.directory, "nx.log"),
-                 "--pid-file", os.path.join(self.directory, "nx.pid")],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                [
+                    sys.executable,
+                    "-c",
+                    _START,
+                    "--db",
+                    os.path.join(self.directory, "nx.db"),
+                    "--host",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "--log-file",
+                    os.path.join(self.directory, "nx.log"),
+                    "--pid-file",
+                    os.path.join(self.directory, "nx.pid"),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
                 start_new_session=True,  # a test's Ctrl-C or killpg does not reach it
                 preexec_fn=_die_with_parent,
             )

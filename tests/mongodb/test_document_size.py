@@ -109,15 +109,19 @@ def trial_doc(trial_id):
     return {**doc, "id": trial_id}
 
 
-@pytest.mark.parametrize("total", [
-    20_000,
-    # kleio's own conversion of a statistic to a document costs ~12 us: a million take
-    # 12 s or more whatever the server, so the run of a million is slow, and runs only when
-    # asked for (-m slow); the default run proves the same sizes with 20,000.
-    pytest.param(1_000_000, marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "total",
+    [
+        20_000,
+        # kleio's own conversion of a statistic to a document costs ~12 us: a million take
+        # 12 s or more whatever the server, so the run of a million is slow, and runs only when
+        # asked for (-m slow); the default run proves the same sizes with 20,000.
+        pytest.param(1_000_000, marks=pytest.mark.slow),
+    ],
+)
 def test_a_million_statistics_are_small_documents_and_the_trial_does_not_grow(
-        git_repo, tmp_path, total, request):
+    git_repo, tmp_path, total, request
+):
     """Through the runner's writer thread, in batches as it writes them, with heartbeats."""
     if total > 20_000 and "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("a million statistics take 12 s or more: run them with -m slow")
@@ -130,24 +134,34 @@ def test_a_million_statistics_are_small_documents_and_the_trial_does_not_grow(
     store = MongoDBStore("mongodb://localhost:27017/kleio_size", client=client)
     doc = trial_doc("a" * 40)
     assert store.create_trial(doc=doc)
-    store.append_events(trial_id=doc["id"],
-                        events=[(0, "status", doc["created_at"], encode({"status": "new"}))])
+    store.append_events(
+        trial_id=doc["id"], events=[(0, "status", doc["created_at"], encode({"status": "new"}))]
+    )
     writer = Writer(store, doc["id"], 1, Spool(str(tmp_path / "spool"), doc["id"], 1), 0.2)
     writer.start()
     start = time.time()
-    writer.send(Status("running", start, {"execution": 1},
-                       {"started_at": start, "heartbeat_at": start,
-                        "runner": {"host": "h", "pid": 1}}))
+    writer.send(
+        Status(
+            "running",
+            start,
+            {"execution": 1},
+            {"started_at": start, "heartbeat_at": start, "runner": {"host": "h", "pid": 1}},
+        )
+    )
     # One statistic as a training loop logs it, with its step number (the largest values).
-    template = encode({"epoch": 999, "step": total, "loss": 0.123456789, "acc": 0.987654321,
-                       "lr": 0.001})
+    template = encode(
+        {"epoch": 999, "step": total, "loss": 0.123456789, "acc": 0.987654321, "lr": 0.001}
+    )
     datas = [template] * per_message
     for message in range(total // per_message):
         writer.events("statistic", start + message, datas)
         if message % 20 == 0:
             writer.send(Heartbeat(start + message))
-    writer.send(Status("completed", start + 1000, {"exit_code": 0},
-                       {"ended_at": start + 1000, "exit_code": 0}))
+    writer.send(
+        Status(
+            "completed", start + 1000, {"exit_code": 0}, {"ended_at": start + 1000, "exit_code": 0}
+        )
+    )
     writer.send(Stop())
     writer.join(timeout=120)
     assert not writer.is_alive()
@@ -162,8 +176,9 @@ def test_a_million_statistics_are_small_documents_and_the_trial_does_not_grow(
     # The trial document holds its snapshots and bounded fields only: small, and read back.
     trial_size = len(bson.encode(client.real.kleio_size.trials.find_one({"_id": doc["id"]})))
     assert trial_size < 256 * 1024, trial_size  # far from 16 MiB after a million
-    created_size = len(bson.encode(MongoDBStore._to_mongo(
-        {k: v for k, v in doc.items() if k != "id"}))) + len(bson.encode({"_id": doc["id"]}))
+    created_size = len(
+        bson.encode(MongoDBStore._to_mongo({k: v for k, v in doc.items() if k != "id"}))
+    ) + len(bson.encode({"_id": doc["id"]}))
     assert trial_size < created_size + 1024, (trial_size, created_size)  # did not grow
     [last] = store.read_events(trial_id=doc["id"], kinds=["statistic"], limit=1, reverse=True)
     assert last.seq == total + 1 and last.data["step"] == total
@@ -184,7 +199,8 @@ BIG = """
 
 @pytest.mark.mongodb
 def test_a_15_mb_statistic_is_refused_by_default_and_one_document_when_allowed(
-        git_repo, mongodb_db_uri, monkeypatch):
+    git_repo, mongodb_db_uri, monkeypatch
+):
     import pymongo
 
     monkeypatch.setenv("KLEIO_DB", mongodb_db_uri)
@@ -200,8 +216,9 @@ def test_a_15_mb_statistic_is_refused_by_default_and_one_document_when_allowed(
     assert allowed.stdout == "logged\n"
     assert "kleio:" not in allowed.stderr  # no refused event, no problem counted
 
-    client = pymongo.MongoClient(mongodb_db_uri, serverSelectionTimeoutMS=5000,
-                                 document_class=bson.raw_bson.RawBSONDocument)
+    client = pymongo.MongoClient(
+        mongodb_db_uri, serverSelectionTimeoutMS=5000, document_class=bson.raw_bson.RawBSONDocument
+    )
     try:
         db = client.get_default_database()
         trials = {doc["argv"][-1]: doc for doc in db.trials.find()}
@@ -211,8 +228,9 @@ def test_a_15_mb_statistic_is_refused_by_default_and_one_document_when_allowed(
         [event] = list(db.events.find({"trial_id": raised, "kind": "statistic"}))
         assert 15_000_000 < len(event.raw) < MONGODB_LIMIT, len(event.raw)
         assert event["data"]["blob"] == "x" * 15_000_000
-        assert list(db.events.find({"trial_id": trials["default"]["_id"],
-                                    "kind": "statistic"})) == []
+        assert (
+            list(db.events.find({"trial_id": trials["default"]["_id"], "kind": "statistic"})) == []
+        )
         sizes = [len(doc.raw) for doc in db.events.find({"kind": {"$ne": "statistic"}})]
         assert max(sizes) < 64 * 1024, sizes
     finally:

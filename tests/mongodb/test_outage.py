@@ -64,10 +64,11 @@ def statistics(store, trial):
     return [e.data["step"] for e in events]
 
 
-def test_outage_mid_run_and_at_the_end_loses_nothing(git_repo, server, journal, reader,
-                                                     tmp_path):
+def test_outage_mid_run_and_at_the_end_loses_nothing(git_repo, server, journal, reader, tmp_path):
     resume, finish = tmp_path / "resume", tmp_path / "finish"
-    write(git_repo / "job.py", f"""
+    write(
+        git_repo / "job.py",
+        f"""
         import os, time
         from kleio.client.logger import kleio_logger as log
 
@@ -82,10 +83,15 @@ def test_outage_mid_run_and_at_the_end_loses_nothing(git_repo, server, journal, 
             print("phase", phase, flush=True)
             if gate:
                 wait(gate)
-    """)
-    runner = subprocess.Popen([sys.executable, "-m", "kleio", "python", "job.py"],
-                              cwd=git_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+    """,
+    )
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "kleio", "python", "job.py"],
+        cwd=git_repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert runner.stdout.readline() == "phase 0\n"
     [row] = json.loads(run_kleio("ls", "--json", cwd=git_repo).stdout)
     trial = row["id"]
@@ -96,8 +102,11 @@ def test_outage_mid_run_and_at_the_end_loses_nothing(git_repo, server, journal, 
     resume.touch()
     assert runner.stdout.readline() == "phase 1\n"
     server.start()
-    wait_for(lambda: statistics(reader, trial) == list(range(10)),
-             "the spooled phase 1 to be replayed", timeout=60)
+    wait_for(
+        lambda: statistics(reader, trial) == list(range(10)),
+        "the spooled phase 1 to be replayed",
+        timeout=60,
+    )
 
     # Outage 2, at the end: the run ends with the server down, `kleio sync` finishes it.
     server.stop()
@@ -114,6 +123,5 @@ def test_outage_mid_run_and_at_the_end_loses_nothing(git_repo, server, journal, 
     assert statistics(reader, trial) == list(range(15))  # every statistic, once
     assert run_kleio("cat", trial, cwd=git_repo).stdout == "phase 0\nphase 1\nphase 2\n"
     info = json.loads(run_kleio("info", trial, "--json", cwd=git_repo).stdout)
-    assert [h["status"] for h in info["history"]] == ["new", "reserved", "running",
-                                                      "completed"]
+    assert [h["status"] for h in info["history"]] == ["new", "reserved", "running", "completed"]
     assert info["status"] == "completed"

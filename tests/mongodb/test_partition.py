@@ -112,18 +112,28 @@ class Host:
     """Environment of one host; its runner's stderr is collected line by line."""
 
     def __init__(self, name: str, uri: str) -> None:
-        self.env = {**os.environ, "KLEIO_HOSTNAME": name, "KLEIO_DB": uri,
-                    "KLEIO_STALE_AFTER": str(STALE_AFTER), "KLEIO_HEARTBEAT_INTERVAL": "0.2"}
+        self.env = {
+            **os.environ,
+            "KLEIO_HOSTNAME": name,
+            "KLEIO_DB": uri,
+            "KLEIO_STALE_AFTER": str(STALE_AFTER),
+            "KLEIO_HEARTBEAT_INTERVAL": "0.2",
+        }
         self.errors: list[str] = []
 
     def kleio(self, *args, cwd):
         return run_kleio(*args, cwd=cwd, env=self.env, timeout=90)
 
     def start(self, *args, cwd) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-m", "kleio", *args], cwd=cwd, env=self.env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.reader = threading.Thread(target=lambda: self.errors.extend(proc.stderr),
-                                       daemon=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kleio", *args],
+            cwd=cwd,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.reader = threading.Thread(target=lambda: self.errors.extend(proc.stderr), daemon=True)
         self.reader.start()
         return proc
 
@@ -142,7 +152,9 @@ def program(repo, tmp_path):
     """A program that ticks (a statistic and a line of its own file) until told to finish."""
     state = tmp_path / "state"
     state.mkdir()
-    write(repo / "job.py", f"""
+    write(
+        repo / "job.py",
+        f"""
         import os, sys, time
         from kleio.client.logger import kleio_logger as log
         state = {str(state)!r}
@@ -159,7 +171,8 @@ def program(repo, tmp_path):
             step += 1
             time.sleep(0.02)
         print("finished after", step, flush=True)
-    """)
+    """,
+    )
     return state
 
 
@@ -185,15 +198,15 @@ def steps(host, trial, cwd):
 
 
 def wait_fenced(host, state):
-    wait_for(lambda: host.said("its program is paused"), "the runner to fence itself",
-             timeout=60)
+    wait_for(lambda: host.said("its program is paused"), "the runner to fence itself", timeout=60)
     pid = int((state / "pid").read_text())
     wait_for(lambda: proc_state(pid) == "T", "the program to be stopped")
     return pid
 
 
 def test_a_partitioned_runner_pauses_and_yields_to_the_host_that_takes_over(
-        git_repo, server, tmp_path):
+    git_repo, server, tmp_path
+):
     state = program(git_repo, tmp_path)
     relay = Relay(server.port)
     a = Host("host-a", f"mongodb://127.0.0.1:{relay.port}/kleio_partition{FAST_FAILURE}")
@@ -215,9 +228,18 @@ def test_a_partitioned_runner_pauses_and_yields_to_the_host_that_takes_over(
     from kleio.storage.mongodb import MongoDBStore
 
     with MongoDBStore(b.env["KLEIO_DB"]) as journal:
-        wait_for(lambda: display_status(journal.get_trial(trial_id=full_id(journal, trial)),
-                                        host="host-b", stale_after=STALE_AFTER) == "lost",
-                 "host b to see the trial lost", timeout=60)
+        wait_for(
+            lambda: (
+                display_status(
+                    journal.get_trial(trial_id=full_id(journal, trial)),
+                    host="host-b",
+                    stale_after=STALE_AFTER,
+                )
+                == "lost"
+            ),
+            "host b to see the trial lost",
+            timeout=60,
+        )
     assert json.loads(b.kleio("ls", "--json", cwd=git_repo).stdout)[0]["status"] == "lost"
     assert proc_state(pid) == "T"
     taken = b.kleio("run", trial, cwd=git_repo)
@@ -239,7 +261,8 @@ def test_a_partitioned_runner_pauses_and_yields_to_the_host_that_takes_over(
 
 
 def test_a_runner_cut_off_longer_than_stale_after_resumes_if_nobody_took_over(
-        git_repo, server, tmp_path):
+    git_repo, server, tmp_path
+):
     state = program(git_repo, tmp_path)
     a = Host("host-a", f"{server.uri}/kleio_partition{FAST_FAILURE}")
     runner = a.start("python", "job.py", cwd=git_repo)
@@ -251,8 +274,11 @@ def test_a_runner_cut_off_longer_than_stale_after_resumes_if_nobody_took_over(
     wait_for(lambda: time.monotonic() - fenced_at > STALE_AFTER, "stale_after to pass")
     assert proc_state(pid) == "T"
     server.start()
-    wait_for(lambda: a.said("was not taken over; its program resumes"), "the runner to resume",
-             timeout=60)
+    wait_for(
+        lambda: a.said("was not taken over; its program resumes"),
+        "the runner to resume",
+        timeout=60,
+    )
     (state / "finish").touch()
     out = a.finish(runner)
     assert runner.returncode == 0, a.errors
@@ -260,6 +286,11 @@ def test_a_runner_cut_off_longer_than_stale_after_resumes_if_nobody_took_over(
     [row] = json.loads(a.kleio("ls", "--json", cwd=git_repo).stdout)
     info = history(a, row["id"], git_repo)
     assert info["status"] == "completed"
-    assert [h["status"] for h in info["history"]] == ["new", "reserved", "running", "running",
-                                                      "completed"]
+    assert [h["status"] for h in info["history"]] == [
+        "new",
+        "reserved",
+        "running",
+        "running",
+        "completed",
+    ]
     assert steps(a, row["id"], git_repo) == list(range(ticks(state)))

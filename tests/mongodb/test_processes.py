@@ -53,8 +53,14 @@ def statuses(store, trial):
 
 
 def popen(*args, cwd, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "kleio", *args], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "kleio", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def save(cwd, *command):
@@ -80,7 +86,9 @@ def save_here(uri, cwd, *command):
 def test_cli_end_to_end_with_db_option_and_gridfs_artifacts(git_repo, mongodb_db_uri):
     weights = os.urandom(600_000)  # three GridFS chunks of 255 KiB
     (git_repo / "weights.bin").write_bytes(weights)
-    write(git_repo / "job.py", """
+    write(
+        git_repo / "job.py",
+        """
         import hashlib, sys
         from kleio.client.logger import kleio_logger as log
         for step in range(3):
@@ -90,7 +98,8 @@ def test_cli_end_to_end_with_db_option_and_gridfs_artifacts(git_repo, mongodb_db
         found = log.load_artifact("weights.bin", epoch=3)
         print("loaded", hashlib.sha256(found[0].read()).hexdigest(), found[1])
         print("to stderr", file=sys.stderr)
-    """)
+    """,
+    )
     db = ("--db", mongodb_db_uri)
     result = run_kleio(*db, "python", "job.py", "--lr", "0.1", cwd=git_repo)
     assert result.returncode == 0, result.stderr
@@ -104,8 +113,7 @@ def test_cli_end_to_end_with_db_option_and_gridfs_artifacts(git_repo, mongodb_db
     assert [json.loads(line)["step"] for line in stats.stdout.splitlines()] == [0, 1, 2]
     assert run_kleio(*db, "cat", trial, "--stderr", cwd=git_repo).stdout == "to stderr\n"
     details = kleio_json(*db, "info", trial, cwd=git_repo)
-    assert [h["status"] for h in details["history"]] == ["new", "reserved", "running",
-                                                         "completed"]
+    assert [h["status"] for h in details["history"]] == ["new", "reserved", "running", "completed"]
 
     from kleio.storage.mongodb import MongoDBStore
 
@@ -123,17 +131,23 @@ RACERS = 8
 
 def test_concurrent_starts_run_exactly_once(git_repo, journal, tmp_path):
     go = tmp_path / "go"
-    write(git_repo / "slow.py", f"""
+    write(
+        git_repo / "slow.py",
+        f"""
         import os, time
         print("running", flush=True)
         deadline = time.monotonic() + 60
         while not os.path.exists({str(go)!r}) and time.monotonic() < deadline:
             time.sleep(0.02)
-    """)
+    """,
+    )
     procs = [popen("python", "slow.py", cwd=git_repo) for _ in range(RACERS)]
     # The losers end on their own (busy); the winner waits for them before it may end.
-    wait_for(lambda: sum(proc.poll() is not None for proc in procs) >= RACERS - 1,
-             f"{RACERS - 1} of the {RACERS} starts to end", timeout=90)
+    wait_for(
+        lambda: sum(proc.poll() is not None for proc in procs) >= RACERS - 1,
+        f"{RACERS - 1} of the {RACERS} starts to end",
+        timeout=90,
+    )
     [winner] = [proc for proc in procs if proc.poll() is None]
     losers = [(proc.returncode, *proc.communicate()) for proc in procs if proc is not winner]
     go.touch()
@@ -155,7 +169,9 @@ def test_three_workers_one_killed_run_every_trial_once(git_repo, journal, tmp_pa
     The killed worker's runner had journalled a statistic and a line: both are kept.
     """
     log, go = tmp_path / "log", tmp_path / "go"
-    write(git_repo / "job.py", f"""
+    write(
+        git_repo / "job.py",
+        f"""
         import os, sys, time
         from kleio.client.logger import kleio_logger
         i = sys.argv[2]
@@ -168,7 +184,8 @@ def test_three_workers_one_killed_run_every_trial_once(git_repo, journal, tmp_pa
             time.sleep(0.02)
         with open({str(log)!r}, "a") as out:
             out.write(f"end {{i}}\\n")
-    """)
+    """,
+    )
     ids = [save_here(journal, git_repo, "python", "job.py", "--i", str(i)) for i in range(4)]
     workers = [popen("worker", cwd=git_repo) for _ in range(3)]
 
@@ -183,9 +200,10 @@ def test_three_workers_one_killed_run_every_trial_once(git_repo, journal, tmp_pa
     [trial] = [doc["id"] for doc in store.find_trials() if doc["id"].startswith(ids[0])]
 
     def journalled():
-        return ([e.data["line"] for e in store.read_events(trial_id=trial, kinds=["stdout"])],
-                [e.data["step"] for e in store.read_events(trial_id=trial,
-                                                           kinds=["statistic"])])
+        return (
+            [e.data["line"] for e in store.read_events(trial_id=trial, kinds=["stdout"])],
+            [e.data["step"] for e in store.read_events(trial_id=trial, kinds=["statistic"])],
+        )
 
     wait_for(lambda: journalled() == (["started 0"], [0]), "trial 0's first records")
     victim.kill()  # SIGKILL: no last words; its program dies with it
@@ -201,21 +219,31 @@ def test_three_workers_one_killed_run_every_trial_once(git_repo, journal, tmp_pa
     with store:
         for doc in store.find_trials():
             assert doc["status"] == "completed"
-        assert statuses(store, trial) == ["new", "reserved", "running", "failover",
-                                          "reserved", "running", "completed"]
+        assert statuses(store, trial) == [
+            "new",
+            "reserved",
+            "running",
+            "failover",
+            "reserved",
+            "running",
+            "completed",
+        ]
         assert journalled() == (["started 0", "started 0"], [0, 0])  # both runs, all kept
 
 
 def test_tail_follows_a_trial_from_another_process(git_repo, journal, tmp_path):
     go = tmp_path / "go"
-    write(git_repo / "slow.py", f"""
+    write(
+        git_repo / "slow.py",
+        f"""
         import os, time
         print("line 1", flush=True)
         deadline = time.monotonic() + 60
         while not os.path.exists({str(go)!r}) and time.monotonic() < deadline:
             time.sleep(0.02)
         print("line 2", flush=True)
-    """)
+    """,
+    )
     trial = save(git_repo, "python", "slow.py")
     runner = popen("run", trial, cwd=git_repo)
     assert runner.stdout.readline() == "line 1\n"

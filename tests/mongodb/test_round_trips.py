@@ -55,26 +55,49 @@ def fill(store: MongoDBStore, count: int = 70) -> None:
     its last statistic (so its inherited part is summarized up to the cut); one declares its
     metrics, one is held by a runner that died after journalling its final status."""
     for index in range(count):
-        doc = {"id": trial_id(index), "created_at": 1000.0 + index, "status": "completed",
-               "parent": None, "tags": ["sweep"], "project": "p",
-               "config": {"lr": str(index / 100), "seed": str(index % 3)},
-               "argv": ["python", "train.py", "--lr", str(index / 100)],
-               "command": ["python", "train.py", "--lr", str(index / 100)],
-               "ended_at": 1010.0 + index}
+        doc = {
+            "id": trial_id(index),
+            "created_at": 1000.0 + index,
+            "status": "completed",
+            "parent": None,
+            "tags": ["sweep"],
+            "project": "p",
+            "config": {"lr": str(index / 100), "seed": str(index % 3)},
+            "argv": ["python", "train.py", "--lr", str(index / 100)],
+            "command": ["python", "train.py", "--lr", str(index / 100)],
+            "ended_at": 1010.0 + index,
+        }
         if index % 10 == 9:
             doc["parent"] = {"id": trial_id(index - 1), "cut": EXEC1 + 4}
         if index == 33:  # held in the cache, its runner long dead
-            doc.update(status="running", heartbeat_at=1.0,
-                       runner={"host": "elsewhere", "pid": 1, "since": 1.0})
+            doc.update(
+                status="running",
+                heartbeat_at=1.0,
+                runner={"host": "elsewhere", "pid": 1, "since": 1.0},
+            )
         store.create_trial(doc=doc)
-        events = [(EXEC1, "status", 1.0 + index, encode({"status": "reserved"})),
-                  (EXEC1 + 1, "status", 2.0 + index, encode({"status": "running"}))]
+        events = [
+            (EXEC1, "status", 1.0 + index, encode({"status": "reserved"})),
+            (EXEC1 + 1, "status", 2.0 + index, encode({"status": "running"})),
+        ]
         if index == 20:
-            events.append((EXEC1 + 2, "metrics", 2.0, encode({"metrics": {"val_loss": "min"},
-                                                              "primary": "val_loss"})))
-        events += [(EXEC1 + 3 + k, "statistic", 3.0 + k,
-                    encode({"epoch": k, "val_loss": 1.0 / (k + 1 + index), "acc": k / 8}))
-                   for k in range(5)]
+            events.append(
+                (
+                    EXEC1 + 2,
+                    "metrics",
+                    2.0,
+                    encode({"metrics": {"val_loss": "min"}, "primary": "val_loss"}),
+                )
+            )
+        events += [
+            (
+                EXEC1 + 3 + k,
+                "statistic",
+                3.0 + k,
+                encode({"epoch": k, "val_loss": 1.0 / (k + 1 + index), "acc": k / 8}),
+            )
+            for k in range(5)
+        ]
         events.append((EXEC1 + 9, "status", 9.0 + index, encode({"status": "completed"})))
         store.append_events(trial_id=doc["id"], events=events)
 
@@ -83,14 +106,16 @@ def fill(store: MongoDBStore, count: int = 70) -> None:
 def listened(mongodb_db_uri, monkeypatch):
     """The CLI's store on a client whose commands are counted."""
     commands = Commands()
-    client = pymongo.MongoClient(mongodb_db_uri, event_listeners=[commands],
-                                 serverSelectionTimeoutMS=5000)
+    client = pymongo.MongoClient(
+        mongodb_db_uri, event_listeners=[commands], serverSelectionTimeoutMS=5000
+    )
     with MongoDBStore(mongodb_db_uri) as store:
         fill(store)
     import kleio.storage
 
-    monkeypatch.setattr(kleio.storage, "open_store",
-                        lambda uri: MongoDBStore(mongodb_db_uri, client=client))
+    monkeypatch.setattr(
+        kleio.storage, "open_store", lambda uri: MongoDBStore(mongodb_db_uri, client=client)
+    )
     yield mongodb_db_uri, commands
     client.close()
 
@@ -102,8 +127,7 @@ def listed(uri: str, commands: Commands, capsys, *args: str) -> tuple[list[str],
     return list(commands.sent), capsys.readouterr().out
 
 
-@pytest.mark.parametrize("extra", [(), ("--json",), ("--where", "lr<0.5"),
-                                   ("--sort", "-val_loss")])
+@pytest.mark.parametrize("extra", [(), ("--json",), ("--where", "lr<0.5"), ("--sort", "-val_loss")])
 def test_a_page_costs_the_same_requests_whatever_its_length(listened, capsys, extra):
     uri, commands = listened
     small, shown_small = listed(uri, commands, capsys, "--limit", "5", *extra)
@@ -116,8 +140,7 @@ def test_a_page_costs_the_same_requests_whatever_its_length(listened, capsys, ex
     assert len(large) <= 32, large
 
 
-def test_what_a_page_shows_is_what_reading_trial_by_trial_shows(listened, capsys,
-                                                                 monkeypatch):
+def test_what_a_page_shows_is_what_reading_trial_by_trial_shows(listened, capsys, monkeypatch):
     uri, commands = listened
     _, batched = listed(uri, commands, capsys, "--json", "--limit", "70")
 
@@ -126,8 +149,9 @@ def test_what_a_page_shows_is_what_reading_trial_by_trial_shows(listened, capsys
 
         for trial in trials:
             if trial._summary is None:
-                trial._summary = store.read_summaries(trial_ids=[trial.id]).get(
-                    trial.id) or dict(EMPTY)
+                trial._summary = store.read_summaries(trial_ids=[trial.id]).get(trial.id) or dict(
+                    EMPTY
+                )
 
     monkeypatch.setattr(journal_module, "prefetch", one_by_one)
     slow, alone = listed(uri, commands, capsys, "--json", "--limit", "70")

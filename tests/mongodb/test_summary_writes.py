@@ -78,12 +78,20 @@ def test_a_batch_costs_the_same_requests_whatever_its_names(store_and_commands):
         store.create_trial(doc={"id": trial_id, "created_at": 1.0})
         store.append_events(trial_id=trial_id, events=[stat(EXEC1, epoch=0, first=1.0)])
         commands.sent.clear()
-        store.append_events(trial_id=trial_id, events=[
-            stat(EXEC1 + 1 + i, epoch=1 + i // 5, **{f"m{k}": i * k / 7 for k in range(names)})
-            for i in range(20)])
+        store.append_events(
+            trial_id=trial_id,
+            events=[
+                stat(EXEC1 + 1 + i, epoch=1 + i // 5, **{f"m{k}": i * k / 7 for k in range(names)})
+                for i in range(20)
+            ],
+        )
         sent[names] = [name for name, _ in commands.sent]
-        assert store.read_summaries(trial_ids=[trial_id])[trial_id]["entries"][
-            f"m{names - 1}"]["count"] == 20
+        assert (
+            store.read_summaries(trial_ids=[trial_id])[trial_id]["entries"][f"m{names - 1}"][
+                "count"
+            ]
+            == 20
+        )
     assert sent[2] == sent[40]
     # The insert, three reads (state, summaries, open runs), one bulk write each for
     # summaries and runs, the state.
@@ -115,26 +123,37 @@ def test_a_replayed_batch_and_a_resent_bulk_write_count_once(store_and_commands,
     assert after["count"] == 10 and after["min"] == 0.01
     runs = store.step_runs(trial_id="t", key="epoch")
     assert [(r["value"], r["first_seq"] - EXEC1, r["last_seq"] - EXEC1) for r in runs] == [
-        (0, 0, 2), (1, 3, 5), (2, 6, 8), (3, 9, 9)]
+        (0, 0, 2),
+        (1, 3, 5),
+        (2, 6, 8),
+        (3, 9, 9),
+    ]
 
 
-def test_a_branch_cut_mid_trial_summarizes_from_the_mark_before_the_cut(store_and_commands,
-                                                                        monkeypatch):
+def test_a_branch_cut_mid_trial_summarizes_from_the_mark_before_the_cut(
+    store_and_commands, monkeypatch
+):
     store, _ = store_and_commands
     monkeypatch.setattr(summaries_module, "MARK_EVERY", 10)
     store.create_trial(doc={"id": "p", "created_at": 1.0})
     # Values with short decimals: the nx-27017 wire server keeps 15 digits of an updated
     # double, which MongoDB keeps whole.
     for low in range(0, 95, 7):
-        store.append_events(trial_id="p", events=[
-            stat(EXEC1 + i, step=i, loss=(1 + (i % 13)) / 8) for i in range(low, min(95, low + 7))])
+        store.append_events(
+            trial_id="p",
+            events=[
+                stat(EXEC1 + i, step=i, loss=(1 + (i % 13)) / 8)
+                for i in range(low, min(95, low + 7))
+            ],
+        )
     read = []
     real = store._iter_own
     monkeypatch.setattr(store, "_iter_own", lambda *a, **k: read.append(k) or real(*a, **k))
     for cut in (EXEC1 + 3, EXEC1 + 37, EXEC1 + 94):
         got = store.summarize_events(trial_id="p", upto=cut)["entries"]
-        expected = fold_all((e.seq, e.data) for e in store.read_events(
-            trial_id="p", kinds=("statistic",), upto=cut)).entries
+        expected = fold_all(
+            (e.seq, e.data) for e in store.read_events(trial_id="p", kinds=("statistic",), upto=cut)
+        ).entries
         for entry in (*got.values(), *expected.values()):  # per trial, not per part
             entry.pop("last_seq"), entry.pop("min_seq"), entry.pop("max_seq")
         assert got == expected, cut
@@ -174,8 +193,10 @@ def test_summaries_keep_every_digit_over_many_batches(store_and_commands):
     store.create_trial(doc={"id": "t", "created_at": 1.0})
     values = [1 / (3 + i) for i in range(30)]
     for low in range(0, 30, 4):
-        store.append_events(trial_id="t", events=[
-            stat(EXEC1 + i, epoch=i, loss=values[i]) for i in range(low, min(30, low + 4))])
+        store.append_events(
+            trial_id="t",
+            events=[stat(EXEC1 + i, epoch=i, loss=values[i]) for i in range(low, min(30, low + 4))],
+        )
     loss = store.read_summaries(trial_ids=["t"])["t"]["entries"]["loss"]
     assert (loss["min"], loss["max"], loss["last"]) == (values[-1], values[0], values[-1])
     assert loss["min_seq"] == EXEC1 + 29 and loss["max_seq"] == EXEC1

@@ -39,9 +39,26 @@ TRIALS = [
     ("c1", {"lr": "0.2"}, {"val": 0.1}, {}),
     ("c2", {"lr": "0.9"}, {"val": 0.95, "val.last": 0.3}, {"val": "max"}),
 ]
-CONDITIONS = ["lr<0.2", "lr<=0.25", "lr=0.1", "lr>0.45", "lr>=0.3", "lr<1", "lr=abc",
-              "lr!=0.1", "val>0.6", "val<0.3", "val=0.5", "val.last<0.4", "val.last>=0.9",
-              "val.best>0.8", "val.count>0", "seed=1", "lr<0.2,val>0.4", "nothing<1"]
+CONDITIONS = [
+    "lr<0.2",
+    "lr<=0.25",
+    "lr=0.1",
+    "lr>0.45",
+    "lr>=0.3",
+    "lr<1",
+    "lr=abc",
+    "lr!=0.1",
+    "val>0.6",
+    "val<0.3",
+    "val=0.5",
+    "val.last<0.4",
+    "val.last>=0.9",
+    "val.best>0.8",
+    "val.count>0",
+    "seed=1",
+    "lr<0.2,val>0.4",
+    "nothing<1",
+]
 
 
 @pytest.fixture(params=KINDS)
@@ -57,9 +74,16 @@ def journal(request, monkeypatch):
         make = lambda: MongoDBStore(uri)  # noqa: E731
     store = make()
     for index, (trial_id, options, stats, modes) in enumerate(TRIALS):
-        doc = {"id": trial_id * 8, "created_at": 100.0 + index, "status": "completed",
-               "parent": None, "tags": [], "config": options,
-               "command": ["python", "t.py"], "argv": ["python", "t.py"]}
+        doc = {
+            "id": trial_id * 8,
+            "created_at": 100.0 + index,
+            "status": "completed",
+            "parent": None,
+            "tags": [],
+            "config": options,
+            "command": ["python", "t.py"],
+            "argv": ["python", "t.py"],
+        }
         if trial_id == "c1":
             doc["parent"] = {"id": "a1" * 8, "cut": EXEC1}
         store.create_trial(doc=doc)
@@ -98,8 +122,11 @@ def test_conditions_list_what_checking_every_trial_lists(journal, monkeypatch):
     monkeypatch.setattr(MongoDBStore, "_find_trials_narrowed", counting)
     listed(opened, "lr<0.2")
     assert asked and asked[0][0] == [("lr", "<", 0.2)] and asked[0][1] < len(TRIALS)
-    monkeypatch.setattr(MongoDBStore, "_find_trials_narrowed",
-                        lambda self, *, hints, **filters: self._find_trials(**filters))
+    monkeypatch.setattr(
+        MongoDBStore,
+        "_find_trials_narrowed",
+        lambda self, *, hints, **filters: self._find_trials(**filters),
+    )
     checked = {condition: listed(opened, condition) for condition in CONDITIONS}
     assert narrowed == checked
     # What they are, for the record (the branch c1 inherits a1's val up to the cut).

@@ -65,7 +65,8 @@ def test_a_password_holding_an_at_sign_is_masked_whole():
 
     assert mask_uri("mongodb://u:s3cr@t@127.0.0.1:1/x") == "mongodb://u:***@127.0.0.1:1/x"
     assert mask_uri("a mongodb://a:b@h/x and https://c:d@e/f") == (
-        "a mongodb://a:***@h/x and https://c:***@e/f")
+        "a mongodb://a:***@h/x and https://c:***@e/f"
+    )
 
 
 def test_a_password_holding_a_slash_is_masked_whole():
@@ -77,8 +78,6 @@ def test_a_password_holding_a_slash_is_masked_whole():
     assert mask_uri("a=x://u:p@h,b=y://c:d@e") == "a=x://u:***@h,b=y://c:***@e"
     for text in ["ssh://git@host:22/x", "https://example.com/a/b", "://u:p@h", "u:p@h", ""]:
         assert mask_uri(text) == text
-
-
 
 
 @pytest.mark.parametrize(
@@ -94,14 +93,20 @@ def test_a_password_holding_a_slash_is_masked_whole():
         (["p", "--auth", "-----BEGIN"], ["p", "--auth", REDACTED]),
         # Short -p: a password only for programs that take one there.
         (["mysql", "-uroot", "-phunter2", "db"], ["mysql", "-uroot", "-p" + REDACTED, "db"]),
-        (["/usr/bin/mongosh", "-u", "a", "-p", "s3"], ["/usr/bin/mongosh", "-u", "a", "-p",
-                                                         REDACTED]),
-        (["sudo", "-u", "me", "mysqldump", "-pX"], ["sudo", "-u", "me", "mysqldump",
-                                                     "-p" + REDACTED]),
+        (
+            ["/usr/bin/mongosh", "-u", "a", "-p", "s3"],
+            ["/usr/bin/mongosh", "-u", "a", "-p", REDACTED],
+        ),
+        (
+            ["sudo", "-u", "me", "mysqldump", "-pX"],
+            ["sudo", "-u", "me", "mysqldump", "-p" + REDACTED],
+        ),
         (["sshpass", "-p", "-s3", "ssh", "h"], ["sshpass", "-p", REDACTED, "ssh", "h"]),
         (["redis-cli", "-a", "pw", "-p", "6379"], ["redis-cli", "-a", REDACTED, "-p", "6379"]),
-        (["docker", "login", "-u", "me", "-p", "pw"], ["docker", "login", "-u", "me", "-p",
-                                                       REDACTED]),
+        (
+            ["docker", "login", "-u", "me", "-p", "pw"],
+            ["docker", "login", "-u", "me", "-p", REDACTED],
+        ),
         (["curl", "-u", "me:pw", "https://h"], ["curl", "-u", "me:" + REDACTED, "https://h"]),
         (["curl", "--user=me:pw"], ["curl", "--user=me:" + REDACTED]),
         (["curl", "-ume:pw", "https://h"], ["curl", "-ume:" + REDACTED, "https://h"]),
@@ -135,11 +140,15 @@ def test_short_options_of_other_programs_are_left_alone(argv):
 @pytest.mark.parametrize(
     ("message", "expected"),
     [
-        ("kleio ls: unrecognized arguments: --password hunter2. See 'kleio ls --help'.",
-         "kleio ls: unrecognized arguments: --password ***. See 'kleio ls --help'."),
+        (
+            "kleio ls: unrecognized arguments: --password hunter2. See 'kleio ls --help'.",
+            "kleio ls: unrecognized arguments: --password ***. See 'kleio ls --help'.",
+        ),
         ("command not found: mongodb://u:pa/ss@h/db.", "command not found: mongodb://u:***@h/db."),
-        ("for example 'kleio run --token=abc python t.py 1a2b3c4'",
-         "for example 'kleio run --token=*** python t.py 1a2b3c4'"),
+        (
+            "for example 'kleio run --token=abc python t.py 1a2b3c4'",
+            "for example 'kleio run --token=*** python t.py 1a2b3c4'",
+        ),
         ("in ['mysql', '-pX', 'db']", "in ['mysql', '-p***', 'db']"),
         ("nothing to hide here: --lr 0.1", "nothing to hide here: --lr 0.1"),
     ],

@@ -103,9 +103,23 @@ def test_words_of_a_name_are_those_of_the_patterns_they_replace():
 
     rng = random.Random(3)
     alphabet = "aBcXyZ09_-.é ÉΣ\t"
-    names = ["", "apiKey", "AWS_SECRET_ACCESS_KEY", "HTTPServer2Go", "myHTTPProxy", "A", "aB",
-             "ABc", "X9y", "__x__", "github-token", "ÉcoleKEY", "kEY", "PASSWORD2FA", "pW"]
-    names += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(14)))
-              for _ in range(5000)]
+    names = [
+        "",
+        "apiKey",
+        "AWS_SECRET_ACCESS_KEY",
+        "HTTPServer2Go",
+        "myHTTPProxy",
+        "A",
+        "aB",
+        "ABc",
+        "X9y",
+        "__x__",
+        "github-token",
+        "ÉcoleKEY",
+        "kEY",
+        "PASSWORD2FA",
+        "pW",
+    ]
+    names += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(14))) for _ in range(5000)]
     for name in names:
         assert words_of(name) == by_patterns(name), name

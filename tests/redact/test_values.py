@@ -40,7 +40,10 @@ def test_pem_keys_are_masked_anywhere():
     masked = redact_value("key=" + PEM)
     assert "MIIE" not in masked and "q9Zx" not in masked
     assert redact_value(PEM).splitlines() == [
-        "-----BEGIN RSA PRIVATE KEY-----", REDACTED, REDACTED, "-----END RSA PRIVATE KEY-----"
+        "-----BEGIN RSA PRIVATE KEY-----",
+        REDACTED,
+        REDACTED,
+        "-----END RSA PRIVATE KEY-----",
     ]
     assert "MIIE" not in redact_value(PEM.replace("\n", ""))  # one line, no newlines
     assert "AAAB3" not in redact_value("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAB3")  # no END

@@ -544,26 +544,42 @@ def test_store_is_a_context_manager_and_close_is_idempotent(store):
 
 
 def test_damaged_event_data_never_makes_a_trial_unreadable(store):
-    store.create_trial(doc={"schema_version": 1, "id": "dmg", "created_at": 1.0,
-                            "command": ["x"], "status": "new", "tags": [], "parent": None})
-    store.append_events(trial_id="dmg", events=[
-        (1, "statistic", 1.0, '{"loss": 0.5}'),
-        (2, "statistic", 1.0, '{"loss": 0.'),  # a torn line
-        (3, "statistic", 1.0, '[1, 2]'),
-        (4, "status", 1.0, '{"status": "completed"}'),
-    ])
+    store.create_trial(
+        doc={
+            "schema_version": 1,
+            "id": "dmg",
+            "created_at": 1.0,
+            "command": ["x"],
+            "status": "new",
+            "tags": [],
+            "parent": None,
+        }
+    )
+    store.append_events(
+        trial_id="dmg",
+        events=[
+            (1, "statistic", 1.0, '{"loss": 0.5}'),
+            (2, "statistic", 1.0, '{"loss": 0.'),  # a torn line
+            (3, "statistic", 1.0, "[1, 2]"),
+            (4, "status", 1.0, '{"status": "completed"}'),
+        ],
+    )
     events = store.read_events(trial_id="dmg")
     assert [e.data for e in events] == [
-        {"loss": 0.5}, {"invalid_data": '{"loss": 0.'}, {"invalid_data": "[1, 2]"},
-        {"status": "completed"}]
+        {"loss": 0.5},
+        {"invalid_data": '{"loss": 0.'},
+        {"invalid_data": "[1, 2]"},
+        {"status": "completed"},
+    ]
     assert store.last_status(trial_id="dmg").data["status"] == "completed"
 
 
 def test_delete_trial_removes_its_document_and_own_events_only(store):
     store.create_trial(doc=make_doc("a" * 64))
     store.create_trial(doc=make_doc("b" * 64, parent={"id": "a" * 64, "cut": 1}))
-    store.append_events(trial_id="a" * 64, events=[(i, "statistic", 1.0, encode({"i": i}))
-                                                    for i in range(3)])
+    store.append_events(
+        trial_id="a" * 64, events=[(i, "statistic", 1.0, encode({"i": i})) for i in range(3)]
+    )
     store.append_events(trial_id="b" * 64, events=[(0, "statistic", 1.0, encode({"i": 9}))])
     assert store.delete_trial(trial_id="a" * 64) == 3
     assert store.get_trial(trial_id="a" * 64) is None

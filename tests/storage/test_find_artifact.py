@@ -15,11 +15,14 @@ def artifact(seq, filename, sha, **metadata):
 
 def test_the_newest_matching_artifact_of_the_lineage_is_found(store):
     store.create_trial(doc=make_doc("parent"))
-    store.append_events(trial_id="parent", events=[
-        artifact(EXEC1, "model.pt", "a" * 64, epoch=1),
-        artifact(EXEC1 + 1, "model.pt", "b" * 64, epoch=2),
-        artifact(EXEC1 + 2, "model.pt", "c" * 64, epoch=3),  # after the cut: not inherited
-    ])
+    store.append_events(
+        trial_id="parent",
+        events=[
+            artifact(EXEC1, "model.pt", "a" * 64, epoch=1),
+            artifact(EXEC1 + 1, "model.pt", "b" * 64, epoch=2),
+            artifact(EXEC1 + 2, "model.pt", "c" * 64, epoch=3),  # after the cut: not inherited
+        ],
+    )
     store.create_trial(doc=make_doc("child", parent={"id": "parent", "cut": EXEC1 + 1}))
     store.append_events(trial_id="child", events=[artifact(EXEC1, "log.txt", "d" * 64)])
 
@@ -38,8 +41,9 @@ def test_the_newest_matching_artifact_of_the_lineage_is_found(store):
 
 def test_the_search_pages_through_many_artifacts(store):
     store.create_trial(doc=make_doc("t1"))
-    store.append_events(trial_id="t1", events=[
-        artifact(EXEC1 + i, "a.bin", f"{i:064x}", step=i) for i in range(25)])
+    store.append_events(
+        trial_id="t1", events=[artifact(EXEC1 + i, "a.bin", f"{i:064x}", step=i) for i in range(25)]
+    )
     found = store.find_artifact(trial_id="t1", filename="a.bin", metadata={"step": 2}, batch=4)
     assert found is not None and found.seq == EXEC1 + 2
 

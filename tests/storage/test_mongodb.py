@@ -156,12 +156,15 @@ def test_replayed_batches_count_only_new_events(store):
     assert [e.seq for e in store.read_events(trial_id="t", after=2497)] == [2498, 2499]
 
 
-@pytest.mark.parametrize("code, concern, raised", [
-    (121, [], ValueError),  # document failed validation: refused for what it holds
-    (10334, [], ValueError),  # too large
-    (91, [], StoreUnavailable),  # shutting down: not now, replaying later is safe
-    (121, [{"code": 64, "errmsg": "waiting for replication timed out"}], StoreUnavailable),
-])
+@pytest.mark.parametrize(
+    "code, concern, raised",
+    [
+        (121, [], ValueError),  # document failed validation: refused for what it holds
+        (10334, [], ValueError),  # too large
+        (91, [], StoreUnavailable),  # shutting down: not now, replaying later is safe
+        (121, [{"code": 64, "errmsg": "waiting for replication timed out"}], StoreUnavailable),
+    ],
+)
 def test_append_events_reports_other_write_errors(store, monkeypatch, code, concern, raised):
     def refuse(self, documents, ordered=True, **kwargs):
         raise BulkWriteError(

@@ -248,7 +248,10 @@ def test_bounds_beyond_64_bits_mean_no_bound(sqlite_store):
     huge = 10**20
     assert len(sqlite_store.find_trials(limit=huge)) == 1
     assert [e.seq for e in sqlite_store.read_events(trial_id="t1", limit=huge, upto=huge)] == [
-        0, 1, 2]
+        0,
+        1,
+        2,
+    ]
     assert sqlite_store.read_events(trial_id="t1", after=huge) == []
     assert len(sqlite_store.read_events(trial_id="t1", after=-huge, reverse=True)) == 3
     assert sqlite_store.count_events(trial_id="t1", kind="stdout", upto=huge) == 3
@@ -552,15 +555,20 @@ def damage(db_path, sql, *params):
 
 def counts(db_path):
     with raw(db_path) as conn:
-        return [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                for t in ("trials", "events", "trial_keys")]
+        return [
+            conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("trials", "events", "trial_keys")
+        ]
 
 
-@pytest.mark.parametrize("damaged", [
-    "UPDATE trials SET doc = '{#schema_version\":1}' WHERE id = 't1'",
-    "UPDATE trials SET doc = CAST(x'7b22ff223a317d' AS TEXT) WHERE id = 't1'",  # not UTF-8
-    "UPDATE trials SET tags = '[\"a\"' WHERE id = 't1'",
-])
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        "UPDATE trials SET doc = '{#schema_version\":1}' WHERE id = 't1'",
+        "UPDATE trials SET doc = CAST(x'7b22ff223a317d' AS TEXT) WHERE id = 't1'",  # not UTF-8
+        "UPDATE trials SET tags = '[\"a\"' WHERE id = 't1'",
+    ],
+)
 def test_a_damaged_document_is_one_error_and_nothing_is_written(db_path, damaged):
     with SQLiteStore(db_path) as store:
         store.create_trial(doc=doc("t1"))
@@ -613,8 +621,10 @@ def test_nan_in_a_document_is_not_damage(db_path):
 
 def test_damaged_event_data_reads_back_instead_of_failing(db_path):
     with SQLiteStore(db_path) as store:
-        store.append_events(trial_id="t1", events=[(1, "stdout", 1.0, '{"line":"a"}'),
-                                                   (2, "stdout", 1.0, '{"line":"b"}')])
+        store.append_events(
+            trial_id="t1",
+            events=[(1, "stdout", 1.0, '{"line":"a"}'), (2, "stdout", 1.0, '{"line":"b"}')],
+        )
     damage(db_path, "UPDATE events SET data = CAST(x'7b22ff' AS TEXT) WHERE seq = 1")
     with SQLiteStore(db_path) as store:
         first, second = store.read_events(trial_id="t1")
@@ -655,13 +665,17 @@ def test_a_journal_from_before_summaries_is_summarized_when_opened(tmp_path):
     conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
     conn.execute("INSERT INTO migrations VALUES ('0001_initial', 1.0)")
     doc = {"id": "old", "created_at": 1.0, "project": "demo", "status": "completed"}
-    conn.execute("INSERT INTO trials (id, doc, created_at, status) VALUES (?, ?, 1.0, ?)",
-                 ("old", json.dumps(doc), "completed"))
+    conn.execute(
+        "INSERT INTO trials (id, doc, created_at, status) VALUES (?, ?, 1.0, ?)",
+        ("old", json.dumps(doc), "completed"),
+    )
     conn.execute("INSERT INTO trial_keys (key, id) VALUES (1, 'old')")
     seq = first_seq(1)
-    rows = [(1, seq + 1, "metrics", 1.0, encode({"metrics": {"acc": "max"}, "primary": "acc"})),
-            (1, seq + 2, "statistic", 2.0, encode({"epoch": 1, "acc": 0.5})),
-            (1, seq + 3, "statistic", 3.0, encode({"epoch": 2, "acc": 0.7}))]
+    rows = [
+        (1, seq + 1, "metrics", 1.0, encode({"metrics": {"acc": "max"}, "primary": "acc"})),
+        (1, seq + 2, "statistic", 2.0, encode({"epoch": 1, "acc": 0.5})),
+        (1, seq + 3, "statistic", 3.0, encode({"epoch": 2, "acc": 0.7})),
+    ]
     conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
     conn.commit()
     conn.close()
@@ -674,8 +688,7 @@ def test_a_journal_from_before_summaries_is_summarized_when_opened(tmp_path):
         assert [(d["id"], best) for d, best in ranked] == [("old", 0.7)]
 
 
-def test_a_branch_cut_mid_trial_summarizes_from_the_mark_before_the_cut(tmp_path,
-                                                                        monkeypatch):
+def test_a_branch_cut_mid_trial_summarizes_from_the_mark_before_the_cut(tmp_path, monkeypatch):
     import kleio.storage.sqlite as module
 
     monkeypatch.setattr(module, "MARK_EVERY", 10)
@@ -683,9 +696,13 @@ def test_a_branch_cut_mid_trial_summarizes_from_the_mark_before_the_cut(tmp_path
         store.create_trial(doc={"id": "p", "created_at": 1.0})
         seq = first_seq(1)
         for low in range(0, 95, 7):
-            store.append_events(trial_id="p", events=[
-                (seq + i, "statistic", 1.0, encode({"step": i, "loss": 1.0 / (1 + (i % 13))}))
-                for i in range(low, min(95, low + 7))])
+            store.append_events(
+                trial_id="p",
+                events=[
+                    (seq + i, "statistic", 1.0, encode({"step": i, "loss": 1.0 / (1 + (i % 13))}))
+                    for i in range(low, min(95, low + 7))
+                ],
+            )
         from kleio.storage.summary import fold_all
 
         read = []
@@ -693,8 +710,10 @@ def test_a_branch_cut_mid_trial_summarizes_from_the_mark_before_the_cut(tmp_path
         monkeypatch.setattr(store, "_iter_own", lambda *a, **k: read.append(k) or real(*a, **k))
         for cut in (seq + 3, seq + 37, seq + 94):
             got = store.summarize_events(trial_id="p", upto=cut)["entries"]
-            expected = fold_all((e.seq, e.data) for e in store.read_events(
-                trial_id="p", kinds=("statistic",), upto=cut)).entries
+            expected = fold_all(
+                (e.seq, e.data)
+                for e in store.read_events(trial_id="p", kinds=("statistic",), upto=cut)
+            ).entries
             for entry in (*got.values(), *expected.values()):  # per trial, not per part
                 entry.pop("last_seq"), entry.pop("min_seq"), entry.pop("max_seq")
             assert got == expected, cut

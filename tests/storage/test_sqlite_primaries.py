@@ -30,22 +30,36 @@ def stat(seq, **values):
 
 
 def trial_doc(trial_id, created, status="completed", tags=(), project="p", parent=None):
-    return {"id": trial_id, "created_at": created, "status": status, "tags": list(tags),
-            "project": project, "parent": parent}
+    return {
+        "id": trial_id,
+        "created_at": created,
+        "status": status,
+        "tags": list(tags),
+        "project": project,
+        "parent": parent,
+    }
 
 
 def from_summaries(store, **filters):
     """What the summaries say, trial by trial (the reference the table must agree with)."""
     docs = store.find_trials(branches=False, **filters)
     found = store.read_summaries(trial_ids=[d["id"] for d in docs]) if docs else {}
-    names = {found[d["id"]]["primary"] for d in docs
-             if d["id"] in found and found[d["id"]]["primary"]}
+    names = {
+        found[d["id"]]["primary"] for d in docs if d["id"] in found and found[d["id"]]["primary"]
+    }
     lacking = any(d["id"] not in found or not found[d["id"]]["primary"] for d in docs)
     return names, lacking
 
 
-FILTERS = [{}, {"statuses": ["completed"]}, {"statuses": ["broken", "new"]}, {"tags": ["x"]},
-           {"since": 30.0}, {"project": "q"}, {"statuses": ["completed"], "since": 10.0}]
+FILTERS = [
+    {},
+    {"statuses": ["completed"]},
+    {"statuses": ["broken", "new"]},
+    {"tags": ["x"]},
+    {"since": 30.0},
+    {"project": "q"},
+    {"statuses": ["completed"], "since": 10.0},
+]
 
 
 @pytest.fixture
@@ -61,13 +75,19 @@ def build(store, rng, count=60):
         parent = {"id": rng.choice(ids), "cut": SEQ + 3} if ids and rng.random() < 0.2 else None
         events = [stat(SEQ + 1, epoch=1, acc=rng.random(), loss=rng.random())]
         for seq in range(SEQ + 2, SEQ + 2 + rng.randrange(3)):  # later declarations win
-            events.append(metrics(seq, rng.choice([None, "acc", "loss", "val"]),
-                                  acc="max"))
+            events.append(metrics(seq, rng.choice([None, "acc", "loss", "val"]), acc="max"))
         if rng.random() < 0.15:  # declared before the document exists
             store.append_events(trial_id=trial_id, events=events)
-        store.create_trial(doc=trial_doc(
-            trial_id, float(index), rng.choice(["completed", "broken", "new"]),
-            rng.sample(["x", "y"], rng.randrange(3)), rng.choice(["p", "q", "pq"]), parent))
+        store.create_trial(
+            doc=trial_doc(
+                trial_id,
+                float(index),
+                rng.choice(["completed", "broken", "new"]),
+                rng.sample(["x", "y"], rng.randrange(3)),
+                rng.choice(["p", "q", "pq"]),
+                parent,
+            )
+        )
         store.append_events(trial_id=trial_id, events=events)
         ids.append(trial_id)
     return ids
@@ -133,7 +153,9 @@ def test_an_older_journal_is_converted_when_opened(tmp_path, version):
             assert store.declared_primaries(**filters) == from_summaries(store, **filters)
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
-        str(SCHEMA_VERSION),)
+        str(SCHEMA_VERSION),
+    )
     assert [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY name")] == [
-        name for name, _ in MIGRATIONS]
+        name for name, _ in MIGRATIONS
+    ]
     conn.close()

@@ -41,8 +41,11 @@ def summary(store, trial_id):
 
 
 def as_metrics(found, modes):
-    return {name: metric_entry(entry, modes[name]) for name, entry in found["entries"].items()
-            if name in modes}
+    return {
+        name: metric_entry(entry, modes[name])
+        for name, entry in found["entries"].items()
+        if name in modes
+    }
 
 
 STATS = [
@@ -60,10 +63,14 @@ def test_step_keys_are_the_metrics_step_keys():
 @pytest.mark.capability("nan")
 def test_summaries_follow_appended_statistics(store):
     store.create_trial(doc=make_doc("t1"))
-    store.append_events(trial_id="t1", events=[ev(EXEC1 + i + 1, **s) for i, s in
-                                                  enumerate(STATS[:2])])
-    store.append_events(trial_id="t1", events=[ev(EXEC1 + 10, "stdout", line="hi")]
-                        + [ev(EXEC1 + i + 3, **s) for i, s in enumerate(STATS[2:])])
+    store.append_events(
+        trial_id="t1", events=[ev(EXEC1 + i + 1, **s) for i, s in enumerate(STATS[:2])]
+    )
+    store.append_events(
+        trial_id="t1",
+        events=[ev(EXEC1 + 10, "stdout", line="hi")]
+        + [ev(EXEC1 + i + 3, **s) for i, s in enumerate(STATS[2:])],
+    )
     found = summary(store, "t1")
     assert set(found["entries"]) == {"epoch", "loss", "acc"}  # numbers only
     loss = found["entries"]["loss"]
@@ -86,8 +93,9 @@ def test_integers_past_any_float_are_stored_and_summarized_as_infinities(store):
     """A statistic may hold any JSON integer: 10**400 once dropped the whole statistic."""
     store.create_trial(doc=make_doc("t1"))
     values = [2**63, 10**30, 10**309, -(10**400)]
-    store.append_events(trial_id="t1", events=[ev(EXEC1 + i + 1, step=i, acc=v)
-                                               for i, v in enumerate(values)])
+    store.append_events(
+        trial_id="t1", events=[ev(EXEC1 + i + 1, step=i, acc=v) for i, v in enumerate(values)]
+    )
     stored = store.read_events(trial_id="t1", kinds=("statistic",))
     assert [e.data["acc"] for e in stored] == values
     acc = summary(store, "t1")["entries"]["acc"]
@@ -129,8 +137,9 @@ def test_a_resumed_trial_summarizes_every_execution(store):
     store.create_trial(doc=make_doc("t1"))
     store.append_events(trial_id="t1", events=[ev(EXEC1 + 1, epoch=1, loss=0.5)])
     store.try_append(trial_id="t1", event=(EXEC2, "status", 5.0, encode({"status": "running"})))
-    store.append_events(trial_id="t1", events=[ev(EXEC2 + 1, epoch=2, loss=0.4),
-                                               ev(EXEC2 + 2, epoch=3, loss=0.45)])
+    store.append_events(
+        trial_id="t1", events=[ev(EXEC2 + 1, epoch=2, loss=0.4), ev(EXEC2 + 2, epoch=3, loss=0.45)]
+    )
     loss = summary(store, "t1")["entries"]["loss"]
     assert (loss["count"], loss["last"], loss["min"], loss["min_step"]) == (3, 0.45, 0.4, 2)
     assert [r["value"] for r in store.step_runs(trial_id="t1", key="epoch")] == [1, 2, 3]
@@ -138,23 +147,33 @@ def test_a_resumed_trial_summarizes_every_execution(store):
 
 def test_declarations_are_kept_with_the_summaries(store):
     store.create_trial(doc=make_doc("t1"))
-    store.append_events(trial_id="t1", events=[
-        ev(EXEC1 + 1, "metrics", metrics={"loss": "min", "lr": "max"}, primary="loss"),
-        ev(EXEC1 + 2, epoch=1, loss=0.5)])
+    store.append_events(
+        trial_id="t1",
+        events=[
+            ev(EXEC1 + 1, "metrics", metrics={"loss": "min", "lr": "max"}, primary="loss"),
+            ev(EXEC1 + 2, epoch=1, loss=0.5),
+        ],
+    )
     found = summary(store, "t1")
     assert found["modes"] == {"loss": "min", "lr": "max"} and found["primary"] == "loss"
     assert set(found["entries"]) == {"epoch", "loss"}  # lr declared, never logged
-    store.append_events(trial_id="t1", events=[
-        ev(EXEC1 + 3, "metrics", metrics={"loss": "max"}, primary="acc")])
+    store.append_events(
+        trial_id="t1", events=[ev(EXEC1 + 3, "metrics", metrics={"loss": "max"}, primary="acc")]
+    )
     found = summary(store, "t1")
     assert found["modes"] == {"loss": "max", "lr": "max"} and found["primary"] == "acc"
 
 
 def test_a_trial_of_an_older_kleio_is_summarized_on_read_and_on_its_next_append(store):
     store.create_trial(doc=make_doc("old"))
-    store.append_events(trial_id="old", events=[
-        ev(EXEC1 + 1, "metrics", metrics={"acc": "max"}, primary="acc"),
-        ev(EXEC1 + 2, epoch=1, acc=0.5), ev(EXEC1 + 3, epoch=2, acc=0.8)])
+    store.append_events(
+        trial_id="old",
+        events=[
+            ev(EXEC1 + 1, "metrics", metrics={"acc": "max"}, primary="acc"),
+            ev(EXEC1 + 2, epoch=1, acc=0.5),
+            ev(EXEC1 + 3, epoch=2, acc=0.8),
+        ],
+    )
     expected = summary(store, "old")
     forget(store, "old")
     found = summary(store, "old")  # read from the events, nothing written
@@ -173,8 +192,7 @@ def test_rm_removes_the_summaries(store):
     store.append_events(trial_id="t1", events=[ev(EXEC1 + 1, epoch=1, acc=0.5)])
     store.delete_trial(trial_id="t1")
     assert store.read_summaries(trial_ids=["t1"]) == {}
-    assert store.rank_trials(metric="acc", mode="max", default_mode=None,
-                             descending=True) == []
+    assert store.rank_trials(metric="acc", mode="max", default_mode=None, descending=True) == []
     store.create_trial(doc=make_doc("t1"))  # created again: nothing left over
     assert summary(store, "t1")["entries"] == {}
 
@@ -190,7 +208,11 @@ def test_step_runs_group_consecutive_statistics(store):
     store.append_events(trial_id="t1", events=events[4:])
     runs = store.step_runs(trial_id="t1", key="epoch")
     assert [(r["value"], r["first_seq"] - EXEC1, r["last_seq"] - EXEC1) for r in runs] == [
-        (1, 1, 3), (2, 4, 5), (2, 7, 7), (3, 8, 8)]
+        (1, 1, 3),
+        (2, 4, 5),
+        (2, 7, 7),
+        (3, 8, 8),
+    ]
     assert store.step_runs(trial_id="t1", key="step") is None  # new in every statistic
     assert store.step_runs(trial_id="t1", key="loss") is None  # not a step key
     assert store.next_seq_of(trial_id="t1", kind="statistic", after=EXEC1 + 5) == EXEC1 + 6
@@ -198,11 +220,22 @@ def test_step_runs_group_consecutive_statistics(store):
 
 @pytest.fixture
 def ranked(store):
-    rows = [("a", 0.9, 1.0, {}), ("b", 0.7, 2.0, {}), ("c", 0.9, 3.0, {}),
-            ("d", 0.2, 4.0, {"acc": "min"}), ("e", None, 5.0, {})]
+    rows = [
+        ("a", 0.9, 1.0, {}),
+        ("b", 0.7, 2.0, {}),
+        ("c", 0.9, 3.0, {}),
+        ("d", 0.2, 4.0, {"acc": "min"}),
+        ("e", None, 5.0, {}),
+    ]
     for trial_id, acc, created, modes in rows:
-        store.create_trial(doc=make_doc(trial_id, created_at=created, project=f"p-{trial_id}",
-                                        status="completed" if trial_id != "b" else "broken"))
+        store.create_trial(
+            doc=make_doc(
+                trial_id,
+                created_at=created,
+                project=f"p-{trial_id}",
+                status="completed" if trial_id != "b" else "broken",
+            )
+        )
         events = []
         if modes:
             events.append(ev(EXEC1 + 1, "metrics", metrics=modes))
@@ -285,8 +318,10 @@ def test_branch_cuts_from_step_runs_equal_the_scan(store, monkeypatch):
     store.append_events(trial_id="p", events=events[50:])
     parent = store.get_trial(trial_id="p")
     store.create_trial(doc=make_doc("c", parent={"id": "p", "cut": EXEC1 + 60}))
-    store.append_events(trial_id="c", events=[ev(1, epoch=5, loss=0.1), ev(2, epoch=5),
-                                              ev(3, loss=0.2), ev(4, epoch=1)])
+    store.append_events(
+        trial_id="c",
+        events=[ev(1, epoch=5, loss=0.1), ev(2, epoch=5), ev(3, loss=0.2), ev(4, epoch=1)],
+    )
     child = store.get_trial(trial_id="c")
     for doc in (parent, child):
         for text in ("1", "2", "3", "4", "5", "2.0"):

@@ -13,8 +13,25 @@ from kleio.storage.summary import Fold
 
 SEQ = first_seq(1)
 
-ODD = [float("nan"), float("inf"), float("-inf"), True, False, None, 10**400, -(10**400),
-       2**63, -(2**63) - 1, "text", [1, 2], {"a": 1}, -0.0, 0.0, 5e-324, 1e308]
+ODD = [
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+    True,
+    False,
+    None,
+    10**400,
+    -(10**400),
+    2**63,
+    -(2**63) - 1,
+    "text",
+    [1, 2],
+    {"a": 1},
+    -0.0,
+    0.0,
+    5e-324,
+    1e308,
+]
 
 
 def value(rng):
@@ -32,16 +49,24 @@ def statistic(rng, index, shape):
         if key in ("step", "iteration"):
             stat[key] = index
         elif key == "epoch":
-            stat[key] = index // rng.choice([3, 7, 50]) if rng.random() < 0.97 else \
-                rng.choice([1.0, "one", None, True, float("nan"), 2**70])
+            stat[key] = (
+                index // rng.choice([3, 7, 50])
+                if rng.random() < 0.97
+                else rng.choice([1.0, "one", None, True, float("nan"), 2**70])
+            )
         else:
             stat[key] = value(rng)
     return stat
 
 
 def texts(rng, count):
-    shapes = [("step", "epoch", "loss", "acc"), ("epoch", "loss"), ("loss",), ("acc", "step"),
-              ("iteration", "val", "val")]
+    shapes = [
+        ("step", "epoch", "loss", "acc"),
+        ("epoch", "loss"),
+        ("loss",),
+        ("acc", "step"),
+        ("iteration", "val", "val"),
+    ]
     shape = rng.choice(shapes)
     floats = rng.random() < 0.3  # epoch 1.0 after epoch 1: another run (another type)
     out = []
@@ -53,9 +78,18 @@ def texts(rng, count):
             stat["epoch"] = float(stat["epoch"])
         text = encode(stat)
         if rng.random() < 0.01:
-            text = rng.choice(['{"loss":1,"loss":2}', '{"loss": 3}', "not json", "[1]",
-                               '{"lo\\u0073s":4}', '{"\\ud800":1}', '{"loss":1e999}',
-                               '{"step":' + "9" * 30 + ',"loss":0.5}'])
+            text = rng.choice(
+                [
+                    '{"loss":1,"loss":2}',
+                    '{"loss": 3}',
+                    "not json",
+                    "[1]",
+                    '{"lo\\u0073s":4}',
+                    '{"\\ud800":1}',
+                    '{"loss":1e999}',
+                    '{"step":' + "9" * 30 + ',"loss":0.5}',
+                ]
+            )
         out.append(text)
     return out
 
@@ -70,8 +104,7 @@ def same_entries(got, want):
     assert set(got) == set(want)
     for name in want:
         for field in want[name]:
-            assert same(got[name][field], want[name][field]), (name, field, got[name],
-                                                                want[name])
+            assert same(got[name][field], want[name][field]), (name, field, got[name], want[name])
 
 
 def check(got, want):
@@ -113,8 +146,9 @@ def test_a_batch_by_columns_is_the_fold_of_each_statistic(seed):
 def test_the_runner_s_batches_go_by_columns(monkeypatch):
     rng = random.Random(3)
     fold = Fold(mark_every=10)
-    stats = [(SEQ + i, encode({"step": i, "epoch": i // 4, "loss": rng.random()}))
-             for i in range(25)]
+    stats = [
+        (SEQ + i, encode({"step": i, "epoch": i // 4, "loss": rng.random()})) for i in range(25)
+    ]
     monkeypatch.setattr(Fold, "add", lambda *a: pytest.fail("one by one"))
     fold.add_texts(stats)
     assert [s for s, _ in fold.marks] == [SEQ + 9, SEQ + 19]

@@ -18,14 +18,25 @@ import pytest
 
 from tests.ui.journal import sweep
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium_path() -> str | None:
-    for candidate in (os.environ.get("KLEIO_CHROMIUM"), "/usr/bin/chromium",
-                      shutil.which("chromium"), shutil.which("chromium-browser")):
+    for candidate in (
+        os.environ.get("KLEIO_CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    ):
         if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -106,8 +117,7 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def page(browser, request, tmp_path_factory):
     """A new page; on failure a full-page screenshot is saved and named in the report."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900},
-                                  accept_downloads=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
@@ -134,13 +144,16 @@ class Served:
         env = dict(os.environ, KLEIO_DB=uri)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "kleio", "ui", "--port", "0", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         line = self.process.stdout.readline()
         match = re.search(r"at (http://\S+)", line)
         if match is None:
             self.stop()
-            raise AssertionError(f"kleio ui did not start: {line!r} "
-                                 f"{self.process.stderr.read()!r}")
+            raise AssertionError(f"kleio ui did not start: {line!r} {self.process.stderr.read()!r}")
         self.url = match.group(1)
         self.base = self.url.split("?")[0].rstrip("/")
 
@@ -200,8 +213,9 @@ def serve_in_process():
         sock.bind(("127.0.0.1", 0))
         sock.listen(16)
         app = create_app(lambda: ReadOnlyJournal(uri))
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
-                                               timeout_graceful_shutdown=1))
+        server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+        )
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
         running.append((server, thread, sock))

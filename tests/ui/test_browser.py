@@ -31,12 +31,12 @@ def rows(page):
 
 
 def column(page, name):
-    return [cell.inner_text() for cell in
-            page.locator(f"#trials tbody td[data-column='{name}']").all()]
+    return [
+        cell.inner_text() for cell in page.locator(f"#trials tbody td[data-column='{name}']").all()
+    ]
 
 
-def test_table_sorts_filters_searches_and_opens_a_trial_with_its_chart(page, serve,
-                                                                       sqlite_journal):
+def test_table_sorts_filters_searches_and_opens_a_trial_with_its_chart(page, serve, sqlite_journal):
     uri, ids = sqlite_journal
     server = serve(uri)
     page.goto(server.url)
@@ -66,8 +66,7 @@ def test_table_sorts_filters_searches_and_opens_a_trial_with_its_chart(page, ser
     page.wait_for_selector(".chart[data-title='val_acc'][data-points='10']")
     drawn = page.evaluate(DRAWN_PIXELS)
     assert drawn and all(n > 200 for n in drawn), drawn
-    assert "seed" in page.inner_text("#options") and "epoch 10 loss" in page.inner_text(
-        "#output")
+    assert "seed" in page.inner_text("#options") and "epoch 10 loss" in page.inner_text("#output")
     assert page.errors == []
 
 
@@ -89,12 +88,19 @@ def test_hostile_output_and_names_are_shown_as_text(page, serve, sqlite_journal)
     uri, _ = sqlite_journal
     from kleio.storage import open_store
 
-    hostile = ("<img src=x onerror=\"document.title='pwned'\">"
-               "<script>document.title='pwned'</script>")
+    hostile = (
+        "<img src=x onerror=\"document.title='pwned'\"><script>document.title='pwned'</script>"
+    )
     with open_store(uri) as store:
-        tid = add_trial(store, "hostile", options={"note": hostile}, tags=[hostile],
-                        stats=[{"epoch": 1, "loss": 1.0}], stdout=[hostile],
-                        command=["python", hostile])
+        tid = add_trial(
+            store,
+            "hostile",
+            options={"note": hostile},
+            tags=[hostile],
+            stats=[{"epoch": 1, "loss": 1.0}],
+            stdout=[hostile],
+            command=["python", hostile],
+        )
     server = serve(uri)
     page.goto(server.url)
     page.wait_for_selector("#trials")
@@ -146,7 +152,12 @@ def _run_live(tmp_path, git_repo, env):
     go, end = tmp_path / "go", tmp_path / "end"
     process = subprocess.Popen(
         [sys.executable, "-m", "kleio", "python", "live.py", str(go), str(end)],
-        cwd=git_repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=git_repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # The runner tells the id on stderr; the program prints "step 1" once its first point is
     # logged.
     first = process.stderr.readline()
@@ -156,8 +167,9 @@ def _run_live(tmp_path, git_repo, env):
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "mongodb"])
-def test_a_running_trial_gains_points_and_output_live(page, serve, tmp_path, git_repo,
-                                                      backend, request):
+def test_a_running_trial_gains_points_and_output_live(
+    page, serve, tmp_path, git_repo, backend, request
+):
     if backend == "sqlite":
         uri = "sqlite://" + str(tmp_path / "live" / "kleio.db")
     else:
@@ -174,8 +186,8 @@ def test_a_running_trial_gains_points_and_output_live(page, serve, tmp_path, git
         # Pushed by the server within about a second of the journal holding it.
         page.wait_for_selector(".chart[data-title='loss'][data-points='2']", timeout=15000)
         page.wait_for_function(
-            "() => document.getElementById('output').textContent.includes('step 2')",
-            timeout=15000)
+            "() => document.getElementById('output').textContent.includes('step 2')", timeout=15000
+        )
         assert page.evaluate(DRAWN_PIXELS) != drawn_before
         end.write_text("end")
         assert process.wait(timeout=60) == 0
@@ -190,16 +202,18 @@ def test_a_running_trial_gains_points_and_output_live(page, serve, tmp_path, git
         process.wait()
 
 
-def test_a_long_trial_shows_a_preview_then_every_point(page, serve_in_process, sqlite_journal,
-                                                      monkeypatch):
+def test_a_long_trial_shows_a_preview_then_every_point(
+    page, serve_in_process, sqlite_journal, monkeypatch
+):
     from kleio.storage import open_store
     from kleio.ui import views
 
     uri, _ = sqlite_journal
     monkeypatch.setattr(views, "PREVIEW_OVER", 1000)
     with open_store(uri) as store:
-        tid = add_trial(store, "long", stats=[{"step": i, "loss": 1.0 / (i + 1)}
-                                              for i in range(3000)])
+        tid = add_trial(
+            store, "long", stats=[{"step": i, "loss": 1.0 / (i + 1)} for i in range(3000)]
+        )
     base = serve_in_process(uri)
     page.goto(f"{base}/#/trial/{tid}")
     page.wait_for_selector("#charts[data-complete]")

@@ -29,20 +29,27 @@ def test_ui_refuses_a_journal_that_does_not_exist_and_creates_none(tmp_path):
     path = tmp_path / "missing" / "kleio.db"
     result = run_kleio("ui", "--db", "sqlite://" + str(path), "--port", "0")
     assert result.returncode == 71
-    assert result.stderr == (f"error: there is no journal at {path}. Point --db or KLEIO_DB "
-                             "at an existing journal, or run a trial first (e.g. 'kleio "
-                             "python train.py').\n")
+    assert result.stderr == (
+        f"error: there is no journal at {path}. Point --db or KLEIO_DB "
+        "at an existing journal, or run a trial first (e.g. 'kleio "
+        "python train.py').\n"
+    )
     assert not path.parent.exists()
 
 
 def test_ui_names_the_extra_when_starlette_is_missing(sqlite_journal):
-    code = ("import sys; sys.modules['starlette'] = None; from kleio.cli import main; "
-            f"sys.exit(main(['ui', '--db', {sqlite_journal[0]!r}]))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60)
+    code = (
+        "import sys; sys.modules['starlette'] = None; from kleio.cli import main; "
+        f"sys.exit(main(['ui', '--db', {sqlite_journal[0]!r}]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 76
-    assert result.stderr == ("error: kleio ui needs starlette, which is not installed. "
-                             "Install it with: pip install 'kleio[ui]'.\n")
+    assert result.stderr == (
+        "error: kleio ui needs starlette, which is not installed. "
+        "Install it with: pip install 'kleio[ui]'.\n"
+    )
 
 
 def test_ui_serves_loopback_without_a_token(serve, sqlite_journal):

@@ -44,14 +44,23 @@ def test_trials_page_has_the_ls_json_shape_with_options_and_metrics(backend):
     page = client.get("/api/trials").json()
     assert len(page["rows"]) == 4 and page["more"] is False
     row = next(r for r in page["rows"] if r["id"] == ids["lr0.1-s0"])
-    for key in ("id", "short_id", "status", "command", "options", "tags", "metrics",
-                "started_at", "duration", "parent"):
+    for key in (
+        "id",
+        "short_id",
+        "status",
+        "command",
+        "options",
+        "tags",
+        "metrics",
+        "started_at",
+        "duration",
+        "parent",
+    ):
         assert key in row
     assert row["options"] == {"lr": "0.1", "seed": "0"}
     assert row["metrics"]["loss"]["mode"] == "min"
     assert row["metrics"]["val_acc"]["best"] == pytest.approx(0.5 + 0.04 * 10 * 0.95)
-    assert set(page["options"]) == {"lr", "seed"} and set(page["metrics"]) == {"loss",
-                                                                                "val_acc"}
+    assert set(page["options"]) == {"lr", "seed"} and set(page["metrics"]) == {"loss", "val_acc"}
 
 
 def test_trials_page_sorts_by_a_metric_best_first_and_filters(backend):
@@ -92,12 +101,15 @@ def test_trial_detail_and_series_with_lineage(backend):
     parent = ids["lr0.1-s0"]
     with open_writer() as store:
         # The branch inherits the parent's first 5 epochs (seqs 1<<32 + 1..5), then logs its own.
-        child = add_trial(store, "branch", options={"lr": 0.05, "seed": 0},
-                          stats=[{"epoch": e, "loss": 0.01 * e} for e in (6, 7)],
-                          parent=(parent, (1 << 32) + 5))
+        child = add_trial(
+            store,
+            "branch",
+            options={"lr": 0.05, "seed": 0},
+            stats=[{"epoch": e, "loss": 0.01 * e} for e in (6, 7)],
+            parent=(parent, (1 << 32) + 5),
+        )
     detail = client.get(f"/api/trials/{child[:8]}").json()
-    assert detail["id"] == child and detail["ancestors"] == [{"id": parent,
-                                                               "cut": (1 << 32) + 5}]
+    assert detail["id"] == child and detail["ancestors"] == [{"id": parent, "cut": (1 << 32) + 5}]
     assert client.get(f"/api/trials/{parent}").json()["children"] == [child]
     assert detail["code"]["commit"] == "0" * 40 and detail["env"]["python"] == "3.11.7"
     series = client.get(f"/api/trials/{child}/series", params={"y": "loss"}).json()
@@ -114,8 +126,7 @@ def test_series_are_downsampled_on_the_server_keeping_extremes(backend):
     stats = [{"step": i, "loss": (5.0 if i == 2777 else 1.0 / (i + 1))} for i in range(6000)]
     with open_writer() as store:
         tid = add_trial(store, "long", stats=stats)
-    series = client.get(f"/api/trials/{tid}/series", params={"y": "loss",
-                                                             "points": 400}).json()
+    series = client.get(f"/api/trials/{tid}/series", params={"y": "loss", "points": 400}).json()
     loss = series["series"]["loss"]
     assert series["x"] == "step" and loss["points"] == 6000
     assert 100 <= len(loss["x"]) <= 400
@@ -126,8 +137,9 @@ def test_series_are_downsampled_on_the_server_keeping_extremes(backend):
 def test_series_and_output_read_up_to_the_seq_the_page_shows_then_follow(backend):
     client, _, open_writer = backend
     with open_writer() as store:
-        tid = add_trial(store, "live", stats=[{"step": 1, "loss": 1.0}], status="running",
-                        stdout=["first"])
+        tid = add_trial(
+            store, "live", stats=[{"step": 1, "loss": 1.0}], status="running", stdout=["first"]
+        )
     detail = client.get(f"/api/trials/{tid}").json()
     with open_writer() as store:
         log(store, tid, {"step": 2, "loss": 0.5})
@@ -142,7 +154,9 @@ def test_series_and_output_read_up_to_the_seq_the_page_shows_then_follow(backend
     with open_writer() as store:
         events = new_events(store, tid, upto)
     assert [(e["kind"], e.get("line") or e.get("data")) for e in events] == [
-        ("statistic", {"step": 2, "loss": 0.5}), ("stdout", "second")]
+        ("statistic", {"step": 2, "loss": 0.5}),
+        ("stdout", "second"),
+    ]
     later = client.get(f"/api/trials/{tid}/series").json()
     assert later["series"]["loss"]["y"] == [1.0, 0.5]  # the cached columns read only the new
 
@@ -172,12 +186,14 @@ def test_output_and_artifacts_and_download(backend):
     out = client.get(f"/api/trials/{tid}/output", params={"tail": 3}).json()
     losses = [(1.0 / (e + 1)) * 1.5 + 0.01 for e in (8, 9, 10)]
     assert [line["line"] for line in out["lines"]] == [
-        f"epoch {e} loss {v:.3f}" for e, v in zip((8, 9, 10), losses)]
+        f"epoch {e} loss {v:.3f}" for e, v in zip((8, 9, 10), losses)
+    ]
     assert out["total"] == 10
     assert client.get(f"/api/trials/{tid}/output", params={"stream": "x"}).status_code == 400
     items = client.get(f"/api/trials/{tid}/artifacts").json()
     assert [(a["filename"], a["size"], a["metadata"]) for a in items] == [
-        ("model.txt", 14, {"epoch": 10})]
+        ("model.txt", 14, {"epoch": 10})
+    ]
     response = client.get(f"/api/trials/{tid}/artifacts/{items[0]['sha256']}")
     assert response.status_code == 200 and response.content == b"weights lr=0.5"
     assert response.headers["content-type"] == "application/octet-stream"
@@ -190,13 +206,24 @@ def test_download_refuses_paths_and_blobs_of_other_trials(backend):
     other = client.get(f"/api/trials/{ids['lr0.5-s0']}/artifacts").json()[0]["sha256"]
     with open_writer() as store:
         secret, _ = store.put_blob(fileobj=__import__("io").BytesIO(b"not an artifact"))
-    for name in (other, secret, "../../../../etc/passwd", "..%2F..%2Fetc%2Fpasswd",
-                 "0" * 64, "%2e%2e/kleio.db"):
+    for name in (
+        other,
+        secret,
+        "../../../../etc/passwd",
+        "..%2F..%2Fetc%2Fpasswd",
+        "0" * 64,
+        "%2e%2e/kleio.db",
+    ):
         response = client.get(f"/api/trials/{tid}/artifacts/{name}")
         assert response.status_code == 404, name
         assert b"root:" not in response.content and b"not an artifact" not in response.content
-    for name in ("../app.js", "..%2Fserver.py", "vendor/../../server.py", "/etc/passwd",
-                 "index.html"):
+    for name in (
+        "../app.js",
+        "..%2Fserver.py",
+        "vendor/../../server.py",
+        "/etc/passwd",
+        "index.html",
+    ):
         assert client.get(f"/static/{name}").status_code == 404, name
     assert client.get("/static/app.js").status_code == 200
 
@@ -205,10 +232,19 @@ def test_hostile_names_and_output_arrive_as_json_text(backend):
     client, _, open_writer = backend
     hostile = '<img src=x onerror=alert(1)>"</script>'
     with open_writer() as store:
-        tid = add_trial(store, "hostile", options={"name": hostile}, stats=[{"epoch": 1,
-                        "loss": float("nan")}, {"epoch": 2, "loss": float("inf")},
-                        {"epoch": 3, "loss": 1.0}], stdout=[hostile], tags=[hostile],
-                        artifacts=[(f"../../{hostile}.bin", b"x", {})])
+        tid = add_trial(
+            store,
+            "hostile",
+            options={"name": hostile},
+            stats=[
+                {"epoch": 1, "loss": float("nan")},
+                {"epoch": 2, "loss": float("inf")},
+                {"epoch": 3, "loss": 1.0},
+            ],
+            stdout=[hostile],
+            tags=[hostile],
+            artifacts=[(f"../../{hostile}.bin", b"x", {})],
+        )
     page = client.get("/api/trials", params={"q": "onerror"})
     assert page.status_code == 200 and page.json()["rows"][0]["options"]["name"] == hostile
     series = client.get(f"/api/trials/{tid}/series", params={"y": "loss"}).json()
@@ -228,13 +264,14 @@ def test_compare_overlays_trials_and_averages_groups(backend):
     assert plain["differing"] == ["lr", "seed"] and plain["x"] == "epoch"
     assert len(plain["charts"]["val_acc"]) == 4
     assert plain["charts"]["val_acc"][0]["label"].startswith(chosen[0][:7] + " lr=0.1 seed=0")
-    grouped = client.get("/api/compare", params={"id": ",".join(chosen),
-                                                 "group_except": "seed"}).json()
+    grouped = client.get(
+        "/api/compare", params={"id": ",".join(chosen), "group_except": "seed"}
+    ).json()
     assert [g["n"] for g in grouped["groups"]] == [2, 2]
     curve = grouped["charts"]["loss"][0]
     assert curve["label"] == "lr=0.1 (n=2)" and len(curve["x"]) == 10
     assert curve["y"][0] == pytest.approx(((1 / 2) * 1.1 + (1 / 2) * 1.1 + 0.01) / 2)
-    assert curve["upper"][0] - curve["y"][0] == pytest.approx(0.01 / 2 ** 0.5)
+    assert curve["upper"][0] - curve["y"][0] == pytest.approx(0.01 / 2**0.5)
     mean = grouped["groups"][0]["metrics"]["val_acc"]["best_mean"]
     assert mean == pytest.approx(0.5 + 0.4 * 0.95 + 0.0025)
     assert client.get("/api/compare").status_code == 400
@@ -267,19 +304,21 @@ def test_a_token_is_required_on_every_request(sqlite_journal, client_for):
         response = client.get(path)
         assert response.status_code == 401, path
         assert "access token" in response.text
-    assert client.get("/api/trials", headers={"authorization": "Bearer wrong"}
-                      ).status_code == 401
-    assert client.get("/api/trials", headers={"authorization": "Bearer s3cret-token"}
-                      ).status_code == 200
+    assert client.get("/api/trials", headers={"authorization": "Bearer wrong"}).status_code == 401
+    assert (
+        client.get("/api/trials", headers={"authorization": "Bearer s3cret-token"}).status_code
+        == 200
+    )
     # ?token= once: a cookie for the rest, and the token leaves the address.
     response = client.get("/?token=s3cret-token", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/"
     cookie = response.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
     assert client.get("/api/trials").status_code == 200  # the client kept the cookie
-    for asked, location in (("/%2F%2Fevil.example/?token=s3cret-token", "/"),
-                            ("/?token=s3cret-token&x=%0d%0aSet-Cookie:%20a",
-                             "/?x=%0D%0ASet-Cookie%3A+a")):
+    for asked, location in (
+        ("/%2F%2Fevil.example/?token=s3cret-token", "/"),
+        ("/?token=s3cret-token&x=%0d%0aSet-Cookie:%20a", "/?x=%0D%0ASet-Cookie%3A+a"),
+    ):
         response = client.get(asked, follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"] == location
     client.cookies.clear()
@@ -293,8 +332,9 @@ def test_token_comparison_is_constant_time(monkeypatch):
 
     calls = []
     original = hmac.compare_digest
-    monkeypatch.setattr(server.hmac, "compare_digest",
-                        lambda a, b: calls.append((a, b)) or original(a, b))
+    monkeypatch.setattr(
+        server.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or original(a, b)
+    )
     guard = server.Guard(None, token="abc", loopback=False)
     assert guard._valid("abc") and not guard._valid("abd") and not guard._valid("")
     assert len(calls) == 3
@@ -333,7 +373,7 @@ def _digest(path):
 
 def test_the_dashboard_never_writes_the_journal(sqlite_journal, client_for):
     uri, ids = sqlite_journal
-    path = uri[len("sqlite://"):]
+    path = uri[len("sqlite://") :]
     from kleio.storage import open_store
 
     with open_store(uri) as store:  # a checkpoint: the journal's content is in its main file
@@ -343,11 +383,18 @@ def test_the_dashboard_never_writes_the_journal(sqlite_journal, client_for):
     client = client_for(uri)
     tid = ids["lr0.1-s0"]
     sha = client.get(f"/api/trials/{tid}/artifacts").json()[0]["sha256"]
-    for url in ("/", "/api/journal", "/api/trials", "/api/trials?sort=-val_acc&where=lr<1",
-                f"/api/trials/{tid}", f"/api/trials/{tid}/series",
-                f"/api/trials/{tid}/output?stream=stderr", f"/api/trials/{tid}/artifacts",
-                f"/api/trials/{tid}/artifacts/{sha}",
-                f"/api/compare?id={tid}&id={ids['lr0.5-s0']}&group_except=seed"):
+    for url in (
+        "/",
+        "/api/journal",
+        "/api/trials",
+        "/api/trials?sort=-val_acc&where=lr<1",
+        f"/api/trials/{tid}",
+        f"/api/trials/{tid}/series",
+        f"/api/trials/{tid}/output?stream=stderr",
+        f"/api/trials/{tid}/artifacts",
+        f"/api/trials/{tid}/artifacts/{sha}",
+        f"/api/compare?id={tid}&id={ids['lr0.5-s0']}&group_except=seed",
+    ):
         assert client.get(url).status_code == 200, url
     client.close()
     with open_store(uri) as store:
@@ -365,8 +412,15 @@ def test_the_read_only_store_refuses_every_write():
 
     store = ReadOnlyStore(Store())
     assert store.get_trial(trial_id="a") == {"id": "a"}
-    for name in ("create_trial", "update_trial", "try_append", "append_events", "put_blob",
-                 "drop_database", "_write"):
+    for name in (
+        "create_trial",
+        "update_trial",
+        "try_append",
+        "append_events",
+        "put_blob",
+        "drop_database",
+        "_write",
+    ):
         with pytest.raises(PermissionError, match="only reads"):
             getattr(store, name)
 
@@ -399,8 +453,9 @@ def test_trial_ids_are_resolved_by_prefix(backend):
     assert trial_id("lr0.1-s1") == tid
 
 
-def test_a_long_trial_is_drawn_from_a_preview_while_it_is_read_whole(sqlite_journal, client_for,
-                                                                      monkeypatch):
+def test_a_long_trial_is_drawn_from_a_preview_while_it_is_read_whole(
+    sqlite_journal, client_for, monkeypatch
+):
     # SQLite only: mongomock answers each of the preview's few hundred range queries by
     # scanning every event in Python (a real MongoDB server uses its indexes).
     from kleio.storage import open_store
@@ -423,11 +478,16 @@ def test_a_long_trial_is_drawn_from_a_preview_while_it_is_read_whole(sqlite_jour
         preview = first["series"]["loss"]
         assert first["count"] == 3000 and 100 < len(preview["x"]) < 3000
         assert preview["x"] == sorted(preview["x"]) and preview["x"][0] == 0
-    full = wait_for(lambda: (lambda r: r if r["complete"] else None)(
-        client.get(f"/api/trials/{tid}/series", params={"y": "loss"}).json()),
-        timeout=60, what="the full read")
-    assert full["series"]["loss"]["points"] == 3000 and full["metrics"]["loss"]["best"] == \
-        1.0 / 3000
+    full = wait_for(
+        lambda: (lambda r: r if r["complete"] else None)(
+            client.get(f"/api/trials/{tid}/series", params={"y": "loss"}).json()
+        ),
+        timeout=60,
+        what="the full read",
+    )
+    assert (
+        full["series"]["loss"]["points"] == 3000 and full["metrics"]["loss"]["best"] == 1.0 / 3000
+    )
     assert client.get(f"/api/trials/{tid}").json()["metrics"]["loss"]["last"] == 1.0 / 3000
 
 
@@ -445,8 +505,9 @@ def test_websockets_are_refused_before_any_check():
         raise AssertionError("the application was reached")
 
     def call():  # in a thread of its own: Playwright may keep a loop in this one
-        asyncio.run(Guard(app, token="t", loopback=False)({"type": "websocket", "path": "/"},
-                                                          None, send))
+        asyncio.run(
+            Guard(app, token="t", loopback=False)({"type": "websocket", "path": "/"}, None, send)
+        )
 
     import threading
 

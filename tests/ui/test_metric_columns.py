@@ -9,15 +9,19 @@ from kleio.ui.views import metric_columns
 
 
 def trial(metrics, modes=(), primary=None):
-    return SimpleNamespace(metrics=dict.fromkeys(metrics, {}),
-                           declarations=SimpleNamespace(modes=dict.fromkeys(modes, "min")),
-                           primary=primary)
+    return SimpleNamespace(
+        metrics=dict.fromkeys(metrics, {}),
+        declarations=SimpleNamespace(modes=dict.fromkeys(modes, "min")),
+        primary=primary,
+    )
 
 
 def test_the_primary_metric_comes_first_then_the_declared_ones():
-    trials = [trial(["acc", "loss", "val_acc", "val_loss"], ["val_loss", "val_acc"], "val_acc"),
-              trial(["acc", "loss", "val_acc", "val_loss", "f1"], ["val_loss"], "val_loss"),
-              trial(["acc", "val_acc"], ["val_acc"], "val_acc")]
+    trials = [
+        trial(["acc", "loss", "val_acc", "val_loss"], ["val_loss", "val_acc"], "val_acc"),
+        trial(["acc", "loss", "val_acc", "val_loss", "f1"], ["val_loss"], "val_loss"),
+        trial(["acc", "val_acc"], ["val_acc"], "val_acc"),
+    ]
     order, primary = metric_columns(trials)
     assert primary == "val_acc"  # declared primary by the most trials
     assert order == ["val_acc", "val_loss", "acc", "f1", "loss"]

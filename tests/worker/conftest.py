@@ -97,13 +97,29 @@ def save(store, n, argv, cwd, *, tags=(), created_at=None, redacted=False):
     trial_id = f"{n:04x}" + "ab" * 30
     snap, _ = build_trial(list(argv), str(cwd), load_config())
     doc = {
-        "schema_version": SCHEMA_VERSION, "id": trial_id, "created_at": now,
-        "project": str(cwd), "root": None, "command": list(argv), "argv": list(argv),
-        "cwd": str(cwd), "config": {}, "config_files": {}, "redacted": redacted,
-        "parent": None, "tags": sorted(tags), "code": snap["code"], "env": snap["env"],
+        "schema_version": SCHEMA_VERSION,
+        "id": trial_id,
+        "created_at": now,
+        "project": str(cwd),
+        "root": None,
+        "command": list(argv),
+        "argv": list(argv),
+        "cwd": str(cwd),
+        "config": {},
+        "config_files": {},
+        "redacted": redacted,
+        "parent": None,
+        "tags": sorted(tags),
+        "code": snap["code"],
+        "env": snap["env"],
         "host": snap["host"],
-        "status": "new", "status_at": now, "heartbeat_at": None, "runner": None,
-        "started_at": None, "ended_at": None, "exit_code": None,
+        "status": "new",
+        "status_at": now,
+        "heartbeat_at": None,
+        "runner": None,
+        "started_at": None,
+        "ended_at": None,
+        "exit_code": None,
     }
     assert store_trial(store, doc, {})
     return trial_id
@@ -114,12 +130,17 @@ def finish(store, trial_id, reservation, code, when=None):
     when = time.time() if when is None else when
     status = "completed" if code == 0 else "broken"
     seq = reservation.next_seq
-    store.append_events(trial_id=trial_id, events=[
-        (seq, "status", when, encode({"status": "running"})),
-        (seq + 1, "status", when, encode({"status": status, "exit_code": code})),
-    ])
-    store.update_trial(trial_id=trial_id, fields={"status": status, "status_at": when,
-                                                  "exit_code": code, "ended_at": when})
+    store.append_events(
+        trial_id=trial_id,
+        events=[
+            (seq, "status", when, encode({"status": "running"})),
+            (seq + 1, "status", when, encode({"status": status, "exit_code": code})),
+        ],
+    )
+    store.update_trial(
+        trial_id=trial_id,
+        fields={"status": status, "status_at": when, "exit_code": code, "ended_at": when},
+    )
 
 
 def run_process(store, config, doc, reserved, argv, cwd):
@@ -130,13 +151,18 @@ def run_process(store, config, doc, reserved, argv, cwd):
 
 
 def appender(path, label):
-    return [sys.executable, "-c",
-            f"open({str(path)!r}, 'a').write({label!r} + '\\n')"]
+    return [sys.executable, "-c", f"open({str(path)!r}, 'a').write({label!r} + '\\n')"]
 
 
 def worker(store, options=None, execute=run_process, **env):
-    return Worker(store, config(**env), options or WorkerOptions(), execute=execute,
-                  handle_signals=False, log=open(os.devnull, "w"))
+    return Worker(
+        store,
+        config(**env),
+        options or WorkerOptions(),
+        execute=execute,
+        handle_signals=False,
+        log=open(os.devnull, "w"),
+    )
 
 
 def hold(store, trial_id, *, host, pid, heartbeat_age):

@@ -71,8 +71,14 @@ def test_idle_timeout_waits_for_new_trials(stores, tmp_path):
             return super().write(text)
 
     log = SaveWhenWaiting()
-    w = Worker(store, config(), WorkerOptions(idle_timeout=30, poll_interval=0.05),
-               execute=run_process, handle_signals=False, log=log)
+    w = Worker(
+        store,
+        config(),
+        WorkerOptions(idle_timeout=30, poll_interval=0.05),
+        execute=run_process,
+        handle_signals=False,
+        log=log,
+    )
     w.options.max_trials = 1  # then stop, rather than wait 30 s more
     result = w.run()
     assert out.read_text() == "late\n"

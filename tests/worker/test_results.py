@@ -20,9 +20,14 @@ def test_without_a_final_status_the_exit_code_tells():
 
 
 def test_summary_counts_by_status():
-    runs = [TrialRun("a", "completed", 0, 1.0), TrialRun("b", "broken", 1, 1.0),
-            TrialRun("c", "completed", 0, 1.0)]
+    runs = [
+        TrialRun("a", "completed", 0, 1.0),
+        TrialRun("b", "broken", 1, 1.0),
+        TrialRun("c", "completed", 0, 1.0),
+    ]
     result = WorkerResult(runs=runs, stopped="max-trials", skipped=["d"])
-    assert summary(result) == ("ran 3 trials (1 broken, 2 completed); skipped 1 (listed "
-                               "above); stopped: reached --max-trials")
+    assert summary(result) == (
+        "ran 3 trials (1 broken, 2 completed); skipped 1 (listed "
+        "above); stopped: reached --max-trials"
+    )
     assert summary(WorkerResult()) == "ran 0 trials; stopped: nothing left to run"

@@ -15,18 +15,28 @@ def test_statistics_and_the_newest_matching_artifact(tmp_path):
     store = reserved_journal(tmp_path / "k.db")
     sha, size = store.put_blob(fileobj=io.BytesIO(b"weights"))
     base = first_seq(1)
-    store.append_events(trial_id=TRIAL, events=[
-        (base + 1, "statistic", 1.0, encode({"epoch": 1})),
-        (base + 2, "artifact", 2.0, encode({"filename": "w", "metadata": {"epoch": 1},
-                                             "sha256": sha, "size": size})),
-    ])
+    store.append_events(
+        trial_id=TRIAL,
+        events=[
+            (base + 1, "statistic", 1.0, encode({"epoch": 1})),
+            (
+                base + 2,
+                "artifact",
+                2.0,
+                encode({"filename": "w", "metadata": {"epoch": 1}, "sha256": sha, "size": size}),
+            ),
+        ],
+    )
     assert answer(store, TRIAL, {"op": "statistics"}) == ({"statistics": [{"epoch": 1}]}, None)
-    reply, handle = answer(store, TRIAL, {"op": "artifact", "filename": "w",
-                                          "metadata": {"epoch": 1}})
+    reply, handle = answer(
+        store, TRIAL, {"op": "artifact", "filename": "w", "metadata": {"epoch": 1}}
+    )
     with handle:
         assert (reply["found"], reply["size"], handle.read()) == (True, 7, b"weights")
     assert answer(store, TRIAL, {"op": "artifact", "metadata": {"epoch": 2}}) == (
-        {"found": False}, None)
+        {"found": False},
+        None,
+    )
     assert answer(store, TRIAL, {"op": "drop"}) == ({"error": "unknown query 'drop'"}, None)
     store.close()
 

@@ -36,8 +36,9 @@ class Refusing:
 
 
 def test_the_writer_survives_a_refused_event_and_counts_it(journal, tmp_path):
-    writer = Writer(Refusing(journal), TRIAL, first_seq(1) + 1,
-                    Spool(str(tmp_path / "s"), TRIAL, 1), 0.01)
+    writer = Writer(
+        Refusing(journal), TRIAL, first_seq(1) + 1, Spool(str(tmp_path / "s"), TRIAL, 1), 0.01
+    )
     writer.start()
     writer.events("statistic", 1.0, [encode({"i": 0}), encode({"bad": 1}), encode({"i": 1})])
     writer.send(object())  # a bug of ours (no such message) must not end the thread either
@@ -88,15 +89,18 @@ def test_nothing_is_lost_when_journal_and_spool_both_fail_for_a_while(journal, t
     assert writer.problems.get("spool_failures", 0) >= 1
 
 
-@pytest.mark.parametrize("code, interrupted, stop, expected", [
-    (0, None, False, "completed"),
-    (1, None, False, "broken"),
-    (137, None, False, "broken"),
-    (130, None, False, "interrupted"),
-    (143, 15, False, "interrupted"),
-    (0, 15, False, "interrupted"),
-    (0, None, True, "suspended"),
-    (137, None, True, "suspended"),
-])
+@pytest.mark.parametrize(
+    "code, interrupted, stop, expected",
+    [
+        (0, None, False, "completed"),
+        (1, None, False, "broken"),
+        (137, None, False, "broken"),
+        (130, None, False, "interrupted"),
+        (143, 15, False, "interrupted"),
+        (0, 15, False, "interrupted"),
+        (0, None, True, "suspended"),
+        (137, None, True, "suspended"),
+    ],
+)
 def test_final_status_rule(code, interrupted, stop, expected):
     assert final_status(code, interrupted=interrupted, stop_requested=stop) == expected

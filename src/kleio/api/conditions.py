@@ -19,8 +19,20 @@ if TYPE_CHECKING:
     from kleio.api.trial import Trial
 
 #: Fields every trial has, by the names ``where``/``sort``/``--columns`` use.
-FIELDS = ("id", "status", "project", "tag", "tags", "command", "created", "started", "ended",
-          "duration", "parent", "exit_code")
+FIELDS = (
+    "id",
+    "status",
+    "project",
+    "tag",
+    "tags",
+    "command",
+    "created",
+    "started",
+    "ended",
+    "duration",
+    "parent",
+    "exit_code",
+)
 #: Fields sorted by the database (name -> trial document field).
 STORE_SORTS = {"created": "created_at", "id": "id", "status": "status"}
 _CONDITION = re.compile(r"^\s*([^<>=!\s][^<>=!]*?)\s*(==|!=|<=|>=|=|<|>)\s*(.*?)\s*$", re.S)
@@ -64,8 +76,14 @@ class Condition:
             return self._equal(value) == (self.op == "=")
         else:
             left, right = str(value), self.text  # type: ignore[assignment]
-        return {"=": left == right, "!=": left != right, "<": left < right,
-                "<=": left <= right, ">": left > right, ">=": left >= right}[self.op]
+        return {
+            "=": left == right,
+            "!=": left != right,
+            "<": left < right,
+            "<=": left <= right,
+            ">": left > right,
+            ">=": left >= right,
+        }[self.op]
 
     def _equal(self, value: Any) -> bool:
         number = _number(value)
@@ -95,14 +113,17 @@ def parse_since(since: Any, now: float | None = None) -> float:
     match = _SINCE.match(text)
     if match:
         return (now if now is not None else time.time()) - float(match.group(1)) * _UNITS[
-            match.group(2).lower()]
+            match.group(2).lower()
+        ]
     from datetime import datetime
 
     try:
         return datetime.fromisoformat(text.strip()).timestamp()
     except ValueError:
-        raise UsageError(f"cannot read --since {text[:40]!r}",
-                         "give a duration like 2d, 3h, 30m, or a date like 2024-05-01") from None
+        raise UsageError(
+            f"cannot read --since {text[:40]!r}",
+            "give a duration like 2d, 3h, 30m, or a date like 2024-05-01",
+        ) from None
 
 
 def parse_sort(spec: str) -> tuple[str, bool]:
@@ -114,17 +135,22 @@ def parse_sort(spec: str) -> tuple[str, bool]:
     descending = spec.startswith("-")
     name = spec[1:] if descending else spec
     if not name.strip() or any(ord(c) < 32 or ord(c) == 127 for c in name) or name == "-":
-        raise UsageError(f"cannot sort by {spec[:40]!r}",
-                         "give a field (created, started, ended, status, id, duration), an "
-                         "option or a metric, '-' prefixed for descending")
+        raise UsageError(
+            f"cannot sort by {spec[:40]!r}",
+            "give a field (created, started, ended, status, id, duration), an "
+            "option or a metric, '-' prefixed for descending",
+        )
     return name, descending
 
 
 def ranked_sort(name: str) -> bool:
     """Tell whether a sort on ``name`` is a metric's best, ranked by the store's summaries
     (not a field, not ``NAME.last`` and the like, which are sorted here)."""
-    return name not in FIELDS and name not in STORE_SORTS and not name.endswith(
-        (".last", ".best", ".best_step", ".count"))
+    return (
+        name not in FIELDS
+        and name not in STORE_SORTS
+        and not name.endswith((".last", ".best", ".best_step", ".count"))
+    )
 
 
 def _order(value: float, descending: bool) -> float:
@@ -154,8 +180,11 @@ def sort_trials(trials: list[Trial], name: str, descending: bool) -> list[Trial]
 
 def known(trials: Iterable[Trial], name: str) -> bool:
     """Tell whether ``name`` is a field, or an option or metric of one of ``trials``."""
-    base = name.rpartition(".")[0] if name.endswith((".last", ".best", ".best_step",
-                                                      ".count")) else name
+    base = (
+        name.rpartition(".")[0]
+        if name.endswith((".last", ".best", ".best_step", ".count"))
+        else name
+    )
     if name in FIELDS:
         return True
     return any(name in t.options or base in t.metrics for t in trials)
@@ -173,17 +202,21 @@ def best_of(candidates: list[Trial], metric: str | None) -> Trial:
         primaries = {t.primary for t in candidates if t.primary}
         if len(primaries) != 1:
             raise UsageError(
-                "no metric to rank by: " + ("no trial declares a primary metric"
-                                            if not primaries else
-                                            f"trials declare different primary metrics "
-                                            f"({', '.join(sorted(primaries))})"),
-                "give one, e.g. --metric val_acc:max")
+                "no metric to rank by: "
+                + (
+                    "no trial declares a primary metric"
+                    if not primaries
+                    else f"trials declare different primary metrics "
+                    f"({', '.join(sorted(primaries))})"
+                ),
+                "give one, e.g. --metric val_acc:max",
+            )
         name = primaries.pop()
-    having = [t for t in candidates if name in t.metrics
-              and t.metrics[name]["best"] is not None]
+    having = [t for t in candidates if name in t.metrics and t.metrics[name]["best"] is not None]
     if not having:
-        raise TrialNotFound(f"no trial has the metric {name!r}",
-                         "check its spelling with 'kleio cat --statistics ID', or declare its "
-                         "mode with --metric NAME:min or NAME:max")
-    return min(having, key=lambda t: rank_key(t.metrics[name]["best"],
-                                                t.metrics[name]["mode"]))
+        raise TrialNotFound(
+            f"no trial has the metric {name!r}",
+            "check its spelling with 'kleio cat --statistics ID', or declare its "
+            "mode with --metric NAME:min or NAME:max",
+        )
+    return min(having, key=lambda t: rank_key(t.metrics[name]["best"], t.metrics[name]["mode"]))

@@ -26,9 +26,15 @@ def to_dataframe(trials: Iterable[Trial]) -> Any:
     rows = []
     for item in trials:
         row: dict[str, Any] = {
-            "id": item.id, "status": item.status, "created_at": item.created_at,
-            "started_at": item.started_at, "ended_at": item.ended_at,
-            "duration": item.duration, "tags": ",".join(item.tags), "parent": item.parent}
+            "id": item.id,
+            "status": item.status,
+            "created_at": item.created_at,
+            "started_at": item.started_at,
+            "ended_at": item.ended_at,
+            "duration": item.duration,
+            "tags": ",".join(item.tags),
+            "parent": item.parent,
+        }
         for key, value in item.options.items():
             row[key] = _option_value(value)
         for name, entry in item.metrics.items():
@@ -41,8 +47,11 @@ def to_dataframe(trials: Iterable[Trial]) -> Any:
 def _option_value(value: Any) -> Any:
     number = _number(value)
     if number is not None and isinstance(value, str):
-        return int(number) if number.is_integer() and "." not in value and "e" not in \
-            value.lower() else number
+        return (
+            int(number)
+            if number.is_integer() and "." not in value and "e" not in value.lower()
+            else number
+        )
     return value
 
 

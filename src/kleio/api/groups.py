@@ -57,11 +57,21 @@ class Group:
         metrics = {}
         for name in self.metric_names():
             mode = next(t.metrics[name]["mode"] for t in self.trials if name in t.metrics)
-            metrics[name] = {"mode": mode, "n": len(self.values(name)),
-                             **{f"{which}_{stat}": getattr(self, stat)(name, which)
-                                for which in ("best", "last") for stat in ("mean", "std")}}
-        return {"options": self.options, "n": self.n, "ids": [t.id for t in self.trials],
-                "metrics": metrics}
+            metrics[name] = {
+                "mode": mode,
+                "n": len(self.values(name)),
+                **{
+                    f"{which}_{stat}": getattr(self, stat)(name, which)
+                    for which in ("best", "last")
+                    for stat in ("mean", "std")
+                },
+            }
+        return {
+            "options": self.options,
+            "n": self.n,
+            "ids": [t.id for t in self.trials],
+            "metrics": metrics,
+        }
 
 
 def groups(trials: Iterable[Trial], except_: Sequence[str] = ("seed",)) -> list[Group]:
@@ -74,9 +84,15 @@ def groups(trials: Iterable[Trial], except_: Sequence[str] = ("seed",)) -> list[
     found: dict[str, Group] = {}
     for trial in trials:
         shared = {k: v for k, v in trial.options.items() if k not in ignored}
-        key = json.dumps([trial.project, getattr(trial, "program", []),
-                          sorted(shared.items(), key=lambda kv: kv[0]), trial.positionals],
-                         default=str)
+        key = json.dumps(
+            [
+                trial.project,
+                getattr(trial, "program", []),
+                sorted(shared.items(), key=lambda kv: kv[0]),
+                trial.positionals,
+            ],
+            default=str,
+        )
         if key not in found:
             found[key] = Group(shared, [])
         found[key].trials.append(trial)

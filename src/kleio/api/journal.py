@@ -30,8 +30,9 @@ class Journal:
     returned can still read their statistics later.
     """
 
-    def __init__(self, uri: str | None = None, *, metrics: Sequence[str] = (),
-                 cwd: str | None = None) -> None:
+    def __init__(
+        self, uri: str | None = None, *, metrics: Sequence[str] = (), cwd: str | None = None
+    ) -> None:
         from kleio.config import load_config
 
         config = load_config({"db": uri}, cwd=cwd)
@@ -63,7 +64,8 @@ class Journal:
                     raise NoJournal(
                         f"there is no journal at {path} yet",
                         "run a trial first (e.g. 'kleio python train.py'), or point --db or "
-                        "KLEIO_DB at an existing journal")
+                        "KLEIO_DB at an existing journal",
+                    )
             self._store = open_store(self.uri)
         return self._store
 
@@ -110,8 +112,9 @@ class Journal:
         self.prefetch(chunk)
         yield from chunk
 
-    def _ranked(self, name: str, descending: bool, pushed: dict[str, Any],
-                page: int) -> Iterator[Trial]:
+    def _ranked(
+        self, name: str, descending: bool, pushed: dict[str, Any], page: int
+    ) -> Iterator[Trial]:
         """Every trial matching the pushed filters, by the best value of metric ``name``
         (missing last, ties newest first): the store ranks trials that are not branches by
         their summaries; branches (whose lineage decides) are ranked here and merged in."""
@@ -123,9 +126,15 @@ class Journal:
         def stored() -> Iterator[tuple[tuple[float, float], Trial]]:
             offset, size = 0, page
             while True:
-                rows = self.store.rank_trials(metric=name, mode=mode, default_mode=default,
-                                              descending=descending, offset=offset,
-                                              limit=size, **pushed)
+                rows = self.store.rank_trials(
+                    metric=name,
+                    mode=mode,
+                    default_mode=default,
+                    descending=descending,
+                    offset=offset,
+                    limit=size,
+                    **pushed,
+                )
                 trials = [Trial(self, doc) for doc, _ in rows]
                 self.prefetch(trials)
                 for (_, best), trial in zip(rows, trials):
@@ -134,8 +143,11 @@ class Journal:
                     return
                 offset, size = offset + size, min(size * 4, 20000)
 
-        branches = list(self._prefetched(Trial(self, doc) for doc in self.store.find_trials(
-            branches=True, **pushed)))
+        branches = list(
+            self._prefetched(
+                Trial(self, doc) for doc in self.store.find_trials(branches=True, **pushed)
+            )
+        )
         placed = []
         for trial in branches:
             value = trial.value(name)
@@ -147,8 +159,9 @@ class Journal:
             seen.add(trial.id)
             yield trial
         # Then the trials without a value, newest first.
-        for trial in self._prefetched(Trial(self, doc) for doc in self.store.find_trials(
-                sort="-created_at", **pushed)):
+        for trial in self._prefetched(
+            Trial(self, doc) for doc in self.store.find_trials(sort="-created_at", **pushed)
+        ):
             if trial.id not in seen:
                 yield trial
 
@@ -170,32 +183,50 @@ class Journal:
         wanted = set(status or ())
         unknown = [s for s in wanted if s not in STATUSES and s != "lost"]
         if unknown:
-            raise UsageError(f"unknown status {unknown[0]!r}",
-                             f"use one of {', '.join(STATUSES)}, lost")
+            raise UsageError(
+                f"unknown status {unknown[0]!r}", f"use one of {', '.join(STATUSES)}, lost"
+            )
         statuses = None
         if wanted:  # a lost trial is held (running/reserved) in the database
-            statuses = sorted({("running" if s == "lost" else s) for s in wanted}
-                              | ({"reserved"} if "lost" in wanted else set()))
+            statuses = sorted(
+                {("running" if s == "lost" else s) for s in wanted}
+                | ({"reserved"} if "lost" in wanted else set())
+            )
         threshold = parse_since(since) if since is not None else None
         in_store = name in STORE_SORTS
         store_sort = ("-" if descending else "") + STORE_SORTS.get(name, "created_at")
         # Conditions on fields the database holds are asked of it (as well as checked here).
         for condition in conditions:
-            if condition.op == "=" and condition.name == "status" and not wanted \
-                    and condition.text in STATUSES and condition.text not in (
-                        "running", "reserved"):
+            if (
+                condition.op == "="
+                and condition.name == "status"
+                and not wanted
+                and condition.text in STATUSES
+                and condition.text not in ("running", "reserved")
+            ):
                 statuses = [condition.text]
-            elif condition.op in (">", ">=") and condition.name == "created" \
-                    and condition.number is not None:
+            elif (
+                condition.op in (">", ">=")
+                and condition.name == "created"
+                and condition.number is not None
+            ):
                 threshold = max(threshold or condition.number, condition.number)
             elif condition.op in ("=", "==") and condition.name in ("tag", "tags"):
                 tags = [*(tags or ()), condition.text]
         # With every other filter answered by the database, the limit is too.
         # A held trial may show as lost: such a status filter is checked here, not there.
-        pushed = in_store and not conditions and not ids \
+        pushed = (
+            in_store
+            and not conditions
+            and not ids
             and not (wanted & {"lost", "running", "reserved"})
-        filters: dict[str, Any] = {"statuses": statuses, "tags": tags, "since": threshold,
-                                   "project": project or None}
+        )
+        filters: dict[str, Any] = {
+            "statuses": statuses,
+            "tags": tags,
+            "since": threshold,
+            "project": project or None,
+        }
         docs: Iterable[Any]
         ranked = not ids and ranked_sort(name)
         if ids:
@@ -209,10 +240,14 @@ class Journal:
         else:
             # Conditions comparing an option or a metric with a number narrow the database's
             # answer (each candidate is still checked here: a hint never decides).
-            hints = [(c.name, c.op, c.number) for c in conditions if c.number is not None
-                     and c.op in HINT_OPS and c.name not in FIELDS]
-            docs = self.store.find_trials(**filters, sort=store_sort,
-                                          limit=limit if pushed else None, hints=hints)
+            hints = [
+                (c.name, c.op, c.number)
+                for c in conditions
+                if c.number is not None and c.op in HINT_OPS and c.name not in FIELDS
+            ]
+            docs = self.store.find_trials(
+                **filters, sort=store_sort, limit=limit if pushed else None, hints=hints
+            )
 
         def candidates() -> Iterator[Trial]:
             for doc in docs:
@@ -258,8 +293,10 @@ class Journal:
             if found is None:  # a condition only checked here: compare every candidate
                 return best_of(self.trials(**filters), metric)
             if len(found) != 1:  # none (or no candidate) or several: best_of says which
-                return best_of(self.trials(**{**filters, "limit": 1}) if not found else
-                               self.trials(**filters), metric)
+                return best_of(
+                    self.trials(**{**filters, "limit": 1}) if not found else self.trials(**filters),
+                    metric,
+                )
             name = found.pop()
         mode = None
         if name is not None:
@@ -277,15 +314,19 @@ class Journal:
         takes reading every candidate (a condition only checked here)."""
         if self.reader.primary:
             return {self.reader.primary}
-        if filters.get("where") or filters.get("ids") or {"lost", "running", "reserved"} & set(
-                filters.get("status") or ()):
+        if (
+            filters.get("where")
+            or filters.get("ids")
+            or {"lost", "running", "reserved"} & set(filters.get("status") or ())
+        ):
             return None
         since = filters.get("since")
         pushed: dict[str, Any] = {
-                  "statuses": list(filters["status"]) if filters.get("status") else None,
-                  "tags": filters.get("tags"),
-                  "since": parse_since(since) if since is not None else None,
-                  "project": filters.get("project") or None}
+            "statuses": list(filters["status"]) if filters.get("status") else None,
+            "tags": filters.get("tags"),
+            "since": parse_since(since) if since is not None else None,
+            "project": filters.get("project") or None,
+        }
         names, lacking = self.store.declared_primaries(**pushed)
         for doc in self.store.find_trials(branches=True, **pushed):
             primary = Trial(self, doc).declarations.primary

@@ -24,8 +24,13 @@ if TYPE_CHECKING:
     from kleio.storage.base import Store
 
 #: The summary of a trial the store does not know (removed while it was being listed).
-EMPTY: dict[str, Any] = {"entries": {}, "modes": {}, "primary": None, "last_stat_seq": None,
-                         "runs_ok": False}
+EMPTY: dict[str, Any] = {
+    "entries": {},
+    "modes": {},
+    "primary": None,
+    "last_stat_seq": None,
+    "runs_ok": False,
+}
 
 
 def prefetch(store: Store, trials: Sequence[Trial]) -> None:
@@ -50,8 +55,9 @@ def _lineages(store: Store, branches: list[Trial]) -> None:
     chains = store.lineages(docs=[t.doc for t in branches])
     ancestors = {doc["id"] for chain in chains.values() for doc, _ in chain[:-1]}
     parts = store.read_summaries(trial_ids=sorted(ancestors))
-    declared = store.read_events_of(trial_ids=sorted(ancestors | {t.id for t in branches}),
-                                    kinds=("metrics",))
+    declared = store.read_events_of(
+        trial_ids=sorted(ancestors | {t.id for t in branches}), kinds=("metrics",)
+    )
     cuts = set()
     for chain in chains.values():
         for doc, upto in chain[:-1]:
@@ -69,7 +75,6 @@ def _lineages(store: Store, branches: list[Trial]) -> None:
                 part = cut_parts[(doc["id"], upto)]
             if part is not None:
                 lineage_parts.append(part)
-            datas += [e.data for e in declared.get(doc["id"], ())
-                      if upto is None or e.seq <= upto]
+            datas += [e.data for e in declared.get(doc["id"], ()) if upto is None or e.seq <= upto]
         trial._lineage_parts = lineage_parts
         trial._lineage_declared = datas

@@ -14,8 +14,7 @@ def open_journal(uri: str | None = None, *, metrics: Sequence[str] = ()) -> Jour
     return Journal(uri, metrics=metrics)
 
 
-def trials(db: str | None = None, *, metrics: Sequence[str] = (), **filters: Any
-           ) -> list[Trial]:
+def trials(db: str | None = None, *, metrics: Sequence[str] = (), **filters: Any) -> list[Trial]:
     """The trials of a journal matching ``filters`` (see the module docstring).
 
     Their lazily read values (metrics, statistics) are read now, so they stay usable after the

@@ -54,7 +54,7 @@ class Trial:
         from kleio.argv import split_program
 
         command = list(self.doc.get("command") or self.command)
-        return command[:split_program(command)[1]]
+        return command[: split_program(command)[1]]
 
     # -- lazily read ------------------------------------------------------------------------
 
@@ -64,12 +64,16 @@ class Trial:
             from kleio.reservation import ENDED, display_status, status_of
 
             if self._status_events is None:
-                self._status = status_of(self._journal.store, self.doc,
-                                         host=self._journal.host,
-                                         stale_after=self._journal.stale_after)
+                self._status = status_of(
+                    self._journal.store,
+                    self.doc,
+                    host=self._journal.host,
+                    stale_after=self._journal.stale_after,
+                )
             else:  # status_of with the status events read for the page
-                status = display_status(self.doc, host=self._journal.host,
-                                        stale_after=self._journal.stale_after)
+                status = display_status(
+                    self.doc, host=self._journal.host, stale_after=self._journal.stale_after
+                )
                 events = self._status_events
                 final = events[-1].data.get("status") if events else None
                 self._status = str(final) if status == "lost" and final in ENDED else status
@@ -77,8 +81,9 @@ class Trial:
 
     def _times(self) -> tuple[float | None, float | None]:
         if self._timing is None:
-            self._timing = execution_times(self._journal.store, self.doc, self.status,
-                                           events=self._status_events)
+            self._timing = execution_times(
+                self._journal.store, self.doc, self.status, events=self._status_events
+            )
         return self._timing
 
     @property
@@ -100,8 +105,12 @@ class Trial:
             elif self._lineage_declared is not None:  # read for the page
                 own = from_events(self._lineage_declared)
             else:  # a branch inherits its ancestors' declarations, up to the cut
-                own = from_events(e.data for e in self._journal.store.iter_lineage_events(
-                    trial_id=self.id, kinds=("metrics",)))
+                own = from_events(
+                    e.data
+                    for e in self._journal.store.iter_lineage_events(
+                        trial_id=self.id, kinds=("metrics",)
+                    )
+                )
             self._declarations = self._journal.reader.over(own.over(self._journal.configured))
         return self._declarations
 
@@ -166,8 +175,9 @@ class Trial:
 
     def iter_statistics(self) -> Iterator[dict[str, Any]]:
         """The statistics of the lineage, oldest first, read in batches (bounded memory)."""
-        for event in self._journal.store.iter_lineage_events(trial_id=self.id,
-                                                             kinds=("statistic",)):
+        for event in self._journal.store.iter_lineage_events(
+            trial_id=self.id, kinds=("statistic",)
+        ):
             yield event.data
 
     def statistics(self) -> list[dict[str, Any]]:
@@ -176,16 +186,23 @@ class Trial:
 
     def artifacts(self) -> list[dict[str, Any]]:
         """The artifacts of the lineage, oldest first."""
-        return [{"filename": e.data.get("filename"), "metadata": e.data.get("metadata") or {},
-                 "sha256": e.data.get("sha256"), "size": e.data.get("size"), "time": e.time,
-                 "trial": e.trial_id}
-                for e in self._journal.store.iter_lineage_events(trial_id=self.id,
-                                                                 kinds=("artifact",))]
+        return [
+            {
+                "filename": e.data.get("filename"),
+                "metadata": e.data.get("metadata") or {},
+                "sha256": e.data.get("sha256"),
+                "size": e.data.get("size"),
+                "time": e.time,
+                "trial": e.trial_id,
+            }
+            for e in self._journal.store.iter_lineage_events(trial_id=self.id, kinds=("artifact",))
+        ]
 
     def artifact(self, filename: str | None = None, **metadata: Any) -> bytes | None:
         """The bytes of the newest artifact of the lineage matching ``filename`` and metadata."""
-        found = self._journal.store.find_artifact(trial_id=self.id, filename=filename,
-                                                  metadata=metadata)
+        found = self._journal.store.find_artifact(
+            trial_id=self.id, filename=filename, metadata=metadata
+        )
         if found is None or not found.data.get("sha256"):
             return None
         with self._journal.store.open_blob(sha256=found.data["sha256"]) as handle:
@@ -218,9 +235,16 @@ class Trial:
             "options": self.options,
             "tags": self.tags,
             "note": self.doc.get("note"),
-            "metrics": {name: {"mode": m["mode"], "last": m["last"], "best": m["best"],
-                               "best_step": m["best_step"], "step_key": m["step_key"]}
-                        for name, m in self.metrics.items()},
+            "metrics": {
+                name: {
+                    "mode": m["mode"],
+                    "last": m["last"],
+                    "best": m["best"],
+                    "best_step": m["best_step"],
+                    "step_key": m["step_key"],
+                }
+                for name, m in self.metrics.items()
+            },
             "primary_metric": self.primary,
             "created_at": self.created_at,
             "started_at": self.started_at,
@@ -263,9 +287,13 @@ def _field(trial: Trial, name: str) -> Any:
     return _MISSING
 
 
-def execution_times(store: Store, doc: dict[str, Any], status: str,
-                    now: float | None = None, events: Sequence[Event] | None = None
-                    ) -> tuple[float | None, float | None]:
+def execution_times(
+    store: Store,
+    doc: dict[str, Any],
+    status: str,
+    now: float | None = None,
+    events: Sequence[Event] | None = None,
+) -> tuple[float | None, float | None]:
     """``(first start, total seconds run)`` over every execution of a trial (not its parent's).
 
     An execution starts at its ``running`` status and ends at its final status (completed,
@@ -300,9 +328,13 @@ def execution_times(store: Store, doc: dict[str, Any], status: str,
                 else:
                     end = float(doc.get("ended_at") or doc.get("heartbeat_at") or start)
             else:
-                tail = store.read_events(trial_id=doc["id"], after=first_seq(execution),
-                                         upto=first_seq(execution + 1) - 1, limit=1,
-                                         reverse=True)
+                tail = store.read_events(
+                    trial_id=doc["id"],
+                    after=first_seq(execution),
+                    upto=first_seq(execution + 1) - 1,
+                    limit=1,
+                    reverse=True,
+                )
                 end = tail[0].time if tail else start
         total += max(0.0, float(end) - start)
     return min(starts.values()), total

@@ -40,8 +40,13 @@ def accept(listener: _socket.socket) -> tuple[_socket.socket | None, bool]:
 class Connection:
     """One client connection: what :class:`kleio.client.Decoder` reads of it, handed on."""
 
-    def __init__(self, sock: _socket.socket, writer: Writer, spool_dir: str,
-                 before_query: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        sock: _socket.socket,
+        writer: Writer,
+        spool_dir: str,
+        before_query: Callable[[], None] = lambda: None,
+    ) -> None:
         self.sock = sock
         self.writer = writer
         self.spool_dir = spool_dir
@@ -83,8 +88,10 @@ class Connection:
     def _refused(self, header: dict[str, Any], error: BaseException) -> None:
         # The bytes are read and dropped, and the connection lives on: the program's next
         # calls must not meet a broken pipe because one artifact did not fit.
-        self.writer.problem("artifacts_dropped", f"cannot keep artifact "
-                            f"{header.get('filename')!r} ({error}); it is dropped and counted")
+        self.writer.problem(
+            "artifacts_dropped",
+            f"cannot keep artifact {header.get('filename')!r} ({error}); it is dropped and counted",
+        )
 
     def _write_artifact(self, data: bytes) -> None:
         art = self.artifact

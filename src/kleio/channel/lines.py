@@ -23,7 +23,7 @@ class LineCutter:
         # A progress bar that never prints a newline must not grow the buffer forever.
         cut = self.pending.rfind(b"\r", 0, len(self.pending) - 1)
         if cut >= 0:
-            self.pending = self.pending[cut + 1:]
+            self.pending = self.pending[cut + 1 :]
         lines = [self._decode(part) for part in parts]
         while len(self.pending) > MAX_LINE:
             lines.append(self._decode(self.pending[:MAX_LINE]))

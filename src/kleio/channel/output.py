@@ -33,8 +33,9 @@ class Outputs:
     ``on_end(fd)`` is called when an output reaches its end (the caller stops watching it).
     """
 
-    def __init__(self, writer: Writer, outputs: dict[int, tuple[str, int]],
-                 on_end: Callable[[int], None]) -> None:
+    def __init__(
+        self, writer: Writer, outputs: dict[int, tuple[str, int]], on_end: Callable[[int], None]
+    ) -> None:
         self.writer = writer
         self.outputs = outputs
         self.on_end = on_end
@@ -83,8 +84,11 @@ class Outputs:
             # A line printed in pieces (print() writes its arguments one by one) ends
             # within microseconds: only a line left unfinished for a while is a progress bar.
             since = self.partial_since.setdefault(fd, now)
-            if now - since < PARTIAL_EVERY or text == self.partial_sent.get(fd) \
-                    or now < self.partial_due.get(fd, 0.0):
+            if (
+                now - since < PARTIAL_EVERY
+                or text == self.partial_sent.get(fd)
+                or now < self.partial_due.get(fd, 0.0)
+            ):
                 continue
             self.partial_sent[fd] = text
             self.partial_due[fd] = now + PARTIAL_EVERY
@@ -114,9 +118,12 @@ class Outputs:
             except queue.Full:
                 pass
         if self.overflow_lines + len(lines) > MAX_OVERFLOW:
-            self.writer.problem("output_lines_dropped", "the journal is too slow: output lines "
-                                "are dropped (the terminal still shows them) and counted",
-                                len(lines))
+            self.writer.problem(
+                "output_lines_dropped",
+                "the journal is too slow: output lines "
+                "are dropped (the terminal still shows them) and counted",
+                len(lines),
+            )
             return
         self.overflow.append(item)
         self.overflow_lines += len(lines)

@@ -54,9 +54,14 @@ class Poller:
 class IOThread(threading.Thread):
     """Tee the child's output and read the channel until everything is closed."""
 
-    def __init__(self, writer: Writer, listener: _socket.socket,
-                 outputs: dict[int, tuple[str, int]], spool_dir: str,
-                 ledger: LedgerReader | None = None) -> None:
+    def __init__(
+        self,
+        writer: Writer,
+        listener: _socket.socket,
+        outputs: dict[int, tuple[str, int]],
+        spool_dir: str,
+        ledger: LedgerReader | None = None,
+    ) -> None:
         super().__init__(name="kleio-io", daemon=True)
         self.writer = writer
         self.listener = listener
@@ -179,8 +184,9 @@ class IOThread(threading.Thread):
                 warn("refused a connection to the channel from another user")
         if sock is None:
             return
-        connections[sock.fileno()] = Connection(sock, self.writer, self.spool_dir,
-                                                self.drain_ledger)
+        connections[sock.fileno()] = Connection(
+            sock, self.writer, self.spool_dir, self.drain_ledger
+        )
         self.selector.register(sock.fileno(), "client")
 
     def _poll_ledger(self) -> None:

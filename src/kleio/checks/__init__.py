@@ -79,8 +79,12 @@ class Finding(NamedTuple):
 
     def to_json(self) -> dict[str, Any]:
         """The data of the finding's ``check`` journal event."""
-        data: dict[str, Any] = {"name": self.name, "severity": self.severity,
-                                "message": self.message, "trigger": self.seq}
+        data: dict[str, Any] = {
+            "name": self.name,
+            "severity": self.severity,
+            "message": self.message,
+            "trigger": self.seq,
+        }
         if self.key is not None:
             data["key"] = self.key
         return data
@@ -149,8 +153,14 @@ class Check:
         self.context = context
         self.options = dict(options)
 
-    def finding(self, message: str, seq: int | None = None, *, key: str | None = None,
-                severity: str | None = None) -> Finding:
+    def finding(
+        self,
+        message: str,
+        seq: int | None = None,
+        *,
+        key: str | None = None,
+        severity: str | None = None,
+    ) -> Finding:
         """A finding of this check."""
         return Finding(self.name, severity or self.severity, message, seq, key)
 
@@ -171,5 +181,13 @@ class Check:
         return None
 
 
-__all__ = ["EXIT_FINDINGS", "SEVERITIES", "Check", "Context", "Finding", "Findings", "Line",
-           "Statistic"]
+__all__ = [
+    "EXIT_FINDINGS",
+    "SEVERITIES",
+    "Check",
+    "Context",
+    "Finding",
+    "Findings",
+    "Line",
+    "Statistic",
+]

@@ -37,9 +37,11 @@ def seed_warning(doc: Mapping[str, Any], environ: Mapping[str, str]) -> str | No
         return None
     if any(SEED_NAME.search(name) and value for name, value in environ.items()):
         return None
-    return ("no seed-like option (such as --seed) and no seed in the environment (such as "
-            "PYTHONHASHSEED): this trial may not give the same result when run again; pass a "
-            "seed to make it reproducible")
+    return (
+        "no seed-like option (such as --seed) and no seed in the environment (such as "
+        "PYTHONHASHSEED): this trial may not give the same result when run again; pass a "
+        "seed to make it reproducible"
+    )
 
 
 def _devices(value: str) -> list[str]:
@@ -63,14 +65,18 @@ def gpu_warnings(doc: Mapping[str, Any], environ: Mapping[str, str]) -> list[str
             continue
         devices = _devices(value)
         if not gpus:
-            found.append(f"{name}={value} but this host has no NVIDIA GPU (nvidia-smi finds "
-                         "none): the program will run on the CPU, or fail")
+            found.append(
+                f"{name}={value} but this host has no NVIDIA GPU (nvidia-smi finds "
+                "none): the program will run on the CPU, or fail"
+            )
             continue
         missing = [d for d in devices if d.isdigit() and int(d) >= len(gpus)]
         if missing:
-            found.append(f"{name}={value} names device {missing[0]}, but this host has "
-                         f"{len(gpus)} GPU{'s' if len(gpus) != 1 else ''} (0 to "
-                         f"{len(gpus) - 1})")
+            found.append(
+                f"{name}={value} names device {missing[0]}, but this host has "
+                f"{len(gpus)} GPU{'s' if len(gpus) != 1 else ''} (0 to "
+                f"{len(gpus) - 1})"
+            )
     return found
 
 

@@ -44,9 +44,12 @@ def split_prefix(name: str) -> tuple[str, str]:
     """``("val", "loss")`` for ``val_loss``, ``("", "loss")`` for ``loss``."""
     lowered = name.lower()
     for prefix in PREFIXES:
-        if len(lowered) > len(prefix) + 1 and lowered.startswith(prefix) \
-                and lowered[len(prefix)] in _SEPARATORS:
-            return prefix, name[len(prefix) + 1:]
+        if (
+            len(lowered) > len(prefix) + 1
+            and lowered.startswith(prefix)
+            and lowered[len(prefix)] in _SEPARATORS
+        ):
+            return prefix, name[len(prefix) + 1 :]
     return "", name
 
 
@@ -91,11 +94,15 @@ class Diverged(Check):
             if best is None or value < best:
                 self.best[key] = value
                 continue
-            if seen > self.options["warmup"] and best > 0 \
-                    and value > best * self.options["factor"]:
-                found.append(self.finding(
-                    f"{key} is {_fmt(value)} {where(stat)}, {value / best:.3g} times its best "
-                    f"{_fmt(best)}: the run is diverging", stat.seq, key=key))
+            if seen > self.options["warmup"] and best > 0 and value > best * self.options["factor"]:
+                found.append(
+                    self.finding(
+                        f"{key} is {_fmt(value)} {where(stat)}, {value / best:.3g} times its best "
+                        f"{_fmt(best)}: the run is diverging",
+                        stat.seq,
+                        key=key,
+                    )
+                )
         return found
 
 
@@ -148,9 +155,14 @@ class Plateau(Check):
         self.since += 1
         if self.since >= self.options["patience"]:
             self.told = True
-            return [self.finding(
-                f"{metric} has not improved for {self.since} values (best {_fmt(best)} "
-                f"{self.best_at}, now {_fmt(value)} {where(stat)})", stat.seq, key=metric)]
+            return [
+                self.finding(
+                    f"{metric} has not improved for {self.since} values (best {_fmt(best)} "
+                    f"{self.best_at}, now {_fmt(value)} {where(stat)})",
+                    stat.seq,
+                    key=metric,
+                )
+            ]
         return None
 
 
@@ -225,12 +237,16 @@ class Overfitting(Check):
             wide = gap > 0 and gap > self.options["gap_factor"] * floor
             if state["worse"] >= self.options["patience"] and improved and wide:
                 state["told"] = True
-                found.append(self.finding(
-                    f"{key} has been worse than its best {_fmt(best)} ({state['at']}) for "
-                    f"{state['worse']} values while its training value improved "
-                    f"({_fmt(state['train'])} -> {_fmt(train)}): the gap grew from "
-                    f"{_fmt(state['gap'])} to {_fmt(gap)} {where(stat)} (overfitting)",
-                    stat.seq, key=key))
+                found.append(
+                    self.finding(
+                        f"{key} has been worse than its best {_fmt(best)} ({state['at']}) for "
+                        f"{state['worse']} values while its training value improved "
+                        f"({_fmt(state['train'])} -> {_fmt(train)}): the gap grew from "
+                        f"{_fmt(state['gap'])} to {_fmt(gap)} {where(stat)} (overfitting)",
+                        stat.seq,
+                        key=key,
+                    )
+                )
         return found
 
 
@@ -256,9 +272,14 @@ class StepBackwards(Check):
             self.last[key] = value
             if last is not None and value < last and key not in self.told:
                 self.told.add(key)
-                found.append(self.finding(
-                    f"{key} went backwards from {last:g} to {value:g} within one execution "
-                    "(two runs writing one trial, or a loop restarted?)", stat.seq, key=key))
+                found.append(
+                    self.finding(
+                        f"{key} went backwards from {last:g} to {value:g} within one execution "
+                        "(two runs writing one trial, or a loop restarted?)",
+                        stat.seq,
+                        key=key,
+                    )
+                )
         return found
 
 
@@ -293,14 +314,20 @@ class Silent(Check):
         quiet = now - self.last
         if not self.told and quiet >= self.options["after"]:
             self.told = True
-            return [self.finding(f"no output and no statistic for {quiet:.0f} s while the "
-                                 "program runs: is it stuck?", key=f"{self.last:.3f}")]
+            return [
+                self.finding(
+                    f"no output and no statistic for {quiet:.0f} s while the "
+                    "program runs: is it stuck?",
+                    key=f"{self.last:.3f}",
+                )
+            ]
         return None
 
 
 #: What makes a line an error line (case-insensitive, on the line's text).
-ERROR_LINE = re.compile(r"error|exception|traceback|fatal|fail|denied|refused|timed? ?out",
-                        re.IGNORECASE)
+ERROR_LINE = re.compile(
+    r"error|exception|traceback|fatal|fail|denied|refused|timed? ?out", re.IGNORECASE
+)
 _DIGITS = re.compile(r"\d+")
 
 
@@ -330,8 +357,13 @@ class RepeatedError(Check):
         self.counts[shape] = seen + 1
         if seen + 1 == int(self.options["count"]):
             shown = text if len(text) <= 120 else text[:119] + "…"
-            return [self.finding(f"the same error line was printed {seen + 1} times on "
-                                 f"{line.stream}: {shown!r}", line.seq, key=shape)]
+            return [
+                self.finding(
+                    f"the same error line was printed {seen + 1} times on {line.stream}: {shown!r}",
+                    line.seq,
+                    key=shape,
+                )
+            ]
         return None
 
 

@@ -30,8 +30,12 @@ class Engine:
         on_failure: called with ``(check name, exception)`` when a check raises.
     """
 
-    def __init__(self, checks: Iterable[Check], context: Context,
-                 on_failure: Callable[[str, BaseException], None] | None = None) -> None:
+    def __init__(
+        self,
+        checks: Iterable[Check],
+        context: Context,
+        on_failure: Callable[[str, BaseException], None] | None = None,
+    ) -> None:
         self.checks = list(checks)
         self.context = context
         self.on_failure = on_failure
@@ -42,7 +46,8 @@ class Engine:
         # Only the checks that override a hook are called for it: most see no output lines.
         self.hooks: dict[str, list[tuple[Check, Callable[[Any], Any]]]] = {
             hook: [(c, getattr(c, hook)) for c in self.checks if _overrides(c, hook)]
-            for hook in ("statistic", "line", "tick", "end")}
+            for hook in ("statistic", "line", "tick", "end")
+        }
 
     def statistic(self, stat: Statistic) -> list[Finding]:
         return self._call("statistic", stat)
@@ -68,8 +73,9 @@ class Engine:
                 if result:
                     for finding in result:
                         if not isinstance(finding, Finding):
-                            raise TypeError(f"{hook}() returned {type(finding).__name__}, "
-                                            "not a Finding")
+                            raise TypeError(
+                                f"{hook}() returned {type(finding).__name__}, not a Finding"
+                            )
                         self._keep(finding, found)
             except Exception as error:
                 self._disable(check, error)
@@ -103,8 +109,9 @@ class Engine:
 FINAL = ("completed", "broken", "interrupted", "suspended")
 
 
-def own_events(store: Any, trial_id: str, kinds: tuple[str, ...],
-               batch: int = 5000) -> Iterator[Any]:
+def own_events(
+    store: Any, trial_id: str, kinds: tuple[str, ...], batch: int = 5000
+) -> Iterator[Any]:
     """The trial's own events (not its ancestors'), in order, read in batches."""
     after: int | None = None
     while True:
@@ -120,7 +127,8 @@ def declarations_of(store: Any, trial_id: str, config_metrics: Any = None) -> An
     from kleio import metrics
 
     declared = metrics.from_events(
-        e.data for e in store.iter_lineage_events(trial_id=trial_id, kinds=("metrics",)))
+        e.data for e in store.iter_lineage_events(trial_id=trial_id, kinds=("metrics",))
+    )
     return declared.over(metrics.from_config(config_metrics))
 
 
@@ -148,8 +156,7 @@ class Execution:
         self.engine = None
 
 
-def replay(store: Any, trial_id: str, *,
-           make_engine: Callable[[], Engine]) -> list[Execution]:
+def replay(store: Any, trial_id: str, *, make_engine: Callable[[], Engine]) -> list[Execution]:
     """Run checks over every execution of a trial, as the runner would have live.
 
     Ticks are given at the time of each event, so a silence shows as the gap between two
@@ -178,8 +185,9 @@ def replay(store: Any, trial_id: str, *,
         kind = event.kind
         found.extend(engine.tick(event.time))
         if kind == "statistic":
-            found.extend(engine.statistic(
-                Statistic(event.seq, event.time, event.data, current.statistics)))
+            found.extend(
+                engine.statistic(Statistic(event.seq, event.time, event.data, current.statistics))
+            )
             current.statistics += 1
         elif kind in ("stdout", "stderr"):
             text = event.data.get("line")

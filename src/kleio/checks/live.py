@@ -93,8 +93,9 @@ class Monitor:
         trial_id: the trial (for the hint that says how to resume it).
     """
 
-    def __init__(self, engine: Engine, writer: Any, stop_on: tuple[str, ...] = (),
-                 trial_id: str = "") -> None:
+    def __init__(
+        self, engine: Engine, writer: Any, stop_on: tuple[str, ...] = (), trial_id: str = ""
+    ) -> None:
         self.engine = engine
         self.writer = writer
         self.stop_on = frozenset(stop_on)
@@ -114,8 +115,11 @@ class Monitor:
         """A numbered batch of one kind: ``datas[i]`` is event ``seq + i``."""
         try:
             if kind == "statistic":
-                batch = [(seq + i, kind, when, data) for i, data in enumerate(datas)] \
-                    if len(datas) <= SMALL else _Numbered(seq, when, datas)
+                batch = (
+                    [(seq + i, kind, when, data) for i, data in enumerate(datas)]
+                    if len(datas) <= SMALL
+                    else _Numbered(seq, when, datas)
+                )
                 self._statistics(batch, "\n".join(datas))
             elif kind in ("stdout", "stderr"):
                 self._lines(kind, seq, when, datas)
@@ -156,10 +160,13 @@ class Monitor:
             now = time.time()
             self._handle(self.engine.tick(now) + self.engine.end(status), now)
             if self.engine.dropped:
-                self.writer.problem("check_findings_dropped", f"checks found more than "
-                                    f"{MAX_FINDINGS} things; the rest are counted, not "
-                                    "journalled",
-                                    self.engine.dropped)
+                self.writer.problem(
+                    "check_findings_dropped",
+                    f"checks found more than "
+                    f"{MAX_FINDINGS} things; the rest are counted, not "
+                    "journalled",
+                    self.engine.dropped,
+                )
         except Exception as error:
             self._failed("(monitor)", error)
 
@@ -241,8 +248,12 @@ class Monitor:
         writer = self.writer
         for finding in findings:
             data = finding.to_json()
-            stop = (finding.name in self.stop_on and writer.stop_request is None
-                    and writer.child_pid is not None and not self.ended)
+            stop = (
+                finding.name in self.stop_on
+                and writer.stop_request is None
+                and writer.child_pid is not None
+                and not self.ended
+            )
             if stop:
                 data["action"] = "stop"
             writer.pending.append((writer.next_seq, "check", when, encode(data)))
@@ -251,12 +262,17 @@ class Monitor:
             line = f"kleio: {finding.severity}: {finding.message} [check {finding.name}]"
             if stop:
                 short = short_id(self.trial_id) or "ID"
-                line += (f"; stopping the program (stop_on: {finding.name}); resume it with "
-                         f"'kleio run {short}'")
+                line += (
+                    f"; stopping the program (stop_on: {finding.name}); resume it with "
+                    f"'kleio run {short}'"
+                )
             _tell(line)
             if stop:
-                writer.stop_request = {"at": time.time(), "check": finding.name,
-                                       "message": finding.message}
+                writer.stop_request = {
+                    "at": time.time(),
+                    "check": finding.name,
+                    "message": finding.message,
+                }
                 writer._terminate()
 
     def _count(self, severity: str) -> None:
@@ -265,21 +281,24 @@ class Monitor:
         if self.counts is None:
             self.counts = {}
             try:  # the findings of the trial's earlier executions count too
-                doc = (writer.store.get_trial(trial_id=writer.trial_id)
-                       if getattr(writer, "store_ok", True) else None) or {}
+                doc = (
+                    writer.store.get_trial(trial_id=writer.trial_id)
+                    if getattr(writer, "store_ok", True)
+                    else None
+                ) or {}
                 earlier = doc.get("checks")
                 if isinstance(earlier, dict):
-                    self.counts = {str(k): int(v) for k, v in earlier.items()
-                                   if isinstance(v, int)}
+                    self.counts = {str(k): int(v) for k, v in earlier.items() if isinstance(v, int)}
             except Exception:
                 pass  # the journal is down: the spool keeps the counts of this run
         self.counts[severity] = self.counts.get(severity, 0) + 1
         writer._fields({"checks": dict(self.counts)})
 
     def _failed(self, name: str, error: BaseException) -> None:
-        self.writer.problem(f"check_failed_{name.strip('()')}",
-                            f"check {name} raised {type(error).__name__}: {error}; it is "
-                            "disabled for this run")
+        self.writer.problem(
+            f"check_failed_{name.strip('()')}",
+            f"check {name} raised {type(error).__name__}: {error}; it is disabled for this run",
+        )
 
 
 def _tell(line: str) -> None:

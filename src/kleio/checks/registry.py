@@ -54,8 +54,11 @@ def entry_point_specs() -> dict[str, str]:
     path = os.path.join(snapshot._cache_dir(), f"checks-{tag}.json")
     key = snapshot._packages_key()
     cached = snapshot._read_json(path)
-    if isinstance(cached, dict) and cached.get("key") == key \
-            and isinstance(cached.get("checks"), dict):
+    if (
+        isinstance(cached, dict)
+        and cached.get("key") == key
+        and isinstance(cached.get("checks"), dict)
+    ):
         return {str(k): str(v) for k, v in cached["checks"].items()}
     specs = _scan_entry_points()
     snapshot._write_json(path, {"key": key, "checks": specs})
@@ -72,8 +75,9 @@ def _load(name: str, spec: str) -> type[Check]:
     if target.name != name:
         raise TypeError(f"{spec} is named {target.name!r}, not {name!r} as its entry point")
     if target.severity not in SEVERITIES:
-        raise TypeError(f"{spec} has severity {target.severity!r}, not one of "
-                        f"{', '.join(SEVERITIES)}")
+        raise TypeError(
+            f"{spec} has severity {target.severity!r}, not one of {', '.join(SEVERITIES)}"
+        )
     return target
 
 
@@ -115,20 +119,25 @@ def _options(cls: type[Check], given: Any, problems: list[str]) -> dict[str, flo
             continue
         if key not in options:
             valid = ", ".join(sorted(options)) or "none"
-            problems.append(f"check {cls.name!r} has no threshold {key!r} (its thresholds: "
-                            f"{valid})")
+            problems.append(
+                f"check {cls.name!r} has no threshold {key!r} (its thresholds: {valid})"
+            )
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value) or value < 0:
-            problems.append(f"threshold {cls.name}.{key} must be a finite number, 0 or more, "
-                            f"not {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            problems.append(
+                f"threshold {cls.name}.{key} must be a finite number, 0 or more, not {value!r}"
+            )
             continue
         options[key] = float(value)
     return options
 
 
-def build(settings: Mapping[str, Any] | None, context: Context,
-          problems: list[str]) -> list[Check]:
+def build(settings: Mapping[str, Any] | None, context: Context, problems: list[str]) -> list[Check]:
     """Instantiate every installed check that ``settings`` (the ``checks`` setting) leaves on.
 
     What is wrong with the settings or with a check is added to ``problems``; the other
@@ -138,8 +147,10 @@ def build(settings: Mapping[str, Any] | None, context: Context,
     classes = available(problems)
     for name in settings:
         if name not in classes:
-            problems.append(f"setting 'checks' names no installed check {name!r} (installed: "
-                            f"{', '.join(classes)})")
+            problems.append(
+                f"setting 'checks' names no installed check {name!r} (installed: "
+                f"{', '.join(classes)})"
+            )
     checks: list[Check] = []
     for name, cls in classes.items():
         options = _options(cls, settings.get(name), problems)
@@ -173,6 +184,7 @@ def validate(config: Config) -> None:
         if "(installed: " in problems[0]:  # the message names them already
             hint = "'kleio check --list' describes the installed checks and their thresholds"
         else:
-            hint = (f"installed checks: {', '.join(available())} ('kleio check --list' "
-                    "describes them)")
+            hint = (
+                f"installed checks: {', '.join(available())} ('kleio check --list' describes them)"
+            )
         raise ConfigError(problems[0], hint)

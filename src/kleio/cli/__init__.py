@@ -49,10 +49,18 @@ COMMANDS: dict[str, str] = {
 }
 
 #: ``kleio run``'s options, also accepted before a program without the word ``run``.
-RUN_OPTIONS = frozenset({
-    "--allow-code-change", "--allow-env-change", "--allow-any-change", "--allow-broken",
-    "--tag", "-q", "--quiet", "--stop-on",
-})
+RUN_OPTIONS = frozenset(
+    {
+        "--allow-code-change",
+        "--allow-env-change",
+        "--allow-any-change",
+        "--allow-broken",
+        "--tag",
+        "-q",
+        "--quiet",
+        "--stop-on",
+    }
+)
 
 GLOBAL_HELP = f"""usage: kleio [--db URI] [--debug] COMMAND [ARGS...]
        kleio [--db URI] [RUN OPTIONS] PROGRAM [ARGS...]   (same as: kleio run ...)
@@ -105,7 +113,7 @@ def _split_globals(argv: list[str]) -> tuple[dict[str, object], list[str]]:
             flags["db"] = argv[i + 1]
             i += 2
         elif token.startswith("--db="):
-            flags["db"] = token[len("--db="):]
+            flags["db"] = token[len("--db=") :]
             i += 1
         elif token == "--debug":
             flags["debug"] = True
@@ -179,10 +187,12 @@ def _guard_stdio() -> None:
             os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: this one
     if sys.stderr is None:
         sys.stderr = open(  # noqa: SIM115 - the process's stderr, for its whole life
-            2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+            2, "w", encoding="utf-8", errors="backslashreplace", closefd=False
+        )
     if sys.stdout is None:
         sys.stdout = open(  # noqa: SIM115 - the process's stdout, for its whole life
-            1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+            1, "w", encoding="utf-8", errors="backslashreplace", closefd=False
+        )
     sys.stderr = _Forgiving(sys.stderr)
 
 

@@ -26,17 +26,35 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     from kleio.cli.selection import cell, journal_of
     from kleio.errors import TrialNotFound, UsageError
 
-    p = parser("artifacts", "List the artifacts of a trial's lineage (a branch's include its "
-               "parent's up to the cut), or write the newest one named NAME to a file.")
+    p = parser(
+        "artifacts",
+        "List the artifacts of a trial's lineage (a branch's include its "
+        "parent's up to the cut), or write the newest one named NAME to a file.",
+    )
     p.add_argument("id", help="trial id or a unique prefix of it")
     p.add_argument("name", nargs="?", type=text, help="write out this artifact (the newest one)")
-    p.add_argument("--where", action="append", type=text, default=[], metavar="COND",
-                   help="only artifacts whose metadata satisfies COND, e.g. epoch=3 or "
-                        "'step>=100' (repeatable)")
-    p.add_argument("-o", "--output", type=text, metavar="FILE",
-                   help="write the artifact to FILE (created private, 0600; default stdout)")
-    p.add_argument("--extract", type=text, metavar="DIR",
-                   help="extract a directory checkpoint (a tar archive) into DIR")
+    p.add_argument(
+        "--where",
+        action="append",
+        type=text,
+        default=[],
+        metavar="COND",
+        help="only artifacts whose metadata satisfies COND, e.g. epoch=3 or "
+        "'step>=100' (repeatable)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=text,
+        metavar="FILE",
+        help="write the artifact to FILE (created private, 0600; default stdout)",
+    )
+    p.add_argument(
+        "--extract",
+        type=text,
+        metavar="DIR",
+        help="extract a directory checkpoint (a tar archive) into DIR",
+    )
     args = p.parse_args(argv)
     conditions = [Condition(spec) for spec in args.where]
     if (args.output or args.extract) and args.name is None:
@@ -48,20 +66,35 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             if args.json:
                 print_json(items)
             elif not items:
-                emit(f"trial {trial.short_id} has no artifacts"
-                     f"{' matching these filters' if conditions else ''}\n")
+                emit(
+                    f"trial {trial.short_id} has no artifacts"
+                    f"{' matching these filters' if conditions else ''}\n"
+                )
             else:
-                emit(table(["NAME", "SIZE", "TIME", "TRIAL", "METADATA"], [
-                    [cell(i["filename"]), _size(i["size"]), when(i["time"]),
-                     short_id(i["trial"]) + ("" if i["trial"] == trial.id else " (inherited)"),
-                     " ".join(f"{k}={cell(v)}" for k, v in i["metadata"].items())]
-                    for i in items], max_last=120))
+                emit(
+                    table(
+                        ["NAME", "SIZE", "TIME", "TRIAL", "METADATA"],
+                        [
+                            [
+                                cell(i["filename"]),
+                                _size(i["size"]),
+                                when(i["time"]),
+                                short_id(i["trial"])
+                                + ("" if i["trial"] == trial.id else " (inherited)"),
+                                " ".join(f"{k}={cell(v)}" for k, v in i["metadata"].items()),
+                            ]
+                            for i in items
+                        ],
+                        max_last=120,
+                    )
+                )
             return 0
         if not items:
             raise TrialNotFound(
                 f"trial {trial.short_id} has no artifact named {args.name!r}"
                 + (" matching these filters" if conditions else ""),
-                f"list them with 'kleio artifacts {trial.short_id}'")
+                f"list them with 'kleio artifacts {trial.short_id}'",
+            )
         item = items[-1]
         if args.json:
             print_json(item)
@@ -69,22 +102,26 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         store = journal.store
         if args.extract:
             if item["metadata"].get("archive") != "tar":
-                raise UsageError(f"artifact {args.name!r} is a file, not a directory archive",
-                                 "write it with -o FILE instead")
+                raise UsageError(
+                    f"artifact {args.name!r} is a file, not a directory archive",
+                    "write it with -o FILE instead",
+                )
             count = _extract(store, item["sha256"], args.extract)
             sys.stderr.write(f"extracted {count} entries of {args.name} into {args.extract}\n")
             return 0
         if not args.output and sys.stdout.isatty():
-            raise UsageError("refusing to write an artifact's bytes to a terminal",
-                             "give -o FILE, or redirect stdout")
+            raise UsageError(
+                "refusing to write an artifact's bytes to a terminal",
+                "give -o FILE, or redirect stdout",
+            )
         with store.open_blob(sha256=item["sha256"]) as source:
             if args.output:
-                fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
-                             0o600)
+                fd = os.open(
+                    args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600
+                )
                 with os.fdopen(fd, "wb") as out:
                     _copy(source, out)
-                sys.stderr.write(f"wrote {args.name} ({_size(item['size'])}) to "
-                                 f"{args.output}\n")
+                sys.stderr.write(f"wrote {args.name} ({_size(item['size'])}) to {args.output}\n")
             else:
                 _copy(source, sys.stdout.buffer)
                 sys.stdout.buffer.flush()
@@ -104,15 +141,20 @@ def _extract(store: Any, sha256: str, directory: str) -> int:
 
     os.makedirs(directory, exist_ok=True)
     root = os.path.realpath(directory)
-    with store.open_blob(sha256=sha256) as source, tarfile.open(fileobj=source, mode="r|") \
-            as tar:
+    with store.open_blob(sha256=sha256) as source, tarfile.open(fileobj=source, mode="r|") as tar:
         count = 0
         for member in tar:
             target = os.path.realpath(os.path.join(root, member.name))
-            if not (target == root or target.startswith(root + os.sep)) or member.issym() \
-                    or member.islnk() or member.isdev():
-                raise UsageError(f"the archive holds {member.name!r}, which would land "
-                                 f"outside {directory}", "nothing past it was extracted")
+            if (
+                not (target == root or target.startswith(root + os.sep))
+                or member.issym()
+                or member.islnk()
+                or member.isdev()
+            ):
+                raise UsageError(
+                    f"the archive holds {member.name!r}, which would land outside {directory}",
+                    "nothing past it was extracted",
+                )
             tar.extract(member, root)  # noqa: S202 - checked above
             count += 1
     return count

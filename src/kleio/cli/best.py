@@ -10,9 +10,12 @@ from kleio.cli.common import emit, parser, print_json
 def main(argv: list[str], flags: dict[str, Any]) -> int:
     from kleio.cli.selection import add_filters, filters_of, journal_of
 
-    p = parser("best", "Print the short id of the best trial by a metric (best value by its "
-               "mode) among the trials matching the filters, e.g. "
-               "'kleio checkout $(kleio best --metric val_acc)'.")
+    p = parser(
+        "best",
+        "Print the short id of the best trial by a metric (best value by its "
+        "mode) among the trials matching the filters, e.g. "
+        "'kleio checkout $(kleio best --metric val_acc)'.",
+    )
     add_filters(p, sort=False)
     args = p.parse_args(argv)
     filters = filters_of(args)

@@ -51,8 +51,13 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], str | None, list[str]]:
     The tokens are walked by the one rule for options (:func:`kleio.argv.walk`); what is
     not kleio's own option is the id (the first positional) or an override.
     """
-    options: dict[str, Any] = {"timestamp": None, "no_run": False, "tags": [], "quiet": False,
-                               "fresh": False}
+    options: dict[str, Any] = {
+        "timestamp": None,
+        "no_run": False,
+        "tags": [],
+        "quiet": False,
+        "fresh": False,
+    }
     trial: str | None = None
     overrides: list[str] = []
     for kind, name, tokens in walk(argv):
@@ -64,8 +69,9 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], str | None, list[str]]:
             return options, None, []
         rest = tokens[1:]  # a flag's "value" is the next positional: the id or an override
         if kind == "opt" and name in _VALUED:
-            value = tokens[0].partition("=")[2] if "=" in tokens[0] else \
-                (tokens[1] if rest else None)
+            value = (
+                tokens[0].partition("=")[2] if "=" in tokens[0] else (tokens[1] if rest else None)
+            )
             if value is None:
                 raise UsageError(f"{name} needs a value", "see 'kleio branch --help'")
             if name == "--tag":
@@ -97,8 +103,10 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     if prefix is None:
         raise UsageError("no trial id to branch", "give one, e.g. 'kleio branch 3f2a --lr 0.05'")
     if options["fresh"] and options["timestamp"] is not None:
-        raise UsageError("--fresh and --timestamp cannot be combined",
-                         "--fresh inherits nothing; --timestamp inherits up to a cut")
+        raise UsageError(
+            "--fresh and --timestamp cannot be combined",
+            "--fresh inherits nothing; --timestamp inherits up to a cut",
+        )
     from kleio import launch
     from kleio.branching import apply_overrides, create_branch, resolve_timestamp
     from kleio.cli.launch import branched_line, explain_refusal, run_prepared
@@ -122,21 +130,30 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             create_branch(store, given, cut=cut, reason=reason)  # raises: nothing to replay
         command = apply_overrides(given.get("argv") or given.get("command") or [], overrides)
         current = build_trial(command, cwd, config, options["tags"])
-        child, new = create_branch(store, parent, cut=cut, reason=reason, argv=command,
-                                   cwd=cwd, current=current, tags=options["tags"])
+        child, new = create_branch(
+            store,
+            parent,
+            cut=cut,
+            reason=reason,
+            argv=command,
+            cwd=cwd,
+            current=current,
+            tags=options["tags"],
+        )
         made = launch.Branched(parent=given, doc=child, reason=reason, new=new)
         sys.stderr.write(branched_line(made) + "\n")
         changed = launch.detect_changes(parent, current[0])
         if changed and new:
-            sys.stderr.write(f"kleio: note: the branch records and runs the current code and "
-                             f"environment, not {short_id(parent['id'])}'s "
-                             f"({launch.summarize_changes(changed)})\n")
+            sys.stderr.write(
+                f"kleio: note: the branch records and runs the current code and "
+                f"environment, not {short_id(parent['id'])}'s "
+                f"({launch.summarize_changes(changed)})\n"
+            )
         sys.stderr.flush()
         if options["no_run"]:
             print(child["id"])
             return 0
-        prepared = launch.Prepared(doc=child, argv=command, cwd=cwd, current=current,
-                                   created=new)
+        prepared = launch.Prepared(doc=child, argv=command, cwd=cwd, current=current, created=new)
         if not new:
             # A branch made earlier with the same parent, cut and options is resumed: like
             # any resume, it must still have its own code and environment.
@@ -145,14 +162,14 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
                 launch.gate(store, prepared, allowed=set(), tags=options["tags"])
             except ChangeRefused as error:
                 raise explain_refusal(error, None) from None
-        return run_prepared(store, config, prepared, allow_broken=False,
-                            quiet=options["quiet"])
+        return run_prepared(store, config, prepared, allow_broken=False, quiet=options["quiet"])
     finally:
         store.close()
 
 
-def _reason(given: dict[str, Any], parent: dict[str, Any], options: dict[str, Any],
-            overrides: list[str]) -> str:
+def _reason(
+    given: dict[str, Any], parent: dict[str, Any], options: dict[str, Any], overrides: list[str]
+) -> str:
     parts = []
     if overrides:
         parts.append(shlex.join(overrides))

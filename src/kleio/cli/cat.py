@@ -45,16 +45,17 @@ def sort_key(key: str):  # noqa: ANN201 - a key function
     return order
 
 
-def sort_statistics(stats: list[dict[str, Any]], spec: str, trial_id: str
-                    ) -> list[dict[str, Any]]:
+def sort_statistics(stats: list[dict[str, Any]], spec: str, trial_id: str) -> list[dict[str, Any]]:
     """Sort by ``KEY`` (``-KEY`` descending); statistics without the key come last."""
     from kleio.errors import UsageError
 
     key = spec[1:] if spec.startswith("-") else spec
     if stats and not any(key in stat for stat in stats):
         keys = sorted({k for stat in stats for k in stat})
-        raise UsageError(f"no statistic of trial {trial_id[:7]} has the key {key!r}",
-                         f"sort by one of: {', '.join(keys)}")
+        raise UsageError(
+            f"no statistic of trial {trial_id[:7]} has the key {key!r}",
+            f"sort by one of: {', '.join(keys)}",
+        )
     present = [s for s in stats if s.get(key) is not None]
     missing = [s for s in stats if s.get(key) is None]
     present.sort(key=sort_key(key), reverse=spec.startswith("-"))
@@ -65,13 +66,13 @@ def sort_statistics(stats: list[dict[str, Any]], spec: str, trial_id: str
 #: no quote, backslash, comma, colon or control character: it is strict JSON, and Python's
 #: json.dumps of its object differs from it only by the space after each separator, so
 #: ``kleio cat --json`` writes it without decoding it. Anything else is decoded.
-_VALUE = r'(?:-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|true|false|null)'
+_VALUE = r"(?:-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|true|false|null)"
 _KEY = r'"[^"\\,:\x00-\x1f]*"'
 _FLAT = re.compile(rf"\{{{_KEY}:{_VALUE}(?:,{_KEY}:{_VALUE})*\}}")
 
 
 #: Lines of flat statistic text, each ended by a newline: one match checks a whole batch.
-_V = r'(?:-?+(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][-+]?+[0-9]++)?+|true|false|null)'
+_V = r"(?:-?+(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][-+]?+[0-9]++)?+|true|false|null)"
 _K = r'"[^"\\,:\x00-\x1f]*+"'
 _FLAT_LINES = re.compile(rf"(?:\{{{_K}:{_V}(?:,{_K}:{_V})*+\}}\n)++")
 
@@ -90,8 +91,12 @@ def json_lines(batches: Iterable[list[str | dict[str, Any]]]) -> Iterator[bytes]
         except TypeError:
             block = ""
         # A newline inside one statistic's text would make two lines of one: counted.
-        if block and block.isascii() and block.count("\n") == len(batch) and \
-                _FLAT_LINES.fullmatch(block):
+        if (
+            block
+            and block.isascii()
+            and block.count("\n") == len(batch)
+            and _FLAT_LINES.fullmatch(block)
+        ):
             yield block.replace(',"', ', "').replace('":', '": ').encode("ascii")
             continue
         lines: list[Any] = []
@@ -99,8 +104,7 @@ def json_lines(batches: Iterable[list[str | dict[str, Any]]]) -> Iterator[bytes]
             if type(item) is str and flat(item):
                 lines.append(item)
             else:
-                lines.append(_Decoded(json_line(item if isinstance(item, dict) else
-                                                decode(item))))
+                lines.append(_Decoded(json_line(item if isinstance(item, dict) else decode(item))))
         yield _spaced(lines)
 
 
@@ -121,8 +125,9 @@ def _spaced(lines: list[Any]) -> bytes:
     return b"".join(out)
 
 
-def stream_table(rows: Callable[[], Iterable[dict[str, Any]]], max_last: int = 200
-                 ) -> Iterator[str]:
+def stream_table(
+    rows: Callable[[], Iterable[dict[str, Any]]], max_last: int = 200
+) -> Iterator[str]:
     """:func:`statistics_table` of the statistics ``rows()`` yields, in two passes (columns
     and widths, then the lines), so memory does not grow with the number of statistics."""
     widths: dict[str, int] = {}
@@ -148,7 +153,7 @@ def stream_table(rows: Callable[[], Iterable[dict[str, Any]]], max_last: int = 2
         for key, size in zip(headers, sizes):
             cell = "" if key not in stat else _cell(stat[key])
             if key == last and len(cell) > max_last:
-                cell = cell[:max_last - 1] + "…"
+                cell = cell[: max_last - 1] + "…"
             cells.append(cell.ljust(size))
         lines.append("  ".join(cells).rstrip())
         if len(lines) >= 4096:
@@ -158,8 +163,9 @@ def stream_table(rows: Callable[[], Iterable[dict[str, Any]]], max_last: int = 2
         yield "\n".join(lines) + "\n"
 
 
-def table_blocks(batches: Callable[[], Iterable[list[str | dict[str, Any]]]],
-                 max_last: int = 200) -> Iterator[str]:
+def table_blocks(
+    batches: Callable[[], Iterable[list[str | dict[str, Any]]]], max_last: int = 200
+) -> Iterator[str]:
     """:func:`stream_table` of the statistics in ``batches()`` (stored text or objects, as
     :meth:`Store.iter_lineage_raw` gives them), to the byte, with bounded memory, at a
     fraction of its cost: a batch of statistics written with the same keys in the same
@@ -195,8 +201,7 @@ def table_blocks(batches: Callable[[], Iterable[list[str | dict[str, Any]]]],
         if headers:  # (statistics that are all {} have none)
             sizes[-1] = min(sizes[-1], max(len(titles[-1]), max_last))
         yield "  ".join(t.ljust(w) for t, w in zip(titles, sizes)).rstrip() + "\n"
-        for shape, cells in _unspooled(spool) if spool is not None else _cell_batches(
-                batches()):
+        for shape, cells in _unspooled(spool) if spool is not None else _cell_batches(batches()):
             yield _lines(shape, cells, headers, sizes, max_last)
 
 
@@ -234,8 +239,10 @@ def _cell_batches(batches: Iterable[list[str | dict[str, Any]]]) -> Iterator[_Ce
         if found is not None:
             yield found[0], [_cells(column, texts) for column, texts in zip(*found[1:])]
         else:
-            yield None, [{key: _cell(value) for key, value in stat.items()}
-                         for stat in _decoded(batch)]
+            yield (
+                None,
+                [{key: _cell(value) for key, value in stat.items()} for stat in _decoded(batch)],
+            )
 
 
 def _widen(widths: dict[str, int], shape: tuple[str, ...] | None, cells: list[Any]) -> None:
@@ -252,8 +259,13 @@ def _widen(widths: dict[str, int], shape: tuple[str, ...] | None, cells: list[An
                 widths[key] = len(cell)
 
 
-def _lines(shape: tuple[str, ...] | None, cells: list[Any], headers: list[str],
-           sizes: list[int], max_last: int) -> str:
+def _lines(
+    shape: tuple[str, ...] | None,
+    cells: list[Any],
+    headers: list[str],
+    sizes: list[int],
+    max_last: int,
+) -> str:
     """The table lines of one batch of cells, as :func:`stream_table` writes them."""
     last = len(headers) - 1
     if shape is None:
@@ -263,7 +275,7 @@ def _lines(shape: tuple[str, ...] | None, cells: list[Any], headers: list[str],
             for index, (key, size) in enumerate(zip(headers, sizes)):
                 cell = row.get(key, "")
                 if index == last and len(cell) > max_last:
-                    cell = cell[:max_last - 1] + "…"
+                    cell = cell[: max_last - 1] + "…"
                 out.append(cell.ljust(size))
             lines.append("  ".join(out).rstrip())
         return "\n".join(lines) + "\n"
@@ -276,7 +288,7 @@ def _lines(shape: tuple[str, ...] | None, cells: list[Any], headers: list[str],
             ordered.append(("",) * rows)
             continue
         if index == last and max(map(len, column)) > max_last:
-            column = [c if len(c) <= max_last else c[:max_last - 1] + "…" for c in column]
+            column = [c if len(c) <= max_last else c[: max_last - 1] + "…" for c in column]
         ordered.append(column)
     # "%-8s" pads as str.ljust(8) does: one formatting per line instead of one per cell.
     line = "  ".join(f"%-{size}s" for size in sizes)
@@ -361,9 +373,12 @@ def _compact(value: Any) -> str:
 
 def _statistics(store: Any, trial_id: str, args: Any) -> int:
     """``cat --statistics``: streamed (bounded memory) unless sorted."""
+
     def rows() -> Iterator[dict[str, Any]]:
-        return (e.data for e in store.iter_lineage_events(trial_id=trial_id,
-                                                          kinds=("statistic",), batch=20000))
+        return (
+            e.data
+            for e in store.iter_lineage_events(trial_id=trial_id, kinds=("statistic",), batch=20000)
+        )
 
     def batches() -> Iterator[list[str | dict[str, Any]]]:
         return store.iter_lineage_raw(trial_id=trial_id, kind="statistic")
@@ -399,8 +414,9 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     p.add_argument("id", help="trial id or a unique prefix of it")
     p.add_argument("--stderr", action="store_true", help="print the error output instead")
     p.add_argument("--statistics", action="store_true", help="print the logged statistics")
-    p.add_argument("--sort", metavar="KEY",
-                   help="sort statistics by this key; prefix '-' for descending")
+    p.add_argument(
+        "--sort", metavar="KEY", help="sort statistics by this key; prefix '-' for descending"
+    )
     args = p.parse_args(argv)
     if args.sort and not args.statistics:
         p.error("--sort applies to --statistics")
@@ -411,10 +427,8 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             return _statistics(store, doc["id"], args)
         kind = "stderr" if args.stderr else "stdout"
         out = stdout_bytes()
-        for event in ended_lines(store.iter_lineage_events(trial_id=doc["id"],
-                                                           kinds=(kind,))):
+        for event in ended_lines(store.iter_lineage_events(trial_id=doc["id"], kinds=(kind,))):
             if args.json:
-
                 out.write(json_line(output_record(kind, event)))
             else:
                 write_line(event.data.get("line", ""))

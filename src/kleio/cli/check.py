@@ -11,9 +11,11 @@ from kleio.trial import short_id
 if TYPE_CHECKING:
     from kleio.config import Config
 
-DESCRIPTION = ("Run every check over the journal of each trial (also trials recorded before "
-               "checks existed) and print what they find. Exit code 1 when a finding is an "
-               "error, 0 otherwise.")
+DESCRIPTION = (
+    "Run every check over the journal of each trial (also trials recorded before "
+    "checks existed) and print what they find. Exit code 1 when a finding is an "
+    "error, 0 otherwise."
+)
 
 
 def check_trial(store: Any, doc: dict[str, Any], config: Config) -> dict[str, Any]:
@@ -30,8 +32,11 @@ def check_trial(store: Any, doc: dict[str, Any], config: Config) -> dict[str, An
 
     executions = replay(store, doc["id"], make_engine=make_engine)
     findings = [{**f.to_json(), "execution": e.number} for e in executions for f in e.findings]
-    failed = [{"name": name, "error": error, "execution": e.number}
-              for e in executions for name, error in e.failed.items()]
+    failed = [
+        {"name": name, "error": error, "execution": e.number}
+        for e in executions
+        for name, error in e.failed.items()
+    ]
     return {
         "id": doc["id"],
         "short_id": short_id(doc["id"]),
@@ -54,8 +59,10 @@ def render(result: dict[str, Any]) -> str:
         run = f" (run {item['execution']})" if several else ""
         lines.append(f"  {item['severity']:<7}  {item['name']:<14}  {item['message']}{run}")
     for item in result["failed_checks"]:
-        lines.append(f"  check {item['name']} raised {item['error']}; it was disabled for "
-                     f"run {item['execution']}")
+        lines.append(
+            f"  check {item['name']} raised {item['error']}; it was disabled for "
+            f"run {item['execution']}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -64,9 +71,16 @@ def list_checks() -> list[dict[str, Any]]:
     from kleio.checks import registry
 
     problems: list[str] = []
-    found = [{"name": name, "severity": cls.severity, "description": cls.description,
-              "thresholds": dict(cls.defaults), "class": f"{cls.__module__}.{cls.__name__}"}
-             for name, cls in registry.available(problems).items()]
+    found = [
+        {
+            "name": name,
+            "severity": cls.severity,
+            "description": cls.description,
+            "thresholds": dict(cls.defaults),
+            "class": f"{cls.__module__}.{cls.__name__}",
+        }
+        for name, cls in registry.available(problems).items()
+    ]
     for problem in problems:
         sys.stderr.write(f"kleio: warning: {problem}\n")
     return found
@@ -75,8 +89,9 @@ def list_checks() -> list[dict[str, Any]]:
 def main(argv: list[str], flags: dict[str, Any]) -> int:
     p = parser("check", DESCRIPTION)
     p.add_argument("ids", nargs="*", metavar="ID", help="trial ids or unique prefixes of them")
-    p.add_argument("--list", action="store_true",
-                   help="list the installed checks and their thresholds instead")
+    p.add_argument(
+        "--list", action="store_true", help="list the installed checks and their thresholds instead"
+    )
     args = p.parse_args(argv)
     if args.list:
         checks = list_checks()
@@ -86,8 +101,10 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             out = []
             for item in checks:
                 options = ", ".join(f"{k}={v:g}" for k, v in item["thresholds"].items())
-                out.append(f"{item['name']:<15} {item['severity']:<8} {item['description']}"
-                           + (f" ({options})" if options else ""))
+                out.append(
+                    f"{item['name']:<15} {item['severity']:<8} {item['description']}"
+                    + (f" ({options})" if options else "")
+                )
             emit("\n".join(out) + "\n")
         return 0
     if not args.ids:

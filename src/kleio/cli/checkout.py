@@ -27,14 +27,21 @@ def default_directory(trial_id: str, cwd: str) -> str:
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
-    p = parser("checkout", "Materialize a trial's code (its commit, recorded diff, untracked "
-               "sources, and the config files it named outside the repository) into a new "
-               "directory. Nothing existing is overwritten.",
-               json_output=False)
+    p = parser(
+        "checkout",
+        "Materialize a trial's code (its commit, recorded diff, untracked "
+        "sources, and the config files it named outside the repository) into a new "
+        "directory. Nothing existing is overwritten.",
+        json_output=False,
+    )
     p.add_argument("id", help="trial id or a unique prefix of it")
-    p.add_argument("-o", "--output", metavar="DIR",
-                   help="the new directory (default: REPO-kleio-ID beside the repository "
-                        "holding the current directory, else ./kleio-ID)")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        help="the new directory (default: REPO-kleio-ID beside the repository "
+        "holding the current directory, else ./kleio-ID)",
+    )
     args = p.parse_args(argv)
     from kleio.checkout import checkout
 
@@ -44,8 +51,10 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         if not re.fullmatch(r"[0-9a-f]{64}", str(doc.get("id"))):
             # The default directory is named after the id the journal holds, and the id is
             # printed: it must be one, not a path or terminal escapes.
-            raise UsageError(f"the trial's id {str(doc.get('id'))[:80]!r} is not a trial id",
-                             "the journal may have been altered")
+            raise UsageError(
+                f"the trial's id {str(doc.get('id'))[:80]!r} is not a trial id",
+                "the journal may have been altered",
+            )
         dest = args.output or default_directory(doc["id"], os.getcwd())
         held = checkout(store, doc, dest, [os.getcwd(), doc.get("root")])
     print(f"checked out trial {short_id(doc['id'])} into {dest}: {held}")

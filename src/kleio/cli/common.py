@@ -33,8 +33,13 @@ class Parser(argparse.ArgumentParser):
             token = given[i]
             # '--' is never a value: it ends the options (argparse alone turns '--sort=--'
             # into an empty list).
-            if (token in self.DASH_VALUES and i + 1 < len(given) and given[i + 1] != "--"
-                    and given[i + 1].startswith("-") and len(given[i + 1]) > 1):
+            if (
+                token in self.DASH_VALUES
+                and i + 1 < len(given)
+                and given[i + 1] != "--"
+                and given[i + 1].startswith("-")
+                and len(given[i + 1]) > 1
+            ):
                 joined.append(f"{token}={given[i + 1]}")
                 i += 2
             else:
@@ -45,8 +50,11 @@ class Parser(argparse.ArgumentParser):
             # argparse drops a '--' given as '--OPTION=--' and stores [] for a one-value option.
             value = getattr(parsed, action.dest, None)
             values = value if isinstance(action, argparse._AppendAction) else [value]
-            if action.nargs is None and action.option_strings and any(
-                    isinstance(item, list) for item in values or ()):
+            if (
+                action.nargs is None
+                and action.option_strings
+                and any(isinstance(item, list) for item in values or ())
+            ):
                 self.error(f"argument {'/'.join(action.option_strings)}: expected one argument")
         return parsed
 
@@ -63,8 +71,9 @@ def one_line(text: str) -> str:
 
     An error must stay one line on stderr whatever argv held (a newline, ``\\xff``).
     """
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace")
-                            .decode("ascii"), text)
+    return _UNPRINTABLE.sub(
+        lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), text
+    )
 
 
 def text(value: str) -> str:
@@ -242,7 +251,7 @@ def _output_errors(error: UnicodeError) -> tuple[str | bytes, int]:
     output) are written back as they were; characters the terminal's encoding lacks are
     escaped (``\\u20ac``)."""
     assert isinstance(error, UnicodeEncodeError)
-    chunk = error.object[error.start:error.end]
+    chunk = error.object[error.start : error.end]
     if all("\udc80" <= char <= "\udcff" for char in chunk):
         return bytes(ord(char) - 0xDC00 for char in chunk), error.end
     return codecs.backslashreplace_errors(error)

@@ -17,11 +17,22 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     for setting in SETTINGS:
         value = config.value(setting.name)
         shown = mask_uri(value) if isinstance(value, str) else value
-        rows.append({"name": setting.name, "value": shown,
-                     "source": config.sources[setting.name], "env": setting.env})
+        rows.append(
+            {
+                "name": setting.name,
+                "value": shown,
+                "source": config.sources[setting.name],
+                "env": setting.env,
+            }
+        )
     if args.json:
         print_json(rows)
     else:
-        emit(table(["SETTING", "VALUE", "SOURCE"],
-                   [[r["name"], str(r["value"]), r["source"]] for r in rows], max_last=200))
+        emit(
+            table(
+                ["SETTING", "VALUE", "SOURCE"],
+                [[r["name"], str(r["value"]), r["source"]] for r in rows],
+                max_last=200,
+            )
+        )
     return 0

@@ -18,8 +18,21 @@ from typing import IO, Any
 from kleio.cli.common import count, json_line, parser, stdout_bytes, text
 
 FORMATS = ("csv", "jsonl", "parquet")
-BASE_COLUMNS = ("id", "status", "project", "created_at", "started_at", "ended_at", "duration",
-                "exit_code", "parent", "tags", "note", "command", "primary_metric")
+BASE_COLUMNS = (
+    "id",
+    "status",
+    "project",
+    "created_at",
+    "started_at",
+    "ended_at",
+    "duration",
+    "exit_code",
+    "parent",
+    "tags",
+    "note",
+    "command",
+    "primary_metric",
+)
 
 
 def trial_row(trial: Any) -> dict[str, Any]:
@@ -52,8 +65,7 @@ def _csv_lines(header: list[str], rows: Iterator[dict[str, Any]]) -> Iterator[by
     import io
 
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=header, extrasaction="ignore",
-                            lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=header, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
@@ -67,17 +79,33 @@ def _csv_lines(header: list[str], rows: Iterator[dict[str, Any]]) -> Iterator[by
 def main(argv: list[str], flags: dict[str, Any]) -> int:
     from kleio.cli.selection import add_filters, filters_of, journal_of
 
-    p = parser("export", "Write the trials matching the filters (or their statistics) as "
-               "CSV, JSON lines or Parquet, for scripts and spreadsheets.", json_output=False)
+    p = parser(
+        "export",
+        "Write the trials matching the filters (or their statistics) as "
+        "CSV, JSON lines or Parquet, for scripts and spreadsheets.",
+        json_output=False,
+    )
     add_filters(p)
-    p.add_argument("--format", choices=FORMATS, default="csv",
-                   help="csv (default), jsonl (one JSON object per line) or parquet "
-                        "(needs pandas and pyarrow)")
-    p.add_argument("--statistics", action="store_true",
-                   help="one row per statistic of each trial's lineage instead of one per trial")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="csv",
+        help="csv (default), jsonl (one JSON object per line) or parquet "
+        "(needs pandas and pyarrow)",
+    )
+    p.add_argument(
+        "--statistics",
+        action="store_true",
+        help="one row per statistic of each trial's lineage instead of one per trial",
+    )
     p.add_argument("--limit", type=count, default=None, help="at most this many trials")
-    p.add_argument("-o", "--output", type=text, metavar="FILE",
-                   help="write to FILE (created private, 0600) instead of stdout")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=text,
+        metavar="FILE",
+        help="write to FILE (created private, 0600) instead of stdout",
+    )
     args = p.parse_args(argv)
     if args.format == "parquet" and not args.output:
         p.error("--format parquet needs -o FILE (it is not text)")
@@ -117,11 +145,15 @@ def _chunks(trials: list[Any], fmt: str, statistics: bool) -> Iterator[bytes]:
         def stat_rows() -> Iterator[dict[str, Any]]:
             for trial in trials:
                 for index, stat in enumerate(trial.iter_statistics()):
-                    yield {"trial": trial.id, "index": index,
-                           **{k: _cell(v) for k, v in stat.items()}}
+                    yield {
+                        "trial": trial.id,
+                        "index": index,
+                        **{k: _cell(v) for k, v in stat.items()},
+                    }
 
-        yield from _csv_lines(["trial", "index", *[k for k in keys if k not in (
-            "trial", "index")]], stat_rows())
+        yield from _csv_lines(
+            ["trial", "index", *[k for k in keys if k not in ("trial", "index")]], stat_rows()
+        )
         return
     rows = [trial_row(trial) for trial in trials]
     header: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
@@ -143,8 +175,10 @@ def _parquet(trials: list[Any], statistics: bool, path: str) -> None:
     try:
         import pandas
     except ImportError:
-        raise UsageError("--format parquet needs pandas and pyarrow",
-                         "install them with: pip install 'kleio[pandas]' pyarrow") from None
+        raise UsageError(
+            "--format parquet needs pandas and pyarrow",
+            "install them with: pip install 'kleio[pandas]' pyarrow",
+        ) from None
     if statistics:
         frame = statistics_dataframe(trials)
     else:
@@ -152,7 +186,9 @@ def _parquet(trials: list[Any], statistics: bool, path: str) -> None:
     try:
         frame.to_parquet(path)
     except ImportError:
-        raise UsageError("--format parquet needs pyarrow (or fastparquet)",
-                         "install it with: pip install pyarrow") from None
+        raise UsageError(
+            "--format parquet needs pyarrow (or fastparquet)",
+            "install it with: pip install pyarrow",
+        ) from None
     os.chmod(path, 0o600)
     sys.stderr.write(f"wrote {len(frame)} rows to {path}\n")

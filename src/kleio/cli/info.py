@@ -12,14 +12,16 @@ from kleio.storage import Store
 from kleio.trial import resolve_trial, short_id
 
 
-def pending(store: Store, doc: dict[str, Any], *, host: str, spool_dir: str,
-            status: str) -> list[dict[str, Any]]:
+def pending(
+    store: Store, doc: dict[str, Any], *, host: str, spool_dir: str, status: str
+) -> list[dict[str, Any]]:
     """What dead runners of this trial left unjournalled: here (with sizes) or elsewhere."""
     from kleio.ledger import leftovers, pending_bytes
 
     found: list[dict[str, Any]] = [
         {"host": host, "directory": item.directory, "bytes": pending_bytes(item.directory)}
-        for item in leftovers(spool_dir, doc["id"]) if item.journal in ("", store.uri)
+        for item in leftovers(spool_dir, doc["id"])
+        if item.journal in ("", store.uri)
     ]
     runner = doc.get("runner") or {}
     if status == "lost" and runner.get("host") and runner.get("host") != host:
@@ -29,28 +31,39 @@ def pending(store: Store, doc: dict[str, Any], *, host: str, spool_dir: str,
 
 def checks_of(store: Store, trial_id: str) -> list[dict[str, Any]]:
     """The findings checks journalled while the trial ran (``check`` events), oldest first."""
-    return [{**e.data, "time": e.time, "seq": e.seq}
-            for e in store.read_events(trial_id=trial_id, kinds=("check",))]
+    return [
+        {**e.data, "time": e.time, "seq": e.seq}
+        for e in store.read_events(trial_id=trial_id, kinds=("check",))
+    ]
 
 
-def describe(store: Store, doc: dict[str, Any], *, host: str, stale_after: float,
-             spool_dir: str = "") -> dict[str, Any]:
+def describe(
+    store: Store, doc: dict[str, Any], *, host: str, stale_after: float, spool_dir: str = ""
+) -> dict[str, Any]:
     """The JSON shape of ``kleio info --json`` (kept stable, tested)."""
     trial_id = doc["id"]
     status = status_of(store, doc, host=host, stale_after=stale_after)
     history = [
-        {"status": e.data.get("status"), "time": e.time, "seq": e.seq,
-         **({"host": e.data["runner"].get("host"), "pid": e.data["runner"].get("pid")}
-            if isinstance(e.data.get("runner"), dict) else {}),
-         **({"exit_code": e.data["exit_code"]} if "exit_code" in e.data else {})}
+        {
+            "status": e.data.get("status"),
+            "time": e.time,
+            "seq": e.seq,
+            **(
+                {"host": e.data["runner"].get("host"), "pid": e.data["runner"].get("pid")}
+                if isinstance(e.data.get("runner"), dict)
+                else {}
+            ),
+            **({"exit_code": e.data["exit_code"]} if "exit_code" in e.data else {}),
+        }
         for e in store.read_events(trial_id=trial_id, kinds=("status",))
     ]
     lineage = store.lineage(trial_id=trial_id)
     # Each ancestor's cut is the one inherited from the branch below it (``upto``).
     ancestors = [{"id": d["id"], "cut": upto} for d, upto in lineage[:-1]]
-    counts = {kind: sum(store.count_events(trial_id=d["id"], kind=kind, upto=upto)
-                        for d, upto in lineage)
-              for kind in ("statistic", "artifact", "stdout", "stderr")}
+    counts = {
+        kind: sum(store.count_events(trial_id=d["id"], kind=kind, upto=upto) for d, upto in lineage)
+        for kind in ("statistic", "artifact", "stdout", "stderr")
+    }
     return {
         "id": trial_id,
         "short_id": short_id(trial_id),
@@ -78,7 +91,8 @@ def describe(store: Store, doc: dict[str, Any], *, host: str, stale_after: float
         "counts": counts,
         "checks": checks_of(store, trial_id),
         "pending": pending(store, doc, host=host, spool_dir=spool_dir, status=status)
-        if spool_dir else [],
+        if spool_dir
+        else [],
     }
 
 
@@ -99,14 +113,20 @@ def _identity(info: dict[str, Any]) -> Iterator[str]:
     if info["tags"]:
         yield f"tags     {', '.join(info['tags'])}"
     if info["ancestors"]:
-        chain = " -> ".join(f"{short_id(a['id'])} (up to {_cut(a['cut'])})" if a["cut"] is not None
-                            else short_id(a["id"]) for a in info["ancestors"])
+        chain = " -> ".join(
+            f"{short_id(a['id'])} (up to {_cut(a['cut'])})"
+            if a["cut"] is not None
+            else short_id(a["id"])
+            for a in info["ancestors"]
+        )
         yield f"lineage  {chain} -> {info['short_id']}"
         if info.get("branch_reason"):
             yield f"branched {info['branch_reason']}"
     started, ended = info["started_at"], info["ended_at"]
-    yield (f"started  {when(started)}   ended {when(ended)}   "
-           f"duration {duration((ended - started) if started and ended else None)}")
+    yield (
+        f"started  {when(started)}   ended {when(ended)}   "
+        f"duration {duration((ended - started) if started and ended else None)}"
+    )
 
 
 def _configuration(info: dict[str, Any]) -> Iterator[str]:
@@ -130,8 +150,10 @@ def _code(info: dict[str, Any]) -> Iterator[str]:
     code = info["code"]
     yield "\ncode"
     if code.get("vcs") != "git":
-        yield (f"  no git repository; script {code.get('script')} "
-               f"sha256 {str(code.get('script_sha256'))[:12]}")
+        yield (
+            f"  no git repository; script {code.get('script')} "
+            f"sha256 {str(code.get('script_sha256'))[:12]}"
+        )
         return
     yield f"  repository {code.get('repository')}"
     commit = code.get("commit") or "(none yet)"  # a repository with no commit
@@ -149,8 +171,9 @@ def _environment(info: dict[str, Any]) -> Iterator[str]:
     platform = env.get("platform") or {}
     yield "\nenvironment"
     yield f"  python     {python.get('version')} ({python.get('executable')})"
-    yield (f"  platform   {platform.get('system')} {platform.get('release')} "
-           f"{platform.get('machine')}")
+    yield (
+        f"  platform   {platform.get('system')} {platform.get('release')} {platform.get('machine')}"
+    )
     yield f"  packages   {len(env.get('packages') or {})} installed"
     for name, value in (env.get("variables") or {}).items():
         yield f"  {name}={value}"
@@ -159,29 +182,39 @@ def _environment(info: dict[str, Any]) -> Iterator[str]:
 def _host(info: dict[str, Any]) -> Iterator[str]:
     host = info["host"]
     yield "\nhost"
-    yield (f"  {host.get('hostname')}  user {host.get('user')}  cpus {host.get('cpus')}  "
-           f"memory {round((host.get('memory_bytes') or 0) / 2**30, 1)} GiB")
+    yield (
+        f"  {host.get('hostname')}  user {host.get('user')}  cpus {host.get('cpus')}  "
+        f"memory {round((host.get('memory_bytes') or 0) / 2**30, 1)} GiB"
+    )
     for gpu in host.get("gpus") or []:
         yield f"  gpu {gpu.get('name')} {gpu.get('memory')}"
 
 
 def _journal(info: dict[str, Any]) -> Iterator[str]:
     counts = info["counts"]
-    yield (f"\njournal  {counts['statistic']} statistics, {counts['artifact']} artifacts, "
-           f"{counts['stdout']} stdout lines, {counts['stderr']} stderr lines")
+    yield (
+        f"\njournal  {counts['statistic']} statistics, {counts['artifact']} artifacts, "
+        f"{counts['stdout']} stdout lines, {counts['stderr']} stderr lines"
+    )
     if info.get("checks"):
         yield "\nchecks (found while it ran; 'kleio check ID' runs them again)"
         for item in info["checks"]:
             stopped = " -> stopped the program" if item.get("action") == "stop" else ""
-            yield (f"  {when(item.get('time'))}  {item.get('severity')}  {item.get('message')} "
-                   f"[{item.get('name')}]{stopped}")
+            yield (
+                f"  {when(item.get('time'))}  {item.get('severity')}  {item.get('message')} "
+                f"[{item.get('name')}]{stopped}"
+            )
     for item in info.get("pending") or []:
         if item["directory"]:
-            yield (f"pending  {item['bytes']} bytes on this host not journalled yet, in "
-                   f"{item['directory']}: run 'kleio sync'")
+            yield (
+                f"pending  {item['bytes']} bytes on this host not journalled yet, in "
+                f"{item['directory']}: run 'kleio sync'"
+            )
         else:
-            yield (f"pending  its runner on host {item['host']} died; what it had not "
-                   f"journalled waits there: run 'kleio sync' on {item['host']}")
+            yield (
+                f"pending  its runner on host {item['host']} died; what it had not "
+                f"journalled waits there: run 'kleio sync' on {item['host']}"
+            )
 
 
 def _cut(seq: int) -> str:
@@ -199,9 +232,13 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     store, config = store_from(flags)
     with store:
         doc = resolve_trial(store, args.id)
-        info = describe(store, doc, host=hostname(config.hostname),
-                        stale_after=config.stale_after,
-                        spool_dir=config.spool_dir)
+        info = describe(
+            store,
+            doc,
+            host=hostname(config.hostname),
+            stale_after=config.stale_after,
+            spool_dir=config.spool_dir,
+        )
     if args.json:
         print_json(info)
     else:

@@ -60,9 +60,12 @@ TEMPLATE = """\
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
-    p = parser("init", "Write a commented kleio.yaml at the root of this repository (or this "
-               "directory) and create the journal; print where everything is. Running it "
-               "again changes nothing.")
+    p = parser(
+        "init",
+        "Write a commented kleio.yaml at the root of this repository (or this "
+        "directory) and create the journal; print where everything is. Running it "
+        "again changes nothing.",
+    )
     args = p.parse_args(argv)
     from kleio.config import project_config_path
     from kleio.storage import mask_uri, open_store, scheme_of, sqlite_path
@@ -92,8 +95,9 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     said = "written" if created else "exists, unchanged"
     out = sys.stdout
     out.write(f"settings   {path} ({said})\n")
-    out.write(f"journal    {where['journal']} "
-              f"({'created' if where['journal_created'] else 'exists'})\n")
+    out.write(
+        f"journal    {where['journal']} ({'created' if where['journal_created'] else 'exists'})\n"
+    )
     out.write(f"spool      {where['spool_dir']} (events wait here when the journal is down)\n")
     out.write("next       kleio python train.py  (then: kleio ls, kleio info ID, kleio ui)\n")
     return 0

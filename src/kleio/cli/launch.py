@@ -15,8 +15,9 @@ if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are str
     from kleio.config import Config
 
 
-def run_prepared(store: Any, config: Config, prepared: Any, *, allow_broken: bool,
-                 quiet: bool) -> int:
+def run_prepared(
+    store: Any, config: Config, prepared: Any, *, allow_broken: bool, quiet: bool
+) -> int:
     """Reserve and run a prepared trial, telling the user what happens on stderr."""
     from kleio import launch
 
@@ -47,13 +48,15 @@ def branched_line(made: Any) -> str:
 
 def refusal_lines(error: ChangeRefused) -> list[str]:
     """The list of changes a refusal carries, one line each (``code: train.py (+1 -0)``)."""
-    return [f"  {kind}: {line}" for kind in ("code", "env")
-            for line in error.changes.get(kind, [])]
+    return [f"  {kind}: {line}" for kind in ("code", "env") for line in error.changes.get(kind, [])]
 
 
-def explain_refusal(error: ChangeRefused, command: list[str] | None,
-                    flags: dict[str, Any] | None = None,
-                    options: dict[str, Any] | None = None) -> ChangeRefused:
+def explain_refusal(
+    error: ChangeRefused,
+    command: list[str] | None,
+    flags: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+) -> ChangeRefused:
     """Print what changed; return the error with the exact command lines to type next.
 
     The command lines keep what the user gave: ``--db`` and ``kleio run``'s own options
@@ -71,14 +74,22 @@ def explain_refusal(error: ChangeRefused, command: list[str] | None,
     prefix.append("run")
     kept = _run_options(options or {})
     target = command if command else [short]
-    hint = ("to branch it and run the branch, type: "
-            + shlex.join([*prefix, error.flag, *kept, *target]))
+    hint = "to branch it and run the branch, type: " + shlex.join(
+        [*prefix, error.flag, *kept, *target]
+    )
     if error.branch:
-        hint += ("; to resume the branch already made for this change, type: "
-                 + shlex.join([*prefix, *kept, short_id(error.branch)]))
+        hint += "; to resume the branch already made for this change, type: " + shlex.join(
+            [*prefix, *kept, short_id(error.branch)]
+        )
     hint += "; or restore the code and environment it had to resume it"
-    return ChangeRefused(error.message, hint, trial_id=error.trial_id, changes=error.changes,
-                         flag=error.flag, branch=error.branch)
+    return ChangeRefused(
+        error.message,
+        hint,
+        trial_id=error.trial_id,
+        changes=error.changes,
+        flag=error.flag,
+        branch=error.branch,
+    )
 
 
 def _run_options(options: dict[str, Any]) -> list[str]:

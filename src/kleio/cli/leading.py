@@ -17,7 +17,11 @@ if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are str
 
 
 def parse_leading(
-    argv: list[str], *, prog: str, flags: dict[str, str], example: str,
+    argv: list[str],
+    *,
+    prog: str,
+    flags: dict[str, str],
+    example: str,
     values: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Split ``argv`` into kleio's options and the program's command line.
@@ -62,8 +66,7 @@ def parse_leading(
             valid = ", ".join(sorted(set(flags) | set(values) | {"--tag"}))
             raise UsageError(
                 f"unknown option {token!r} for {prog}",
-                f"valid options are {valid}; put '--' before a program whose name starts "
-                "with '-'",
+                f"valid options are {valid}; put '--' before a program whose name starts with '-'",
             )
         else:
             break
@@ -87,8 +90,9 @@ def _value_of(argv: list[str], i: int, *, prog: str, example: str) -> tuple[int,
     return i + 1, argv[i + 1]
 
 
-def program_or_help(parsed: tuple[dict[str, Any], list[str]], *, help_text: str, verb: str,
-                    example: str) -> tuple[dict[str, Any], list[str], str] | None:
+def program_or_help(
+    parsed: tuple[dict[str, Any], list[str]], *, help_text: str, verb: str, example: str
+) -> tuple[dict[str, Any], list[str], str] | None:
     """What :func:`parse_leading` found, and the current directory; None once ``--help``
     printed ``help_text``.
 
@@ -105,6 +109,8 @@ def program_or_help(parsed: tuple[dict[str, Any], list[str]], *, help_text: str,
     try:
         cwd = os.getcwd()
     except FileNotFoundError:
-        raise UsageError("the current directory no longer exists",
-                         "change to an existing directory and run again") from None
+        raise UsageError(
+            "the current directory no longer exists",
+            "change to an existing directory and run again",
+        ) from None
     return options, command, cwd

@@ -30,16 +30,28 @@ DEFAULT_LIMIT = 50
 def main(argv: list[str], flags: dict[str, Any]) -> int:
     p = parser("ls", "List trials, newest first; filter, sort and choose columns.")
     add_filters(p)
-    p.add_argument("--columns", type=text, metavar="A,B,...",
-                   help="show these options, metrics (best; NAME.last for last) or fields as "
-                        "columns (default: the primary metric, when one is declared)")
-    p.add_argument("--limit", type=count, default=None,
-                   help=f"at most this many trials (default: {DEFAULT_LIMIT})")
+    p.add_argument(
+        "--columns",
+        type=text,
+        metavar="A,B,...",
+        help="show these options, metrics (best; NAME.last for last) or fields as "
+        "columns (default: the primary metric, when one is declared)",
+    )
+    p.add_argument(
+        "--limit",
+        type=count,
+        default=None,
+        help=f"at most this many trials (default: {DEFAULT_LIMIT})",
+    )
     p.add_argument("--all", action="store_true", help="every matching trial, no limit")
-    p.add_argument("--group-by-except", type=text, metavar="A,B,...",
-                   help="one row per group of trials whose options are equal except these "
-                        "(e.g. seed): N and mean ± std of each metric column's best (NAME.last: "
-                        "last)")
+    p.add_argument(
+        "--group-by-except",
+        type=text,
+        metavar="A,B,...",
+        help="one row per group of trials whose options are equal except these "
+        "(e.g. seed): N and mean ± std of each metric column's best (NAME.last: "
+        "last)",
+    )
     args = p.parse_args(argv)
     if args.all and args.limit is not None:
         p.error("give --limit or --all, not both")
@@ -68,26 +80,33 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             print_json([{**t.to_json(), "checks": t.doc.get("checks") or {}} for t in shown])
             return 0
         if not shown:
-            filtered = any(filters.get(k) for k in ("where", "status", "tags", "project",
-                                                     "since"))
+            filtered = any(filters.get(k) for k in ("where", "status", "tags", "project", "since"))
             if filtered or limit == 0:
                 emit("no trials match these filters\n")
             else:
                 emit("no trials yet: run one with 'kleio python train.py'\n")
             return 0
         parents = {t.parent for t in shown if t.parent}
-        headers = ["ID", "STATUS", "STARTED", "DURATION", *[c.upper() for c in columns],
-                   "COMMAND"]
-        rows = [[t.short_id + ("^" if t.parent else "") + ("*" if t.id in parents else ""),
-                 t.status + _checks_mark(t.doc), when(t.started_at), duration(t.duration),
-                 *[cell(t.value(c)) for c in columns], shlex.join(t.command)] for t in shown]
+        headers = ["ID", "STATUS", "STARTED", "DURATION", *[c.upper() for c in columns], "COMMAND"]
+        rows = [
+            [
+                t.short_id + ("^" if t.parent else "") + ("*" if t.id in parents else ""),
+                t.status + _checks_mark(t.doc),
+                when(t.started_at),
+                duration(t.duration),
+                *[cell(t.value(c)) for c in columns],
+                shlex.join(t.command),
+            ]
+            for t in shown
+        ]
     emit(table(headers, rows))
     if parents:
-        emit("^ a branch of another trial, * a trial with branches "
-             "('kleio info ID' shows the lineage)\n")
+        emit(
+            "^ a branch of another trial, * a trial with branches "
+            "('kleio info ID' shows the lineage)\n"
+        )
     if any(_checks_mark(t.doc) for t in shown):
-        emit("! a check found an error in the trial, ? a warning ('kleio info ID' shows "
-             "them)\n")
+        emit("! a check found an error in the trial, ? a warning ('kleio info ID' shows them)\n")
     if more:
         many = f"{more} more trials match" if exact else "more trials match"
         emit(f"({many}: show them with --limit N or --all)\n")
@@ -100,8 +119,9 @@ def _checks_mark(doc: dict[str, Any]) -> str:
     return "!" if found.get("error") else ("?" if found.get("warning") else "")
 
 
-def _select(journal: Any, filters: dict[str, Any], limit: int | None
-            ) -> tuple[list[Any], int, bool]:
+def _select(
+    journal: Any, filters: dict[str, Any], limit: int | None
+) -> tuple[list[Any], int, bool]:
     """``(trials shown, how many more match, whether that count is exact)``.
 
     When the database sorts and limits, one more trial than shown is asked for, so the count
@@ -139,10 +159,12 @@ def _groups(journal: Any, filters: dict[str, Any], limit: int | None, args: Any)
     if not found:
         emit("no trials match these filters\n")
         return 0
-    varying = [k for k in dict.fromkeys(k for g in found for k in g.options)
-               if len({repr(g.options.get(k)) for g in found}) > 1]
-    headers = [*[k.upper() for k in varying], "N",
-               *[c.upper() for c in columns], "IDS"]
+    varying = [
+        k
+        for k in dict.fromkeys(k for g in found for k in g.options)
+        if len({repr(g.options.get(k)) for g in found}) > 1
+    ]
+    headers = [*[k.upper() for k in varying], "N", *[c.upper() for c in columns], "IDS"]
     rows = []
     for group in found:
         cells = [cell(group.options.get(k)) for k in varying]

@@ -17,8 +17,11 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     from kleio.redact import redact_message
     from kleio.trial import resolve_trial
 
-    p = parser("note", "Set the note of a trial (shown by info, ls --json and exports); "
-               "without TEXT print it, with --clear remove it.")
+    p = parser(
+        "note",
+        "Set the note of a trial (shown by info, ls --json and exports); "
+        "without TEXT print it, with --clear remove it.",
+    )
     p.add_argument("id", help="trial id or a unique prefix of it")
     p.add_argument("text", nargs="?", type=text, help="the note (replaces the previous one)")
     p.add_argument("--clear", action="store_true", help="remove the note")
@@ -26,8 +29,10 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     if args.clear and args.text is not None:
         p.error("give TEXT or --clear, not both")
     if args.text is not None and len(args.text) > MAX_NOTE:
-        raise UsageError(f"the note is {len(args.text)} characters, more than {MAX_NOTE}",
-                         "keep it short; store long text as an artifact")
+        raise UsageError(
+            f"the note is {len(args.text)} characters, more than {MAX_NOTE}",
+            "keep it short; store long text as an artifact",
+        )
     store, _ = store_from(flags)
     with store:
         doc = resolve_trial(store, args.id)

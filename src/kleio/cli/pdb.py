@@ -17,9 +17,12 @@ from kleio.errors import NoTerminal, UsageError
 from kleio.storage import Store
 from kleio.trial import resolve_trial, short_id
 
-BANNER = ("kleio pdb: trial {short} is loaded as `trial`: trial.info, trial.statistics, "
-          "trial.artifacts, trial.artifact(filename, **metadata) -> bytes, trial.stdout; "
-          "'c' or 'q' ends the session.")
+BANNER = (
+    "kleio pdb: trial {short} is loaded as `trial`: trial.info, trial.statistics, "
+    "trial.artifacts, trial.artifact(filename, **metadata) -> bytes, trial.stdout; "
+    "'c' or 'q' ends the session."
+)
+
 
 class Trial:
     """A trial as seen from the debugger: its document and its lineage's journal."""
@@ -30,8 +33,7 @@ class Trial:
         self.id = doc["id"]
 
     def _events(self, kind: str) -> list[dict[str, Any]]:
-        return [e.data for e in self._store.iter_lineage_events(trial_id=self.id,
-                                                                kinds=(kind,))]
+        return [e.data for e in self._store.iter_lineage_events(trial_id=self.id, kinds=(kind,))]
 
     @property
     def statistics(self) -> list[dict[str, Any]]:
@@ -43,22 +45,21 @@ class Trial:
 
     @property
     def stdout(self) -> list[str]:
-        return [data.get("line", "") for data in self._events("stdout")
-                if not data.get("partial")]
-
+        return [data.get("line", "") for data in self._events("stdout") if not data.get("partial")]
 
     def artifact(self, filename: str | None = None, **metadata: Any) -> bytes | None:
         """The bytes of the newest artifact matching ``filename`` and ``metadata``."""
-        found = self._store.find_artifact(trial_id=self.id, filename=filename,
-                                          metadata=metadata)
+        found = self._store.find_artifact(trial_id=self.id, filename=filename, metadata=metadata)
         if found is None:
             return None
         with self._store.open_blob(sha256=found.data["sha256"]) as handle:
             return handle.read()
 
     def __repr__(self) -> str:
-        return (f"<kleio trial {short_id(self.id)} {self.info.get('status')}: "
-                f"{' '.join(self.info.get('argv') or [])}>")
+        return (
+            f"<kleio trial {short_id(self.id)} {self.info.get('status')}: "
+            f"{' '.join(self.info.get('argv') or [])}>"
+        )
 
 
 def _stdin_mode() -> str:
@@ -75,18 +76,27 @@ def _stdin_mode() -> str:
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
-    p = parser("pdb", "Explore a trial in the Python debugger (a `trial` object holds its "
-               "info, statistics and artifacts), or --rerun its command under the debugger, "
-               "stopping post-mortem on an exception. Without a terminal, debugger commands "
-               "are read from stdin.", json_output=False)
+    p = parser(
+        "pdb",
+        "Explore a trial in the Python debugger (a `trial` object holds its "
+        "info, statistics and artifacts), or --rerun its command under the debugger, "
+        "stopping post-mortem on an exception. Without a terminal, debugger commands "
+        "are read from stdin.",
+        json_output=False,
+    )
     p.add_argument("id", help="trial id or a unique prefix of it")
-    p.add_argument("--rerun", action="store_true",
-                   help="re-execute the command under the debugger, without journalling it")
+    p.add_argument(
+        "--rerun",
+        action="store_true",
+        help="re-execute the command under the debugger, without journalling it",
+    )
     args = p.parse_args(argv)
     mode = _stdin_mode()
     if mode == "none":
-        raise NoTerminal("kleio pdb needs a terminal, or debugger commands on stdin",
-                         "run it in a terminal, or pipe commands: echo 'p trial' | kleio pdb ID")
+        raise NoTerminal(
+            "kleio pdb needs a terminal, or debugger commands on stdin",
+            "run it in a terminal, or pipe commands: echo 'p trial' | kleio pdb ID",
+        )
     store, _ = store_from(flags)
     with store:
         doc = resolve_trial(store, args.id)
@@ -119,31 +129,41 @@ def _rerun(doc: dict[str, Any]) -> int:
     short = short_id(doc["id"])
     argv = list(doc.get("argv") or [])
     if doc.get("redacted"):
-        raise UsageError(f"trial {short}'s command held secrets that were not journalled",
-                         "run it under the debugger yourself with its full command line")
+        raise UsageError(
+            f"trial {short}'s command held secrets that were not journalled",
+            "run it under the debugger yourself with its full command line",
+        )
     if not argv or not is_python(argv[0]):
-        raise UsageError(f"trial {short} does not run Python ({' '.join(argv[:1])})",
-                         "kleio pdb --rerun debugs Python commands only")
+        raise UsageError(
+            f"trial {short} does not run Python ({' '.join(argv[:1])})",
+            "kleio pdb --rerun debugs Python commands only",
+        )
     target, start = split_program(argv)
     if target is None:
-        raise UsageError(f"trial {short} runs Python code given with -c or stdin",
-                         "kleio pdb --rerun needs a script or a -m module")
+        raise UsageError(
+            f"trial {short} runs Python code given with -c or stdin",
+            "kleio pdb --rerun needs a script or a -m module",
+        )
     if start >= 3 and argv[start - 1] == target and argv[start - 2] == "-m":
-        module, options = True, argv[1:start - 2]
+        module, options = True, argv[1 : start - 2]
     elif argv[start - 1] == "-m" + target:
-        module, options = True, argv[1:start - 1]
+        module, options = True, argv[1 : start - 1]
     else:
-        module, options = False, argv[1:start - 1]
+        module, options = False, argv[1 : start - 1]
     python = argv[0] if which(argv[0]) or os.path.exists(argv[0]) else sys.executable
-    command = [python, *options, "-m", "pdb", *(["-m"] if module else []), target,
-               *argv[start:]]
+    command = [python, *options, "-m", "pdb", *(["-m"] if module else []), target, *argv[start:]]
     cwd = execution_dir(doc, os.getcwd())
     _warn_if_changed(doc, argv, cwd)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("KLEIO_TRIAL_ID", "KLEIO_CHANNEL", "KLEIO_LEDGER")}
-    sys.stderr.write(f"kleio pdb: re-running trial {short} under the debugger, stopped at its "
-                     "first line ('b FILE:LINE' then 'c'; an exception stops it post-mortem); "
-                     "nothing is journalled\n")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("KLEIO_TRIAL_ID", "KLEIO_CHANNEL", "KLEIO_LEDGER")
+    }
+    sys.stderr.write(
+        f"kleio pdb: re-running trial {short} under the debugger, stopped at its "
+        "first line ('b FILE:LINE' then 'c'; an exception stops it post-mortem); "
+        "nothing is journalled\n"
+    )
     sys.stderr.flush()
     return subprocess.call(command, cwd=cwd, env=env)
 
@@ -160,6 +180,8 @@ def _warn_if_changed(doc: dict[str, Any], argv: list[str], cwd: str) -> None:
     except Exception:  # a snapshot that fails must not keep anyone from debugging
         return
     if changed:
-        sys.stderr.write(f"kleio pdb: warning: this is not the code trial "
-                         f"{short_id(doc['id'])} ran ({summarize_changes(changed)}); the "
-                         "debugger runs the current one\n")
+        sys.stderr.write(
+            f"kleio pdb: warning: this is not the code trial "
+            f"{short_id(doc['id'])} ran ({summarize_changes(changed)}); the "
+            "debugger runs the current one\n"
+        )

@@ -25,20 +25,40 @@ def default_path(ids: list[str], ys: list[str]) -> str:
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
-    p = parser("plot", "Draw trials' statistics as learning curves: one panel per metric, one "
-               "line per trial (or a mean ± std band per group).", json_output=False)
+    p = parser(
+        "plot",
+        "Draw trials' statistics as learning curves: one panel per metric, one "
+        "line per trial (or a mean ± std band per group).",
+        json_output=False,
+    )
     p.add_argument("ids", nargs="+", metavar="ID", help="trial ids or unique prefixes")
-    p.add_argument("--y", action="append", metavar="NAME", required=True,
-                   help="statistic to draw, one panel each (repeatable, or comma-separated)")
-    p.add_argument("--x", metavar="KEY",
-                   help="statistic for the x axis (default: step, global_step, epoch, "
-                        "iteration or iter, the first logged; else the statistic's number)")
-    p.add_argument("-o", "--output", metavar="FILE",
-                   help="image to write: .png, .svg or .pdf (default on a terminal: a PNG in "
-                        "the working directory; otherwise PNG bytes on stdout)")
-    p.add_argument("--group-by-except", action="append", metavar="OPTION",
-                   help="draw trials whose options differ only in these (e.g. seed) as one "
-                        "mean line with a ±std band")
+    p.add_argument(
+        "--y",
+        action="append",
+        metavar="NAME",
+        required=True,
+        help="statistic to draw, one panel each (repeatable, or comma-separated)",
+    )
+    p.add_argument(
+        "--x",
+        metavar="KEY",
+        help="statistic for the x axis (default: step, global_step, epoch, "
+        "iteration or iter, the first logged; else the statistic's number)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="image to write: .png, .svg or .pdf (default on a terminal: a PNG in "
+        "the working directory; otherwise PNG bytes on stdout)",
+    )
+    p.add_argument(
+        "--group-by-except",
+        action="append",
+        metavar="OPTION",
+        help="draw trials whose options differ only in these (e.g. seed) as one "
+        "mean line with a ±std band",
+    )
     p.add_argument("--title", help="a title above the panels")
     args = p.parse_args(argv)
     ys = _names(args.y)
@@ -72,4 +92,3 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         render(panels, out, "png", title=args.title)
         out.flush()
     return 0
-

@@ -83,8 +83,9 @@ def _plural(count: int, word: str, plural: str = "s") -> str:
     return f"{count} {word}{plural if count != 1 else ''}"
 
 
-def _deletion_order(store: Store, chosen: dict[str, dict[str, Any]],
-                    with_branches: bool) -> list[dict[str, Any]]:
+def _deletion_order(
+    store: Store, chosen: dict[str, dict[str, Any]], with_branches: bool
+) -> list[dict[str, Any]]:
     """The trials to delete, each branch before its parent; a trial with branches not
     chosen is refused unless ``with_branches``."""
     from kleio.errors import UsageError
@@ -100,7 +101,8 @@ def _deletion_order(store: Store, chosen: dict[str, dict[str, Any]],
             raise UsageError(
                 f"trial {short_id(doc['id'])} has {_plural(len(others), 'branch', 'es')} "
                 f"({shown}{more}) that read its history",
-                "give --with-branches to delete them too, or remove the branches first")
+                "give --with-branches to delete them too, or remove the branches first",
+            )
         for item in [*branches, doc]:  # deepest first: no branch outlives its parent
             if item["id"] not in listed:
                 listed.add(item["id"])
@@ -123,15 +125,20 @@ def _refuse_busy(store: Store, order: list[dict[str, Any]], config: Config) -> N
             raise TrialBusy(
                 f"trial {short_id(doc['id'])} is {status} (runner on {runner.get('host')} pid "
                 f"{runner.get('pid')})",
-                f"stop it first with 'kleio stop {short_id(doc['id'])}', then remove it")
+                f"stop it first with 'kleio stop {short_id(doc['id'])}', then remove it",
+            )
     for doc in order:
-        left = [item for item in leftovers(config.spool_dir, doc["id"])
-                if item.journal in ("", store.uri)]
+        left = [
+            item
+            for item in leftovers(config.spool_dir, doc["id"])
+            if item.journal in ("", store.uri)
+        ]
         if left:
             raise TrialBusy(
                 f"trial {short_id(doc['id'])} has events a dead runner left on this host "
                 f"({left[0].directory})",
-                "journal them with 'kleio sync' first, then remove the trial")
+                "journal them with 'kleio sync' first, then remove the trial",
+            )
 
 
 def _confirmed(order: list[dict[str, Any]]) -> bool:
@@ -139,11 +146,15 @@ def _confirmed(order: list[dict[str, Any]]) -> bool:
     from kleio.errors import NoTerminal
 
     if not sys.stdin.isatty():
-        raise NoTerminal(f"kleio rm would delete {_plural(len(order), 'trial')} and needs a "
-                         "confirmation", "give --yes to delete without asking")
+        raise NoTerminal(
+            f"kleio rm would delete {_plural(len(order), 'trial')} and needs a confirmation",
+            "give --yes to delete without asking",
+        )
     for doc in order:
-        sys.stderr.write(f"  {short_id(doc['id'])}  {doc.get('status')}  "
-                         f"{' '.join(doc.get('argv') or doc.get('command') or [])}\n")
+        sys.stderr.write(
+            f"  {short_id(doc['id'])}  {doc.get('status')}  "
+            f"{' '.join(doc.get('argv') or doc.get('command') or [])}\n"
+        )
     sys.stderr.write(f"delete these {len(order)} trials? [y/N] ")
     sys.stderr.flush()
     return sys.stdin.readline().strip().lower() in ("y", "yes")
@@ -166,23 +177,37 @@ def delete_trials(store: Store, order: list[dict[str, Any]]) -> dict[str, Any]:
         if size:
             removed_blobs += 1
             freed += size
-    return {"removed": [d["id"] for d in order], "events": events,
-            "blobs": removed_blobs, "bytes_freed": freed}
+    return {
+        "removed": [d["id"] for d in order],
+        "events": events,
+        "blobs": removed_blobs,
+        "bytes_freed": freed,
+    }
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
     from kleio.cli.common import store_from
     from kleio.trial import resolve_trial
 
-    p = parser("rm", "Delete trials with their journal (statistics, output, artifacts) and the "
-               "blobs no other trial uses. Refuses a running trial, and a trial that has "
-               "branches unless --with-branches. Asks for confirmation on a terminal.")
+    p = parser(
+        "rm",
+        "Delete trials with their journal (statistics, output, artifacts) and the "
+        "blobs no other trial uses. Refuses a running trial, and a trial that has "
+        "branches unless --with-branches. Asks for confirmation on a terminal.",
+    )
     p.add_argument("ids", nargs="+", metavar="ID", help="trial ids or unique prefixes of them")
-    p.add_argument("-y", "--yes", action="store_true",
-                   help="do not ask for confirmation (needed without a terminal)")
-    p.add_argument("--with-branches", action="store_true",
-                   help="also delete the branches of these trials (and theirs): a branch "
-                        "reads its parent's history, so it cannot outlive it")
+    p.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="do not ask for confirmation (needed without a terminal)",
+    )
+    p.add_argument(
+        "--with-branches",
+        action="store_true",
+        help="also delete the branches of these trials (and theirs): a branch "
+        "reads its parent's history, so it cannot outlive it",
+    )
     args = p.parse_args(argv)
     store, config = store_from(flags)
     with store:
@@ -197,9 +222,11 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         print_json(result)
     else:
         removed = result["removed"]
-        emit(f"removed {_plural(len(removed), 'trial')} "
-             f"({', '.join(short_id(i) for i in removed[:10])}"
-             f"{' ...' if len(removed) > 10 else ''}"
-             f"; {result['events']} events), freed {_size(result['bytes_freed'])} in "
-             f"{_plural(result['blobs'], 'blob')}\n")
+        emit(
+            f"removed {_plural(len(removed), 'trial')} "
+            f"({', '.join(short_id(i) for i in removed[:10])}"
+            f"{' ...' if len(removed) > 10 else ''}"
+            f"; {result['events']} events), freed {_size(result['bytes_freed'])} in "
+            f"{_plural(result['blobs'], 'blob')}\n"
+        )
     return 0

@@ -53,13 +53,19 @@ VALUES = {"--stop-on": "stop_on"}
 
 
 def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
-    return parse_leading(argv, prog="kleio run", flags=FLAGS, values=VALUES,
-                         example="kleio run --tag sweep1 python train.py")
+    return parse_leading(
+        argv,
+        prog="kleio run",
+        flags=FLAGS,
+        values=VALUES,
+        example="kleio run --tag sweep1 python train.py",
+    )
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
-    given = program_or_help(parse(argv), help_text=HELP, verb="run",
-                            example="kleio python train.py")
+    given = program_or_help(
+        parse(argv), help_text=HELP, verb="run", example="kleio python train.py"
+    )
     if given is None:
         return 0
     options, command, cwd = given
@@ -81,8 +87,9 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         prepared = _prepared(store, config, command, cwd, options, by_id=by_id)
         if not prepared.created:
             _gate(store, prepared, command, flags, options, by_id=by_id)
-        return run_prepared(store, config, prepared, allow_broken=options["allow_broken"],
-                            quiet=options["quiet"])
+        return run_prepared(
+            store, config, prepared, allow_broken=options["allow_broken"], quiet=options["quiet"]
+        )
     finally:
         store.close()
 
@@ -103,8 +110,15 @@ def _config_of(options: dict[str, Any], flags: dict[str, Any]) -> Config:
     return config
 
 
-def _prepared(store: Store, config: Config, command: list[str], cwd: str,
-              options: dict[str, Any], *, by_id: bool) -> Prepared:
+def _prepared(
+    store: Store,
+    config: Config,
+    command: list[str],
+    cwd: str,
+    options: dict[str, Any],
+    *,
+    by_id: bool,
+) -> Prepared:
     """The trial to run: the recorded one (``kleio run ID``) or the command's, with a
     warning when no git repository identifies its code."""
     from kleio import launch
@@ -120,8 +134,15 @@ def _prepared(store: Store, config: Config, command: list[str], cwd: str,
     return prepared
 
 
-def _gate(store: Store, prepared: Prepared, command: list[str], flags: dict[str, Any],
-          options: dict[str, Any], *, by_id: bool) -> None:
+def _gate(
+    store: Store,
+    prepared: Prepared,
+    command: list[str],
+    flags: dict[str, Any],
+    options: dict[str, Any],
+    *,
+    by_id: bool,
+) -> None:
     """An existing trial runs again only as it was: a completed one, or one whose code or
     environment changed, is refused unless ``--allow-...`` (then branched, and told)."""
     from kleio import launch
@@ -144,8 +165,11 @@ def _start_git_status(command: list[str], cwd: str) -> None:
     token = command[0]
     # A lone hex word may be an id (kleio.trial.looks_like_id's rule, not imported here:
     # kleio.trial pulls in the configuration and the store, which git would wait for).
-    if len(command) == 1 and 4 <= len(token) <= 64 \
-            and all(c in "0123456789abcdef" for c in token.lower()):
+    if (
+        len(command) == 1
+        and 4 <= len(token) <= 64
+        and all(c in "0123456789abcdef" for c in token.lower())
+    ):
         return
     from kleio import git
 

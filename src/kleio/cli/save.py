@@ -29,13 +29,18 @@ options:
 
 
 def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
-    return parse_leading(argv, prog="kleio save", flags={"-q": "quiet", "--quiet": "quiet"},
-                         example="kleio save --tag sweep1 python train.py")
+    return parse_leading(
+        argv,
+        prog="kleio save",
+        flags={"-q": "quiet", "--quiet": "quiet"},
+        example="kleio save --tag sweep1 python train.py",
+    )
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
-    given = program_or_help(parse(argv), help_text=HELP, verb="save",
-                            example="kleio save python train.py")
+    given = program_or_help(
+        parse(argv), help_text=HELP, verb="save", example="kleio save python train.py"
+    )
     if given is None:
         return 0
     options, command, cwd = given

@@ -19,30 +19,60 @@ FIELD_ALIASES = {"created_at": "created", "started_at": "started", "ended_at": "
 
 def add_filters(p: Any, *, sort: bool = True) -> None:
     """The filter options of ``ls``, ``best`` and ``export`` (combined with AND)."""
-    p.add_argument("--where", action="append", type=text, metavar="COND", default=[],
-                   help="only trials where COND holds: NAME OP VALUE with OP one of "
-                        "= != < <= > >=, NAME a field (status, id, project, tag...), an "
-                        "option or a metric (its best; NAME.last for its last value), e.g. "
-                        "'lr<0.1' or status=completed (repeatable)")
-    p.add_argument("--status", action="append", type=text, metavar="STATUS",
-                   help=f"only trials with this status (repeatable): {', '.join(STATUSES)}, "
-                        "or lost (held by a runner that died)")
-    p.add_argument("--tag", action="append", type=text, metavar="TAG",
-                   help="only trials with this tag (repeatable: every one)")
-    p.add_argument("--project", type=text, metavar="TEXT",
-                   help="only trials whose project contains TEXT")
-    p.add_argument("--since", type=text, metavar="WHEN",
-                   help="only trials created since WHEN: 2d, 3h, 30m, 1w or a date "
-                        "(2024-05-01)")
-    p.add_argument("--metric", action="append", type=text, metavar="NAME[:MODE]", default=[],
-                   help="treat NAME as a metric, MODE min or max (over the trial's own "
-                        "declaration and the name rule); the first is the primary metric "
-                        "(repeatable)")
+    p.add_argument(
+        "--where",
+        action="append",
+        type=text,
+        metavar="COND",
+        default=[],
+        help="only trials where COND holds: NAME OP VALUE with OP one of "
+        "= != < <= > >=, NAME a field (status, id, project, tag...), an "
+        "option or a metric (its best; NAME.last for its last value), e.g. "
+        "'lr<0.1' or status=completed (repeatable)",
+    )
+    p.add_argument(
+        "--status",
+        action="append",
+        type=text,
+        metavar="STATUS",
+        help=f"only trials with this status (repeatable): {', '.join(STATUSES)}, "
+        "or lost (held by a runner that died)",
+    )
+    p.add_argument(
+        "--tag",
+        action="append",
+        type=text,
+        metavar="TAG",
+        help="only trials with this tag (repeatable: every one)",
+    )
+    p.add_argument(
+        "--project", type=text, metavar="TEXT", help="only trials whose project contains TEXT"
+    )
+    p.add_argument(
+        "--since",
+        type=text,
+        metavar="WHEN",
+        help="only trials created since WHEN: 2d, 3h, 30m, 1w or a date (2024-05-01)",
+    )
+    p.add_argument(
+        "--metric",
+        action="append",
+        type=text,
+        metavar="NAME[:MODE]",
+        default=[],
+        help="treat NAME as a metric, MODE min or max (over the trial's own "
+        "declaration and the name rule); the first is the primary metric "
+        "(repeatable)",
+    )
     if sort:
-        p.add_argument("--sort", default=None, metavar="KEY",
-                       help="created, started, ended, duration, status, id, an option or a "
-                            "metric (its best value); prefix '-' for descending; trials "
-                            "without it come last (default: -created)")
+        p.add_argument(
+            "--sort",
+            default=None,
+            metavar="KEY",
+            help="created, started, ended, duration, status, id, an option or a "
+            "metric (its best value); prefix '-' for descending; trials "
+            "without it come last (default: -created)",
+        )
 
 
 def filters_of(args: Any) -> dict[str, Any]:
@@ -53,10 +83,15 @@ def filters_of(args: Any) -> dict[str, Any]:
         if status not in STATUSES and status != "lost":
             from kleio.errors import UsageError
 
-            raise UsageError(f"unknown status {status!r}",
-                             f"use one of {', '.join(STATUSES)}, lost")
-    filters: dict[str, Any] = {"where": list(args.where), "status": args.status,
-                               "tags": args.tag, "project": args.project}
+            raise UsageError(
+                f"unknown status {status!r}", f"use one of {', '.join(STATUSES)}, lost"
+            )
+    filters: dict[str, Any] = {
+        "where": list(args.where),
+        "status": args.status,
+        "tags": args.tag,
+        "project": args.project,
+    }
     if args.since is not None:
         filters["since"] = parse_since(args.since)
     sort = getattr(args, "sort", None)
@@ -87,7 +122,8 @@ def check_names(trials: list[Any], names: list[str], what: str) -> None:
             raise UsageError(
                 f"cannot {what} {name!r}: no listed trial has a field, option or metric of "
                 "that name",
-                f"options: {', '.join(options) or 'none'}; metrics: {', '.join(found) or 'none'}")
+                f"options: {', '.join(options) or 'none'}; metrics: {', '.join(found) or 'none'}",
+            )
 
 
 def cell(value: Any) -> str:

@@ -32,8 +32,11 @@ def _remove_orphan_artifacts(directory: str) -> list[str]:
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
-    p = parser("sync", "Journal what runners that are no longer alive left on this host: "
-               "their spooled events and their programs' ledger.")
+    p = parser(
+        "sync",
+        "Journal what runners that are no longer alive left on this host: "
+        "their spooled events and their programs' ledger.",
+    )
     args = p.parse_args(argv)
     store, config = store_from(flags, create=True)
     replayed = []
@@ -48,14 +51,21 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     if args.json:
         print_json({"replayed": replayed, "skipped": skipped, "removed": removed})
     elif not replayed and not skipped:
-        print("nothing to sync: the spool is empty"
-              + (f" (removed {len(removed)} partial artifact files of dead runners)"
-                 if removed else ""))
+        print(
+            "nothing to sync: the spool is empty"
+            + (
+                f" (removed {len(removed)} partial artifact files of dead runners)"
+                if removed
+                else ""
+            )
+        )
     else:
         for item in replayed:
             events = item["events"]
             print(f"replayed {events} event{'s' if events != 1 else ''} from {item['file']}")
         for path in skipped:
-            print(f"skipped {path}: its runner is still alive, another process is syncing "
-                  "it, or it belongs to another journal (give that one with --db)")
+            print(
+                f"skipped {path}: its runner is still alive, another process is syncing "
+                "it, or it belongs to another journal (give that one with --db)"
+            )
     return 0

@@ -15,11 +15,18 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     from kleio.errors import UsageError
     from kleio.trial import resolve_trial
 
-    p = parser("tag", "Add (+NAME or NAME) or remove (-NAME) tags of a trial; with no change, "
-               "print its tags. Tags show in info, ls, exports and filter with --tag.")
+    p = parser(
+        "tag",
+        "Add (+NAME or NAME) or remove (-NAME) tags of a trial; with no change, "
+        "print its tags. Tags show in info, ls, exports and filter with --tag.",
+    )
     p.add_argument("id", help="trial id or a unique prefix of it")
-    p.add_argument("changes", nargs="*", metavar="+NAME|-NAME",
-                   help="tags to add (+NAME, or NAME) and to remove (-NAME)")
+    p.add_argument(
+        "changes",
+        nargs="*",
+        metavar="+NAME|-NAME",
+        help="tags to add (+NAME, or NAME) and to remove (-NAME)",
+    )
     given = list(argv)
     if any(token in ("-h", "--help") for token in given):
         p.parse_args(["--help"])
@@ -36,9 +43,11 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         name = change[1:] if change[:1] in "+-" else change
         bad = not name.strip() or any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in name)
         if bad or name != name.strip() or "," in name:
-            raise UsageError(f"not a tag: {one_line(change)[:60]!r} (tags are non-empty text "
-                             "without commas, spaces at the ends or control characters)",
-                             USAGE_HINT)
+            raise UsageError(
+                f"not a tag: {one_line(change)[:60]!r} (tags are non-empty text "
+                "without commas, spaces at the ends or control characters)",
+                USAGE_HINT,
+            )
         (remove if change.startswith("-") else add).append(name)
     store, _ = store_from(flags)
     with store:

@@ -16,8 +16,9 @@ from kleio.trial import resolve_trial, short_id
 POLL = 0.25
 
 
-def last_events(store: Store, trial_id: str, *, kinds: Sequence[str], count: int,
-                upto: int | None) -> list[Event]:
+def last_events(
+    store: Store, trial_id: str, *, kinds: Sequence[str], count: int, upto: int | None
+) -> list[Event]:
     """The last ``count`` events of a lineage, the trial's own ones only up to ``upto``.
 
     ``upto`` is the trial's last sequence number read *before* this call: events journalled
@@ -32,15 +33,27 @@ def last_events(store: Store, trial_id: str, *, kinds: Sequence[str], count: int
         own = doc["id"] == trial_id and cut is None
         if own and upto is None:
             continue
-        result.extend(store.read_events(trial_id=doc["id"], kinds=kinds,
-                                        upto=upto if own else cut, limit=need, reverse=True))
+        result.extend(
+            store.read_events(
+                trial_id=doc["id"], kinds=kinds, upto=upto if own else cut, limit=need, reverse=True
+            )
+        )
     result.reverse()
     return result
 
 
-def tail(store: Store, doc: dict[str, Any], *, kind: str, lines: int, follow: bool,
-         show: Callable[[Event], None], host: str, stale_after: float,
-         poll: float = POLL) -> int:
+def tail(
+    store: Store,
+    doc: dict[str, Any],
+    *,
+    kind: str,
+    lines: int,
+    follow: bool,
+    show: Callable[[Event], None],
+    host: str,
+    stale_after: float,
+    poll: float = POLL,
+) -> int:
     """Show the last ``lines`` events of ``kind``, then (``follow``) every new one until the
     trial is no longer held by a runner. Returns the exit code."""
     trial_id = doc["id"]
@@ -48,15 +61,16 @@ def tail(store: Store, doc: dict[str, Any], *, kind: str, lines: int, follow: bo
     # is above ``last`` and comes through the follow loop (reading the tail first skipped
     # every line written while it was printed).
     last = store.last_seq(trial_id=trial_id)
-    for event in ended_lines(last_events(store, trial_id, kinds=(kind,), count=lines,
-                                         upto=last)):
+    for event in ended_lines(last_events(store, trial_id, kinds=(kind,), count=lines, upto=last)):
         show(event)
     stdout_bytes().flush()
     if not follow:
         return 0
     if doc.get("status") == "new":
-        sys.stderr.write(f"kleio: trial {short_id(trial_id)} has not started yet; waiting for it "
-                         "(Ctrl-C to stop)\n")
+        sys.stderr.write(
+            f"kleio: trial {short_id(trial_id)} has not started yet; waiting for it "
+            "(Ctrl-C to stop)\n"
+        )
     while True:
         # The status before the events: once it says the run ended, the read that follows
         # sees everything the runner journalled before ending, and nothing is left behind.
@@ -80,10 +94,12 @@ def tail(store: Store, doc: dict[str, Any], *, kind: str, lines: int, follow: bo
 def main(argv: list[str], flags: dict[str, Any]) -> int:
     p = parser("tail", "Print the last lines of a trial's output; -f follows a running trial.")
     p.add_argument("id", help="trial id or a unique prefix of it")
-    p.add_argument("-n", "--lines", type=count, default=10, metavar="N",
-                   help="how many lines (default 10)")
-    p.add_argument("-f", "--follow", action="store_true",
-                   help="keep printing new lines until the trial ends")
+    p.add_argument(
+        "-n", "--lines", type=count, default=10, metavar="N", help="how many lines (default 10)"
+    )
+    p.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing new lines until the trial ends"
+    )
     p.add_argument("--stderr", action="store_true", help="the error output instead")
     args = p.parse_args(argv)
     kind = "stderr" if args.stderr else "stdout"
@@ -100,8 +116,9 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             out.write(json_line(output_record(kind, event)))
         elif partial:
             if live:
-                out.write(b"\r\x1b[K" + event.data.get("line", "").encode(
-                    "utf-8", "surrogateescape"))
+                out.write(
+                    b"\r\x1b[K" + event.data.get("line", "").encode("utf-8", "surrogateescape")
+                )
                 drawn[0] = True
         else:
             if drawn[0]:
@@ -109,9 +126,15 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
                 drawn[0] = False
             write_line(event.data.get("line", ""))
 
-
     with store:
         doc = resolve_trial(store, args.id)
-        return tail(store, doc, kind=kind, lines=args.lines, follow=args.follow, show=show,
-                    host=hostname(config.hostname),
-                    stale_after=config.stale_after)
+        return tail(
+            store,
+            doc,
+            kind=kind,
+            lines=args.lines,
+            follow=args.follow,
+            show=show,
+            host=hostname(config.hostname),
+            stale_after=config.stale_after,
+        )

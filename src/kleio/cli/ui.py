@@ -27,11 +27,12 @@ def port_number(text: str) -> int:
 def listen(host: str, port: int) -> socket.socket:
     """A listening socket on ``host:port``; port 0 picks a free one."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                   flags=socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as error:
-        raise UsageError(f"cannot listen on {host!r}: {error.strerror}",
-                         "give --host an address of this machine, e.g. 0.0.0.0") from None
+        raise UsageError(
+            f"cannot listen on {host!r}: {error.strerror}",
+            "give --host an address of this machine, e.g. 0.0.0.0",
+        ) from None
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -40,22 +41,35 @@ def listen(host: str, port: int) -> socket.socket:
         sock.listen(128)
     except OSError as error:
         sock.close()
-        hint = ("pick another with --port N (0 picks a free one)" if port else
-                "give --host an address of this machine")
+        hint = (
+            "pick another with --port N (0 picks a free one)"
+            if port
+            else "give --host an address of this machine"
+        )
         raise UsageError(f"cannot listen on {host}:{port}: {error.strerror}", hint) from None
     sock.set_inheritable(True)
     return sock
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
-    p = parser("ui", "Serve a live, read-only dashboard of the journal to a web browser.",
-               json_output=False)
+    p = parser(
+        "ui",
+        "Serve a live, read-only dashboard of the journal to a web browser.",
+        json_output=False,
+    )
     p.add_argument("--db", metavar="URI", help="journal to show (same as kleio --db URI)")
-    p.add_argument("--port", type=port_number, default=DEFAULT_PORT,
-                   help=f"port to listen on (default: {DEFAULT_PORT}; 0 picks a free one)")
-    p.add_argument("--host", metavar="ADDRESS",
-                   help="listen on this address instead of 127.0.0.1 (e.g. 0.0.0.0); an "
-                        "access token is then printed and required on every request")
+    p.add_argument(
+        "--port",
+        type=port_number,
+        default=DEFAULT_PORT,
+        help=f"port to listen on (default: {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    p.add_argument(
+        "--host",
+        metavar="ADDRESS",
+        help="listen on this address instead of 127.0.0.1 (e.g. 0.0.0.0); an "
+        "access token is then printed and required on every request",
+    )
     p.add_argument("--open", action="store_true", help="open the dashboard in a web browser")
     args = p.parse_args(argv)
 
@@ -82,10 +96,10 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
 
     from kleio.ui.server import create_app
 
-    app = create_app(lambda: ReadOnlyJournal(uri), token=token, loopback=args.host is None,
-                     label=mask_uri(uri))
-    sys.stdout.write(f"kleio ui: {mask_uri(uri)} at {url}\n"
-                     "read-only; press Ctrl-C to stop\n")
+    app = create_app(
+        lambda: ReadOnlyJournal(uri), token=token, loopback=args.host is None, label=mask_uri(uri)
+    )
+    sys.stdout.write(f"kleio ui: {mask_uri(uri)} at {url}\nread-only; press Ctrl-C to stop\n")
     sys.stdout.flush()
     if args.open:
         import threading
@@ -94,8 +108,11 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                           lifespan="off", timeout_graceful_shutdown=1))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
+        )
+    )
     try:
         server.run(sockets=[sock])
     finally:

@@ -83,7 +83,8 @@ except ImportError:  # pragma: no cover - an interpreter without the C accelerat
     import json
 
     encode = encode_checked = json.JSONEncoder(  # type: ignore[assignment]
-        separators=(",", ":"), default=_to_json).encode
+        separators=(",", ":"), default=_to_json
+    ).encode
 
 
 def loads(text: str | bytes) -> Any:
@@ -155,11 +156,14 @@ class Decoder:
         """Yield the messages ``data`` completes (what is left waits for the next call)."""
         buffer = self._buffer + data if self._buffer else data
         self._buffer = b""
-        if not self.in_artifact and buffer[:1] == STATISTIC \
-                and buffer.count(b"\nS") == buffer.count(b"\n") - buffer.endswith(b"\n"):
+        if (
+            not self.in_artifact
+            and buffer[:1] == STATISTIC
+            and buffer.count(b"\nS") == buffer.count(b"\n") - buffer.endswith(b"\n")
+        ):
             # Fast path, the common case: every record is a statistic. Split them in one go.
             last = buffer.rfind(b"\n")
-            self._buffer = buffer[last + 1:]
+            self._buffer = buffer[last + 1 :]
             if last >= 0:
                 lines = buffer[:last].decode("ascii", "replace").split("\n")
                 yield "statistic", [line[1:] for line in lines]
@@ -183,8 +187,8 @@ class Decoder:
                 newline = buffer.find(b"\n", pos)
                 if newline < 0:
                     break
-                tag = buffer[pos:pos + 1]
-                body = buffer[pos + 1:newline]
+                tag = buffer[pos : pos + 1]
+                body = buffer[pos + 1 : newline]
                 pos = newline + 1
                 if tag == STATISTIC:
                     stats.append(body.decode("ascii", "replace"))
@@ -200,8 +204,9 @@ class Decoder:
         finally:
             self._buffer = buffer[pos:]
 
-    def _artifact_frame(self, buffer: bytes, pos: int
-                        ) -> tuple[int, tuple[str, Any] | tuple[()] | None]:
+    def _artifact_frame(
+        self, buffer: bytes, pos: int
+    ) -> tuple[int, tuple[str, Any] | tuple[()] | None]:
         """Read artifact bytes at ``pos``: ``(new position, message)``, the message being
         ``("data", bytes)``, ``("end", b"")``, ``()`` (nothing yet) or None (a frame length
         is cut: wait for more bytes)."""
@@ -210,13 +215,13 @@ class Decoder:
         if left is None:
             if end - pos < LENGTH_SIZE:
                 return pos, None
-            left = int.from_bytes(buffer[pos:pos + LENGTH_SIZE], "big")
+            left = int.from_bytes(buffer[pos : pos + LENGTH_SIZE], "big")
             pos += LENGTH_SIZE
             if left == 0:
                 self.in_artifact = False
                 return pos, ("end", b"")
         take = min(left, end - pos)
-        piece = buffer[pos:pos + take]
+        piece = buffer[pos : pos + take]
         self._left = left - take or None
         return pos + take, (("data", piece) if piece else ())
 

@@ -142,8 +142,10 @@ class KleioLogger:
                 return
 
     def _ledger_lost(self, error: BaseException) -> None:
-        _warn(f"cannot write the ledger in {os.environ.get('KLEIO_LEDGER')} ({error}); "
-              "this process sends its records to the runner instead")
+        _warn(
+            f"cannot write the ledger in {os.environ.get('KLEIO_LEDGER')} ({error}); "
+            "this process sends its records to the runner instead"
+        )
         # The descriptor stays open: another thread may be writing with it right now, and a
         # number closed here could be reused by a file that write would then land in.
         self._fd = None
@@ -301,9 +303,14 @@ class KleioLogger:
             shown += f" (primary {primary})" if shown else f"primary {primary}"
         self._record(record(METRICS, text), f"metrics {shown}")
 
-    def checkpoint(self, path: str, step: Any = None, metrics: dict[str, Any] | None = None,
-                   primary_metric: tuple[str, str] | str | None = None,
-                   **metadata: Any) -> None:
+    def checkpoint(
+        self,
+        path: str,
+        step: Any = None,
+        metrics: dict[str, Any] | None = None,
+        primary_metric: tuple[str, str] | str | None = None,
+        **metadata: Any,
+    ) -> None:
         """Journal a checkpoint in one call (Keepsake's ``experiment.checkpoint``).
 
         ``checkpoint("ckpt", step=3, metrics={"val_loss": 0.2}, primary_metric=("val_loss",
@@ -377,8 +384,9 @@ class KleioLogger:
                 self._drop()  # the runner discards the partial artifact with the connection
                 raise
 
-    def _artifact_to_ledger(self, filename: str, metadata: dict[str, Any], chunks: Any
-                            ) -> str | None:
+    def _artifact_to_ledger(
+        self, filename: str, metadata: dict[str, Any], chunks: Any
+    ) -> str | None:
         """Write the bytes beside the ledger file, then the record.
 
         Returns None when both are written, or the path of the bytes when the record could
@@ -427,9 +435,7 @@ class KleioLogger:
         """
         if not self.active:
             return None
-        reply, payload = self._query(
-            {"op": "artifact", "filename": filename, "metadata": metadata}
-        )
+        reply, payload = self._query({"op": "artifact", "filename": filename, "metadata": metadata})
         if reply.get("found") is False:
             return None
         import io

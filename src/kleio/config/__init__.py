@@ -38,9 +38,20 @@ class Config:
     :func:`load_config` and handed to the core, which reads attributes (``config.stale_after``)
     instead of looking names up. Immutable: :meth:`replace` makes a changed copy."""
 
-    __slots__ = ("checks", "db", "flush_interval", "heartbeat_interval", "hostname",
-                 "max_statistic_size", "metrics", "sources", "spool_dir", "stale_after",
-                 "stop_grace", "stop_on")
+    __slots__ = (
+        "checks",
+        "db",
+        "flush_interval",
+        "heartbeat_interval",
+        "hostname",
+        "max_statistic_size",
+        "metrics",
+        "sources",
+        "spool_dir",
+        "stale_after",
+        "stop_grace",
+        "stop_on",
+    )
 
     db: str
     heartbeat_interval: float
@@ -89,8 +100,11 @@ class Config:
         return Config(values, sources)
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{setting.name}={getattr(self, setting.name)!r}"
-                          for setting in SETTINGS if setting.name != "db")
+        shown = ", ".join(
+            f"{setting.name}={getattr(self, setting.name)!r}"
+            for setting in SETTINGS
+            if setting.name != "db"
+        )
         return f"<Config {shown}>"
 
 
@@ -115,8 +129,9 @@ def load_config(flags: dict[str, Any] | None = None, cwd: str | None = None) -> 
                     value = setting.parse(setting.name, given[setting.name])
                 except ConfigError as error:
                     where = f"--{setting.name}" if source == "command line" else label
-                    raise ConfigError(f"{error.message} (set by {where})",
-                                      f"fix it in {where}") from None
+                    raise ConfigError(
+                        f"{error.message} (set by {where})", f"fix it in {where}"
+                    ) from None
                 values[setting.name] = value
                 sources[setting.name] = label
                 break

@@ -72,10 +72,15 @@ def _read_bytes(path: str) -> bytes | None:
             if stat.S_ISDIR(info.st_mode):
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
             if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CONFIG_FILE:
-                what = "not a regular file" if not stat.S_ISREG(info.st_mode) else (
-                    f"{info.st_size} bytes, more than {MAX_CONFIG_FILE}")
-                raise ConfigError(f"configuration file {path} is {what}",
-                                  "replace it with a YAML file of settings, or remove it")
+                what = (
+                    "not a regular file"
+                    if not stat.S_ISREG(info.st_mode)
+                    else (f"{info.st_size} bytes, more than {MAX_CONFIG_FILE}")
+                )
+                raise ConfigError(
+                    f"configuration file {path} is {what}",
+                    "replace it with a YAML file of settings, or remove it",
+                )
             raw = b""
             while chunk := os.read(fd, MAX_CONFIG_FILE + 1 - len(raw)):
                 raw += chunk

@@ -88,7 +88,8 @@ def bounded_size(bounds: Bounds) -> Callable[[str, Any], int]:
                 # string (int() refuses more than 4300 digits).
                 digits = match.group(1).lstrip("0") or "0"
                 number = (int(digits) if len(digits) <= 20 else 10**20) * _SIZE_UNITS[
-                    (match.group(2) or "").lower()]
+                    (match.group(2) or "").lower()
+                ]
         if number is None:
             raise ConfigError(
                 f"setting {name!r} must be a whole number of bytes (e.g. 1048576 or 1MiB), "
@@ -121,11 +122,15 @@ def parse_checks(name: str, value: Any) -> dict[str, Any]:
         try:
             value = json.loads(value)
         except ValueError:
-            raise ConfigError(f"setting {name!r} must be JSON text in the environment, e.g. "
-                              '\'{"silent": {"after": 600}}\'') from None
+            raise ConfigError(
+                f"setting {name!r} must be JSON text in the environment, e.g. "
+                '\'{"silent": {"after": 600}}\''
+            ) from None
     if not isinstance(value, dict):
-        raise ConfigError(f"setting {name!r} must map check names to thresholds (e.g. "
-                          f"{{silent: {{after: 600}}, plateau: off}}), not {shown(value)}")
+        raise ConfigError(
+            f"setting {name!r} must map check names to thresholds (e.g. "
+            f"{{silent: {{after: 600}}, plateau: off}}), not {shown(value)}"
+        )
     found: dict[str, Any] = {}
     for check, given in value.items():
         if given in (False, "off", "false", "no"):
@@ -135,8 +140,10 @@ def parse_checks(name: str, value: Any) -> dict[str, Any]:
         elif isinstance(given, dict):
             found[str(check)] = {str(k): v for k, v in given.items()}
         else:
-            raise ConfigError(f"setting {name!r}: check {str(check)!r} must have a mapping of "
-                              f"thresholds, or off, not {shown(given)}")
+            raise ConfigError(
+                f"setting {name!r}: check {str(check)!r} must have a mapping of "
+                f"thresholds, or off, not {shown(given)}"
+            )
     return found
 
 
@@ -144,8 +151,10 @@ def parse_names(name: str, value: Any) -> list[str]:
     """A list of names, or the text ``a,b`` (``--stop-on nan,diverged``)."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
-        raise ConfigError(f"setting {name!r} must be a list of check names (e.g. "
-                          f"[nan, diverged]), not {shown(value)}")
+        raise ConfigError(
+            f"setting {name!r} must be a list of check names (e.g. "
+            f"[nan, diverged]), not {shown(value)}"
+        )
     return [item.strip() for item in items if item.strip()]
 
 
@@ -155,10 +164,10 @@ def parse_hostname(name: str, value: Any) -> str:
     text = str(value)
     # The name is shown in tables and compared with the holder's: no line breaks or NULs,
     # and text every backend stores (undecodable bytes arrive as lone surrogates).
-    if any(ord(char) < 32 or ord(char) == 127 or 0xD800 <= ord(char) <= 0xDFFF
-           for char in text):
+    if any(ord(char) < 32 or ord(char) == 127 or 0xD800 <= ord(char) <= 0xDFFF for char in text):
         raise ConfigError(
-            f"setting {name!r} must be UTF-8 text without control characters, not {shown(text)}")
+            f"setting {name!r} must be UTF-8 text without control characters, not {shown(text)}"
+        )
     return text
 
 
@@ -177,9 +186,10 @@ def parse_metrics(name: str, value: Any) -> dict[str, str]:
                     found[key] = mode
             return found
         if isinstance(value, dict):
-            return {str(k): (str(v) if k == "primary" else parse_mode(v))
-                    for k, v in value.items()}
+            return {str(k): (str(v) if k == "primary" else parse_mode(v)) for k, v in value.items()}
     except ValueError as error:
         raise ConfigError(f"setting {name!r}: {error}") from None
-    raise ConfigError(f"setting {name!r} must map metric names to min or max (e.g. "
-                      f"{{val_loss: min, primary: val_loss}}), not {shown(value)}")
+    raise ConfigError(
+        f"setting {name!r} must map metric names to min or max (e.g. "
+        f"{{val_loss: min, primary: val_loss}}), not {shown(value)}"
+    )

@@ -60,10 +60,15 @@ class Setting:
 
     __slots__ = ("default", "env", "help", "name", "parse")
 
-    def __init__(self, name: str, env: str, default: Callable[[], Any],
-                 parse: Callable[[str, Any], Any], help: str) -> None:
-        self.name, self.env, self.default, self.parse, self.help = (
-            name, env, default, parse, help)
+    def __init__(
+        self,
+        name: str,
+        env: str,
+        default: Callable[[], Any],
+        parse: Callable[[str, Any], Any],
+        help: str,
+    ) -> None:
+        self.name, self.env, self.default, self.parse, self.help = (name, env, default, parse, help)
 
 
 def _ranged(name: str, default: float, help: str) -> Setting:
@@ -74,27 +79,61 @@ def _ranged(name: str, default: float, help: str) -> Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("db", "KLEIO_DB", default_db, parse_string,
-            "journal URI: sqlite://PATH or mongodb://..."),
+    Setting(
+        "db", "KLEIO_DB", default_db, parse_string, "journal URI: sqlite://PATH or mongodb://..."
+    ),
     _ranged("heartbeat_interval", 5.0, "seconds between two heartbeats of a runner"),
-    _ranged("stale_after", 60.0,
-            "seconds without heartbeat after which a runner is considered dead"),
-    _ranged("flush_interval", 0.2,
-            "longest delay, in seconds, before a received event is written to the journal"),
-    Setting("spool_dir", "KLEIO_SPOOL_DIR", default_spool, parse_string,
-            "where events wait while the journal is unreachable"),
-    Setting("hostname", "KLEIO_HOSTNAME", lambda: "", parse_hostname,
-            "host name recorded for runners (default: the machine's)"),
-    _ranged("max_statistic_size", 1048576,
-            "largest encoded size, in bytes, of one logged statistic"),
-    _ranged("stop_grace", 10.0,
-            "seconds a program asked to stop has after SIGTERM before it gets SIGKILL"),
-    Setting("metrics", "KLEIO_METRICS", dict, parse_metrics,
-            "metric modes for reading commands: {NAME: min|max, primary: NAME}"),
-    Setting("checks", "KLEIO_CHECKS", dict, parse_checks,
-            "thresholds of the checks run on every trial: {CHECK: {THRESHOLD: N}|off}"),
-    Setting("stop_on", "KLEIO_STOP_ON", list, parse_names,
-            "checks whose finding stops the program, as 'kleio stop' does: [nan, diverged]"),
+    _ranged(
+        "stale_after", 60.0, "seconds without heartbeat after which a runner is considered dead"
+    ),
+    _ranged(
+        "flush_interval",
+        0.2,
+        "longest delay, in seconds, before a received event is written to the journal",
+    ),
+    Setting(
+        "spool_dir",
+        "KLEIO_SPOOL_DIR",
+        default_spool,
+        parse_string,
+        "where events wait while the journal is unreachable",
+    ),
+    Setting(
+        "hostname",
+        "KLEIO_HOSTNAME",
+        lambda: "",
+        parse_hostname,
+        "host name recorded for runners (default: the machine's)",
+    ),
+    _ranged(
+        "max_statistic_size", 1048576, "largest encoded size, in bytes, of one logged statistic"
+    ),
+    _ranged(
+        "stop_grace",
+        10.0,
+        "seconds a program asked to stop has after SIGTERM before it gets SIGKILL",
+    ),
+    Setting(
+        "metrics",
+        "KLEIO_METRICS",
+        dict,
+        parse_metrics,
+        "metric modes for reading commands: {NAME: min|max, primary: NAME}",
+    ),
+    Setting(
+        "checks",
+        "KLEIO_CHECKS",
+        dict,
+        parse_checks,
+        "thresholds of the checks run on every trial: {CHECK: {THRESHOLD: N}|off}",
+    ),
+    Setting(
+        "stop_on",
+        "KLEIO_STOP_ON",
+        list,
+        parse_names,
+        "checks whose finding stops the program, as 'kleio stop' does: [nan, diverged]",
+    ),
 )
 
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}

@@ -60,11 +60,18 @@ LEDGER_ENV = "KLEIO_LEDGER"
 MAX_STATISTIC_ENV = "KLEIO_MAX_STATISTIC_SIZE"
 
 _MODULES = {
-    "directories": ("Leftover", "create_execution_dir", "finish", "leftovers", "ledger_root",
-                    "pending_bytes", "runner_alive", "writer_pid"),
+    "directories": (
+        "Leftover",
+        "create_execution_dir",
+        "finish",
+        "leftovers",
+        "ledger_root",
+        "pending_bytes",
+        "runner_alive",
+        "writer_pid",
+    ),
     "events": ("append_marked", "chunk_events"),
-    "reader": ("MAX_RECORD", "READ_CHUNK", "Chunk", "LedgerFile", "LedgerReader",
-               "open_regular"),
+    "reader": ("MAX_RECORD", "READ_CHUNK", "Chunk", "LedgerFile", "LedgerReader", "open_regular"),
     "recovery": ("recover", "recover_all", "recover_trial"),
 }
 _HOME = {name: module for module, names in _MODULES.items() for name in names}

@@ -38,8 +38,16 @@ def create_execution_dir(spool_dir: str, trial_id: str, execution: int, journal:
     os.mkdir(path, 0o700)
     fd = os.open(os.path.join(path, "runner.json"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with open(fd, "w", encoding="utf-8") as handle:  # ASCII, without a codec to import
-        handle.write(dumps({"pid": pid, "pid_start": process_start(pid), "journal": journal,
-                            "host": os.uname().nodename}))
+        handle.write(
+            dumps(
+                {
+                    "pid": pid,
+                    "pid_start": process_start(pid),
+                    "journal": journal,
+                    "host": os.uname().nodename,
+                }
+            )
+        )
     return path
 
 

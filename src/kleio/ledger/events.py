@@ -30,8 +30,9 @@ if TYPE_CHECKING:
     PutBlob = Callable[[str, dict[str, Any]], "tuple[str, int] | None"]
 
 
-def chunk_events(chunk: Chunk, seq: int, when: float, directory: str,
-                 put_blob: PutBlob) -> tuple[NewEvent, list[NewEvent]]:
+def chunk_events(
+    chunk: Chunk, seq: int, when: float, directory: str, put_blob: PutBlob
+) -> tuple[NewEvent, list[NewEvent]]:
     """Turn a chunk into its ``ledger`` marker (at ``seq``) and its events (``seq+1+i``).
 
     The marker says how many events the range makes (``e``), so that a recovery can tell a
@@ -58,12 +59,27 @@ def chunk_events(chunk: Chunk, seq: int, when: float, directory: str,
             stored = put_blob(os.path.join(directory, blob), header)
             if stored is None:
                 continue
-            data = {"filename": header.get("filename"), "metadata": header.get("metadata") or {},
-                    "sha256": stored[0], "size": stored[1]}
+            data = {
+                "filename": header.get("filename"),
+                "metadata": header.get("metadata") or {},
+                "sha256": stored[0],
+                "size": stored[1],
+            }
             events.append((seq + 1 + index, "artifact", when, encode(data)))
-    marker = (seq, "ledger", when, encode({"file": chunk.name, "from": chunk.start,
-                                           "to": chunk.end, "n": len(chunk.lines),
-                                           "e": len(events)}))
+    marker = (
+        seq,
+        "ledger",
+        when,
+        encode(
+            {
+                "file": chunk.name,
+                "from": chunk.start,
+                "to": chunk.end,
+                "n": len(chunk.lines),
+                "e": len(events),
+            }
+        ),
+    )
     return marker, events
 
 
@@ -72,13 +88,18 @@ def is_complete(store: Store, trial_id: str, marker: Any) -> bool:
     expected = marker.data.get("e")
     if not isinstance(expected, int):
         return False
-    found = store.read_events(trial_id=trial_id, kinds=("statistic", "artifact", "metrics"),
-                              after=marker.seq, upto=marker.seq + int(marker.data.get("n", 0)))
+    found = store.read_events(
+        trial_id=trial_id,
+        kinds=("statistic", "artifact", "metrics"),
+        after=marker.seq,
+        upto=marker.seq + int(marker.data.get("n", 0)),
+    )
     return len(found) >= expected
 
 
-def append_marked(store: Store, trial_id: str, marker: NewEvent | None,
-                  events: list[NewEvent]) -> int:
+def append_marked(
+    store: Store, trial_id: str, marker: NewEvent | None, events: list[NewEvent]
+) -> int:
     """Insert a marker before its events (see the module docstring); return events inserted."""
     if marker is not None:
         store.append_events(trial_id=trial_id, events=[marker])
@@ -111,8 +132,9 @@ def rejournal(store: Store, directory: str, trial_id: str, execution: int) -> in
     return inserted
 
 
-def _marked_ranges(store: Store, trial_id: str, execution: int
-                   ) -> tuple[dict[str, list[Event]], int]:
+def _marked_ranges(
+    store: Store, trial_id: str, execution: int
+) -> tuple[dict[str, list[Event]], int]:
     """Every marked range of every file of ``execution``, in order, and the next free seq.
 
     A batch may hold several ranges of one file, and a runner killed between its two inserts
@@ -120,12 +142,10 @@ def _marked_ranges(store: Store, trial_id: str, execution: int
     """
     low, high = first_seq(execution), first_seq(execution + 1) - 1
     markers: dict[str, list[Event]] = {}
-    for event in store.read_events(trial_id=trial_id, kinds=("ledger",), after=low - 1,
-                                   upto=high):
+    for event in store.read_events(trial_id=trial_id, kinds=("ledger",), after=low - 1, upto=high):
         markers.setdefault(str(event.data.get("file")), []).append(event)
     last = store.read_events(trial_id=trial_id, upto=high, limit=1, reverse=True)
-    next_seq = max(low, last[0].seq + 1 if last and execution_of(last[0].seq) == execution
-                   else low)
+    next_seq = max(low, last[0].seq + 1 if last and execution_of(last[0].seq) == execution else low)
     for ranges in markers.values():
         for marker in ranges:
             next_seq = max(next_seq, marker.seq + int(marker.data.get("n", 0)) + 1)
@@ -161,8 +181,9 @@ def _sizes(directory: str) -> dict[str, int]:
     return sizes
 
 
-def _complete_ranges(store: Store, trial_id: str, path: str, ranges: list[Event],
-                     put_blob: PutBlob) -> int:
+def _complete_ranges(
+    store: Store, trial_id: str, path: str, ranges: list[Event], put_blob: PutBlob
+) -> int:
     """Journal again the marked ranges of one file whose events are not all in the journal."""
     inserted = 0
     for marker in ranges:
@@ -173,14 +194,16 @@ def _complete_ranges(store: Store, trial_id: str, path: str, ranges: list[Event]
         chunk = ledger_file.read(end - start)
         ledger_file.close()
         if chunk is not None and chunk.end == end:
-            _, events = chunk_events(chunk, marker.seq, marker.time, os.path.dirname(path),
-                                     put_blob)
+            _, events = chunk_events(
+                chunk, marker.seq, marker.time, os.path.dirname(path), put_blob
+            )
             inserted += append_marked(store, trial_id, None, events)
     return inserted
 
 
-def _journal_from(store: Store, trial_id: str, path: str, offset: int, size: int,
-                  next_seq: int, put_blob: PutBlob) -> tuple[int, int]:
+def _journal_from(
+    store: Store, trial_id: str, path: str, offset: int, size: int, next_seq: int, put_blob: PutBlob
+) -> tuple[int, int]:
     """Journal the records of one file from ``offset`` up to ``size``, each chunk after its
     own marker from ``next_seq`` on; return ``(events inserted, the next free seq)``."""
     directory, mtime = os.path.dirname(path), os.path.getmtime(path)

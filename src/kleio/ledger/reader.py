@@ -80,7 +80,7 @@ class LedgerFile:
         if newline < 0:
             self._keep(data)
             return None
-        head, rest = data[:newline], data[newline + 1:]
+        head, rest = data[:newline], data[newline + 1 :]
         if self.skipping:
             first = head.find(b"\n")
             head = b"" if first < 0 else head[first:]
@@ -170,8 +170,7 @@ class LedgerReader:
 
     def close_finished(self) -> None:
         for name, ledger_file in self.files.items():
-            if ledger_file.fd >= 0 and ledger_file.at_end() \
-                    and not pid_alive(writer_pid(name)):
+            if ledger_file.fd >= 0 and ledger_file.at_end() and not pid_alive(writer_pid(name)):
                 ledger_file.close()
 
     def drain(self) -> Iterator[Chunk]:

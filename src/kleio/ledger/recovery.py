@@ -32,8 +32,9 @@ def recover(store: Store, leftover: Leftover) -> int | None:
     spool_dir = os.path.dirname(os.path.dirname(leftover.directory))
     prefix = f"{leftover.trial_id}-{leftover.execution}-"
     try:
-        if any(name.startswith(prefix) and name.endswith(".jsonl")
-               for name in os.listdir(spool_dir)):
+        if any(
+            name.startswith(prefix) and name.endswith(".jsonl") for name in os.listdir(spool_dir)
+        ):
             # Its spool is not replayed yet (another process holds it): the events in it
             # come first, or the ledger's would take their numbers.
             return None
@@ -73,8 +74,9 @@ def _recover(store: Store, leftover: Leftover) -> int:
     return inserted
 
 
-def recover_all(store: Store, spool_dir: str, trial_id: str | None = None
-                ) -> Iterator[tuple[str, int | None]]:
+def recover_all(
+    store: Store, spool_dir: str, trial_id: str | None = None
+) -> Iterator[tuple[str, int | None]]:
     """Journal what dead runners of ``trial_id`` (every trial if None) left on this host.
 
     Yields ``(path, events inserted)`` per spool file and ledger directory, with None for

@@ -109,8 +109,9 @@ def _masked_next(mode: str, token: str, option: bool) -> str | None:
     return None
 
 
-def _redact_option(token: str, program: str | None, subcommands: set[str]
-                   ) -> tuple[str | None, str | None]:
+def _redact_option(
+    token: str, program: str | None, subcommands: set[str]
+) -> tuple[str | None, str | None]:
     """``(masked token or None, how to treat the next token or None)`` for one option."""
     name, eq, value = token.partition("=")
     if program is not None:
@@ -124,8 +125,9 @@ def _redact_option(token: str, program: str | None, subcommands: set[str]
     return (None, None)
 
 
-def _program_option(token: str, program: str, subcommands: set[str]
-                    ) -> tuple[str | None, str | None] | None:
+def _program_option(
+    token: str, program: str, subcommands: set[str]
+) -> tuple[str | None, str | None] | None:
     """:func:`_redact_option` for the options a known program gives a password with;
     None when ``token`` is not one of them."""
     name, eq, value = token.partition("=")

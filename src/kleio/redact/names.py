@@ -108,7 +108,8 @@ def _secret_words(name: str) -> list[str] | None:
     if not words or any(word in _NEUTRAL_WORDS for word in words):
         return None
     found = [
-        word for word in words
+        word
+        for word in words
         if word in _SECRET_WORDS or any(sub in word for sub in _SECRET_SUBSTRINGS)
     ]
     return found or None

@@ -115,9 +115,13 @@ def _script_snapshot(cwd: str, script: str | None, blobs: dict[str, bytes]) -> d
     return doc
 
 
-def _config_file_snapshot(cwd: str, root: str | None, config_files: dict[str, str],
-                          blobs: dict[str, bytes], masked: dict[str, int]
-                          ) -> list[dict[str, Any]]:
+def _config_file_snapshot(
+    cwd: str,
+    root: str | None,
+    config_files: dict[str, str],
+    blobs: dict[str, bytes],
+    masked: dict[str, int],
+) -> list[dict[str, Any]]:
     """The config files named on the command line that lie outside the repository.
 
     Inside it, git has them (committed, or in the diff); outside, only their hash would be
@@ -135,8 +139,12 @@ def _config_file_snapshot(cwd: str, root: str | None, config_files: dict[str, st
                 content = handle.read(MAX_CONFIG_BLOB + 1)
         except OSError:
             continue
-        entry: dict[str, Any] = {"path": key, "absolute": full, "sha256": None,
-                                 "size": len(content)}
+        entry: dict[str, Any] = {
+            "path": key,
+            "absolute": full,
+            "sha256": None,
+            "size": len(content),
+        }
         if len(content) <= MAX_CONFIG_BLOB and b"\0" not in content[:8192]:
             text = content.decode("utf-8", "surrogateescape")
             masked_text = redact_text(text, full)
@@ -152,9 +160,9 @@ def _config_file_snapshot(cwd: str, root: str | None, config_files: dict[str, st
     return recorded
 
 
-def code_snapshot(cwd: str, root: str | None, script: str | None,
-                  config_files: dict[str, str] | None = None
-                  ) -> tuple[dict[str, Any], dict[str, bytes]]:
+def code_snapshot(
+    cwd: str, root: str | None, script: str | None, config_files: dict[str, str] | None = None
+) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Describe the code a trial runs.
 
     Args:
@@ -187,13 +195,15 @@ def code_snapshot(cwd: str, root: str | None, script: str | None,
         if found:
             doc["config_files"] = found
         if masked:
-            doc["secrets_masked"] = dict(sorted({**doc.get("secrets_masked", {}),
-                                                 **masked}.items()))
+            doc["secrets_masked"] = dict(
+                sorted({**doc.get("secrets_masked", {}), **masked}.items())
+            )
     return doc, blobs
 
 
-def _code(cwd: str, root: str | None, script: str | None, blobs: dict[str, bytes]
-          ) -> dict[str, Any]:
+def _code(
+    cwd: str, root: str | None, script: str | None, blobs: dict[str, bytes]
+) -> dict[str, Any]:
     if root is None:
         return _script_snapshot(cwd, script, blobs)
     failure = "git status failed"

@@ -59,17 +59,24 @@ def code_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
 
     configs = _config_file_changes(old, new)
     if old.get("vcs") != new.get("vcs"):
-        return [change("vcs", f"version control: {old.get('vcs') or 'none'} → "
-                              f"{new.get('vcs') or 'none'}"), *configs]
+        return [
+            change(
+                "vcs", f"version control: {old.get('vcs') or 'none'} → {new.get('vcs') or 'none'}"
+            ),
+            *configs,
+        ]
     if old.get("vcs") is None:
         if old.get("script_sha256") != new.get("script_sha256"):
-            return [change("script", f"script {new.get('script') or old.get('script')} "
-                                     "changed"), *configs]
+            return [
+                change("script", f"script {new.get('script') or old.get('script')} changed"),
+                *configs,
+            ]
         return configs
     found = []
     if old.get("commit") != new.get("commit"):
-        found.append(change("commit", f"commit {_short(old.get('commit'))} → "
-                                      f"{_short(new.get('commit'))}"))
+        found.append(
+            change("commit", f"commit {_short(old.get('commit'))} → {_short(new.get('commit'))}")
+        )
     if old.get("diff_sha256") != new.get("diff_sha256"):
         found += _diff_changes(old, new)
     return found + _untracked_changes(old, new) + configs
@@ -90,8 +97,10 @@ def _diff_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
         for path in sorted(set(old_stats) - set(new_stats))
     ]
     if not in_diff:  # same line counts, other content: name every changed file
-        in_diff = [Change("code", f"diff:{path}", f"uncommitted change: {_stat_line(stat)}", True)
-                   for path, stat in sorted(new_stats.items())]
+        in_diff = [
+            Change("code", f"diff:{path}", f"uncommitted change: {_stat_line(stat)}", True)
+            for path, stat in sorted(new_stats.items())
+        ]
     return found + in_diff
 
 
@@ -128,8 +137,10 @@ def _config_file_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Chang
             message = f"config file added: {path}"
         elif path not in new_files:
             message = f"config file removed: {path}"
-        elif (old_files[path].get("sha256"), old_files[path].get("size")) != \
-                (new_files[path].get("sha256"), new_files[path].get("size")):
+        elif (old_files[path].get("sha256"), old_files[path].get("size")) != (
+            new_files[path].get("sha256"),
+            new_files[path].get("size"),
+        ):
             message = f"config file changed: {path}"
         else:
             continue
@@ -155,8 +166,13 @@ def env_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     package such as ``torch``), placement variables (:data:`PLACEMENT_VARIABLES`) and the
     other recorded variables, and the versions of kleio and pip.
     """
-    return (_python_changes(old, new) + _platform_changes(old, new)
-            + _package_changes(old, new) + _variable_changes(old, new) + _gpu_changes(old, new))
+    return (
+        _python_changes(old, new)
+        + _platform_changes(old, new)
+        + _package_changes(old, new)
+        + _variable_changes(old, new)
+        + _gpu_changes(old, new)
+    )
 
 
 def _python_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
@@ -171,18 +187,29 @@ def _python_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
             line += f" ({old_py.get('executable')} → {new_py.get('executable')})"
         return [Change("env", "python", line, True)]
     if moved:
-        return [Change("env", "python-executable", f"python executable "
-                       f"{old_py.get('executable')} → {new_py.get('executable')}", False)]
+        return [
+            Change(
+                "env",
+                "python-executable",
+                f"python executable {old_py.get('executable')} → {new_py.get('executable')}",
+                False,
+            )
+        ]
     return []
 
 
 def _platform_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     old_platform, new_platform = old.get("platform") or {}, new.get("platform") or {}
-    return [Change("env", f"platform:{key}",
-                   f"platform {key} {old_platform.get(key)} → {new_platform.get(key)}",
-                   key != "release")  # the kernel release differs between nodes
-            for key in ("system", "machine", "release")
-            if old_platform.get(key) != new_platform.get(key)]
+    return [
+        Change(
+            "env",
+            f"platform:{key}",
+            f"platform {key} {old_platform.get(key)} → {new_platform.get(key)}",
+            key != "release",
+        )  # the kernel release differs between nodes
+        for key in ("system", "machine", "release")
+        if old_platform.get(key) != new_platform.get(key)
+    ]
 
 
 def _package_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
@@ -192,31 +219,58 @@ def _package_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     for name in sorted(set(old_packages) | set(new_packages)):
         counts = name not in _IGNORED_PACKAGES
         if name not in old_packages:
-            found.append(Change("env", f"package:{name}",
-                                f"package added: {name} {new_packages[name]}", False))
+            found.append(
+                Change(
+                    "env", f"package:{name}", f"package added: {name} {new_packages[name]}", False
+                )
+            )
         elif name not in new_packages:
-            found.append(Change("env", f"package:{name}",
-                                f"package removed: {name} {old_packages[name]}", counts))
+            found.append(
+                Change(
+                    "env",
+                    f"package:{name}",
+                    f"package removed: {name} {old_packages[name]}",
+                    counts,
+                )
+            )
         elif old_packages[name] != new_packages[name]:
-            found.append(Change("env", f"package:{name}", f"package {name} "
-                                f"{old_packages[name]} → {new_packages[name]}", counts))
+            found.append(
+                Change(
+                    "env",
+                    f"package:{name}",
+                    f"package {name} {old_packages[name]} → {new_packages[name]}",
+                    counts,
+                )
+            )
     return found
 
 
 def _variable_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     old_vars, new_vars = old.get("variables") or {}, new.get("variables") or {}
-    return [Change("env", f"variable:{name}", f"variable {name} "
-                   f"{old_vars.get(name, '(unset)')} → {new_vars.get(name, '(unset)')}",
-                   _variable_refuses(name, old))
-            for name in sorted(set(old_vars) | set(new_vars))
-            if old_vars.get(name) != new_vars.get(name)]
+    return [
+        Change(
+            "env",
+            f"variable:{name}",
+            f"variable {name} {old_vars.get(name, '(unset)')} → {new_vars.get(name, '(unset)')}",
+            _variable_refuses(name, old),
+        )
+        for name in sorted(set(old_vars) | set(new_vars))
+        if old_vars.get(name) != new_vars.get(name)
+    ]
 
 
 def _gpu_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     old_gpu, new_gpu = old.get("gpu") or {}, new.get("gpu") or {}
-    return [Change("env", f"gpu:{key}", f"gpu {key} {old_gpu.get(key) or '(none)'} "
-                   f"→ {new_gpu.get(key) or '(none)'}", False)
-            for key in ("driver", "cuda") if old_gpu.get(key) != new_gpu.get(key)]
+    return [
+        Change(
+            "env",
+            f"gpu:{key}",
+            f"gpu {key} {old_gpu.get(key) or '(none)'} → {new_gpu.get(key) or '(none)'}",
+            False,
+        )
+        for key in ("driver", "cuda")
+        if old_gpu.get(key) != new_gpu.get(key)
+    ]
 
 
 def host_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
@@ -228,8 +282,14 @@ def host_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     found = []
     for key in ("hostname", "cpus_available", "cpu_model"):
         if old.get(key) != new.get(key):
-            found.append(Change("host", f"host:{key}", f"host {key.replace('_', ' ')} "
-                                f"{old.get(key)} → {new.get(key)}", False))
+            found.append(
+                Change(
+                    "host",
+                    f"host:{key}",
+                    f"host {key.replace('_', ' ')} {old.get(key)} → {new.get(key)}",
+                    False,
+                )
+            )
     old_gpus = [g.get("name") for g in old.get("gpus") or [] if isinstance(g, dict)]
     new_gpus = [g.get("name") for g in new.get("gpus") or [] if isinstance(g, dict)]
     if old_gpus != new_gpus:

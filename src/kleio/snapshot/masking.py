@@ -180,11 +180,15 @@ def restore_patch(patch: bytes, base: Callable[[str], bytes | None]) -> bytes:
             continue
         if path not in cache:
             content = base(path)
-            cache[path] = None if content is None else \
-                content.decode("utf-8", "surrogateescape").split("\n")
+            cache[path] = (
+                None if content is None else content.decode("utf-8", "surrogateescape").split("\n")
+            )
         original = cache[path]
-        if original is not None and old_line <= len(original) and \
-                _matches(lines[index][1:], original[old_line - 1]):
+        if (
+            original is not None
+            and old_line <= len(original)
+            and _matches(lines[index][1:], original[old_line - 1])
+        ):
             lines[index] = lines[index][:1] + original[old_line - 1]
     return "\n".join(lines).encode("utf-8", "surrogateescape")
 

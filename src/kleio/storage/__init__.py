@@ -24,7 +24,8 @@ _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0
 _ASCII_SPACES = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
 _SPACES = _ASCII_SPACES + (
     "\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-    "\u2028\u2029\u202f\u205f\u3000")
+    "\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 def _first_space(text: str, start: int, end: int, spaces: str) -> int:

@@ -137,24 +137,51 @@ class Store(LineageReads, BatchedReads, abc.ABC):
         field, descending = parse_sort(sort)
         if limit is not None and limit <= 0:
             return []
-        if not all(encodable(text) for text in (id_prefix or "", parent_id or "",
-                                                 project or "",
-                                                 *(statuses or ()), *(tags or ()))):
+        if not all(
+            encodable(text)
+            for text in (
+                id_prefix or "",
+                parent_id or "",
+                project or "",
+                *(statuses or ()),
+                *(tags or ()),
+            )
+        ):
             return []
-        usable = [h for h in hints if h[1] in HINT_OPS and encodable(h[0])
-                  and h[2] == h[2]]
+        usable = [h for h in hints if h[1] in HINT_OPS and encodable(h[0]) and h[2] == h[2]]
         if usable:
             return self._find_trials_narrowed(
-                id_prefix=id_prefix, statuses=statuses, tags=tags, parent_id=parent_id,
-                field=field, descending=descending, limit=limit, since=since,
-                project=project or None, branches=branches, hints=usable)
-        return self._find_trials(id_prefix=id_prefix, statuses=statuses, tags=tags,
-                                 parent_id=parent_id, field=field, descending=descending,
-                                 limit=limit, since=since, project=project or None,
-                                 branches=branches)
+                id_prefix=id_prefix,
+                statuses=statuses,
+                tags=tags,
+                parent_id=parent_id,
+                field=field,
+                descending=descending,
+                limit=limit,
+                since=since,
+                project=project or None,
+                branches=branches,
+                hints=usable,
+            )
+        return self._find_trials(
+            id_prefix=id_prefix,
+            statuses=statuses,
+            tags=tags,
+            parent_id=parent_id,
+            field=field,
+            descending=descending,
+            limit=limit,
+            since=since,
+            project=project or None,
+            branches=branches,
+        )
 
-    def _find_trials_narrowed(self, *, hints: Sequence[tuple[str, str, float]],  # noqa: ARG002
-                              **filters: Any) -> list[dict[str, Any]]:
+    def _find_trials_narrowed(
+        self,
+        *,
+        hints: Sequence[tuple[str, str, float]],  # noqa: ARG002
+        **filters: Any,
+    ) -> list[dict[str, Any]]:
         """:meth:`_find_trials` with hints (valid); by default they narrow nothing."""
         return self._find_trials(**filters)
 
@@ -186,18 +213,31 @@ class Store(LineageReads, BatchedReads, abc.ABC):
 
         mark = self._summary_mark(trial_id=trial_id, upto=upto) if upto is not None else None
         after, start = mark if mark is not None else (None, None)
-        fold = fold_all(((e.seq, e.data) for e in self._iter_own(trial_id, ("statistic",),
-                                                                 upto, after=after)), start)
-        modes, primary = declarations(e.data for e in self._iter_own(trial_id, ("metrics",),
-                                                                     upto))
-        return {"entries": fold.entries, "modes": modes, "primary": primary,
-                "last_stat_seq": fold.state["last_stat_seq"], "runs_ok": False}
+        fold = fold_all(
+            ((e.seq, e.data) for e in self._iter_own(trial_id, ("statistic",), upto, after=after)),
+            start,
+        )
+        modes, primary = declarations(e.data for e in self._iter_own(trial_id, ("metrics",), upto))
+        return {
+            "entries": fold.entries,
+            "modes": modes,
+            "primary": primary,
+            "last_stat_seq": fold.state["last_stat_seq"],
+            "runs_ok": False,
+        }
 
-    def _iter_own(self, trial_id: str, kinds: Sequence[str], upto: int | None,
-                  batch: int = 5000, after: int | None = None) -> Iterator[Event]:
+    def _iter_own(
+        self,
+        trial_id: str,
+        kinds: Sequence[str],
+        upto: int | None,
+        batch: int = 5000,
+        after: int | None = None,
+    ) -> Iterator[Event]:
         while True:
-            events = self.read_events(trial_id=trial_id, kinds=kinds, after=after, upto=upto,
-                                      limit=batch)
+            events = self.read_events(
+                trial_id=trial_id, kinds=kinds, after=after, upto=upto, limit=batch
+            )
             yield from events
             if len(events) < batch:
                 return
@@ -230,11 +270,11 @@ class Store(LineageReads, BatchedReads, abc.ABC):
         """``(primary metrics declared, whether some trial declares none)`` over the trials
         that are not branches and match the filters (as :meth:`find_trials`), from the
         summaries."""
-        if not all(encodable(text) for text in (project or "", *(statuses or ()),
-                                                 *(tags or ()))):
+        if not all(encodable(text) for text in (project or "", *(statuses or ()), *(tags or ()))):
             return set(), False
-        return self._declared_primaries(statuses=statuses, tags=tags, since=since,
-                                        project=project or None)
+        return self._declared_primaries(
+            statuses=statuses, tags=tags, since=since, project=project or None
+        )
 
     def rank_trials(
         self,
@@ -258,13 +298,22 @@ class Store(LineageReads, BatchedReads, abc.ABC):
         left out. Filters as :meth:`find_trials`. Served by the summaries, never by decoding
         statistics.
         """
-        if limit <= 0 or not all(encodable(text) for text in (
-                metric, project or "", *(statuses or ()), *(tags or ()))):
+        if limit <= 0 or not all(
+            encodable(text) for text in (metric, project or "", *(statuses or ()), *(tags or ()))
+        ):
             return []
-        return self._rank_trials(metric=metric, mode=mode, default_mode=default_mode,
-                                 descending=descending, statuses=statuses, tags=tags,
-                                 since=since, project=project or None, offset=max(0, offset),
-                                 limit=limit)
+        return self._rank_trials(
+            metric=metric,
+            mode=mode,
+            default_mode=default_mode,
+            descending=descending,
+            statuses=statuses,
+            tags=tags,
+            since=since,
+            project=project or None,
+            offset=max(0, offset),
+            limit=limit,
+        )
 
     # -- events ---------------------------------------------------------------------------
 
@@ -310,8 +359,9 @@ class Store(LineageReads, BatchedReads, abc.ABC):
         """
         if limit is not None and limit <= 0:
             return []
-        return self._read_events(trial_id=trial_id, kinds=kinds, after=after, upto=upto,
-                                 limit=limit, reverse=reverse)
+        return self._read_events(
+            trial_id=trial_id, kinds=kinds, after=after, upto=upto, limit=limit, reverse=reverse
+        )
 
     def count_events(self, *, trial_id: str, kind: str, upto: int | None = None) -> int:
         """Count the events of one kind of one trial (not its ancestors)."""
@@ -375,10 +425,20 @@ class Store(LineageReads, BatchedReads, abc.ABC):
         """Set ``fields`` (valid, not empty)."""
 
     @abc.abstractmethod
-    def _find_trials(self, *, id_prefix: str | None, statuses: Sequence[str] | None,
-                     tags: Sequence[str] | None, parent_id: str | None, field: str,
-                     descending: bool, limit: int | None, since: float | None,
-                     project: str | None, branches: bool | None) -> list[dict[str, Any]]:
+    def _find_trials(
+        self,
+        *,
+        id_prefix: str | None,
+        statuses: Sequence[str] | None,
+        tags: Sequence[str] | None,
+        parent_id: str | None,
+        field: str,
+        descending: bool,
+        limit: int | None,
+        since: float | None,
+        project: str | None,
+        branches: bool | None,
+    ) -> list[dict[str, Any]]:
         """``field`` is sortable; ``limit`` is None or positive; every text is encodable."""
 
     @abc.abstractmethod
@@ -386,12 +446,21 @@ class Store(LineageReads, BatchedReads, abc.ABC):
         """The stored summaries of these trials; trials not summarized are left out."""
 
     @abc.abstractmethod
-    def _declared_primaries(self, *, statuses: Sequence[str] | None,
-                            tags: Sequence[str] | None, since: float | None,
-                            project: str | None) -> tuple[set[str], bool]: ...
+    def _declared_primaries(
+        self,
+        *,
+        statuses: Sequence[str] | None,
+        tags: Sequence[str] | None,
+        since: float | None,
+        project: str | None,
+    ) -> tuple[set[str], bool]: ...
 
-    def _summary_mark(self, *, trial_id: str, upto: int  # noqa: ARG002 - a default
-                      ) -> tuple[int, dict[str, dict[str, Any]]] | None:
+    def _summary_mark(
+        self,
+        *,
+        trial_id: str,  # noqa: ARG002 - a default
+        upto: int,  # noqa: ARG002
+    ) -> tuple[int, dict[str, dict[str, Any]]] | None:
         """``(seq, entries)``: the trial's summaries as they stood at the latest mark at or
         before ``upto`` (every statistic up to ``seq`` folded in), or None (no mark kept:
         the caller folds from the start)."""
@@ -401,22 +470,41 @@ class Store(LineageReads, BatchedReads, abc.ABC):
     def _step_runs(self, *, trial_id: str, key: str) -> list[dict[str, Any]] | None: ...
 
     @abc.abstractmethod
-    def _rank_trials(self, *, metric: str, mode: str | None, default_mode: str | None,
-                     descending: bool, statuses: Sequence[str] | None,
-                     tags: Sequence[str] | None, since: float | None, project: str | None,
-                     offset: int, limit: int) -> list[tuple[dict[str, Any], float]]: ...
+    def _rank_trials(
+        self,
+        *,
+        metric: str,
+        mode: str | None,
+        default_mode: str | None,
+        descending: bool,
+        statuses: Sequence[str] | None,
+        tags: Sequence[str] | None,
+        since: float | None,
+        project: str | None,
+        offset: int,
+        limit: int,
+    ) -> list[tuple[dict[str, Any], float]]: ...
 
     @abc.abstractmethod
-    def _try_append(self, *, trial_id: str, event: NewEvent,
-                    fields: dict[str, Any] | None) -> bool: ...
+    def _try_append(
+        self, *, trial_id: str, event: NewEvent, fields: dict[str, Any] | None
+    ) -> bool: ...
 
     @abc.abstractmethod
     def _append_events(self, *, trial_id: str, events: Sequence[NewEvent]) -> int:
         """``events`` is not empty."""
 
     @abc.abstractmethod
-    def _read_events(self, *, trial_id: str, kinds: Sequence[str] | None, after: int | None,
-                     upto: int | None, limit: int | None, reverse: bool) -> list[Event]:
+    def _read_events(
+        self,
+        *,
+        trial_id: str,
+        kinds: Sequence[str] | None,
+        after: int | None,
+        upto: int | None,
+        limit: int | None,
+        reverse: bool,
+    ) -> list[Event]:
         """``limit`` is None or positive."""
 
     @abc.abstractmethod

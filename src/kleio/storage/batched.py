@@ -36,14 +36,29 @@ class BatchedReads:
     """The batched reads of a store (see the module docstring)."""
 
     if TYPE_CHECKING:  # provided by Store
+
         def get_trial(self, *, trial_id: str) -> dict[str, Any] | None: ...
-        def read_events(self, *, trial_id: str, kinds: Sequence[str] | None = None,
-                        after: int | None = None, upto: int | None = None,
-                        limit: int | None = None, reverse: bool = False) -> list[Event]: ...
-        def _summary_mark(self, *, trial_id: str, upto: int
-                          ) -> tuple[int, dict[str, dict[str, Any]]] | None: ...
-        def _iter_own(self, trial_id: str, kinds: Sequence[str], upto: int | None,
-                      batch: int = 5000, after: int | None = None) -> Iterator[Event]: ...
+        def read_events(
+            self,
+            *,
+            trial_id: str,
+            kinds: Sequence[str] | None = None,
+            after: int | None = None,
+            upto: int | None = None,
+            limit: int | None = None,
+            reverse: bool = False,
+        ) -> list[Event]: ...
+        def _summary_mark(
+            self, *, trial_id: str, upto: int
+        ) -> tuple[int, dict[str, dict[str, Any]]] | None: ...
+        def _iter_own(
+            self,
+            trial_id: str,
+            kinds: Sequence[str],
+            upto: int | None,
+            batch: int = 5000,
+            after: int | None = None,
+        ) -> Iterator[Event]: ...
 
     # -- trials ---------------------------------------------------------------------------
 
@@ -62,12 +77,14 @@ class BatchedReads:
                 found[trial_id] = doc
         return found
 
-    def lineages(self, *, docs: Iterable[dict[str, Any]]
-                 ) -> dict[str, list[tuple[dict[str, Any], int | None]]]:
+    def lineages(
+        self, *, docs: Iterable[dict[str, Any]]
+    ) -> dict[str, list[tuple[dict[str, Any], int | None]]]:
         """:meth:`~kleio.storage.base.Store.lineage` of each of these trial documents,
         ``{id: [(doc, upto), ...]}`` oldest first: one :meth:`get_trials` per generation."""
         chains: dict[str, list[tuple[dict[str, Any], int | None]]] = {
-            doc["id"]: [(doc, None)] for doc in docs}
+            doc["id"]: [(doc, None)] for doc in docs
+        }
         growing = list(chains)
         known: dict[str, dict[str, Any]] = {}
         while growing:
@@ -75,11 +92,9 @@ class BatchedReads:
             for trial_id in growing:
                 chain = chains[trial_id]
                 parent = chain[-1][0].get("parent") or None
-                if isinstance(parent, dict) and parent.get("id") not in {
-                        d["id"] for d, _ in chain}:
+                if isinstance(parent, dict) and parent.get("id") not in {d["id"] for d, _ in chain}:
                     wanted[trial_id] = parent
-            known.update(self.get_trials(
-                trial_ids={p["id"] for p in wanted.values()} - set(known)))
+            known.update(self.get_trials(trial_ids={p["id"] for p in wanted.values()} - set(known)))
             growing = []
             for trial_id, parent in wanted.items():
                 found = known.get(parent["id"])
@@ -91,27 +106,31 @@ class BatchedReads:
 
     # -- events ---------------------------------------------------------------------------
 
-    def read_events_of(self, *, trial_ids: Iterable[str], kinds: Sequence[str]
-                       ) -> dict[str, list[Event]]:
+    def read_events_of(
+        self, *, trial_ids: Iterable[str], kinds: Sequence[str]
+    ) -> dict[str, list[Event]]:
         """Every own event of these kinds of each trial, ``{id: [event, ...]}`` in ``seq``
         order (a trial without any is left out). For kinds a trial holds few of (status,
         metrics): nothing bounds what is read."""
         found: dict[str, list[Event]] = {}
         for chunk in iter_chunks(_usable(trial_ids), CHUNK):
-            for trial_id, events in self._read_events_of(trial_ids=chunk,
-                                                         kinds=list(kinds)).items():
+            for trial_id, events in self._read_events_of(
+                trial_ids=chunk, kinds=list(kinds)
+            ).items():
                 if events:
                     found[trial_id] = sorted(events, key=lambda e: e.seq)
         return found
 
-    def _read_events_of(self, *, trial_ids: Sequence[str], kinds: Sequence[str]
-                        ) -> dict[str, list[Event]]:
+    def _read_events_of(
+        self, *, trial_ids: Sequence[str], kinds: Sequence[str]
+    ) -> dict[str, list[Event]]:
         return {t: self.read_events(trial_id=t, kinds=kinds) for t in trial_ids}
 
     # -- summaries up to a cut --------------------------------------------------------------
 
-    def summarize_events_of(self, *, cuts: Iterable[tuple[str, int | None]]
-                            ) -> dict[tuple[str, int | None], dict[str, Any]]:
+    def summarize_events_of(
+        self, *, cuts: Iterable[tuple[str, int | None]]
+    ) -> dict[tuple[str, int | None], dict[str, Any]]:
         """:meth:`~kleio.storage.base.Store.summarize_events` of each ``(trial id, upto)``:
         the summaries of a trial's own events up to a branch's cut (None: all of them, for a
         trial an older kleio never summarized). Each starts from the
@@ -123,8 +142,9 @@ class BatchedReads:
         pairs = [(t, upto) for t, upto in dict.fromkeys(cuts) if _usable([t])]
         if not pairs:
             return {}
-        marks: dict[Any, tuple[int, dict[str, dict[str, Any]]]] = dict(self._summary_marks(
-            cuts=[(t, upto) for t, upto in pairs if upto is not None]))
+        marks: dict[Any, tuple[int, dict[str, dict[str, Any]]]] = dict(
+            self._summary_marks(cuts=[(t, upto) for t, upto in pairs if upto is not None])
+        )
         ranges = [(t, (marks.get((t, upto)) or (None, None))[0], upto) for t, upto in pairs]
         folds = [fold_all((), (marks.get(pair) or (None, None))[1]) for pair in pairs]
         for index, event in self._iter_ranges(kind="statistic", ranges=ranges):
@@ -132,16 +152,21 @@ class BatchedReads:
         declared = self.read_events_of(trial_ids=[t for t, _ in pairs], kinds=("metrics",))
         out = {}
         for (trial_id, upto), fold in zip(pairs, folds):
-            modes, primary = declarations(e.data for e in declared.get(trial_id, ())
-                                          if upto is None or e.seq <= upto)
-            out[(trial_id, upto)] = {"entries": fold.entries, "modes": modes,
-                                     "primary": primary,
-                                     "last_stat_seq": fold.state["last_stat_seq"],
-                                     "runs_ok": False}
+            modes, primary = declarations(
+                e.data for e in declared.get(trial_id, ()) if upto is None or e.seq <= upto
+            )
+            out[(trial_id, upto)] = {
+                "entries": fold.entries,
+                "modes": modes,
+                "primary": primary,
+                "last_stat_seq": fold.state["last_stat_seq"],
+                "runs_ok": False,
+            }
         return out
 
-    def _summary_marks(self, *, cuts: Sequence[tuple[str, int]]
-                       ) -> dict[tuple[str, int], tuple[int, dict[str, dict[str, Any]]]]:
+    def _summary_marks(
+        self, *, cuts: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[int, dict[str, dict[str, Any]]]]:
         """``{(trial id, upto): (seq, entries)}``: the latest mark at or before each cut."""
         found = {}
         for trial_id, upto in cuts:
@@ -150,9 +175,9 @@ class BatchedReads:
                 found[(trial_id, upto)] = mark
         return found
 
-    def _iter_ranges(self, *, kind: str,
-                     ranges: Sequence[tuple[str, int | None, int | None]]
-                     ) -> Iterator[tuple[int, Event]]:
+    def _iter_ranges(
+        self, *, kind: str, ranges: Sequence[tuple[str, int | None, int | None]]
+    ) -> Iterator[tuple[int, Event]]:
         """``(index, event)`` for the events of ``kind`` of each ``(trial id, after, upto)``
         of ``ranges`` (``after < seq <= upto``, None for no bound), in any order (folding
         summaries does not depend on it), streamed: memory stays bounded."""

@@ -21,12 +21,25 @@ class LineageReads:
     """Lineage reads of a store (see the module docstring)."""
 
     if TYPE_CHECKING:  # provided by Store
+
         def get_trial(self, *, trial_id: str) -> dict[str, Any] | None: ...
-        def read_events(self, *, trial_id: str, kinds: Sequence[str] | None = None,
-                        after: int | None = None, upto: int | None = None,
-                        limit: int | None = None, reverse: bool = False) -> list[Event]: ...
-        def find_trials(self, *, id_prefix: str | None = None, sort: str = "-created_at",
-                        limit: int | None = None) -> list[dict[str, Any]]: ...
+        def read_events(
+            self,
+            *,
+            trial_id: str,
+            kinds: Sequence[str] | None = None,
+            after: int | None = None,
+            upto: int | None = None,
+            limit: int | None = None,
+            reverse: bool = False,
+        ) -> list[Event]: ...
+        def find_trials(
+            self,
+            *,
+            id_prefix: str | None = None,
+            sort: str = "-created_at",
+            limit: int | None = None,
+        ) -> list[dict[str, Any]]: ...
 
     def lineage(self, *, trial_id: str) -> list[tuple[dict[str, Any], int | None]]:
         """Return ``[(trial_doc, upto), ...]`` from the oldest ancestor to this trial.
@@ -76,8 +89,9 @@ class LineageReads:
                     break
                 after = events[-1].seq
 
-    def iter_lineage_raw(self, *, trial_id: str, kind: str, batch: int = 20000
-                         ) -> Iterator[list[str | dict[str, Any]]]:
+    def iter_lineage_raw(
+        self, *, trial_id: str, kind: str, batch: int = 20000
+    ) -> Iterator[list[str | dict[str, Any]]]:
         """Yield, in batches (lists), the data of a lineage's events of one kind, oldest
         first, as the store holds it: the JSON text as written when the backend keeps text
         (SQLite; it may be anything, :func:`decode` it unless it can be passed through), else
@@ -87,24 +101,35 @@ class LineageReads:
         for doc, upto in self.lineage(trial_id=trial_id):
             after: int | None = None
             while True:
-                rows = self._read_raw(trial_id=doc["id"], kind=kind, after=after, upto=upto,
-                                      limit=batch)
+                rows = self._read_raw(
+                    trial_id=doc["id"], kind=kind, after=after, upto=upto, limit=batch
+                )
                 if rows:
                     yield [data for _, data in rows]
                 if len(rows) < batch:
                     break
                 after = rows[-1][0]
 
-    def _read_raw(self, *, trial_id: str, kind: str, after: int | None, upto: int | None,
-                  limit: int) -> list[tuple[int, str | dict[str, Any]]]:
+    def _read_raw(
+        self, *, trial_id: str, kind: str, after: int | None, upto: int | None, limit: int
+    ) -> list[tuple[int, str | dict[str, Any]]]:
         """``[(seq, data)]``: data is the stored JSON text or a decoded object (default:
         decoded; a backend holding JSON text overrides this)."""
-        return [(e.seq, e.data) for e in self.read_events(trial_id=trial_id, kinds=(kind,),
-                                                         after=after, upto=upto, limit=limit)]
+        return [
+            (e.seq, e.data)
+            for e in self.read_events(
+                trial_id=trial_id, kinds=(kind,), after=after, upto=upto, limit=limit
+            )
+        ]
 
-    def find_artifact(self, *, trial_id: str, filename: str | None = None,
-                      metadata: dict[str, Any] | None = None, batch: int = 500
-                      ) -> Event | None:
+    def find_artifact(
+        self,
+        *,
+        trial_id: str,
+        filename: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        batch: int = 500,
+    ) -> Event | None:
         """The newest artifact of a trial's lineage named ``filename`` (any name if None)
         whose metadata holds every ``metadata`` item (a key missing never matches, even a
         ``None`` value), or None. The trial's own artifacts come first, then each ancestor's
@@ -112,8 +137,9 @@ class LineageReads:
         wanted = metadata or {}
         for doc, upto in reversed(self.lineage(trial_id=trial_id)):
             while True:
-                events = self.read_events(trial_id=doc["id"], kinds=("artifact",), upto=upto,
-                                          limit=batch, reverse=True)
+                events = self.read_events(
+                    trial_id=doc["id"], kinds=("artifact",), upto=upto, limit=batch, reverse=True
+                )
                 for event in events:
                     if artifact_matches(event.data, filename, wanted):
                         return event

@@ -108,11 +108,9 @@ _MAX_DOCUMENT = (16 << 20) - (16 << 10)
 _CHECKED_TEXT = 1 << 20
 #: Write errors that mean "not now" (no primary, shutting down, interrupted...): the journal
 #: is unavailable, replaying later is safe. Any other refusal is about the event itself.
-_RETRYABLE_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435,
-                              13436})
+_RETRYABLE_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
 _AUTH_CODES = frozenset({13, 18})  # Unauthorized, AuthenticationFailed
 _CHECK_HINT = "Is the server running and reachable? Check the URI, network and credentials"
-
 
 
 # -- the store ----------------------------------------------------------------------------
@@ -168,9 +166,11 @@ class MongoDBStore(SummariesMixin, BatchedMixin, BlobsMixin, Store):
                     names = sorted(k for k in options if k not in known) or ["?"]
                     hint = text.split(". ", 1)[-1].replace("Refer to docstring.", "").strip()
                     raise ConfigError(
-                        f"invalid MongoDB URI {self.uri!r}: unknown option {names[0]!r}", hint)
-                warnings.warn_explicit(warning.message, warning.category, warning.filename,
-                                       warning.lineno)
+                        f"invalid MongoDB URI {self.uri!r}: unknown option {names[0]!r}", hint
+                    )
+                warnings.warn_explicit(
+                    warning.message, warning.category, warning.filename, warning.lineno
+                )
         self._client = client
         try:
             self._db = client[database_from_uri(uri)]
@@ -221,8 +221,9 @@ class MongoDBStore(SummariesMixin, BatchedMixin, BlobsMixin, Store):
         """Summarize the trials of a database written before summaries, once."""
         for doc in self._db.trials.find({"_sum": {"$exists": False}}, {"_id": 1}):
             self._resummarize(doc["_id"])
-        self._db.meta.update_one({"_id": "schema"}, {"$max": {"version": SCHEMA_VERSION}},
-                                 upsert=True)
+        self._db.meta.update_one(
+            {"_id": "schema"}, {"$max": {"version": SCHEMA_VERSION}}, upsert=True
+        )
 
     def drop_database(self) -> None:
         """Delete this store's whole database (for tests)."""
@@ -258,9 +259,14 @@ class MongoDBStore(SummariesMixin, BatchedMixin, BlobsMixin, Store):
         try:
             # _sum: the trial's summary state (kleio.storage.summary), complete from the start.
             # _opts: the options as where-conditions compare them (mongodb_where).
-            self._db.trials.insert_one({"_id": doc["id"], **body,
-                                        "_sum": {"last_stat_seq": None, "runs_ok": True},
-                                        "_opts": option_index(doc.get("config"))})
+            self._db.trials.insert_one(
+                {
+                    "_id": doc["id"],
+                    **body,
+                    "_sum": {"last_stat_seq": None, "runs_ok": True},
+                    "_opts": option_index(doc.get("config")),
+                }
+            )
         except DuplicateKeyError:
             return False
         return True
@@ -275,9 +281,14 @@ class MongoDBStore(SummariesMixin, BatchedMixin, BlobsMixin, Store):
         self._db.trials.update_one({"_id": trial_id}, {"$set": self._to_mongo(fields)})
 
     @staticmethod
-    def _filters(*, statuses: Sequence[str] | None, tags: Sequence[str] | None,
-                 since: float | None, project: str | None, branches: bool | None
-                 ) -> dict[str, Any]:
+    def _filters(
+        *,
+        statuses: Sequence[str] | None,
+        tags: Sequence[str] | None,
+        since: float | None,
+        project: str | None,
+        branches: bool | None,
+    ) -> dict[str, Any]:
         query: dict[str, Any] = {}
         if statuses is not None:
             query["status"] = {"$in": list(statuses)}
@@ -295,18 +306,30 @@ class MongoDBStore(SummariesMixin, BatchedMixin, BlobsMixin, Store):
         return query
 
     @guarded
-    def _find_trials_narrowed(self, *, hints: Sequence[tuple[str, str, float]],
-                              **filters: Any) -> list[dict[str, Any]]:
+    def _find_trials_narrowed(
+        self, *, hints: Sequence[tuple[str, str, float]], **filters: Any
+    ) -> list[dict[str, Any]]:
         return self._find_trials(**filters, narrow=narrowing(self._db, hints))
 
     @guarded
-    def _find_trials(self, *, id_prefix: str | None, statuses: Sequence[str] | None,
-                     tags: Sequence[str] | None, parent_id: str | None, field: str,
-                     descending: bool, limit: int | None, since: float | None,
-                     project: str | None, branches: bool | None,
-                     narrow: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        query = self._filters(statuses=statuses, tags=tags, since=since, project=project,
-                              branches=branches)
+    def _find_trials(
+        self,
+        *,
+        id_prefix: str | None,
+        statuses: Sequence[str] | None,
+        tags: Sequence[str] | None,
+        parent_id: str | None,
+        field: str,
+        descending: bool,
+        limit: int | None,
+        since: float | None,
+        project: str | None,
+        branches: bool | None,
+        narrow: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        query = self._filters(
+            statuses=statuses, tags=tags, since=since, project=project, branches=branches
+        )
         if narrow:
             query = {**query, "$and": [narrow]} if query else narrow
         if id_prefix:
@@ -366,15 +389,17 @@ class MongoDBStore(SummariesMixin, BatchedMixin, BlobsMixin, Store):
         return Event(doc["trial_id"], int(doc["seq"]), doc["kind"], doc["time"], data)
 
     @guarded
-    def _try_append(self, *, trial_id: str, event: NewEvent,
-                    fields: dict[str, Any] | None) -> bool:
+    def _try_append(self, *, trial_id: str, event: NewEvent, fields: dict[str, Any] | None) -> bool:
         try:
             self._db.events.insert_one(self._event_doc(trial_id, event))
         except DuplicateKeyError:
             return False
         if event[1] in ("statistic", "metrics"):
-            self._summarize(trial_id, [(event[0], event[3])] if event[1] == "statistic"
-                            else [], event[1] == "metrics")
+            self._summarize(
+                trial_id,
+                [(event[0], event[3])] if event[1] == "statistic" else [],
+                event[1] == "metrics",
+            )
         # Not atomic with the insert (no transactions): the journal is the truth and the
         # trial's cached fields are rewritten by the next update if this one is lost.
         if fields:
@@ -398,12 +423,16 @@ class MongoDBStore(SummariesMixin, BatchedMixin, BlobsMixin, Store):
                     # Some events may be in: summaries are rebuilt from the journal next time.
                     self._db.trials.update_one({"_id": trial_id}, {"$unset": {"_sum": ""}})
                     first = (others or details["writeConcernErrors"])[0]
-                    message = (f"the MongoDB server at {self._hosts} refused journal events: "
-                               f"{first.get('errmsg', first)}")
+                    message = (
+                        f"the MongoDB server at {self._hosts} refused journal events: "
+                        f"{first.get('errmsg', first)}"
+                    )
                     if details.get("writeConcernErrors") or any(
-                            e.get("code") in _RETRYABLE_CODES for e in others):
-                        raise StoreUnavailable(message, "replaying the batch later is safe") \
-                            from None
+                        e.get("code") in _RETRYABLE_CODES for e in others
+                    ):
+                        raise StoreUnavailable(
+                            message, "replaying the batch later is safe"
+                        ) from None
                     # Refused for what it holds (too large, invalid): not an outage. The
                     # runner then stores the batch's events one by one and counts the refused.
                     raise ValueError(message) from None
@@ -427,8 +456,9 @@ class MongoDBStore(SummariesMixin, BatchedMixin, BlobsMixin, Store):
         return self._read_summaries_of(trial_ids)
 
     @guarded
-    def _summary_mark(self, *, trial_id: str, upto: int
-                      ) -> tuple[int, dict[str, dict[str, Any]]] | None:
+    def _summary_mark(
+        self, *, trial_id: str, upto: int
+    ) -> tuple[int, dict[str, dict[str, Any]]] | None:
         return self._summary_mark_of(trial_id, upto)
 
     @guarded
@@ -436,26 +466,60 @@ class MongoDBStore(SummariesMixin, BatchedMixin, BlobsMixin, Store):
         return self._step_runs_of(trial_id, key)
 
     @guarded
-    def _declared_primaries(self, *, statuses: Sequence[str] | None,
-                            tags: Sequence[str] | None, since: float | None,
-                            project: str | None) -> tuple[set[str], bool]:
-        return self._declared_primaries_of(self._filters(
-            statuses=statuses, tags=tags, since=since, project=project, branches=False))
+    def _declared_primaries(
+        self,
+        *,
+        statuses: Sequence[str] | None,
+        tags: Sequence[str] | None,
+        since: float | None,
+        project: str | None,
+    ) -> tuple[set[str], bool]:
+        return self._declared_primaries_of(
+            self._filters(
+                statuses=statuses, tags=tags, since=since, project=project, branches=False
+            )
+        )
 
     @guarded
-    def _rank_trials(self, *, metric: str, mode: str | None, default_mode: str | None,
-                     descending: bool, statuses: Sequence[str] | None,
-                     tags: Sequence[str] | None, since: float | None, project: str | None,
-                     offset: int, limit: int) -> list[tuple[dict[str, Any], float]]:
-        trial_query = self._filters(statuses=statuses, tags=tags, since=None, project=project,
-                                    branches=False)
-        return self._rank_trials_of(metric=metric, mode=mode, default_mode=default_mode,
-                                    descending=descending, since=since,
-                                    trial_query=trial_query, offset=offset, limit=limit)
+    def _rank_trials(
+        self,
+        *,
+        metric: str,
+        mode: str | None,
+        default_mode: str | None,
+        descending: bool,
+        statuses: Sequence[str] | None,
+        tags: Sequence[str] | None,
+        since: float | None,
+        project: str | None,
+        offset: int,
+        limit: int,
+    ) -> list[tuple[dict[str, Any], float]]:
+        trial_query = self._filters(
+            statuses=statuses, tags=tags, since=None, project=project, branches=False
+        )
+        return self._rank_trials_of(
+            metric=metric,
+            mode=mode,
+            default_mode=default_mode,
+            descending=descending,
+            since=since,
+            trial_query=trial_query,
+            offset=offset,
+            limit=limit,
+        )
 
     @guarded
-    def _read_events(self, *, trial_id: str, kinds: Sequence[str] | None, after: int | None,
-                     upto: int | None, limit: int | None, reverse: bool) -> list[Event]:
+    def _read_events(
+        self,
+        *,
+        trial_id: str,
+        kinds: Sequence[str] | None,
+        after: int | None,
+        upto: int | None,
+        limit: int | None,
+        reverse: bool,
+    ) -> list[Event]:
         low = 0 if after is None else max(after + 1, 0)
         high = INT64[1] if upto is None else min(upto, INT64[1])
         if low > high:
@@ -510,5 +574,14 @@ class MongoDBStore(SummariesMixin, BatchedMixin, BlobsMixin, Store):
             self._client.close()
 
 
-__all__ = ["BLOB_BUCKET", "DEFAULT_DATABASE", "INDEXES_VERSION", "MongoDBStore",
-           "database_from_uri", "ensure_indexes", "has_journal", "hosts_of", "with_database"]
+__all__ = [
+    "BLOB_BUCKET",
+    "DEFAULT_DATABASE",
+    "INDEXES_VERSION",
+    "MongoDBStore",
+    "database_from_uri",
+    "ensure_indexes",
+    "has_journal",
+    "hosts_of",
+    "with_database",
+]

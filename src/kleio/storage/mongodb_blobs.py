@@ -27,6 +27,7 @@ class BlobsMixin:
     _bucket: Any
 
     if TYPE_CHECKING:  # provided by Store (a stub here would come first in the MRO)
+
         def has_blob(self, *, sha256: str) -> bool: ...
 
     @property
@@ -69,10 +70,10 @@ class BlobsMixin:
 
     @guarded
     def _delete_blob(self, *, sha256: str) -> int:
-        doc = self._db[f"{BLOB_BUCKET}.files"].find_one({"filename": sha256},
-                                                        {"_id": 1, "length": 1})
+        doc = self._db[f"{BLOB_BUCKET}.files"].find_one(
+            {"filename": sha256}, {"_id": 1, "length": 1}
+        )
         if doc is None:
             return 0
         self._blobs.delete(doc["_id"])
         return int(doc.get("length") or 0)
-

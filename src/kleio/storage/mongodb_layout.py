@@ -135,8 +135,9 @@ def ensure_indexes(db: Any) -> None:
     db.summaries.create_index([("trial_id", asc)], name="trial")
     for side in ("min", "max"):
         db.summaries.create_index([("name", asc), (side, asc)], name=f"name_{side}")
-    db.step_runs.create_index([("trial_id", asc), ("key", asc), ("first_seq", asc)],
-                              name="trial_key_seq")
+    db.step_runs.create_index(
+        [("trial_id", asc), ("key", asc), ("first_seq", asc)], name="trial_key_seq"
+    )
     files, chunks = db[f"{BLOB_BUCKET}.files"], db[f"{BLOB_BUCKET}.chunks"]
     files.create_index([("filename", asc)], name="sha256", unique=True)
     # The indexes the GridFS spec asks for, made here so that uploads need no createIndex.
@@ -189,16 +190,20 @@ def has_journal(uri: str) -> bool:
     create the collections and indexes of a new journal first.
     """
     try:
-        client: Any = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000,
-                                          connectTimeoutMS=5000, appname="kleio")
+        client: Any = pymongo.MongoClient(
+            uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, appname="kleio"
+        )
     except (PyMongoError, ValueError) as error:
-        raise StoreUnavailable(f"cannot use the MongoDB URI {mask_uri(uri)}: "
-                               f"{mask_uri(str(error))}") from None
+        raise StoreUnavailable(
+            f"cannot use the MongoDB URI {mask_uri(uri)}: {mask_uri(str(error))}"
+        ) from None
     try:
         names = client[database_from_uri(uri)].list_collection_names()
     except PyMongoError:
-        raise StoreUnavailable(f"cannot reach the MongoDB server at {hosts_of(uri)}",
-                               "check that it runs and that the URI names it") from None
+        raise StoreUnavailable(
+            f"cannot reach the MongoDB server at {hosts_of(uri)}",
+            "check that it runs and that the URI names it",
+        ) from None
     finally:
         client.close()
     return "trials" in names

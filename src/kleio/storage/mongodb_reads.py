@@ -29,39 +29,48 @@ class BatchedMixin:
     _db: Any
 
     if TYPE_CHECKING:  # provided by the store and SummariesMixin (stubs would shadow them)
+
         def _unavailable(self, exc: BaseException) -> Any: ...
         @staticmethod
         def _from_mongo(doc: dict[str, Any]) -> dict[str, Any]: ...
         @staticmethod
         def _to_event(doc: dict[str, Any]) -> Event: ...
-        def _summary_marks_of(self, cuts: Sequence[tuple[str, int]]
-                              ) -> dict[tuple[str, int],
-                                        tuple[int, dict[str, dict[str, Any]]]]: ...
+        def _summary_marks_of(
+            self, cuts: Sequence[tuple[str, int]]
+        ) -> dict[tuple[str, int], tuple[int, dict[str, dict[str, Any]]]]: ...
 
     @guarded
     def _get_trials(self, *, trial_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        return {doc["_id"]: self._from_mongo(doc)
-                for doc in self._db.trials.find({"_id": {"$in": list(trial_ids)}},
-                                                batch_size=BATCH)}
+        return {
+            doc["_id"]: self._from_mongo(doc)
+            for doc in self._db.trials.find({"_id": {"$in": list(trial_ids)}}, batch_size=BATCH)
+        }
 
     @guarded
-    def _read_events_of(self, *, trial_ids: Sequence[str], kinds: Sequence[str]
-                        ) -> dict[str, list[Event]]:
+    def _read_events_of(
+        self, *, trial_ids: Sequence[str], kinds: Sequence[str]
+    ) -> dict[str, list[Event]]:
         # Served by the (trial_id, kind, seq) index; the caller puts each trial's in order.
         found: dict[str, list[Event]] = {}
-        for doc in self._db.events.find({"trial_id": {"$in": list(trial_ids)},
-                                         "kind": {"$in": list(kinds)}}, batch_size=BATCH):
+        for doc in self._db.events.find(
+            {"trial_id": {"$in": list(trial_ids)}, "kind": {"$in": list(kinds)}}, batch_size=BATCH
+        ):
             event = self._to_event(doc)
             found.setdefault(event.trial_id, []).append(event)
         return found
 
-    def _iter_ranges(self, *, kind: str,
-                     ranges: Sequence[tuple[str, int | None, int | None]]
-                     ) -> Iterator[tuple[int, Event]]:
-        spans = [(t, -1 if after is None else after,
-                  INT64[1] if upto is None else min(upto, INT64[1])) for t, after, upto in ranges]
-        clauses = [{"trial_id": t, "kind": kind, "seq": {"$gt": Int64(low), "$lte": Int64(high)}}
-                   for t, low, high in spans if low < high]
+    def _iter_ranges(
+        self, *, kind: str, ranges: Sequence[tuple[str, int | None, int | None]]
+    ) -> Iterator[tuple[int, Event]]:
+        spans = [
+            (t, -1 if after is None else after, INT64[1] if upto is None else min(upto, INT64[1]))
+            for t, after, upto in ranges
+        ]
+        clauses = [
+            {"trial_id": t, "kind": kind, "seq": {"$gt": Int64(low), "$lte": Int64(high)}}
+            for t, low, high in spans
+            if low < high
+        ]
         if not clauses:
             return
         by_trial: dict[str, list[int]] = {}
@@ -79,7 +88,7 @@ class BatchedMixin:
             raise self._unavailable(exc) from None
 
     @guarded
-    def _summary_marks(self, *, cuts: Sequence[tuple[str, int]]
-                       ) -> dict[tuple[str, int], tuple[int, dict[str, dict[str, Any]]]]:
+    def _summary_marks(
+        self, *, cuts: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[int, dict[str, dict[str, Any]]]]:
         return self._summary_marks_of(cuts)
-

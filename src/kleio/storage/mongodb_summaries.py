@@ -42,8 +42,11 @@ MARK_EVERY = 10_000
 
 def _state(doc: dict[str, Any] | None) -> dict[str, Any]:
     state = doc or {}
-    return {"last_stat_seq": state.get("last_stat_seq"), "runs_ok": bool(state.get("runs_ok")),
-            "since_mark": state.get("since_mark") or 0}
+    return {
+        "last_stat_seq": state.get("last_stat_seq"),
+        "runs_ok": bool(state.get("runs_ok")),
+        "since_mark": state.get("since_mark") or 0,
+    }
 
 
 class SummariesMixin:
@@ -79,10 +82,14 @@ class SummariesMixin:
                 entries[doc["name"]] = {k: doc.get(k) for k in fields}
             runs: dict[str, dict[str, Any]] = {}
             if state["runs_ok"] and state["last_stat_seq"] is not None:
-                for doc in self._db.step_runs.find({"trial_id": trial_id,
-                                                    "last_seq": state["last_stat_seq"]}):
-                    runs[doc["key"]] = {"first_seq": doc["first_seq"],
-                                        "last_seq": doc["last_seq"], "value": doc["value"]}
+                for doc in self._db.step_runs.find(
+                    {"trial_id": trial_id, "last_seq": state["last_stat_seq"]}
+                ):
+                    runs[doc["key"]] = {
+                        "first_seq": doc["first_seq"],
+                        "last_seq": doc["last_seq"],
+                        "value": doc["value"],
+                    }
             fold = Fold(entries, state, runs, mark_every=MARK_EVERY)
             fold.add_texts(stats)  # by columns where it can, as add(seq, decode(text)) each
             self._write_fold(trial_id, trial.get("created_at"), fold)
@@ -99,8 +106,9 @@ class SummariesMixin:
         for name in ("summaries", "step_runs", "summary_marks"):
             self._db[name].delete_many({"trial_id": trial_id})
         fold = Fold(mark_every=MARK_EVERY)
-        cursor = self._db.events.find({"trial_id": trial_id, "kind": "statistic"},
-                                      sort=[("seq", pymongo.ASCENDING)])
+        cursor = self._db.events.find(
+            {"trial_id": trial_id, "kind": "statistic"}, sort=[("seq", pymongo.ASCENDING)]
+        )
         for doc in cursor:
             event = self._to_event(doc)  # type: ignore[attr-defined]
             fold.add(event.seq, {k: v for k, v in event.data.items() if encodable(k)})
@@ -112,73 +120,139 @@ class SummariesMixin:
         crash before it leaves the state of the previous batch, never a state ahead of the
         summaries)."""
         summaries = [
-            UpdateOne({"_id": f"{trial_id}:{name}"},
-                      {"$set": {**{k: plain(v) for k, v in fold.entries[name].items()},
-                                "trial_id": trial_id, "name": name, "created_at": created_at},
-                       "$setOnInsert": {"mode": None, "primary": False}},
-                      upsert=True)
-            for name in fold.changed]
+            UpdateOne(
+                {"_id": f"{trial_id}:{name}"},
+                {
+                    "$set": {
+                        **{k: plain(v) for k, v in fold.entries[name].items()},
+                        "trial_id": trial_id,
+                        "name": name,
+                        "created_at": created_at,
+                    },
+                    "$setOnInsert": {"mode": None, "primary": False},
+                },
+                upsert=True,
+            )
+            for name in fold.changed
+        ]
         if summaries:
             self._db.summaries.bulk_write(summaries, ordered=False)
         runs = [
-            UpdateOne({"_id": f"{trial_id}:{key}:{first:016x}"},
-                      {"$set": {"trial_id": trial_id, "key": key, "first_seq": Int64(first),
-                                "last_seq": Int64(run["last_seq"]),
-                                "value": plain(run["value"])}},
-                      upsert=True)
-            for (key, first), run in fold.changed_runs.items()]
+            UpdateOne(
+                {"_id": f"{trial_id}:{key}:{first:016x}"},
+                {
+                    "$set": {
+                        "trial_id": trial_id,
+                        "key": key,
+                        "first_seq": Int64(first),
+                        "last_seq": Int64(run["last_seq"]),
+                        "value": plain(run["value"]),
+                    }
+                },
+                upsert=True,
+            )
+            for (key, first), run in fold.changed_runs.items()
+        ]
         if runs:
             self._db.step_runs.bulk_write(runs, ordered=False)
         marks = [
-            UpdateOne({"_id": event_key(trial_id, seq)},
-                      {"$set": {"trial_id": trial_id, "seq": Int64(seq),
-                                "entries": [{**{k: plain(v) for k, v in entry.items()},
-                                             "name": name} for name, entry in entries.items()]}},
-                      upsert=True)
-            for seq, entries in fold.marks]
+            UpdateOne(
+                {"_id": event_key(trial_id, seq)},
+                {
+                    "$set": {
+                        "trial_id": trial_id,
+                        "seq": Int64(seq),
+                        "entries": [
+                            {**{k: plain(v) for k, v in entry.items()}, "name": name}
+                            for name, entry in entries.items()
+                        ],
+                    }
+                },
+                upsert=True,
+            )
+            for seq, entries in fold.marks
+        ]
         if marks:
             self._db.summary_marks.bulk_write(marks, ordered=False)
         state = fold.state
-        self._db.trials.update_one({"_id": trial_id}, {"$set": {"_sum": {
-            "last_stat_seq": state["last_stat_seq"], "runs_ok": bool(state["runs_ok"]),
-            "since_mark": int(state.get("since_mark") or 0)}}})
+        self._db.trials.update_one(
+            {"_id": trial_id},
+            {
+                "$set": {
+                    "_sum": {
+                        "last_stat_seq": state["last_stat_seq"],
+                        "runs_ok": bool(state["runs_ok"]),
+                        "since_mark": int(state.get("since_mark") or 0),
+                    }
+                }
+            },
+        )
 
     def _declare(self, trial_id: str, created_at: Any) -> None:
         """Bring the trial's declared modes and primary metric in line with its events."""
         from kleio.storage.summary import declarations, new_entry
 
-        datas = [e.data for e in self._read_events(  # type: ignore[attr-defined]
-            trial_id=trial_id, kinds=("metrics",), after=None, upto=None, limit=None,
-            reverse=False)]
+        datas = [
+            e.data
+            for e in self._read_events(  # type: ignore[attr-defined]
+                trial_id=trial_id,
+                kinds=("metrics",),
+                after=None,
+                upto=None,
+                limit=None,
+                reverse=False,
+            )
+        ]
         modes, primary = declarations(datas)
-        named = [name for name in {**dict.fromkeys(modes), **({primary: None} if primary
-                                                               else {})} if encodable(name)]
+        named = [
+            name
+            for name in {**dict.fromkeys(modes), **({primary: None} if primary else {})}
+            if encodable(name)
+        ]
         keys = [f"{trial_id}:{name}" for name in named]
         # Unordered: the reset names none of the declared (no write depends on another).
-        writes: list[Any] = [UpdateMany({"trial_id": trial_id, "_id": {"$nin": keys}},
-                                        {"$set": {"mode": None, "primary": False}})]
-        writes += [UpdateOne({"_id": key},
-                             {"$set": {"mode": modes.get(name), "primary": name == primary},
-                              "$setOnInsert": {**new_entry(), "trial_id": trial_id,
-                                               "name": name, "created_at": created_at}},
-                             upsert=True)
-                   for name, key in zip(named, keys)]
+        writes: list[Any] = [
+            UpdateMany(
+                {"trial_id": trial_id, "_id": {"$nin": keys}},
+                {"$set": {"mode": None, "primary": False}},
+            )
+        ]
+        writes += [
+            UpdateOne(
+                {"_id": key},
+                {
+                    "$set": {"mode": modes.get(name), "primary": name == primary},
+                    "$setOnInsert": {
+                        **new_entry(),
+                        "trial_id": trial_id,
+                        "name": name,
+                        "created_at": created_at,
+                    },
+                },
+                upsert=True,
+            )
+            for name, key in zip(named, keys)
+        ]
         self._db.summaries.bulk_write(writes, ordered=False)
 
     def _read_summaries_of(self, trial_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         from kleio.storage.summary import ENTRY_FIELDS
 
         found: dict[str, dict[str, Any]] = {}
-        for doc in self._db.trials.find({"_id": {"$in": list(trial_ids)},
-                                         "_sum": {"$exists": True}}, {"_sum": 1}):
+        for doc in self._db.trials.find(
+            {"_id": {"$in": list(trial_ids)}, "_sum": {"$exists": True}}, {"_sum": 1}
+        ):
             state = _state(doc["_sum"])
-            found[doc["_id"]] = {"entries": {}, "modes": {}, "primary": None,
-                                 "last_stat_seq": state["last_stat_seq"],
-                                 "runs_ok": state["runs_ok"]}
+            found[doc["_id"]] = {
+                "entries": {},
+                "modes": {},
+                "primary": None,
+                "last_stat_seq": state["last_stat_seq"],
+                "runs_ok": state["runs_ok"],
+            }
         if not found:
             return found
-        for doc in self._db.summaries.find({"trial_id": {"$in": list(found)}},
-                                           batch_size=10_000):
+        for doc in self._db.summaries.find({"trial_id": {"$in": list(found)}}, batch_size=10_000):
             summary = found[doc["trial_id"]]
             name = doc["name"]
             if doc.get("count"):
@@ -189,8 +263,9 @@ class SummariesMixin:
                 summary["primary"] = name
         return found
 
-    def _summary_mark_of(self, trial_id: str, upto: int
-                         ) -> tuple[int, dict[str, dict[str, Any]]] | None:
+    def _summary_mark_of(
+        self, trial_id: str, upto: int
+    ) -> tuple[int, dict[str, dict[str, Any]]] | None:
         from kleio.storage.summary import ENTRY_FIELDS
 
         trial = self._db.trials.find_one({"_id": trial_id}, {"_sum": 1})
@@ -199,50 +274,75 @@ class SummariesMixin:
         high = min(upto, INT64[1])
         if high < 0:
             return None
-        found = list(self._db.summary_marks.find(
-            {"_id": {"$gte": event_key(trial_id, 0), "$lte": event_key(trial_id, high)},
-             "trial_id": trial_id}, sort=[("_id", pymongo.DESCENDING)]).limit(1))
+        found = list(
+            self._db.summary_marks.find(
+                {
+                    "_id": {"$gte": event_key(trial_id, 0), "$lte": event_key(trial_id, high)},
+                    "trial_id": trial_id,
+                },
+                sort=[("_id", pymongo.DESCENDING)],
+            ).limit(1)
+        )
         if not found:
             return None
-        return int(found[0]["seq"]), {item["name"]: {k: item.get(k) for k in ENTRY_FIELDS}
-                                      for item in found[0]["entries"]}
+        return int(found[0]["seq"]), {
+            item["name"]: {k: item.get(k) for k in ENTRY_FIELDS} for item in found[0]["entries"]
+        }
 
-    def _summary_marks_of(self, cuts: Sequence[tuple[str, int]]
-                          ) -> dict[tuple[str, int], tuple[int, dict[str, dict[str, Any]]]]:
+    def _summary_marks_of(
+        self, cuts: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[int, dict[str, dict[str, Any]]]]:
         """The latest mark at or before each ``(trial id, upto)``: three requests (the
         trials' states, the marks' keys, the chosen marks) whatever the number of cuts."""
         from kleio.storage.summary import ENTRY_FIELDS
 
         ids = list({trial_id for trial_id, _ in cuts})
-        ordered = {doc["_id"] for doc in self._db.trials.find({"_id": {"$in": ids}},
-                                                              {"_sum": 1})
-                   if _state(doc.get("_sum"))["runs_ok"]}  # marks hold only then
+        ordered = {
+            doc["_id"]
+            for doc in self._db.trials.find({"_id": {"$in": ids}}, {"_sum": 1})
+            if _state(doc.get("_sum"))["runs_ok"]
+        }  # marks hold only then
         spans = [(t, min(upto, INT64[1])) for t, upto in cuts if t in ordered and upto >= 0]
         if not spans:
             return {}
         keys = self._db.summary_marks.find(
-            {"$or": [{"_id": {"$gte": event_key(t, 0), "$lte": event_key(t, high)}}
-                     for t, high in spans]}, {"trial_id": 1, "seq": 1})
+            {
+                "$or": [
+                    {"_id": {"$gte": event_key(t, 0), "$lte": event_key(t, high)}}
+                    for t, high in spans
+                ]
+            },
+            {"trial_id": 1, "seq": 1},
+        )
         seqs: dict[str, list[int]] = {}
         for doc in keys:
             seqs.setdefault(doc["trial_id"], []).append(int(doc["seq"]))
         chosen: dict[tuple[str, int], int] = {}
-        for (trial_id, upto), (_, high) in zip([c for c in cuts if c[0] in ordered
-                                                and c[1] >= 0], spans):
+        for (trial_id, upto), (_, high) in zip(
+            [c for c in cuts if c[0] in ordered and c[1] >= 0], spans
+        ):
             below = [seq for seq in seqs.get(trial_id, ()) if seq <= high]
             if below:
                 chosen[(trial_id, upto)] = max(below)
         if not chosen:
             return {}
-        marks = {doc["_id"]: doc for doc in self._db.summary_marks.find(
-            {"_id": {"$in": [event_key(t, seq) for (t, _), seq in chosen.items()]}})}
+        marks = {
+            doc["_id"]: doc
+            for doc in self._db.summary_marks.find(
+                {"_id": {"$in": [event_key(t, seq) for (t, _), seq in chosen.items()]}}
+            )
+        }
         found = {}
         for (trial_id, upto), seq in chosen.items():
             doc = marks.get(event_key(trial_id, seq))
             if doc is not None:
-                found[(trial_id, upto)] = (seq, {item["name"]: {k: item.get(k)
-                                                                for k in ENTRY_FIELDS}
-                                                 for item in doc["entries"]})
+                found[(trial_id, upto)] = (
+                    seq,
+                    {
+                        item["name"]: {k: item.get(k) for k in ENTRY_FIELDS}
+                        for item in doc["entries"]
+                    },
+                )
         return found
 
     def _step_runs_of(self, trial_id: str, key: str) -> list[dict[str, Any]] | None:
@@ -251,10 +351,12 @@ class SummariesMixin:
             return []
         if not (trial.get("_sum") or {}).get("runs_ok"):
             return None
-        return [{"first_seq": int(d["first_seq"]), "last_seq": int(d["last_seq"]),
-                 "value": d["value"]}
-                for d in self._db.step_runs.find({"trial_id": trial_id, "key": key},
-                                                 sort=[("first_seq", pymongo.ASCENDING)])]
+        return [
+            {"first_seq": int(d["first_seq"]), "last_seq": int(d["last_seq"]), "value": d["value"]}
+            for d in self._db.step_runs.find(
+                {"trial_id": trial_id, "key": key}, sort=[("first_seq", pymongo.ASCENDING)]
+            )
+        ]
 
     def _declared_primaries_of(self, query: dict[str, Any]) -> tuple[set[str], bool]:
         names: set[str] = set()
@@ -270,9 +372,18 @@ class SummariesMixin:
                 declaring += 1
         return names, total > declaring
 
-    def _rank_trials_of(self, *, metric: str, mode: str | None, default_mode: str | None,
-                        descending: bool, since: float | None, trial_query: dict[str, Any],
-                        offset: int, limit: int) -> list[tuple[dict[str, Any], float]]:
+    def _rank_trials_of(
+        self,
+        *,
+        metric: str,
+        mode: str | None,
+        default_mode: str | None,
+        descending: bool,
+        since: float | None,
+        trial_query: dict[str, Any],
+        offset: int,
+        limit: int,
+    ) -> list[tuple[dict[str, Any], float]]:
         direction = pymongo.DESCENDING if descending else pymongo.ASCENDING
         streams = []
         for side in ("max", "min") if mode is None else (mode,):
@@ -282,9 +393,14 @@ class SummariesMixin:
             if since is not None:
                 query["created_at"] = {"$gte": float(since)}
             cursor = self._db.summaries.find(
-                query, {"trial_id": 1, side: 1, "created_at": 1},
-                sort=[(side, direction), ("created_at", pymongo.DESCENDING),
-                      ("trial_id", pymongo.ASCENDING)])
+                query,
+                {"trial_id": 1, side: 1, "created_at": 1},
+                sort=[
+                    (side, direction),
+                    ("created_at", pymongo.DESCENDING),
+                    ("trial_id", pymongo.ASCENDING),
+                ],
+            )
             streams.append(_ranked(cursor, side, descending))
         merged = heapq.merge(*streams) if len(streams) > 1 else streams[0]
         out: list[tuple[dict[str, Any], float]] = []
@@ -294,8 +410,7 @@ class SummariesMixin:
         def flush() -> bool:
             nonlocal skip
             ids = [item[2] for item in batch]
-            docs = {d["_id"]: d for d in self._db.trials.find({**trial_query,
-                                                               "_id": {"$in": ids}})}
+            docs = {d["_id"]: d for d in self._db.trials.find({**trial_query, "_id": {"$in": ids}})}
             for item in batch:
                 doc = docs.get(item[2])
                 if doc is None:
@@ -324,5 +439,9 @@ def _ranked(cursor: Any, side: str, descending: bool) -> Any:
         value = doc.get(side)
         if value is None:  # tested again: a server may get {$ne: null} wrong
             continue
-        yield (-value if descending else value, -(doc.get("created_at") or 0),
-               doc["trial_id"], value)
+        yield (
+            -value if descending else value,
+            -(doc.get("created_at") or 0),
+            doc["trial_id"],
+            value,
+        )

@@ -100,8 +100,10 @@ def narrowing(db: Any, hints: Sequence[tuple[str, str, float]]) -> dict[str, Any
             query = _summary_clause(*metric, op, number)
             if metric[0] != name:  # NAME.last: or a metric named so, whose best it is
                 query = {"$or": [query, _summary_clause(name, "best", op, number)]}
-            ids = [doc["trial_id"] for doc in db.summaries.find(
-                query, {"trial_id": 1}).limit(MAX_IDS + 1)]
+            ids = [
+                doc["trial_id"]
+                for doc in db.summaries.find(query, {"trial_id": 1}).limit(MAX_IDS + 1)
+            ]
             if len(ids) <= MAX_IDS:
                 lacking["$or"] = [{"_id": {"$in": ids}}, {"parent.id": {"$exists": True}}]
         either.append(lacking)

@@ -23,8 +23,7 @@ EXECUTION_SHIFT = 32
 
 #: ``ledger`` events are bookkeeping of the runner (see :mod:`kleio.ledger`), not shown by readers.
 #: ``metrics`` events are metric declarations (see :mod:`kleio.metrics`).
-EVENT_KINDS = ("status", "stdout", "stderr", "statistic", "artifact", "ledger", "metrics",
-               "check")
+EVENT_KINDS = ("status", "stdout", "stderr", "statistic", "artifact", "ledger", "metrics", "check")
 
 STATUSES = (
     "new",
@@ -39,8 +38,19 @@ STATUSES = (
 
 #: Trial document fields that can change after creation (a cache of the journal).
 MUTABLE_FIELDS = frozenset(
-    {"status", "status_at", "heartbeat_at", "runner", "started_at", "ended_at", "exit_code",
-     "tags", "stop_requested", "checks", "note"}
+    {
+        "status",
+        "status_at",
+        "heartbeat_at",
+        "runner",
+        "started_at",
+        "ended_at",
+        "exit_code",
+        "tags",
+        "stop_requested",
+        "checks",
+        "note",
+    }
 )
 
 #: Fields ``find_trials`` can sort on (prefix with ``-`` for descending).
@@ -71,21 +81,24 @@ class Event:
 
     __slots__ = ("data", "kind", "seq", "time", "trial_id")
 
-    def __init__(self, trial_id: str, seq: int, kind: str, time: float,
-                 data: dict[str, Any]) -> None:
-        self.trial_id, self.seq, self.kind, self.time, self.data = (
-            trial_id, seq, kind, time, data)
+    def __init__(
+        self, trial_id: str, seq: int, kind: str, time: float, data: dict[str, Any]
+    ) -> None:
+        self.trial_id, self.seq, self.kind, self.time, self.data = (trial_id, seq, kind, time, data)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Event) and (
-            self.trial_id, self.seq, self.kind, self.time, self.data) == (
-            other.trial_id, other.seq, other.kind, other.time, other.data)
+            self.trial_id,
+            self.seq,
+            self.kind,
+            self.time,
+            self.data,
+        ) == (other.trial_id, other.seq, other.kind, other.time, other.data)
 
     __hash__ = None  # type: ignore[assignment]  # mutable data: not hashable, like a dict
 
     def __repr__(self) -> str:
-        return (f"Event({self.trial_id!r}, {self.seq}, {self.kind!r}, {self.time}, "
-                f"{self.data!r})")
+        return f"Event({self.trial_id!r}, {self.seq}, {self.kind!r}, {self.time}, {self.data!r})"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -194,8 +207,9 @@ def is_digest(text: str) -> bool:
     return len(text) == 64 and _HEX.issuperset(text)
 
 
-def copy_hashing(source: IO[bytes], sink: IO[bytes] | None = None,
-                 chunk: int = 1 << 20) -> tuple[str, int]:
+def copy_hashing(
+    source: IO[bytes], sink: IO[bytes] | None = None, chunk: int = 1 << 20
+) -> tuple[str, int]:
     """Read ``source`` to its end, writing it to ``sink`` if given; return (sha256, size)."""
     import hashlib  # only the blob paths need it
 
@@ -211,14 +225,12 @@ def copy_hashing(source: IO[bytes], sink: IO[bytes] | None = None,
 def schema_too_new(journal: str, version: object) -> SchemaVersionError:
     """The one error for a journal written by a newer kleio (every backend raises it)."""
     return SchemaVersionError(
-        f"the journal {journal} was written by a newer kleio (schema {version} > "
-        f"{SCHEMA_VERSION})",
+        f"the journal {journal} was written by a newer kleio (schema {version} > {SCHEMA_VERSION})",
         "upgrade kleio on this machine (pip install -U kleio)",
     )
 
 
-def artifact_matches(data: dict[str, Any], filename: str | None,
-                     metadata: dict[str, Any]) -> bool:
+def artifact_matches(data: dict[str, Any], filename: str | None, metadata: dict[str, Any]) -> bool:
     """Whether an artifact event's data is named ``filename`` (any if None) and holds every
     item of ``metadata``."""
     if filename is not None and data.get("filename") != filename:

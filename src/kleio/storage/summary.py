@@ -50,8 +50,19 @@ STEP_KEYS = ("step", "global_step", "epoch", "iteration", "iter")
 RUN_KEYS = ("epoch",)
 
 #: The fields of one summary entry, in the order backends store them.
-ENTRY_FIELDS = ("count", "last", "last_seq", "min", "min_seq", "min_step", "min_step_key",
-                "max", "max_seq", "max_step", "max_step_key")
+ENTRY_FIELDS = (
+    "count",
+    "last",
+    "last_seq",
+    "min",
+    "min_seq",
+    "min_step",
+    "min_step_key",
+    "max",
+    "max_seq",
+    "max_step",
+    "max_step_key",
+)
 
 _PLAIN = (int, float, str)
 _NUMBERS = {int, float}
@@ -74,19 +85,31 @@ class Fold:
             "value"}}``), updated in place.
     """
 
-    __slots__ = ("changed", "changed_runs", "entries", "mark_every", "marks", "runs", "state",
-                 "stored_runs")
+    __slots__ = (
+        "changed",
+        "changed_runs",
+        "entries",
+        "mark_every",
+        "marks",
+        "runs",
+        "state",
+        "stored_runs",
+    )
 
-    def __init__(self, entries: dict[str, dict[str, Any]] | None = None,
-                 state: dict[str, Any] | None = None,
-                 runs: dict[str, dict[str, Any]] | None = None,
-                 mark_every: int | None = None) -> None:
+    def __init__(
+        self,
+        entries: dict[str, dict[str, Any]] | None = None,
+        state: dict[str, Any] | None = None,
+        runs: dict[str, dict[str, Any]] | None = None,
+        mark_every: int | None = None,
+    ) -> None:
         self.entries = {} if entries is None else entries
         #: Every ``mark_every`` statistics in order, ``(seq, copy of every entry)``.
         self.mark_every = mark_every
         self.marks: list[tuple[int, dict[str, dict[str, Any]]]] = []
-        self.state: dict[str, Any] = ({"last_stat_seq": None, "runs_ok": True}
-                                      if state is None else state)
+        self.state: dict[str, Any] = (
+            {"last_stat_seq": None, "runs_ok": True} if state is None else state
+        )
         self.runs = {} if runs is None else runs
         self.changed: set[str] = set()
         self.changed_runs: dict[tuple[str, int], dict[str, Any]] = {}
@@ -153,8 +176,7 @@ class Fold:
         if self.mark_every and self.state["runs_ok"]:
             since = (self.state.get("since_mark") or 0) + 1
             if since >= self.mark_every:
-                self.marks.append((seq, {k: dict(v) for k, v in entries.items()
-                                         if v["count"]}))
+                self.marks.append((seq, {k: dict(v) for k, v in entries.items() if v["count"]}))
                 since = 0
             self.state["since_mark"] = since
 
@@ -169,7 +191,7 @@ class Fold:
             part = stats[done:]
             if self.mark_every and self.state["runs_ok"]:
                 room = self.mark_every - (self.state.get("since_mark") or 0)
-                part = part[:max(1, room)]
+                part = part[: max(1, room)]
             if not self._add_columns(part):
                 for seq, text in part:
                     self.add(seq, decode(text))
@@ -183,8 +205,11 @@ class Fold:
         state = self.state
         seqs = [seq for seq, _ in stats]
         previous = state["last_stat_seq"]
-        if not state["runs_ok"] or (previous is not None and seqs[0] <= previous) \
-                or seqs != sorted(set(seqs)):
+        if (
+            not state["runs_ok"]
+            or (previous is not None and seqs[0] <= previous)
+            or seqs != sorted(set(seqs))
+        ):
             return False
         found = columns([text for _, text in stats])
         if found is None:
@@ -217,14 +242,21 @@ class Fold:
         if self.mark_every:
             since = (state.get("since_mark") or 0) + len(seqs)
             if since >= self.mark_every:
-                self.marks.append((seqs[-1], {k: dict(v) for k, v in self.entries.items()
-                                              if v["count"]}))
+                self.marks.append(
+                    (seqs[-1], {k: dict(v) for k, v in self.entries.items() if v["count"]})
+                )
                 since = 0
             state["since_mark"] = since
         return True
 
-    def _merge_column(self, name: str, column: list[Any], seqs: list[int],
-                      steps: list[Any] | None, step_key: str | None) -> None:
+    def _merge_column(
+        self,
+        name: str,
+        column: list[Any],
+        seqs: list[int],
+        steps: list[Any] | None,
+        step_key: str | None,
+    ) -> None:
         entry = self.entries.get(name)
         if entry is None:
             entry = self.entries[name] = new_entry()
@@ -237,14 +269,18 @@ class Fold:
             index = column.index(value)
             value, seq = column[index], seqs[index]
             held = entry[side]
-            if held is None or (value < held if side == "min" else value > held) or (
-                    value == held and seq < entry[side + "_seq"]):
+            if (
+                held is None
+                or (value < held if side == "min" else value > held)
+                or (value == held and seq < entry[side + "_seq"])
+            ):
                 entry[side], entry[side + "_seq"] = value, seq
                 entry[side + "_step"] = None if steps is None else steps[index]
                 entry[side + "_step_key"] = step_key
 
-    def _column_runs(self, by_key: dict[str, list[Any]], seqs: list[int],
-                     previous: int | None) -> list[tuple[str, dict[str, Any]]] | None:
+    def _column_runs(
+        self, by_key: dict[str, list[Any]], seqs: list[int], previous: int | None
+    ) -> list[tuple[str, dict[str, Any]]] | None:
         """The runs :meth:`_runs` would make of these columns (in order), or None when
         one of its values would stop the runs or change type in a column."""
         made = []
@@ -253,19 +289,32 @@ class Fold:
             if column is None:
                 continue  # statistics without the key: its last run is not continued
             kinds = set(map(type, column))
-            if len(kinds) != 1 or kinds.pop() not in _PLAIN or any(
+            if (
+                len(kinds) != 1
+                or kinds.pop() not in _PLAIN
+                or any(
                     value != value or type(value) is int and not -(1 << 63) <= value < (1 << 63)
-                    for value in (min(column), max(column))):
+                    for value in (min(column), max(column))
+                )
+            ):
                 return None
             run = self.runs.get(key)
             starts = [0, *compress(range(1, len(column)), map(ne, column[1:], column[:-1]))]
             for begin, end in zip(starts, [*starts[1:], len(column)]):
-                if begin == 0 and run is not None and run["last_seq"] == previous and \
-                        type(run["value"]) is type(column[0]) and run["value"] == column[0]:
+                if (
+                    begin == 0
+                    and run is not None
+                    and run["last_seq"] == previous
+                    and type(run["value"]) is type(column[0])
+                    and run["value"] == column[0]
+                ):
                     run = dict(run, last_seq=seqs[end - 1])
                 else:
-                    run = {"first_seq": seqs[begin], "last_seq": seqs[end - 1],
-                           "value": column[begin]}
+                    run = {
+                        "first_seq": seqs[begin],
+                        "last_seq": seqs[end - 1],
+                        "value": column[begin],
+                    }
                 made.append((key, run))
         return made
 
@@ -282,13 +331,20 @@ class Fold:
             if key not in stat:
                 continue
             value = stat[key]
-            if type(value) not in _PLAIN or value != value or (
-                    type(value) is int and not -(1 << 63) <= value < (1 << 63)):
+            if (
+                type(value) not in _PLAIN
+                or value != value
+                or (type(value) is int and not -(1 << 63) <= value < (1 << 63))
+            ):
                 state["runs_ok"] = False  # a value the runs cannot hold exactly
                 return
             run = self.runs.get(key)
-            if run is not None and run["last_seq"] == previous and \
-                    type(run["value"]) is type(value) and run["value"] == value:
+            if (
+                run is not None
+                and run["last_seq"] == previous
+                and type(run["value"]) is type(value)
+                and run["value"] == value
+            ):
                 run["last_seq"] = seq
             else:
                 run = self.runs[key] = {"first_seq": seq, "last_seq": seq, "value": value}
@@ -298,8 +354,9 @@ class Fold:
 _NOT_SCALAR = '"[]{} \t\n\r'
 
 
-def columns(batch: Sequence[Any]
-            ) -> tuple[tuple[str, ...], list[list[Any]], list[list[str]]] | None:
+def columns(
+    batch: Sequence[Any],
+) -> tuple[tuple[str, ...], list[list[Any]], list[list[str]]] | None:
     """``(keys, columns, texts)``: the decoded values of a batch column by column (and
     each value's text), without one object per statistic, or None when the batch is not
     made of texts that all read ``{"k1":v1,"k2":v2,...}`` with the keys of the first in the
@@ -318,8 +375,12 @@ def columns(batch: Sequence[Any]
         return None
     width = len(first) // 2
     shape = tuple(first[1::2])
-    if (width == 0 or first[0] != "{" or len(set(shape)) != width
-            or any("\\" in key or any(c < " " for c in key) for key in shape)):
+    if (
+        width == 0
+        or first[0] != "{"
+        or len(set(shape)) != width
+        or any("\\" in key or any(c < " " for c in key) for key in shape)
+    ):
         return None
     # Cut at '":' (after each key), each piece is a value and what follows it up to the
     # next key's name: ',"k2' or, after the last value, '}{"k1' (one is added at the end).
@@ -328,8 +389,10 @@ def columns(batch: Sequence[Any]
     if len(pieces) != 1 + width * rows or pieces[0] != '{"' + shape[0]:
         return None
     tails = [len(key) + 2 for key in shape[1:]] + [len(shape[0]) + 3]
-    texts = [list(map(itemgetter(slice(0, -tail)), pieces[1 + index::width]))
-             for index, tail in enumerate(tails)]
+    texts = [
+        list(map(itemgetter(slice(0, -tail)), pieces[1 + index :: width]))
+        for index, tail in enumerate(tails)
+    ]
     template = "{" + ",".join('"' + key.replace("%", "%%") + '":%s' for key in shape) + "}"
     if template * rows % tuple(chain.from_iterable(zip(*texts))) != text:
         return None  # the same text again: each value is where its key says
@@ -345,8 +408,9 @@ def columns(batch: Sequence[Any]
     return shape, found, texts
 
 
-def fold_all(events: Iterable[tuple[int, dict[str, Any]]],
-             start: dict[str, dict[str, Any]] | None = None) -> Fold:
+def fold_all(
+    events: Iterable[tuple[int, dict[str, Any]]], start: dict[str, dict[str, Any]] | None = None
+) -> Fold:
     """A fold of ``(seq, statistic)`` pairs from nothing, or from the entries ``start``."""
     fold = Fold({k: dict(v) for k, v in start.items()} if start else None)
     for seq, stat in events:
@@ -386,6 +450,11 @@ def merge(earlier: dict[str, Any] | None, later: dict[str, Any]) -> dict[str, An
 
 def metric_entry(entry: dict[str, Any], mode: str) -> dict[str, Any]:
     """The summary :mod:`kleio.metrics` documents, for ``mode`` (``min`` or ``max``)."""
-    return {"mode": mode, "last": entry["last"], "best": entry[mode],
-            "best_step": entry[mode + "_step"], "step_key": entry[mode + "_step_key"],
-            "count": entry["count"]}
+    return {
+        "mode": mode,
+        "last": entry["last"],
+        "best": entry[mode],
+        "best_step": entry[mode + "_step"],
+        "step_key": entry[mode + "_step_key"],
+        "count": entry["count"],
+    }

@@ -18,8 +18,10 @@ def require(*modules: str, command: str, install: str) -> None:
     """Raise :class:`MissingExtra` unless every one of ``modules`` can be imported."""
     missing = [name for name in modules if not _importable(name)]
     if missing:
-        raise MissingExtra(f"{command} needs {', '.join(missing)}, which is not installed",
-                           f"install it with: {install}")
+        raise MissingExtra(
+            f"{command} needs {', '.join(missing)}, which is not installed",
+            f"install it with: {install}",
+        )
 
 
 def _importable(name: str) -> bool:

@@ -16,19 +16,49 @@ from kleio.api import Journal
 from kleio.errors import StoreUnavailable
 
 #: The store methods a reader needs; every other attribute (the writes) is refused.
-READ_METHODS = frozenset({
-    "get_trial", "find_trials", "read_events", "count_events", "last_seq", "open_blob",
-    "has_blob", "lineage", "iter_lineage_events", "iter_lineage_raw", "tail_lineage_events",
-    "last_status", "resolve_id", "close", "uri", "read_summaries", "summarize_events",
-    "step_runs", "next_seq_of", "declared_primaries", "rank_trials",
-    "get_trials", "lineages", "read_events_of", "summarize_events_of", "find_artifact",
-})
+READ_METHODS = frozenset(
+    {
+        "get_trial",
+        "find_trials",
+        "read_events",
+        "count_events",
+        "last_seq",
+        "open_blob",
+        "has_blob",
+        "lineage",
+        "iter_lineage_events",
+        "iter_lineage_raw",
+        "tail_lineage_events",
+        "last_status",
+        "resolve_id",
+        "close",
+        "uri",
+        "read_summaries",
+        "summarize_events",
+        "step_runs",
+        "next_seq_of",
+        "declared_primaries",
+        "rank_trials",
+        "get_trials",
+        "lineages",
+        "read_events_of",
+        "summarize_events_of",
+        "find_artifact",
+    }
+)
 #: The store methods that write: refused (a test checks every public method is one or the
 #: other, so that a new method is classified when it is added).
-WRITE_METHODS = frozenset({
-    "create_trial", "update_trial", "try_append", "append_events", "put_blob",
-    "delete_trial", "delete_blob",
-})
+WRITE_METHODS = frozenset(
+    {
+        "create_trial",
+        "update_trial",
+        "try_append",
+        "append_events",
+        "put_blob",
+        "delete_trial",
+        "delete_blob",
+    }
+)
 
 
 class ReadOnlyStore:
@@ -58,8 +88,13 @@ class ReadOnlyJournal(Journal):
             ``uri``); tests hand in a MongoDB store on a mock client this way.
     """
 
-    def __init__(self, uri: str | None = None, *, opener: Callable[[], Any] | None = None,
-                 metrics: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        uri: str | None = None,
+        *,
+        opener: Callable[[], Any] | None = None,
+        metrics: Sequence[str] = (),
+    ) -> None:
         super().__init__(uri, metrics=metrics)
         self._opener = opener
 
@@ -91,7 +126,8 @@ def check_exists(uri: str) -> None:
             raise StoreUnavailable(
                 f"there is no journal at {path}",
                 "point --db or KLEIO_DB at an existing journal, or run a trial first "
-                "(e.g. 'kleio python train.py')")
+                "(e.g. 'kleio python train.py')",
+            )
         return
     if scheme not in ("mongodb", "mongodb+srv"):
         return
@@ -100,4 +136,5 @@ def check_exists(uri: str) -> None:
     if not has_journal(uri):
         raise StoreUnavailable(
             f"there is no kleio journal in {mask_uri(uri)} (the database holds no trials)",
-            "check the database name in the URI, or run a trial first")
+            "check the database name in the URI, or run a trial first",
+        )

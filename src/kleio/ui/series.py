@@ -101,8 +101,12 @@ def downsample_band(band: Band, points: int = DEFAULT_POINTS) -> Band:
         return band
     step = n / points
     keep = sorted({min(n - 1, int(i * step)) for i in range(points)} | {n - 1})
-    return Band([band.xs[i] for i in keep], [band.mean[i] for i in keep],
-                [band.std[i] for i in keep], [band.counts[i] for i in keep])
+    return Band(
+        [band.xs[i] for i in keep],
+        [band.mean[i] for i in keep],
+        [band.std[i] for i in keep],
+        [band.counts[i] for i in keep],
+    )
 
 
 # -- reading a trial's statistics once, then only what is new -------------------------------
@@ -155,12 +159,20 @@ class Columns:
         self.seq = self._read(store, self.trial_id, self.seq, upto, batch, own=True)
         return self.count - before
 
-    def _read(self, store: Any, trial_id: str, after: int | None, upto: int | None,
-              batch: int, own: bool = False) -> int | None:
+    def _read(
+        self,
+        store: Any,
+        trial_id: str,
+        after: int | None,
+        upto: int | None,
+        batch: int,
+        own: bool = False,
+    ) -> int | None:
         last = after
         while True:
-            events = store.read_events(trial_id=trial_id, kinds=("statistic",), after=last,
-                                       upto=upto, limit=batch)
+            events = store.read_events(
+                trial_id=trial_id, kinds=("statistic",), after=last, upto=upto, limit=batch
+            )
             for event in events:
                 self.add(event.data)
             if events:
@@ -219,8 +231,9 @@ class Columns:
             if x_column is None:
                 return Series([], [])
             if x_column[0] == indexes:  # logged together every time: the common case
-                pairs = [(xv, v) for xv, v in zip(x_column[1], values)
-                         if isfinite(v) and isfinite(xv)]
+                pairs = [
+                    (xv, v) for xv, v in zip(x_column[1], values) if isfinite(v) and isfinite(xv)
+                ]
                 return Series([p[0] for p in pairs], [p[1] for p in pairs])
             by_index = dict(zip(*x_column))
             get = by_index.get
@@ -246,23 +259,34 @@ def segments(store: Any, trial_id: str) -> list[tuple[str, int, int]]:
         owner = doc["id"]
         after = -1
         while True:  # from one execution holding statistics to the next
-            first = store.read_events(trial_id=owner, kinds=("statistic",), after=after,
-                                      upto=bound, limit=1)
+            first = store.read_events(
+                trial_id=owner, kinds=("statistic",), after=after, upto=bound, limit=1
+            )
             if not first:
                 break
             high = first_seq(execution_of(first[0].seq) + 1) - 1
             if bound is not None:
                 high = min(high, bound)
-            last = store.read_events(trial_id=owner, kinds=("statistic",),
-                                     after=first[0].seq - 1, upto=high, limit=1,
-                                     reverse=True)
+            last = store.read_events(
+                trial_id=owner,
+                kinds=("statistic",),
+                after=first[0].seq - 1,
+                upto=high,
+                limit=1,
+                reverse=True,
+            )
             found.append((owner, first[0].seq, last[0].seq))
             after = high
     return found
 
 
-def sample(store: Any, trial_id: str, windows: int = 200, per_window: int = 10,
-           spans: list[tuple[str, int, int]] | None = None) -> Columns:
+def sample(
+    store: Any,
+    trial_id: str,
+    windows: int = 200,
+    per_window: int = 10,
+    spans: list[tuple[str, int, int]] | None = None,
+) -> Columns:
     """A quick preview of a long trial's columns: ``windows`` runs of ``per_window``
     consecutive statistics, spread evenly over its lineage by sequence number.
 
@@ -280,8 +304,9 @@ def sample(store: Any, trial_id: str, windows: int = 200, per_window: int = 10,
         runs = max(1, round(windows * width / total))
         for run in range(runs):
             start = first + (width * run) // runs
-            for event in store.read_events(trial_id=owner, kinds=("statistic",),
-                                           after=start - 1, upto=last, limit=per_window):
+            for event in store.read_events(
+                trial_id=owner, kinds=("statistic",), after=start - 1, upto=last, limit=per_window
+            ):
                 preview.add(event.data, index=offset + 1 + (event.seq - first))
         offset += width
     preview.count = offset

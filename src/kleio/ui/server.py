@@ -45,17 +45,20 @@ ASSETS = {
     "vendor/uPlot.LICENSE": "text/plain; charset=utf-8",
 }
 
+
 def _load_asset(name: str) -> bytes:
     return resources.files("kleio.ui").joinpath("static", *name.split("/")).read_bytes()
 
 
 def _json_bytes(value: Any) -> bytes:
     try:
-        return json.dumps(value, allow_nan=False, ensure_ascii=True,
-                          separators=(",", ":"), default=str).encode()
+        return json.dumps(
+            value, allow_nan=False, ensure_ascii=True, separators=(",", ":"), default=str
+        ).encode()
     except ValueError:  # a NaN somewhere views.finite did not look: clean the whole value
-        return json.dumps(_clean(value), allow_nan=False, ensure_ascii=True,
-                          separators=(",", ":"), default=str).encode()
+        return json.dumps(
+            _clean(value), allow_nan=False, ensure_ascii=True, separators=(",", ":"), default=str
+        ).encode()
 
 
 def _clean(value: Any) -> Any:
@@ -80,8 +83,9 @@ def _error(status: int, message: str) -> Json:
 class Dashboard:
     """The application's state: one read-only journal per worker thread, the column cache."""
 
-    def __init__(self, open_journal: Callable[[], Any], *, label: str = "",
-                 poll_interval: float = 0.25) -> None:
+    def __init__(
+        self, open_journal: Callable[[], Any], *, label: str = "", poll_interval: float = 0.25
+    ) -> None:
         self.open_journal = open_journal
         self.label = label
         self.poll_interval = poll_interval
@@ -132,8 +136,14 @@ def _list(request: Request, name: str) -> list[str]:
     return out
 
 
-def create_app(open_journal: Callable[[], Any], *, token: str | None = None,
-               loopback: bool = True, label: str = "", poll_interval: float = 0.25) -> Any:
+def create_app(
+    open_journal: Callable[[], Any],
+    *,
+    token: str | None = None,
+    loopback: bool = True,
+    label: str = "",
+    poll_interval: float = 0.25,
+) -> Any:
     """The dashboard as an ASGI application.
 
     Args:
@@ -209,29 +219,44 @@ class Endpoints:
 
     def trials(self, request: Request, journal: Any) -> Any:
         return views.trials_page(
-            journal, sort=request.query_params.get("sort") or "-created",
-            where=request.query_params.getlist("where"), status=_list(request, "status"),
-            tags=_list(request, "tag"), search=request.query_params.get("q") or "",
-            offset=_ints(request, "offset", 0), limit=_ints(request, "limit", 50))
+            journal,
+            sort=request.query_params.get("sort") or "-created",
+            where=request.query_params.getlist("where"),
+            status=_list(request, "status"),
+            tags=_list(request, "tag"),
+            search=request.query_params.get("q") or "",
+            offset=_ints(request, "offset", 0),
+            limit=_ints(request, "limit", 50),
+        )
 
     def trial(self, request: Request, journal: Any) -> Any:
-        return views.trial_detail(journal, journal.trial(request.path_params["trial"]),
-                                  self.state.cache)
+        return views.trial_detail(
+            journal, journal.trial(request.path_params["trial"]), self.state.cache
+        )
 
     def series(self, request: Request, journal: Any) -> Any:
         found = journal.trial(request.path_params["trial"])
         return views.trial_series(
-            journal, found, self.state.cache, ys=_list(request, "y"),
-            x=request.query_params.get("x") or None, upto=_optional_int(request, "upto"),
-            points=max(8, min(_ints(request, "points", views.DEFAULT_POINTS), 20000)))
+            journal,
+            found,
+            self.state.cache,
+            ys=_list(request, "y"),
+            x=request.query_params.get("x") or None,
+            upto=_optional_int(request, "upto"),
+            points=max(8, min(_ints(request, "points", views.DEFAULT_POINTS), 20000)),
+        )
 
     def output(self, request: Request, journal: Any) -> Any:
         stream = request.query_params.get("stream") or "stdout"
         if stream not in ("stdout", "stderr"):
             raise UsageError(f"unknown stream {stream[:20]!r}", "use stdout or stderr")
-        return views.output(journal, journal.trial(request.path_params["trial"]),
-                            stream=stream, upto=_optional_int(request, "upto"),
-                            tail=max(1, min(_ints(request, "tail", views.OUTPUT_TAIL), 100000)))
+        return views.output(
+            journal,
+            journal.trial(request.path_params["trial"]),
+            stream=stream,
+            upto=_optional_int(request, "upto"),
+            tail=max(1, min(_ints(request, "tail", views.OUTPUT_TAIL), 100000)),
+        )
 
     def artifacts(self, request: Request, journal: Any) -> Any:
         return views.artifacts(journal.trial(request.path_params["trial"]))
@@ -245,20 +270,33 @@ class Endpoints:
         try:
             handle = journal.store.open_blob(sha256=sha256)
         except KeyError:
-            return _error(404, f"the bytes of artifact {item['filename']!r} are not in this "
-                          "journal (its runner may not have synced them yet)")
-        return StreamingResponse(_chunks(handle), media_type="application/octet-stream",
-                                 headers={"content-disposition": _attachment(item["filename"]),
-                                          "cache-control": "no-store"})
+            return _error(
+                404,
+                f"the bytes of artifact {item['filename']!r} are not in this "
+                "journal (its runner may not have synced them yet)",
+            )
+        return StreamingResponse(
+            _chunks(handle),
+            media_type="application/octet-stream",
+            headers={
+                "content-disposition": _attachment(item["filename"]),
+                "cache-control": "no-store",
+            },
+        )
 
     def compare(self, request: Request, journal: Any) -> Any:
         ids = _list(request, "id")
         if not ids:
             raise UsageError("no trial to compare", "give id=ID&id=ID")
         chosen = [journal.trial(i) for i in dict.fromkeys(ids)][:50]
-        return views.compare(journal, chosen, self.state.cache, ys=_list(request, "y"),
-                             x=request.query_params.get("x") or None,
-                             group_except=_list(request, "group_except"))
+        return views.compare(
+            journal,
+            chosen,
+            self.state.cache,
+            ys=_list(request, "y"),
+            x=request.query_params.get("x") or None,
+            group_except=_list(request, "group_except"),
+        )
 
     async def live(self, request: Request) -> Response:
         """Server-sent events: the trial's new statistics, output lines and statuses."""
@@ -271,15 +309,17 @@ class Endpoints:
             if last_id.isdigit():
                 after = int(last_id)
             found = await anyio.to_thread.run_sync(
-                lambda: state.journal().trial(request.path_params["trial"]))
+                lambda: state.journal().trial(request.path_params["trial"])
+            )
         except (TrialNotFound, AmbiguousId) as error:
             return _error(404, str(error))
         except KleioError as error:
             return _error(400, str(error))
-        return StreamingResponse(self._events(request, found.id, after),
-                                 media_type="text/event-stream",
-                                 headers={"cache-control": "no-store",
-                                          "x-accel-buffering": "no"})
+        return StreamingResponse(
+            self._events(request, found.id, after),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+        )
 
     async def _events(self, request: Request, trial_id: str, after: int | None) -> Any:
         """The event stream of :meth:`live`, from ``after`` on, until the page closes."""
@@ -288,11 +328,11 @@ class Endpoints:
         quiet = 0.0
         while True:
             events = await anyio.to_thread.run_sync(
-                views.new_events, state.journal().store, trial_id, after)
+                views.new_events, state.journal().store, trial_id, after
+            )
             if events:
                 after = events[-1]["seq"]
-                yield (b"id: %d\nevent: events\ndata: " % after) + _json_bytes(events) \
-                    + b"\n\n"
+                yield (b"id: %d\nevent: events\ndata: " % after) + _json_bytes(events) + b"\n\n"
                 quiet = 0.0
                 if len(events) >= 5000:
                     continue  # more are waiting: no pause
@@ -307,8 +347,9 @@ class Endpoints:
 
 
 def _asset_response(name: str) -> Response:
-    return Response(_load_asset(name), media_type=ASSETS[name],
-                    headers={"cache-control": "no-cache"})
+    return Response(
+        _load_asset(name), media_type=ASSETS[name], headers={"cache-control": "no-cache"}
+    )
 
 
 async def _chunks(handle: Any, size: int = 1 << 20) -> Any:
@@ -326,7 +367,7 @@ async def _chunks(handle: Any, size: int = 1 << 20) -> Any:
 def _attachment(filename: str) -> str:
     """A Content-Disposition naming the file safely (no path, no quote, no control)."""
     base = filename.replace("\\", "/").rsplit("/", 1)[-1] or "artifact"
-    ascii_name = "".join(c if c.isascii() and c.isprintable() and c not in '"%;' else "_"
-                         for c in base)
+    ascii_name = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"%;' else "_" for c in base
+    )
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(base, safe='')}"
-

@@ -79,8 +79,12 @@ class ColumnCache:
             preview = sample(store, trial.id, spans=spans)
             with self._lock:
                 self._previews[trial.id] = preview
-            threading.Thread(target=self._load, args=(trial.id, lock, columns),
-                             name=f"kleio-ui-load-{trial.short_id}", daemon=True).start()
+            threading.Thread(
+                target=self._load,
+                args=(trial.id, lock, columns),
+                name=f"kleio-ui-load-{trial.short_id}",
+                daemon=True,
+            ).start()
             return preview, False
         with lock:
             columns.update(store, upto=upto)
@@ -101,31 +105,46 @@ class ColumnCache:
 def row(trial: Any) -> dict[str, Any]:
     """One trial of the table: ``kleio ls --json``'s object, numbers made JSON-safe."""
     data = trial.to_json()
-    data["metrics"] = {name: {key: finite(value) for key, value in entry.items()}
-                       for name, entry in data["metrics"].items()}
+    data["metrics"] = {
+        name: {key: finite(value) for key, value in entry.items()}
+        for name, entry in data["metrics"].items()
+    }
     return data
 
 
 def _matches(trial: Any, needle: str) -> bool:
     """The search box: a case-insensitive substring of id, command, project, tags, options."""
-    hay = " ".join([trial.id, " ".join(trial.command), str(trial.project or ""),
-                    " ".join(trial.tags)]
-                   + [f"{k}={v}" for k, v in trial.options.items()])
+    hay = " ".join(
+        [trial.id, " ".join(trial.command), str(trial.project or ""), " ".join(trial.tags)]
+        + [f"{k}={v}" for k, v in trial.options.items()]
+    )
     return needle in hay.lower()
 
 
-def trials_page(journal: Any, *, sort: str = "-created", where: Sequence[str] = (),
-                status: Sequence[str] = (), tags: Sequence[str] = (), search: str = "",
-                offset: int = 0, limit: int = 50) -> dict[str, Any]:
+def trials_page(
+    journal: Any,
+    *,
+    sort: str = "-created",
+    where: Sequence[str] = (),
+    status: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    search: str = "",
+    offset: int = 0,
+    limit: int = 50,
+) -> dict[str, Any]:
     """One page of the trials table, and whether more follow (no count of all: that would
     read every trial of a 100,000-trial journal for one number)."""
     limit = max(1, min(limit, MAX_PAGE))
     offset = max(0, offset)
     needle = search.strip().lower()
     wanted = offset + limit + 1
-    found = journal.iter_trials(where=list(where), status=list(status) or None,
-                                tags=list(tags) or None, sort=sort,
-                                limit=None if needle else wanted)
+    found = journal.iter_trials(
+        where=list(where),
+        status=list(status) or None,
+        tags=list(tags) or None,
+        sort=sort,
+        limit=None if needle else wanted,
+    )
     page: list[Any] = []
     seen = 0
     for trial in found:
@@ -143,8 +162,16 @@ def trials_page(journal: Any, *, sort: str = "-created", where: Sequence[str] = 
     for item in rows:
         options.update(dict.fromkeys(item["options"]))
     metrics, primary = metric_columns(shown)
-    return {"rows": rows, "offset": offset, "limit": limit, "more": more,
-            "options": list(options), "metrics": metrics, "primary": primary, "sort": sort}
+    return {
+        "rows": rows,
+        "offset": offset,
+        "limit": limit,
+        "more": more,
+        "options": list(options),
+        "metrics": metrics,
+        "primary": primary,
+        "sort": sort,
+    }
 
 
 def metric_columns(trials: Sequence[Any]) -> tuple[list[str], str | None]:
@@ -161,8 +188,9 @@ def metric_columns(trials: Sequence[Any]) -> tuple[list[str], str | None]:
             primaries[trial.primary] = primaries.get(trial.primary, 0) + 1
     ranked = sorted(primaries, key=lambda name: (-primaries[name], name))
     rank = {name: (0, index) for index, name in enumerate(ranked)}
-    order = sorted(found, key=lambda name: (*rank.get(name, (1 if name in declared else 2, 0)),
-                                            name))
+    order = sorted(
+        found, key=lambda name: (*rank.get(name, (1 if name in declared else 2, 0)), name)
+    )
     return order, (ranked[0] if ranked else None)
 
 
@@ -171,9 +199,12 @@ def _code_summary(code: dict[str, Any]) -> dict[str, Any]:
     summary = {key: code.get(key) for key in keys if code.get(key) is not None}
     summary["changed_files"] = [
         {"path": item.get("path"), "added": item.get("added"), "removed": item.get("removed")}
-        for item in (code.get("diffstat") or []) if isinstance(item, dict)]
-    summary["untracked"] = [item.get("path") for item in (code.get("untracked") or [])
-                            if isinstance(item, dict)]
+        for item in (code.get("diffstat") or [])
+        if isinstance(item, dict)
+    ]
+    summary["untracked"] = [
+        item.get("path") for item in (code.get("untracked") or []) if isinstance(item, dict)
+    ]
     return summary
 
 
@@ -183,15 +214,19 @@ def _env_summary(env: dict[str, Any], host: dict[str, Any]) -> dict[str, Any]:
     return {
         "python": python.get("version"),
         "executable": python.get("executable"),
-        "platform": " ".join(str(platform.get(k)) for k in ("system", "release", "machine")
-                             if platform.get(k)),
+        "platform": " ".join(
+            str(platform.get(k)) for k in ("system", "release", "machine") if platform.get(k)
+        ),
         "packages": len(env.get("packages") or {}),
         "variables": env.get("variables") or {},
         "hostname": host.get("hostname"),
         "user": host.get("user"),
         "cpus": host.get("cpus"),
-        "gpus": [f"{g.get('name')} {g.get('memory') or ''}".strip()
-                 for g in (host.get("gpus") or []) if isinstance(g, dict)],
+        "gpus": [
+            f"{g.get('name')} {g.get('memory') or ''}".strip()
+            for g in (host.get("gpus") or [])
+            if isinstance(g, dict)
+        ],
     }
 
 
@@ -212,8 +247,7 @@ def trial_detail(journal: Any, trial: Any, cache: ColumnCache) -> dict[str, Any]
         "branch_reason": doc.get("branch_reason"),
         "code": _code_summary(doc.get("code") or {}),
         "env": _env_summary(doc.get("env") or {}, doc.get("host") or {}),
-        "runner": {k: v for k, v in (doc.get("runner") or {}).items()
-                   if k in ("host", "pid")},
+        "runner": {k: v for k, v in (doc.get("runner") or {}).items() if k in ("host", "pid")},
         "ancestors": [{"id": d["id"], "cut": upto} for d, upto in lineage[:-1]],
         "children": [c["id"] for c in children],
         # The page reads statistics and output up to this event, then follows from it.
@@ -224,9 +258,16 @@ def trial_detail(journal: Any, trial: Any, cache: ColumnCache) -> dict[str, Any]
 # -- statistics ----------------------------------------------------------------------------
 
 
-def trial_series(journal: Any, trial: Any, cache: ColumnCache, *, ys: Sequence[str] = (),
-                 x: str | None = None, upto: int | None = None,
-                 points: int = DEFAULT_POINTS) -> dict[str, Any]:
+def trial_series(
+    journal: Any,
+    trial: Any,
+    cache: ColumnCache,
+    *,
+    ys: Sequence[str] = (),
+    x: str | None = None,
+    upto: int | None = None,
+    points: int = DEFAULT_POINTS,
+) -> dict[str, Any]:
     """Downsampled curves of one trial: ``ys`` (default: every numeric key but the x)."""
     columns, complete = cache.get(journal.store, trial, upto)
     keys = columns.numeric_keys()
@@ -246,15 +287,26 @@ def trial_series(journal: Any, trial: Any, cache: ColumnCache, *, ys: Sequence[s
         series[key] = found[1]
     summary = columns.summarizer.result() if columns.summarizer is not None else {}
     return {
-        "x": x_key, "keys": keys, "series": series, "count": columns.count,
-        "seq": columns.seq, "complete": complete,
+        "x": x_key,
+        "keys": keys,
+        "series": series,
+        "count": columns.count,
+        "seq": columns.seq,
+        "complete": complete,
         "metrics": {k: {f: finite(v) for f, v in entry.items()} for k, entry in summary.items()},
     }
 
 
-def compare(journal: Any, trials: Sequence[Any], cache: ColumnCache, *, ys: Sequence[str],
-            x: str | None, group_except: Sequence[str] = (),
-            points: int = DEFAULT_POINTS) -> dict[str, Any]:
+def compare(
+    journal: Any,
+    trials: Sequence[Any],
+    cache: ColumnCache,
+    *,
+    ys: Sequence[str],
+    x: str | None,
+    group_except: Sequence[str] = (),
+    points: int = DEFAULT_POINTS,
+) -> dict[str, Any]:
     """Overlaid curves of several trials (or of their groups' mean ± std), and a table of
     their options and metrics."""
     from kleio.api import groups
@@ -270,52 +322,75 @@ def compare(journal: Any, trials: Sequence[Any], cache: ColumnCache, *, ys: Sequ
     option_names: dict[str, None] = {}
     for trial in trials:
         option_names.update(dict.fromkeys(trial.options))
-    differing = [name for name in option_names
-                 if len({repr(t.options.get(name)) for t in trials}) > 1]
+    differing = [
+        name for name in option_names if len({repr(t.options.get(name)) for t in trials}) > 1
+    ]
     charts: dict[str, list[dict[str, Any]]] = {y: [] for y in ys}
     found_groups = []
     if group_except:
         for group in groups(trials, except_=list(group_except)):
-            label = " ".join(f"{k}={group.options[k]}" for k in differing
-                             if k in group.options and k not in group_except) or "all"
+            label = (
+                " ".join(
+                    f"{k}={group.options[k]}"
+                    for k in differing
+                    if k in group.options and k not in group_except
+                )
+                or "all"
+            )
             label += f" (n={group.n})"
             found_groups.append({**group.to_json(), "label": label})
             for y in ys:
-                band = downsample_band(aggregate(
-                    [columns[t.id].series(y, x_key) for t in group.trials]), points)
-                charts[y].append({
-                    "label": label, "ids": [t.id for t in group.trials], "x": band.xs,
-                    "y": band.mean,
-                    "lower": [m - s for m, s in zip(band.mean, band.std)],
-                    "upper": [m + s for m, s in zip(band.mean, band.std)],
-                })
+                band = downsample_band(
+                    aggregate([columns[t.id].series(y, x_key) for t in group.trials]), points
+                )
+                charts[y].append(
+                    {
+                        "label": label,
+                        "ids": [t.id for t in group.trials],
+                        "x": band.xs,
+                        "y": band.mean,
+                        "lower": [m - s for m, s in zip(band.mean, band.std)],
+                        "upper": [m + s for m, s in zip(band.mean, band.std)],
+                    }
+                )
         for item in found_groups:
-            item["metrics"] = {name: {k: finite(v) for k, v in entry.items()}
-                               for name, entry in item["metrics"].items()}
+            item["metrics"] = {
+                name: {k: finite(v) for k, v in entry.items()}
+                for name, entry in item["metrics"].items()
+            }
     else:
         for trial in trials:
-            label = trial.short_id + "".join(f" {k}={trial.options.get(k)}" for k in differing
-                                             if k in trial.options)
+            label = trial.short_id + "".join(
+                f" {k}={trial.options.get(k)}" for k in differing if k in trial.options
+            )
             for y in ys:
                 small = downsample(columns[trial.id].series(y, x_key), points)
-                charts[y].append({"label": label, "ids": [trial.id], "x": small.xs,
-                                  "y": small.ys})
-    return {"x": x_key, "ys": list(ys), "differing": differing, "options": list(option_names),
-            "trials": [row(t) for t in trials], "groups": found_groups, "charts": charts}
+                charts[y].append({"label": label, "ids": [trial.id], "x": small.xs, "y": small.ys})
+    return {
+        "x": x_key,
+        "ys": list(ys),
+        "differing": differing,
+        "options": list(option_names),
+        "trials": [row(t) for t in trials],
+        "groups": found_groups,
+        "charts": charts,
+    }
 
 
 # -- output, artifacts, new events ---------------------------------------------------------
 
 
-def _lineage_bounds(store: Any, trial_id: str, upto: int | None
-                    ) -> list[tuple[dict[str, Any], int | None]]:
+def _lineage_bounds(
+    store: Any, trial_id: str, upto: int | None
+) -> list[tuple[dict[str, Any], int | None]]:
     """The lineage with the trial's own bound set to ``upto``."""
     chain = store.lineage(trial_id=trial_id)
     return [(doc, cut if doc["id"] != trial_id else upto) for doc, cut in chain]
 
 
-def output(journal: Any, trial: Any, *, stream: str, upto: int | None = None,
-           tail: int = OUTPUT_TAIL) -> dict[str, Any]:
+def output(
+    journal: Any, trial: Any, *, stream: str, upto: int | None = None, tail: int = OUTPUT_TAIL
+) -> dict[str, Any]:
     """The last ``tail`` lines of a stream over the lineage (up to ``upto`` of its own)."""
     store = journal.store
     lines: list[dict[str, Any]] = []
@@ -323,17 +398,30 @@ def output(journal: Any, trial: Any, *, stream: str, upto: int | None = None,
         need = tail - len(lines)
         if need <= 0:
             break
-        events = store.read_events(trial_id=doc["id"], kinds=(stream,), upto=bound,
-                                   limit=need, reverse=True)
-        lines.extend({"seq": e.seq, "trial": e.trial_id, "time": e.time,
-                      "line": str(e.data.get("line", "")),
-                      **({"partial": True} if e.data.get("partial") else {})} for e in events)
+        events = store.read_events(
+            trial_id=doc["id"], kinds=(stream,), upto=bound, limit=need, reverse=True
+        )
+        lines.extend(
+            {
+                "seq": e.seq,
+                "trial": e.trial_id,
+                "time": e.time,
+                "line": str(e.data.get("line", "")),
+                **({"partial": True} if e.data.get("partial") else {}),
+            }
+            for e in events
+        )
     lines.reverse()
     # A partial line (a progress bar's state) shows only until a later line ends it.
-    lines = [line for index, line in enumerate(lines)
-             if not line.get("partial") or index == len(lines) - 1]
-    total = sum(store.count_events(trial_id=doc["id"], kind=stream, upto=bound)
-                for doc, bound in _lineage_bounds(store, trial.id, upto))
+    lines = [
+        line
+        for index, line in enumerate(lines)
+        if not line.get("partial") or index == len(lines) - 1
+    ]
+    total = sum(
+        store.count_events(trial_id=doc["id"], kind=stream, upto=bound)
+        for doc, bound in _lineage_bounds(store, trial.id, upto)
+    )
     return {"stream": stream, "lines": lines, "total": total}
 
 
@@ -354,12 +442,12 @@ def find_artifact(trial: Any, sha256: str) -> dict[str, Any] | None:
 LIVE_KINDS = ("statistic", "stdout", "stderr", "status", "artifact")
 
 
-def new_events(store: Any, trial_id: str, after: int | None, limit: int = 5000
-               ) -> list[dict[str, Any]]:
+def new_events(
+    store: Any, trial_id: str, after: int | None, limit: int = 5000
+) -> list[dict[str, Any]]:
     """The trial's own events after ``after`` that a page shows, as JSON-ready objects."""
     out = []
-    for event in store.read_events(trial_id=trial_id, kinds=LIVE_KINDS, after=after,
-                                   limit=limit):
+    for event in store.read_events(trial_id=trial_id, kinds=LIVE_KINDS, after=after, limit=limit):
         item: dict[str, Any] = {"seq": event.seq, "kind": event.kind, "time": event.time}
         if event.kind == "statistic":
             item["data"] = {k: finite(v) for k, v in event.data.items()}

@@ -38,5 +38,16 @@ from kleio.worker.candidates import BATCH, find_candidates
 from kleio.worker.loop import Execute, Worker, WorkerOptions, run_with_runner
 from kleio.worker.results import INTERRUPTS, TrialRun, WorkerResult, run_status, summary
 
-__all__ = ["BATCH", "INTERRUPTS", "Execute", "TrialRun", "Worker", "WorkerOptions",
-           "WorkerResult", "find_candidates", "run_status", "run_with_runner", "summary"]
+__all__ = [
+    "BATCH",
+    "INTERRUPTS",
+    "Execute",
+    "TrialRun",
+    "Worker",
+    "WorkerOptions",
+    "WorkerResult",
+    "find_candidates",
+    "run_status",
+    "run_with_runner",
+    "summary",
+]

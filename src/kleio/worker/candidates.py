@@ -32,13 +32,15 @@ def find_candidates(
     statuses = list(RESERVABLE) + (["broken"] if allow_broken else [])
     tag_filter = list(tags) or None
     # Ask for enough rows that excluded ones cannot hide the next runnable trial.
-    docs = store.find_trials(statuses=statuses, tags=tag_filter, sort="created_at",
-                             limit=limit + len(exclude))
+    docs = store.find_trials(
+        statuses=statuses, tags=tag_filter, sort="created_at", limit=limit + len(exclude)
+    )
     docs += [
         doc
         for doc in store.find_trials(statuses=list(HELD), tags=tag_filter, sort="created_at")
-        if not holder_alive(doc.get("runner"), doc.get("heartbeat_at"), host=host,
-                            stale_after=stale_after)
+        if not holder_alive(
+            doc.get("runner"), doc.get("heartbeat_at"), host=host, stale_after=stale_after
+        )
     ]
     kept = [
         doc

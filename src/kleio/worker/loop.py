@@ -71,9 +71,17 @@ class Worker:
         log: where the worker's own one-line messages go.
     """
 
-    def __init__(self, store: Store, config: Config, options: WorkerOptions, *,
-                 execute: Execute | None = None, handle_signals: bool = True,
-                 cwd: str | None = None, log: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        options: WorkerOptions,
+        *,
+        execute: Execute | None = None,
+        handle_signals: bool = True,
+        cwd: str | None = None,
+        log: TextIO | None = None,
+    ) -> None:
         self.store = store
         self.config = config
         self.options = options
@@ -159,8 +167,9 @@ class Worker:
                 return result
             if not waiting:
                 waiting = True
-                self._say(f"nothing to run; waiting up to {options.idle_timeout:g} s for new "
-                          "trials")
+                self._say(
+                    f"nothing to run; waiting up to {options.idle_timeout:g} s for new trials"
+                )
             if self._interrupted(min(options.poll_interval, remaining)):
                 result.stopped, result.signal = "interrupted", self._signal
                 return result
@@ -172,9 +181,13 @@ class Worker:
         busy: set[str] = set()
         while True:
             candidates = find_candidates(
-                self.store, tags=self.options.tags, host=self.host,
-                stale_after=self.stale_after, allow_broken=self.options.allow_broken,
-                broken_before=started, exclude=self.excluded | busy,
+                self.store,
+                tags=self.options.tags,
+                host=self.host,
+                stale_after=self.stale_after,
+                allow_broken=self.options.allow_broken,
+                broken_before=started,
+                exclude=self.excluded | busy,
             )
             if not candidates:
                 return None
@@ -190,9 +203,13 @@ class Worker:
                     # (its branch is run below, or was already by another worker).
                     self.excluded.add(original)
                 try:
-                    reserved = reserve_trial(self.store, self.config, doc["id"],
-                                             allow_broken=self.options.allow_broken,
-                                             host=self.host)
+                    reserved = reserve_trial(
+                        self.store,
+                        self.config,
+                        doc["id"],
+                        allow_broken=self.options.allow_broken,
+                        host=self.host,
+                    )
                 except TrialBusy:
                     # Another worker was faster (or the holder is alive after all).
                     busy.add(doc["id"])
@@ -218,8 +235,11 @@ class Worker:
 
         short = short_id(doc["id"])
         if doc.get("redacted"):
-            self._skip(doc, "its command line held secrets that were not journalled; "
-                            "run it with 'kleio run' and its full command line")
+            self._skip(
+                doc,
+                "its command line held secrets that were not journalled; "
+                "run it with 'kleio run' and its full command line",
+            )
             return None
         base = self.cwd if self._project == doc.get("project") else (doc.get("root") or self.cwd)
         try:
@@ -239,16 +259,19 @@ class Worker:
             return None
         for made in prepared.branched:
             verb = "branched" if made.new else "resuming existing branch"
-            self._say(f"{verb} {short_id(made.parent['id'])} -> {short_id(made.doc['id'])} "
-                      f"({made.reason})")
+            self._say(
+                f"{verb} {short_id(made.parent['id'])} -> {short_id(made.doc['id'])} "
+                f"({made.reason})"
+            )
         return prepared
 
     def _skip(self, doc: dict[str, Any], why: str) -> None:
         self._say(f"warning: skipping trial {short_id(doc['id'])}: {why}")
         self.skipped.append(doc["id"])
 
-    def _execute(self, doc: dict[str, Any], reserved: Reserved, argv: list[str],
-                 cwd: str) -> TrialRun:
+    def _execute(
+        self, doc: dict[str, Any], reserved: Reserved, argv: list[str], cwd: str
+    ) -> TrialRun:
         short = short_id(doc["id"])
         if reserved.failover_of:
             self._say(failover_message(doc["id"], reserved.failover_of))

@@ -94,14 +94,21 @@ class Lease:
             self._terminate()
         holder = doc.get("runner") or {}
         mine = self.runner_info
-        if (self.displaced is None and mine and self.child_pid is not None and holder
-                and (holder.get("host"), holder.get("pid"), holder.get("since"))
-                != (mine.get("host"), mine.get("pid"), mine.get("since"))):
+        if (
+            self.displaced is None
+            and mine
+            and self.child_pid is not None
+            and holder
+            and (holder.get("host"), holder.get("pid"), holder.get("since"))
+            != (mine.get("host"), mine.get("pid"), mine.get("since"))
+        ):
             # Another runner took the trial over (this one looked dead: a heartbeat older
             # than its stale_after). Two runs of one trial must not go on: stop ours.
             self.displaced = dict(holder)
-            warn(f"trial {short_id(self.trial_id)} was taken over by a runner on "
-                  f"{holder.get('host')} (pid {holder.get('pid')}); stopping this run")
+            warn(
+                f"trial {short_id(self.trial_id)} was taken over by a runner on "
+                f"{holder.get('host')} (pid {holder.get('pid')}); stopping this run"
+            )
             self._terminate()
 
     def fence(self, lease: float, group: bool) -> bool:
@@ -112,14 +119,20 @@ class Lease:
         program has its own process group, which is paused whole. True if paused now.
         """
         with self._fence_lock:
-            if (self.fenced or self.child_pid is None or self.displaced is not None
-                    or time.monotonic() - self.renewed < lease):
+            if (
+                self.fenced
+                or self.child_pid is None
+                or self.displaced is not None
+                or time.monotonic() - self.renewed < lease
+            ):
                 return False
             self.fenced, self._fenced_group = True, group
             self._signal_program(signal.SIGSTOP)
-        warn(f"the journal has confirmed no heartbeat of trial {short_id(self.trial_id)} for "
-             f"{lease:g} s; its program is paused so that no other host runs it at the same "
-             "time, and resumes if the journal returns before the trial is taken over")
+        warn(
+            f"the journal has confirmed no heartbeat of trial {short_id(self.trial_id)} for "
+            f"{lease:g} s; its program is paused so that no other host runs it at the same "
+            "time, and resumes if the journal returns before the trial is taken over"
+        )
         return True
 
     def _signal_program(self, signo: int) -> None:
@@ -149,8 +162,12 @@ class Lease:
         seq = first_seq(execution)
         when, taken = time.time(), time.monotonic()
         mine = self.runner_info
-        event = (seq, "status", when,
-                 encode({"status": "running", "runner": mine, "resumed": "lease renewed"}))
+        event = (
+            seq,
+            "status",
+            when,
+            encode({"status": "running", "runner": mine, "resumed": "lease renewed"}),
+        )
         fields = {"status": "running", "status_at": when, "heartbeat_at": when, "runner": mine}
         try:
             won = self.store.try_append(trial_id=self.trial_id, event=event, fields=fields)
@@ -181,12 +198,16 @@ class Lease:
                 self._terminate()  # pending until the program continues, just below
             self._signal_program(signal.SIGCONT)
         if won:
-            warn(f"the journal is back and trial {short_id(self.trial_id)} was not taken over; "
-                 "its program resumes")
+            warn(
+                f"the journal is back and trial {short_id(self.trial_id)} was not taken over; "
+                "its program resumes"
+            )
         else:
-            warn(f"trial {short_id(self.trial_id)} was taken over by a runner on "
-                 f"{holder.get('host')} (pid {holder.get('pid')}) while this one was cut off; "
-                 "stopping this run")
+            warn(
+                f"trial {short_id(self.trial_id)} was taken over by a runner on "
+                f"{holder.get('host')} (pid {holder.get('pid')}) while this one was cut off; "
+                "stopping this run"
+            )
 
     def _terminate(self) -> None:
         """Ask the program to stop (SIGTERM); the runner escalates from :attr:`term_sent_at`."""

@@ -45,8 +45,9 @@ class Status:
 
     __slots__ = ("data", "fields", "status", "when")
 
-    def __init__(self, status: str, when: float, data: dict[str, Any],
-                 fields: dict[str, Any]) -> None:
+    def __init__(
+        self, status: str, when: float, data: dict[str, Any], fields: dict[str, Any]
+    ) -> None:
         self.status, self.when, self.data, self.fields = status, when, data, fields
 
 

@@ -20,18 +20,24 @@ def answer(store: Store, trial_id: str, request: dict[str, Any]) -> tuple[dict[s
     """``(the answer, an open binary file of the bytes that follow it or None)``."""
     op = request.get("op")
     if op == "statistics":
-        stats = [e.data for e in store.iter_lineage_events(
-            trial_id=trial_id, kinds=("statistic",))]
+        stats = [e.data for e in store.iter_lineage_events(trial_id=trial_id, kinds=("statistic",))]
         return {"statistics": stats}, None
     if op == "artifact":
-        event = store.find_artifact(trial_id=trial_id, filename=request.get("filename"),
-                                    metadata=request.get("metadata") or {})
+        event = store.find_artifact(
+            trial_id=trial_id,
+            filename=request.get("filename"),
+            metadata=request.get("metadata") or {},
+        )
         if event is None:
             return {"found": False}, None
         match = event.data
         handle = store.open_blob(sha256=match["sha256"])
-        return {"found": True, "filename": match["filename"],
-                "metadata": match.get("metadata") or {}, "size": match["size"]}, handle
+        return {
+            "found": True,
+            "filename": match["filename"],
+            "metadata": match.get("metadata") or {},
+            "size": match["size"],
+        }, handle
     return {"error": f"unknown query {op!r}"}, None
 
 

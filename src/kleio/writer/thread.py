@@ -44,9 +44,17 @@ class Writer(Lease, threading.Thread):
     #: Seconds between two attempts to reach a journal that failed.
     retry_interval = 2.0
 
-    def __init__(self, store: Store, trial_id: str, next_seq: int, spool: Spool,
-                 flush_interval: float, *, runner_info: dict[str, Any] | None = None,
-                 ledger_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        trial_id: str,
+        next_seq: int,
+        spool: Spool,
+        flush_interval: float,
+        *,
+        runner_info: dict[str, Any] | None = None,
+        ledger_dir: str | None = None,
+    ) -> None:
         super().__init__(name="kleio-writer", daemon=True)
         self.store = store
         self.trial_id = trial_id
@@ -103,8 +111,12 @@ class Writer(Lease, threading.Thread):
     # -- the thread -----------------------------------------------------------------------
 
     def run(self) -> None:
-        handlers: dict[type, Any] = {Heartbeat: self._heartbeat, Status: self._status,
-                                     Artifact: self._artifact, Query: self._query}
+        handlers: dict[type, Any] = {
+            Heartbeat: self._heartbeat,
+            Status: self._status,
+            Artifact: self._artifact,
+            Query: self._query,
+        }
         deadline: float | None = None
         while True:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -134,8 +146,7 @@ class Writer(Lease, threading.Thread):
                     return
                 handlers[type(item)](item)
             except Exception as error:  # storage must never kill the run, nor this thread
-                self.problem("errors", f"journal operation {type(item).__name__} failed: "
-                             f"{error!r}")
+                self.problem("errors", f"journal operation {type(item).__name__} failed: {error!r}")
 
     def _checks(self) -> Any:
         """The run's checks, made (by :attr:`make_monitor`) when there is a first thing to
@@ -150,8 +161,9 @@ class Writer(Lease, threading.Thread):
     def _events(self, item: Events) -> None:
         seq = self.next_seq
         self.next_seq = seq + len(item.datas)
-        self.pending.extend(zip(range(seq, self.next_seq), repeat(item.kind),
-                                repeat(item.when), item.datas))
+        self.pending.extend(
+            zip(range(seq, self.next_seq), repeat(item.kind), repeat(item.when), item.datas)
+        )
         monitor = self._checks()
         if monitor is not None:
             monitor.events(item.kind, seq, item.when, item.datas)
@@ -191,10 +203,13 @@ class Writer(Lease, threading.Thread):
 
         Returns what is left to spool if the journal went away meanwhile.
         """
+
         def refused(event: NewEvent, why: BaseException) -> None:
-            self.problem("unstorable_events",
-                         f"the journal refused a {event[1]} event ({why!r}); it is "
-                         "dropped and counted in the trial's final status")
+            self.problem(
+                "unstorable_events",
+                f"the journal refused a {event[1]} event ({why!r}); it is "
+                "dropped and counted in the trial's final status",
+            )
 
         _, rest, down = store_each(self.store, self.trial_id, batch, refused)
         if down is not None:
@@ -202,22 +217,31 @@ class Writer(Lease, threading.Thread):
         return rest
 
     def _hold(self, batch: list[NewEvent], error: BaseException) -> None:
-        self.problem("spool_failures", f"cannot write the spool {self.spool.path} ({error}); "
-                     "events wait in memory until the journal or the disk takes them")
+        self.problem(
+            "spool_failures",
+            f"cannot write the spool {self.spool.path} ({error}); "
+            "events wait in memory until the journal or the disk takes them",
+        )
         if len(batch) > MAX_BACKLOG:
             # Output is what can go (statistics and artifacts wait in the ledger meanwhile).
             kept = [e for e in batch if e[1] not in ("stdout", "stderr")][-MAX_BACKLOG:]
             dropped = len(batch) - len(kept)
-            self.problem("events_dropped", f"dropped {dropped} events (output first) that the "
-                         "journal and the spool could not take", dropped)
+            self.problem(
+                "events_dropped",
+                f"dropped {dropped} events (output first) that the "
+                "journal and the spool could not take",
+                dropped,
+            )
             batch = kept
         self.backlog = batch
 
     def _down(self, error: BaseException) -> None:
         if self.store_ok and "down" not in self._warned:  # told once per run
             self._warned.add("down")
-            warn(f"the journal is unavailable ({error}); events are kept in "
-                  f"{self.spool.path} and replayed when it returns")
+            warn(
+                f"the journal is unavailable ({error}); events are kept in "
+                f"{self.spool.path} and replayed when it returns"
+            )
         self.store_ok = False
         self.last_retry = time.monotonic()
 
@@ -257,9 +281,12 @@ class Writer(Lease, threading.Thread):
         try:
             self.spool.add_fields(fields)
         except Exception as error:
-            self.problem("spool_failures", f"cannot write the spool {self.spool.path} "
-                         f"({error}); the trial's cached fields are set when the journal "
-                         "returns")
+            self.problem(
+                "spool_failures",
+                f"cannot write the spool {self.spool.path} "
+                f"({error}); the trial's cached fields are set when the journal "
+                "returns",
+            )
         return False
 
     def _heartbeat(self, beat: Heartbeat) -> None:
@@ -305,8 +332,9 @@ class Writer(Lease, threading.Thread):
     def _ledger(self, chunk: Chunk) -> None:
         seq = self.next_seq
         self.next_seq = seq + len(chunk.lines) + 1
-        marker, events = chunk_events(chunk, seq, time.time(), self.ledger_dir or "",
-                                      self._ledger_blob)
+        marker, events = chunk_events(
+            chunk, seq, time.time(), self.ledger_dir or "", self._ledger_blob
+        )
         self.pending.append(marker)
         self.pending.extend(events)
         if events and self.on_first_record is not None:
@@ -320,8 +348,11 @@ class Writer(Lease, threading.Thread):
         try:
             fd = open_regular(path)
         except OSError as error:
-            self.problem("missing_artifacts", f"the bytes of artifact "
-                         f"{header.get('filename')!r} cannot be read from the ledger ({error})")
+            self.problem(
+                "missing_artifacts",
+                f"the bytes of artifact "
+                f"{header.get('filename')!r} cannot be read from the ledger ({error})",
+            )
             return None
         claimed = (str(header.get("sha256")), int(header.get("size") or 0))
         with os.fdopen(fd, "rb") as handle:
@@ -342,8 +373,10 @@ class Writer(Lease, threading.Thread):
             os.replace(path, kept)
             self.spool.add_blob(kept)
         except OSError as error:
-            self.problem("spool_failures", f"cannot spool artifact bytes ({error}); they stay "
-                         f"in {path} for 'kleio sync'")
+            self.problem(
+                "spool_failures",
+                f"cannot spool artifact bytes ({error}); they stay in {path} for 'kleio sync'",
+            )
         return claimed
 
     def _query(self, message: Query) -> None:
@@ -365,10 +398,12 @@ class Writer(Lease, threading.Thread):
             time.sleep(0.5)
         if self.backlog:
             kinds = sorted({event[1] for event in self.backlog})
-            warn(f"{len(self.backlog)} events of this run could be written neither to the "
-                 f"journal nor to the spool ({self.spool.directory}): {', '.join(kinds)}; "
-                 "output and status among them are lost, while statistics and artifacts "
-                 "still in the ledger are journalled by 'kleio sync' once there is space")
+            warn(
+                f"{len(self.backlog)} events of this run could be written neither to the "
+                f"journal nor to the spool ({self.spool.directory}): {', '.join(kinds)}; "
+                "output and status among them are lost, while statistics and artifacts "
+                "still in the ledger are journalled by 'kleio sync' once there is space"
+            )
             if self.problems:  # the final status that counts them cannot be journalled
                 counted = ", ".join(f"{key} {count}" for key, count in self.problems.items())
                 warn(f"counted during this run: {counted}")

@@ -153,8 +153,9 @@ class SQLiteBase(Store):
         uri = "file:" + quote(os.fsencode(self.path)) + "?mode=ro"
         if not side_files:
             uri += "&immutable=1"
-        self._conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None,
-                                     check_same_thread=False)
+        self._conn = sqlite3.connect(
+            uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
         self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         self.read_only, self._immutable = True, not side_files
         has_meta = self._conn.execute(
@@ -201,8 +202,9 @@ class SQLiteBase(Store):
         reason = " ".join(reason.split())
         reason = reason if len(reason) <= 200 else reason[:200] + "…"
         if "malformed" in reason or "Could not decode to UTF-8" in reason:
-            return StoreUnavailable(f"the journal at {self.path} is damaged ({reason})",
-                                    DAMAGED_HINT)
+            return StoreUnavailable(
+                f"the journal at {self.path} is damaged ({reason})", DAMAGED_HINT
+            )
         if "not a database" in reason:
             return StoreUnavailable(
                 f"{self.path} is not a kleio journal ({reason})",
@@ -247,8 +249,9 @@ class SQLiteBase(Store):
             name = raw_id.decode("utf-8", "replace") if isinstance(raw_id, bytes) else raw_id
             which = f"trial {name[:12]!r}" if name else "a trial"
             raise StoreUnavailable(
-                f"the journal at {self.path} is damaged: the document of {which} does not "
-                "decode", DAMAGED_HINT) from None
+                f"the journal at {self.path} is damaged: the document of {which} does not decode",
+                DAMAGED_HINT,
+            ) from None
 
     def _schema_version(self, conn: sqlite3.Connection) -> int:
         if not self.read_only:
@@ -259,11 +262,15 @@ class SQLiteBase(Store):
         except (TypeError, ValueError):
             raise StoreUnavailable(
                 f"the journal at {self.path} is damaged: its schema version {str(row[0])[:20]!r}"
-                " is not a number", DAMAGED_HINT) from None
+                " is not a number",
+                DAMAGED_HINT,
+            ) from None
         if version > SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"the journal at {self.path} was written by a newer kleio (schema {version} >"
-                f" {SCHEMA_VERSION})", "upgrade kleio on this machine (pip install -U kleio)")
+                f" {SCHEMA_VERSION})",
+                "upgrade kleio on this machine (pip install -U kleio)",
+            )
         return version
 
     def _migrate(self) -> None:

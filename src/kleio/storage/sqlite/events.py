@@ -27,8 +27,7 @@ _INSERT_EVENTS_OF = (
 class EventsMixin(TrialsMixin, SummariesMixin):
     """Appending and reading events (the ``events`` table)."""
 
-    def _try_append(self, *, trial_id: str, event: NewEvent,
-                    fields: dict[str, Any] | None) -> bool:
+    def _try_append(self, *, trial_id: str, event: NewEvent, fields: dict[str, Any] | None) -> bool:
         with self._write() as conn:
             key = self._write_key(conn, trial_id)
             try:
@@ -36,8 +35,12 @@ class EventsMixin(TrialsMixin, SummariesMixin):
             except sqlite3.IntegrityError:
                 return False
             if event[1] in ("statistic", "metrics"):
-                self._summarize(conn, key, [(event[0], event[3])] if event[1] == "statistic"
-                                else [], event[1] == "metrics")
+                self._summarize(
+                    conn,
+                    key,
+                    [(event[0], event[3])] if event[1] == "statistic" else [],
+                    event[1] == "metrics",
+                )
             if fields:
                 self._apply_fields(conn, trial_id, fields)
             return True
@@ -51,9 +54,13 @@ class EventsMixin(TrialsMixin, SummariesMixin):
             if stats:
                 # Only events this call inserts are summarized (a replayed batch is skipped).
                 seqs = [seq for seq, _ in stats]
-                taken = {row[0] for row in conn.execute(
-                    "SELECT seq FROM events WHERE trial = ? AND seq BETWEEN ? AND ?",
-                    (key, _int64(min(seqs)), _int64(max(seqs))))}
+                taken = {
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT seq FROM events WHERE trial = ? AND seq BETWEEN ? AND ?",
+                        (key, _int64(min(seqs)), _int64(max(seqs))),
+                    )
+                }
                 if taken:
                     stats = [item for item in stats if item[0] not in taken]
             before = conn.total_changes
@@ -65,8 +72,16 @@ class EventsMixin(TrialsMixin, SummariesMixin):
                 self._summarize(conn, key, stats, declared)
             return inserted
 
-    def _read_events(self, *, trial_id: str, kinds: Sequence[str] | None, after: int | None,
-                     upto: int | None, limit: int | None, reverse: bool) -> list[Event]:
+    def _read_events(
+        self,
+        *,
+        trial_id: str,
+        kinds: Sequence[str] | None,
+        after: int | None,
+        upto: int | None,
+        limit: int | None,
+        reverse: bool,
+    ) -> list[Event]:
         key = self._read_key(trial_id)
         if key is None:
             return []
@@ -104,13 +119,17 @@ class EventsMixin(TrialsMixin, SummariesMixin):
         if rows is None:
             # Event data damaged into bytes that are not UTF-8: read those as bytes, kept like
             # any undecodable text, so one damaged line does not make a trial unreadable.
-            rows = [(seq, kind, when, bytes(data).decode("utf-8", "surrogateescape"))
-                    for seq, kind, when, data in self._query(
-                        sql.replace("time, data FROM", "time, CAST(data AS BLOB) FROM"), params)]
+            rows = [
+                (seq, kind, when, bytes(data).decode("utf-8", "surrogateescape"))
+                for seq, kind, when, data in self._query(
+                    sql.replace("time, data FROM", "time, CAST(data AS BLOB) FROM"), params
+                )
+            ]
         return [Event(trial_id, seq, kind, when, loads(data)) for seq, kind, when, data in rows]
 
-    def _read_raw(self, *, trial_id: str, kind: str, after: int | None, upto: int | None,
-                  limit: int) -> list[tuple[int, str | dict[str, Any]]]:
+    def _read_raw(
+        self, *, trial_id: str, kind: str, after: int | None, upto: int | None, limit: int
+    ) -> list[tuple[int, str | dict[str, Any]]]:
         key = self._read_key(trial_id)
         if key is None:
             return []
@@ -121,14 +140,22 @@ class EventsMixin(TrialsMixin, SummariesMixin):
         # row read where it lies, costs half of the kind index plus a look-up per row (and
         # scanning past other events, in C, stays cheap); sparser kinds take the index.
         index = "" if kind == "statistic" else " INDEXED BY events_kind"
-        sql = (f"SELECT seq, data FROM events{index}"
-               " WHERE trial = ? AND kind = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?")
-        params = (key, kind, _int64(-1 if after is None else after),
-                  _int64(_INT64_MAX if upto is None else upto), _int64(limit))
+        sql = (
+            f"SELECT seq, data FROM events{index}"
+            " WHERE trial = ? AND kind = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+        )
+        params = (
+            key,
+            kind,
+            _int64(-1 if after is None else after),
+            _int64(_INT64_MAX if upto is None else upto),
+            _int64(limit),
+        )
         rows = self._fetch_text(sql, params)
         if rows is None:  # bytes that are not UTF-8: decoded one by one, as read_events does
-            return super()._read_raw(trial_id=trial_id, kind=kind, after=after, upto=upto,
-                                     limit=limit)
+            return super()._read_raw(
+                trial_id=trial_id, kind=kind, after=after, upto=upto, limit=limit
+            )
         return rows
 
     def _count_events(self, *, trial_id: str, kind: str, upto: int | None) -> int:

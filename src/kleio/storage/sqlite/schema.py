@@ -96,8 +96,7 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
                 PRIMARY KEY (trial, seq)
             ) WITHOUT ROWID""",
             "ALTER TABLE trials ADD COLUMN project TEXT",
-            "UPDATE trials SET project = json_extract(doc, '$.project')"
-            " WHERE json_valid(doc)",
+            "UPDATE trials SET project = json_extract(doc, '$.project') WHERE json_valid(doc)",
         ),
     ),
     (

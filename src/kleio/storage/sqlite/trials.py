@@ -18,9 +18,15 @@ if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are str
 _DOC_COLUMNS = ("created_at", "started_at", "ended_at", "status", "heartbeat_at")
 
 
-def filters(*, statuses: Sequence[str] | None, tags: Sequence[str] | None,
-             since: float | None, project: str | None, branches: bool | None,
-             table: str = "trials") -> tuple[list[str], list[Any]]:
+def filters(
+    *,
+    statuses: Sequence[str] | None,
+    tags: Sequence[str] | None,
+    since: float | None,
+    project: str | None,
+    branches: bool | None,
+    table: str = "trials",
+) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     if statuses is not None:
@@ -66,8 +72,9 @@ class TrialsMixin(SQLiteBase):
             key = self._write_key(conn, doc["id"])
             conn.execute("INSERT OR IGNORE INTO summary_state (trial) VALUES (?)", (key,))
             # A primary declared before the document (events first) now knows its side.
-            conn.execute("UPDATE primaries SET branch = ? WHERE trial = ?",
-                         (int(row[5] is not None), key))
+            conn.execute(
+                "UPDATE primaries SET branch = ? WHERE trial = ?", (int(row[5] is not None), key)
+            )
             return True
 
     def _get_trial(self, *, trial_id: str) -> dict[str, Any] | None:
@@ -79,7 +86,8 @@ class TrialsMixin(SQLiteBase):
     ) -> None:
         # Read-modify-write is safe: the caller holds the write lock (BEGIN IMMEDIATE).
         row = conn.execute(
-            "SELECT CAST(doc AS BLOB) FROM trials WHERE id = ?", (trial_id,)).fetchone()
+            "SELECT CAST(doc AS BLOB) FROM trials WHERE id = ?", (trial_id,)
+        ).fetchone()
         if row is None:
             return
         doc = self._load(row[0], trial_id)
@@ -100,13 +108,24 @@ class TrialsMixin(SQLiteBase):
         with self._write() as conn:
             self._apply_fields(conn, trial_id, fields)
 
-    def _find_trials(self, *, id_prefix: str | None, statuses: Sequence[str] | None,
-                     tags: Sequence[str] | None, parent_id: str | None, field: str,
-                     descending: bool, limit: int | None, since: float | None,
-                     project: str | None, branches: bool | None) -> list[dict[str, Any]]:
+    def _find_trials(
+        self,
+        *,
+        id_prefix: str | None,
+        statuses: Sequence[str] | None,
+        tags: Sequence[str] | None,
+        parent_id: str | None,
+        field: str,
+        descending: bool,
+        limit: int | None,
+        since: float | None,
+        project: str | None,
+        branches: bool | None,
+    ) -> list[dict[str, Any]]:
         order = "DESC" if descending else "ASC"
-        where, params = filters(statuses=statuses, tags=tags, since=since,
-                                      project=project, branches=branches)
+        where, params = filters(
+            statuses=statuses, tags=tags, since=since, project=project, branches=branches
+        )
         if id_prefix:
             # A range on the primary key uses its index, unlike LIKE/GLOB with wildcards
             # in the id; the upper bound is the smallest string after every extension.
@@ -144,8 +163,13 @@ class TrialsMixin(SQLiteBase):
             removed = 0
             if row is not None:
                 removed = conn.execute("DELETE FROM events WHERE trial = ?", (row[0],)).rowcount
-                for table in ("summaries", "summary_state", "step_runs", "summary_marks",
-                              "primaries"):
+                for table in (
+                    "summaries",
+                    "summary_state",
+                    "step_runs",
+                    "summary_marks",
+                    "primaries",
+                ):
                     conn.execute(f"DELETE FROM {table} WHERE trial = ?", (row[0],))
             conn.execute("DELETE FROM trials WHERE id = ?", (trial_id,))
             return int(removed)
