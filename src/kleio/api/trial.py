@@ -299,8 +299,8 @@ def execution_times(
     An execution starts at its ``running`` status and ends at its final status (completed,
     broken, interrupted, suspended). One that has none: if a later execution exists, it ended
     with its last journalled event; if it is the last one, it is still running (up to now)
-    or, when its runner is lost, ended at the trial's last heartbeat. ``events``: the
-    trial's status events, when already read.
+    or, when its runner is lost, ended at the trial's last heartbeat or its last journalled
+    event, whichever is later. ``events``: the trial's status events, when already read.
     """
     if events is None:
         events = store.read_events(trial_id=doc["id"], kinds=("status",))
@@ -320,21 +320,28 @@ def execution_times(
     for execution, start in starts.items():
         end = ends.get(execution)
         if end is None:
-            if execution == last:
-                if status == "lost":
-                    end = float(doc.get("heartbeat_at") or start)
-                elif status in ("running", "reserved"):
-                    end = now if now is not None else time.time()
-                else:
-                    end = float(doc.get("ended_at") or doc.get("heartbeat_at") or start)
+            if execution != last:
+                end = _last_event_time(store, doc["id"], execution) or start
+            elif status == "lost":
+                # Its runner died between heartbeats: it ran at least until its last beat
+                # and its last journalled event, whichever came later.
+                beat = float(doc.get("heartbeat_at") or start)
+                end = max(beat, _last_event_time(store, doc["id"], execution) or start)
+            elif status in ("running", "reserved"):
+                end = now if now is not None else time.time()
             else:
-                tail = store.read_events(
-                    trial_id=doc["id"],
-                    after=first_seq(execution),
-                    upto=first_seq(execution + 1) - 1,
-                    limit=1,
-                    reverse=True,
-                )
-                end = tail[0].time if tail else start
+                end = float(doc.get("ended_at") or doc.get("heartbeat_at") or start)
         total += max(0.0, float(end) - start)
     return min(starts.values()), total
+
+
+def _last_event_time(store: Store, trial_id: str, execution: int) -> float | None:
+    """The time of the last event journalled by one execution of a trial, if any."""
+    tail = store.read_events(
+        trial_id=trial_id,
+        after=first_seq(execution),
+        upto=first_seq(execution + 1) - 1,
+        limit=1,
+        reverse=True,
+    )
+    return tail[0].time if tail else None

@@ -43,6 +43,7 @@ def describe(
     """The JSON shape of ``kleio info --json`` (kept stable, tested)."""
     trial_id = doc["id"]
     status = status_of(store, doc, host=host, stale_after=stale_after)
+    events = store.read_events(trial_id=trial_id, kinds=("status",))
     history = [
         {
             "status": e.data.get("status"),
@@ -55,8 +56,11 @@ def describe(
             ),
             **({"exit_code": e.data["exit_code"]} if "exit_code" in e.data else {}),
         }
-        for e in store.read_events(trial_id=trial_id, kinds=("status",))
+        for e in events
     ]
+    from kleio.api.trial import execution_times  # the read API: only once it is needed
+
+    _, ran = execution_times(store, doc, status, events=events)
     lineage = store.lineage(trial_id=trial_id)
     # Each ancestor's cut is the one inherited from the branch below it (``upto``).
     ancestors = [{"id": d["id"], "cut": upto} for d, upto in lineage[:-1]]
@@ -81,6 +85,7 @@ def describe(
         "created_at": doc.get("created_at"),
         "started_at": doc.get("started_at"),
         "ended_at": doc.get("ended_at"),
+        "duration": ran,
         "exit_code": doc.get("exit_code"),
         "runner": doc.get("runner"),
         "heartbeat_at": doc.get("heartbeat_at"),
@@ -122,10 +127,9 @@ def _identity(info: dict[str, Any]) -> Iterator[str]:
         yield f"lineage  {chain} -> {info['short_id']}"
         if info.get("branch_reason"):
             yield f"branched {info['branch_reason']}"
-    started, ended = info["started_at"], info["ended_at"]
     yield (
-        f"started  {when(started)}   ended {when(ended)}   "
-        f"duration {duration((ended - started) if started and ended else None)}"
+        f"started  {when(info['started_at'])}   ended {when(info['ended_at'])}   "
+        f"duration {duration(info['duration'])}"
     )
 
 

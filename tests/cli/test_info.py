@@ -1,0 +1,52 @@
+"""``kleio info`` and ``ls`` on a trial whose runner was killed: how long it ran."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from kleio.cli.common import duration
+from tests.conftest import git, run_kleio, write
+
+# Busy for a measured while, log it, then SIGKILL the runner (the program's parent) and die:
+# no final status is ever journalled, and no heartbeat comes after the first one.
+PROGRAM = """\
+import os, signal, time
+from kleio.client.logger import kleio_logger
+t0 = time.time()
+while time.time() - t0 < 0.3:
+    pass
+kleio_logger.log_statistic(elapsed=time.time() - t0)
+os.kill(os.getppid(), signal.SIGKILL)
+os._exit(0)
+"""
+
+
+def test_a_lost_trial_ran_until_its_last_event_not_until_its_last_heartbeat(git_repo, db_uri):
+    write(git_repo / "killed.py", PROGRAM)
+    git(git_repo, "add", "killed.py")
+    git(git_repo, "commit", "-qm", "killed")
+    env = {**os.environ, "KLEIO_HEARTBEAT_INTERVAL": "3600"}
+    subprocess.run(
+        [sys.executable, "-m", "kleio", "python", "killed.py"],
+        cwd=git_repo,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    # The statistic was acknowledged (spooled or journalled); sync replays what the runner left.
+    run_kleio("sync", cwd=git_repo)
+    (row,) = json.loads(run_kleio("ls", "--json", cwd=git_repo).stdout)
+    assert row["status"] == "lost"
+    trial = row["id"]
+    stat = json.loads(run_kleio("cat", "--statistics", "--json", trial, cwd=git_repo).stdout)
+    elapsed = stat["elapsed"]
+    assert elapsed >= 0.3
+    # It ran at least while the program measured, before its last statistic.
+    assert row["duration"] >= elapsed
+    info = json.loads(run_kleio("info", trial, "--json", cwd=git_repo).stdout)
+    assert info["duration"] == row["duration"]
+    text = run_kleio("info", trial, cwd=git_repo).stdout
+    assert f"duration {duration(row['duration'])}" in text and "duration -" not in text
