@@ -150,9 +150,11 @@ def _append_what_is_taken(store: Store, trial_id: str, events: list[NewEvent]) -
         def told(event: NewEvent, error: BaseException) -> None:
             import sys
 
+            from kleio.trial import short_id
+
             sys.stderr.write(
                 f"kleio: warning: the journal refused a {event[1]} event of "
-                f"trial {trial_id[:7]} ({error}); it is dropped\n"
+                f"trial {short_id(trial_id)} ({error}); it is dropped\n"
             )
 
         inserted, _, down = store_each(store, trial_id, events, told)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from kleio.metrics import Declarations, from_events
 from kleio.storage.base import Event, Store, execution_of, first_seq
+from kleio.trial import short_id
 
 if TYPE_CHECKING:
     from kleio.api.journal import Journal
@@ -22,7 +23,7 @@ class Trial:
         self._journal = journal
         self.doc = doc
         self.id: str = doc["id"]
-        self.short_id = self.id[:7]
+        self.short_id = short_id(self.id)
         parent = doc.get("parent") or None
         self.parent: str | None = parent["id"] if isinstance(parent, dict) else None
         self.command: list[str] = list(doc.get("argv") or doc.get("command") or [])
