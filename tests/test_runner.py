@@ -1,4 +1,4 @@
-"""Runner internals: line cutting, and nothing lost when the store fails."""
+"""kleio.runner: the final status rule, nothing lost when the store fails, the start path."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from kleio.channel import LineCutter
 from kleio.errors import StoreUnavailable
+from kleio.runner import final_status
 from kleio.spool import Spool, leftover_files
 from kleio.storage import open_store
 from kleio.storage.base import encode
@@ -16,24 +16,21 @@ from kleio.writer import Heartbeat, Status, Stop, Writer
 from tests.conftest import run_kleio
 
 
-def test_line_cutter_coalesces_progress_and_keeps_bytes():
-    cutter = LineCutter()
-    assert cutter.feed(b"abc") == []
-    assert cutter.feed(b"def\nxy") == ["abcdef"]
-    assert cutter.feed(b"\r\n") == ["xy"]
-    assert cutter.feed(b"10%\r20%\r") == []
-    assert len(cutter.pending) <= len(b"20%\r")
-    assert cutter.feed(b"100%\n") == ["100%"]
-    assert cutter.feed(b"bad \xff byte\n") == ["bad \udcff byte"]
-    assert cutter.feed(b"tail") == []
-    assert cutter.flush() == ["tail"]
-
-
-def test_line_cutter_bounds_an_endless_line():
-    cutter = LineCutter()
-    lines = cutter.feed(b"x" * 200_000)
-    assert sum(len(line) for line in lines) + len(cutter.pending) == 200_000
-    assert len(cutter.pending) <= 1 << 16
+@pytest.mark.parametrize(
+    "code, interrupted, stop, expected",
+    [
+        (0, None, False, "completed"),
+        (1, None, False, "broken"),
+        (137, None, False, "broken"),
+        (130, None, False, "interrupted"),
+        (143, 15, False, "interrupted"),
+        (0, 15, False, "interrupted"),
+        (0, None, True, "suspended"),
+        (137, None, True, "suspended"),
+    ],
+)
+def test_final_status_rule(code, interrupted, stop, expected):
+    assert final_status(code, interrupted=interrupted, stop_requested=stop) == expected
 
 
 class FlakyStore:

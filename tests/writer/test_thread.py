@@ -1,12 +1,10 @@
-"""kleio.writer.thread: refused events counted, nothing lost through outages; the final status
-rule (kleio.runner.final_status, kept beside the writer that journals the status)."""
+"""kleio.writer.thread: refused events counted, nothing lost through outages."""
 
 from __future__ import annotations
 
 import pytest
 
 from kleio.errors import StoreUnavailable
-from kleio.runner import final_status
 from kleio.spool import Spool
 from kleio.storage.base import encode, first_seq
 from kleio.writer import Heartbeat, Status, Stop, Writer
@@ -87,20 +85,3 @@ def test_nothing_is_lost_when_journal_and_spool_both_fail_for_a_while(journal, t
     lines = journal.read_events(trial_id=TRIAL, kinds=("stdout",))
     assert [e.data["line"] for e in lines] == [str(i) for i in range(100)]
     assert writer.problems.get("spool_failures", 0) >= 1
-
-
-@pytest.mark.parametrize(
-    "code, interrupted, stop, expected",
-    [
-        (0, None, False, "completed"),
-        (1, None, False, "broken"),
-        (137, None, False, "broken"),
-        (130, None, False, "interrupted"),
-        (143, 15, False, "interrupted"),
-        (0, 15, False, "interrupted"),
-        (0, None, True, "suspended"),
-        (137, None, True, "suspended"),
-    ],
-)
-def test_final_status_rule(code, interrupted, stop, expected):
-    assert final_status(code, interrupted=interrupted, stop_requested=stop) == expected
