@@ -1,5 +1,6 @@
 """How the MongoDB store writes summaries: a constant number of requests per batch, writes
-that a replay leaves unchanged, and the marks a branch cut in a long trial starts from.
+that a replay leaves unchanged, and its marks removed with the trial (that a cut starts from
+the mark before it is the contract of every backend: tests/storage/test_summary_reads.py).
 
 Run on mongomock and on the live server (nx-27017 unless ``KLEIO_TEST_MONGODB_URI``);
 requests are counted on the live one, with pymongo's command monitoring.
@@ -17,7 +18,6 @@ from pymongo import monitoring  # noqa: E402
 import kleio.storage.mongodb_summaries as summaries_module  # noqa: E402
 from kleio.storage.base import encode, first_seq  # noqa: E402
 from kleio.storage.mongodb import MongoDBStore  # noqa: E402
-from kleio.storage.summary import fold_all  # noqa: E402
 from tests.mongodb.server import live_available  # noqa: E402
 
 EXEC1 = first_seq(1)
@@ -128,42 +128,6 @@ def test_a_replayed_batch_and_a_resent_bulk_write_count_once(store_and_commands,
         (2, 6, 8),
         (3, 9, 9),
     ]
-
-
-def test_a_branch_cut_mid_trial_summarizes_from_the_mark_before_the_cut(
-    store_and_commands, monkeypatch
-):
-    store, _ = store_and_commands
-    monkeypatch.setattr(summaries_module, "MARK_EVERY", 10)
-    store.create_trial(doc={"id": "p", "created_at": 1.0})
-    # Values with short decimals: the nx-27017 wire server keeps 15 digits of an updated
-    # double, which MongoDB keeps whole.
-    for low in range(0, 95, 7):
-        store.append_events(
-            trial_id="p",
-            events=[
-                stat(EXEC1 + i, step=i, loss=(1 + (i % 13)) / 8)
-                for i in range(low, min(95, low + 7))
-            ],
-        )
-    read = []
-    real = store._iter_own
-    monkeypatch.setattr(store, "_iter_own", lambda *a, **k: read.append(k) or real(*a, **k))
-    for cut in (EXEC1 + 3, EXEC1 + 37, EXEC1 + 94):
-        got = store.summarize_events(trial_id="p", upto=cut)["entries"]
-        expected = fold_all(
-            (e.seq, e.data) for e in store.read_events(trial_id="p", kinds=("statistic",), upto=cut)
-        ).entries
-        for entry in (*got.values(), *expected.values()):  # per trial, not per part
-            entry.pop("last_seq"), entry.pop("min_seq"), entry.pop("max_seq")
-        assert got == expected, cut
-    marks = [k.get("after") for k in read if k.get("after") is not None]
-    assert [m - EXEC1 for m in marks] == [29, 89]  # the 30th and the 90th statistics
-    # Statistics out of order: marks no longer hold, the reader folds from the start.
-    store.append_events(trial_id="p", events=[stat(EXEC1 - 1, step=-1, loss=9.0)])
-    read.clear()
-    store.summarize_events(trial_id="p", upto=EXEC1 + 94)
-    assert [k.get("after") for k in read if k.get("after") is not None] == []
 
 
 def test_rm_and_a_rebuild_remove_the_marks(store_and_commands, monkeypatch):

@@ -686,36 +686,3 @@ def test_a_journal_from_before_summaries_is_summarized_when_opened(tmp_path):
         assert [d["id"] for d in store.find_trials(project="dem")] == ["old"]
         ranked = store.rank_trials(metric="acc", mode=None, default_mode=None, descending=True)
         assert [(d["id"], best) for d, best in ranked] == [("old", 0.7)]
-
-
-def test_a_branch_cut_mid_trial_summarizes_from_the_mark_before_the_cut(tmp_path, monkeypatch):
-    import kleio.storage.sqlite as module
-
-    monkeypatch.setattr(module, "MARK_EVERY", 10)
-    with SQLiteStore("sqlite://" + str(tmp_path / "k.db")) as store:
-        store.create_trial(doc={"id": "p", "created_at": 1.0})
-        seq = first_seq(1)
-        for low in range(0, 95, 7):
-            store.append_events(
-                trial_id="p",
-                events=[
-                    (seq + i, "statistic", 1.0, encode({"step": i, "loss": 1.0 / (1 + (i % 13))}))
-                    for i in range(low, min(95, low + 7))
-                ],
-            )
-        from kleio.storage.summary import fold_all
-
-        read = []
-        real = store._iter_own
-        monkeypatch.setattr(store, "_iter_own", lambda *a, **k: read.append(k) or real(*a, **k))
-        for cut in (seq + 3, seq + 37, seq + 94):
-            got = store.summarize_events(trial_id="p", upto=cut)["entries"]
-            expected = fold_all(
-                (e.seq, e.data)
-                for e in store.read_events(trial_id="p", kinds=("statistic",), upto=cut)
-            ).entries
-            for entry in (*got.values(), *expected.values()):  # per trial, not per part
-                entry.pop("last_seq"), entry.pop("min_seq"), entry.pop("max_seq")
-            assert got == expected, cut
-        marks = [k.get("after") for k in read if k.get("after") is not None]
-        assert [m - seq for m in marks] == [29, 89]  # the 30th and the 90th statistics
