@@ -8,7 +8,7 @@ pymongo; the registry in :mod:`kleio.storage` imports this one lazily.
 
 Layout (no multi-document transactions; no document grows without bound)::
 
-    meta          {_id: "schema", version, indexes}
+    meta          {_id: "schema", version, indexes, opts}
     trials        {_id: trial id, ...the trial document without "id",
                    _sum: its summary state, _opts: its options as where compares them}
     events        {_id: "<trial id>:<seq as 16 hex digits>", trial_id, seq (int64), kind,
@@ -51,6 +51,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pymongo
+from pymongo import UpdateOne
 from pymongo.errors import (
     ConfigurationError,
     InvalidName,
@@ -60,7 +61,7 @@ from pymongo.errors import (
 
 from kleio.errors import ConfigError, StoreUnavailable
 from kleio.storage import mask_uri
-from kleio.storage.base import SCHEMA_VERSION, Store, schema_too_new
+from kleio.storage.base import SCHEMA_VERSION, Store, iter_chunks, schema_too_new
 from kleio.storage.mongodb_blobs import BlobsMixin
 from kleio.storage.mongodb_events import EventsMixin
 from kleio.storage.mongodb_layout import (
@@ -73,14 +74,20 @@ from kleio.storage.mongodb_layout import (
     has_journal,
     hosts_of,
     split_uri,
+    unescape,
     with_database,
 )
 from kleio.storage.mongodb_reads import BatchedMixin
 from kleio.storage.mongodb_summaries import SummariesMixin
 from kleio.storage.mongodb_trials import TrialsMixin
+from kleio.storage.mongodb_where import option_index
 
 _AUTH_CODES = frozenset({13, 18})  # Unauthorized, AuthenticationFailed
 _CHECK_HINT = "Is the server running and reachable? Check the URI, network and credentials"
+#: meta's ``opts``: every trial has its ``_opts`` (see :meth:`MongoDBStore._index_old_options`).
+OPTIONS_VERSION = 1
+#: Trials read and written per request of a backfill (its memory, whatever the database).
+_BACKFILL_CHUNK = 1000
 
 
 # -- the store ----------------------------------------------------------------------------
@@ -186,6 +193,8 @@ class MongoDBStore(TrialsMixin, EventsMixin, SummariesMixin, BatchedMixin, Blobs
             )
         if meta and meta.get("version", SCHEMA_VERSION) < SCHEMA_VERSION:
             self._summarize_old()
+        if meta.get("opts", 0) < OPTIONS_VERSION:
+            self._index_old_options()
 
     def _summarize_old(self) -> None:
         """Summarize the trials of a database written before summaries, once."""
@@ -193,6 +202,30 @@ class MongoDBStore(TrialsMixin, EventsMixin, SummariesMixin, BatchedMixin, Blobs
             self._resummarize(doc["_id"])
         self._db.meta.update_one(
             {"_id": "schema"}, {"$max": {"version": SCHEMA_VERSION}}, upsert=True
+        )
+
+    def _index_old_options(self) -> None:
+        """Write the ``_opts`` of the trials created by a kleio from before them, once.
+
+        Without it ``where`` could never narrow those trials (:mod:`kleio.storage.mongodb_where`
+        keeps a trial without ``_opts`` as a maybe). Several processes may open the database at
+        once: each sets the same value (a trial's options never change), only on the trials
+        still without one, and the flag is raised last, so an interrupted backfill is resumed
+        by the next open. A fresh database is flagged at once (an empty scan).
+        """
+        missing = {"_opts": {"$exists": False}}
+        cursor = self._db.trials.find(missing, {"config": 1, "_esc": 1}, batch_size=_BACKFILL_CHUNK)
+        for chunk in iter_chunks(cursor, _BACKFILL_CHUNK):
+            updates = []
+            for doc in chunk:
+                config = doc.get("config")
+                # As _create_trial computes it: from the options as logged, not as escaped.
+                config = unescape(config) if doc.get("_esc") else config
+                opts = {"$set": {"_opts": option_index(config)}}
+                updates.append(UpdateOne({"_id": doc["_id"], **missing}, opts))
+            self._db.trials.bulk_write(updates, ordered=False)
+        self._db.meta.update_one(
+            {"_id": "schema"}, {"$max": {"opts": OPTIONS_VERSION}}, upsert=True
         )
 
     def drop_database(self) -> None:
