@@ -119,31 +119,6 @@ def test_numpy_values_statistics_and_artifacts_round_trip(git_repo, db_uri):
     assert info["counts"]["artifact"] == 3 and info["counts"]["statistic"] == 1
 
 
-def test_every_process_of_a_job_logs(git_repo, db_uri):
-    (git_repo / "fork.py").write_text(
-        textwrap.dedent("""
-        import multiprocessing as mp
-        from kleio.client.logger import kleio_logger as k
-        def work(rank):
-            for i in range(100):
-                k.log_statistic(rank=rank, step=i)
-        if __name__ == "__main__":
-            k.log_statistic(rank=-1, step=0)
-            procs = [mp.get_context("fork").Process(target=work, args=(r,)) for r in range(4)]
-            [p.start() for p in procs]
-            [p.join() for p in procs]
-    """),
-        encoding="utf-8",
-    )
-    result = run_kleio("python", "fork.py", cwd=git_repo)
-    assert result.returncode == 0, result.stderr
-    trial = json.loads(run_kleio("ls", "--json", cwd=git_repo).stdout)[0]["id"]
-    stats = run_kleio("cat", trial, "--statistics", "--json", cwd=git_repo).stdout.splitlines()
-    assert len(stats) == 401
-    ranks = sorted(json.loads(line)["rank"] for line in stats)
-    assert ranks.count(3) == 100
-
-
 def test_example_resumes_from_its_checkpoint(git_repo, db_uri, tmp_path):
     import shutil
     from pathlib import Path
@@ -196,36 +171,3 @@ def test_example_resumes_from_its_checkpoint(git_repo, db_uri, tmp_path):
     stats = run_kleio("cat", trial, "--statistics", "--json", cwd=git_repo).stdout.splitlines()
     epochs = [json.loads(line)["epoch"] for line in stats]
     assert epochs[-8:] == list(range(5, 13))
-
-
-def test_fork_while_another_thread_logs_does_not_deadlock(git_repo, db_uri):
-    (git_repo / "forky.py").write_text(
-        textwrap.dedent("""
-        import os, threading
-        from kleio.client.logger import kleio_logger as k
-        k.log_statistic(step=-1)
-        held = threading.Event()
-        release = threading.Event()
-        def hold():
-            with k._lock:      # what a thread in the middle of a send looks like
-                held.set()
-                release.wait()
-        threading.Thread(target=hold).start()
-        held.wait()
-        pid = os.fork()
-        if pid == 0:
-            signal_alarm = __import__("signal").alarm(5)  # a deadlock dies here, not hangs
-            k.log_statistic(step=1, child=True)
-            os._exit(0)
-        release.set()
-        _, status = os.waitpid(pid, 0)
-        print("child exit", os.waitstatus_to_exitcode(status))
-    """),
-        encoding="utf-8",
-    )
-    result = run_kleio("python", "forky.py", cwd=git_repo, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "child exit 0\n"
-    trial = json.loads(run_kleio("ls", "--json", cwd=git_repo).stdout)[0]["id"]
-    stats = run_kleio("cat", trial, "--statistics", "--json", cwd=git_repo).stdout
-    assert '"child": true' in stats

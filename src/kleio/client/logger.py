@@ -13,13 +13,12 @@ No database driver is imported here, and nothing slow at import time.
 Without kleio every call prints a one-line rendering and returns, so the same program runs
 unchanged with and without the wrapper.
 
-The bytes written and read are :mod:`kleio.client`'s (one ledger file and one connection per
-process).
+The bytes written and read are :mod:`kleio.client`'s; each process's own ledger file and
+connection are :mod:`kleio.client.transport`'s.
 """
 
 from __future__ import annotations
 
-import _thread
 import os
 import sys
 
@@ -32,6 +31,8 @@ from kleio.client import (
     loads,
     record,
 )
+from kleio.client.transport import DEFAULT_MAX_STATISTIC as DEFAULT_MAX_STATISTIC
+from kleio.client.transport import Transport
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see below)
 if TYPE_CHECKING:  # annotations only: ``typing`` costs milliseconds at a program's start
@@ -40,152 +41,29 @@ if TYPE_CHECKING:  # annotations only: ``typing`` costs milliseconds at a progra
     from kleio.client.artifacts import ArtifactSource
 
 _getpid = os.getpid
-_write = os.write
+_write = os.write  # log_statistic's (Transport._append has its own): a fault test replaces it
 
 #: Deepest nesting of lists and dicts a value may have (MongoDB refuses documents nested
 #: deeper than 100 levels; readers recurse).
 MAX_DEPTH = 32
-#: Largest encoded statistic, in bytes, unless the runner says otherwise (max_statistic_size).
-DEFAULT_MAX_STATISTIC = 1 << 20
-
-
-def _warn(message: str) -> None:
-    try:
-        sys.stderr.write(f"kleio: warning: {message}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
 
 
 def _render(values: dict[str, Any]) -> str:
     return " ".join(f"{key}={value!r}" for key, value in values.items())
 
 
-class KleioLogger:
+class KleioLogger(Transport):
     """Log statistics and artifacts of the current trial.
 
     A single instance, :data:`kleio_logger`, is created at import; it connects lazily and
-    reconnects after a ``fork`` so every process of a job talks to the runner on its own.
+    reconnects after a ``fork`` so every process of a job talks to the runner on its own
+    (:class:`~kleio.client.transport.Transport`).
     """
-
-    def __init__(self) -> None:
-        self._reset()
-        if hasattr(os, "register_at_fork"):
-            # A fork while another thread holds the lock would leave the child's copy locked
-            # for ever: every child starts with a fresh lock, its own ledger file and its own
-            # connection.
-            os.register_at_fork(after_in_child=self._after_fork)
-
-    def _reset(self) -> None:
-        # Re-entrant: a signal handler that logs, run while this thread holds the lock in
-        # the slow path, must not wait for itself.
-        self._lock = _thread.RLock()
-        self._pid: int | None = None  # the process the ledger file and socket belong to
-        self._fd: int | None = None
-        self._base = ""
-        self._blobs = 0
-        self._sock: Any = None
-        try:
-            self._max = int(os.environ.get("KLEIO_MAX_STATISTIC_SIZE") or DEFAULT_MAX_STATISTIC)
-        except ValueError:
-            self._max = DEFAULT_MAX_STATISTIC
-
-    def _after_fork(self) -> None:
-        fd = self._fd
-        self._reset()
-        if fd is not None:  # the parent's file: never write to it from here
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-    def _drop(self) -> None:
-        """Forget a connection whose last message may be partial: the runner discards it."""
-        sock = self._sock
-        self._sock = None
-        if sock is not None:
-            try:
-                sock.close()
-            except OSError:
-                pass
-
-    # -- state ------------------------------------------------------------------------------
 
     @property
     def trial_id(self) -> str | None:
         """The id of the trial this program runs as, or None without kleio."""
         return os.environ.get("KLEIO_TRIAL_ID") or None
-
-    @property
-    def active(self) -> bool:
-        """True when running under ``kleio`` (calls are journalled, not printed)."""
-        return bool(os.environ.get("KLEIO_CHANNEL"))
-
-    def _start(self) -> None:
-        """First call in this process: open its own ledger file (or use the socket)."""
-        pid = _getpid()
-        self._pid, self._fd, self._sock = pid, None, None
-        directory = os.environ.get("KLEIO_LEDGER")
-        if not directory:
-            return
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
-        for _ in range(8):
-            base = f"{pid}-{os.urandom(4).hex()}"
-            try:
-                self._fd = os.open(os.path.join(directory, base + ".log"), flags, 0o600)
-                self._base = base
-                return
-            except FileExistsError:
-                continue
-            except OSError as error:
-                self._ledger_lost(error)
-                return
-
-    def _ledger_lost(self, error: BaseException) -> None:
-        _warn(
-            f"cannot write the ledger in {os.environ.get('KLEIO_LEDGER')} ({error}); "
-            "this process sends its records to the runner instead"
-        )
-        # The descriptor stays open: another thread may be writing with it right now, and a
-        # number closed here could be reused by a file that write would then land in.
-        self._fd = None
-
-    def _append(self, data: bytes) -> bool:
-        """Append one record to this process's ledger file; False if it has none (any more)."""
-        fd = self._fd
-        if fd is None:
-            return False
-        try:
-            written: Any = _write(fd, data)
-        except OSError as error:
-            written = error
-        if written == len(data):
-            return True
-        self._write_failed(written)
-        return False
-
-    def _write_failed(self, written: Any) -> None:
-        fd = self._fd
-        if isinstance(written, int) and fd is not None:
-            # A short write (a full disk): cut the torn record off so the file stays whole.
-            try:
-                os.ftruncate(fd, os.fstat(fd).st_size - written)
-            except OSError:
-                pass
-            written = OSError("short write: the disk may be full")
-        self._ledger_lost(written)
-
-    def _connection(self) -> Any:
-        pid = _getpid()
-        if self._pid != pid:
-            self._start()
-        if self._sock is not None:
-            return self._sock
-        from kleio.client.connection import connect
-
-        sock = connect(os.environ["KLEIO_CHANNEL"])
-        self._sock = sock
-        return sock
 
     # -- statistics -------------------------------------------------------------------------
 
@@ -241,39 +119,6 @@ class KleioLogger:
                     if self._fd == fd:
                         self._write_failed(written)
         self._record(data, f"statistic {_render(loads(text))}" if not self.active else "")
-
-    def _record(self, data: bytes, printed: str) -> None:
-        """Append one record to the ledger, else send it to the runner; print it without kleio.
-
-        ``printed`` is what a program not run by kleio prints (it is only read then).
-        """
-        with self._lock:
-            if self._pid == _getpid():
-                if self._append(data):
-                    return
-            elif not self.active:
-                print(f"kleio: {printed}", flush=True)
-                return
-            else:
-                self._start()
-                if self._append(data):
-                    return
-            try:
-                self._connection().sendall(data)
-            except (BrokenPipeError, ConnectionResetError):
-                # The runner dropped this connection (after an error of its own): once more
-                # on a new one; if the runner is gone, that says so in one sentence.
-                self._drop()
-                try:
-                    self._connection().sendall(data)
-                except BaseException:
-                    self._drop()
-                    raise
-            except BaseException:
-                # Interrupted mid-send (a signal handler raising, say): start over on a new
-                # connection so no later message is read as the rest of this one.
-                self._drop()
-                raise
 
     # -- metrics ----------------------------------------------------------------------------
 
@@ -402,16 +247,6 @@ class KleioLogger:
         return path
 
     # -- resume support ---------------------------------------------------------------------
-
-    def _query(self, request: dict[str, Any]) -> tuple[Any, bytes | None]:
-        from kleio.client.connection import ask
-
-        with self._lock:
-            try:
-                return ask(self._connection(), request)
-            except BaseException:
-                self._drop()
-                raise
 
     def statistics(self) -> list[dict[str, Any]]:
         """Return every statistic of this trial's lineage, oldest first.
