@@ -59,6 +59,7 @@ RUN_OPTIONS = frozenset(
         "-q",
         "--quiet",
         "--stop-on",
+        "--db",
     }
 )
 
@@ -95,7 +96,8 @@ commands:
   check     run the checks (NaN, divergence, plateau...) over trials' journals
 
 global options:
-  --db URI   journal to use (sqlite://PATH, mongodb://..., mongodb+srv://...)
+  --db URI   journal to use (sqlite://PATH, mongodb://..., mongodb+srv://...); also
+             after a command: 'kleio ls --db URI', 'kleio run --db URI PROGRAM'
   --debug    show tracebacks of errors (also KLEIO_DEBUG=1)
   --version  print kleio's version
   -h, --help show this help; 'kleio COMMAND --help' for a command's options
@@ -249,12 +251,43 @@ def _dispatch(rest: list[str], flags: dict[str, object]) -> int:
         print(f"kleio {__version__}")
         return 0
     name, rest = _command_of(rest)
+    if name not in _TAKES_A_PROGRAM:
+        rest = _lift_db(rest, flags)
     qualified = f"kleio.cli.{COMMANDS[name]}"
     __import__(qualified)  # importlib's own import costs more than this whole line
     module = sys.modules[qualified]
     _ran = name
     code: int = module.main(rest, flags)
     return code
+
+
+#: Commands whose words after their own options are a program's command line (``run`` and
+#: ``save`` take ``--db`` among their leading options; ``branch`` only before its name).
+_TAKES_A_PROGRAM = frozenset({"run", "exec", "save", "branch"})
+
+
+def _lift_db(rest: list[str], flags: dict[str, object]) -> list[str]:
+    """A reading command's arguments without ``--db URI`` / ``--db=URI`` (anywhere before
+    ``--``), which set ``flags["db"]``: ``kleio ls --db URI`` as ``kleio --db URI ls``."""
+    kept: list[str] = []
+    i = 0
+    while i < len(rest):
+        token = rest[i]
+        if token == "--":
+            kept.extend(rest[i:])
+            break
+        if token == "--db":
+            if i + 1 >= len(rest):
+                raise UsageError("--db needs a URI", "e.g. --db sqlite:///tmp/kleio.db")
+            flags["db"] = rest[i + 1]
+            i += 2
+            continue
+        if token.startswith("--db="):
+            flags["db"] = token[len("--db=") :]
+        else:
+            kept.append(token)
+        i += 1
+    return kept
 
 
 def _command_of(rest: list[str]) -> tuple[str, list[str]]:

@@ -35,6 +35,7 @@ options:
                        --stop-on nan,diverged (the trial ends suspended, resumable); the
                        stop_on setting of kleio.yaml otherwise (see 'kleio check --list')
   -q, --quiet          do not print the 'trial reserved' line
+  --db URI             journal to use, as before the command (sqlite://PATH, mongodb://...)
   -h, --help           show this help
 """
 
@@ -49,7 +50,7 @@ FLAGS = {
 
 
 #: Options taking a value.
-VALUES = {"--stop-on": "stop_on"}
+VALUES = {"--stop-on": "stop_on", "--db": "db"}
 
 
 def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
@@ -69,6 +70,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     if given is None:
         return 0
     options, command, cwd = given
+    flags = {**flags, "db": options["db"] or flags.get("db")}
     _start_git_status(command, cwd)
     from kleio import launch
     from kleio.cli.launch import run_prepared

@@ -14,7 +14,7 @@ from kleio.cli.leading import parse_leading, program_or_help
 from kleio.errors import UsageError
 from kleio.trial import short_id
 
-HELP = """usage: kleio save [--tag TAG]... [--] PROGRAM [ARGS...]
+HELP = """usage: kleio save [--tag TAG]... [--db URI] [--] PROGRAM [ARGS...]
 
 Register PROGRAM ARGS as a trial without running it (status 'new'), with the same id and
 code/environment snapshots 'kleio run' would record. Run saved trials with 'kleio worker'
@@ -24,6 +24,7 @@ that already exists changes nothing but adds the given tags.
 options:
   --tag TAG   tag the trial (repeatable); workers can select trials by tag
   -q, --quiet print only the trial's id
+  --db URI    journal to use, as before the command (sqlite://PATH, mongodb://...)
   -h, --help  show this help
 """
 
@@ -33,6 +34,7 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
         argv,
         prog="kleio save",
         flags={"-q": "quiet", "--quiet": "quiet"},
+        values={"--db": "db"},
         example="kleio save --tag sweep1 python train.py",
     )
 
@@ -57,7 +59,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             "run this trial",
             "pass secrets through environment variables or a file instead",
         )
-    config = load_config({"db": flags.get("db")})
+    config = load_config({"db": options["db"] or flags.get("db")})
     store = open_store(config.db)
     try:
         prepared = prepare_command(store, config, command, cwd, options["tags"])
