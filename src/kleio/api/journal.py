@@ -16,11 +16,12 @@ from kleio.api.conditions import (
     ranked_sort,
     sort_trials,
 )
+from kleio.api.filters import HELD_OR_LOST, passes, store_filters, wanted_statuses
 from kleio.api.prefetch import prefetch
 from kleio.api.trial import Trial
 from kleio.errors import UsageError
 from kleio.metrics import from_config, from_specs, is_number
-from kleio.storage.base import HINT_OPS, STATUSES, Store
+from kleio.storage.base import HINT_OPS, Store
 
 
 class Journal:
@@ -165,7 +166,7 @@ class Journal:
             if trial.id not in seen:
                 yield trial
 
-    def iter_trials(  # noqa: C901 - one filter pipeline; to be split into steps
+    def iter_trials(
         self,
         *,
         where: Iterable[str] = (),
@@ -180,104 +181,77 @@ class Journal:
         """Like :meth:`trials`, as a generator (unsorted listings stream)."""
         conditions = [Condition(spec) for spec in where]
         name, descending = parse_sort(sort or "-created")
-        wanted = set(status or ())
-        unknown = [s for s in wanted if s not in STATUSES and s != "lost"]
-        if unknown:
-            raise UsageError(
-                f"unknown status {unknown[0]!r}", f"use one of {', '.join(STATUSES)}, lost"
-            )
-        statuses = None
-        if wanted:  # a lost trial is held (running/reserved) in the database
-            statuses = sorted(
-                {("running" if s == "lost" else s) for s in wanted}
-                | ({"reserved"} if "lost" in wanted else set())
-            )
-        threshold = parse_since(since) if since is not None else None
-        in_store = name in STORE_SORTS
-        store_sort = ("-" if descending else "") + STORE_SORTS.get(name, "created_at")
-        # Conditions on fields the database holds are asked of it (as well as checked here).
-        for condition in conditions:
-            if (
-                condition.op == "="
-                and condition.name == "status"
-                and not wanted
-                and condition.text in STATUSES
-                and condition.text not in ("running", "reserved")
-            ):
-                statuses = [condition.text]
-            elif (
-                condition.op in (">", ">=")
-                and condition.name == "created"
-                and condition.number is not None
-            ):
-                threshold = max(threshold or condition.number, condition.number)
-            elif condition.op in ("=", "==") and condition.name in ("tag", "tags"):
-                tags = [*(tags or ()), condition.text]
-        # With every other filter answered by the database, the limit is too.
-        # A held trial may show as lost: such a status filter is checked here, not there.
-        pushed = (
-            in_store
-            and not conditions
-            and not ids
-            and not (wanted & {"lost", "running", "reserved"})
-        )
-        filters: dict[str, Any] = {
-            "statuses": statuses,
-            "tags": tags,
-            "since": threshold,
-            "project": project or None,
-        }
-        docs: Iterable[Any]
-        ranked = not ids and ranked_sort(name)
+        wanted = wanted_statuses(status)
+        filters = store_filters(conditions, wanted, tags, project, since)
         if ids:
-            found: dict[str, dict[str, Any]] = {}
-            for prefix in ids:
-                for doc in self.store.find_trials(id_prefix=prefix.lower(), sort="id"):
-                    found[doc["id"]] = doc
-            docs = list(found.values())
-        elif ranked:
+            docs: Iterable[Any] = self._docs_by_prefix(ids)
+        elif ranked_sort(name):
             docs = self._ranked(name, descending, filters, max(64, (limit or 0) + 1))
         else:
-            # Conditions comparing an option or a metric with a number narrow the database's
-            # answer (each candidate is still checked here: a hint never decides).
-            hints = [
-                (c.name, c.op, c.number)
-                for c in conditions
-                if c.number is not None and c.op in HINT_OPS and c.name not in FIELDS
-            ]
-            docs = self.store.find_trials(
-                **filters, sort=store_sort, limit=limit if pushed else None, hints=hints
-            )
-
-        def candidates() -> Iterator[Trial]:
-            for doc in docs:
-                if isinstance(doc, Trial):
-                    yield doc
-                    continue
-                if threshold is not None and (doc.get("created_at") or 0) < threshold:
-                    continue
-                if project and project not in str(doc.get("project") or ""):
-                    continue
-                if ids and tags and not set(tags) <= set(doc.get("tags") or ()):
-                    continue
-                yield Trial(self, doc)
-
-        def selected() -> Iterator[Trial]:
-            for trial in self._prefetched(candidates()):
-                if wanted and trial.status not in wanted:
-                    continue
-                if all(c.matches(trial.value(c.name)) for c in conditions):
-                    yield trial
-
-        if ranked or (in_store and not ids):
-            for index, trial in enumerate(selected()):
-                if limit is not None and index >= limit:
-                    return
-                yield trial
+            docs = self._docs_found(name, descending, conditions, wanted, filters, limit)
+        trials = self._selected(docs, conditions, wanted, filters, bool(ids))
+        if not ids and (ranked_sort(name) or name in STORE_SORTS):
+            yield from _first(trials, limit)  # in the order the store gave
             return
-        chosen = list(selected())
-        chosen = sort_trials(chosen, name, descending)
+        chosen = sort_trials(list(trials), name, descending)
         yield from (chosen if limit is None else chosen[:limit])
+
+    def _docs_by_prefix(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The documents of the trials whose id starts with one of ``ids``, each once."""
+        found: dict[str, dict[str, Any]] = {}
+        for prefix in ids:
+            for doc in self.store.find_trials(id_prefix=prefix.lower(), sort="id"):
+                found[doc["id"]] = doc
+        return list(found.values())
+
+    def _docs_found(
+        self,
+        name: str,
+        descending: bool,
+        conditions: Sequence[Condition],
+        wanted: set[str],
+        filters: dict[str, Any],
+        limit: int | None,
+    ) -> list[dict[str, Any]]:
+        """The documents the store finds by ``filters``, sorted by ``name`` if it holds that
+        field (else newest first, sorted here later)."""
+        store_sort = ("-" if descending else "") + STORE_SORTS.get(name, "created_at")
+        # With every other filter answered by the database, the limit is too.
+        # A held trial may show as lost: such a status filter is checked here, not there.
+        pushed = name in STORE_SORTS and not conditions and not (wanted & HELD_OR_LOST)
+        # Conditions comparing an option or a metric with a number narrow the database's
+        # answer (each candidate is still checked here: a hint never decides).
+        hints = [
+            (c.name, c.op, c.number)
+            for c in conditions
+            if c.number is not None and c.op in HINT_OPS and c.name not in FIELDS
+        ]
+        return self.store.find_trials(
+            **filters, sort=store_sort, limit=limit if pushed else None, hints=hints
+        )
+
+    def _selected(
+        self,
+        docs: Iterable[Any],
+        conditions: Sequence[Condition],
+        wanted: set[str],
+        filters: dict[str, Any],
+        by_ids: bool,
+    ) -> Iterator[Trial]:
+        """The trials of ``docs`` (documents, or trials already made) that pass every filter
+        and condition, read a page at a time. Documents found by id prefix were not filtered
+        by the store: its filters are checked here."""
+        tags = filters["tags"] if by_ids else None
+        candidates = (
+            doc if isinstance(doc, Trial) else Trial(self, doc)
+            for doc in docs
+            if isinstance(doc, Trial) or passes(doc, filters["since"], filters["project"], tags)
+        )
+        for trial in self._prefetched(candidates):
+            if wanted and trial.status not in wanted:
+                continue
+            if all(c.matches(trial.value(c.name)) for c in conditions):
+                yield trial
 
     def best(self, metric: str | None = None, **filters: Any) -> Trial:
         """The best trial by ``metric`` among those matching ``filters`` (see :func:`best`).
@@ -347,3 +321,12 @@ class Journal:
         filters.pop("limit", None)
         filters["sort"] = "-created"
         return sum(1 for _ in self.iter_trials(**filters))
+
+
+def _first(trials: Iterable[Trial], limit: int | None) -> Iterator[Trial]:
+    """The first ``limit`` trials (all if None). Like the listing always did, it reads one
+    trial past the limit before stopping."""
+    for index, trial in enumerate(trials):
+        if limit is not None and index >= limit:
+            return
+        yield trial
