@@ -193,3 +193,75 @@ def test_a_logger_s_batch_is_taken_column_by_column():
         '{"step":1,"loss":1,2,"ok":true}',
     ):
         assert _columns([*texts[:3], text]) is None
+
+
+def test_a_batch_of_numbers_is_cut_without_decoding_its_integers():
+    from kleio.cli.cat_table import _cell, _number_cells
+
+    rng = random.Random(3)
+    stats = [{"step": i - 5, "loss": rng.random() * 10 ** rng.randint(-9, 9)} for i in range(50)]
+    stats[0]["step"] = 10**300
+    texts = [encode(s) for s in stats]
+    texts[1] = '{"step":-4,"loss":1E400}'  # (it reads as inf)
+    texts[2] = texts[2].replace('"step":-3', '"step":-0')
+    keys, cells = _number_cells(texts)
+    decoded = [decode(t) for t in texts]
+    assert keys == ("step", "loss")
+    assert cells == [[_cell(s[key]) for s in decoded] for key in keys]
+    assert cells[0][2] == "0" and cells[1][1] == "inf"
+    for text in (
+        '{"step":1,"loss":2}',  # a column of floats and integers
+        '{"step":1.5,"loss":0.5}',
+        '{"step":true,"loss":0.5}',
+        '{"step":null,"loss":0.5}',
+        '{"step":1,"loss":NaN}',
+        '{"step":01,"loss":0.5}',
+        '{"step":1,"loss":"0.5"}',
+        '{"step":1,"loss":0.5,"acc":1}',
+        '{"step":1}',
+        '{"loss":0.5,"step":1}',
+        '{"step":1,"loss":0.5} ',
+        '{"step":1,"loss":0.5}\n{"step":2,"loss":0.5}',
+        '{"step":1,"loss":0.5}{"step":2,"loss":0.5}',
+        '{"step":' + "9" * 700 + ',"loss":0.5}',  # int() may refuse it: the general way
+        '{"step":1,"loss":0.5\x00}',
+    ):
+        assert _number_cells([*texts[:3], text]) is None, text
+        assert _number_cells([text, *texts[:3]]) is None, text
+    assert _number_cells(['{"a\\\\b":1}']) is None
+    assert _number_cells(['{"a":1,"a":2}']) is None
+    assert _number_cells([]) is None
+    assert _number_cells([{"step": 1}]) is None
+
+
+@pytest.mark.parametrize("spooled", [True, False])
+def test_lines_kept_as_written_or_cut_again_when_a_column_grows(spooled, monkeypatch):
+    import tempfile
+
+    if not spooled:  # no temporary file: the second pass reads the statistics again
+
+        def refused():
+            raise OSError("no room")
+
+        monkeypatch.setattr(tempfile, "TemporaryFile", refused)
+    rng = random.Random(4)
+
+    def logged(low, high, **more):
+        return [
+            encode({"step": i, "loss": rng.random() * 10 ** rng.randint(-9, 9), **more})
+            for i in range(low, high)
+        ]
+
+    cases = [
+        [logged(0, 10), logged(10, 2000), logged(2000, 2100)],  # widths grow, then settle
+        [[encode({"step": 1, "loss": 0.5})], [encode({"step": 12345678, "loss": 0.25})]],
+        [[encode({"a": 1, "b": 22})], [encode({"b": 1, "a": 22})]],  # the same widths
+        [logged(0, 50), logged(50, 60, acc=0.5), logged(60, 70)],  # a key later: re-cut
+        [logged(0, 50, acc="text  "), logged(50, 60), logged(60, 70, acc=1)],
+        [logged(0, 5), [encode({"step": 1, "loss": "x" * 300})], logged(5, 9)],
+        [logged(0, 5), logged(5, 9, note=10**250)],  # a last cell cut short
+        [[encode({"x": 10**250})], [encode({"x": 1})]],
+        [[encode({"STRASSE_ß": 1, "b": 2})], [encode({"STRASSE_ß": 123456, "b": 0.5})]],
+    ]
+    for batches in cases:
+        assert table_now(batches) == table_before(batches)

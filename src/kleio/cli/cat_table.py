@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import marshal
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -63,7 +64,10 @@ def table_blocks(
     formatted whole (:func:`kleio.storage.summary.columns`, :func:`_cells`); any other
     batch is decoded statistic by statistic. The cells of the first pass (the widths)
     wait in a temporary file for the second (the lines), so the statistics are read and
-    decoded once; without a temporary file they are read again."""
+    decoded once; without a temporary file they are read again. A batch of numbers alone
+    (:func:`_number_cells`) waits as its lines, padded to the widths known so far: the
+    second pass writes them as they are when the widths did not grow since (the usual
+    case), else cuts them into cells again (a number's cell holds no white space)."""
     import tempfile  # (it imports shutil and random: only the table pays for them)
 
     widths: dict[str, int] = {}
@@ -74,11 +78,11 @@ def table_blocks(
     except OSError:
         pass
     with spool if spool is not None else contextlib.nullcontext():
-        for shape, cells in _cell_batches(batches()):
+        for shape, cells, plain in _cell_batches(batches()):
             count += len(cells[0]) if shape is not None else len(cells)
             _widen(widths, shape, cells)
             if spool is not None:
-                data = marshal.dumps((shape, _packed(shape, cells)))
+                data = marshal.dumps(_record(shape, cells, plain, widths, max_last))
                 try:
                     spool.write(len(data).to_bytes(8, "little") + data)
                 except OSError:
@@ -91,19 +95,47 @@ def table_blocks(
         if headers:  # (statistics that are all {} have none)
             sizes[-1] = min(sizes[-1], max(len(titles[-1]), max_last))
         yield "  ".join(t.ljust(w) for t, w in zip(titles, sizes)).rstrip() + "\n"
-        for shape, cells in _unspooled(spool) if spool is not None else _cell_batches(batches()):
-            yield _lines(shape, cells, headers, sizes, max_last)
+        if spool is None:
+            for shape, cells, _ in _cell_batches(batches()):
+                yield _lines(shape, cells, headers, sizes, max_last)
+            return
+        for shape, sized, cells in _unspooled(spool):
+            if sized is None:
+                yield _lines(shape, cells, headers, sizes, max_last)
+            elif sized == sizes[:-1] and len(shape) == len(headers) and list(shape) == headers:
+                yield cells  # the lines, as wide as they are now
+            else:
+                rows = map(str.split, cells[:-1].split("\n"))
+                yield _lines(shape, list(zip(*rows)), headers, sizes, max_last)
 
 
-def _unspooled(spool: Any) -> Iterator[_Cells]:
-    """The batches of cells written to ``spool``, in order (marshal.load of a file reads
-    it in small pieces: ten times slower than loads of each batch's bytes)."""
+def _record(
+    shape: tuple[str, ...] | None,
+    cells: list[Any],
+    plain: bool,
+    widths: dict[str, int],
+    max_last: int,
+) -> tuple[tuple[str, ...] | None, list[int] | None, Any]:
+    """What the spool keeps of a batch: ``(keys, None, cells)``, or for a batch of numbers
+    alone (none cut short), ``(keys, widths of all columns but the last, its lines)``:
+    cells that are neither empty nor end in white space, so a line is the cells padded to
+    the widths, the last one as it is (what ``str.rstrip`` leaves of it)."""
+    if not plain or shape is None or max(map(len, cells[-1])) > max_last:
+        return shape, None, _packed(shape, cells)
+    sized = [max(len(key.upper()), widths[key]) for key in shape]
+    line = "".join(f"%-{size}s  " for size in sized[:-1]) + "%s"
+    return shape, sized[:-1], "\n".join(map(line.__mod__, zip(*cells))) + "\n"
+
+
+def _unspooled(spool: Any) -> Iterator[tuple[Any, Any, Any]]:
+    """The records written to ``spool``, in order (marshal.load of a file reads it in
+    small pieces: ten times slower than loads of each batch's bytes)."""
     spool.seek(0)
     while size := int.from_bytes(spool.read(8), "little"):
-        shape, cells = marshal.loads(spool.read(size))
-        if shape is not None:
+        shape, sized, cells = marshal.loads(spool.read(size))
+        if shape is not None and sized is None:
             cells = [c.split("\x00") if type(c) is str else c for c in cells]
-        yield shape, cells
+        yield shape, sized, cells
 
 
 def _packed(shape: tuple[str, ...] | None, cells: list[Any]) -> list[Any]:
@@ -119,20 +151,85 @@ def _packed(shape: tuple[str, ...] | None, cells: list[Any]) -> list[Any]:
 
 
 _Cells = tuple[tuple[str, ...] | None, list[Any]]
+#: A batch's cells, and whether they are numbers alone (see :func:`_number_cells`).
+_Batch = tuple[tuple[str, ...] | None, list[Any], bool]
 
 
-def _cell_batches(batches: Iterable[list[str | dict[str, Any]]]) -> Iterator[_Cells]:
-    """Per batch, ``(keys, columns of cells)`` (see :func:`kleio.storage.summary.columns`)
-    or ``(None, [{key: cell}...])`` for a batch taken statistic by statistic."""
+def _cell_batches(batches: Iterable[list[str | dict[str, Any]]]) -> Iterator[_Batch]:
+    """Per batch, ``(keys, columns of cells, numbers alone)`` (see :func:`_number_cells`,
+    :func:`kleio.storage.summary.columns`) or ``(None, [{key: cell}...], False)`` for a
+    batch taken statistic by statistic."""
     for batch in batches:
+        numbers = _number_cells(batch)
+        if numbers is not None:
+            yield (*numbers, True)
+            continue
         found = columns(batch)
         if found is not None:
-            yield found[0], [_cells(column, texts) for column, texts in zip(*found[1:])]
+            yield found[0], [_cells(column, texts) for column, texts in zip(*found[1:])], False
         else:
-            yield (
-                None,
-                [{key: _cell(value) for key, value in stat.items()} for stat in _decoded(batch)],
-            )
+            cells = [{key: _cell(value) for key, value in stat.items()} for stat in _decoded(batch)]
+            yield None, cells, False
+
+
+#: JSON integers (short enough for int(): longer ones go the general way) and JSON numbers
+#: with a fraction or an exponent (floats), NUL between them: a whole column checked at once.
+_INT = r"-?+(?:0|[1-9][0-9]{0,598}+)"
+_FLOAT = r"-?+(?:0|[1-9][0-9]*+)(?:\.[0-9]++(?:[eE][-+]?+[0-9]++)?+|[eE][-+]?+[0-9]++)"
+_INTS = re.compile(rf"{_INT}(?:\x00{_INT})*+")
+_FLOATS = re.compile(rf"{_FLOAT}(?:\x00{_FLOAT})*+")
+
+
+def _number_cells(batch: list[str | dict[str, Any]]) -> _Cells | None:
+    """``(keys, columns of cells)`` of a batch of texts that all read
+    ``{"k1":v1,"k2":v2,...}`` with the keys of the first, in its order, and whose every
+    column holds only integers or only floats (the usual batch); None for any other.
+
+    No value is decoded but the floats: an integer's cell is its JSON text (``-0`` aside),
+    a float's is ``"%.6g"`` of ``float(text)`` (what the JSON decoder makes of it), all the
+    floats of a column in one formatting. The texts are joined by newlines (a line per
+    statistic) and cut after each key; every piece must end with what follows its value
+    (the next key, or the end of the statistic and the first key of the next one), which
+    one count per column checks, and the values left must be numbers (one match each)."""
+    try:
+        text = "\n".join(batch) + "\n"  # type: ignore[arg-type]  # TypeError: an object
+        first = batch[0].split('"')  # type: ignore[union-attr]
+    except (TypeError, IndexError):
+        return None
+    rows = len(batch)
+    shape = tuple(first[1::2])
+    width = len(shape)
+    if (
+        width == 0
+        or first[0] != "{"
+        or len(set(shape)) != width
+        or any("\\" in key or any(c < " " for c in key) for key in shape)
+        or "\x00" in text
+        or text.count("\n") != rows
+    ):
+        return None
+    pieces = (text + '{"' + shape[0]).split('":')
+    if len(pieces) != 1 + width * rows or pieces[0] != '{"' + shape[0]:
+        return None
+    tails = [',"' + key for key in shape[1:]] + ['}\n{"' + shape[0]]
+    cells: list[Any] = []
+    for index, tail in enumerate(tails):
+        joined = "\x00".join(pieces[1 + index :: width]) + "\x00"
+        marked = tail + "\x00"  # (one NUL each: the counted ones cannot overlap)
+        if joined.count(marked) != rows:
+            return None
+        values = joined.replace(marked, "\x00")[:-1]
+        if _INTS.fullmatch(values):
+            column = values.split("\x00")
+            if "-0" in column:
+                column = ["0" if cell == "-0" else cell for cell in column]
+        elif _FLOATS.fullmatch(values):
+            floats = tuple(map(float, values.split("\x00")))
+            column = (("%.6g\x00" * rows) % floats)[:-1].split("\x00")
+        else:
+            return None
+        cells.append(column)
+    return shape, cells
 
 
 def _widen(widths: dict[str, int], shape: tuple[str, ...] | None, cells: list[Any]) -> None:
