@@ -1,4 +1,5 @@
-"""Boundaries between layers, checked on the source (STYLE: who may import what)."""
+"""Boundaries between layers, checked on the source (STYLE: who may import what), and the
+tests' layout, which mirrors the package's."""
 
 from __future__ import annotations
 
@@ -104,3 +105,101 @@ def test_the_runners_layers_point_one_way():
         for path in (SRC / package).glob("*.py"):
             for name in full_imports_of(path):
                 assert not name.startswith(forbidden), (path, name)
+
+
+TESTS = pathlib.Path(__file__).resolve().parent
+
+#: Test files (or directories, ending in "/") that test across modules on purpose.
+ACROSS_MODULES = {
+    "faults/": "the fault suite: real runs killed, starved or locked, whichever module is hit",
+    "mongodb/": "the live-server suite: every layer of kleio against a real MongoDB",
+    "test_docs.py": "the documentation checked against the whole tree",
+    "test_layout.py": "the tree's own layout and import boundaries",
+    "test_multihost.py": "two hosts sharing one journal: reservation, runner and sync together",
+    "checks/test_docs.py": "the checks' documentation pages against the registered checks",
+    "cli/test_analysis.py": "one workflow over ls, best, diff, export and rm, on both backends",
+    "cli/test_checkout_config_files.py": "one feature through snapshot, diff and checkout",
+    "cli/test_db_option.py": "one option, --db, across every command",
+    "cli/test_environment_changes.py": "one feature through snapshot.compare, resume and diff",
+    "cli/test_hostile_input.py": "every command against hostile input",
+    "cli/test_new_user.py": "what a new user meets first, over several commands and the example",
+    "cli/test_progress.py": "progress bars from the program's output through the channel to cat",
+    "cli/test_signal_at_reservation.py": "a race between launch, reservation and the runner",
+    "client/test_wire.py": "the wire protocol, both ends: the client writes, the channel reads",
+    "config/test_loading.py": "kleio.config's own __init__ (load_config), beside its modules",
+    "ledger/test_package.py": "kleio.ledger's own __init__ (its names, lazy submodules)",
+    "ledger/test_runs.py": "the ledger in real runs: reader, writer and spool together",
+    "redact/test_linear_time.py": "one property (linear time) over every module of kleio.redact",
+    "storage/test_contract.py": "the Store contract, run on every backend",
+    "storage/test_find_artifact.py": "the Store contract of find_artifact, run on every backend",
+    "storage/test_summaries.py": "the Store contract of summaries, run on every backend",
+    "ui/test_browser.py": "the dashboard end to end, in a headless browser",
+}
+
+#: Test files that belong elsewhere but have not moved yet: where each goes. Moving one means
+#: removing its entry here (a stale entry fails the test).
+NOT_MOVED_YET = {
+    "checks/test_monitor.py": "kleio.checks.live's Monitor: into checks/test_live.py",
+    "cli/test_branch_options.py": "kleio.cli.branch's options: into cli/test_branch.py",
+    "cli/test_cat_statistics.py": "kleio.cli.cat_table: into cli/test_cat_table.py",
+    "cli/test_diff_checkout_pdb.py": "into cli/test_diff.py, test_checkout.py and test_pdb.py",
+    "cli/test_save_worker.py": "into cli/test_save.py and cli/test_worker.py",
+    "cli/test_stop_escalation.py": "kleio.cli.stop: into cli/test_stop.py",
+    "client/test_metrics_and_checkpoints.py": "into client/test_logger.py, test_checkpoints.py",
+    "storage/test_sqlite_primaries.py": "kleio.storage.sqlite's primaries: into storage/sqlite/",
+    "storage/test_summary_columns.py": "the summaries folded by columns: beside their module",
+    "ui/test_cli.py": "kleio.cli.ui: into cli/test_ui.py",
+    "ui/test_endpoints.py": "kleio.ui.server's endpoints: into ui/test_server.py",
+    "ui/test_metric_columns.py": "kleio.ui.trials_table: into ui/test_trials_table.py",
+    "ui/test_views_modules.py": "kleio.ui.views' re-exports: into ui/test_views.py",
+}
+
+
+def mirrors_a_module(test_file: pathlib.PurePosixPath, src: pathlib.Path = SRC) -> bool:
+    """tests/X/test_Y.py tests kleio/X/Y.py or the package kleio/X/Y/ (X may be empty)."""
+    name = test_file.name.removeprefix("test_").removesuffix(".py")
+    where = src.joinpath(*test_file.parent.parts)
+    return (where / f"{name}.py").is_file() or (where / name / "__init__.py").is_file()
+
+
+def allowed(test_file: pathlib.PurePosixPath) -> bool:
+    listed = {**ACROSS_MODULES, **NOT_MOVED_YET}
+    return str(test_file) in listed or any(
+        entry.endswith("/") and str(test_file).startswith(entry) for entry in listed
+    )
+
+
+def test_every_test_file_mirrors_a_module_of_the_package():
+    """STYLE: tests/ mirrors src/kleio/. A test file of no module is either moved beside the
+    module it tests, or listed in ACROSS_MODULES with the reason it tests several."""
+    stray = [
+        str(relative)
+        for path in sorted(TESTS.rglob("test_*.py"))
+        if not mirrors_a_module(relative := pathlib.PurePosixPath(path.relative_to(TESTS)))
+        and not allowed(relative)
+    ]
+    assert stray == [], (
+        "each test file tests/X/test_Y.py tests the module kleio/X/Y.py or the package "
+        f"kleio/X/Y/; move these beside their module, or list them in ACROSS_MODULES: {stray}"
+    )
+
+
+def test_the_layout_allow_lists_hold_no_stale_entry():
+    """An entry names a file or directory that exists and does not mirror a module already
+    (it moved: its entry goes)."""
+    for entry in {**ACROSS_MODULES, **NOT_MOVED_YET}:
+        path = TESTS / entry
+        assert path.is_dir() if entry.endswith("/") else path.is_file(), entry
+        if not entry.endswith("/"):
+            assert not mirrors_a_module(pathlib.PurePosixPath(entry)), entry
+    assert not set(ACROSS_MODULES) & set(NOT_MOVED_YET)
+
+
+def test_the_mirror_rule_tells_a_module_from_a_stray():
+    assert mirrors_a_module(pathlib.PurePosixPath("test_spool.py"))  # kleio/spool.py
+    assert mirrors_a_module(pathlib.PurePosixPath("test_api.py"))  # the package kleio/api/
+    assert mirrors_a_module(pathlib.PurePosixPath("snapshot/test_code.py"))
+    assert mirrors_a_module(pathlib.PurePosixPath("storage/test_sqlite.py"))  # a subpackage
+    assert not mirrors_a_module(pathlib.PurePosixPath("test_misc.py"))
+    assert not mirrors_a_module(pathlib.PurePosixPath("snapshot/test_spool.py"))
+    assert not allowed(pathlib.PurePosixPath("test_misc.py"))
