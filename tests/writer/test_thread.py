@@ -1,4 +1,5 @@
-"""kleio.writer.thread: refused events counted, nothing lost through outages."""
+"""kleio.writer.thread and kleio.writer.outage: refused events counted, nothing lost through
+outages."""
 
 from __future__ import annotations
 
@@ -85,3 +86,12 @@ def test_nothing_is_lost_when_journal_and_spool_both_fail_for_a_while(journal, t
     lines = journal.read_events(trial_id=TRIAL, kinds=("stdout",))
     assert [e.data["line"] for e in lines] == [str(i) for i in range(100)]
     assert writer.problems.get("spool_failures", 0) >= 1
+
+
+def test_the_writer_handles_outages_with_outage_not_the_lease_stubs():
+    # Lease names _down and _retry with stubs raising NotImplementedError: Outage must come
+    # first among the writer's bases, or a journal going away would end in those stubs.
+    from kleio.writer.outage import Outage
+
+    assert Writer._down is Outage._down and Writer._retry is Outage._retry
+    assert Writer.finish is Outage.finish and Writer.retry_interval == 2.0

@@ -5,8 +5,8 @@ It numbers events, writes them in batches, journals the records of the ledger
 whenever the store fails, replaying it when the store returns. A storage failure never
 changes the program's exit code and never ends this thread: every failure is caught, told
 once on stderr, counted, and the counts are journalled with the final status
-(``problems``). The lease is kept by :mod:`kleio.writer.lease`, queries answered by
-:mod:`kleio.writer.queries`.
+(``problems``). What happens when the journal fails is :mod:`kleio.writer.outage`, the
+lease is kept by :mod:`kleio.writer.lease`, queries answered by :mod:`kleio.writer.queries`.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from itertools import repeat
 
 from kleio.errors import StoreUnavailable
 from kleio.ledger import Chunk, chunk_events, open_regular
-from kleio.spool import Spool, split_markers, store_each
+from kleio.spool import Spool, split_markers
 from kleio.storage.base import NewEvent, Store, copy_hashing, encode
 from kleio.writer.lease import Lease
 from kleio.writer.messages import Artifact, Events, Heartbeat, LedgerChunk, Query, Status, Stop
+from kleio.writer.outage import MAX_BACKLOG, Outage
 from kleio.writer.queries import send as answer_query
 from kleio.writer.stderr import warn
 
@@ -33,16 +34,16 @@ if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are str
     from kleio.writer.messages import Message
 
 BATCH = 5000
-#: Events held in memory when neither the journal nor the spool takes them (a full disk).
-#: The ledger is not read meanwhile, so this holds output and socket records only.
-MAX_BACKLOG = 200_000
+
+__all__ = ["BATCH", "MAX_BACKLOG", "Writer"]
 
 
-class Writer(Lease, threading.Thread):
-    """The only thread that talks to the store."""
+class Writer(Outage, Lease, threading.Thread):
+    """The only thread that talks to the store.
 
-    #: Seconds between two attempts to reach a journal that failed.
-    retry_interval = 2.0
+    Outage comes before Lease: Lease's stubs of ``_down`` and ``_retry`` must not hide
+    Outage's methods.
+    """
 
     def __init__(
         self,
@@ -198,73 +199,6 @@ class Writer(Lease, threading.Thread):
             self.store.append_events(trial_id=self.trial_id, events=markers)
         self.store.append_events(trial_id=self.trial_id, events=rest)
 
-    def _salvage(self, batch: list[NewEvent]) -> list[NewEvent]:
-        """The journal refused a batch for its content: store what it takes one by one.
-
-        Returns what is left to spool if the journal went away meanwhile.
-        """
-
-        def refused(event: NewEvent, why: BaseException) -> None:
-            self.problem(
-                "unstorable_events",
-                f"the journal refused a {event[1]} event ({why!r}); it is "
-                "dropped and counted in the trial's final status",
-            )
-
-        _, rest, down = store_each(self.store, self.trial_id, batch, refused)
-        if down is not None:
-            self._down(down)
-        return rest
-
-    def _hold(self, batch: list[NewEvent], error: BaseException) -> None:
-        self.problem(
-            "spool_failures",
-            f"cannot write the spool {self.spool.path} ({error}); "
-            "events wait in memory until the journal or the disk takes them",
-        )
-        if len(batch) > MAX_BACKLOG:
-            # Output is what can go (statistics and artifacts wait in the ledger meanwhile).
-            kept = [e for e in batch if e[1] not in ("stdout", "stderr")][-MAX_BACKLOG:]
-            dropped = len(batch) - len(kept)
-            self.problem(
-                "events_dropped",
-                f"dropped {dropped} events (output first) that the "
-                "journal and the spool could not take",
-                dropped,
-            )
-            batch = kept
-        self.backlog = batch
-
-    def _down(self, error: BaseException) -> None:
-        if self.store_ok and "down" not in self._warned:  # told once per run
-            self._warned.add("down")
-            warn(
-                f"the journal is unavailable ({error}); events are kept in "
-                f"{self.spool.path} and replayed when it returns"
-            )
-        self.store_ok = False
-        self.last_retry = time.monotonic()
-
-    def _retry(self, force: bool = False) -> None:
-        """Is the journal back? Replay the spool, or write what memory holds, or ask."""
-        if not force and time.monotonic() - self.last_retry < self.retry_interval:
-            return
-        self.last_retry = time.monotonic()
-        try:
-            if self.spool.pending:
-                self.spool.replay(self.store)
-            elif self.backlog:
-                self._append(self.backlog)
-                self.backlog = []
-            elif not self.store_ok:
-                self.store.last_seq(trial_id=self.trial_id)
-        except Exception:
-            return
-        if not self.store_ok and "back" not in self._warned:
-            self._warned.add("back")
-            warn("the journal is back; spooled events were replayed")
-        self.store_ok = True
-
     def _fields(self, fields: dict[str, Any]) -> bool:
         """Set the trial's cached fields, else spool them; True if the journal took them.
 
@@ -381,37 +315,3 @@ class Writer(Lease, threading.Thread):
 
     def _query(self, message: Query) -> None:
         answer_query(message.conn, message.request, self.store, self.trial_id)
-
-    def finish(self, patience: float = 10.0) -> bool:
-        """Called after the thread stopped: last replay; True if nothing is left spooled.
-
-        Events only memory holds (the journal and the spool both refused them: one full
-        disk) get ``patience`` seconds for space to come back; then they are lost, and said
-        so, since no place is left to count them in.
-        """
-        deadline = time.monotonic() + patience
-        while self.backlog:
-            self.last_retry = 0.0
-            self.flush()
-            if not self.backlog or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        if self.backlog:
-            kinds = sorted({event[1] for event in self.backlog})
-            warn(
-                f"{len(self.backlog)} events of this run could be written neither to the "
-                f"journal nor to the spool ({self.spool.directory}): {', '.join(kinds)}; "
-                "output and status among them are lost, while statistics and artifacts "
-                "still in the ledger are journalled by 'kleio sync' once there is space"
-            )
-            if self.problems:  # the final status that counts them cannot be journalled
-                counted = ", ".join(f"{key} {count}" for key, count in self.problems.items())
-                warn(f"counted during this run: {counted}")
-        if self.spool.pending:
-            self._retry(force=True)
-        return not self.spool.pending
-
-    @property
-    def durable(self) -> bool:
-        """True when everything received is in the journal or the spool (none in memory)."""
-        return not self.backlog and not self.pending
