@@ -6,9 +6,9 @@ This is the public Python API under ``kleio run``; the CLI only parses arguments
 from __future__ import annotations
 
 import os
-import sys
 import time
 
+from kleio.client.stderr import warn as warn  # kleio.trial.warn, for the CLI
 from kleio.config import Config
 from kleio.errors import CannotExecute, CommandNotFound, TrialNotFound, UsageError
 from kleio.storage.base import SCHEMA_VERSION, Store, encode
@@ -151,7 +151,3 @@ def execution_dir(doc: dict[str, Any], cwd: str) -> str:
     root = find_root(cwd) or doc.get("root") or cwd
     path = os.path.join(root, rel)
     return path if os.path.isdir(path) else cwd
-
-
-def warn(message: str) -> None:
-    sys.stderr.write(f"kleio: warning: {message}\n")

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import _thread
 import os
-import sys
+
+from kleio.client.stderr import warn
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:  # annotations only: ``typing`` costs milliseconds at a program's start
@@ -27,14 +28,6 @@ _write = os.write
 
 #: Largest encoded statistic, in bytes, unless the runner says otherwise (max_statistic_size).
 DEFAULT_MAX_STATISTIC = 1 << 20
-
-
-def _warn(message: str) -> None:
-    try:
-        sys.stderr.write(f"kleio: warning: {message}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
 
 
 class Transport:
@@ -107,7 +100,7 @@ class Transport:
                 return
 
     def _ledger_lost(self, error: BaseException) -> None:
-        _warn(
+        warn(
             f"cannot write the ledger in {os.environ.get('KLEIO_LEDGER')} ({error}); "
             "this process sends its records to the runner instead"
         )
