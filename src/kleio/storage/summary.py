@@ -24,54 +24,51 @@ The folding is order-independent for summaries (a replayed spool may deliver an 
 execution's events late): ``last`` is the value of the highest ``seq``, ties of best go to
 the lowest ``seq``.
 
+This module folds statistics into summaries (:class:`Fold`); the entry itself (its fields,
+a lineage's merge, what readers show) is :mod:`kleio.storage.summary_entries`, the decoding
+of a batch by columns :mod:`kleio.storage.columnar`, both importable from here.
+
 Pure Python and light: the runner's writer imports it on its first statistic.
 """
 
 from __future__ import annotations
 
-from itertools import chain, compress
+from itertools import compress
 from math import isnan as _isnan
-from operator import itemgetter, ne
+from operator import ne
 
-from kleio import cjson as json
 from kleio.storage.base import decode, encodable
+from kleio.storage.columnar import columns
+from kleio.storage.summary_entries import (
+    ENTRY_FIELDS,
+    RUN_KEYS,
+    STEP_KEYS,
+    declarations,
+    merge,
+    metric_entry,
+    new_entry,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from typing import Any
 
-#: Statistic keys that say where in a run a value was logged (same as kleio.metrics).
-STEP_KEYS = ("step", "global_step", "epoch", "iteration", "iter")
-
-#: Keys whose runs the store keeps: an epoch spans many statistics, so its runs are few; a
-#: step or an iteration is new in every statistic, and its runs would double the journal's
-#: writes (a cut on those keys scans the statistics instead).
-RUN_KEYS = ("epoch",)
-
-#: The fields of one summary entry, in the order backends store them.
-ENTRY_FIELDS = (
-    "count",
-    "last",
-    "last_seq",
-    "min",
-    "min_seq",
-    "min_step",
-    "min_step_key",
-    "max",
-    "max_seq",
-    "max_step",
-    "max_step_key",
-)
+__all__ = [
+    "ENTRY_FIELDS",
+    "RUN_KEYS",
+    "STEP_KEYS",
+    "Fold",
+    "columns",
+    "declarations",
+    "fold_all",
+    "merge",
+    "metric_entry",
+    "new_entry",
+]
 
 _PLAIN = (int, float, str)
 _NUMBERS = {int, float}
-
-
-def new_entry() -> dict[str, Any]:
-    entry: dict[str, Any] = dict.fromkeys(ENTRY_FIELDS)
-    entry["count"] = 0
-    return entry
 
 
 class Fold:
@@ -351,63 +348,6 @@ class Fold:
             self.changed_runs[(key, run["first_seq"])] = run
 
 
-_NOT_SCALAR = '"[]{} \t\n\r'
-
-
-def columns(
-    batch: Sequence[Any],
-) -> tuple[tuple[str, ...], list[list[Any]], list[list[str]]] | None:
-    """``(keys, columns, texts)``: the decoded values of a batch column by column (and
-    each value's text), without one object per statistic, or None when the batch is not
-    made of texts that all read ``{"k1":v1,"k2":v2,...}`` with the keys of the first in the
-    same order (no escape, control character nor duplicate in them) and scalar values (no
-    quote, bracket, comma nor white space in them).
-
-    The joined texts are cut after each key and the values taken from the pieces, then
-    checked by filling the template of one text with them: the same text means each value
-    is where its key says. Each column of values joined by commas is
-    then a JSON array of exactly one value per statistic, whose decoding is what
-    :func:`kleio.storage.base.decode` makes of each value in its text."""
-    try:
-        first = batch[0].split('"')  # AttributeError: an object, not text
-        text = "".join(batch)
-    except (AttributeError, IndexError, TypeError):
-        return None
-    width = len(first) // 2
-    shape = tuple(first[1::2])
-    if (
-        width == 0
-        or first[0] != "{"
-        or len(set(shape)) != width
-        or any("\\" in key or any(c < " " for c in key) for key in shape)
-    ):
-        return None
-    # Cut at '":' (after each key), each piece is a value and what follows it up to the
-    # next key's name: ',"k2' or, after the last value, '}{"k1' (one is added at the end).
-    pieces = (text + '{"' + shape[0]).split('":')
-    rows = len(batch)
-    if len(pieces) != 1 + width * rows or pieces[0] != '{"' + shape[0]:
-        return None
-    tails = [len(key) + 2 for key in shape[1:]] + [len(shape[0]) + 3]
-    texts = [
-        list(map(itemgetter(slice(0, -tail)), pieces[1 + index :: width]))
-        for index, tail in enumerate(tails)
-    ]
-    template = "{" + ",".join('"' + key.replace("%", "%%") + '":%s' for key in shape) + "}"
-    if template * rows % tuple(chain.from_iterable(zip(*texts))) != text:
-        return None  # the same text again: each value is where its key says
-    found: list[list[Any]] = []
-    for column in texts:
-        joined = ",".join(column)
-        if joined.count(",") != rows - 1 or any(c in joined for c in _NOT_SCALAR):
-            return None
-        try:
-            found.append(json.loads("[" + joined + "]"))
-        except (ValueError, RecursionError):
-            return None
-    return shape, found, texts
-
-
 def fold_all(
     events: Iterable[tuple[int, dict[str, Any]]], start: dict[str, dict[str, Any]] | None = None
 ) -> Fold:
@@ -416,45 +356,3 @@ def fold_all(
     for seq, stat in events:
         fold.add(seq, stat)
     return fold
-
-
-def declarations(datas: Iterable[Any]) -> tuple[dict[str, str], str | None]:
-    """``(modes, primary)`` of a trial's ``metrics`` events, oldest first (later win)."""
-    from kleio.metrics import from_events
-
-    found = from_events(datas)
-    return found.modes, found.primary
-
-
-def merge(earlier: dict[str, Any] | None, later: dict[str, Any]) -> dict[str, Any]:
-    """The entry of a lineage: ``earlier`` (an ancestor's part) then ``later`` (its own).
-
-    Sequence numbers are per trial, so the merged entry's ``*_seq`` are meaningless.
-    """
-    if earlier is None:
-        return dict(later)
-    out = dict(earlier)
-    out["count"] = (earlier["count"] or 0) + (later["count"] or 0)
-    if later["last_seq"] is not None:
-        out["last"], out["last_seq"] = later["last"], later["last_seq"]
-    for side in ("min", "max"):
-        value = later[side]
-        if value is None:
-            continue
-        best = out[side]
-        if best is None or (value < best if side == "min" else value > best):
-            for suffix in ("", "_seq", "_step", "_step_key"):
-                out[side + suffix] = later[side + suffix]
-    return out
-
-
-def metric_entry(entry: dict[str, Any], mode: str) -> dict[str, Any]:
-    """The summary :mod:`kleio.metrics` documents, for ``mode`` (``min`` or ``max``)."""
-    return {
-        "mode": mode,
-        "last": entry["last"],
-        "best": entry[mode],
-        "best_step": entry[mode + "_step"],
-        "step_key": entry[mode + "_step_key"],
-        "count": entry["count"],
-    }
