@@ -1,10 +1,10 @@
 """kleio's warnings on stderr: one line each, never an exception.
 
-One ``warn`` for the program's side (:mod:`kleio.client.transport`) and the core's
-(:mod:`kleio.trial`, which the command line imports it from). It lives in the client because
-the client may import nothing of the core, while the core may import the client; and it is
-cheap on the run path: ``sys`` only, and no package of the core behind it (importing
-``kleio.writer.stderr`` would load the whole writer before the program starts).
+One ``warn`` for the program's side (:mod:`kleio.client.transport`), the core's
+(:mod:`kleio.trial`, which the command line imports it from) and the runner's
+(:mod:`kleio.writer`). It lives in the client because the client may import nothing of the
+core, while the core may import the client; and it is cheap on the run path: ``sys`` only,
+and no package of the core behind it.
 """
 
 from __future__ import annotations

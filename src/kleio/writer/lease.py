@@ -14,10 +14,10 @@ import signal
 import threading
 import time
 
+from kleio.client.stderr import warn
 from kleio.process import kill_quietly
 from kleio.storage.base import Store, encode, execution_of, first_seq
 from kleio.trial import short_id
-from kleio.writer.stderr import warn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import time
 
+from kleio.client.stderr import warn
 from kleio.spool import Spool, store_each
 from kleio.storage.base import NewEvent, Store
-from kleio.writer.stderr import warn
 
 TYPE_CHECKING = False  # not imported from typing: that costs milliseconds on every run
 

@@ -17,6 +17,7 @@ import threading
 import time
 from itertools import repeat
 
+from kleio.client.stderr import warn
 from kleio.errors import StoreUnavailable
 from kleio.ledger import Chunk, chunk_events, open_regular
 from kleio.spool import Spool, split_markers
@@ -25,7 +26,6 @@ from kleio.writer.lease import Lease
 from kleio.writer.messages import Artifact, Events, Heartbeat, LedgerChunk, Query, Status, Stop
 from kleio.writer.outage import MAX_BACKLOG, Outage
 from kleio.writer.queries import send as answer_query
-from kleio.writer.stderr import warn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
