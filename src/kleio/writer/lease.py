@@ -58,15 +58,13 @@ class Lease:
         self._fence_lock = threading.Lock()
         self._fenced_group = False
 
-    # Provided by the writer: the journal's state and the trial's cached fields.
-    def _fields(self, fields: dict[str, Any]) -> bool:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by the writer and its outage half; for the type checker only
 
-    def _retry(self, force: bool = False) -> None:
-        raise NotImplementedError
+        def _fields(self, fields: dict[str, Any]) -> bool: ...
 
-    def _down(self, error: BaseException) -> None:
-        raise NotImplementedError
+        def _retry(self, force: bool = False) -> None: ...
+
+        def _down(self, error: BaseException) -> None: ...
 
     def _renew(self, beat: Heartbeat) -> None:
         """Renew the lease, answer ``kleio stop``, notice a takeover."""

@@ -25,11 +25,7 @@ MAX_BACKLOG = 200_000
 
 
 class Outage:
-    """The failure-handling half of :class:`~kleio.writer.thread.Writer` (a mixin).
-
-    It comes before :class:`~kleio.writer.lease.Lease` among the writer's bases: the lease
-    names :meth:`_down` and :meth:`_retry` with stubs that must not be the ones called.
-    """
+    """The failure-handling half of :class:`~kleio.writer.thread.Writer` (a mixin)."""
 
     #: Seconds between two attempts to reach a journal that failed.
     retry_interval = 2.0
