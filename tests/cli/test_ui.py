@@ -11,9 +11,14 @@ import urllib.request
 import pytest
 
 from tests.conftest import run_kleio
+from tests.ui import conftest as dashboard
 from tests.ui.journal import sweep
 
 pytest.importorskip("starlette")
+
+# The dashboard tests' fixtures (tests/ui/conftest.py): a journal, and a real kleio ui.
+serve = dashboard.serve
+sqlite_journal = dashboard.sqlite_journal
 
 
 def fetch(url, headers=None):
