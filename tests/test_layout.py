@@ -146,7 +146,6 @@ NOT_MOVED_YET = {
     "storage/test_sqlite_primaries.py": "kleio.storage.sqlite's primaries: into storage/sqlite/",
     "storage/test_summary_columns.py": "the summaries folded by columns: beside their module",
     "ui/test_endpoints.py": "kleio.ui.server's endpoints: into ui/test_server.py",
-    "ui/test_views_modules.py": "kleio.ui.views' re-exports: into ui/test_views.py",
 }
 
 
