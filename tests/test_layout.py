@@ -145,7 +145,6 @@ NOT_MOVED_YET = {
     "client/test_metrics_and_checkpoints.py": "into client/test_logger.py, test_checkpoints.py",
     "storage/test_sqlite_primaries.py": "kleio.storage.sqlite's primaries: into storage/sqlite/",
     "storage/test_summary_columns.py": "the summaries folded by columns: beside their module",
-    "ui/test_endpoints.py": "kleio.ui.server's endpoints: into ui/test_server.py",
 }
 
 
