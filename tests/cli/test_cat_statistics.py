@@ -47,6 +47,7 @@ HOSTILE = [
     '{"b":2,"a":1}',
     '{"step":24,"epoch":1,"loss":1,2,"acc":0.5}',  # two values where one is: not JSON
     '{"step":25,"epoch":1,"loss":1 ,"acc":0.5}',
+    '{"step":26":0.5}',  # a value where a key is: not JSON
 ]
 
 
@@ -225,6 +226,7 @@ def test_a_batch_of_numbers_is_cut_without_decoding_its_integers():
         '{"step":1,"loss":0.5}{"step":2,"loss":0.5}',
         '{"step":' + "9" * 700 + ',"loss":0.5}',  # int() may refuse it: the general way
         '{"step":1,"loss":0.5\x00}',
+        '{"step":12":0.5}',  # as many pieces, one not ended by the next key: not JSON
     ):
         assert _number_cells([*texts[:3], text]) is None, text
         assert _number_cells([text, *texts[:3]]) is None, text
