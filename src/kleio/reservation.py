@@ -17,7 +17,7 @@ import os
 import time
 
 from kleio.errors import NotReservable, TrialBusy, TrialNotFound
-from kleio.storage.base import Store, encode, execution_of, first_seq
+from kleio.storage.base import Store, encode, execution_of, first_seq, short_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
@@ -124,7 +124,7 @@ def _ago(seconds: float) -> str:
 def busy_error(trial_id: str, runner: dict[str, Any], heartbeat_at: float | None) -> TrialBusy:
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(runner.get("since") or 0))
     beat = _ago(time.time() - heartbeat_at) if heartbeat_at else "none yet"
-    short = trial_id[:7]
+    short = short_id(trial_id)
     return TrialBusy(
         f"trial {short} is already running on host {runner.get('host')} "
         f"(pid {runner.get('pid')}) since {since}, last heartbeat {beat}",
@@ -134,7 +134,7 @@ def busy_error(trial_id: str, runner: dict[str, Any], heartbeat_at: float | None
 
 def completed_error(trial_id: str) -> NotReservable:
     """A completed trial is never run again (told before any change check)."""
-    short = trial_id[:7]
+    short = short_id(trial_id)
     return NotReservable(
         f"trial {short} is completed and is not run again",
         f"read it with 'kleio cat {short}', or start a new trial with "
@@ -202,7 +202,7 @@ def reserve(
         TrialBusy: a live runner holds it.
         NotReservable: it is completed, or broken without ``allow_broken``.
     """
-    short = trial_id[:7]
+    short = short_id(trial_id)
     for _ in range(attempts):
         doc = store.get_trial(trial_id=trial_id)
         if doc is None:

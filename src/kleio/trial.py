@@ -12,6 +12,7 @@ from kleio.client.stderr import warn as warn  # kleio.trial.warn, for the CLI
 from kleio.config import Config
 from kleio.errors import CannotExecute, CommandNotFound, TrialNotFound, UsageError
 from kleio.storage.base import SCHEMA_VERSION, Store, encode
+from kleio.storage.base import short_id as short_id  # kleio.trial.short_id, for the CLI
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
@@ -41,11 +42,6 @@ def which(program: str) -> str | None:
         if os.access(path, os.X_OK) and not os.path.isdir(path):
             return path
     return None
-
-
-def short_id(trial_id: str) -> str:
-    """The 7-character form of an id shown to people (any unique prefix is accepted back)."""
-    return trial_id[:7]
 
 
 def resolve_trial(store: Store, prefix: str) -> dict[str, Any]:

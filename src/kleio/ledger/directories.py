@@ -17,6 +17,7 @@ import os
 from kleio.cjson import dumps, loads
 from kleio.private import private_dir
 from kleio.reservation import pid_alive, process_start
+from kleio.storage.base import short_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
@@ -93,7 +94,7 @@ class Leftover:
         self.journal = journal  # the (masked) URI of the journal the records belong to
 
     def __repr__(self) -> str:
-        return f"Leftover({self.directory!r}, {self.trial_id[:7]}, {self.execution})"
+        return f"Leftover({self.directory!r}, {short_id(self.trial_id)}, {self.execution})"
 
 
 def leftovers(spool_dir: str, trial_id: str | None = None) -> list[Leftover]:

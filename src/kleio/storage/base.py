@@ -59,6 +59,7 @@ from kleio.storage.records import (  # noqa: F401 - the contract's values, re-ex
     iter_chunks,
     parse_sort,
     schema_too_new,
+    short_id,
 )
 from kleio.storage.summary_reads import SummaryReads
 

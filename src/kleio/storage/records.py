@@ -66,6 +66,11 @@ _HEX = frozenset("0123456789abcdef")
 NewEvent = tuple[int, str, float, str]
 
 
+def short_id(trial_id: str) -> str:
+    """The 7-character form of an id shown to people (any unique prefix is accepted back)."""
+    return trial_id[:7]
+
+
 def execution_of(seq: int) -> int:
     """Return the execution number encoded in a sequence number."""
     return seq >> EXECUTION_SHIFT
