@@ -12,7 +12,7 @@ from kleio.cli.cat_table import stream_table as stream_table  # (its old import 
 from kleio.cli.common import emit, json_line, parser, stdout_bytes, store_from, write_line
 from kleio.cli.output import ended_lines, output_record
 from kleio.storage.base import decode
-from kleio.trial import resolve_trial
+from kleio.trial import resolve_trial, short_id
 
 
 def sort_key(key: str):  # noqa: ANN201 - a key function
@@ -41,7 +41,7 @@ def sort_statistics(stats: list[dict[str, Any]], spec: str, trial_id: str) -> li
     if stats and not any(key in stat for stat in stats):
         keys = sorted({k for stat in stats for k in stat})
         raise UsageError(
-            f"no statistic of trial {trial_id[:7]} has the key {key!r}",
+            f"no statistic of trial {short_id(trial_id)} has the key {key!r}",
             f"sort by one of: {', '.join(keys)}",
         )
     present = [s for s in stats if s.get(key) is not None]
@@ -147,7 +147,7 @@ def _statistics(store: Any, trial_id: str, args: Any) -> int:
             return 0
         stats = []
     if not stats:
-        sys.stderr.write(f"trial {trial_id[:7]} has no statistics yet\n")
+        sys.stderr.write(f"trial {short_id(trial_id)} has no statistics yet\n")
     return 0
 
 
