@@ -141,7 +141,6 @@ ACROSS_MODULES = {
 NOT_MOVED_YET = {
     "cli/test_cat_statistics.py": "kleio.cli.cat_table: into cli/test_cat_table.py",
     "client/test_metrics_and_checkpoints.py": "into client/test_logger.py, test_checkpoints.py",
-    "storage/test_sqlite_primaries.py": "kleio.storage.sqlite's primaries: into storage/sqlite/",
     "storage/test_summary_columns.py": "the summaries folded by columns: beside their module",
 }
 
