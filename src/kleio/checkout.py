@@ -19,18 +19,14 @@ from kleio.codestate import (
     _apply,
     _config_entries,
     _git,
-    _is_git_dir_name,
     _recorded_patch,
-    _refuse,
     _script_bytes,
-    _shown,
     blob,
-    check_snapshot,
     find_repository,
-    safe_path,
 )
 from kleio.errors import UsageError
 from kleio.redact import REDACTED
+from kleio.snapshot.safety import check_snapshot, clipped, is_git_dir_name, refuse, safe_path
 from kleio.storage.base import Store
 
 
@@ -132,7 +128,7 @@ def _write_configs(store: Store, dest: str, configs: dict[str, dict[str, Any]]) 
             continue
         absolute = entry.get("absolute")
         if not isinstance(absolute, str) or not os.path.isabs(absolute):
-            raise _refuse(f"config file {path!r}", "has no absolute path")
+            raise refuse(f"config file {path!r}", "has no absolute path")
         relative = safe_path(
             f"{CONFIG_DIR}/{os.path.normpath(absolute).lstrip('/')}", "config file"
         )
@@ -160,8 +156,8 @@ def _check_links(dest: str, paths: list[str]) -> None:
             if target == root or target.startswith(root + os.sep)
             else None
         )
-        if inside is None or any(_is_git_dir_name(part) for part in inside.split(os.sep)):
-            raise _refuse(
+        if inside is None or any(is_git_dir_name(part) for part in inside.split(os.sep)):
+            raise refuse(
                 f"symbolic link {path!r} -> {os.readlink(full)!r}",
                 "leads out of the directory or into .git",
             )
@@ -191,12 +187,12 @@ def _write_new_file(dest: str, path: str, content: bytes) -> None:
         with os.fdopen(handle, "wb") as out:
             out.write(content)
     except FileExistsError:
-        raise _refuse(f"file {path!r}", "exists already (the commit or the diff has it)") from None
+        raise refuse(f"file {path!r}", "exists already (the commit or the diff has it)") from None
     except OSError as error:
         if error.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise _refuse(f"file {path!r}", "is under a symbolic link or a file") from None
+            raise refuse(f"file {path!r}", "is under a symbolic link or a file") from None
         raise CodeUnavailable(
-            f"cannot write {_shown(repr(path))} in {dest}: {error.strerror}"
+            f"cannot write {clipped(repr(path))} in {dest}: {error.strerror}"
         ) from None
     finally:
         os.close(directory)
@@ -208,7 +204,7 @@ def _masked_note(code: dict[str, Any]) -> str:
         return ""
     # Names from the journal, printed on a terminal: escapes shown, never sent.
     names = sorted(
-        _shown(name if name.isprintable() else repr(name))
+        clipped(name if name.isprintable() else repr(name))
         for name in masked
         if isinstance(name, str)
     )

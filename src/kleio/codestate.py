@@ -10,7 +10,6 @@ written to the user's repository.
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -20,100 +19,19 @@ from kleio.errors import UsageError
 from kleio.process import Finished
 from kleio.snapshot.code import MAX_CONFIG_BLOB
 from kleio.snapshot.masking import restore_patch
+from kleio.snapshot.safety import (  # noqa: F401 - UnsafeSnapshot and safe_path re-exported
+    DIGEST,
+    UnsafeSnapshot,
+    check_snapshot,
+    clipped,
+    refuse,
+    safe_path,
+)
 from kleio.storage.base import Store
 
 
 class CodeUnavailable(UsageError):
     """The code of a trial cannot be rebuilt here (commit or blob missing)."""
-
-
-class UnsafeSnapshot(UsageError):
-    """The journal's code snapshot would write outside the new directory, or into ``.git``.
-
-    Only a journal edited by hand (or by someone else) says such things: kleio records paths
-    that git listed. So nothing is written, and the message says which entry it was.
-    """
-
-
-# --- what a journal may say ------------------------------------------------------------------
-#
-# The code snapshot is read from the journal, which other people (a team's MongoDB, a shared
-# file) can write. Before anything is written, every name it holds is checked: commits and
-# digests are hex, paths are relative, normalized, and stay out of .git.
-
-_COMMIT = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256 repositories
-_DIGEST = re.compile(r"[0-9a-f]{64}")
-# Characters that macOS (HFS+) ignores in names: there ".g\u200cit" is ".git".
-_IGNORED_IN_NAMES = dict.fromkeys(
-    [*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF]
-)
-
-
-def _shown(text: str) -> str:
-    """``text`` cut to a length one line of an error message can hold."""
-    return text if len(text) <= 200 else text[:200] + "..."
-
-
-def _refuse(what: str, why: str) -> UnsafeSnapshot:
-    return UnsafeSnapshot(
-        f"refusing the trial's recorded code: {_shown(what)} {why}",
-        "the journal may have been altered; nothing was written",
-    )
-
-
-def _is_git_dir_name(part: str) -> bool:
-    # Also what a case-insensitive (macOS, Windows) or NTFS file system takes for .git:
-    # ".GIT", ".g\u200cit", ".git.", "git~1", ".git::$INDEX_ALLOCATION".
-    name = part.split(":", 1)[0].translate(_IGNORED_IN_NAMES).rstrip(". ").casefold()
-    return name in (".git", "git~1")
-
-
-def safe_path(path: object, what: str) -> str:
-    """``path`` if it names a place inside a checkout and outside its ``.git``; else raise.
-
-    Raises:
-        UnsafeSnapshot: an absolute path, ``..``, ``.``, an empty part, a NUL byte, or a part
-            that is (or a file system takes for) ``.git``.
-    """
-    if not isinstance(path, str) or not path:
-        raise _refuse(f"{what} {path!r}", "is not a path")
-    label = f"{what} {path!r}"
-    if "\0" in path:
-        raise _refuse(label, "holds a NUL byte")
-    if path.startswith("/") or os.path.isabs(path):
-        raise _refuse(label, "is an absolute path")
-    for part in path.split("/"):
-        if part in ("", ".", ".."):
-            raise _refuse(label, "leaves the directory (or is not a normalized path)")
-        if _is_git_dir_name(part):
-            raise _refuse(label, "is inside .git")
-    try:
-        longest = max(len(part.encode("utf-8", "surrogateescape")) for part in path.split("/"))
-    except UnicodeEncodeError:
-        raise _refuse(label, "is not a file name") from None
-    if longest > 255:  # NAME_MAX of every common file system: git could not have listed it
-        raise _refuse(label, "has a name longer than 255 bytes")
-    return path
-
-
-def check_snapshot(code: dict[str, Any]) -> None:
-    """Check every name a git code snapshot holds before it is used (see :func:`safe_path`)."""
-    commit = code.get("commit")
-    if commit is not None and not (isinstance(commit, str) and _COMMIT.fullmatch(commit)):
-        raise _refuse(f"commit {commit!r}", "is not a commit id")
-    digest = code.get("diff_sha256")
-    if digest is not None and not (isinstance(digest, str) and _DIGEST.fullmatch(digest)):
-        raise _refuse(f"diff digest {digest!r}", "is not a sha256 digest")
-    untracked = code.get("untracked") or []
-    if not isinstance(untracked, list):
-        raise _refuse("list of untracked files", "is not a list")
-    for item in untracked:
-        if not isinstance(item, dict):
-            raise _refuse(f"untracked file {item!r}", "is not a file entry")
-        safe_path(item.get("path"), "untracked file")
-        sha = item.get("sha256")
-        if not (isinstance(sha, str) and _DIGEST.fullmatch(sha)):
-            raise _refuse(f"untracked file {item.get('path')!r}", "has no sha256 digest")
 
 
 def _patch_paths(repo: str, patch: bytes, env: dict[str, str] | None) -> list[str]:
@@ -141,7 +59,7 @@ def _patch_paths(repo: str, patch: bytes, env: dict[str, str] | None) -> list[st
 
 def _last_line(stderr: bytes) -> str:
     lines = stderr.decode("utf-8", "replace").strip().splitlines()
-    return _shown(lines[-1]) if lines else "no message"
+    return clipped(lines[-1]) if lines else "no message"
 
 
 def _base_reader(
@@ -284,8 +202,8 @@ def _script_bytes(store: Store, code: dict[str, Any]) -> bytes | None:
     digest = code.get("script_sha256")
     if not digest:
         return None
-    if not (isinstance(digest, str) and _DIGEST.fullmatch(digest)):
-        raise _refuse(f"script digest {digest!r}", "is not a sha256 digest")
+    if not (isinstance(digest, str) and DIGEST.fullmatch(digest)):
+        raise refuse(f"script digest {digest!r}", "is not a sha256 digest")
     return blob(store, digest, "script") if store.has_blob(sha256=digest) else None
 
 
@@ -308,14 +226,14 @@ def code_diff(
 def _config_entries(code: dict[str, Any]) -> dict[str, dict[str, Any]]:
     entries = code.get("config_files") or []
     if not isinstance(entries, list):
-        raise _refuse("list of config files", "is not a list")
+        raise refuse("list of config files", "is not a list")
     found: dict[str, dict[str, Any]] = {}
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-            raise _refuse(f"config file {entry!r}", "is not a file entry")
+            raise refuse(f"config file {entry!r}", "is not a file entry")
         sha = entry.get("sha256")
-        if sha is not None and not (isinstance(sha, str) and _DIGEST.fullmatch(sha)):
-            raise _refuse(f"config file {entry['path']!r}", "has no sha256 digest")
+        if sha is not None and not (isinstance(sha, str) and DIGEST.fullmatch(sha)):
+            raise refuse(f"config file {entry['path']!r}", "has no sha256 digest")
         found[entry["path"]] = entry
     return found
 
@@ -344,7 +262,7 @@ def _config_diff(store: Store, code_a: dict[str, Any], code_b: dict[str, Any]) -
         ):
             continue
         old, new = _config_text(store, a), _config_text(store, b)
-        shown = _shown(path if path.isprintable() else repr(path))
+        shown = clipped(path if path.isprintable() else repr(path))
         if old is None or new is None:
             out.append(
                 f"Config file {shown} differs (not stored: larger than "

@@ -1,4 +1,4 @@
-"""kleio.codestate: which recorded paths a trial's code may be rebuilt at."""
+"""kleio.snapshot.safety: which recorded paths a trial's code may be rebuilt at."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 
 def test_safe_path_accepts_names_and_refuses_places():
-    from kleio.codestate import UnsafeSnapshot, safe_path
+    from kleio.snapshot.safety import UnsafeSnapshot, safe_path
 
     for path in [
         "a.py",
