@@ -171,3 +171,34 @@ def test_example_resumes_from_its_checkpoint(git_repo, db_uri, tmp_path):
     stats = run_kleio("cat", trial, "--statistics", "--json", cwd=git_repo).stdout.splitlines()
     epochs = [json.loads(line)["epoch"] for line in stats]
     assert epochs[-8:] == list(range(5, 13))
+
+
+def test_without_kleio_calls_print(logger, capsys, tmp_path):
+    logger.declare_metrics(val_loss="minimize", val_acc="max", primary="val_acc")
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "w.txt").write_text("w")
+    logger.checkpoint(
+        str(tmp_path / "ck"),
+        step=3,
+        metrics={"val_loss": 0.2},
+        primary_metric=("val_loss", "minimize"),
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "kleio: metrics val_loss=min val_acc=max (primary val_acc)"
+    assert out[1] == "kleio: metrics val_loss=min (primary val_loss)"
+    assert out[2] == "kleio: statistic step=3 val_loss=0.2"
+    assert out[3].startswith("kleio: artifact ") and "archive='tar' step=3" in out[3]
+    assert logger.load_checkpoint(str(tmp_path / "ck")) is None
+
+
+def test_bad_declarations(logger):
+    with pytest.raises(TypeError, match="keyword arguments only"):
+        logger.declare_metrics("loss")
+    with pytest.raises(TypeError, match="at least one"):
+        logger.declare_metrics()
+    with pytest.raises(ValueError, match="'loss' must be 'min' or 'max'"):
+        logger.declare_metrics(loss="best")
+    with pytest.raises(TypeError, match="primary"):
+        logger.declare_metrics(primary=3)
+    with pytest.raises(FileNotFoundError):
+        logger.checkpoint("/nonexistent/kleio/ck", step=1)
