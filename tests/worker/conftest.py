@@ -2,7 +2,7 @@
 
 Workers here run as threads with a stand-in ``execute`` (the real Runner waits for SIGCHLD,
 which only one thread of a process can receive); the real entry point with real processes
-is tested in ``tests/cli/test_save_worker.py``. On MongoDB, several ``MongoDBStore``
+is tested in ``tests/cli/test_worker.py``. On MongoDB, several ``MongoDBStore``
 instances share one mongomock client: threads of one process, not several machines, so these
 tests check the worker's logic (every trial once, tags, limits, failover); cross-process
 races on a real server are covered by the contract suite's reservation tests when
