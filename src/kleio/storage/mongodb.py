@@ -20,7 +20,8 @@ Layout (no multi-document transactions; no document grows without bound)::
 One concern a module: URIs, BSON-safe values and indexes in :mod:`kleio.storage.mongodb_layout`;
 trial documents in :mod:`kleio.storage.mongodb_trials`; a trial's events (their keys,
 appending, reading in order) in :mod:`kleio.storage.mongodb_events`; the summaries kept as
-statistics are appended in :mod:`kleio.storage.mongodb_summaries`; the reads of a page of
+statistics are appended in :mod:`kleio.storage.mongodb_summaries` and read (a page's
+summaries, marks, ranking) in :mod:`kleio.storage.mongodb_summary_reads`; the reads of a page of
 trials in :mod:`kleio.storage.mongodb_reads`; ``where`` conditions asked of the database in
 :mod:`kleio.storage.mongodb_where`; artifacts' bytes in :mod:`kleio.storage.mongodb_blobs`.
 This module holds the store built of them: connecting, opening (schema, indexes, bringing an
