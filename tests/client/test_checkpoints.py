@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 
 import pytest
 
-from kleio.client.checkpoints import artifact_name, restore
+from kleio.client.checkpoints import artifact_name, restore, stays_inside
 from tests.conftest import git, run_kleio, write
 
 
@@ -39,6 +40,35 @@ def test_restore_rewrites_a_file_and_extracts_a_directory(tmp_path):
 def test_restore_refuses_a_member_outside_the_directory(tmp_path):
     with pytest.raises(ValueError, match="would land outside it"):
         restore(str(tmp_path / "ck"), archive(**{"..__evil": b"x"}), {"archive": "tar"})
+    assert not (tmp_path / "evil").exists()
+
+
+def _member(name, kind=tarfile.REGTYPE):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    return info
+
+
+def test_stays_inside_takes_files_below_the_root_and_nothing_else(tmp_path):
+    root = os.path.realpath(tmp_path)
+    for name in ("a", "sub/b", ".", "sub/../c"):
+        assert stays_inside(root, _member(name)), name
+    for name in ("../x", "/etc/passwd", "sub/../../x"):
+        assert not stays_inside(root, _member(name)), name
+    for kind in (tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE, tarfile.BLKTYPE):
+        assert not stays_inside(root, _member("a", kind)), kind
+
+
+def test_kleio_artifacts_refuses_an_archive_member_outside_the_directory(tmp_path):
+    from kleio.cli.artifacts import _extract
+    from kleio.errors import UsageError
+
+    class Store:
+        def open_blob(self, sha256):
+            return io.BytesIO(archive(**{"ok": b"1", "..__evil": b"x"}).getvalue())
+
+    with pytest.raises(UsageError, match="would land outside"):
+        _extract(Store(), "0" * 64, str(tmp_path / "out"))
     assert not (tmp_path / "evil").exists()
 
 

@@ -137,6 +137,7 @@ def _extract(store: Any, sha256: str, directory: str) -> int:
     """Extract a checkpoint archive; members that would land outside ``directory`` refused."""
     import tarfile
 
+    from kleio.client.checkpoints import stays_inside
     from kleio.errors import UsageError
 
     os.makedirs(directory, exist_ok=True)
@@ -144,13 +145,7 @@ def _extract(store: Any, sha256: str, directory: str) -> int:
     with store.open_blob(sha256=sha256) as source, tarfile.open(fileobj=source, mode="r|") as tar:
         count = 0
         for member in tar:
-            target = os.path.realpath(os.path.join(root, member.name))
-            if (
-                not (target == root or target.startswith(root + os.sep))
-                or member.issym()
-                or member.islnk()
-                or member.isdev()
-            ):
+            if not stays_inside(root, member):
                 raise UsageError(
                     f"the archive holds {member.name!r}, which would land outside {directory}",
                     "nothing past it was extracted",

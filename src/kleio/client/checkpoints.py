@@ -89,15 +89,21 @@ def restore(path: str, fileobj: IO[bytes], meta: dict[str, Any]) -> None:
     with tarfile.open(fileobj=fileobj, mode="r") as tar:
         root = os.path.realpath(path)
         for member in tar.getmembers():
-            target = os.path.realpath(os.path.join(root, member.name))
-            if (
-                not (target == root or target.startswith(root + os.sep))
-                or member.issym()
-                or member.islnk()
-                or member.isdev()
-            ):
+            if not stays_inside(root, member):
                 raise ValueError(
                     f"load_checkpoint(): the archive of {path!r} holds "
                     f"{member.name!r}, which would land outside it"
                 )
         tar.extractall(root)  # noqa: S202 - every member checked above
+
+
+def stays_inside(root: str, member: Any) -> bool:
+    """True if the archive member (a ``tarfile.TarInfo``) extracts to a file or directory
+    inside ``root`` (a real path): no ``..`` or absolute name, no link, no device."""
+    target = os.path.realpath(os.path.join(root, member.name))
+    return (
+        (target == root or target.startswith(root + os.sep))
+        and not member.issym()
+        and not member.islnk()
+        and not member.isdev()
+    )

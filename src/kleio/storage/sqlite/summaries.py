@@ -14,25 +14,14 @@ from kleio.storage.sqlite.schema import int64 as _int64
 from kleio.storage.sqlite.schema import loaded as _loaded
 from kleio.storage.sqlite.schema import stored as _stored
 from kleio.storage.sqlite.trials import filters as _filters
+from kleio.storage.summary_entries import ENTRY_FIELDS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
     from collections.abc import Sequence
     from typing import Any
 
-_SUMMARY_COLUMNS = (
-    "count",
-    "last",
-    "last_seq",
-    "min",
-    "min_seq",
-    "min_step",
-    "min_step_key",
-    "max",
-    "max_seq",
-    "max_step",
-    "max_step_key",
-)
+_SUMMARY_COLUMNS = ENTRY_FIELDS  # the table's columns, in the entry's order
 _UPSERT_SUMMARY = (
     "INSERT INTO summaries (trial, name, "
     + ", ".join(_SUMMARY_COLUMNS)
