@@ -240,7 +240,14 @@ def test_branch_at_epoch_continues_from_the_checkpoint(example, db_uri):
     assert missing.stderr.count("\n") == 1
 
 
-DEFAULTS = {"timestamp": None, "no_run": False, "tags": [], "quiet": False, "fresh": False}
+DEFAULTS = {
+    "timestamp": None,
+    "no_run": False,
+    "tags": [],
+    "quiet": False,
+    "fresh": False,
+    "db": None,
+}
 
 
 @pytest.mark.parametrize(
@@ -275,6 +282,9 @@ DEFAULTS = {"timestamp": None, "no_run": False, "tags": [], "quiet": False, "fre
         ),
         # -h after the id is the program's.
         (["3f2a", "-h"], {}, "3f2a", ["-h"]),
+        # --db before the id is the journal's, after it the program's.
+        (["--db", "j.db", "3f2a", "--db", "x"], {"db": "j.db"}, "3f2a", ["--db", "x"]),
+        (["--db=j.db", "3f2a"], {"db": "j.db"}, "3f2a", []),
     ],
 )
 def test_parse(argv, changed, trial, overrides):

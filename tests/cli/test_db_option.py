@@ -33,6 +33,11 @@ def test_run_and_save_take_db_before_the_program_and_pass_the_programs_own(git_r
     # Both went to the other journal, none to the default one.
     assert len(_ids(git_repo, "--db", str(other))) == 2
     assert "there is no journal" in run_kleio("ls", cwd=git_repo).stdout  # the default: none
+    # An empty one is refused, not taken for "not given" (the default journal).
+    for command in ("run", "save"):
+        empty = run_kleio(command, "--db=", "python", "echo.py", cwd=git_repo)
+        assert empty.returncode == 65 and "must be a non-empty string" in empty.stderr
+    assert "there is no journal" in run_kleio("ls", cwd=git_repo).stdout
 
 
 def test_reading_commands_take_db_anywhere_before_the_double_dash(git_repo, tmp_path):
@@ -51,3 +56,21 @@ def test_reading_commands_take_db_anywhere_before_the_double_dash(git_repo, tmp_
     assert bare.returncode == 64 and bare.stderr == (
         "error: --db needs a URI. E.g. --db sqlite:///tmp/kleio.db.\n"
     )
+
+
+def test_branch_takes_db_before_the_id_and_masks_secrets_in_its_reason(git_repo, tmp_path):
+    _repo(git_repo)
+    other = tmp_path / "other.db"
+    assert run_kleio("--db", str(other), "python", "echo.py", cwd=git_repo).returncode == 0
+    (trial,) = _ids(git_repo, "--db", str(other))
+    made = run_kleio(
+        "branch", "--db", str(other), "--no-run", "-q", trial, "--password", "hunter2",
+        cwd=git_repo,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "hunter2" not in made.stdout + made.stderr
+    assert len(_ids(git_repo, f"--db={other}", "--all")) == 2
+    (branch,) = [i for i in _ids(git_repo, "--db", str(other), "--all") if i != trial]
+    info = run_kleio("info", branch, "--json", "--db", str(other), cwd=git_repo)
+    assert "hunter2" not in info.stdout
+    assert json.loads(info.stdout)["branch_reason"].startswith("--password '***'")

@@ -18,7 +18,8 @@ from kleio.errors import ChangeRefused, UsageError
 from kleio.trial import short_id
 
 HELP = """usage: kleio branch [--timestamp KEY=VALUE|ISO-TIME | --fresh] [--no-run] [-q]
-                    [--tag TAG] ID [--OPTION VALUE | --OPTION=VALUE | --FLAG ...] [-- ...]
+                    [--tag TAG] [--db URI] ID [--OPTION VALUE | --OPTION=VALUE | --FLAG ...]
+                    [-- ...]
 
 Make a new trial from trial ID: the same command with the given option values replaced or
 added (positional arguments cannot be changed), inheriting ID's history (statistics, output,
@@ -35,6 +36,8 @@ options:
   --no-run               create the branch and print its id, do not run it
   --tag TAG              tag the branch (repeatable; the parent's tags are kept)
   -q, --quiet            do not print the 'trial reserved' line
+  --db URI               journal to use, as before the command (before ID: after it, --db is
+                         an option of the program's)
   -h, --help             show this help
   --                     every token after it is an option of the program
 """
@@ -57,6 +60,7 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], str | None, list[str]]:
         "tags": [],
         "quiet": False,
         "fresh": False,
+        "db": None,
     }
     trial: str | None = None
     overrides: list[str] = []
@@ -68,6 +72,12 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], str | None, list[str]]:
             options["help"] = True
             return options, None, []
         rest = tokens[1:]  # a flag's "value" is the next positional: the id or an override
+        if kind == "opt" and name == "--db" and trial is None:
+            uri = tokens[0].partition("=")[2] if "=" in tokens[0] else (rest[0] if rest else "")
+            if not uri:
+                raise UsageError("--db needs a URI", "e.g. --db sqlite:///tmp/kleio.db")
+            options["db"] = uri
+            continue
         if kind == "opt" and name in _VALUED:
             value = (
                 tokens[0].partition("=")[2] if "=" in tokens[0] else (tokens[1] if rest else None)
@@ -87,7 +97,8 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], str | None, list[str]]:
             if rest[0].startswith("-"):  # an option of the program's, or a number: no id
                 raise UsageError(
                     f"unknown option {rest[0]!r} before the trial id",
-                    "kleio branch's options are --timestamp, --fresh, --no-run, --tag and -q; "
+                    "kleio branch's options are --timestamp, --fresh, --no-run, --tag, --db "
+                    "and -q; "
                     "give the program's options after the id",
                 )
             trial, rest = rest[0], rest[1:]
@@ -114,7 +125,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     from kleio.storage import open_store
     from kleio.trial import build_trial, execution_dir, resolve_trial
 
-    config = load_config({"db": flags.get("db")})
+    config = load_config({"db": flags.get("db") if options["db"] is None else options["db"]})
     store = open_store(config.db)
     try:
         given = resolve_trial(store, prefix)
@@ -170,9 +181,11 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
 def _reason(
     given: dict[str, Any], parent: dict[str, Any], options: dict[str, Any], overrides: list[str]
 ) -> str:
+    from kleio.redact import redact_argv
+
     parts = []
-    if overrides:
-        parts.append(shlex.join(overrides))
+    if overrides:  # journalled and shown: a secret among them is masked, as in the command
+        parts.append(shlex.join(redact_argv(list(overrides))[0]))
     timestamp = options["timestamp"]
     if options["fresh"]:
         parts.append("fresh: no history inherited")

@@ -70,7 +70,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     if given is None:
         return 0
     options, command, cwd = given
-    flags = {**flags, "db": options["db"] or flags.get("db")}
+    flags = {**flags, "db": flags.get("db") if options["db"] is None else options["db"]}
     _start_git_status(command, cwd)
     from kleio import launch
     from kleio.cli.launch import run_prepared

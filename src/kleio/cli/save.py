@@ -59,7 +59,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             "run this trial",
             "pass secrets through environment variables or a file instead",
         )
-    config = load_config({"db": options["db"] or flags.get("db")})
+    config = load_config({"db": flags.get("db") if options["db"] is None else options["db"]})
     store = open_store(config.db)
     try:
         prepared = prepare_command(store, config, command, cwd, options["tags"])
