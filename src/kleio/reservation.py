@@ -210,7 +210,7 @@ def reserve(
         last = store.last_status(trial_id=trial_id)
         status = last.data.get("status", "new") if last else "new"
         execution = execution_of(last.seq) + 1 if last else 1
-        failover_of = None
+        failover_of, last_beat = None, None
         if status == "failover" and last is not None and (time.time() - last.time < stale_after):
             # Another runner is taking the trial over right now (its 'reserved' follows).
             taker = last.data.get("by") or {}
@@ -219,7 +219,7 @@ def reserve(
             holder, beat = current_holder(doc, last)
             if holder_alive(holder, beat, host=runner["host"], stale_after=stale_after):
                 raise busy_error(trial_id, holder, beat)
-            failover_of = holder
+            failover_of, last_beat = holder, beat
         elif status == "completed":
             raise completed_error(trial_id)
         elif status == "broken" and not allow_broken:
@@ -243,7 +243,15 @@ def reserve(
                 seq,
                 "status",
                 now,
-                encode({"status": "failover", "runner": failover_of, "by": runner}),
+                # The dead runner's last heartbeat: its execution ran until then at least.
+                encode(
+                    {
+                        "status": "failover",
+                        "runner": failover_of,
+                        "by": runner,
+                        "heartbeat_at": last_beat,
+                    }
+                ),
             )
             if not store.try_append(trial_id=trial_id, event=first):
                 continue

@@ -50,3 +50,41 @@ def test_a_lost_trial_ran_until_its_last_event_not_until_its_last_heartbeat(git_
     assert info["duration"] == row["duration"]
     text = run_kleio("info", trial, cwd=git_repo).stdout
     assert f"duration {duration(row['duration'])}" in text and "duration -" not in text
+
+
+# Quiet (no event after its start), then killed with its runner: only heartbeats say it ran.
+QUIET = """\
+import os, signal, sys, time
+if os.path.exists("killed-once"):
+    sys.exit(0)
+open("killed-once", "w").close()
+t0 = time.time()
+while time.time() - t0 < 0.6:
+    pass
+os.kill(os.getppid(), signal.SIGKILL)
+os._exit(0)
+"""
+
+
+def test_a_lost_execution_keeps_its_heartbeats_time_once_the_trial_is_taken_over(git_repo, db_uri):
+    write(git_repo / "quiet.py", QUIET)
+    git(git_repo, "add", "quiet.py")
+    git(git_repo, "commit", "-qm", "quiet")
+    env = {**os.environ, "KLEIO_HEARTBEAT_INTERVAL": "0.1"}
+    subprocess.run(
+        [sys.executable, "-m", "kleio", "python", "quiet.py"],
+        cwd=git_repo,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    (row,) = json.loads(run_kleio("ls", "--json", cwd=git_repo).stdout)
+    assert row["status"] == "lost"
+    before = row["duration"]
+    assert before > 0  # heartbeats came during the busy 0.6 s
+    # Taken over: the new execution's failover records the dead runner's last heartbeat.
+    resumed = run_kleio("run", row["id"], cwd=git_repo)
+    assert resumed.returncode == 0, resumed.stderr
+    (after,) = json.loads(run_kleio("ls", "--json", cwd=git_repo).stdout)
+    assert after["status"] == "completed"
+    assert after["duration"] >= before

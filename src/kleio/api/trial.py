@@ -299,7 +299,8 @@ def execution_times(
 
     An execution starts at its ``running`` status and ends at its final status (completed,
     broken, interrupted, suspended). One that has none: if a later execution exists, it ended
-    with its last journalled event; if it is the last one, it is still running (up to now)
+    with its last journalled event or its last heartbeat (which the later one's ``failover``
+    status records), whichever is later; if it is the last one, it is still running (up to now)
     or, when its runner is lost, ended at the trial's last heartbeat or its last journalled
     event, whichever is later. ``events``: the trial's status events, when already read.
     """
@@ -307,6 +308,7 @@ def execution_times(
         events = store.read_events(trial_id=doc["id"], kinds=("status",))
     starts: dict[int, float] = {}
     ends: dict[int, float] = {}
+    beats: dict[int, float] = {}  # an execution's last heartbeat, told by the one taking over
     for event in events:
         execution = execution_of(event.seq)
         state = event.data.get("status")
@@ -314,6 +316,8 @@ def execution_times(
             starts[execution] = event.time
         elif state in _ENDED:
             ends[execution] = event.time
+        elif state == "failover" and isinstance(event.data.get("heartbeat_at"), (int, float)):
+            beats[execution - 1] = float(event.data["heartbeat_at"])
     if not starts:
         return None, None
     last = max(starts)
@@ -322,7 +326,8 @@ def execution_times(
         end = ends.get(execution)
         if end is None:
             if execution != last:
-                end = _last_event_time(store, doc["id"], execution) or start
+                ran = _last_event_time(store, doc["id"], execution) or start
+                end = max(ran, beats.get(execution, start))
             elif status == "lost":
                 # Its runner died between heartbeats: it ran at least until its last beat
                 # and its last journalled event, whichever came later.
