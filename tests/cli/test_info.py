@@ -88,3 +88,7 @@ def test_a_lost_execution_keeps_its_heartbeats_time_once_the_trial_is_taken_over
     (after,) = json.loads(run_kleio("ls", "--json", cwd=git_repo).stdout)
     assert after["status"] == "completed"
     assert after["duration"] >= before
+    # info says what ls says: the first start, the total duration.
+    info = json.loads(run_kleio("info", row["id"], "--json", cwd=git_repo).stdout)
+    assert (info["started_at"], info["duration"]) == (after["started_at"], after["duration"])
+    assert info["last_started_at"] > info["started_at"]

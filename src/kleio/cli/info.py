@@ -60,7 +60,7 @@ def describe(
     ]
     from kleio.api.trial import execution_times  # the read API: only once it is needed
 
-    _, ran = execution_times(store, doc, status, events=events)
+    first, ran = execution_times(store, doc, status, events=events)
     lineage = store.lineage(trial_id=trial_id)
     # Each ancestor's cut is the one inherited from the branch below it (``upto``).
     ancestors = [{"id": d["id"], "cut": upto} for d, upto in lineage[:-1]]
@@ -83,7 +83,8 @@ def describe(
         "branch_reason": doc.get("branch_reason"),
         "ancestors": ancestors,
         "created_at": doc.get("created_at"),
-        "started_at": doc.get("started_at"),
+        "started_at": first if first is not None else doc.get("started_at"),
+        "last_started_at": doc.get("started_at"),
         "ended_at": doc.get("ended_at"),
         "duration": ran,
         "exit_code": doc.get("exit_code"),
