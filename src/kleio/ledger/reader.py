@@ -133,12 +133,11 @@ class LedgerReader:
         self.ignored: set[str] = set()
         self._polls = 0
 
-    def scan(self) -> bool:
-        """Open the files that appeared; False if descriptors ran short before the last."""
+    def scan(self) -> None:
         try:
             names = os.listdir(self.directory)
         except OSError:
-            return True
+            return
         for name in names:
             if name.endswith(".log") and name not in self.files and name not in self.ignored:
                 try:
@@ -147,9 +146,8 @@ class LedgerReader:
                     if error.errno in (errno.EMFILE, errno.ENFILE):
                         # Out of descriptors: close what is finished, try again next time.
                         self.close_finished()
-                        return False
+                        return
                     self.ignored.add(name)  # not a regular file, or gone: never a record
-        return True
 
     @property
     def open_files(self) -> int:
@@ -178,8 +176,8 @@ class LedgerReader:
     def drain(self) -> Iterator[Chunk]:
         """Read every file to its current end (in rounds, if descriptors run short)."""
         for _ in range(1000):  # bounded: a writer may go on creating files meanwhile
-            known = set(self.files)
-            complete = self.scan()
+            known = len(self.files)
+            self.scan()
             for ledger_file in list(self.files.values()):
                 while True:
                     before = ledger_file.read_to
@@ -188,12 +186,7 @@ class LedgerReader:
                         yield chunk
                     elif ledger_file.read_to == before:
                         break
-            # Done when the scan opened every file there was and found none new, or when it
-            # could neither open nor close one (no progress to make). Counting files was not
-            # enough: a scan short of descriptors closes finished files, and as many closed
-            # as opened looked like nothing new, leaving files unread.
-            now = set(self.files)
-            if now == known or (complete and now <= known):
+            if len(self.files) == known:
                 return
             self.close_finished()
 
