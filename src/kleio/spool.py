@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 from kleio.cjson import dumps, loads
-from kleio.storage.base import NewEvent, Store, execution_of
+from kleio.storage.base import NewEvent, Store, execution_of, short_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
@@ -149,8 +149,6 @@ def _append_what_is_taken(store: Store, trial_id: str, events: list[NewEvent]) -
 
         def told(event: NewEvent, error: BaseException) -> None:
             import sys
-
-            from kleio.trial import short_id
 
             sys.stderr.write(
                 f"kleio: warning: the journal refused a {event[1]} event of "

@@ -7,8 +7,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kleio.metrics import Declarations, from_events
-from kleio.storage.base import Event, Store, execution_of, first_seq
-from kleio.trial import short_id
+from kleio.storage.base import Event, Store, execution_of, first_seq, short_id
 
 if TYPE_CHECKING:
     from kleio.api.journal import Journal
@@ -325,14 +324,13 @@ def execution_times(
     for execution, start in starts.items():
         end = ends.get(execution)
         if end is None:
-            if execution != last:
-                ran = _last_event_time(store, doc["id"], execution) or start
-                end = max(ran, beats.get(execution, start))
-            elif status == "lost":
+            if execution != last or status == "lost":
                 # Its runner died between heartbeats: it ran at least until its last beat
-                # and its last journalled event, whichever came later.
-                beat = float(doc.get("heartbeat_at") or start)
-                end = max(beat, _last_event_time(store, doc["id"], execution) or start)
+                # (told by the execution that took over, else the trial's) and its last
+                # journalled event, whichever came later.
+                beat = beats.get(execution) if execution != last else doc.get("heartbeat_at")
+                ran = _last_event_time(store, doc["id"], execution)
+                end = max(float(beat or start), ran or start)
             elif status in ("running", "reserved"):
                 end = now if now is not None else time.time()
             else:
