@@ -108,21 +108,30 @@ def _split_globals(argv: list[str]) -> tuple[dict[str, object], list[str]]:
     flags: dict[str, object] = {"db": None, "debug": False}
     i = 0
     while i < len(argv):
-        token = argv[i]
-        if token == "--db":
-            if i + 1 >= len(argv):
-                raise UsageError("--db needs a URI", "e.g. --db sqlite:///tmp/kleio.db")
-            flags["db"] = argv[i + 1]
-            i += 2
-        elif token.startswith("--db="):
-            flags["db"] = token[len("--db=") :]
-            i += 1
-        elif token == "--debug":
+        after_db = _take_db(argv, i, flags)
+        if after_db is not None:
+            i = after_db
+        elif argv[i] == "--debug":
             flags["debug"] = True
             i += 1
         else:
             break
     return flags, argv[i:]
+
+
+def _take_db(argv: list[str], i: int, flags: dict[str, object]) -> int | None:
+    """If ``argv[i]`` is ``--db URI`` or ``--db=URI``: set ``flags["db"]`` and return the
+    index after it; else None."""
+    token = argv[i]
+    if token == "--db":
+        if i + 1 >= len(argv):
+            raise UsageError("--db needs a URI", "e.g. --db sqlite:///tmp/kleio.db")
+        flags["db"] = argv[i + 1]
+        return i + 2
+    if token.startswith("--db="):
+        flags["db"] = token[len("--db=") :]
+        return i + 1
+    return None
 
 
 #: Commands that end by running a program: their process exits at once when they are done
@@ -272,21 +281,15 @@ def _lift_db(rest: list[str], flags: dict[str, object]) -> list[str]:
     kept: list[str] = []
     i = 0
     while i < len(rest):
-        token = rest[i]
-        if token == "--":
+        if rest[i] == "--":
             kept.extend(rest[i:])
             break
-        if token == "--db":
-            if i + 1 >= len(rest):
-                raise UsageError("--db needs a URI", "e.g. --db sqlite:///tmp/kleio.db")
-            flags["db"] = rest[i + 1]
-            i += 2
-            continue
-        if token.startswith("--db="):
-            flags["db"] = token[len("--db=") :]
+        after_db = _take_db(rest, i, flags)
+        if after_db is None:
+            kept.append(rest[i])
+            i += 1
         else:
-            kept.append(token)
-        i += 1
+            i = after_db
     return kept
 
 
