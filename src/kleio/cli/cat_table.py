@@ -13,6 +13,7 @@ from typing import Any
 from kleio import cjson
 from kleio.cli.common import TOO_DEEP, table
 from kleio.storage.base import decode
+from kleio.storage.columnar import cut_after_keys
 from kleio.storage.summary import columns
 
 
@@ -197,20 +198,13 @@ def _number_cells(batch: list[str | dict[str, Any]]) -> _Cells | None:
     except (TypeError, IndexError):
         return None
     rows = len(batch)
-    shape = tuple(first[1::2])
+    if "\x00" in text or text.count("\n") != rows:
+        return None
+    cut = cut_after_keys(first, text, rows)
+    if cut is None:
+        return None
+    shape, pieces = cut
     width = len(shape)
-    if (
-        width == 0
-        or first[0] != "{"
-        or len(set(shape)) != width
-        or any("\\" in key or any(c < " " for c in key) for key in shape)
-        or "\x00" in text
-        or text.count("\n") != rows
-    ):
-        return None
-    pieces = (text + '{"' + shape[0]).split('":')
-    if len(pieces) != 1 + width * rows or pieces[0] != '{"' + shape[0]:
-        return None
     tails = [',"' + key for key in shape[1:]] + ['}\n{"' + shape[0]]
     cells: list[Any] = []
     for index, tail in enumerate(tails):

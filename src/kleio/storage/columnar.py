@@ -20,6 +20,32 @@ if TYPE_CHECKING:
 _NOT_SCALAR = '"[]{} \t\n\r'
 
 
+def cut_after_keys(
+    first: list[str], text: str, rows: int
+) -> tuple[tuple[str, ...], list[str]] | None:
+    """``(keys, pieces)``: ``text`` (``rows`` statistics joined) cut after each key, when
+    the keys of the first statistic (``first``: its text split at quotes) are usable names
+    (none empty, repeated, escaped nor with a control character) and the cut gives one
+    piece per value; else None.
+
+    Each piece is a value and what follows it up to the next key's name: ``,"k2`` or, after
+    the last value, the separator of two statistics and ``{"k1`` (one is added at the end).
+    """
+    shape = tuple(first[1::2])
+    width = len(shape)
+    if (
+        width == 0
+        or first[0] != "{"
+        or len(set(shape)) != width
+        or any("\\" in key or any(c < " " for c in key) for key in shape)
+    ):
+        return None
+    pieces = (text + '{"' + shape[0]).split('":')
+    if len(pieces) != 1 + width * rows or pieces[0] != '{"' + shape[0]:
+        return None
+    return shape, pieces
+
+
 def columns(
     batch: Sequence[Any],
 ) -> tuple[tuple[str, ...], list[list[Any]], list[list[str]]] | None:
@@ -39,21 +65,12 @@ def columns(
         text = "".join(batch)
     except (AttributeError, IndexError, TypeError):
         return None
-    width = len(first) // 2
-    shape = tuple(first[1::2])
-    if (
-        width == 0
-        or first[0] != "{"
-        or len(set(shape)) != width
-        or any("\\" in key or any(c < " " for c in key) for key in shape)
-    ):
-        return None
-    # Cut at '":' (after each key), each piece is a value and what follows it up to the
-    # next key's name: ',"k2' or, after the last value, '}{"k1' (one is added at the end).
-    pieces = (text + '{"' + shape[0]).split('":')
     rows = len(batch)
-    if len(pieces) != 1 + width * rows or pieces[0] != '{"' + shape[0]:
+    cut = cut_after_keys(first, text, rows)
+    if cut is None:
         return None
+    shape, pieces = cut
+    width = len(shape)
     tails = [len(key) + 2 for key in shape[1:]] + [len(shape[0]) + 3]
     texts = [
         list(map(itemgetter(slice(0, -tail)), pieces[1 + index :: width]))
