@@ -10,7 +10,7 @@ import pytest
 
 from kleio.cli.cat import _FLAT, json_lines, stream_table, table_blocks
 from kleio.cli.common import json_line
-from kleio.storage.base import decode, encode, first_seq
+from kleio.storage.base import JoinedTexts, decode, encode, first_seq
 
 SEQ = first_seq(1)
 
@@ -116,6 +116,18 @@ def test_the_table_and_json_are_the_bytes_of_one_statistic_at_a_time(seed):
     )
     if ascii_only:  # (a flat text that is not ASCII fails in both, as before)
         assert json_now(batches) == json_before(batches)
+    joined = [as_joined(b) for b in batches]  # as SQLite gives them
+    assert table_now(joined) == table_now(batches)
+    if ascii_only:
+        assert json_now(joined) == json_now(batches)
+
+
+def as_joined(batch):
+    """A batch as :meth:`iter_lineage_joined` may give it: joined, if all texts without a
+    newline."""
+    if all(type(i) is str and "\n" not in i for i in batch):
+        return JoinedTexts("".join(i + "\n" for i in batch), len(batch))
+    return batch
 
 
 @pytest.mark.parametrize("text", HOSTILE)
@@ -123,8 +135,10 @@ def test_each_hostile_text_alone_and_among_flat_ones(text):
     rng = random.Random(text)
     for batches in ([[text]], [[flat(rng), text, flat(rng)]], [[text] * 3, [flat(rng)]]):
         assert table_now(batches) == table_before(batches)
+        assert table_now([as_joined(b) for b in batches]) == table_now(batches)
         if text.isascii():
             assert json_now(batches) == json_before(batches)
+            assert json_now([as_joined(b) for b in batches]) == json_now(batches)
 
 
 def test_floats_format_as_before():
@@ -178,6 +192,10 @@ def test_a_branch_s_lineage_through_the_store(tmp_path):
         assert sum(map(len, batches)) == len(rows) == 191
         assert table_now(batches) == "".join(stream_table(lambda: iter(rows)))
         assert json_now(batches) == json_before(batches)
+        joined = list(store.iter_lineage_joined(trial_id="c", kind="statistic", batch=64))
+        assert JoinedTexts in set(map(type, joined))
+        assert table_now(joined) == table_now(batches)
+        assert json_now(joined) == json_now(batches)
 
 
 def test_a_logger_s_batch_is_taken_column_by_column():
@@ -197,7 +215,7 @@ def test_a_logger_s_batch_is_taken_column_by_column():
 
 
 def test_a_batch_of_numbers_is_cut_without_decoding_its_integers():
-    from kleio.cli.cat_table import _cell, _number_cells
+    from kleio.cli.cat_table import _cell, _joined_number_cells
 
     rng = random.Random(3)
     stats = [{"step": i - 5, "loss": rng.random() * 10 ** rng.randint(-9, 9)} for i in range(50)]
@@ -205,7 +223,7 @@ def test_a_batch_of_numbers_is_cut_without_decoding_its_integers():
     texts = [encode(s) for s in stats]
     texts[1] = '{"step":-4,"loss":1E400}'  # (it reads as inf)
     texts[2] = texts[2].replace('"step":-3', '"step":-0')
-    keys, cells = _number_cells(texts)
+    keys, cells = _joined_number_cells(texts)
     decoded = [decode(t) for t in texts]
     assert keys == ("step", "loss")
     assert cells == [[_cell(s[key]) for s in decoded] for key in keys]
@@ -228,12 +246,12 @@ def test_a_batch_of_numbers_is_cut_without_decoding_its_integers():
         '{"step":1,"loss":0.5\x00}',
         '{"step":12":0.5}',  # as many pieces, one not ended by the next key: not JSON
     ):
-        assert _number_cells([*texts[:3], text]) is None, text
-        assert _number_cells([text, *texts[:3]]) is None, text
-    assert _number_cells(['{"a\\\\b":1}']) is None
-    assert _number_cells(['{"a":1,"a":2}']) is None
-    assert _number_cells([]) is None
-    assert _number_cells([{"step": 1}]) is None
+        assert _joined_number_cells([*texts[:3], text]) is None, text
+        assert _joined_number_cells([text, *texts[:3]]) is None, text
+    assert _joined_number_cells(['{"a\\\\b":1}']) is None
+    assert _joined_number_cells(['{"a":1,"a":2}']) is None
+    assert _joined_number_cells([]) is None
+    assert _joined_number_cells([{"step": 1}]) is None
 
 
 @pytest.mark.parametrize("spooled", [True, False])

@@ -12,6 +12,7 @@ import io
 import pytest
 
 from kleio.storage.base import Event, encode, first_seq
+from kleio.storage.base import decode as json_loads
 
 EXEC1 = first_seq(1)
 EXEC2 = first_seq(2)
@@ -463,6 +464,39 @@ def test_iter_lineage_events(store, family, batch):
     assert [(e.trial_id, e.kind) for e in everything][:2] == [("p0", "status"), ("p0", "statistic")]
     assert [e.trial_id for e in everything].count("p0") == 5
     assert [e.trial_id for e in everything].count("c0") == 5
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 5000])
+def test_iter_lineage_joined_gives_the_raw_texts(store, family, batch):
+    from kleio.storage.base import JoinedTexts
+
+    def texts(batches):
+        out = []
+        for b in batches:
+            items = b.texts() if type(b) is JoinedTexts else b
+            assert 0 < len(items) <= batch
+            out.extend(i if isinstance(i, dict) else json_loads(i) for i in items)
+        return out
+
+    for trial in ("g0", "c0", "p0", "missing"):
+        joined = texts(store.iter_lineage_joined(trial_id=trial, kind="statistic", batch=batch))
+        raw = texts(store.iter_lineage_raw(trial_id=trial, kind="statistic", batch=batch))
+        assert joined == raw
+    assert joined == []  # (the missing trial)
+    got = texts(store.iter_lineage_joined(trial_id="g0", kind="statistic", batch=batch))
+    assert [(s["who"], s["epoch"]) for s in got] == [
+        ("p", 1),
+        ("p", 2),
+        ("p", 3),
+        ("p", 4),
+        ("c", 5),
+        ("c", 6),
+        ("g", 7),
+        ("g", 8),
+        ("g", 9),
+    ]
+    statuses = texts(store.iter_lineage_joined(trial_id="g0", kind="status", batch=batch))
+    assert statuses == [{"status": "new"}] * 3
 
 
 def test_tail_lineage_events(store, family):

@@ -11,7 +11,7 @@ from kleio.cli.cat_table import _compact, statistics_table, table_blocks
 from kleio.cli.cat_table import stream_table as stream_table  # (its old import path)
 from kleio.cli.common import emit, json_line, parser, stdout_bytes, store_from, write_line
 from kleio.cli.output import ended_lines, output_record
-from kleio.storage.base import decode
+from kleio.storage.base import JoinedTexts, decode
 from kleio.trial import resolve_trial, short_id
 
 
@@ -65,7 +65,7 @@ _K = r'"[^"\\,:\x00-\x1f]*+"'
 _FLAT_LINES = re.compile(rf"(?:\{{{_K}:{_V}(?:,{_K}:{_V})*+\}}\n)++")
 
 
-def json_lines(batches: Iterable[list[str | dict[str, Any]]]) -> Iterator[bytes]:
+def json_lines(batches: Iterable[JoinedTexts | list[str | dict[str, Any]]]) -> Iterator[bytes]:
     """``--json`` lines of batches of statistics as the store gives them (stored JSON text
     or objects): the same bytes as :func:`json_line` of each decoded object; flat text is
     checked by one regular expression and spaced by two replacements, never decoded.
@@ -74,21 +74,24 @@ def json_lines(batches: Iterable[list[str | dict[str, Any]]]) -> Iterator[bytes]
     work per statistic in Python. Any other batch is taken statistic by statistic."""
     flat = _FLAT.fullmatch
     for batch in batches:
-        try:
-            block = "\n".join(batch) + "\n"  # type: ignore[arg-type]  # TypeError: an object
-        except TypeError:
-            block = ""
+        items: list[Any]
+        if type(batch) is JoinedTexts:
+            block, rows, items = batch.text, batch.rows, []
+        else:
+            items = batch  # type: ignore[assignment]
+            rows = len(items)
+            try:
+                block = "\n".join(items) + "\n"
+            except TypeError:  # an object
+                block = ""
         # A newline inside one statistic's text would make two lines of one: counted.
-        if (
-            block
-            and block.isascii()
-            and block.count("\n") == len(batch)
-            and _FLAT_LINES.fullmatch(block)
-        ):
+        if block and block.isascii() and block.count("\n") == rows and _FLAT_LINES.fullmatch(block):
             yield block.replace(',"', ', "').replace('":', '": ').encode("ascii")
             continue
+        if type(batch) is JoinedTexts:
+            items = batch.texts()
         lines: list[Any] = []
-        for item in batch:
+        for item in items:
             if type(item) is str and flat(item):
                 lines.append(item)
             else:
@@ -122,8 +125,8 @@ def _statistics(store: Any, trial_id: str, args: Any) -> int:
             for e in store.iter_lineage_events(trial_id=trial_id, kinds=("statistic",), batch=20000)
         )
 
-    def batches() -> Iterator[list[str | dict[str, Any]]]:
-        return store.iter_lineage_raw(trial_id=trial_id, kind="statistic")
+    def batches() -> Iterator[JoinedTexts | list[str | dict[str, Any]]]:
+        return store.iter_lineage_joined(trial_id=trial_id, kind="statistic")
 
     out = stdout_bytes()
     if args.sort:
@@ -134,7 +137,7 @@ def _statistics(store: Any, trial_id: str, args: Any) -> int:
         elif stats:
             emit(statistics_table(stats))
     elif args.json:
-        for block in json_lines(store.iter_lineage_raw(trial_id=trial_id, kind="statistic")):
+        for block in json_lines(batches()):
             out.write(block)
         return 0
     else:

@@ -12,7 +12,7 @@ from typing import Any
 
 from kleio import cjson
 from kleio.cli.common import TOO_DEEP, table
-from kleio.storage.base import decode
+from kleio.storage.base import JoinedTexts, decode
 from kleio.storage.columnar import cut_after_keys
 from kleio.storage.summary import columns
 
@@ -56,10 +56,11 @@ def stream_table(
 
 
 def table_blocks(
-    batches: Callable[[], Iterable[list[str | dict[str, Any]]]], max_last: int = 200
+    batches: Callable[[], Iterable[JoinedTexts | list[str | dict[str, Any]]]],
+    max_last: int = 200,
 ) -> Iterator[str]:
     """:func:`stream_table` of the statistics in ``batches()`` (stored text or objects, as
-    :meth:`Store.iter_lineage_raw` gives them), to the byte, with bounded memory, at a
+    :meth:`Store.iter_lineage_joined` gives them), to the byte, with bounded memory, at a
     fraction of its cost: a batch of statistics written with the same keys in the same
     order and scalar values (the usual one) is cut into columns and each column decoded and
     formatted whole (:func:`kleio.storage.summary.columns`, :func:`_cells`); any other
@@ -156,20 +157,28 @@ _Cells = tuple[tuple[str, ...] | None, list[Any]]
 _Batch = tuple[tuple[str, ...] | None, list[Any], bool]
 
 
-def _cell_batches(batches: Iterable[list[str | dict[str, Any]]]) -> Iterator[_Batch]:
+def _cell_batches(
+    batches: Iterable[JoinedTexts | list[str | dict[str, Any]]],
+) -> Iterator[_Batch]:
     """Per batch, ``(keys, columns of cells, numbers alone)`` (see :func:`_number_cells`,
     :func:`kleio.storage.summary.columns`) or ``(None, [{key: cell}...], False)`` for a
     batch taken statistic by statistic."""
     for batch in batches:
-        numbers = _number_cells(batch)
+        items: list[str | dict[str, Any]]
+        if type(batch) is JoinedTexts:
+            numbers = _number_cells(batch.text, batch.rows)
+            items = batch.texts() if numbers is None else []  # type: ignore[assignment]
+        else:
+            items = batch  # type: ignore[assignment]
+            numbers = _joined_number_cells(items)
         if numbers is not None:
             yield (*numbers, True)
             continue
-        found = columns(batch)
+        found = columns(items)
         if found is not None:
             yield found[0], [_cells(column, texts) for column, texts in zip(*found[1:])], False
         else:
-            cells = [{key: _cell(value) for key, value in stat.items()} for stat in _decoded(batch)]
+            cells = [{key: _cell(value) for key, value in stat.items()} for stat in _decoded(items)]
             yield None, cells, False
 
 
@@ -181,25 +190,30 @@ _INTS = re.compile(rf"{_INT}(?:\x00{_INT})*+")
 _FLOATS = re.compile(rf"{_FLOAT}(?:\x00{_FLOAT})*+")
 
 
-def _number_cells(batch: list[str | dict[str, Any]]) -> _Cells | None:
-    """``(keys, columns of cells)`` of a batch of texts that all read
+def _joined_number_cells(batch: list[str | dict[str, Any]]) -> _Cells | None:
+    """:func:`_number_cells` of a batch's texts (None for a batch holding objects)."""
+    try:
+        text = "\n".join(batch) + "\n"  # type: ignore[arg-type]  # TypeError: an object
+    except TypeError:
+        return None
+    return _number_cells(text, len(batch))
+
+
+def _number_cells(text: str, rows: int) -> _Cells | None:
+    """``(keys, columns of cells)`` of ``rows`` texts, each followed by a newline in
+    ``text``, that all read
     ``{"k1":v1,"k2":v2,...}`` with the keys of the first, in its order, and whose every
     column holds only integers or only floats (the usual batch); None for any other.
 
     No value is decoded but the floats: an integer's cell is its JSON text (``-0`` aside),
     a float's is ``"%.6g"`` of ``float(text)`` (what the JSON decoder makes of it), all the
-    floats of a column in one formatting. The texts are joined by newlines (a line per
-    statistic) and cut after each key; every piece must end with what follows its value
-    (the next key, or the end of the statistic and the first key of the next one), which
-    one count per column checks, and the values left must be numbers (one match each)."""
-    try:
-        text = "\n".join(batch) + "\n"  # type: ignore[arg-type]  # TypeError: an object
-        first = batch[0].split('"')  # type: ignore[union-attr]
-    except (TypeError, IndexError):
+    floats of a column in one formatting. The text (a line per statistic) is cut after
+    each key; every piece must end with what follows its value (the next key, or the end
+    of the statistic and the first key of the next one), which one count per column
+    checks, and the values left must be numbers (one match each)."""
+    if not rows or "\x00" in text or text.count("\n") != rows:
         return None
-    rows = len(batch)
-    if "\x00" in text or text.count("\n") != rows:
-        return None
+    first = text[: text.index("\n")].split('"')
     cut = cut_after_keys(first, text, rows)
     if cut is None:
         return None

@@ -44,6 +44,7 @@ from kleio.storage.records import (  # noqa: F401 - the contract's values, re-ex
     SORTABLE_FIELDS,
     STATUSES,
     Event,
+    JoinedTexts,
     NewEvent,
     artifact_matches,
     as_number,

@@ -7,7 +7,7 @@ below it, then its own. :class:`LineageReads` is a base of :class:`kleio.storage
 
 from __future__ import annotations
 
-from kleio.storage.records import artifact_matches
+from kleio.storage.records import JoinedTexts, artifact_matches
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -109,6 +109,50 @@ class LineageReads:
                 if len(rows) < batch:
                     break
                 after = rows[-1][0]
+
+    def iter_lineage_joined(
+        self, *, trial_id: str, kind: str, batch: int = 20000
+    ) -> Iterator[JoinedTexts | list[str | dict[str, Any]]]:
+        """:meth:`iter_lineage_raw`, where a batch may come as one :class:`JoinedTexts`
+        (its texts joined by the backend: SQLite does it in C, one string per batch instead
+        of one per event) and is otherwise a list as :meth:`iter_lineage_raw` gives it. For
+        readers that cut a batch's text whole (``kleio cat --statistics``)."""
+        for doc, upto in self.lineage(trial_id=trial_id):
+            after: int | None = None
+            while True:
+                found = self._read_joined(
+                    trial_id=doc["id"], kind=kind, after=after, upto=upto, limit=batch
+                )
+                if found is not None:
+                    last, joined = found
+                    count = joined.rows
+                    if count:
+                        yield joined
+                else:
+                    rows = self._read_raw(
+                        trial_id=doc["id"], kind=kind, after=after, upto=upto, limit=batch
+                    )
+                    count = len(rows)
+                    if rows:
+                        yield [data for _, data in rows]
+                        last = rows[-1][0]
+                if count < batch:
+                    break
+                after = last
+
+    def _read_joined(
+        self,
+        *,
+        trial_id: str,  # noqa: ARG002 - what a backend that joins texts reads
+        kind: str,  # noqa: ARG002
+        after: int | None,  # noqa: ARG002
+        upto: int | None,  # noqa: ARG002
+        limit: int,  # noqa: ARG002
+    ) -> tuple[int, JoinedTexts] | None:
+        """``(last seq, joined texts)`` of the events :meth:`_read_raw` would read, or None
+        where the backend cannot join them (the default; then :meth:`_read_raw` reads
+        them)."""
+        return None
 
     def _read_raw(
         self, *, trial_id: str, kind: str, after: int | None, upto: int | None, limit: int

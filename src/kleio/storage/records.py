@@ -81,6 +81,26 @@ def first_seq(execution: int) -> int:
     return execution << EXECUTION_SHIFT
 
 
+class JoinedTexts:
+    """A batch of event data read as one text: each event's stored JSON text followed by a
+    newline, ``rows`` of them (no text of the batch holds a newline of its own). What
+    :meth:`kleio.storage.base.Store.iter_lineage_joined` yields where the backend can join
+    a batch itself (SQLite, in C), so that a reader cutting the text whole never builds one
+    string per event."""
+
+    __slots__ = ("rows", "text")
+
+    def __init__(self, text: str, rows: int) -> None:
+        self.text, self.rows = text, rows
+
+    def texts(self) -> list[str]:
+        """The batch's texts, one per event (what :meth:`iter_lineage_raw` gives)."""
+        return self.text[:-1].split("\n") if self.rows else []
+
+    def __repr__(self) -> str:
+        return f"JoinedTexts(<{len(self.text)} characters>, rows={self.rows})"
+
+
 class Event:
     """One journal event as read back from a store."""
 

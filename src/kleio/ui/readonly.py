@@ -28,6 +28,7 @@ READ_METHODS = frozenset(
         "lineage",
         "iter_lineage_events",
         "iter_lineage_raw",
+        "iter_lineage_joined",
         "tail_lineage_events",
         "last_status",
         "resolve_id",

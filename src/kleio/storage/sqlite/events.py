@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import _sqlite3 as sqlite3  # sqlite3 is this plus dbapi2's adapters (datetime): not used
 
-from kleio.storage.base import Event, decode
+from kleio.storage.base import Event, JoinedTexts, decode
 from kleio.storage.sqlite.schema import INT64_MAX as _INT64_MAX
 from kleio.storage.sqlite.schema import int64 as _int64
 from kleio.storage.sqlite.summaries import SummariesMixin
@@ -21,6 +21,19 @@ if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are str
 _INSERT_EVENT = "INSERT INTO events (trial, seq, kind, time, data) VALUES (?, ?, ?, ?, ?)"
 _INSERT_EVENTS_OF = (
     "INSERT OR IGNORE INTO events (trial, seq, kind, time, data) VALUES ({key}, ?, ?, ?, ?)"
+)
+
+
+# A batch of texts joined by SQLite (one string instead of one per row), in the order of
+# seq: an aggregate's own ORDER BY where SQLite has it (3.44), else the order of the
+# subquery's rows, which SQLite feeds to the aggregate as its ORDER BY sorts them (a test
+# checks the order on the SQLite at hand).
+_JOINED = (
+    "SELECT count(*), max(seq), group_concat(data, char(10){order})"
+    " FROM (SELECT seq, data FROM events{{index}}"
+    " WHERE trial = ? AND kind = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?)"
+).format(
+    order=" ORDER BY seq" if tuple(map(int, sqlite3.sqlite_version.split("."))) >= (3, 44) else ""
 )
 
 
@@ -157,6 +170,31 @@ class EventsMixin(TrialsMixin, SummariesMixin):
                 trial_id=trial_id, kind=kind, after=after, upto=upto, limit=limit
             )
         return rows
+
+    def _read_joined(
+        self, *, trial_id: str, kind: str, after: int | None, upto: int | None, limit: int
+    ) -> tuple[int, JoinedTexts] | None:
+        key = self._read_key(trial_id)
+        if key is None or (after is not None and after >= _INT64_MAX):
+            return 0, JoinedTexts("", 0)
+        index = "" if kind == "statistic" else " INDEXED BY events_kind"
+        sql = _JOINED.format(index=index)
+        params = (
+            key,
+            kind,
+            _int64(-1 if after is None else after),
+            _int64(_INT64_MAX if upto is None else upto),
+            _int64(limit),
+        )
+        rows = self._fetch_text(sql, params)
+        if rows is None:  # bytes that are not UTF-8: read row by row (_read_raw)
+            return None
+        count, last, text = rows[0]
+        if not count:
+            return 0, JoinedTexts("", 0)
+        if text.count("\n") != count - 1:
+            return None  # a text holding a newline: the joined text cannot be cut back
+        return last, JoinedTexts(text + "\n", count)
 
     def _count_events(self, *, trial_id: str, kind: str, upto: int | None) -> int:
         key = self._read_key(trial_id)
