@@ -214,46 +214,6 @@ def test_a_logger_s_batch_is_taken_column_by_column():
         assert _columns([*texts[:3], text]) is None
 
 
-def test_a_batch_of_numbers_is_cut_without_decoding_its_integers():
-    from kleio.cli.cat_table import _cell, _joined_number_cells
-
-    rng = random.Random(3)
-    stats = [{"step": i - 5, "loss": rng.random() * 10 ** rng.randint(-9, 9)} for i in range(50)]
-    stats[0]["step"] = 10**300
-    texts = [encode(s) for s in stats]
-    texts[1] = '{"step":-4,"loss":1E400}'  # (it reads as inf)
-    texts[2] = texts[2].replace('"step":-3', '"step":-0')
-    keys, cells = _joined_number_cells(texts)
-    decoded = [decode(t) for t in texts]
-    assert keys == ("step", "loss")
-    assert cells == [[_cell(s[key]) for s in decoded] for key in keys]
-    assert cells[0][2] == "0" and cells[1][1] == "inf"
-    for text in (
-        '{"step":1,"loss":2}',  # a column of floats and integers
-        '{"step":1.5,"loss":0.5}',
-        '{"step":true,"loss":0.5}',
-        '{"step":null,"loss":0.5}',
-        '{"step":1,"loss":NaN}',
-        '{"step":01,"loss":0.5}',
-        '{"step":1,"loss":"0.5"}',
-        '{"step":1,"loss":0.5,"acc":1}',
-        '{"step":1}',
-        '{"loss":0.5,"step":1}',
-        '{"step":1,"loss":0.5} ',
-        '{"step":1,"loss":0.5}\n{"step":2,"loss":0.5}',
-        '{"step":1,"loss":0.5}{"step":2,"loss":0.5}',
-        '{"step":' + "9" * 700 + ',"loss":0.5}',  # int() may refuse it: the general way
-        '{"step":1,"loss":0.5\x00}',
-        '{"step":12":0.5}',  # as many pieces, one not ended by the next key: not JSON
-    ):
-        assert _joined_number_cells([*texts[:3], text]) is None, text
-        assert _joined_number_cells([text, *texts[:3]]) is None, text
-    assert _joined_number_cells(['{"a\\\\b":1}']) is None
-    assert _joined_number_cells(['{"a":1,"a":2}']) is None
-    assert _joined_number_cells([]) is None
-    assert _joined_number_cells([{"step": 1}]) is None
-
-
 @pytest.mark.parametrize("spooled", [True, False])
 def test_lines_kept_as_written_or_cut_again_when_a_column_grows(spooled, monkeypatch):
     import tempfile

@@ -6,14 +6,14 @@ from __future__ import annotations
 import contextlib
 import json
 import marshal
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from kleio import cjson
+from kleio.cli.cat_helper import first_pass
+from kleio.cli.cat_numbers import joined_number_cells, number_cells
 from kleio.cli.common import TOO_DEEP, table
 from kleio.storage.base import JoinedTexts, decode
-from kleio.storage.columnar import cut_after_keys
 from kleio.storage.summary import columns
 
 
@@ -58,6 +58,8 @@ def stream_table(
 def table_blocks(
     batches: Callable[[], Iterable[JoinedTexts | list[str | dict[str, Any]]]],
     max_last: int = 200,
+    *,
+    helper: bool = True,
 ) -> Iterator[str]:
     """:func:`stream_table` of the statistics in ``batches()`` (stored text or objects, as
     :meth:`Store.iter_lineage_joined` gives them), to the byte, with bounded memory, at a
@@ -67,28 +69,20 @@ def table_blocks(
     batch is decoded statistic by statistic. The cells of the first pass (the widths)
     wait in a temporary file for the second (the lines), so the statistics are read and
     decoded once; without a temporary file they are read again. A batch of numbers alone
-    (:func:`_number_cells`) waits as its lines, padded to the widths known so far: the
-    second pass writes them as they are when the widths did not grow since (the usual
-    case), else cuts them into cells again (a number's cell holds no white space)."""
+    (:func:`~kleio.cli.cat_numbers.number_cells`) waits as its lines, padded to the widths
+    known so far: the second pass writes them as they are when the widths did not grow
+    since (the usual case), else cuts them into cells again (a number's cell holds no
+    white space). With ``helper``, a long trial's first pass runs on two cores
+    (:mod:`kleio.cli.cat_helper`)."""
     import tempfile  # (it imports shutil and random: only the table pays for them)
 
-    widths: dict[str, int] = {}
-    count = 0
     spool: Any = None
     try:
         spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the with below
     except OSError:
         pass
     with spool if spool is not None else contextlib.nullcontext():
-        for shape, cells, plain in _cell_batches(batches()):
-            count += len(cells[0]) if shape is not None else len(cells)
-            _widen(widths, shape, cells)
-            if spool is not None:
-                data = marshal.dumps(_record(shape, cells, plain, widths, max_last))
-                try:
-                    spool.write(len(data).to_bytes(8, "little") + data)
-                except OSError:
-                    spool = None  # a full disk: the second pass reads the statistics again
+        count, widths, spool = _spooled(batches(), spool, max_last, helper)
         if not count:
             return
         headers = list(widths)
@@ -109,6 +103,49 @@ def table_blocks(
             else:
                 rows = map(str.split, cells[:-1].split("\n"))
                 yield _lines(shape, list(zip(*rows)), headers, sizes, max_last)
+
+
+def _spooled(
+    batches: Iterable[Any], spool: Any, max_last: int, helper: bool
+) -> tuple[int, dict[str, int], Any]:
+    """The first pass: ``(statistics, widths of the columns in the order met, spool)``,
+    each batch's record written to ``spool`` (None: none; None is returned when writing
+    failed, a full disk: the second pass then reads the statistics again)."""
+    widths: dict[str, int] = {}
+    count = 0
+    seen: dict[str, int] = {}  # the widths this process met (the records' padding)
+    keep = spool is not None
+
+    def work(batch: Any) -> tuple[int, list[tuple[str, int]], bytes | None]:
+        return _first_pass(batch, seen, max_last, keep)
+
+    for rows, found, data in first_pass(batches, work, helper=helper and keep):
+        count += rows
+        for key, width in found:  # in the order of the batches: the columns' order
+            if width > widths.get(key, -1):
+                widths[key] = width
+        if spool is not None and data is not None:
+            try:
+                spool.write(len(data).to_bytes(8, "little") + data)
+            except OSError:
+                spool = None
+    return count, widths, spool
+
+
+def _first_pass(
+    batch: Any, seen: dict[str, int], max_last: int, keep: bool
+) -> tuple[int, list[tuple[str, int]], bytes | None]:
+    """``(statistics, [(key, width)] in the order met, spool record or None)`` of one batch;
+    ``seen``, the widths met so far here, grows by the batch's (the record's padding)."""
+    for shape, cells, plain in _cell_batches([batch]):
+        found = _widths_of(shape, cells)
+        for key, width in found.items():
+            if width > seen.get(key, -1):
+                seen[key] = width
+        rows = len(cells[0]) if shape is not None else len(cells)
+        data = marshal.dumps(_record(shape, cells, plain, seen, max_last)) if keep else None
+        return rows, list(found.items()), data
+    return 0, [], None
 
 
 def _record(
@@ -152,25 +189,25 @@ def _packed(shape: tuple[str, ...] | None, cells: list[Any]) -> list[Any]:
     return packed
 
 
-_Cells = tuple[tuple[str, ...] | None, list[Any]]
-#: A batch's cells, and whether they are numbers alone (see :func:`_number_cells`).
+#: A batch's cells, and whether they are numbers alone
+#: (see :func:`~kleio.cli.cat_numbers.number_cells`).
 _Batch = tuple[tuple[str, ...] | None, list[Any], bool]
 
 
 def _cell_batches(
     batches: Iterable[JoinedTexts | list[str | dict[str, Any]]],
 ) -> Iterator[_Batch]:
-    """Per batch, ``(keys, columns of cells, numbers alone)`` (see :func:`_number_cells`,
-    :func:`kleio.storage.summary.columns`) or ``(None, [{key: cell}...], False)`` for a
-    batch taken statistic by statistic."""
+    """Per batch, ``(keys, columns of cells, numbers alone)`` (see
+    :func:`~kleio.cli.cat_numbers.number_cells`, :func:`kleio.storage.summary.columns`)
+    or ``(None, [{key: cell}...], False)`` for a batch taken statistic by statistic."""
     for batch in batches:
         items: list[str | dict[str, Any]]
         if type(batch) is JoinedTexts:
-            numbers = _number_cells(batch.text, batch.rows)
+            numbers = number_cells(batch.text, batch.rows)
             items = batch.texts() if numbers is None else []  # type: ignore[assignment]
         else:
             items = batch  # type: ignore[assignment]
-            numbers = _joined_number_cells(items)
+            numbers = joined_number_cells(items)
         if numbers is not None:
             yield (*numbers, True)
             continue
@@ -182,76 +219,18 @@ def _cell_batches(
             yield None, cells, False
 
 
-#: JSON integers (short enough for int(): longer ones go the general way) and JSON numbers
-#: with a fraction or an exponent (floats), NUL between them: a whole column checked at once.
-_INT = r"-?+(?:0|[1-9][0-9]{0,598}+)"
-_FLOAT = r"-?+(?:0|[1-9][0-9]*+)(?:\.[0-9]++(?:[eE][-+]?+[0-9]++)?+|[eE][-+]?+[0-9]++)"
-_INTS = re.compile(rf"{_INT}(?:\x00{_INT})*+")
-_FLOATS = re.compile(rf"{_FLOAT}(?:\x00{_FLOAT})*+")
-
-
-def _joined_number_cells(batch: list[str | dict[str, Any]]) -> _Cells | None:
-    """:func:`_number_cells` of a batch's texts (None for a batch holding objects)."""
-    try:
-        text = "\n".join(batch) + "\n"  # type: ignore[arg-type]  # TypeError: an object
-    except TypeError:
-        return None
-    return _number_cells(text, len(batch))
-
-
-def _number_cells(text: str, rows: int) -> _Cells | None:
-    """``(keys, columns of cells)`` of ``rows`` texts, each followed by a newline in
-    ``text``, that all read
-    ``{"k1":v1,"k2":v2,...}`` with the keys of the first, in its order, and whose every
-    column holds only integers or only floats (the usual batch); None for any other.
-
-    No value is decoded but the floats: an integer's cell is its JSON text (``-0`` aside),
-    a float's is ``"%.6g"`` of ``float(text)`` (what the JSON decoder makes of it), all the
-    floats of a column in one formatting. The text (a line per statistic) is cut after
-    each key; every piece must end with what follows its value (the next key, or the end
-    of the statistic and the first key of the next one), which one count per column
-    checks, and the values left must be numbers (one match each)."""
-    if not rows or "\x00" in text or text.count("\n") != rows:
-        return None
-    first = text[: text.index("\n")].split('"')
-    cut = cut_after_keys(first, text, rows)
-    if cut is None:
-        return None
-    shape, pieces = cut
-    width = len(shape)
-    tails = [',"' + key for key in shape[1:]] + ['}\n{"' + shape[0]]
-    cells: list[Any] = []
-    for index, tail in enumerate(tails):
-        joined = "\x00".join(pieces[1 + index :: width]) + "\x00"
-        marked = tail + "\x00"  # (one NUL each: the counted ones cannot overlap)
-        if joined.count(marked) != rows:
-            return None
-        values = joined.replace(marked, "\x00")[:-1]
-        if _INTS.fullmatch(values):
-            column = values.split("\x00")
-            if "-0" in column:
-                column = ["0" if cell == "-0" else cell for cell in column]
-        elif _FLOATS.fullmatch(values):
-            floats = tuple(map(float, values.split("\x00")))
-            column = (("%.6g\x00" * rows) % floats)[:-1].split("\x00")
-        else:
-            return None
-        cells.append(column)
-    return shape, cells
-
-
-def _widen(widths: dict[str, int], shape: tuple[str, ...] | None, cells: list[Any]) -> None:
-    """Widths of the columns, keys in the order :func:`stream_table` meets them."""
+def _widths_of(shape: tuple[str, ...] | None, cells: list[Any]) -> dict[str, int]:
+    """Widths of a batch's columns, keys in the order :func:`stream_table` meets them."""
+    widths: dict[str, int] = {}
     if shape is not None:
         for key, column in zip(shape, cells):
-            width = max(map(len, column))
-            if width > widths.get(key, -1):
-                widths[key] = width
-        return
+            widths[key] = max(map(len, column))
+        return widths
     for row in cells:
         for key, cell in row.items():
             if len(cell) > widths.get(key, -1):
                 widths[key] = len(cell)
+    return widths
 
 
 def _lines(
