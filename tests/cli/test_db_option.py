@@ -74,3 +74,12 @@ def test_branch_takes_db_before_the_id_and_masks_secrets_in_its_reason(git_repo,
     info = run_kleio("info", branch, "--json", "--db", str(other), cwd=git_repo)
     assert "hunter2" not in info.stdout
     assert json.loads(info.stdout)["branch_reason"].startswith("--password '***'")
+
+
+def test_each_reading_command_s_help_lists_db(git_repo):
+    from kleio.cli import COMMANDS, _TAKES_A_PROGRAM
+
+    for name in sorted(set(COMMANDS) - _TAKES_A_PROGRAM):
+        shown = run_kleio(name, "--help", cwd=git_repo)
+        assert shown.returncode == 0, (name, shown.stderr)
+        assert "--db URI" in shown.stdout, name

@@ -106,6 +106,14 @@ def count(given: str) -> int:
 
 def parser(name: str, description: str, *, json_output: bool = True) -> Parser:
     p = Parser(prog=f"kleio {name}", description=description)
+    # (taken out of the arguments before they are parsed: kleio.cli._lift_db; listed here
+    # so that the command's --help shows it)
+    p.add_argument(
+        "--db",
+        metavar="URI",
+        help="journal to use (sqlite://PATH, mongodb://..., mongodb+srv://...), "
+        "as 'kleio --db URI COMMAND' (the default and where it comes from: 'kleio config')",
+    )
     if json_output:
         p.add_argument("--json", action="store_true", help="print JSON for scripts")
     return p

@@ -57,7 +57,6 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         "Serve a live, read-only dashboard of the journal to a web browser.",
         json_output=False,
     )
-    p.add_argument("--db", metavar="URI", help="journal to show (same as kleio --db URI)")
     p.add_argument(
         "--port",
         type=port_number,
@@ -76,7 +75,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     from kleio.ui import UI_INSTALL, require
 
     require("starlette", "uvicorn", command="kleio ui", install=UI_INSTALL)
-    config = config_from({**flags, "db": args.db or flags.get("db")})
+    config = config_from(flags)
     uri = config.db
 
     import secrets
