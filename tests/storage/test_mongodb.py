@@ -423,3 +423,13 @@ def test_live_a_15_mb_statistic_is_one_document_under_the_limit(live_store):
     assert event.data == {"step": 1, "blob": value}
     raw = live_store._db.events.find_one({"trial_id": "t"})
     assert len(bson.encode(raw)) < 16 * 2**20
+
+
+@pytest.mark.parametrize("uri", ["mongodb://u:secret@", "mongodb:///db", "mongodb+srv://"])
+def test_a_uri_naming_no_host_is_one_clear_error(uri):
+    from kleio.errors import ConfigError
+    from kleio.storage.mongodb_layout import split_uri
+
+    with pytest.raises(ConfigError, match="names no host") as caught:
+        split_uri(uri)
+    assert "secret" not in str(caught.value)

@@ -38,6 +38,11 @@ def split_uri(uri: str) -> tuple[str, str, str, str]:
             f"{mask_uri(uri)!r} is not a MongoDB URI",
             "use mongodb://host[:port]/database or mongodb+srv://host/database",
         )
+    if not match["netloc"].rsplit("@", 1)[-1]:
+        raise ConfigError(
+            f"the MongoDB URI {mask_uri(uri)!r} names no host",
+            "use mongodb://host[:port]/database, e.g. mongodb://localhost:27017/kleio",
+        )
     database = unquote((match["path"] or "/")[1:])
     return match["scheme"], match["netloc"], database, match["query"] or ""
 
