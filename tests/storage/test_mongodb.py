@@ -433,3 +433,19 @@ def test_a_uri_naming_no_host_is_one_clear_error(uri):
     with pytest.raises(ConfigError, match="names no host") as caught:
         split_uri(uri)
     assert "secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ("retryWritez=true", "unknown option 'retrywritez'"),
+        ("authMechanism=FOO", "authmechanism must be in"),
+        ("tls=maybe", "tls must be 'true' or 'false'"),
+    ],
+)
+def test_an_option_pymongo_would_ignore_is_one_clear_error(query, said):
+    from kleio.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="invalid MongoDB URI") as caught:
+        MongoDBStore(f"mongodb://user:secret@127.0.0.1:1/kleio_m?{query}", timeout_ms=50)
+    assert said in str(caught.value) and "secret" not in str(caught.value)

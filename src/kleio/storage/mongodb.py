@@ -146,6 +146,12 @@ class MongoDBStore(TrialsMixin, EventsMixin, SummariesMixin, BatchedMixin, Blobs
                     raise ConfigError(
                         f"invalid MongoDB URI {self.uri!r}: unknown option {names[0]!r}", hint
                     )
+                if issubclass(warning.category, UserWarning) and "uri_parser" in warning.filename:
+                    client.close()  # an option's value pymongo refused, and then ignored
+                    raise ConfigError(
+                        f"invalid MongoDB URI {self.uri!r}: {mask_uri(text).rstrip('.')}",
+                        "fix the option's value (see the MongoDB connection string options)",
+                    )
                 warnings.warn_explicit(
                     warning.message, warning.category, warning.filename, warning.lineno
                 )
