@@ -39,3 +39,31 @@ def test_a_long_trial_s_table_and_json(git_repo, db_uri):
     lines = run_kleio("cat", "--statistics", "--json", "aaaa", cwd=git_repo)
     assert lines.returncode == 0, lines.stderr
     assert [json.loads(line) for line in lines.stdout.splitlines()] == stats
+
+
+def test_cat_artifact_writes_the_newest_matching_one(git_repo, db_uri, tmp_path):
+    (git_repo / "save.py").write_text(
+        "import io\n"
+        "from kleio.client.logger import kleio_logger\n"
+        "for epoch in range(3):\n"
+        "    data = io.BytesIO(b'weights %d' % epoch)\n"
+        "    kleio_logger.log_artifact('model.bin', data, epoch=epoch)\n"
+        "kleio_logger.log_artifact('-dash', io.BytesIO(b'dash'))\n",
+        encoding="utf-8",
+    )
+    assert run_kleio("-q", "python", "save.py", "--seed", "1", cwd=git_repo).returncode == 0
+    (row,) = json.loads(run_kleio("ls", "--json", cwd=git_repo).stdout)
+    trial = row["id"][:8]
+    newest = run_kleio("cat", "--artifact", "model.bin", trial, cwd=git_repo)
+    assert (newest.returncode, newest.stdout) == (0, "weights 2")
+    chosen = run_kleio("cat", "--artifact", "model.bin", "--where", "epoch=1", trial, cwd=git_repo)
+    assert chosen.stdout == "weights 1"
+    out = tmp_path / "out.bin"
+    written = run_kleio("cat", "--artifact=-dash", "-o", str(out), trial, cwd=git_repo)
+    assert written.returncode == 0, written.stderr
+    assert out.read_bytes() == b"dash" and (out.stat().st_mode & 0o777) == 0o600
+    missing = run_kleio("cat", "--artifact", "nope", trial, cwd=git_repo)
+    assert missing.returncode == 66 and "has no artifact named 'nope'" in missing.stderr
+    for wrong in (["--where", "epoch=1"], ["-o", str(out)], ["--artifact", "x", "--statistics"]):
+        refused = run_kleio("cat", *wrong, trial, cwd=git_repo)
+        assert refused.returncode == 64 and "Traceback" not in refused.stderr, wrong

@@ -162,9 +162,39 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     p.add_argument(
         "--sort", metavar="KEY", help="sort statistics by this key; prefix '-' for descending"
     )
+    p.add_argument(
+        "--artifact",
+        metavar="NAME",
+        help="write the newest artifact named NAME to stdout (or -o FILE) instead",
+    )
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="COND",
+        help="with --artifact: only artifacts whose metadata satisfies COND, e.g. epoch=3 "
+        "(repeatable)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="with --artifact: write it to FILE (created private, 0600)",
+    )
     args = p.parse_args(argv)
     if args.sort and not args.statistics:
         p.error("--sort applies to --statistics")
+    if args.artifact is not None:
+        if args.statistics or args.stderr:
+            p.error("--artifact prints an artifact: not with --statistics or --stderr")
+        from kleio.cli import artifacts
+
+        # ``kleio artifacts ID NAME [--where COND] [-o FILE]``, which it is.
+        forwarded = [f"--where={c}" for c in args.where] + (["--json"] if args.json else [])
+        forwarded += [f"--output={args.output}"] if args.output is not None else []
+        return artifacts.main([*forwarded, "--", args.id, args.artifact], flags)
+    if args.where or args.output is not None:
+        p.error("--where and -o apply to --artifact")
     store, _ = store_from(flags)
     with store:
         doc = resolve_trial(store, args.id)
