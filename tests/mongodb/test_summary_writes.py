@@ -8,6 +8,9 @@ requests are counted on the live one, with pymongo's command monitoring.
 
 from __future__ import annotations
 
+import contextlib
+import types
+
 import pytest
 
 pytest.importorskip("mongomock")
@@ -164,3 +167,68 @@ def test_summaries_keep_every_digit_over_many_batches(store_and_commands):
     loss = store.read_summaries(trial_ids=["t"])["t"]["entries"]["loss"]
     assert (loss["min"], loss["max"], loss["last"]) == (values[-1], values[0], values[-1])
     assert loss["min_seq"] == EXEC1 + 29 and loss["max_seq"] == EXEC1
+
+
+def test_a_batch_refused_for_one_event_keeps_the_summaries_of_the_others(store_and_commands):
+    """An unordered insert that the server refuses for one document (MongoDB documents that
+    it inserts the others, and names the refused one by index in ``writeErrors``) folds the
+    others at once: the runner's one-by-one retry then finds them all duplicates, and a
+    trial whose summaries waited for a rebuild vanished from metric filters (review h2 #2)."""
+    from pymongo.errors import BulkWriteError
+
+    store, _ = store_and_commands
+    store.create_trial(doc={"id": "t", "created_at": 1.0})
+    events = store._db.events
+
+    class RefusingEvents:
+        """The events collection of a server refusing a document over 16 MiB."""
+
+        def __getattr__(self, name):
+            return getattr(events, name)
+
+        def insert_many(self, docs, ordered=True):
+            docs = list(docs)
+            taken = [d for d in docs if "huge" not in d["data"]]
+            errors = [
+                {"index": i, "code": 10334, "errmsg": "BSONObj size: 16793600 is invalid"}
+                for i, d in enumerate(docs)
+                if "huge" in d["data"]
+            ]
+            if taken:
+                events.insert_many(taken, ordered=ordered)
+            if errors:
+                raise BulkWriteError(
+                    {"writeErrors": errors, "writeConcernErrors": [], "nInserted": len(taken)}
+                )
+            return types.SimpleNamespace(inserted_ids=[d["_id"] for d in taken])
+
+    class Database:
+        def __init__(self, real):
+            self.real, self.events = real, RefusingEvents()
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def __getitem__(self, name):
+            return self.events if name == "events" else self.real[name]
+
+    store._db = Database(store._db)
+    batch = [
+        (EXEC1, "metrics", 1.0, encode({"metrics": {"val_acc": "max"}, "primary": "val_acc"})),
+        stat(EXEC1 + 1, epoch=1, val_acc=0.25),
+        stat(EXEC1 + 2, epoch=2, val_acc=0.1, huge="x"),
+        stat(EXEC1 + 3, epoch=3, val_acc=0.5),
+    ]
+    with pytest.raises(ValueError, match="refused journal events"):
+        store.append_events(trial_id="t", events=batch)
+    for event in batch:  # as kleio.spool.store_each retries them
+        with contextlib.suppress(ValueError):
+            store.append_events(trial_id="t", events=[event])
+    found = store.read_summaries(trial_ids=["t"])["t"]
+    val_acc = found["entries"]["val_acc"]
+    assert (val_acc["count"], val_acc["max"], val_acc["last"]) == (2, 0.5, 0.5)
+    assert (found["runs_ok"], found["primary"]) == (True, "val_acc")
+    assert store._db.trials.find_one({"_id": "t"})["_sum"]["last_stat_seq"] == EXEC1 + 3
+    assert (
+        store._db.summaries.count_documents({"trial_id": "t", "name": "val_acc", "count": 2}) == 1
+    )

@@ -15,7 +15,7 @@ from kleio.metrics import STEP_KEYS as METRIC_STEP_KEYS
 from kleio.metrics import summarize
 from kleio.storage.base import encode, first_seq
 from kleio.storage.summary import STEP_KEYS, metric_entry
-from tests.storage.test_contract import ev, make_doc
+from tests.storage.test_contract import ev, ids, make_doc
 
 EXEC1 = first_seq(1)
 EXEC2 = first_seq(2)
@@ -346,3 +346,36 @@ def test_declared_primaries(store, ranked):
     assert store.declared_primaries(project="p-a") == ({"acc"}, False)
     assert store.declared_primaries(statuses=["completed"], since=2.5) == (set(), True)
     assert store.declared_primaries(tags=["none"]) == (set(), False)
+
+
+def test_events_stored_one_by_one_after_a_refused_batch_are_summarized(store):
+    """A journal may refuse a batch for one event it cannot hold (MongoDB: a document over
+    16 MiB; the nx-27017 wire server: NaN); the runner then stores its events one by one
+    (kleio.spool.store_each). What is stored is summarized as one batch of it would be."""
+    from kleio.spool import store_each
+
+    store.create_trial(doc=make_doc("t1"))
+    batch = [
+        ev(EXEC1 + 1, "metrics", metrics={"val_acc": "max"}, primary="val_acc"),
+        ev(EXEC1 + 2, epoch=1, val_acc=0.25),
+        ev(EXEC1 + 3, epoch=2, val_acc=float("nan")),
+        ev(EXEC1 + 4, epoch=3, val_acc=0.5),
+    ]
+    try:
+        store.append_events(trial_id="t1", events=batch)
+    except ValueError:  # refused for what an event holds: not an outage
+        store_each(store, "t1", batch, lambda event, why: None)
+    stored = {e.seq for e in store.read_events(trial_id="t1")}
+    assert stored >= {EXEC1 + 1, EXEC1 + 2, EXEC1 + 4}
+    store.create_trial(doc=make_doc("t2"))
+    store.append_events(trial_id="t2", events=[e for e in batch if e[0] in stored])
+    found, expected = summary(store, "t1"), summary(store, "t2")
+    for entries in (found["entries"], expected["entries"]):
+        if math.isnan(entries["val_acc"]["last"]):
+            entries["val_acc"]["last"] = "nan"  # NaN != NaN
+    assert found == expected
+    assert (found["entries"]["val_acc"]["max"], found["primary"]) == (0.5, "val_acc")
+    hints = [("val_acc", ">", 0.2)]
+    assert sorted(ids(store.find_trials(hints=hints))) == ["t1", "t2"]
+    ranked = store.rank_trials(metric="val_acc", mode="max", default_mode=None, descending=True)
+    assert sorted(doc["id"] for doc, _ in ranked) == ["t1", "t2"]

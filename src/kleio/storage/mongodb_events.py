@@ -103,6 +103,10 @@ class EventsMixin:
         inserted = 0
         stats: list[tuple[int, str]] = []
         declared = False
+        # A replay meets events already in: folded then, unless the summaries were dropped
+        # since (an outage below), which the state read by _summarize tells.
+        replayed = False
+        refusal: str | None = None
         for chunk in iter_chunks(events, _INSERT_CHUNK):
             docs = [self._event_doc(trial_id, event) for event in chunk]
             skipped: set[int] = set()
@@ -110,26 +114,23 @@ class EventsMixin:
                 inserted += len(self._db.events.insert_many(docs, ordered=False).inserted_ids)
             except BulkWriteError as exc:
                 details = exc.details
-                others = [e for e in details.get("writeErrors", []) if e.get("code") != 11000]
-                if others or details.get("writeConcernErrors"):
+                errors = details.get("writeErrors", [])
+                others = [e for e in errors if e.get("code") != 11000]
+                concern = details.get("writeConcernErrors")
+                if concern or any(e.get("code") in _RETRYABLE_CODES for e in others):
                     # Some events may be in: summaries are rebuilt from the journal next time.
                     self._db.trials.update_one({"_id": trial_id}, {"$unset": {"_sum": ""}})
-                    first = (others or details["writeConcernErrors"])[0]
-                    message = (
+                    first = (others or concern)[0]
+                    raise StoreUnavailable(
                         f"the MongoDB server at {self._hosts} refused journal events: "
-                        f"{first.get('errmsg', first)}"
-                    )
-                    if details.get("writeConcernErrors") or any(
-                        e.get("code") in _RETRYABLE_CODES for e in others
-                    ):
-                        raise StoreUnavailable(
-                            message, "replaying the batch later is safe"
-                        ) from None
-                    # Refused for what it holds (too large, invalid): not an outage. The
-                    # runner then stores the batch's events one by one and counts the refused.
-                    raise ValueError(message) from None
+                        f"{first.get('errmsg', first)}",
+                        "replaying the batch later is safe",
+                    ) from None
                 inserted += details.get("nInserted", 0)
-                skipped = {e.get("index") for e in details.get("writeErrors", [])}
+                skipped = {e.get("index") for e in errors}
+                replayed = replayed or len(others) < len(errors)
+                if others:
+                    refusal = others[0].get("errmsg", others[0])
             for index, event in enumerate(chunk):
                 if index in skipped:
                     continue
@@ -137,8 +138,19 @@ class EventsMixin:
                     stats.append((event[0], event[3]))
                 elif event[1] == "metrics":
                     declared = True
-        if stats or declared:
+            if refusal is not None:
+                break
+        if stats or declared or replayed:
+            # Also when an event was refused for what it holds (too large, invalid): an
+            # unordered insert takes every other document (MongoDB's documented behaviour),
+            # so they are folded now, as the batch path would; the runner then stores the
+            # batch one by one (kleio.spool.store_each) and finds them in.
             self._summarize(trial_id, stats, declared)
+        if refusal is not None:
+            # Not an outage: the runner counts the refused events in the final status.
+            raise ValueError(
+                f"the MongoDB server at {self._hosts} refused journal events: {refusal}"
+            )
         return inserted
 
     @guarded
