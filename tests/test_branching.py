@@ -177,3 +177,33 @@ def test_resolve_timestamp(git_repo, tmp_path):
         assert doc["id"] == parent["id"] and cut == seq + 2
         with pytest.raises(UsageError, match="nearest values: 6, 5"):
             resolve_timestamp(store, child, "epoch=9")
+
+
+@pytest.mark.parametrize("kept_runs", [True, False])
+def test_a_checkpoint_right_after_the_matched_statistic_is_inherited(
+    tmp_path, monkeypatch, kept_runs
+):
+    seq = first_seq(1)
+    with open_store("sqlite://" + str(tmp_path / "k.db")) as store:
+        store.create_trial(doc={"id": "t" * 64, "created_at": 1.0, "status": "completed"})
+        saved = {"filename": "ckpt", "sha256": "0" * 64, "size": 1}
+        events = [
+            (seq, "statistic", 1.0, encode({"epoch": 3, "loss": 0.5})),
+            (seq + 1, "statistic", 1.0, encode({"step": 3, "val_loss": 0.4})),  # checkpoint()
+            (seq + 2, "stdout", 1.0, encode({"line": "saving\n"})),
+            (seq + 3, "artifact", 1.0, encode({**saved, "metadata": {"step": 3}})),
+            (seq + 4, "stdout", 1.0, encode({"line": "saved\n"})),
+            (seq + 5, "statistic", 1.0, encode({"epoch": 4, "loss": 0.3})),
+            (seq + 6, "statistic", 1.0, encode({"step": 4, "val_loss": 0.3})),  # no file
+            (seq + 7, "statistic", 1.0, encode({"epoch": 5, "loss": 0.2})),
+            (seq + 8, "statistic", 1.0, encode({"step": 5, "loss": 0.2})),
+            (seq + 9, "artifact", 1.0, encode({**saved, "metadata": {"step": 6}})),  # not its
+        ]
+        store.append_events(trial_id="t" * 64, events=events)
+        if not kept_runs:  # the scan of the statistics, as for a trial without runs
+            monkeypatch.setattr(store, "step_runs", lambda **_: None)
+        trial = store.get_trial(trial_id="t" * 64)
+        assert resolve_timestamp(store, trial, "epoch=3")[1] == seq + 4  # the file inherited
+        assert resolve_timestamp(store, trial, "epoch=4")[1] == seq + 5  # a statistic alone
+        assert resolve_timestamp(store, trial, "epoch=5")[1] == seq + 7  # another's file
+        assert resolve_timestamp(store, trial, "step=3")[1] == seq + 4

@@ -86,7 +86,9 @@ def resolve_timestamp(store: Store, doc: dict[str, Any], spec: str) -> tuple[dic
     ``KEY=VALUE`` finds the last statistic whose ``KEY`` equals ``VALUE`` once converted to
     the type of the logged value (``epoch=10`` matches ``10`` and ``10.0``, not ``"ten"``).
     The cut keeps everything logged after that statistic until the next statistic that does
-    not carry ``KEY=VALUE``: the checkpoint and the output of epoch 10 belong to epoch 10.
+    not carry ``KEY=VALUE``: the checkpoint and the output of epoch 10 belong to epoch 10,
+    also a ``kleio_logger.checkpoint`` logged right after it with its own statistic
+    (``step`` and its metrics, then its file).
     An ISO time (``2024-05-01T12:00``, local time unless it names its zone) cuts after the
     last event logged at or before it.
 
@@ -130,6 +132,8 @@ def _cut_at_step(
         )
         last = tail[0].seq if tail else run["first_seq"]
     after = store.next_seq_of(trial_id=owner["id"], kind="statistic", after=last)
+    if after is not None:
+        after = _past_a_checkpoint(store, owner["id"], after, upto, key)
     if after is not None and (upto is None or after <= upto):
         return owner, after - 1
     if upto is not None:
@@ -177,12 +181,41 @@ def _cut_at_statistic(
             f"give one of the logged values, e.g. --timestamp {key}={nearest[0]}",
         )
     owner = found.trial_id
+    limit = uptos[owner]
+    boundary = None
     if after is not None and after.trial_id == owner:
-        cut = after.seq - 1
+        boundary = _past_a_checkpoint(store, owner, after.seq, limit, key)
+    if boundary is not None and (limit is None or boundary <= limit):
+        cut = boundary - 1
     else:
-        limit = uptos[owner]
         cut = limit if limit is not None else (store.last_seq(trial_id=owner) or found.seq)
     return docs[owner], cut
+
+
+def _past_a_checkpoint(
+    store: Store, trial_id: str, boundary: int, upto: int | None, key: str
+) -> int | None:
+    """The seq of the statistic that ends a ``KEY=VALUE`` cut, given ``boundary``, the first
+    statistic past the match: past it when it is a checkpoint's own (what
+    ``kleio_logger.checkpoint`` journals: ``step=S`` and its metrics, without ``KEY``, then
+    its file with metadata ``step=S``), so that the checkpoint logged right after the
+    matched statistic is inherited whole; None when no statistic follows it."""
+    pair = store.read_events(
+        trial_id=trial_id, kinds=("statistic", "artifact"), after=boundary - 1, upto=upto, limit=2
+    )
+    if len(pair) < 2:
+        return boundary
+    stat, saved = pair
+    metadata = saved.data.get("metadata") if saved.kind == "artifact" else None
+    if (
+        stat.kind != "statistic"
+        or key in stat.data
+        or "step" not in stat.data
+        or not isinstance(metadata, dict)
+        or metadata.get("step", stat) != stat.data["step"]
+    ):
+        return boundary
+    return store.next_seq_of(trial_id=trial_id, kind="statistic", after=saved.seq)
 
 
 def _cut_at_time(store: Store, doc: dict[str, Any], spec: str) -> tuple[dict[str, Any], int]:
