@@ -232,3 +232,18 @@ def test_a_batch_refused_for_one_event_keeps_the_summaries_of_the_others(store_a
     assert (
         store._db.summaries.count_documents({"trial_id": "t", "name": "val_acc", "count": 2}) == 1
     )
+
+
+def test_a_replay_after_an_outage_rebuilds_the_summaries_it_dropped(store_and_commands):
+    """A write concern error drops the trial's summary state (some events may be in); the
+    replay of the batch may then find every event in: the summaries are rebuilt, not left
+    missing (a trial without them is absent from metric filters and rankings)."""
+    store, _ = store_and_commands
+    store.create_trial(doc={"id": "t", "created_at": 1.0})
+    batch = [stat(EXEC1 + i, epoch=i, loss=1.0 / (1 + i)) for i in range(4)]
+    store.append_events(trial_id="t", events=batch)
+    store._db.trials.update_one({"_id": "t"}, {"$unset": {"_sum": ""}})  # as the outage does
+    assert store.append_events(trial_id="t", events=batch) == 0
+    assert store._db.trials.find_one({"_id": "t"})["_sum"]["runs_ok"] is True
+    ranked = store.rank_trials(metric="loss", mode="min", default_mode=None, descending=False)
+    assert [(doc["id"], best) for doc, best in ranked] == [("t", 0.25)]
