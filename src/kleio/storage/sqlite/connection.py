@@ -59,6 +59,21 @@ class _Transaction:
         # Returning None: the body's own exception goes on.
 
 
+def unreadable(path: str) -> StoreUnavailable:
+    """The error of a journal file that exists but that this user may not read."""
+    import shlex  # only this error needs it
+
+    try:
+        mode = f" (mode {stat.S_IMODE(os.stat(path).st_mode):03o})"
+    except OSError:
+        mode = ""
+    return StoreUnavailable(
+        f"the journal at {path} exists but is not readable by you{mode}",
+        f"fix its permissions (chmod u+rw {shlex.quote(path)}, or ask its owner), or point --db or "
+        "KLEIO_DB at another journal",
+    )
+
+
 class SQLiteBase(Store):
     """What every part of :class:`kleio.storage.sqlite.SQLiteStore` stands on (see there)."""
 
@@ -95,6 +110,9 @@ class SQLiteBase(Store):
 
     def _open(self, timeout: float) -> None:
         self._prepare_files()
+        if not os.access(self.path, os.R_OK):
+            # SQLite would only say "unable to open database file": the fix is the file's.
+            raise unreadable(self.path)
         if not os.access(self.path, os.W_OK):
             self._open_read_only(timeout)
             return
@@ -205,6 +223,10 @@ class SQLiteBase(Store):
             return StoreUnavailable(
                 f"the journal at {self.path} is damaged ({reason})", DAMAGED_HINT
             )
+        denied = isinstance(exc, PermissionError) or "unable to open" in reason
+        # Readable when opened, and no longer (a chmod meanwhile), or a race with one?
+        if denied and os.path.isfile(self.path) and not os.access(self.path, os.R_OK):
+            return unreadable(self.path)
         if "not a database" in reason:
             return StoreUnavailable(
                 f"{self.path} is not a kleio journal ({reason})",
