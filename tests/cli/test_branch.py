@@ -309,3 +309,20 @@ def test_help_before_the_id():
 def test_refused(argv, message):
     with pytest.raises(UsageError, match=message):
         parse(argv)
+
+
+def test_a_timestamp_of_neither_form_is_refused_in_kleios_own_words(tmp_path):
+    """The hint names the form without an ``X=Y`` of its own, which the masking of secrets
+    would show as ``KEY=***``; what the user typed is still masked."""
+    env = {**os.environ, "KLEIO_DB": f"sqlite://{tmp_path / 'none.db'}"}
+    bad = run_kleio("branch", "--timestamp", "=3", "3f2a", cwd=tmp_path, env=env)
+    assert bad.returncode == errors.EXIT_USAGE and "Traceback" not in bad.stderr
+    assert bad.stderr == (
+        "error: --timestamp '=3' is neither a statistic such as epoch=10 nor an ISO time. "
+        "Write e.g. --timestamp epoch=10 or --timestamp 2024-05-01T12:30:00.\n"
+    )
+    secret = "ghp_" + "a1b2c3d4e5" * 4
+    masked = run_kleio("branch", "--timestamp", secret, "3f2a", cwd=tmp_path, env=env)
+    assert masked.returncode == errors.EXIT_USAGE and secret not in masked.stderr
+    assert "is neither a statistic such as epoch=10 nor an ISO time" in masked.stderr
+    assert not (tmp_path / "none.db").exists()  # refused before the journal is opened

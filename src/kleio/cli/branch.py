@@ -106,6 +106,28 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], str | None, list[str]]:
     return options, trial, overrides
 
 
+def _check_timestamp(spec: str) -> None:
+    """Refuse a ``--timestamp`` that is neither ``KEY=VALUE`` nor an ISO time, before the
+    journal is opened (as :func:`kleio.branching.resolve_timestamp` reads it).
+
+    The sentence names the form without an ``X=Y`` of kleio's own: every message passes the
+    masking of secrets, which would show a literal ``KEY=VALUE`` as ``KEY=***``; what the user
+    typed is quoted and masked as usual.
+    """
+    key, eq, _ = spec.partition("=")
+    if eq and key.strip():
+        return
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(spec.strip())
+    except ValueError:
+        raise UsageError(
+            f"--timestamp {spec!r} is neither a statistic such as epoch=10 nor an ISO time",
+            "write e.g. --timestamp epoch=10 or --timestamp 2024-05-01T12:30:00",
+        ) from None
+
+
 def main(argv: list[str], flags: dict[str, Any]) -> int:
     options, prefix, overrides = parse(argv)
     if options.get("help"):
@@ -118,6 +140,8 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             "--fresh and --timestamp cannot be combined",
             "--fresh inherits nothing; --timestamp inherits up to a cut",
         )
+    if options["timestamp"] is not None:
+        _check_timestamp(options["timestamp"])
     from kleio import launch
     from kleio.branching import apply_overrides, create_branch, resolve_timestamp
     from kleio.cli.launch import branched_line, explain_refusal, run_prepared
