@@ -12,7 +12,7 @@ from typing import Any
 from kleio import cjson
 from kleio.cli.cat_helper import first_pass
 from kleio.cli.cat_numbers import joined_number_cells, number_cells
-from kleio.cli.common import TOO_DEEP, table
+from kleio.cli.common import TOO_DEEP, printable, table
 from kleio.storage.base import JoinedTexts, decode
 from kleio.storage.summary import columns
 
@@ -33,7 +33,7 @@ def stream_table(
     if not count:
         return
     headers = list(widths)
-    titles = [h.upper() for h in headers]
+    titles = list(map(_title, headers))
     sizes = [max(len(t), widths[h]) for h, t in zip(headers, titles)]
     if headers:
         sizes[-1] = min(sizes[-1], max(len(titles[-1]), max_last))
@@ -86,7 +86,7 @@ def table_blocks(
         if not count:
             return
         headers = list(widths)
-        titles = [h.upper() for h in headers]
+        titles = list(map(_title, headers))
         sizes = [max(len(t), widths[h]) for h, t in zip(headers, titles)]
         if headers:  # (statistics that are all {} have none)
             sizes[-1] = min(sizes[-1], max(len(titles[-1]), max_last))
@@ -161,7 +161,7 @@ def _record(
     the widths, the last one as it is (what ``str.rstrip`` leaves of it)."""
     if not plain or shape is None or max(map(len, cells[-1])) > max_last:
         return shape, None, _packed(shape, cells)
-    sized = [max(len(key.upper()), widths[key]) for key in shape]
+    sized = [max(len(_title(key)), widths[key]) for key in shape]
     line = "".join(f"%-{size}s  " for size in sized[:-1]) + "%s"
     return shape, sized[:-1], "\n".join(map(line.__mod__, zip(*cells))) + "\n"
 
@@ -307,8 +307,9 @@ def _cells(column: Sequence[Any], texts: list[str] | None = None) -> list[str]:
             if texts is not None and "-0" not in texts:
                 return texts
             return list(map(int.__repr__, column))
-        if kind is str:
-            return list(column)
+        if kind is str:  # one search over the column (none to escape, the usual case)
+            joined = "".join(column)
+            return list(column) if printable(joined) is joined else list(map(printable, column))
     return list(map(_cell, column))
 
 
@@ -327,14 +328,19 @@ def _cell(value: Any) -> str:
     if kind is float:
         return f"{value:.6g}"
     if kind is str:
-        return value
+        return printable(value)
     if kind is int:  # what json.dumps gives, without building an encoder per cell
         return int.__repr__(value)
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, str):
-        return value
+        return printable(value)
     return _compact(value)
+
+
+def _title(key: str) -> str:
+    """A column's title: its key in capitals, :func:`~kleio.cli.common.printable`."""
+    return printable(key.upper())
 
 
 def _compact(value: Any) -> str:

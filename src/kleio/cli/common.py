@@ -62,8 +62,16 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {one_line(message)}", f"see '{self.prog} --help'")
 
 
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# C0 and C1 controls and DEL; and the undecodable bytes 0x80-0x9f (lone surrogates that
+# emit() writes back as those bytes, which an 8-bit terminal reads as C1 controls).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\udc80-\udc9f]")
+_CONTROL_IN_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\udc80-\udc9f]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 def one_line(text: str) -> str:
@@ -71,9 +79,42 @@ def one_line(text: str) -> str:
 
     An error must stay one line on stderr whatever argv held (a newline, ``\\xff``).
     """
-    return _UNPRINTABLE.sub(
-        lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), text
-    )
+    return _UNPRINTABLE.sub(_escaped, text)
+
+
+def printable(text: str, *, lines: bool = False) -> str:
+    """Journalled text as human output shows it: control characters escaped as Python
+    writes them (``\\x1b``, ``\\n``, ``\\x85``), so no text a program or a user stored can
+    move the cursor, retitle the terminal or split a table row.
+
+    Every renderer of journalled text (:func:`table`, ``info``, ``diff``, ``note``, the
+    cells of ``cat --statistics``) goes through this one function; the output a program
+    printed (``cat ID``, ``tail``) is replayed as it was, and JSON escapes controls itself.
+    Undecodable bytes (lone surrogates) stay for :func:`emit` to write back as they were,
+    but those that would be C1 controls. Escaping twice changes nothing; text with nothing
+    to escape is returned itself.
+
+    Args:
+        text: the text to show.
+        lines: keep line breaks and tabs (a note, a code diff: text of several lines).
+    """
+    pattern = _CONTROL_IN_LINES if lines else _CONTROL
+    return text if pattern.search(text) is None else pattern.sub(_escaped, text)
+
+
+def printable_values(value: Any, depth: int = 0) -> Any:
+    """``value`` (a trial's record: dicts, lists, scalars) with :func:`printable` applied to
+    every string in it, keys too; containers deeper than :data:`MAX_JSON_DEPTH` shown as
+    :data:`TOO_DEEP`."""
+    if isinstance(value, str):
+        return printable(value)
+    if not isinstance(value, (dict, list, tuple)):
+        return value
+    if depth >= MAX_JSON_DEPTH:
+        return TOO_DEEP
+    if isinstance(value, dict):
+        return {printable_values(k): printable_values(v, depth + 1) for k, v in value.items()}
+    return [printable_values(item, depth + 1) for item in value]
 
 
 def text(value: str) -> str:
@@ -231,8 +272,11 @@ def duration(seconds: float | None) -> str:
 
 
 def table(headers: list[str], rows: list[list[str]], max_last: int = 80) -> str:
-    """Render rows as aligned columns; the last column is clipped to ``max_last``."""
-    rows = [[*row[:-1], _clip(row[-1], max_last)] for row in rows] if rows else rows
+    """Render rows as aligned columns; the last column is clipped to ``max_last``.
+
+    Headers and cells are shown :func:`printable` (a metric named ``acc\\x1b[2J``)."""
+    headers = [printable(h) for h in headers]
+    rows = [[*map(printable, row[:-1]), _clip(printable(row[-1]), max_last)] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):

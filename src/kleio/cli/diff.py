@@ -6,7 +6,7 @@ import os
 import shlex
 from typing import Any
 
-from kleio.cli.common import emit, parser, print_json, table, text
+from kleio.cli.common import emit, parser, print_json, printable, printable_values, table, text
 from kleio.storage import Store
 from kleio.trial import resolve_trial, short_id
 
@@ -105,6 +105,10 @@ def _cell(value: Any) -> str:
 
 
 def render(result: dict[str, Any]) -> str:
+    """``kleio diff A B`` for people; journalled text :func:`~kleio.cli.common.printable`
+    (the code diff keeps its lines and tabs)."""
+    unified = result["code"]["diff"]
+    result = printable_values(result)
     a, b = short_id(result["a"]), short_id(result["b"])
     out = [f"--- a {a}", f"+++ b {b}", "", "command"]
     out += [
@@ -141,8 +145,8 @@ def render(result: dict[str, Any]) -> str:
         body = table(["KEY", f"LAST {a}", f"LAST {b}", f"BEST {a}", f"BEST {b}", "BETTER"], rows)
         out += ["  " + line for line in body.splitlines()]
     text = "\n".join(out) + "\n"
-    if code["diff"]:
-        text += "\n" + code["diff"]
+    if unified:
+        text += "\n" + printable(unified, lines=True)
     return text
 
 
@@ -197,8 +201,11 @@ def side_by_side(journal: Any, docs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def render_side_by_side(result: dict[str, Any]) -> str:
+    """``kleio diff A B C...`` for people, journalled text
+    :func:`~kleio.cli.common.printable`."""
     from kleio.cli.common import duration
 
+    result = printable_values(result)
     ids = [short_id(i) for i in result["trials"]]
     rows = [
         ["status", *result["status"]],

@@ -6,7 +6,15 @@ import shlex
 from collections.abc import Iterator
 from typing import Any
 
-from kleio.cli.common import duration, emit, parser, print_json, store_from, when
+from kleio.cli.common import (
+    duration,
+    emit,
+    parser,
+    print_json,
+    printable_values,
+    store_from,
+    when,
+)
 from kleio.reservation import hostname, status_of
 from kleio.storage import Store
 from kleio.trial import resolve_trial, short_id
@@ -103,7 +111,10 @@ def describe(
 
 
 def render(info: dict[str, Any]) -> str:
-    """``kleio info`` for people: one block per part of the trial's record."""
+    """``kleio info`` for people: one block per part of the trial's record (its text
+    :func:`~kleio.cli.common.printable`: a value holding a newline or an escape sequence
+    stays on its line and cannot drive the terminal)."""
+    info = printable_values(info)
     sections = (_identity, _configuration, _history, _code, _environment, _host, _journal)
     return "\n".join(line for section in sections for line in section(info)) + "\n"
 

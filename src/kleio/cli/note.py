@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kleio.cli.common import emit, parser, print_json, text
+from kleio.cli.common import emit, parser, print_json, printable, text
 from kleio.trial import short_id
 
 #: A note is a few lines for people, not a file.
@@ -46,5 +46,6 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     elif args.clear or args.text is not None:
         emit(f"trial {short_id(doc['id'])} note {'removed' if note is None else 'set'}\n")
     else:
-        emit((note or f"trial {short_id(doc['id'])} has no note") + "\n")
+        # Its lines are kept; an escape sequence in it is shown, not played.
+        emit(printable(note or f"trial {short_id(doc['id'])} has no note", lines=True) + "\n")
     return 0

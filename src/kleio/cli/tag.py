@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kleio.cli.common import emit, one_line, parser, print_json
+from kleio.cli.common import emit, one_line, parser, print_json, printable
 from kleio.trial import short_id
 
 USAGE_HINT = "write e.g. 'kleio tag 4eda +baseline -draft' (a bare NAME adds it too)"
@@ -59,5 +59,6 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     if as_json:
         print_json({"id": doc["id"], "tags": tags})
     else:
-        emit(f"trial {short_id(doc['id'])} tags: {', '.join(tags) if tags else '(none)'}\n")
+        shown = ", ".join(map(printable, tags)) if tags else "(none)"
+        emit(f"trial {short_id(doc['id'])} tags: {shown}\n")
     return 0
