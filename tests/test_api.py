@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 
 import pytest
@@ -179,3 +180,78 @@ def test_ambiguous_prefix(tmp_path, monkeypatch):
     with pytest.raises(AmbiguousId):
         ka.trial("ab", db=uri)
     assert os.path.exists(tmp_path / "j.db")
+
+
+@pytest.fixture(params=["sqlite", "mongodb"])
+def three(request, tmp_path, monkeypatch):
+    """A journal (SQLite, or a fresh database on the live server) of three trial documents,
+    created at 2020-01-01, 2021-01-01 and 2022-01-01 (UTC), tagged and with an option."""
+    if request.param == "sqlite":
+        uri = f"sqlite://{tmp_path / 'j.db'}"
+    else:
+        uri = request.getfixturevalue("mongodb_db_uri")
+    monkeypatch.setenv("KLEIO_DB", uri)
+    with open_store(uri) as store:
+        for digit, year in (("a", 2020), ("b", 2021), ("c", 2022)):
+            created = float(datetime.datetime(year, 1, 1, tzinfo=datetime.timezone.utc).timestamp())
+            store.create_trial(
+                doc=_doc(digit * 64, created_at=created, tags=[f"t{year}"], config={"lr": "0.1"})
+            )
+    return uri
+
+
+def test_conditions_refuse_a_value_starting_with_an_operator():
+    for bad in ("lr<<0.1", "lr=>0.1", "lr<=<1", "lr!=!x", "lr===1"):
+        with pytest.raises(UsageError, match="starts with an operator character"):
+            ka.Condition(bad)
+
+
+def test_conditions_on_times_take_an_iso_date():
+    assert ka.Condition("created>2020-01-01T00:00:00+00:00").number == 1577836800.0
+    assert ka.Condition("ended<=1577836800").number == 1577836800.0
+    with pytest.raises(UsageError, match="'yesterday' is not a time"):
+        ka.Condition("started>yesterday")
+
+
+def test_id_conditions_shorter_than_an_id_are_prefixes():
+    full = "cc30c14" + "0" * 57
+    assert ka.Condition("id=CC30C14").matches(full)
+    assert not ka.Condition("id!=cc30c14").matches(full)
+    assert ka.Condition("id!=dd").matches(full)
+    assert ka.Condition(f"id={full}").matches(full) and not ka.Condition(f"id={full}").prefix
+
+
+def test_where_since_and_ids_on_both_backends(three):
+    years = {"a": 2020, "b": 2021, "c": 2022}
+
+    def listed(**filters):
+        return sorted(years[t.id[0]] for t in ka.trials(db=three, **filters))
+
+    assert listed(where=["created>2020-06-01T00:00:00+00:00"]) == [2021, 2022]
+    assert listed(where="created<2021-06-01T00:00:00+00:00") == [2020, 2021]  # one string
+    assert listed(where=["id=bbbbbbb"]) == [2021]  # the short id ls shows
+    assert listed(where=["id!=bbbb"]) == [2020, 2022]
+    assert listed(since="1609459200") == [2021, 2022]  # epoch seconds, as text
+    assert listed(since=1609459200) == [2021, 2022]
+    assert listed(ids="cc") == [2022] and listed(ids=["aa", "cc"]) == [2020, 2022]
+    assert listed(tags="t2021") == [2021]
+    assert listed(status="new") == [2020, 2021, 2022]
+    with pytest.raises(UsageError, match="starts with an operator"):
+        ka.trials(db=three, where="lr<<0.1")
+
+
+def test_the_api_refuses_what_the_cli_refuses(three):
+    with pytest.raises(UsageError, match="cannot sort by 'bogus': no listed trial has"):
+        ka.trials(db=three, sort="bogus")
+    assert len(ka.trials(db=three, sort="-lr")) == 3  # an option some trial has
+    with pytest.raises(UsageError, match="limit must be 0 or more, not -1"):
+        ka.trials(db=three, limit=-1)
+    with pytest.raises(UsageError, match="limit is not a whole number"):
+        ka.trials(db=three, limit="3")
+    assert ka.trials(db=three, limit=0) == []
+    with pytest.raises(TypeError, match="tags takes a string or a list of strings, not int"):
+        ka.trials(db=three, tags=3)
+    with pytest.raises(TypeError, match=r"trial\(\) takes an id or id prefix"):
+        ka.trial(None, db=three)
+    with ka.open_journal(three) as journal, pytest.raises(TypeError, match="not NoneType"):
+        journal.trial(None)

@@ -53,14 +53,18 @@ Filters (keyword arguments of ``trials``; all combine with AND):
   ``NAME`` is a field (``id``, ``status``, ``project``, ``tag``, ``command``, ``created``,
   ``started``, ``ended``, ``duration``, ``parent``), else an option, else a metric (its best;
   ``NAME.last`` for its last value). Values compare as numbers when both sides are numbers,
-  else as text; a trial without ``NAME`` never matches (``!=`` included). A malformed
-  condition raises :class:`kleio.errors.UsageError`.
+  else as text; a trial without ``NAME`` never matches (``!=`` included). ``created``,
+  ``started`` and ``ended`` take epoch seconds or an ISO date/time; ``id=``/``id!=`` with a
+  value shorter than a full id compare a prefix. A malformed condition (a value starting with
+  an operator character included) raises :class:`kleio.errors.UsageError`. One string is a
+  list of one, for ``where``, ``status``, ``tags`` and ``ids``.
 * ``status`` (list), ``tags`` (every one), ``project`` (substring of the project),
-  ``since`` (seconds since the epoch, or text such as ``"2d"``, ``"3h"``, ``"30m"``,
-  ``"2024-05-01"``: created at or after), ``ids`` (id prefixes).
+  ``since`` (seconds since the epoch, as a number or text, or text such as ``"2d"``,
+  ``"3h"``, ``"30m"``, ``"2024-05-01"``: created at or after), ``ids`` (id prefixes).
 * ``sort``: ``NAME`` or ``-NAME`` (descending); any name ``where`` accepts; a metric sorts on
   its best value; trials without the value come last in both directions. Default
-  ``-created``. ``limit``: at most this many (after filtering and sorting).
+  ``-created``; a name no listed trial has raises ``UsageError``. ``limit``: at most this
+  many (after filtering and sorting), 0 or more.
 * ``metrics``: ``["val_acc:max", "val_loss"]``: declarations of the reader, over the trials'
   own; the first is the primary metric.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from kleio.errors import UsageError
@@ -33,10 +33,13 @@ FIELDS = (
     "parent",
     "exit_code",
 )
+#: Fields holding a time (epoch seconds): ``where`` also takes an ISO date for them.
+TIME_FIELDS = ("created", "started", "ended")
 #: Fields sorted by the database (name -> trial document field).
 STORE_SORTS = {"created": "created_at", "id": "id", "status": "status"}
 _CONDITION = re.compile(r"^\s*([^<>=!\s][^<>=!]*?)\s*(==|!=|<=|>=|=|<|>)\s*(.*?)\s*$", re.S)
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_EPOCH = re.compile(r"^\s*\d+(?:\.\d*)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -44,9 +47,15 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 class Condition:
-    """One ``NAME OP VALUE`` of ``where``."""
+    """One ``NAME OP VALUE`` of ``where``.
 
-    __slots__ = ("name", "op", "text", "number")
+    A value may not start with an operator character (``lr<<0.1`` is a typo, not "less than
+    the text <0.1"). On a time field (:data:`TIME_FIELDS`) the value is epoch seconds or an
+    ISO date/time, read as :func:`parse_since` reads one. ``id=X`` and ``id!=X`` with ``X``
+    shorter than a full id compare ``X`` as a prefix (the short ids ``kleio ls`` shows).
+    """
+
+    __slots__ = ("name", "op", "text", "number", "prefix")
 
     def __init__(self, spec: str) -> None:
         match = _CONDITION.match(spec) if isinstance(spec, str) else None
@@ -57,12 +66,26 @@ class Condition:
                 "or --where status=completed",
             )
         self.name, op, self.text = match.group(1), match.group(2), match.group(3)
+        if self.text[0] in "<>=!":
+            raise UsageError(
+                f"cannot read the condition {spec[:60]!r}: its value {self.text[:20]!r} "
+                "starts with an operator character",
+                "write one operator of = != < <= > >=, e.g. --where 'lr<0.1'",
+            )
         self.op = "=" if op == "==" else op
         self.number = _number(self.text)
+        if self.name in TIME_FIELDS and self.number is None:
+            self.number = _time(spec, self.text)
+            self.text = repr(self.number)
+        self.prefix = self.name == "id" and self.op in ("=", "!=") and len(self.text) < _FULL_ID
+        if self.prefix:
+            self.text = self.text.lower()
 
     def matches(self, value: Any) -> bool:
         if value is None:
             return False
+        if self.prefix:
+            return str(value).startswith(self.text) == (self.op == "=")
         if isinstance(value, (list, tuple)):  # tags, a repeated option: any element
             if self.op == "!=":
                 return not any(self._equal(item) for item in value)
@@ -99,10 +122,27 @@ class Condition:
 
 #: How a value compares: as a number or, None, as text (see :func:`as_number`).
 _number = as_number
+#: The length of a full trial id (hex SHA-256).
+_FULL_ID = 64
+
+
+def _time(spec: str, text: str) -> float:
+    """The epoch seconds of an ISO date/time in a condition on a time field."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise UsageError(
+            f"cannot read the condition {spec[:60]!r}: {text[:30]!r} is not a time",
+            "compare a time field with epoch seconds or an ISO date, e.g. "
+            "--where created>2024-05-01 or --where 'ended<2024-05-01T12:00'",
+        ) from None
 
 
 def parse_since(since: Any, now: float | None = None) -> float:
-    """``since`` as epoch seconds: a number, ``"2d"``/``"3h"``/``"30m"``/``"1w"``, or an ISO date.
+    """``since`` as epoch seconds: a number (or its text, ``"1796231861"``),
+    ``"2d"``/``"3h"``/``"30m"``/``"1w"``, or an ISO date.
 
     Raises:
         UsageError: text that is none of these.
@@ -110,6 +150,8 @@ def parse_since(since: Any, now: float | None = None) -> float:
     if is_number(since):
         return float(since)
     text = str(since)
+    if _EPOCH.match(text):
+        return float(text)
     match = _SINCE.match(text)
     if match:
         return (now if now is not None else time.time()) - float(match.group(1)) * _UNITS[
@@ -122,7 +164,7 @@ def parse_since(since: Any, now: float | None = None) -> float:
     except ValueError:
         raise UsageError(
             f"cannot read --since {text[:40]!r}",
-            "give a duration like 2d, 3h, 30m, or a date like 2024-05-01",
+            "give a duration like 2d, 3h, 30m, a date like 2024-05-01, or epoch seconds",
         ) from None
 
 
@@ -188,6 +230,38 @@ def known(trials: Iterable[Trial], name: str) -> bool:
     if name in FIELDS:
         return True
     return any(name in t.options or base in t.metrics for t in trials)
+
+
+def check_known(trials: list[Trial], names: Iterable[str], what: str) -> None:
+    """Refuse a column or sort key that none of ``trials`` has (a typo, most often).
+
+    Raises:
+        UsageError: naming the key and some of the options and metrics there are.
+    """
+    for name in names:
+        if trials and not known(trials, name):
+            options = sorted({o for t in trials for o in t.options})[:8]
+            found = sorted({m for t in trials for m in t.metrics})[:8]
+            raise UsageError(
+                f"cannot {what} {name!r}: no listed trial has a field, option or metric of "
+                "that name",
+                f"options: {', '.join(options) or 'none'}; metrics: {', '.join(found) or 'none'}",
+            )
+
+
+def checked_names(trials: Iterable[Trial], name: str, what: str) -> Iterator[Trial]:
+    """``trials``, refusing (:func:`check_known`) a ``name`` none of them has: those before
+    the first that has it are held back until one does (none, usually)."""
+    held: list[Trial] = []
+    iterator = iter(trials)
+    for trial in iterator:
+        held.append(trial)
+        if known([trial], name):
+            yield from held
+            yield from iterator
+            return
+    check_known(held, [name], what)
+    yield from held
 
 
 def best_of(candidates: list[Trial], metric: str | None) -> Trial:

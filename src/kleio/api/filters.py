@@ -5,7 +5,7 @@ and the checks of the documents it did not filter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kleio.api.conditions import parse_since
@@ -96,3 +96,27 @@ def passes(
     if project and project not in str(doc.get("project") or ""):
         return False
     return not (tags and not set(tags) <= set(doc.get("tags") or ()))
+
+
+def as_texts(value: Any, what: str) -> list[str] | None:
+    """A filter taking several texts: one text is a list of one (``tags="sweep"``)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (bytes, dict)) or not isinstance(value, Iterable):
+        raise TypeError(f"{what} takes a string or a list of strings, not {type(value).__name__}")
+    return list(value)
+
+
+def checked_limit(limit: Any) -> int | None:
+    """``limit`` checked as ``kleio ls --limit`` checks it: a whole number, 0 or more."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise UsageError(
+            f"limit is not a whole number: {str(limit)[:40]!r}", "give 0 or more, or None for all"
+        )
+    if limit < 0:
+        raise UsageError(f"limit must be 0 or more, not {limit}", "give 0 or more, or None for all")
+    return limit

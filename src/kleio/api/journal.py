@@ -11,12 +11,20 @@ from kleio.api.conditions import (
     Condition,
     _order,
     best_of,
+    checked_names,
     parse_since,
     parse_sort,
     ranked_sort,
     sort_trials,
 )
-from kleio.api.filters import HELD_OR_LOST, passes, store_filters, wanted_statuses
+from kleio.api.filters import (
+    HELD_OR_LOST,
+    as_texts,
+    checked_limit,
+    passes,
+    store_filters,
+    wanted_statuses,
+)
 from kleio.api.prefetch import prefetch
 from kleio.api.trial import Trial
 from kleio.errors import UsageError
@@ -91,6 +99,10 @@ class Journal:
         """
         from kleio.trial import resolve_trial
 
+        if not isinstance(trial_id, str):
+            raise TypeError(
+                f"trial() takes an id or id prefix (a string), not {type(trial_id).__name__}"
+            )
         return Trial(self, resolve_trial(self.store, trial_id))
 
     def statistics(self, trial_id: str) -> list[dict[str, Any]]:
@@ -169,18 +181,67 @@ class Journal:
     def iter_trials(
         self,
         *,
-        where: Iterable[str] = (),
-        status: Sequence[str] | None = None,
-        tags: Sequence[str] | None = None,
+        where: Iterable[str] | str = (),
+        status: Sequence[str] | str | None = None,
+        tags: Sequence[str] | str | None = None,
         project: str | None = None,
         since: Any = None,
-        ids: Sequence[str] | None = None,
+        ids: Sequence[str] | str | None = None,
         sort: str | None = None,
         limit: int | None = None,
     ) -> Iterator[Trial]:
-        """Like :meth:`trials`, as a generator (unsorted listings stream)."""
+        """Like :meth:`trials`, as a generator (unsorted listings stream).
+
+        Raises:
+            UsageError: a malformed filter, a negative ``limit``, or a ``sort`` on a name
+                none of the listed trials has (as ``kleio ls`` refuses them).
+            TypeError: ``where``, ``status``, ``tags`` or ``ids`` neither a string nor a
+                list of strings.
+        """
+        yield from self._listing(
+            True,
+            where=where,
+            status=status,
+            tags=tags,
+            project=project,
+            since=since,
+            ids=ids,
+            sort=sort,
+            limit=limit,
+        )
+
+    def _listing(self, check: bool, **filters: Any) -> Iterator[Trial]:
+        """:meth:`iter_trials`; ``check``: refuse a sort on a name no trial has."""
+        where = as_texts(filters.get("where"), "where") or ()
         conditions = [Condition(spec) for spec in where]
-        name, descending = parse_sort(sort or "-created")
+        status, tags, ids = (as_texts(filters.get(k), k) for k in ("status", "tags", "ids"))
+        limit = checked_limit(filters.get("limit"))
+        name, descending = parse_sort(filters.get("sort") or "-created")
+        found = self._iter_trials(
+            conditions,
+            status,
+            tags,
+            filters.get("project"),
+            filters.get("since"),
+            ids,
+            name,
+            descending,
+            limit,
+        )
+        yield from checked_names(found, name, "sort by") if check else found
+
+    def _iter_trials(
+        self,
+        conditions: list[Condition],
+        status: Sequence[str] | None,
+        tags: Sequence[str] | None,
+        project: str | None,
+        since: Any,
+        ids: Sequence[str] | None,
+        name: str,
+        descending: bool,
+        limit: int | None,
+    ) -> Iterator[Trial]:
         wanted = wanted_statuses(status)
         filters = store_filters(conditions, wanted, tags, project, since)
         if ids:
@@ -279,7 +340,9 @@ class Journal:
             return best_of(self.trials(**filters), metric)
         filters.pop("sort", None)
         filters.pop("limit", None)
-        top = self.trials(**filters, sort=("-" if mode == "max" else "") + str(name), limit=1)
+        # Unchecked: a metric no candidate has is best_of's TrialNotFound, not a bad sort.
+        order = ("-" if mode == "max" else "") + str(name)
+        top = list(self._listing(False, **filters, sort=order, limit=1))
         return best_of(top, metric)
 
     def _primaries(self, filters: dict[str, Any]) -> set[str] | None:

@@ -28,7 +28,8 @@ def add_filters(p: Any, *, sort: bool = True) -> None:
         help="only trials where COND holds: NAME OP VALUE with OP one of "
         "= != < <= > >=, NAME a field (status, id, project, tag...), an "
         "option or a metric (its best; NAME.last for its last value), e.g. "
-        "'lr<0.1' or status=completed (repeatable)",
+        "'lr<0.1' or status=completed; created, started, ended take a date "
+        "(created>2024-05-01), id= an id prefix (repeatable)",
     )
     p.add_argument(
         "--status",
@@ -52,7 +53,8 @@ def add_filters(p: Any, *, sort: bool = True) -> None:
         "--since",
         type=text,
         metavar="WHEN",
-        help="only trials created since WHEN: 2d, 3h, 30m, 1w or a date (2024-05-01)",
+        help="only trials created since WHEN: 2d, 3h, 30m, 1w, a date (2024-05-01) or "
+        "epoch seconds",
     )
     p.add_argument(
         "--metric",
@@ -112,18 +114,9 @@ def journal_of(flags: dict[str, Any], metrics: list[str]) -> Any:
 
 def check_names(trials: list[Any], names: list[str], what: str) -> None:
     """Refuse a column or sort key that no listed trial has (a typo, most often)."""
-    from kleio.api import known
-    from kleio.errors import UsageError
+    from kleio.api.conditions import check_known
 
-    for name in names:
-        if trials and not known(trials, name):
-            options = sorted({o for t in trials for o in t.options})[:8]
-            found = sorted({m for t in trials for m in t.metrics})[:8]
-            raise UsageError(
-                f"cannot {what} {name!r}: no listed trial has a field, option or metric of "
-                "that name",
-                f"options: {', '.join(options) or 'none'}; metrics: {', '.join(found) or 'none'}",
-            )
+    check_known(trials, names, what)
 
 
 def cell(value: Any) -> str:
