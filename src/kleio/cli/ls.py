@@ -56,6 +56,8 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     if args.all and args.limit is not None:
         p.error("give --limit or --all, not both")
     filters = filters_of(args)
+    columns = names_of(args.columns, "--columns")
+    names_of(args.group_by_except, "--group-by-except")
     limit = None if args.all else (DEFAULT_LIMIT if args.limit is None else args.limit)
     try:
         journal = journal_of(flags, args.metric)
@@ -67,11 +69,8 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         return 0
     with journal:
         if args.group_by_except is not None:
-            return _groups(journal, filters, limit, args)
+            return _groups(journal, filters, limit, args, columns)
         shown, more, exact = _select(journal, filters, limit)
-        sort_name = (filters.get("sort") or "-created").lstrip("-")
-        check_names(shown, [sort_name], "sort by")
-        columns = [c.strip() for c in (args.columns or "").split(",") if c.strip()]
         check_names(shown, columns, "show the column")
         if not columns and not args.columns:
             primaries = list(dict.fromkeys(t.primary for t in shown if t.primary))
@@ -80,13 +79,9 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             print_json([{**t.to_json(), "checks": t.doc.get("checks") or {}} for t in shown])
             return 0
         if not shown:
-            filtered = any(filters.get(k) for k in ("where", "status", "tags", "project", "since"))
-            if filtered or limit == 0:
-                emit("no trials match these filters\n")
-            else:
-                emit("no trials yet: run one with 'kleio python train.py'\n")
+            emit(_nothing(filters, limit))
             return 0
-        parents = {t.parent for t in shown if t.parent}
+        parents = _with_branches(journal, shown)
         headers = ["ID", "STATUS", "STARTED", "DURATION", *[c.upper() for c in columns], "COMMAND"]
         rows = [
             [
@@ -100,7 +95,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             for t in shown
         ]
     emit(table(headers, rows))
-    if parents:
+    if parents or any(t.parent for t in shown):
         emit(
             "^ a branch of another trial, * a trial with branches "
             "('kleio info ID' shows the lineage)\n"
@@ -111,6 +106,15 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         many = f"{more} more trials match" if exact else "more trials match"
         emit(f"({many}: show them with --limit N or --all)\n")
     return 0
+
+
+def _nothing(filters: dict[str, Any], limit: int | None) -> str:
+    """What ``kleio ls`` says when it shows no trial."""
+    if limit == 0:
+        return "no trials shown: --limit 0 shows none (give --limit N or --all)\n"
+    if any(filters.get(k) for k in ("where", "status", "tags", "project", "since")):
+        return "no trials match these filters\n"
+    return "no trials yet: run one with 'kleio python train.py'\n"
 
 
 def _checks_mark(doc: dict[str, Any]) -> str:
@@ -139,16 +143,53 @@ def _select(
     return trials[:limit], max(0, len(trials) - limit), True
 
 
-def _groups(journal: Any, filters: dict[str, Any], limit: int | None, args: Any) -> int:
+def _with_branches(journal: Any, shown: list[Any]) -> set[str]:
+    """The ids of ``shown`` that have branches, listed or not: one query for the journal's
+    branches (few, and indexed on both backends), whose parents are kept."""
+    if not shown:
+        return set()
+    ids = {t.id for t in shown}
+    return {
+        parent["id"]
+        for doc in journal.store.find_trials(branches=True)
+        if isinstance(parent := doc.get("parent"), dict) and parent.get("id") in ids
+    }
+
+
+def names_of(given: str | None, option: str) -> list[str]:
+    """The names of a comma-separated option (``--columns``), refusing one that names none."""
+    if given is None:
+        return []
+    names = [n.strip() for n in given.split(",") if n.strip()]
+    if not names:
+        from kleio.errors import UsageError
+
+        raise UsageError(
+            f"{option} {given[:40]!r} names nothing",
+            f"give names separated by commas, e.g. {option} lr,val_acc",
+        )
+    return names
+
+
+def _groups(
+    journal: Any, filters: dict[str, Any], limit: int | None, args: Any, columns: list[str]
+) -> int:
     """``ls --group-by-except NAMES``: one row per group (see :func:`kleio.api.groups`)."""
     from kleio.api import groups
+    from kleio.errors import UsageError
 
-    ignored = [n.strip().lstrip("-") for n in args.group_by_except.split(",") if n.strip()]
+    ignored = [n.lstrip("-") for n in names_of(args.group_by_except, "--group-by-except")]
     trials = journal.trials(**filters)
+    for name in ignored:
+        if trials and not any(name in t.options for t in trials):
+            options = sorted({o for t in trials for o in t.options})[:8]
+            raise UsageError(
+                f"cannot group by every option except {name!r}: no listed trial has that option",
+                f"options: {', '.join(options) or 'none'}",
+            )
     found = groups(trials, except_=ignored)
     more = max(0, len(found) - limit) if limit is not None else 0
     found = found[:limit] if limit is not None else found
-    columns = [c.strip() for c in (args.columns or "").split(",") if c.strip()]
     check_names(trials, columns, "show the column")
     if not columns:
         primaries = list(dict.fromkeys(t.primary for t in trials if t.primary))
