@@ -6,7 +6,16 @@ import os
 import sys
 from typing import Any
 
-from kleio.cli.common import emit, human_size, parser, print_json, table, text, when
+from kleio.cli.common import (
+    emit,
+    human_size,
+    parser,
+    print_json,
+    table,
+    text,
+    when,
+)
+from kleio.cli.output import open_output
 from kleio.trial import short_id
 
 
@@ -116,10 +125,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
             )
         with store.open_blob(sha256=item["sha256"]) as source:
             if args.output:
-                fd = os.open(
-                    args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600
-                )
-                with os.fdopen(fd, "wb") as out:
+                with open_output(args.output) as out:
                     _copy(source, out)
                 sys.stderr.write(f"wrote {args.name} ({_size(item['size'])}) to {args.output}\n")
             else:

@@ -1,10 +1,15 @@
-"""A program's output as ``kleio cat`` and ``kleio tail`` show it: the lines a terminal ends up
-showing, and the JSON shape of one line."""
+"""What commands write out: a program's output as ``kleio cat`` and ``kleio tail`` show it
+(the lines a terminal ends up showing, the JSON shape of one line), and the file of a
+``-o FILE`` option (:func:`open_output`)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from typing import Any
+
+from kleio.cli.common import one_line
+from kleio.errors import UsageError
 
 
 def output_record(kind: str, event: Any) -> dict[str, Any]:
@@ -28,3 +33,72 @@ def ended_lines(events: Iterable[Any]) -> Iterator[Any]:
         yield event
     if held is not None:
         yield held
+
+
+class _Output:
+    """A file opened by :func:`open_output`: bytes written to it, a failure to write (a full
+    disk) raised as one UsageError naming the file."""
+
+    def __init__(self, path: str, file: Any) -> None:
+        self.path = path
+        self._file = file
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._file.write(data)
+        except OSError as error:
+            raise _cannot_write(self.path, error) from None
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        except OSError as error:
+            raise _cannot_write(self.path, error) from None
+
+    def __enter__(self) -> _Output:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_output(path: str) -> _Output:
+    """Open the FILE of a ``-o FILE`` option to write bytes: created private (0600).
+
+    Raises:
+        UsageError: the file cannot be opened (its directory missing, a directory, no
+            permission...), or, when written, a write failed; one sentence naming it.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    except OSError as error:
+        raise _cannot_write(path, error) from None
+    return _Output(path, os.fdopen(fd, "wb"))
+
+
+def _cannot_write(path: str, error: OSError) -> UsageError:
+    import errno
+
+    shown = one_line(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    if isinstance(error, IsADirectoryError):
+        return UsageError(
+            f"cannot write to {shown}: it is a directory",
+            f"give a file's path, e.g. {os.path.join(shown, 'NAME')}",
+        )
+    if isinstance(error, FileNotFoundError) or error.errno == errno.ENOTDIR:
+        return UsageError(
+            f"cannot write to {shown}: the directory {one_line(parent)} does not exist",
+            "create it first, or give -o a path in an existing directory",
+        )
+    if isinstance(error, PermissionError):
+        return UsageError(
+            f"cannot write to {shown}: permission denied",
+            "give -o a path you may write to",
+        )
+    return UsageError(
+        f"cannot write to {shown}: {one_line(error.strerror or str(error))}",
+        "free some space or give -o another path"
+        if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        else "give -o another path",
+    )

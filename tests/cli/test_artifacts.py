@@ -1,0 +1,77 @@
+"""``kleio artifacts ID NAME -o FILE | --extract DIR``: where a trial's artifact is written."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from kleio import errors
+from tests.conftest import git, run_kleio, write
+
+# A file artifact, and two archives as a checkpoint of a directory journals them: one whose
+# second member climbs out of the directory it is extracted into.
+PROGRAM = """
+    import io, tarfile
+    from kleio.client.logger import kleio_logger as k
+
+    def archive(*names):
+        data = io.BytesIO()
+        with tarfile.open(fileobj=data, mode="w") as tar:
+            for name in names:
+                info = tarfile.TarInfo(name)
+                info.size = 2
+                tar.addfile(info, io.BytesIO(b"ok"))
+        data.seek(0)
+        return data
+
+    k.log_artifact("weights.bin", b"new weights")
+    k.log_artifact("ck", archive("a.txt", "sub/b.txt"), archive="tar")
+    k.log_artifact("evil", archive("first.txt", "../escaped.txt", "last.txt"), archive="tar")
+"""
+
+
+@pytest.fixture
+def trial(git_repo, db_uri):
+    write(git_repo / "art.py", PROGRAM)
+    git(git_repo, "add", "art.py")
+    git(git_repo, "commit", "-qm", "art")
+    ran = run_kleio("-q", "python", "art.py", "--seed", "1", cwd=git_repo)
+    assert ran.returncode == 0, ran.stderr
+    return json.loads(run_kleio("ls", "--json", cwd=git_repo).stdout)[0]["id"][:8]
+
+
+def refused(trial, *args, cwd):
+    result = run_kleio("artifacts", trial, *args, cwd=cwd)
+    assert result.returncode == errors.EXIT_USAGE, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    return result.stderr
+
+
+def test_o_where_no_file_can_be_written_is_one_sentence_naming_the_path(trial, git_repo, tmp_path):
+    missing = tmp_path / "nosuch" / "w.bin"
+    assert refused(trial, "weights.bin", "-o", str(missing), cwd=git_repo) == (
+        f"error: cannot write to {missing}: the directory {missing.parent} does not exist. "
+        "Create it first, or give -o a path in an existing directory.\n"
+    )
+    assert refused(trial, "weights.bin", "-o", str(tmp_path), cwd=git_repo) == (
+        f"error: cannot write to {tmp_path}: it is a directory. "
+        f"Give a file's path, e.g. {tmp_path / 'NAME'}.\n"
+    )
+    (tmp_path / "file").write_text("x")
+    under_a_file = tmp_path / "file" / "w.bin"
+    assert "does not exist" in refused(trial, "weights.bin", "-o", str(under_a_file), cwd=git_repo)
+    # A full disk, when written.
+    if os.path.exists("/dev/full"):
+        full = refused(trial, "weights.bin", "-o", "/dev/full", cwd=git_repo)
+        assert full.startswith("error: cannot write to /dev/full: No space left on device.")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_o_into_a_directory_one_may_not_write_says_so(trial, git_repo, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    assert "permission denied" in refused(
+        trial, "weights.bin", "-o", str(locked / "w.bin"), cwd=git_repo
+    )
