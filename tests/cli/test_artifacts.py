@@ -49,6 +49,16 @@ def refused(trial, *args, cwd):
     return result.stderr
 
 
+def test_o_onto_an_existing_file_replaces_it_and_makes_it_private(trial, git_repo, tmp_path):
+    out = tmp_path / "w.bin"
+    out.write_bytes(b"an older and longer file")
+    out.chmod(0o644)
+    written = run_kleio("artifacts", trial, "weights.bin", "-o", str(out), cwd=git_repo)
+    assert written.returncode == 0, written.stderr
+    assert out.read_bytes() == b"new weights"
+    assert out.stat().st_mode & 0o777 == 0o600
+
+
 def test_o_where_no_file_can_be_written_is_one_sentence_naming_the_path(trial, git_repo, tmp_path):
     missing = tmp_path / "nosuch" / "w.bin"
     assert refused(trial, "weights.bin", "-o", str(missing), cwd=git_repo) == (

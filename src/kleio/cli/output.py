@@ -63,16 +63,25 @@ class _Output:
 
 
 def open_output(path: str) -> _Output:
-    """Open the FILE of a ``-o FILE`` option to write bytes: created private (0600).
+    """Open the FILE of a ``-o FILE`` option to write bytes: created private (0600), and an
+    existing regular file emptied and made 0600 too (the documented mode, whatever it was).
 
     Raises:
         UsageError: the file cannot be opened (its directory missing, a directory, no
             permission...), or, when written, a write failed; one sentence naming it.
     """
+    import stat
+
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     except OSError as error:
         raise _cannot_write(path, error) from None
+    try:
+        # Only a regular file: -o /dev/null or a named pipe keeps its mode.
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fchmod(fd, 0o600)
+    except OSError:  # a file of another user's, writable to us: written, its mode left
+        pass
     return _Output(path, os.fdopen(fd, "wb"))
 
 
