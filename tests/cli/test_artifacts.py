@@ -85,3 +85,22 @@ def test_o_into_a_directory_one_may_not_write_says_so(trial, git_repo, tmp_path)
     assert "permission denied" in refused(
         trial, "weights.bin", "-o", str(locked / "w.bin"), cwd=git_repo
     )
+
+
+def test_extract_writes_the_archive_or_nothing_of_it(trial, git_repo, tmp_path):
+    good = tmp_path / "good"
+    assert run_kleio("artifacts", trial, "ck", "--extract", str(good), cwd=git_repo).returncode == 0
+    assert (good / "sub" / "b.txt").read_bytes() == b"ok"
+    # The bad member comes second: the first is not written either, nor the one after.
+    bad = tmp_path / "bad"
+    message = refused(trial, "evil", "--extract", str(bad), cwd=git_repo)
+    assert "'../escaped.txt', which would land outside" in message
+    assert "Nothing was extracted." in message
+    assert list(bad.iterdir()) == [] and not (tmp_path / "escaped.txt").exists()
+    # A directory that cannot be made.
+    (tmp_path / "plain").write_text("x")
+    message = refused(trial, "ck", "--extract", str(tmp_path / "plain"), cwd=git_repo)
+    assert message == (
+        f"error: cannot extract into {tmp_path / 'plain'}: it, or a directory above it, is a "
+        "file. Give --extract a directory you may write to (it is made if missing).\n"
+    )

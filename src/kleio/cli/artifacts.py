@@ -140,22 +140,60 @@ def _copy(source: Any, out: Any) -> None:
 
 
 def _extract(store: Any, sha256: str, directory: str) -> int:
-    """Extract a checkpoint archive; members that would land outside ``directory`` refused."""
+    """Extract a checkpoint archive into ``directory``; the number of entries extracted.
+
+    The archive is read twice: through once to check every member, then to write them, so an
+    archive holding one member that would land outside ``directory`` (a link, a device, a
+    ``..`` or absolute name) writes nothing.
+
+    Raises:
+        UsageError: such a member, or ``directory`` cannot be made or written.
+    """
     import tarfile
 
     from kleio.client.checkpoints import stays_inside
     from kleio.errors import UsageError
 
-    os.makedirs(directory, exist_ok=True)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise _cannot_extract(directory, error) from None
     root = os.path.realpath(directory)
-    with store.open_blob(sha256=sha256) as source, tarfile.open(fileobj=source, mode="r|") as tar:
-        count = 0
+
+    def members(tar: Any) -> Any:
         for member in tar:
             if not stays_inside(root, member):
                 raise UsageError(
                     f"the archive holds {member.name!r}, which would land outside {directory}",
-                    "nothing past it was extracted",
+                    "nothing was extracted",
                 )
-            tar.extract(member, root)  # noqa: S202 - checked above
+            yield member
+
+    with store.open_blob(sha256=sha256) as source, tarfile.open(fileobj=source, mode="r|") as tar:
+        for _ in members(tar):
+            pass
+    count = 0
+    with store.open_blob(sha256=sha256) as source, tarfile.open(fileobj=source, mode="r|") as tar:
+        for member in members(tar):
+            try:
+                tar.extract(member, root)  # noqa: S202 - checked above
+            except OSError as error:
+                raise _cannot_extract(directory, error) from None
             count += 1
     return count
+
+
+def _cannot_extract(directory: str, error: OSError) -> Exception:
+    from kleio.cli.common import one_line
+    from kleio.errors import UsageError
+
+    if isinstance(error, (FileExistsError, NotADirectoryError)):
+        why = "it, or a directory above it, is a file"
+    else:
+        why = one_line(error.strerror or str(error))
+        if error.filename and os.path.abspath(error.filename) != os.path.abspath(directory):
+            why += f" ({one_line(str(error.filename))})"
+    return UsageError(
+        f"cannot extract into {one_line(directory)}: {why}",
+        "give --extract a directory you may write to (it is made if missing)",
+    )
