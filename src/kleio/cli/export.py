@@ -5,11 +5,14 @@ One row per trial: the fields of ``kleio ls --json`` flattened (``tags`` joined 
 ``NAME.last`` per metric. With ``--statistics``: one row per statistic of each trial's
 lineage (``trial``, ``index``, then the logged keys). JSON lines keep the nesting: each line
 is the trial object of ``kleio ls --json``, or ``{"trial", "index", "statistic"}``.
+CSV cells are made safe for spreadsheets by :func:`csv_cell`.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import shlex
 import sys
 from collections.abc import Iterator
@@ -60,15 +63,45 @@ def _private_output(path: str) -> IO[bytes]:
     return os.fdopen(fd, "wb")
 
 
+#: The first characters that make a spreadsheet read a cell as a formula (OWASP's list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell: None empty, booleans ``true``/``false`` (as in JSON), and text
+    a spreadsheet would run as a formula quoted by a leading apostrophe (OWASP's advice on
+    CSV injection); text that is a plain number (``-0.1``, an option as typed) is kept."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    formula = isinstance(value, str) and value.startswith(FORMULA_STARTS)
+    if formula and not _PLAIN_NUMBER.match(value):
+        return "'" + value
+    return value
+
+
 def _csv_lines(header: list[str], rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     import csv
     import io
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=header, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    # A carriage return in a cell is not quoted by QUOTE_MINIMAL with "\n" lines (only the
+    # terminator's characters are): such a row is written with every cell quoted.
+    quoted = csv.DictWriter(
+        buffer,
+        fieldnames=header,
+        extrasaction="ignore",
+        lineterminator="\n",
+        quoting=csv.QUOTE_ALL,
+    )
+    header_cells = {name: csv_cell(name) for name in header}
+    cell_rows = ({k: csv_cell(v) for k, v in row.items()} for row in rows)
+    for cells in itertools.chain([header_cells], cell_rows):
+        chosen = quoted if any("\r" in str(v) for v in cells.values()) else writer
+        chosen.writerow(cells)
         if buffer.tell() > 1 << 16:
             yield buffer.getvalue().encode("utf-8", "surrogateescape")
             buffer.seek(0)
@@ -109,6 +142,8 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     args = p.parse_args(argv)
     if args.format == "parquet" and not args.output:
         p.error("--format parquet needs -o FILE (it is not text)")
+    if args.format == "parquet":
+        _require_parquet()
     filters = filters_of(args)
     with journal_of(flags, args.metric) as journal:
         trials = journal.trials(**filters, limit=args.limit)
@@ -168,27 +203,40 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _parquet(trials: list[Any], statistics: bool, path: str) -> None:
-    from kleio.api import statistics_dataframe
-    from kleio.errors import UsageError
+def _require_parquet() -> None:
+    """Refuse ``--format parquet`` before reading anything when pandas or a Parquet engine
+    is missing (exit code 76, with the install line)."""
+    import importlib.util
 
-    try:
-        import pandas
-    except ImportError:
-        raise UsageError(
-            "--format parquet needs pandas and pyarrow",
+    from kleio.errors import MissingExtra
+
+    def importable(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            return False
+
+    if not importable("pandas"):
+        raise MissingExtra(
+            "--format parquet needs pandas and pyarrow, which are not installed",
             "install them with: pip install 'kleio[pandas]' pyarrow",
-        ) from None
+        )
+    if not importable("pyarrow") and not importable("fastparquet"):
+        raise MissingExtra(
+            "--format parquet needs pyarrow (or fastparquet), which is not installed",
+            "install it with: pip install pyarrow",
+        )
+
+
+def _parquet(trials: list[Any], statistics: bool, path: str) -> None:
+    import pandas
+
+    from kleio.api import statistics_dataframe
+
     if statistics:
         frame = statistics_dataframe(trials)
     else:
         frame = pandas.DataFrame([trial_row(t) for t in trials])
-    try:
-        frame.to_parquet(path)
-    except ImportError:
-        raise UsageError(
-            "--format parquet needs pyarrow (or fastparquet)",
-            "install it with: pip install pyarrow",
-        ) from None
+    frame.to_parquet(path)
     os.chmod(path, 0o600)
     sys.stderr.write(f"wrote {len(frame)} rows to {path}\n")
