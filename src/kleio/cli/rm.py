@@ -155,7 +155,11 @@ def _confirmed(order: list[dict[str, Any]]) -> bool:
             f"  {short_id(doc['id'])}  {doc.get('status')}  "
             f"{' '.join(doc.get('argv') or doc.get('command') or [])}\n"
         )
-    sys.stderr.write(f"delete these {len(order)} trials? [y/N] ")
+    sys.stderr.write(
+        "delete this trial? [y/N] "
+        if len(order) == 1
+        else f"delete these {len(order)} trials? [y/N] "
+    )
     sys.stderr.flush()
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
