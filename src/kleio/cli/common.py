@@ -127,6 +127,36 @@ def text(value: str) -> str:
     return value
 
 
+def check_tag(name: str, hint: str, *, adding: bool = True) -> str:
+    """Return ``name`` if it can be a tag, else raise one UsageError ending with ``hint``
+    (how to write a tag with this command) or with what to do instead.
+
+    A tag is non-empty text without commas, spaces at the ends or control characters. One
+    being added must also not look like a secret (the detector that masks notes and
+    commands, :func:`kleio.redact.redact_message`): a tag is an identifier shown, exported
+    and matched as it is, so it is refused rather than masked. Removing one (``adding=False``) takes any tag that was stored before.
+    """
+    bad = not name.strip() or any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in name)
+    if bad or _SURROGATE.search(name) or name != name.strip() or "," in name:
+        raise UsageError(
+            f"not a tag: '{one_line(name)[:60]}' (tags are non-empty text without commas, "
+            "spaces at the ends or control characters)",
+            hint,
+        )
+    if not adding:
+        return name
+    from kleio.redact import redact_message
+
+    masked = redact_message(name)
+    if masked != name:
+        raise UsageError(
+            f"refusing the tag {one_line(masked)[:80]!r}: it looks like a secret (a token, or "
+            "a password=... pair), and tags are shown and exported as they are",
+            "tag with a name that holds no secret",
+        )
+    return name
+
+
 #: The largest count a backend accepts (a signed 64-bit integer); more means "all".
 MAX_COUNT = (1 << 63) - 1
 

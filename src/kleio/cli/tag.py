@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kleio.cli.common import emit, one_line, parser, print_json, printable
+from kleio.cli.common import check_tag, emit, parser, print_json, printable
 from kleio.trial import short_id
 
 USAGE_HINT = "write e.g. 'kleio tag 4eda +baseline -draft' (a bare NAME adds it too)"
@@ -40,15 +40,9 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     add: list[str] = []
     remove: list[str] = []
     for change in changes:
+        removing = change.startswith("-")
         name = change[1:] if change[:1] in "+-" else change
-        bad = not name.strip() or any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in name)
-        if bad or name != name.strip() or "," in name:
-            raise UsageError(
-                f"not a tag: {one_line(change)[:60]!r} (tags are non-empty text "
-                "without commas, spaces at the ends or control characters)",
-                USAGE_HINT,
-            )
-        (remove if change.startswith("-") else add).append(name)
+        (remove if removing else add).append(check_tag(name, USAGE_HINT, adding=not removing))
     store, _ = store_from(flags)
     with store:
         doc = resolve_trial(store, trial_id)
