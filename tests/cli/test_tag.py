@@ -34,11 +34,18 @@ def tags_of(trial, cwd):
             "secret.\n",
         ),
         ("+password=hunter2", "error: refusing the tag 'password=***': it looks like a secret"),
+        (
+            "+" + "x" * 100_000,
+            "error: a tag is at most 200 characters; this one has 100000. Give it a short name; "
+            "longer text goes in a note ('kleio note ID TEXT').\n",
+        ),
         ("+a\x1b[2Jb", "error: not a tag: 'a\\x1b[2Jb' (tags are non-empty text"),
         ("+a\x85b", "error: not a tag:"),
     ],
 )
-def test_a_secret_or_a_control_character_tag_is_refused_whole(trial, git_repo, tag, message):
+def test_a_secret_an_overlong_or_a_control_character_tag_is_refused_whole(
+    trial, git_repo, tag, message
+):
     result = run_kleio("tag", trial[:8], "+kept", tag, cwd=git_repo)
     assert result.returncode == errors.EXIT_USAGE
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
@@ -48,7 +55,7 @@ def test_a_secret_or_a_control_character_tag_is_refused_whole(trial, git_repo, t
 
 def test_a_stored_secret_tag_can_still_be_removed(trial, git_repo, db_uri):
     with open_store(db_uri) as store:
-        store.update_trial(trial_id=trial, fields={"tags": ["password=hunter2"]})
-    result = run_kleio("tag", trial[:8], "-password=hunter2", "+ok", cwd=git_repo)
+        store.update_trial(trial_id=trial, fields={"tags": ["password=hunter2", "x" * 300]})
+    result = run_kleio("tag", trial[:8], "-password=hunter2", "-" + "x" * 300, "+ok", cwd=git_repo)
     assert result.returncode == 0, result.stderr
     assert tags_of(trial, git_repo) == ["ok"]

@@ -127,6 +127,10 @@ def text(value: str) -> str:
     return value
 
 
+#: The longest tag: a name for filters and tables (longer text goes in a note).
+MAX_TAG = 200
+
+
 def check_tag(name: str, hint: str, *, adding: bool = True) -> str:
     """Return ``name`` if it can be a tag, else raise one UsageError ending with ``hint``
     (how to write a tag with this command) or with what to do instead.
@@ -134,7 +138,8 @@ def check_tag(name: str, hint: str, *, adding: bool = True) -> str:
     A tag is non-empty text without commas, spaces at the ends or control characters. One
     being added must also not look like a secret (the detector that masks notes and
     commands, :func:`kleio.redact.redact_message`): a tag is an identifier shown, exported
-    and matched as it is, so it is refused rather than masked. Removing one (``adding=False``) takes any tag that was stored before.
+    and matched as it is, so it is refused rather than masked; and it is at most
+    :data:`MAX_TAG` characters. Removing one (``adding=False``) takes any tag stored before.
     """
     bad = not name.strip() or any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in name)
     if bad or _SURROGATE.search(name) or name != name.strip() or "," in name:
@@ -153,6 +158,11 @@ def check_tag(name: str, hint: str, *, adding: bool = True) -> str:
             f"refusing the tag {one_line(masked)[:80]!r}: it looks like a secret (a token, or "
             "a password=... pair), and tags are shown and exported as they are",
             "tag with a name that holds no secret",
+        )
+    if len(name) > MAX_TAG:
+        raise UsageError(
+            f"a tag is at most {MAX_TAG} characters; this one has {len(name)}",
+            "give it a short name; longer text goes in a note ('kleio note ID TEXT')",
         )
     return name
 
