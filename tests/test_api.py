@@ -255,3 +255,14 @@ def test_the_api_refuses_what_the_cli_refuses(three):
         ka.trial(None, db=three)
     with ka.open_journal(three) as journal, pytest.raises(TypeError, match="not NoneType"):
         journal.trial(None)
+
+
+def test_a_name_holding_an_operator_or_a_comma_is_written_in_double_quotes():
+    from kleio.api.conditions import split_names
+
+    quoted = ka.Condition('"x<y" >= 0.5')
+    assert (quoted.name, quoted.op, quoted.text) == ("x<y", ">=", "0.5")
+    assert ka.Condition('"a,=b"=3').name == "a,=b"
+    assert ka.parse_sort('-"x<y"') == ("x<y", True)
+    assert split_names('lr, "a,b" ,"q""uote",,') == ["lr", "a,b", 'q"uote']
+    assert split_names(",,,") == []

@@ -97,3 +97,28 @@ def test_the_branches_mark_comes_from_the_journal_not_the_page(listed):
     assert [line.split()[0] for line in every[1:4]] == ["ccccccc", "bbbbbbb^", "aaaaaaa*"]
     plain = kleio(listed, "ls", "--where", "id=cccc").stdout
     assert plain.splitlines()[1].split()[0] == "ccccccc" and "branches" not in plain
+
+
+def test_a_name_holding_an_operator_or_a_comma_is_selected_in_double_quotes(listed):
+    from kleio.storage.base import encode, first_seq
+
+    declared = (first_seq(1), "metrics", 1.0, encode({"metrics": {"a,b": "max", "x<y": "min"}}))
+    stats = [
+        (first_seq(1) + i, "statistic", 1.0 + i, encode({"epoch": i, "a,b": i / 2, "x<y": 0.25}))
+        for i in (1, 2)
+    ]
+    with open_store(listed["KLEIO_DB"]) as store:
+        store.create_trial(doc=trial_doc("e", 2023))
+        store.append_events(trial_id="e" * 64, events=[declared, *stats])
+    shown = kleio(listed, "ls", "--where", '"x<y"<0.3', "--columns", '"a,b",x<y,"a,b.last"')
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[0].split()[4:7] == ["A,B", "X<Y", "A,B.LAST"]
+    assert shown.stdout.splitlines()[1].split()[:1] + shown.stdout.splitlines()[1].split()[4:7] == [
+        "eeeeeee",
+        "1",
+        "0.25",
+        "1",
+    ]
+    assert years(kleio(listed, "ls", "--where", '"a,b">2')) == []
+    ranked = kleio(listed, "ls", "--sort", '-"a,b"', "--where", '"a,b">=1')
+    assert ranked.returncode == 0 and ranked.stdout.splitlines()[1].startswith("eeeeeee")

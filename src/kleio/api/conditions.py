@@ -37,7 +37,10 @@ FIELDS = (
 TIME_FIELDS = ("created", "started", "ended")
 #: Fields sorted by the database (name -> trial document field).
 STORE_SORTS = {"created": "created_at", "id": "id", "status": "status"}
-_CONDITION = re.compile(r"^\s*([^<>=!\s][^<>=!]*?)\s*(==|!=|<=|>=|=|<|>)\s*(.*?)\s*$", re.S)
+#: ``NAME OP VALUE``; a name holding an operator character is written in double quotes.
+_CONDITION = re.compile(
+    r'^\s*(?:"([^"]+)"|([^<>=!\s"][^<>=!]*?))\s*(==|!=|<=|>=|=|<|>)\s*(.*?)\s*$', re.S
+)
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _EPOCH = re.compile(r"^\s*\d+(?:\.\d*)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -49,7 +52,8 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 class Condition:
     """One ``NAME OP VALUE`` of ``where``.
 
-    A value may not start with an operator character (``lr<<0.1`` is a typo, not "less than
+    A name holding an operator character is written in double quotes (``"a<b">0.5``). A
+    value may not start with an operator character (``lr<<0.1`` is a typo, not "less than
     the text <0.1"). On a time field (:data:`TIME_FIELDS`) the value is epoch seconds or an
     ISO date/time, read as :func:`parse_since` reads one. ``id=X`` and ``id!=X`` with ``X``
     shorter than a full id compare ``X`` as a prefix (the short ids ``kleio ls`` shows).
@@ -59,13 +63,14 @@ class Condition:
 
     def __init__(self, spec: str) -> None:
         match = _CONDITION.match(spec) if isinstance(spec, str) else None
-        if match is None or not match.group(3):
+        if match is None or not match.group(4):
             raise UsageError(
                 f"cannot read the condition {str(spec)[:60]!r}",
                 "write NAME OP VALUE with OP one of = != < <= > >=, e.g. --where 'lr<0.1' "
-                "or --where status=completed",
+                "or --where status=completed (a NAME holding < > = ! in double quotes)",
             )
-        self.name, op, self.text = match.group(1), match.group(2), match.group(3)
+        self.name = match.group(1) or match.group(2)
+        op, self.text = match.group(3), match.group(4)
         if self.text[0] in "<>=!":
             raise UsageError(
                 f"cannot read the condition {spec[:60]!r}: its value {self.text[:20]!r} "
@@ -169,13 +174,15 @@ def parse_since(since: Any, now: float | None = None) -> float:
 
 
 def parse_sort(spec: str) -> tuple[str, bool]:
-    """``-NAME`` -> ``("NAME", True)``.
+    """``-NAME`` -> ``("NAME", True)``; ``"NAME"`` in double quotes is ``NAME``.
 
     Raises:
         UsageError: an empty name or one holding control characters.
     """
     descending = spec.startswith("-")
     name = spec[1:] if descending else spec
+    if len(name) > 2 and name[0] == name[-1] == '"':  # quoted as in where and --columns
+        name = name[1:-1]
     if not name.strip() or any(ord(c) < 32 or ord(c) == 127 for c in name) or name == "-":
         raise UsageError(
             f"cannot sort by {spec[:40]!r}",
@@ -230,6 +237,21 @@ def known(trials: Iterable[Trial], name: str) -> bool:
     if name in FIELDS:
         return True
     return any(name in t.options or base in t.metrics for t in trials)
+
+
+def split_names(given: str) -> list[str]:
+    """The names of a comma-separated list (``--columns a,"b,c"``): a name holding a comma or
+    a double quote is written in double quotes, a quote in it doubled, as in CSV."""
+    import csv
+
+    try:
+        row = next(csv.reader([given], skipinitialspace=True), [])
+    except csv.Error:
+        raise UsageError(
+            f"cannot read the names {given[:40]!r}",
+            'separate names with commas; write one holding a comma in double quotes, "a,b"',
+        ) from None
+    return [name.strip() for name in row if name.strip()]
 
 
 def check_known(trials: list[Trial], names: Iterable[str], what: str) -> None:

@@ -157,10 +157,13 @@ def _with_branches(journal: Any, shown: list[Any]) -> set[str]:
 
 
 def names_of(given: str | None, option: str) -> list[str]:
-    """The names of a comma-separated option (``--columns``), refusing one that names none."""
+    """The names of a comma-separated option (``--columns``; a name holding a comma in double
+    quotes), refusing one that names none."""
     if given is None:
         return []
-    names = [n.strip() for n in given.split(",") if n.strip()]
+    from kleio.api.conditions import split_names
+
+    names = split_names(given)
     if not names:
         from kleio.errors import UsageError
 
