@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from kleio import errors
 from kleio.cli.common import printable, printable_values, table
 from tests.conftest import git, run_kleio, write
 
@@ -102,3 +103,14 @@ def test_no_human_output_carries_a_control_character_from_the_journal(hostile, g
     cells = json.loads(run_kleio("cat", "--statistics", "--json", first, cwd=git_repo).stdout)
     assert cells["say"] == "héllo\nworld\t\x1b[31mred\x9b"
     assert run_kleio("cat", first, cwd=git_repo).stdout.startswith("\x1b[32mgreen\x1b[0m\n")
+
+
+@pytest.mark.parametrize("args", [("info", "abcd"), ("tag", "abcd"), ("cat", "abcd")])
+def test_a_reading_command_leaves_an_empty_file_alone_as_no_journal(tmp_path, args):
+    empty = tmp_path / "e.db"
+    empty.touch()
+    result = run_kleio("--db", str(empty), *args, cwd=tmp_path)
+    assert result.returncode == errors.EXIT_STORE
+    expected = f"error: there is no journal at {empty} yet (the file is empty)."
+    assert result.stderr.startswith(expected)
+    assert empty.stat().st_size == 0 and not (tmp_path / "e.db-wal").exists()

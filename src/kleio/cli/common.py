@@ -208,21 +208,30 @@ def store_from(flags: dict[str, Any], *, create: bool = False) -> tuple[Store, C
     """Open the configured journal.
 
     Reading commands never create an SQLite journal: a mistyped ``--db`` path must not
-    answer "no trials" from a new, empty file.
+    answer "no trials" from a new, empty file; nor turn an empty file (``: > x.db``), which
+    SQLite would take for a new database, into one.
 
     Raises:
-        NoJournal: the SQLite file does not exist and ``create`` is false.
+        NoJournal: the SQLite file does not exist, or is empty, and ``create`` is false.
     """
     config = config_from(flags)
     if not create and scheme_of(config.db) == "sqlite":
         path = sqlite_path(config.db)
-        if not os.path.exists(path):
+        if not os.path.exists(path) or _is_empty(path):
             raise NoJournal(
-                f"there is no journal at {path} yet",
+                f"there is no journal at {path} yet"
+                + (" (the file is empty)" if os.path.exists(path) else ""),
                 "run a trial first (e.g. 'kleio python train.py'), or point --db or KLEIO_DB "
                 "at an existing journal",
             )
     return open_store(config.db), config
+
+
+def _is_empty(path: str) -> bool:
+    try:
+        return os.path.isfile(path) and os.path.getsize(path) == 0
+    except OSError:  # gone since: opening it says what is wrong
+        return False
 
 
 # -- JSON output ------------------------------------------------------------------------------
