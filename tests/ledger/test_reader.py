@@ -71,3 +71,100 @@ def test_an_endless_record_is_skipped_in_bounded_memory(tmp_path, monkeypatch):
     )
     assert [seq for seq, *_ in events] == [12]
     reader.close()
+
+
+#: Reads a directory of ended writers' files with 64 descriptors; with ``free``, all but that
+#: many are taken by the rest of the process first, as the runner's journal and sockets are.
+LIMITED_READER = """
+import os, resource, sys
+from kleio.ledger.reader import LedgerReader
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+held = []
+free = int(sys.argv[2])
+if free:
+    try:
+        while True:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        for fd in held[-free:]:
+            os.close(fd)
+reader = LedgerReader(sys.argv[1])
+records = sum(len(chunk.lines) for chunk in reader.poll())
+if not free:  # one left for what the journal, a socket or an import needs
+    os.close(os.open(os.devnull, os.O_RDONLY))
+records += sum(len(chunk.lines) for chunk in reader.drain())
+print(records)
+"""
+
+
+def _ended_writers(directory, count):
+    directory.mkdir()
+    for i in range(count):  # pids that cannot exist: their writers have ended
+        (directory / f"{999_000_000 + i}-x.log").write_bytes(b'S{"i":%d}\n' % i)
+    return directory
+
+
+def _read_limited(directory, free=0):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", LIMITED_READER, str(directory), str(free)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_reader_leaves_descriptors_to_the_rest_of_the_runner(tmp_path):
+    """Opening files until the kernel refused one left the journal none: its next write
+    failed (EMFILE) and dropped its statistics (CI: 347 of 400 read back)."""
+    result = _read_limited(_ended_writers(tmp_path / "d", 200))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "200\n"
+
+
+def test_a_drain_reads_every_file_while_descriptors_are_held_elsewhere(tmp_path):
+    """A drain whose first open (its listdir's) failed, the poll before it having used every
+    descriptor left, returned with files unread; it closes the finished ones and goes on."""
+    result = _read_limited(_ended_writers(tmp_path / "d", 200), free=5)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "200\n"
+
+
+def test_a_writer_that_appends_then_ends_between_the_checks_keeps_its_record(tmp_path, monkeypatch):
+    """The file read to its end, then the writer appends and exits, then its end is seen:
+    the file must stay open for the record (closed, it was never read, then removed)."""
+    directory = tmp_path / "d"
+    directory.mkdir()
+    path = directory / "999999998-x.log"
+    path.write_bytes(b'S{"i":0}\n')
+    reader = LedgerReader(str(directory))
+    assert [c.lines for c in reader.poll()] == [[b'S{"i":0}']]
+
+    def last_record_then_exit(pid):
+        with open(path, "ab") as handle:
+            handle.write(b'S{"i":1}\n')
+        return False
+
+    monkeypatch.setattr(reader_module, "pid_alive", last_record_then_exit)
+    reader.close_finished()
+    assert [c.lines for c in reader.drain()] == [[b'S{"i":1}']]
+    reader.close()
+
+
+def test_a_drain_goes_on_once_the_files_it_read_to_their_end_can_be_closed(tmp_path):
+    """Every open file had records left (its writer's last, before it ended) when the drain
+    began, so none could be closed for the files waiting: the drain read them, then
+    returned with those files unopened."""
+    directory = _ended_writers(tmp_path / "d", 10)
+    reader = LedgerReader(str(directory))
+    reader.max_open = 4
+    assert len(reader.poll()) == 4
+    for name in reader.files:
+        with open(directory / name, "ab") as handle:
+            handle.write(b'S{"last":1}\n')
+    records = [line for chunk in reader.drain() for line in chunk.lines]
+    assert len(records) == 4 + 6 and sorted(reader.files) == sorted(os.listdir(directory))
+    assert reader.open_files <= 4
+    reader.close()

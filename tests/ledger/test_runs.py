@@ -112,4 +112,4 @@ def test_short_lived_writers_never_exhaust_the_runners_descriptors(git_repo, db_
         timeout=120,
     )
     assert limited.returncode == 0, limited.stderr
-    assert limited.stdout == "400\n"
+    assert limited.stdout == "400\n", limited.stderr

@@ -11,9 +11,14 @@ from kleio.reservation import pid_alive
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds on every run; annotations are strings
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 READ_CHUNK = 1 << 20
+#: What an open fails with when the process (or the system) has no descriptor left.
+OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
 
 
 class Chunk:
@@ -120,38 +125,72 @@ class LedgerFile:
             self.fd = -1
 
 
+def open_budget() -> int:
+    """How many ledger files a reader may hold open: half the descriptors a process may have.
+
+    The other half is the runner's own: its journal, spool, sockets, the modules it imports
+    on the way. A reader that took descriptors until the kernel refused one left none for
+    them, and the journal's first write then failed (``EMFILE``) and dropped its statistics.
+    """
+    try:
+        limit = os.sysconf("SC_OPEN_MAX")  # the soft RLIMIT_NOFILE, without importing resource
+    except (OSError, ValueError):
+        limit = 256
+    if limit <= 0:
+        limit = 1 << 13  # unlimited
+    return max(1, min(limit // 2, 4096))
+
+
 class LedgerReader:
     """Every ``.log`` file of one execution directory, read as they grow.
 
-    A file whose writer has ended and that is read to its end is closed: a job that forks
-    thousands of short-lived workers must not exhaust the runner's descriptors.
+    A file whose writer has ended and that is read to its end is closed, and at most
+    :func:`open_budget` files are open at once: a job that forks thousands of short-lived
+    workers must not exhaust the runner's descriptors.
     """
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
         self.files: dict[str, LedgerFile] = {}
         self.ignored: set[str] = set()
+        self.max_open = open_budget()
+        self._open = 0  # files of self.files whose descriptor is open
         self._polls = 0
 
-    def scan(self) -> None:
+    def scan(self) -> bool:
+        """Open the files that appeared; False when some must wait for descriptors."""
         try:
-            names = os.listdir(self.directory)
-        except OSError:
-            return
+            names = self._with_descriptor(os.listdir, self.directory)  # listdir takes one too
+        except OSError as error:
+            return error.errno not in OUT_OF_DESCRIPTORS  # gone: nothing to open
         for name in names:
             if name.endswith(".log") and name not in self.files and name not in self.ignored:
+                if self._open >= self.max_open and not self.close_finished():
+                    return False  # every open file's writer is alive, or it is unread
                 try:
-                    self.files[name] = LedgerFile(os.path.join(self.directory, name))
+                    opened = self._with_descriptor(LedgerFile, os.path.join(self.directory, name))
                 except OSError as error:
-                    if error.errno in (errno.EMFILE, errno.ENFILE):
-                        # Out of descriptors: close what is finished, try again next time.
-                        self.close_finished()
-                        return
+                    if error.errno in OUT_OF_DESCRIPTORS:
+                        return False
                     self.ignored.add(name)  # not a regular file, or gone: never a record
+                    continue
+                self.files[name] = opened
+                self._open += 1
+        return True
+
+    def _with_descriptor(self, call: Callable[[str], T], path: str) -> T:
+        """``call(path)``, once more if the process ran out of descriptors (held elsewhere:
+        the runner's journal, its sockets) and closing finished files freed some."""
+        try:
+            return call(path)
+        except OSError as error:
+            if error.errno not in OUT_OF_DESCRIPTORS or not self.close_finished():
+                raise
+        return call(path)
 
     @property
     def open_files(self) -> int:
-        return sum(1 for f in self.files.values() if f.fd >= 0)
+        return self._open
 
     def poll(self, budget: int = READ_CHUNK) -> list[Chunk]:
         """One read of at most ``budget`` bytes per file (no file starves the others)."""
@@ -164,20 +203,33 @@ class LedgerReader:
         self._polls += 1
         # Often when many files are open (a job forking short-lived workers), else now and
         # then: each check costs a system call per file whose writer may still be alive.
-        if self._polls % 20 == 0 or self.open_files > 64:
+        if self._polls % 20 == 0 or self._open > 64:
             self.close_finished()
         return chunks
 
-    def close_finished(self) -> None:
+    def close_finished(self) -> int:
+        """Close every file read to its end whose writer has ended; return how many."""
+        closed = 0
         for name, ledger_file in self.files.items():
-            if ledger_file.fd >= 0 and ledger_file.at_end() and not pid_alive(writer_pid(name)):
+            # At its end once more after its writer's end is seen: a writer that appended
+            # and exited between the first two checks left a record to read (fstat first:
+            # the cheap check rules most live writers' files out).
+            if (
+                ledger_file.fd >= 0
+                and ledger_file.at_end()
+                and not pid_alive(writer_pid(name))
+                and ledger_file.at_end()
+            ):
                 ledger_file.close()
+                closed += 1
+        self._open -= closed
+        return closed
 
     def drain(self) -> Iterator[Chunk]:
         """Read every file to its current end (in rounds, if descriptors run short)."""
         for _ in range(1000):  # bounded: a writer may go on creating files meanwhile
             known = len(self.files)
-            self.scan()
+            complete = self.scan()
             for ledger_file in list(self.files.values()):
                 while True:
                     before = ledger_file.read_to
@@ -186,9 +238,11 @@ class LedgerReader:
                         yield chunk
                     elif ledger_file.read_to == before:
                         break
-            if len(self.files) == known:
+            # Done when every file there was is open and read and none appeared meanwhile;
+            # when some wait for descriptors, another round once this one's files are closed,
+            # unless none could be (their writers live on: nothing more to read now).
+            if len(self.files) == known and (complete or not self.close_finished()):
                 return
-            self.close_finished()
 
     def all_read(self) -> bool:
         return all(f.at_end() for f in self.files.values())
@@ -196,3 +250,4 @@ class LedgerReader:
     def close(self) -> None:
         for ledger_file in self.files.values():
             ledger_file.close()
+        self._open = 0
