@@ -247,3 +247,24 @@ def test_a_replay_after_an_outage_rebuilds_the_summaries_it_dropped(store_and_co
     assert store._db.trials.find_one({"_id": "t"})["_sum"]["runs_ok"] is True
     ranked = store.rank_trials(metric="loss", mode="min", default_mode=None, descending=False)
     assert [(doc["id"], best) for doc, best in ranked] == [("t", 0.25)]
+
+
+def test_int64_statistics_read_back_as_ints_and_are_summarized(store_and_commands):
+    """pymongo reads an int past 32 bits as bson's Int64, which the folds skipped: a trial
+    rebuilt or summarized from its events lost such a statistic (live server only)."""
+    from bson.int64 import Int64
+
+    from kleio.storage.mongodb_layout import native
+
+    assert native({"a": [Int64(5), {"b": Int64(6)}], "c": 1.0}) == {"a": [5, {"b": 6}], "c": 1.0}
+    assert type(native([Int64(5)])[0]) is int
+    plain_data = {"a": 1, "b": [2.0]}
+    assert native(plain_data) is plain_data
+    store, _ = store_and_commands
+    store.create_trial(doc={"id": "t", "created_at": 1.0})
+    store.append_events(trial_id="t", events=[stat(EXEC1, step=1, edge=2**62, nested=[2**40])])
+    (event,) = store.read_events(trial_id="t")
+    assert type(event.data["edge"]) is int and type(event.data["nested"][0]) is int
+    store._resummarize("t")
+    edge = store.read_summaries(trial_ids=["t"])["t"]["entries"]["edge"]
+    assert (edge["count"], edge["max"]) == (1, 2**62)

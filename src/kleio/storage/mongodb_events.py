@@ -26,7 +26,16 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from kleio.errors import StoreUnavailable
 from kleio.storage.base import Event, NewEvent, decode, iter_chunks
-from kleio.storage.mongodb_layout import INT64, SENTINEL, escape, event_key, guarded, unescape, wrap
+from kleio.storage.mongodb_layout import (
+    INT64,
+    SENTINEL,
+    escape,
+    event_key,
+    guarded,
+    native,
+    unescape,
+    wrap,
+)
 
 _INSERT_CHUNK = 1000
 #: MongoDB's maxBsonObjectSize less room for the envelope, and the JSON text above which an
@@ -77,7 +86,7 @@ class EventsMixin:
 
     @staticmethod
     def _to_event(doc: dict[str, Any]) -> Event:
-        data = unescape(doc["data"]) if doc.get("esc") else doc["data"]
+        data = unescape(doc["data"]) if doc.get("esc") else native(doc["data"])
         return Event(doc["trial_id"], int(doc["seq"]), doc["kind"], doc["time"], data)
 
     @guarded

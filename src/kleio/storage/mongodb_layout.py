@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, quote, unquote
 
 import pymongo
+from bson.int64 import Int64
 from pymongo.errors import PyMongoError
 
 from kleio.errors import ConfigError, StoreUnavailable
@@ -121,7 +122,33 @@ def unescape(value: Any) -> Any:
         return {key: unescape(item) for key, item in value.items()}
     if isinstance(value, list):
         return [unescape(item) for item in value]
-    return value
+    return int(value) if type(value) is Int64 else value
+
+
+def native(value: Any) -> Any:
+    """``value`` as decoded by pymongo, with every BSON int64 a plain int, as logged.
+
+    pymongo decodes an int64 (any int past 32 bits) as :class:`bson.int64.Int64`, a subclass
+    of int that summaries' folds, which take ``type(value) is int`` for a number, would skip.
+    Unchanged (the same object) when it holds none, the common case.
+    """
+    kind = type(value)
+    if kind is Int64:
+        return int(value)
+    if kind is not dict and kind is not list:
+        return value
+    out: Any = None
+    for key, item in value.items() if kind is dict else enumerate(value):
+        if type(item) in _DECODED:
+            new = native(item)
+            if new is not item:
+                if out is None:
+                    out = dict(value) if kind is dict else list(value)
+                out[key] = new
+    return value if out is None else out
+
+
+_DECODED = frozenset({Int64, dict, list})
 
 
 # -- indexes ------------------------------------------------------------------------------
