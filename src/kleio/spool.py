@@ -129,9 +129,21 @@ def store_each(
             inserted += store.append_events(trial_id=trial_id, events=[event])
         except StoreUnavailable as down:
             return inserted, events[index:], down
+        except OSError as error:  # not the event's content: see as_outage
+            return inserted, events[index:], as_outage(error)
         except Exception as error:
             refused(event, error)
     return inserted, [], None
+
+
+def as_outage(error: OSError) -> StoreUnavailable:
+    """An :class:`OSError` out of a store's write (no descriptor left to open a file, a
+    module or the journal with, a disk that failed) as the outage it is: the events are
+    kept (spooled, or their file kept for the next replay) and written when it passes,
+    never dropped as if the journal had refused what they hold."""
+    from kleio.errors import StoreUnavailable
+
+    return StoreUnavailable(f"the journal could not be written ({error})")
 
 
 def _append_what_is_taken(store: Store, trial_id: str, events: list[NewEvent]) -> int:
@@ -145,6 +157,8 @@ def _append_what_is_taken(store: Store, trial_id: str, events: list[NewEvent]) -
         return store.append_events(trial_id=trial_id, events=events)
     except StoreUnavailable:
         raise
+    except OSError as error:
+        raise as_outage(error) from None
     except Exception:
 
         def told(event: NewEvent, error: BaseException) -> None:

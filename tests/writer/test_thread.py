@@ -97,3 +97,40 @@ def test_the_writer_handles_outages_with_outage_and_the_lease_defines_no_stub():
     assert Writer._down is Outage._down and Writer._retry is Outage._retry
     assert Writer.finish is Outage.finish and Writer.retry_interval == 2.0
     assert not {"_down", "_retry", "_fields"} & set(vars(Lease))
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_an_os_error_while_writing_is_an_outage_not_a_refusal(journal, tmp_path, batched):
+    """Seen in CI: no descriptor left (EMFILE) for the import a first statistic needs; the
+    statistics were dropped as refused. They wait in the spool, then reach the journal."""
+    import errno
+
+    class Starved:
+        calls = 0
+
+        def append_events(self, *, trial_id, events):
+            self.calls += 1
+            # batched: the batch fails; else the batch is refused for its content and the
+            # one-by-one salvage then meets the OSError.
+            if self.calls == 1 and not batched:
+                raise ValueError("document refused")
+            if self.calls <= 3:
+                raise OSError(errno.EMFILE, "Too many open files")
+            return journal.append_events(trial_id=trial_id, events=events)
+
+        def __getattr__(self, name):
+            return getattr(journal, name)
+
+    store = Starved()
+    writer = Writer(store, TRIAL, first_seq(1) + 1, Spool(str(tmp_path / "s"), TRIAL, 1), 0.01)
+    writer.retry_interval = 0.0
+    writer.start()
+    writer.events("statistic", 1.0, [encode({"i": i}) for i in range(50)])
+    writer.send(Heartbeat(1.5))
+    writer.events("statistic", 2.0, [encode({"i": i}) for i in range(50, 60)])
+    writer.send(Status("completed", 3.0, {"exit_code": 0}, {}))
+    writer.send(Stop())
+    writer.join(timeout=10)
+    assert writer.finish()
+    assert stats(journal) == list(range(60))
+    assert "unstorable_events" not in writer.problems

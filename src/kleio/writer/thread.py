@@ -20,7 +20,7 @@ from itertools import repeat
 from kleio.client.stderr import warn
 from kleio.errors import StoreUnavailable
 from kleio.ledger import Chunk, chunk_events, open_regular
-from kleio.spool import Spool, split_markers
+from kleio.spool import Spool, as_outage, split_markers
 from kleio.storage.base import NewEvent, Store, copy_hashing, encode
 from kleio.writer.lease import Lease
 from kleio.writer.messages import Artifact, Events, Heartbeat, LedgerChunk, Query, Status, Stop
@@ -183,6 +183,8 @@ class Writer(Outage, Lease, threading.Thread):
                 return
             except StoreUnavailable as error:
                 self._down(error)
+            except OSError as error:  # this process's trouble (descriptors, memory map, disk)
+                self._down(as_outage(error))
             except Exception:  # refused for its content: each event is tried on its own
                 batch = self._salvage(batch)
                 if not batch:
