@@ -6,34 +6,15 @@ import os
 import sys
 from typing import Any
 
-from kleio.cli.common import (
-    emit,
-    human_size,
-    parser,
-    print_json,
-    table,
-    text,
-    when,
-)
-from kleio.cli.output import open_output
+from kleio.cli.artifact_out import matching, newest, size_text, write_out
+from kleio.cli.common import emit, parser, print_json, table, text, when
 from kleio.trial import short_id
-
-
-def _matches(item: dict[str, Any], name: str | None, conditions: list[Any]) -> bool:
-    if name is not None and item["filename"] != name:
-        return False
-    meta = item["metadata"]
-    return all(c.name in meta and c.matches(meta[c.name]) for c in conditions)
-
-
-def _size(count: Any) -> str:
-    return human_size(count, "B") if isinstance(count, int) else "-"
 
 
 def main(argv: list[str], flags: dict[str, Any]) -> int:
     from kleio.api import Condition
     from kleio.cli.selection import cell, journal_of
-    from kleio.errors import TrialNotFound, UsageError
+    from kleio.errors import UsageError
 
     p = parser(
         "artifacts",
@@ -70,8 +51,8 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         p.error("give the NAME of the artifact to write out")
     with journal_of(flags, []) as journal:
         trial = journal.trial(args.id)
-        items = [i for i in trial.artifacts() if _matches(i, args.name, conditions)]
         if args.name is None:
+            items = matching(trial.artifacts(), None, conditions)
             if args.json:
                 print_json(items)
             elif not items:
@@ -86,7 +67,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
                         [
                             [
                                 cell(i["filename"]),
-                                _size(i["size"]),
+                                size_text(i["size"]),
                                 when(i["time"]),
                                 short_id(i["trial"])
                                 + ("" if i["trial"] == trial.id else " (inherited)"),
@@ -98,45 +79,18 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
                     )
                 )
             return 0
-        if not items:
-            raise TrialNotFound(
-                f"trial {trial.short_id} has no artifact named {args.name!r}"
-                + (" matching these filters" if conditions else ""),
-                f"list them with 'kleio artifacts {trial.short_id}'",
-            )
-        item = items[-1]
-        if args.json:
-            print_json(item)
-            return 0
-        store = journal.store
-        if args.extract:
+        item = newest(trial, args.name, conditions)
+        if args.extract and not args.json:
             if item["metadata"].get("archive") != "tar":
                 raise UsageError(
                     f"artifact {args.name!r} is a file, not a directory archive",
                     "write it with -o FILE instead",
                 )
-            count = _extract(store, item["sha256"], args.extract)
+            count = _extract(journal.store, item["sha256"], args.extract)
             sys.stderr.write(f"extracted {count} entries of {args.name} into {args.extract}\n")
             return 0
-        if not args.output and sys.stdout.isatty():
-            raise UsageError(
-                "refusing to write an artifact's bytes to a terminal",
-                "give -o FILE, or redirect stdout",
-            )
-        with store.open_blob(sha256=item["sha256"]) as source:
-            if args.output:
-                with open_output(args.output) as out:
-                    _copy(source, out)
-                sys.stderr.write(f"wrote {args.name} ({_size(item['size'])}) to {args.output}\n")
-            else:
-                _copy(source, sys.stdout.buffer)
-                sys.stdout.buffer.flush()
+        return write_out(journal.store, item, args.output, as_json=args.json)
     return 0
-
-
-def _copy(source: Any, out: Any) -> None:
-    for chunk in iter(lambda: source.read(1 << 20), b""):
-        out.write(chunk)
 
 
 def _extract(store: Any, sha256: str, directory: str) -> int:

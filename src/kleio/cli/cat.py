@@ -187,12 +187,15 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
     if args.artifact is not None:
         if args.statistics or args.stderr:
             p.error("--artifact prints an artifact: not with --statistics or --stderr")
-        from kleio.cli import artifacts
+        # ``kleio artifacts ID NAME [--where COND] [-o FILE]`` by another name.
+        from kleio.api import Condition
+        from kleio.cli.artifact_out import newest, write_out
+        from kleio.cli.selection import journal_of
 
-        # ``kleio artifacts ID NAME [--where COND] [-o FILE]``, which it is.
-        forwarded = [f"--where={c}" for c in args.where] + (["--json"] if args.json else [])
-        forwarded += [f"--output={args.output}"] if args.output is not None else []
-        return artifacts.main([*forwarded, "--", args.id, args.artifact], flags)
+        conditions = [Condition(spec) for spec in args.where]
+        with journal_of(flags, []) as journal:
+            item = newest(journal.trial(args.id), args.artifact, conditions)
+            return write_out(journal.store, item, args.output, as_json=args.json)
     if args.where or args.output is not None:
         p.error("--where and -o apply to --artifact")
     store, _ = store_from(flags)
