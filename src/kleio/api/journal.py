@@ -61,21 +61,9 @@ class Journal:
     @property
     def store(self) -> Store:
         if self._store is None:
-            from kleio.storage import open_store, scheme_of, sqlite_path
+            from kleio.storage import open_existing
 
-            if scheme_of(self.uri) == "sqlite":
-                import os
-
-                path = sqlite_path(self.uri)
-                if not os.path.exists(path):
-                    from kleio.errors import NoJournal
-
-                    raise NoJournal(
-                        f"there is no journal at {path} yet",
-                        "run a trial first (e.g. 'kleio python train.py'), or point --db or "
-                        "KLEIO_DB at an existing journal",
-                    )
-            self._store = open_store(self.uri)
+            self._store = open_existing(self.uri)
         return self._store
 
     def close(self) -> None:

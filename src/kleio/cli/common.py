@@ -13,8 +13,8 @@ import time
 from typing import Any, NoReturn
 
 from kleio.config import Config, load_config
-from kleio.errors import NoJournal, UsageError
-from kleio.storage import Store, open_store, scheme_of, sqlite_path
+from kleio.errors import UsageError
+from kleio.storage import Store, open_existing, open_store
 
 
 class Parser(argparse.ArgumentParser):
@@ -215,23 +215,7 @@ def store_from(flags: dict[str, Any], *, create: bool = False) -> tuple[Store, C
         NoJournal: the SQLite file does not exist, or is empty, and ``create`` is false.
     """
     config = config_from(flags)
-    if not create and scheme_of(config.db) == "sqlite":
-        path = sqlite_path(config.db)
-        if not os.path.exists(path) or _is_empty(path):
-            raise NoJournal(
-                f"there is no journal at {path} yet"
-                + (" (the file is empty)" if os.path.exists(path) else ""),
-                "run a trial first (e.g. 'kleio python train.py'), or point --db or KLEIO_DB "
-                "at an existing journal",
-            )
-    return open_store(config.db), config
-
-
-def _is_empty(path: str) -> bool:
-    try:
-        return os.path.isfile(path) and os.path.getsize(path) == 0
-    except OSError:  # gone since: opening it says what is wrong
-        return False
+    return (open_store(config.db) if create else open_existing(config.db)), config
 
 
 # -- JSON output ------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import shlex
 from typing import Any
 
 from kleio.cli.common import (
-    NoJournal,
     count,
     duration,
     emit,
@@ -22,6 +21,7 @@ from kleio.cli.common import (
     when,
 )
 from kleio.cli.selection import add_filters, cell, check_names, filters_of, journal_of
+from kleio.errors import NoJournal
 
 #: Trials ``kleio ls`` shows unless ``--limit`` or ``--all`` says otherwise.
 DEFAULT_LIMIT = 50

@@ -98,6 +98,31 @@ def sqlite_path(uri: str) -> str:
     return os.path.abspath(os.path.expanduser(path))
 
 
+def open_existing(uri: str) -> Store:
+    """:func:`open_store` for a reader: an SQLite journal that does not exist, or is an empty
+    file (which SQLite would take for a new database), is never created.
+
+    Raises:
+        NoJournal: there is no SQLite journal at the path.
+        ConfigError, StoreUnavailable: as :func:`open_store`.
+    """
+    if scheme_of(uri) == "sqlite":
+        path = sqlite_path(uri)
+        try:
+            empty = os.path.isfile(path) and os.path.getsize(path) == 0
+        except OSError:  # gone since: opening it says what is wrong
+            empty = False
+        if empty or not os.path.exists(path):
+            from kleio.errors import NoJournal
+
+            raise NoJournal(
+                f"there is no journal at {path} yet" + (" (the file is empty)" if empty else ""),
+                "run a trial first (e.g. 'kleio python train.py'), or point --db or KLEIO_DB "
+                "at an existing journal",
+            )
+    return open_store(uri)
+
+
 def open_store(uri: str) -> Store:
     """Open the store named by ``uri``.
 
