@@ -137,7 +137,7 @@ class BatchedReads:
         store's mark before its cut, when it keeps one; the marks, the statistics after
         them and the declarations are each read in one request on a batching backend, and
         folded as they arrive (memory holds the summaries, not the statistics)."""
-        from kleio.storage.summary import declarations, fold_all
+        from kleio.storage.summary import as_kept, declarations, fold_all
 
         pairs = [(t, upto) for t, upto in dict.fromkeys(cuts) if _usable([t])]
         if not pairs:
@@ -155,13 +155,15 @@ class BatchedReads:
             modes, primary = declarations(
                 e.data for e in declared.get(trial_id, ()) if upto is None or e.seq <= upto
             )
-            out[(trial_id, upto)] = {
-                "entries": fold.entries,
-                "modes": modes,
-                "primary": primary,
-                "last_stat_seq": fold.state["last_stat_seq"],
-                "runs_ok": False,
-            }
+            out[(trial_id, upto)] = as_kept(
+                {
+                    "entries": fold.entries,
+                    "modes": modes,
+                    "primary": primary,
+                    "last_stat_seq": fold.state["last_stat_seq"],
+                    "runs_ok": False,
+                }
+            )
         return out
 
     def _summary_marks(

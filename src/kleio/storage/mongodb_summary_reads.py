@@ -12,7 +12,7 @@ from typing import Any
 
 import pymongo
 
-from kleio.storage.mongodb_layout import INT64, event_key
+from kleio.storage.mongodb_layout import INT64, event_key, native
 
 
 def summary_state(doc: dict[str, Any] | None) -> dict[str, Any]:
@@ -239,6 +239,7 @@ def _ranked(cursor: Any, side: str, descending: bool) -> Any:
         value = doc.get(side)
         if value is None:  # tested again: a server may get {$ne: null} wrong
             continue
+        value = native(value)  # an int64 as the int it was (read as bson's Int64)
         yield (
             -value if descending else value,
             -(doc.get("created_at") or 0),

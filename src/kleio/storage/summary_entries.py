@@ -7,6 +7,8 @@ on its first statistic, the read API to show a trial.
 
 from __future__ import annotations
 
+from kleio.storage.records import int_as_float
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -34,6 +36,34 @@ ENTRY_FIELDS = (
     "max_step",
     "max_step_key",
 )
+
+
+#: The fields of an entry holding a statistic's value (the others are counts and seqs).
+VALUE_FIELDS = ("last", "min", "min_step", "max", "max_step")
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def as_kept(summary: dict[str, Any]) -> dict[str, Any]:
+    """``summary`` (``entries``, ``modes``...) as every store returns it, however it was made
+    (kept as statistics came, or folded from the events on read), changed in place.
+
+    Entries and modes in the order of their names (code points: SQLite's primary key order,
+    never the order a server happens to return); a value an integer outside int64 as a float
+    (an infinity past the largest float), as both backends keep it, an int64 a plain int
+    (pymongo reads a stored one as :class:`bson.int64.Int64`).
+    """
+    entries = summary["entries"]
+    for entry in entries.values():
+        for field in VALUE_FIELDS:
+            value = entry.get(field)
+            if isinstance(value, int) and value is not True and value is not False:
+                if not _INT64_MIN <= value <= _INT64_MAX:
+                    entry[field] = int_as_float(value)
+                elif type(value) is not int:
+                    entry[field] = int(value)
+    summary["entries"] = {name: entries[name] for name in sorted(entries)}
+    summary["modes"] = dict(sorted(summary["modes"].items()))
+    return summary
 
 
 def new_entry() -> dict[str, Any]:

@@ -49,7 +49,9 @@ class SummaryReads(abc.ABC):
         None, "last_stat_seq": int or None, "runs_ok": bool}`` (entries as documented in
         :mod:`kleio.storage.summary`). A trial the store has not summarized (written by an
         older kleio) is summarized here from its events, without writing; an unknown trial is
-        left out.
+        left out. Every backend, and every way of making one, gives the same summary
+        (:func:`kleio.storage.summary_entries.as_kept`): entries and modes in the order of
+        their names, an integer value outside int64 as a float.
         """
         ids = [t for t in dict.fromkeys(trial_ids) if encodable(t)]
         found: dict[str, dict[str, Any]] = {}
@@ -60,11 +62,15 @@ class SummaryReads(abc.ABC):
             known = self.get_trials(trial_ids=missing)
             folded = self.summarize_events_of(cuts=[(t, None) for t in missing if t in known])
             found.update({t: folded[(t, upto)] for t, upto in folded})
+        from kleio.storage.summary_entries import as_kept
+
+        for summary in found.values():
+            as_kept(summary)  # a folded one again: already kept so, unchanged
         return found
 
     def summarize_events(self, *, trial_id: str, upto: int | None = None) -> dict[str, Any]:
         """Summarize a trial's own events up to ``upto`` by reading them (the slow way)."""
-        from kleio.storage.summary import declarations, fold_all
+        from kleio.storage.summary import as_kept, declarations, fold_all
 
         mark = self._summary_mark(trial_id=trial_id, upto=upto) if upto is not None else None
         after, start = mark if mark is not None else (None, None)
@@ -73,13 +79,15 @@ class SummaryReads(abc.ABC):
             start,
         )
         modes, primary = declarations(e.data for e in self._iter_own(trial_id, ("metrics",), upto))
-        return {
-            "entries": fold.entries,
-            "modes": modes,
-            "primary": primary,
-            "last_stat_seq": fold.state["last_stat_seq"],
-            "runs_ok": False,
-        }
+        return as_kept(
+            {
+                "entries": fold.entries,
+                "modes": modes,
+                "primary": primary,
+                "last_stat_seq": fold.state["last_stat_seq"],
+                "runs_ok": False,
+            }
+        )
 
     def _iter_own(
         self,
