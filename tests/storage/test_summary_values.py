@@ -76,6 +76,10 @@ def test_an_infinity_is_a_value_and_nan_is_never_best(store):
             ev(EXEC1 + 3, epoch=3, loss=math.nan),
         ],
     )
+    store.create_trial(doc=make_doc("u", created_at=2000.0))
+    store.append_events(trial_id="u", events=[ev(EXEC1 + 1, epoch=1, loss=0.1)])
+    ranked = store.rank_trials(metric="loss", mode="min", default_mode=None, descending=False)
+    assert [(doc["id"], best) for doc, best in ranked] == [("t", -math.inf), ("u", 0.1)]
     for how, found in summaries(store, "t").items():
         loss = metric_entry(found["entries"]["loss"], "min")
         assert (loss["best"], loss["best_step"], loss["count"]) == (-math.inf, 2, 3), how
