@@ -142,6 +142,9 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         )
     if options["timestamp"] is not None:
         _check_timestamp(options["timestamp"])
+    from kleio.cli.leading import check_tags
+
+    check_tags(options["tags"])
     from kleio import launch
     from kleio.branching import apply_overrides, create_branch, resolve_timestamp
     from kleio.cli.launch import branched_line, explain_refusal, run_prepared

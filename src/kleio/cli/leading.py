@@ -38,7 +38,8 @@ def parse_leading(
     sets ``options["help"]``; ``--`` ends the options.
 
     Raises:
-        UsageError: an unknown option, or a ``--tag`` without a value or with an empty one.
+        UsageError: an unknown option, or a ``--tag`` without a value or one that cannot be a
+            tag (:func:`check_tags`).
     """
     values = values or {}
     options: dict[str, Any] = {name: False for name in flags.values()}
@@ -71,10 +72,22 @@ def parse_leading(
         else:
             break
         i += 1
-    for tag in options["tags"]:
-        if not tag.strip():
-            raise UsageError("a tag cannot be empty", "give --tag a name, e.g. --tag sweep1")
+    check_tags(options["tags"])
     return options, argv[i:]
+
+
+def check_tags(tags: list[str]) -> None:
+    """Refuse a ``--tag`` that cannot be a tag, as ``kleio tag`` does (empty, a comma or a
+    control character, longer than 200 characters, or looking like a secret).
+
+    Raises:
+        UsageError: the first such tag.
+    """
+    if tags:  # (the checks import kleio.cli.common: only a run with tags pays for it)
+        from kleio.cli.common import check_tag
+
+        for tag in tags:
+            check_tag(tag, "give --tag a name, e.g. --tag sweep1")
 
 
 def _value_of(argv: list[str], i: int, *, prog: str, example: str) -> tuple[int, str]:
