@@ -110,3 +110,14 @@ def test_the_table_is_the_same_bytes_with_or_without_the_child():
     alone = "".join(table_blocks(lambda: iter(batches), helper=False))
     rows = [decode(t) for b in batches for t in b.texts()]
     assert with_child == alone == "".join(stream_table(lambda: iter(rows)))
+
+
+@needs_two_cores
+def test_a_batch_of_large_text_is_made_here(monkeypatch):
+    """The child would hold its batch's decoded statistics while this process holds the
+    next one's: wide statistics (a tester's 10 KB ones) doubled the peak memory."""
+    batches = [joined(MIN_ROWS, i * MIN_ROWS) for i in range(4)]
+    monkeypatch.setattr(cat_helper, "MAX_TEXT", len(batches[0].text) - 1)
+    assert [f[0] for f in first_pass(iter(batches), who)] == [os.getpid()] * 4
+    monkeypatch.setattr(cat_helper, "MAX_TEXT", len(batches[0].text))
+    assert os.getpid() not in [f[0] for f in first_pass(iter(batches), who)][:1]

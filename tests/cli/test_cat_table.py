@@ -245,3 +245,38 @@ def test_lines_kept_as_written_or_cut_again_when_a_column_grows(spooled, monkeyp
     ]
     for batches in cases:
         assert table_now(batches) == table_before(batches)
+
+
+@pytest.mark.parametrize("fails_at", ["write", "flush"])
+def test_a_spool_the_disk_refuses_late_makes_the_second_pass_read_again(monkeypatch, fails_at):
+    """Found by a tester on a full tmpfs: the last records sat in the spool's buffer, and
+    the flush before the second pass raised ENOSPC out of the command."""
+    import errno
+    import io
+    import tempfile
+
+    class Full(io.BytesIO):
+        def write(self, data):
+            if fails_at == "write" and self.tell() > 1000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(data)
+
+        def flush(self):
+            if fails_at == "flush":
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):  # as a buffered file: its buffer tried once more, then closed
+            if not self.closed:
+                try:
+                    self.flush()
+                finally:
+                    super().close()
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", Full)
+    rng = random.Random(6)
+    batches = [
+        [encode({"step": i, "loss": rng.random()}) for i in range(start, start + 300)]
+        for start in (0, 300, 600)
+    ]
+    rows = [decode(t) for b in batches for t in b]
+    assert table_now(batches) == "".join(stream_table(lambda: iter(rows)))

@@ -5,10 +5,10 @@ process reads and makes the next one; the records come back in the order of the 
 
 The child only computes: it never touches the journal, the terminal nor the spool, ends with
 ``os._exit`` (no atexit handler nor buffer of the parent runs twice) and when its input
-closes (the parent ended, even killed). Whatever goes wrong with it (no ``fork``, threads
-already running, one core, a child that dies or cannot be written to), its batch is made
-here instead and the rest of the table goes on in this process: the output is the same
-bytes either way.
+closes (the parent ended, even killed). When it cannot help (no ``fork``, threads already
+running, one core) or fails (it dies, or cannot be written to), its batch is made here and
+the rest of the table goes on in this process: the output is the same bytes either way. A
+child stopped (SIGSTOP) stops the table until it is continued; Ctrl-C ends both.
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 #: A batch smaller than this never starts a child: a short trial is done before one is up.
 MIN_ROWS = 5000
+#: A batch whose text is larger than this is made here, never sent: the child would hold
+#: its decoded statistics at the same time as this process holds the next batch's (wide
+#: statistics, lists of thousands of values, take tens of times their text in memory).
+MAX_TEXT = 16 << 20
 
 _HEADER = 8
 
@@ -40,7 +44,7 @@ def first_pass(
     held: Any = None  # the batch the child is making
     try:
         for batch in batches:
-            joined = type(batch) is JoinedTexts
+            joined = type(batch) is JoinedTexts and len(batch.text) <= MAX_TEXT
             if helper and joined and batch.rows >= MIN_ROWS:
                 helper = False
                 child = _Child.start(work)

@@ -128,8 +128,21 @@ def _spooled(
             try:
                 spool.write(len(data).to_bytes(8, "little") + data)
             except OSError:
-                spool = None
+                spool = _dropped(spool)
+    if spool is not None:
+        try:
+            spool.flush()  # (the last records may be in the buffer: the disk may refuse them)
+        except OSError:
+            spool = _dropped(spool)
     return count, widths, spool
+
+
+def _dropped(spool: Any) -> Any:
+    """None, having closed a spool the disk refused (a full disk: closing tries the buffer
+    once more, and fails again); the second pass then reads the statistics again."""
+    with contextlib.suppress(OSError):
+        spool.close()
+    return None
 
 
 def _first_pass(

@@ -60,3 +60,20 @@ def test_batches_it_cannot_join_are_read_row_by_row(tmp_path):
     assert [type(b) for b in batches] == [list, JoinedTexts, list]
     assert flattened(batches) == flattened(raw)
     assert flattened(batches)[1] == '{"step":\n1}' and flattened(batches)[7] == {"\udcff": 1}
+
+
+def test_a_batch_too_big_to_join_is_read_row_by_row(tmp_path):
+    """SQLite builds no text past its length limit (1,000,000,000 bytes by default: a batch
+    of 20,000 statistics of 50 KB): such a batch is read row by row, not refused."""
+    path = str(tmp_path / "k.db")
+    with SQLiteStore(path) as store:
+        store.create_trial(doc={"id": "t", "created_at": 1.0})
+        store.append_events(
+            trial_id="t", events=[stat(SEQ + i, step=i, note="x" * 100) for i in range(40)]
+        )
+        store._db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1000)  # (the same limit, smaller)
+        batches = list(store.iter_lineage_joined(trial_id="t", kind="statistic", batch=10))
+        assert [type(b) for b in batches] == [list] * 4
+        store._db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1_000_000_000)
+        raw = list(store.iter_lineage_raw(trial_id="t", kind="statistic", batch=10))
+    assert flattened(batches) == flattened(raw) and len(flattened(raw)) == 40

@@ -346,7 +346,8 @@ class SQLiteBase(Store):
 
     def _fetch_text(self, sql: str, params: Sequence[Any]) -> list[Any] | None:
         """The rows of a query reading event text; None when some text is damaged into
-        bytes that are not UTF-8 (the caller reads those differently).
+        bytes that are not UTF-8, or a text the query builds (texts joined) would pass
+        SQLite's limit on the size of one (the caller reads those differently, row by row).
 
         Raises:
             StoreUnavailable: the journal cannot be read.
@@ -354,11 +355,9 @@ class SQLiteBase(Store):
         try:
             self._reopen_if_opened()
             return self._db.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "Could not decode to UTF-8" not in str(exc):
-                raise self._unavailable("read", exc) from None
-            return None
         except sqlite3.Error as exc:
+            if "Could not decode to UTF-8" in str(exc) or "too big" in str(exc):
+                return None
             raise self._unavailable("read", exc) from None
 
     @abc.abstractmethod
