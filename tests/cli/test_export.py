@@ -66,3 +66,13 @@ def test_parquet_without_its_packages_is_a_missing_extra(listed, tmp_path):  # n
     result = kleio(listed, "export", "--format", "parquet", "-o", str(out))
     refused(result, "pip install", code=errors.EXIT_MISSING_EXTRA)
     assert "--format parquet needs" in result.stderr and not out.exists()
+
+
+def test_an_output_that_cannot_be_written_is_one_usage_error(listed, tmp_path):  # noqa: F811
+    refused(kleio(listed, "export", "-o", str(tmp_path / "no" / "x.csv")), "does not exist")
+    refused(kleio(listed, "export", "-o", str(tmp_path)), "it is a directory")
+    out = tmp_path / "x.jsonl"
+    out.write_text("old")
+    out.chmod(0o644)
+    assert kleio(listed, "export", "--format", "jsonl", "-o", str(out)).returncode == 0
+    assert out.stat().st_mode & 0o777 == 0o600 and out.read_text().startswith("{")

@@ -11,14 +11,14 @@ CSV cells are made safe for spreadsheets by :func:`csv_cell`.
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import shlex
 import sys
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
 from kleio.cli.common import count, json_line, parser, stdout_bytes, text
+from kleio.cli.output import open_output
 
 FORMATS = ("csv", "jsonl", "parquet")
 BASE_COLUMNS = (
@@ -56,11 +56,6 @@ def _flat(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return ";".join(str(v) for v in value)
     return value
-
-
-def _private_output(path: str) -> IO[bytes]:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    return os.fdopen(fd, "wb")
 
 
 #: The first characters that make a spreadsheet read a cell as a formula (OWASP's list).
@@ -150,7 +145,7 @@ def main(argv: list[str], flags: dict[str, Any]) -> int:
         if args.format == "parquet":
             _parquet(trials, args.statistics, args.output)
             return 0
-        out = _private_output(args.output) if args.output else stdout_bytes()
+        out: Any = open_output(args.output) if args.output else stdout_bytes()
         try:
             for chunk in _chunks(trials, args.format, args.statistics):
                 out.write(chunk)
@@ -237,6 +232,28 @@ def _parquet(trials: list[Any], statistics: bool, path: str) -> None:
         frame = statistics_dataframe(trials)
     else:
         frame = pandas.DataFrame([trial_row(t) for t in trials])
-    frame.to_parquet(path)
-    os.chmod(path, 0o600)
+    with open_output(path) as out:  # (created private; a path that cannot be written: one
+        frame.to_parquet(_Writable(out))  # error naming it)
     sys.stderr.write(f"wrote {len(frame)} rows to {path}\n")
+
+
+class _Writable:
+    """A ``-o FILE`` (:func:`kleio.cli.output.open_output`) as the binary file object that
+    ``DataFrame.to_parquet`` writes to."""
+
+    def __init__(self, out: Any) -> None:
+        self._out = out
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        self._out.write(bytes(data))
+        return len(data)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
