@@ -125,7 +125,7 @@ class EventsMixin:
                 details = exc.details
                 errors = details.get("writeErrors", [])
                 others = [e for e in errors if e.get("code") != 11000]
-                concern = details.get("writeConcernErrors")
+                concern: list[Any] = details.get("writeConcernErrors") or []
                 if concern or any(e.get("code") in _RETRYABLE_CODES for e in others):
                     # Some events may be in: summaries are rebuilt from the journal next time.
                     self._db.trials.update_one({"_id": trial_id}, {"$unset": {"_sum": ""}})
