@@ -133,6 +133,7 @@ ACROSS_MODULES = {
     "storage/test_contract.py": "the Store contract, run on every backend",
     "storage/test_find_artifact.py": "the Store contract of find_artifact, run on every backend",
     "storage/test_summaries.py": "the Store contract of summaries, run on every backend",
+    "storage/test_summary_values.py": "the summaries' values and order, run on every backend",
     "ui/test_browser.py": "the dashboard end to end, in a headless browser",
 }
 
