@@ -92,3 +92,21 @@ def test_a_lost_execution_keeps_its_heartbeats_time_once_the_trial_is_taken_over
     info = json.loads(run_kleio("info", row["id"], "--json", cwd=git_repo).stdout)
     assert (info["started_at"], info["duration"]) == (after["started_at"], after["duration"])
     assert info["last_started_at"] > info["started_at"]
+
+
+def test_what_the_runner_could_not_journal_shows_in_the_history(git_repo, db_uri):
+    assert run_kleio("python", "train.py", "--seed", "1", cwd=git_repo).returncode == 0
+    (row,) = json.loads(run_kleio("ls", "--json", cwd=git_repo).stdout)
+    from kleio.storage import open_store
+    from kleio.storage.base import encode
+
+    with open_store(db_uri) as store:  # a final status as the runner writes one with problems
+        last = store.last_seq(trial_id=row["id"])
+        problems = {"unstorable_events": 12, "events_dropped": 3}
+        data = encode({"status": "completed", "exit_code": 0, "problems": problems})
+        store.append_events(trial_id=row["id"], events=[(last + 1, "status", 2e9, data)])
+    info = json.loads(run_kleio("info", row["id"], "--json", cwd=git_repo).stdout)
+    assert info["history"][-1]["problems"] == problems
+    assert "problems" not in info["history"][0]
+    text = run_kleio("info", row["id"], cwd=git_repo).stdout
+    assert "journal problems: events_dropped 3, unstorable_events 12" in text

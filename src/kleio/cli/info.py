@@ -63,6 +63,9 @@ def describe(
                 else {}
             ),
             **({"exit_code": e.data["exit_code"]} if "exit_code" in e.data else {}),
+            **(
+                {"problems": e.data["problems"]} if isinstance(e.data.get("problems"), dict) else {}
+            ),
         }
         for e in events
     ]
@@ -160,6 +163,9 @@ def _history(info: dict[str, Any]) -> Iterator[str]:
         where = f"  on {item['host']} pid {item['pid']}" if item.get("host") else ""
         code = f"  exit {item['exit_code']}" if item.get("exit_code") is not None else ""
         yield f"  {when(item['time'])}  {item['status']}{where}{code}"
+        if item.get("problems"):  # what the runner could not journal, counted (reliability)
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(item["problems"].items()))
+            yield f"    journal problems: {counts} (see docs/reliability.rst)"
 
 
 def _code(info: dict[str, Any]) -> Iterator[str]:
