@@ -499,6 +499,13 @@ def test_iter_lineage_joined_gives_the_raw_texts(store, family, batch):
     assert statuses == [{"status": "new"}] * 3
 
 
+def test_with_branches_names_the_trials_that_have_one(store, family):
+    assert store.with_branches(trial_ids=["p0", "c0", "g0", "missing"]) == {"p0", "c0"}
+    assert store.with_branches(trial_ids=[]) == set()
+    many = [f"x{i}" for i in range(1200)] + ["c0"]  # more than one chunk of ids
+    assert store.with_branches(trial_ids=many) == {"c0"}
+
+
 def test_tail_lineage_events(store, family):
     tail = store.tail_lineage_events(trial_id="g0", kinds=["statistic"], count=4)
     assert [(e.data["who"], e.data["epoch"]) for e in tail] == [

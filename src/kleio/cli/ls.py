@@ -144,16 +144,8 @@ def _select(
 
 
 def _with_branches(journal: Any, shown: list[Any]) -> set[str]:
-    """The ids of ``shown`` that have branches, listed or not: one query for the journal's
-    branches (few, and indexed on both backends), whose parents are kept."""
-    if not shown:
-        return set()
-    ids = {t.id for t in shown}
-    return {
-        parent["id"]
-        for doc in journal.store.find_trials(branches=True)
-        if isinstance(parent := doc.get("parent"), dict) and parent.get("id") in ids
-    }
+    """The ids of ``shown`` that have branches, listed or not (one indexed query)."""
+    return journal.store.with_branches(trial_ids=[t.id for t in shown]) if shown else set()
 
 
 def names_of(given: str | None, option: str) -> list[str]:

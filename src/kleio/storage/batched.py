@@ -77,6 +77,19 @@ class BatchedReads:
                 found[trial_id] = doc
         return found
 
+    def with_branches(self, *, trial_ids: Iterable[str]) -> set[str]:
+        """Those of ``trial_ids`` that have a branch (a trial whose parent is it): one
+        indexed query per chunk of ids, never a read of every branch of the journal. (What a
+        backend answers is kept to the ids asked: the nx-27017 stand-in answers MongoDB's
+        ``distinct`` without applying a filter on a dotted path.)"""
+        found: set[str] = set()
+        for chunk in iter_chunks(_usable(trial_ids), CHUNK):
+            found |= self._with_branches(trial_ids=chunk) & set(chunk)
+        return found
+
+    def _with_branches(self, *, trial_ids: Sequence[str]) -> set[str]:
+        return {t for t in trial_ids if self.find_trials(parent_id=t, limit=1)}  # type: ignore[attr-defined]
+
     def lineages(
         self, *, docs: Iterable[dict[str, Any]]
     ) -> dict[str, list[tuple[dict[str, Any], int | None]]]:

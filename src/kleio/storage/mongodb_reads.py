@@ -47,6 +47,11 @@ class BatchedMixin:
         }
 
     @guarded
+    def _with_branches(self, *, trial_ids: Sequence[str]) -> set[str]:
+        # One distinct over the parent index, for the ids of a page.
+        return set(self._db.trials.distinct("parent.id", {"parent.id": {"$in": list(trial_ids)}}))
+
+    @guarded
     def _read_events_of(
         self, *, trial_ids: Sequence[str], kinds: Sequence[str]
     ) -> dict[str, list[Event]]:

@@ -41,6 +41,7 @@ READ_METHODS = frozenset(
         "declared_primaries",
         "rank_trials",
         "get_trials",
+        "with_branches",
         "lineages",
         "read_events_of",
         "summarize_events_of",

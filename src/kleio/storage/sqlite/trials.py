@@ -173,3 +173,12 @@ class TrialsMixin(SQLiteBase):
                     conn.execute(f"DELETE FROM {table} WHERE trial = ?", (row[0],))
             conn.execute("DELETE FROM trials WHERE id = ?", (trial_id,))
             return int(removed)
+
+    def _with_branches(self, *, trial_ids: Sequence[str]) -> set[str]:
+        marks = ",".join("?" * len(trial_ids))
+        rows = self._query(
+            f"SELECT DISTINCT parent_id FROM trials INDEXED BY trials_parent"
+            f" WHERE parent_id IN ({marks})",
+            list(trial_ids),
+        )
+        return {row[0] for row in rows}
