@@ -77,7 +77,7 @@ def test_branch_takes_db_before_the_id_and_masks_secrets_in_its_reason(git_repo,
 
 
 def test_each_reading_command_s_help_lists_db(git_repo):
-    from kleio.cli import COMMANDS, _TAKES_A_PROGRAM
+    from kleio.cli import _TAKES_A_PROGRAM, COMMANDS
 
     for name in sorted(set(COMMANDS) - _TAKES_A_PROGRAM):
         shown = run_kleio(name, "--help", cwd=git_repo)
