@@ -97,6 +97,7 @@ def test_a_lost_execution_keeps_its_heartbeats_time_once_the_trial_is_taken_over
 def test_what_the_runner_could_not_journal_shows_in_the_history(git_repo, db_uri):
     assert run_kleio("python", "train.py", "--seed", "1", cwd=git_repo).returncode == 0
     (row,) = json.loads(run_kleio("ls", "--json", cwd=git_repo).stdout)
+    assert row["problems"] is None  # a run that journalled everything
     from kleio.storage import open_store
     from kleio.storage.base import encode
 

@@ -48,6 +48,7 @@ def test_the_writer_survives_a_refused_event_and_counts_it(journal, tmp_path):
     assert stats(journal) == [0, 1, 2]
     final = journal.last_status(trial_id=TRIAL).data
     assert final["problems"] == {"unstorable_events": 1, "errors": 1}
+    assert journal.get_trial(trial_id=TRIAL)["problems"] == final["problems"]  # ls --json
 
 
 class Full(Spool):
@@ -134,3 +135,4 @@ def test_an_os_error_while_writing_is_an_outage_not_a_refusal(journal, tmp_path,
     assert writer.finish()
     assert stats(journal) == list(range(60))
     assert "unstorable_events" not in writer.problems
+    assert journal.get_trial(trial_id=TRIAL)["problems"] is None

@@ -252,6 +252,7 @@ class Trial:
             "ended_at": self.ended_at,
             "duration": self.duration,
             "exit_code": self.exit_code,
+            "problems": self.doc.get("problems"),
             "parent": self.parent,
         }
 

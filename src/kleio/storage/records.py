@@ -46,6 +46,7 @@ MUTABLE_FIELDS = frozenset(
         "started_at",
         "ended_at",
         "exit_code",
+        "problems",
         "tags",
         "stop_requested",
         "checks",

@@ -236,8 +236,10 @@ class Writer(Outage, Lease, threading.Thread):
         status, when, data, fields = message.status, message.when, message.data, message.fields
         if "exit_code" in data and self.monitor is not None:
             self.monitor.end(status)  # its findings go before the final status
-        if "exit_code" in data and self.problems:
-            data = {**data, "problems": dict(self.problems)}
+        if "exit_code" in data:  # the execution's problems, also on the trial (ls --json)
+            fields = {**fields, "problems": dict(self.problems) or None}
+            if self.problems:
+                data = {**data, "problems": dict(self.problems)}
         event = (self.next_seq, "status", when, encode({"status": status, **data}))
         self.next_seq += 1
         self.pending.append(event)
