@@ -198,6 +198,12 @@ def test_a_checkpoint_right_after_the_matched_statistic_is_inherited(
             (seq + 7, "statistic", 1.0, encode({"epoch": 5, "loss": 0.2})),
             (seq + 8, "statistic", 1.0, encode({"step": 5, "loss": 0.2})),
             (seq + 9, "artifact", 1.0, encode({**saved, "metadata": {"step": 6}})),  # not its
+            (seq + 10, "statistic", 1.0, encode({"epoch": 6, "loss": 0.1})),
+            (seq + 11, "statistic", 1.0, encode({"step": 6, "val_loss": 0.1})),  # the model's
+            (seq + 12, "artifact", 1.0, encode({**saved, "metadata": {"step": 6}})),
+            (seq + 13, "statistic", 1.0, encode({"step": 6, "lr": 0.1})),  # the optimizer's
+            (seq + 14, "artifact", 1.0, encode({**saved, "metadata": {"step": 6}})),
+            (seq + 15, "statistic", 1.0, encode({"epoch": 7, "loss": 0.1})),
         ]
         store.append_events(trial_id="t" * 64, events=events)
         if not kept_runs:  # the scan of the statistics, as for a trial without runs
@@ -207,3 +213,4 @@ def test_a_checkpoint_right_after_the_matched_statistic_is_inherited(
         assert resolve_timestamp(store, trial, "epoch=4")[1] == seq + 5  # a statistic alone
         assert resolve_timestamp(store, trial, "epoch=5")[1] == seq + 7  # another's file
         assert resolve_timestamp(store, trial, "step=3")[1] == seq + 4
+        assert resolve_timestamp(store, trial, "epoch=6")[1] == seq + 14  # both checkpoints

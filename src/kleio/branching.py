@@ -198,24 +198,33 @@ def _past_a_checkpoint(
     """The seq of the statistic that ends a ``KEY=VALUE`` cut, given ``boundary``, the first
     statistic past the match: past it when it is a checkpoint's own (what
     ``kleio_logger.checkpoint`` journals: ``step=S`` and its metrics, without ``KEY``, then
-    its file with metadata ``step=S``), so that the checkpoint logged right after the
-    matched statistic is inherited whole; None when no statistic follows it."""
-    pair = store.read_events(
-        trial_id=trial_id, kinds=("statistic", "artifact"), after=boundary - 1, upto=upto, limit=2
-    )
-    if len(pair) < 2:
-        return boundary
-    stat, saved = pair
-    metadata = saved.data.get("metadata") if saved.kind == "artifact" else None
-    if (
-        stat.kind != "statistic"
-        or key in stat.data
-        or "step" not in stat.data
-        or not isinstance(metadata, dict)
-        or metadata.get("step", stat) != stat.data["step"]
-    ):
-        return boundary
-    return store.next_seq_of(trial_id=trial_id, kind="statistic", after=saved.seq)
+    its file with metadata ``step=S``), and past each such checkpoint that follows (a model's
+    and its optimizer's), so that the checkpoints logged right after the matched statistic
+    are inherited whole; None when no statistic follows them."""
+    while True:
+        pair = store.read_events(
+            trial_id=trial_id,
+            kinds=("statistic", "artifact"),
+            after=boundary - 1,
+            upto=upto,
+            limit=2,
+        )
+        if len(pair) < 2:
+            return boundary
+        stat, saved = pair
+        metadata = saved.data.get("metadata") if saved.kind == "artifact" else None
+        if (
+            stat.kind != "statistic"
+            or key in stat.data
+            or "step" not in stat.data
+            or not isinstance(metadata, dict)
+            or metadata.get("step", stat) != stat.data["step"]
+        ):
+            return boundary
+        after = store.next_seq_of(trial_id=trial_id, kind="statistic", after=saved.seq)
+        if after is None:
+            return None
+        boundary = after
 
 
 def _cut_at_time(store: Store, doc: dict[str, Any], spec: str) -> tuple[dict[str, Any], int]:

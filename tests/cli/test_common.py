@@ -42,6 +42,37 @@ def test_printable_escapes_controls_as_python_writes_them_and_nothing_else():
     assert printable("x\udcffy\udc9b") == "x\udcffy\\udc9b"
 
 
+def test_printable_escapes_what_shows_text_in_another_order_or_not_at_all():
+    invisible = "\u202e\u2066\u200b\u200d\ufeff\u2028\u2029\u061c\u00ad"
+    assert printable(f"a{invisible}b") == "a" + ascii(invisible)[1:-1] + "b"
+    assert all(c.isprintable() is False for c in invisible)  # (Python's repr escapes them)
+    from kleio.client.stderr import one_line
+
+    assert one_line(f"x\x1b{invisible}\ny") == "x\\x1b" + ascii(invisible)[1:-1] + "\\ny"
+    assert one_line("a\nb\x07", lines=True) == "a\nb\\x07"
+
+
+def test_a_tag_stored_before_the_rules_can_still_be_removed():
+    from kleio.cli.common import check_tag
+    from kleio.errors import UsageError
+
+    for old in ("a,b", "c\x1bd", " padded ", "x" * 300, "password=hunter2"):
+        assert check_tag(old, "hint", adding=False) == old
+        with pytest.raises(UsageError):
+            check_tag(old, "hint")
+    with pytest.raises(UsageError):
+        check_tag("", "hint", adding=False)
+    with pytest.raises(UsageError, match="not a tag"):
+        check_tag("a\u202eb", "hint")
+
+
+def test_an_error_quoting_stored_text_escapes_it(git_repo, db_uri):
+    assert run_kleio("python", "train.py", "--seed", "1", cwd=git_repo).returncode == 0
+    refused = run_kleio("ls", "--columns", "no\x1b]0;pwn\x07such", cwd=git_repo)
+    assert refused.returncode == errors.EXIT_USAGE
+    assert "no\\x1b]0;pwn\\x07such" in refused.stderr and "\x1b" not in refused.stderr
+
+
 def test_printable_values_reaches_every_string_and_survives_deep_nesting():
     record = {"k\x1b": ["v\n", {"w": "\x07"}], "n": 1.5, "none": None}
     assert printable_values(record) == {"k\\x1b": ["v\\n", {"w": "\\x07"}], "n": 1.5, "none": None}

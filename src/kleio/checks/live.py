@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from kleio.checks import Context, Finding, Line, Statistic
 from kleio.checks.engine import MAX_FINDINGS, Engine
+from kleio.client.stderr import one_line
 from kleio.trial import short_id
 
 if TYPE_CHECKING:
@@ -259,7 +260,7 @@ class Monitor:
             writer.pending.append((writer.next_seq, "check", when, encode(data)))
             writer.next_seq += 1
             self._count(finding.severity)
-            line = f"kleio: {finding.severity}: {finding.message} [check {finding.name}]"
+            line = f"kleio: {finding.severity}: {one_line(finding.message)} [check {finding.name}]"
             if stop:
                 short = short_id(self.trial_id) or "ID"
                 line += (

@@ -10,6 +10,7 @@ import os
 import sys
 
 from kleio import __version__
+from kleio.client.stderr import one_line
 from kleio.errors import EXIT_INTERNAL, EXIT_USAGE, KleioError, UsageError
 
 TYPE_CHECKING = False
@@ -224,7 +225,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except KleioError as error:
         if debug:
             _print_traceback()
-        sys.stderr.write(f"error: {_masked(str(error))}\n")
+        sys.stderr.write(f"error: {_masked(one_line(str(error), lines=True))}\n")
         return error.exit_code
     except KeyboardInterrupt:
         # Ctrl-C is how one stops `kleio tail -f` and `kleio ui`: no error line for them.
@@ -240,8 +241,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except Exception as error:  # a bug: one line, plus the traceback with --debug
         if debug:
             _print_traceback()
+        said = _masked(one_line(str(error), lines=True))
         sys.stderr.write(
-            f"error: internal error: {type(error).__name__}: {_masked(str(error))}. "
+            f"error: internal error: {type(error).__name__}: {said}. "
             "Run again with --debug for the traceback and please report it.\n"
         )
         return EXIT_INTERNAL

@@ -62,12 +62,20 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {one_line(message)}", f"see '{self.prog} --help'")
 
 
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+#: Characters that change how text around them shows without showing themselves, which
+#: Python's repr escapes too: the soft hyphen, bidirectional marks, embeddings, overrides
+#: and isolates (text that reads in another order than it runs), zero-width characters,
+#: the line and paragraph separators, the byte order mark, interlinear annotations.
+INVISIBLE = (
+    "\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+)
+_UNPRINTABLE = re.compile(f"[\x00-\x1f\x7f-\x9f\ud800-\udfff{INVISIBLE}]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# C0 and C1 controls and DEL; and the undecodable bytes 0x80-0x9f (lone surrogates that
-# emit() writes back as those bytes, which an 8-bit terminal reads as C1 controls).
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\udc80-\udc9f]")
-_CONTROL_IN_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\udc80-\udc9f]")
+# C0 and C1 controls and DEL, the invisible characters; and the undecodable bytes 0x80-0x9f
+# (lone surrogates that emit() writes back as those bytes, which an 8-bit terminal reads as
+# C1 controls).
+_CONTROL = re.compile(f"[\x00-\x1f\x7f-\x9f\udc80-\udc9f{INVISIBLE}]")
+_CONTROL_IN_LINES = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\udc80-\udc9f{INVISIBLE}]")
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -135,14 +143,18 @@ def check_tag(name: str, hint: str, *, adding: bool = True) -> str:
     """Return ``name`` if it can be a tag, else raise one UsageError ending with ``hint``
     (how to write a tag with this command) or with what to do instead.
 
-    A tag is non-empty text without commas, spaces at the ends or control characters. One
-    being added must also not look like a secret (the detector that masks notes and
-    commands, :func:`kleio.redact.redact_message`): a tag is an identifier shown, exported
-    and matched as it is, so it is refused rather than masked; and it is at most
-    :data:`MAX_TAG` characters. Removing one (``adding=False``) takes any tag stored before.
+    A tag is non-empty text without commas, spaces at the ends, control or invisible
+    characters (:data:`INVISIBLE`). One being added must also not look like a secret (the
+    detector that masks notes and commands, :func:`kleio.redact.redact_message`): a tag is
+    an identifier shown, exported and matched as it is, so it is refused rather than masked;
+    and it is at most
+    :data:`MAX_TAG` characters. Removing one (``adding=False``) takes any non-empty tag
+    stored before, whatever it holds.
     """
-    bad = not name.strip() or any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in name)
-    if bad or _SURROGATE.search(name) or name != name.strip() or "," in name:
+    if not adding and name:  # a tag stored before these rules (a comma, a control) goes too
+        return name
+    bad = not name.strip() or _UNPRINTABLE.search(name) is not None
+    if bad or name != name.strip() or "," in name:
         raise UsageError(
             f"not a tag: '{one_line(name)[:60]}' (tags are non-empty text without commas, "
             "spaces at the ends or control characters)",
