@@ -161,3 +161,14 @@ def test_a_reading_command_leaves_an_empty_file_alone_as_no_journal(tmp_path, ar
     expected = f"error: there is no journal at {empty} yet (the file is empty)."
     assert result.stderr.startswith(expected)
     assert empty.stat().st_size == 0 and not (tmp_path / "e.db-wal").exists()
+
+
+def test_json_output_escapes_what_a_terminal_must_not_get_and_stays_the_same_value():
+    import json as _json
+
+    from kleio.cli.common import json_line
+
+    value = {"k\u202e": "a\x7fb\x9bc\x85d\u2028e é日"}
+    line = json_line(value)
+    assert _json.loads(line) == value
+    assert line == '{"k\\u202e": "a\\u007fb\\u009bc\\u0085d\\u2028e é日"}\n'.encode()

@@ -273,8 +273,20 @@ def _clean_key(key: Any) -> Any:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=str)
 
 
+#: What JSON may hold raw but a terminal must not get (DEL, C1 controls, the invisible
+#: characters): written as ``\\u`` escapes, the same JSON value.
+_JSON_UNSAFE = re.compile(f"[\x7f-\x9f{INVISIBLE}]")
+
+
+def _json_escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 def _dumps(value: Any) -> bytes:
-    return _ENCODER.encode(value).encode("utf-8") + b"\n"  # UnicodeEncodeError on a surrogate
+    text = _ENCODER.encode(value)
+    if _JSON_UNSAFE.search(text) is not None:
+        text = _JSON_UNSAFE.sub(_json_escaped, text)
+    return text.encode("utf-8") + b"\n"  # UnicodeEncodeError on a surrogate
 
 
 def json_line(value: Any) -> bytes:
