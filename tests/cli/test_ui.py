@@ -42,6 +42,14 @@ def test_ui_refuses_a_journal_that_does_not_exist_and_creates_none(tmp_path):
     assert not path.parent.exists()
 
 
+def test_ui_leaves_an_empty_file_alone_as_no_journal(tmp_path):
+    path = tmp_path / "e.db"
+    path.touch()
+    result = run_kleio("ui", "--db", str(path), "--port", "0")
+    assert result.returncode == 71 and "(the file is empty)" in result.stderr
+    assert path.stat().st_size == 0
+
+
 def test_ui_names_the_extra_when_starlette_is_missing(sqlite_journal):
     code = (
         "import sys; sys.modules['starlette'] = None; from kleio.cli import main; "

@@ -124,9 +124,10 @@ def check_exists(uri: str) -> None:
     scheme = scheme_of(uri)
     if scheme == "sqlite":
         path = sqlite_path(uri)
-        if not os.path.isfile(path):
+        if not os.path.isfile(path) or os.path.getsize(path) == 0:  # (empty: SQLite's new)
             raise StoreUnavailable(
-                f"there is no journal at {path}",
+                f"there is no journal at {path}"
+                + (" (the file is empty)" if os.path.isfile(path) else ""),
                 "point --db or KLEIO_DB at an existing journal, or run a trial first "
                 "(e.g. 'kleio python train.py')",
             )
