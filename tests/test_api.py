@@ -266,3 +266,16 @@ def test_a_name_holding_an_operator_or_a_comma_is_written_in_double_quotes():
     assert ka.parse_sort('-"x<y"') == ("x<y", True)
     assert split_names('lr, "a,b" ,"q""uote",,') == ["lr", "a,b", 'q"uote']
     assert split_names(",,,") == []
+
+
+def test_a_number_and_text_do_not_order_and_a_comma_does_not_hide_a_condition():
+    from kleio.api.conditions import Condition
+    from kleio.errors import UsageError
+
+    for spec in ("lr<abc", "lr<0.1x", "lr>=1e"):  # an option recorded as text "0.1" or 0.1
+        assert not Condition(spec).matches("0.1") and not Condition(spec).matches(0.1), spec
+    assert Condition("lr<0.2").matches("0.1") and not Condition("opt<0.1").matches("sgd")
+    assert Condition("opt<t").matches("sgd")  # text against text: in text order
+    with pytest.raises(UsageError, match="its own --where"):
+        Condition("lr<1,seed=3")
+    assert Condition("tags=a,b").text == "a,b"  # a comma alone is part of the value

@@ -77,6 +77,13 @@ class Condition:
                 "starts with an operator character",
                 "write one operator of = != < <= > >=, e.g. --where 'lr<0.1'",
             )
+        if "," in self.text and _CONDITION.match(self.text.split(",", 1)[1] or "") is not None:
+            raise UsageError(
+                f"cannot read the condition {spec[:60]!r}: its value {self.text[:30]!r} holds "
+                "another condition after a comma",
+                "give each condition its own --where (they are combined with AND), e.g. "
+                "--where 'lr<1' --where seed=3",
+            )
         self.op = "=" if op == "==" else op
         self.number = _number(self.text)
         if self.name in TIME_FIELDS and self.number is None:
@@ -102,6 +109,8 @@ class Condition:
                 return False
         elif self.op in ("=", "!="):
             return self._equal(value) == (self.op == "=")
+        elif (number is None) != (self.number is None):
+            return False  # a number and text do not order (as in MongoDB: no match)
         else:
             left, right = str(value), self.text  # type: ignore[assignment]
         return {
