@@ -446,20 +446,16 @@ def test_lineage_from_oldest_with_cuts(store, family):
     assert store.lineage(trial_id="missing") == []
 
 
+#: The statistics of g0's lineage (the family fixture): (who logged it, epoch), in order.
+G0_STATISTICS = (
+    [("p", e) for e in range(1, 5)] + [("c", 5), ("c", 6)] + [("g", 7), ("g", 8), ("g", 9)]
+)
+
+
 @pytest.mark.parametrize("batch", [1, 2, 5000])
 def test_iter_lineage_events(store, family, batch):
     stats = list(store.iter_lineage_events(trial_id="g0", kinds=["statistic"], batch=batch))
-    assert [(e.data["who"], e.data["epoch"]) for e in stats] == [
-        ("p", 1),
-        ("p", 2),
-        ("p", 3),
-        ("p", 4),
-        ("c", 5),
-        ("c", 6),
-        ("g", 7),
-        ("g", 8),
-        ("g", 9),
-    ]
+    assert [(e.data["who"], e.data["epoch"]) for e in stats] == G0_STATISTICS
     everything = list(store.iter_lineage_events(trial_id="c0", batch=batch))
     assert [(e.trial_id, e.kind) for e in everything][:2] == [("p0", "status"), ("p0", "statistic")]
     assert [e.trial_id for e in everything].count("p0") == 5
@@ -484,17 +480,7 @@ def test_iter_lineage_joined_gives_the_raw_texts(store, family, batch):
         assert joined == raw
     assert joined == []  # (the missing trial)
     got = texts(store.iter_lineage_joined(trial_id="g0", kind="statistic", batch=batch))
-    assert [(s["who"], s["epoch"]) for s in got] == [
-        ("p", 1),
-        ("p", 2),
-        ("p", 3),
-        ("p", 4),
-        ("c", 5),
-        ("c", 6),
-        ("g", 7),
-        ("g", 8),
-        ("g", 9),
-    ]
+    assert [(s["who"], s["epoch"]) for s in got] == G0_STATISTICS
     statuses = texts(store.iter_lineage_joined(trial_id="g0", kind="status", batch=batch))
     assert statuses == [{"status": "new"}] * 3
 

@@ -140,29 +140,39 @@ class EventsMixin(TrialsMixin, SummariesMixin):
             ]
         return [Event(trial_id, seq, kind, when, loads(data)) for seq, kind, when, data in rows]
 
-    def _read_raw(
+    def _range(
         self, *, trial_id: str, kind: str, after: int | None, upto: int | None, limit: int
-    ) -> list[tuple[int, str | dict[str, Any]]]:
+    ) -> tuple[str, tuple[int, str, int, int, int]] | None:
+        """``(index clause, parameters)`` of the events of ``kind`` of a trial in
+        ``(after, upto]``, at most ``limit``, for :meth:`_read_raw` and :meth:`_read_joined`;
+        None when there are none to read (no such trial, or past the last seq).
+
+        Statistics are most of a long trial's events: one range of the primary key, each row
+        read where it lies, costs half of the kind index plus a look-up per row (and scanning
+        past other events, in C, stays cheap); sparser kinds take the index."""
         key = self._read_key(trial_id)
-        if key is None:
-            return []
-        if after is not None and after >= _INT64_MAX:
-            return []
-        # The text as stored: the reader decides what it can pass through (decode the rest).
-        # Statistics are most of a long trial's events: one range of the primary key, each
-        # row read where it lies, costs half of the kind index plus a look-up per row (and
-        # scanning past other events, in C, stays cheap); sparser kinds take the index.
-        index = "" if kind == "statistic" else " INDEXED BY events_kind"
-        sql = (
-            f"SELECT seq, data FROM events{index}"
-            " WHERE trial = ? AND kind = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
-        )
+        if key is None or (after is not None and after >= _INT64_MAX):
+            return None
         params = (
             key,
             kind,
             _int64(-1 if after is None else after),
             _int64(_INT64_MAX if upto is None else upto),
             _int64(limit),
+        )
+        return ("" if kind == "statistic" else " INDEXED BY events_kind"), params
+
+    def _read_raw(
+        self, *, trial_id: str, kind: str, after: int | None, upto: int | None, limit: int
+    ) -> list[tuple[int, str | dict[str, Any]]]:
+        found = self._range(trial_id=trial_id, kind=kind, after=after, upto=upto, limit=limit)
+        if found is None:
+            return []
+        index, params = found
+        # The text as stored: the reader decides what it can pass through (decode the rest).
+        sql = (
+            f"SELECT seq, data FROM events{index}"
+            " WHERE trial = ? AND kind = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
         )
         rows = self._fetch_text(sql, params)
         if rows is None:  # bytes that are not UTF-8: decoded one by one, as read_events does
@@ -174,20 +184,12 @@ class EventsMixin(TrialsMixin, SummariesMixin):
     def _read_joined(
         self, *, trial_id: str, kind: str, after: int | None, upto: int | None, limit: int
     ) -> tuple[int, JoinedTexts] | None:
-        key = self._read_key(trial_id)
-        if key is None or (after is not None and after >= _INT64_MAX):
+        found = self._range(trial_id=trial_id, kind=kind, after=after, upto=upto, limit=limit)
+        if found is None:
             return 0, JoinedTexts("", 0)
-        index = "" if kind == "statistic" else " INDEXED BY events_kind"
-        sql = _JOINED.format(index=index)
-        params = (
-            key,
-            kind,
-            _int64(-1 if after is None else after),
-            _int64(_INT64_MAX if upto is None else upto),
-            _int64(limit),
-        )
-        rows = self._fetch_text(sql, params)
-        if rows is None:  # bytes that are not UTF-8: read row by row (_read_raw)
+        index, params = found
+        rows = self._fetch_text(_JOINED.format(index=index), params)
+        if rows is None:  # bytes that are not UTF-8, or past SQLite's limit: row by row
             return None
         count, last, text = rows[0]
         if not count:
